@@ -1,0 +1,489 @@
+import Foundation
+
+/// The player's state machine. It lives on the audio thread only and is never shared.
+///
+/// Position bookkeeping: `written` counts frames handed to the device since it was
+/// last (re)configured or flushed; `played = written - delay` is what has been heard.
+/// Markers record at which device frame a track (or a seek within it) begins, so the
+/// audible track and position follow the ear, not the decoder, across gapless joins.
+final class Engine {
+    private struct Loaded {
+        let index: Int
+        let track: Track
+        let source: any PCMSource
+    }
+
+    private struct Marker {
+        let deviceFrame: Int64
+        let index: Int
+        let track: Track
+        let metadata: TrackMetadata
+        let offset: Int64
+        let startsTrack: Bool
+    }
+
+    private let config: PlayerConfiguration
+    private let mailbox: Mailbox
+    private let hub: EventHub
+
+    private var output: any AudioOutput
+    private var outputTried = false
+    private var queue = PlayQueue()
+    private var state = PlaybackState.stopped
+    private var volume: Int
+    private var decoding: Loaded?
+    private var preload: (index: Int, result: Result<any PCMSource, AudioError>)?
+    private var written: Int64 = 0
+    private var markers: [Marker] = []
+    private var audible: Marker?
+    private var hardwarePaused = false
+    private var buffer: [Int16]
+    private var lastPublish: UInt64 = 0
+
+    init(configuration: PlayerConfiguration, mailbox: Mailbox, hub: EventHub) {
+        config = configuration
+        self.mailbox = mailbox
+        self.hub = hub
+        volume = max(0, min(100, configuration.initialVolume))
+        output = ALSAOutput(device: configuration.device, pace: configuration.paceDevice,
+                            latencyMicros: configuration.latencyMicros)
+        buffer = [Int16](repeating: 0, count: 2048 * 2)
+        hub.update {
+            $0.volume = volume
+            $0.outputName = configuration.device
+        }
+    }
+
+    func run() {
+        while true {
+            let busy = state == .playing && decoding != nil
+            for message in mailbox.take(timeout: busy ? 0 : config.positionInterval) {
+                switch message {
+                case .shutdown:
+                    output.discardBuffered()
+                    output.close()
+                    hub.finishAll()
+                    return
+                case .command(let command):
+                    handle(command)
+                }
+            }
+            if state == .playing { step() }
+            followEar()
+            publishPosition()
+        }
+    }
+
+    // MARK: Commands
+
+    private func handle(_ command: PlayerCommand) {
+        switch command {
+        case .load(let tracks, let startAt, let autoplay):
+            stopPlayback()
+            var q = PlayQueue(tracks)
+            q.repeatMode = queue.repeatMode
+            if queue.shuffle { q.setShuffle(true) }
+            queue = q
+            hub.update { $0.queueCount = tracks.count }
+            if autoplay && !tracks.isEmpty { start(index: startAt) }
+        case .append(let tracks):
+            queue.append(tracks)
+            hub.update { $0.queueCount = queue.tracks.count }
+        case .play(let index):
+            start(index: index)
+        case .togglePause:
+            state == .playing ? pause() : resume()
+        case .pause:
+            pause()
+        case .resume:
+            resume()
+        case .stop:
+            stopPlayback()
+        case .seek(let seconds):
+            seek(to: seconds)
+        case .seekBy(let delta):
+            seek(to: currentPosition() + delta)
+        case .setVolume(let v):
+            setVolume(v)
+        case .changeVolume(let d):
+            setVolume(volume + d)
+        case .next:
+            skip(forward: true)
+        case .previous:
+            skip(forward: false)
+        case .setRepeat(let mode):
+            setRepeat(mode)
+        case .cycleRepeat:
+            setRepeat(queue.repeatMode.next)
+        case .setShuffle(let on):
+            setShuffle(on)
+        case .toggleShuffle:
+            setShuffle(!queue.shuffle)
+        }
+    }
+
+    private func setVolume(_ v: Int) {
+        volume = max(0, min(100, v))
+        hub.update { $0.volume = volume }
+    }
+
+    private func setRepeat(_ mode: RepeatMode) {
+        queue.repeatMode = mode
+        preload = nil
+        hub.update { $0.repeatMode = mode }
+    }
+
+    private func setShuffle(_ on: Bool) {
+        if let index = audible?.index ?? decoding?.index { queue.select(index) }
+        queue.setShuffle(on)
+        preload = nil
+        hub.update { $0.shuffle = on }
+    }
+
+    private func setState(_ s: PlaybackState) {
+        guard s != state else { return }
+        state = s
+        hub.update { $0.state = s }
+        hub.emit(.stateChanged(s))
+    }
+
+    /// Starts track `index`, moving on past tracks that fail to open.
+    private func start(index: Int) {
+        guard queue.tracks.indices.contains(index) else { return }
+        flush()
+        endAudible()
+        preload = nil
+        queue.select(index)
+        var candidate: Int? = index
+        var attempts = 0
+        while let i = candidate, attempts < queue.tracks.count {
+            attempts += 1
+            if let loaded = open(index: i) {
+                guard begin(loaded) else { return }
+                if hardwarePaused { _ = output.setPaused(false); hardwarePaused = false }
+                setState(.playing)
+                return
+            }
+            candidate = queue.advance(afterEnd: false)
+        }
+        finishQueue()
+    }
+
+    private func pause() {
+        guard state == .playing else { return }
+        if output.setPaused(true) {
+            hardwarePaused = true
+        } else if let (index, frame) = audiblePosition() {
+            // The device cannot hold audio while paused: drop it and resume from what was heard.
+            flush()
+            reposition(index: index, frame: frame)
+        }
+        setState(.paused)
+    }
+
+    private func resume() {
+        switch state {
+        case .paused:
+            if hardwarePaused {
+                if !output.setPaused(false) { output.discardBuffered() }
+                hardwarePaused = false
+            }
+            setState(.playing)
+        case .stopped:
+            start(index: queue.currentIndex ?? 0)
+        case .playing:
+            break
+        }
+    }
+
+    private func stopPlayback() {
+        flush()
+        if hardwarePaused { hardwarePaused = false }
+        endAudible()
+        decoding = nil
+        preload = nil
+        markers = []
+        hub.update { $0.position = 0 }
+        setState(.stopped)
+    }
+
+    private func seek(to seconds: Double) {
+        guard let (index, _) = audiblePosition() else { return }
+        let rate = Double((audible?.metadata ?? decoding?.source.metadata)?.format.sampleRate ?? 44100)
+        var frame = Int64(max(0, seconds) * rate)
+        if let total = (audible?.metadata ?? decoding?.source.metadata)?.totalFrames {
+            frame = min(frame, max(0, total - 1))
+        }
+        flush()
+        reposition(index: index, frame: frame)
+    }
+
+    private func skip(forward: Bool) {
+        if let index = audible?.index ?? decoding?.index { queue.select(index) }
+        let target = forward ? queue.peekNext(afterEnd: false) : queue.peekPrevious()
+        guard let target else { return }
+        let wasPaused = state == .paused
+        start(index: target)
+        if wasPaused { pause() }
+    }
+
+    // MARK: Playback
+
+    /// Decodes one chunk and writes it; at a track's end moves to the next gaplessly.
+    private func step() {
+        guard let current = decoding else {
+            finishQueue()
+            return
+        }
+        let frames: Int
+        do {
+            frames = try buffer.withUnsafeMutableBufferPointer { b in
+                Result { () throws(AudioError) in try current.source.read(into: b) }
+            }.get()
+        } catch {
+            fail(current.index, error)
+            advanceAfterEnd()
+            return
+        }
+        if frames == 0 {
+            if let error = current.source.finishCheck() { fail(current.index, error) }
+            advanceAfterEnd()
+            return
+        }
+        let samples = frames * current.source.format.channels
+        applyVolume(count: samples)
+        writeToDevice(count: samples, frames: frames)
+        maybePreload()
+    }
+
+    private func writeToDevice(count: Int, frames: Int) {
+        do {
+            let output = self.output
+            try buffer.withUnsafeBufferPointer { b in
+                Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
+            }.get()
+        } catch {
+            // The device went away mid-play: keep time on the null output.
+            switchToNull(reason: error)
+        }
+        written += Int64(frames)
+    }
+
+    /// Scales samples in place; the gain never exceeds 1, so nothing clips.
+    private func applyVolume(count: Int) {
+        guard volume < 100 else { return }
+        let gain = Int32(volume * 32768 / 100)
+        buffer.withUnsafeMutableBufferPointer { b in
+            for i in 0..<count {
+                b[i] = Int16(truncatingIfNeeded: (Int32(b[i]) * gain + 16384) >> 15)
+            }
+        }
+    }
+
+    private func maybePreload() {
+        guard preload == nil, let current = decoding else { return }
+        let meta = current.source.metadata
+        let remaining = Double((meta.totalFrames ?? Int64.max) - current.source.framePosition) / Double(meta.format.sampleRate)
+        guard remaining <= config.preloadSeconds, let next = queue.peekNext() else { return }
+        do {
+            preload = (next, .success(try config.openSource(queue.tracks[next])))
+        } catch {
+            preload = (next, .failure(error))
+        }
+    }
+
+    /// The decoded track ran out: continue with the next playable one in the same stream.
+    private func advanceAfterEnd() {
+        decoding = nil
+        var attempts = 0
+        while attempts < max(1, queue.tracks.count), let next = queue.advance() {
+            attempts += 1
+            let result: Result<any PCMSource, AudioError>
+            if let p = preload, p.index == next {
+                result = p.result
+            } else {
+                result = Result { () throws(AudioError) in try config.openSource(queue.tracks[next]) }
+            }
+            preload = nil
+            switch result {
+            case .success(let source):
+                _ = begin(Loaded(index: next, track: queue.tracks[next], source: source))
+                return
+            case .failure(let error):
+                fail(next, error)
+            }
+        }
+        finishQueue()
+    }
+
+    /// Makes `loaded` the decoding track, its first frame following what was written.
+    /// A track whose format differs reopens the device after the current audio drains.
+    @discardableResult
+    private func begin(_ loaded: Loaded) -> Bool {
+        let format = loaded.source.format
+        if output.format != format {
+            if output.format != nil {
+                output.drain()
+                written = Int64.max / 4  // everything queued has now been heard
+                followEar()
+            }
+            guard configureOutput(format) else { return false }
+            written = 0
+            markers = []
+        }
+        markers.append(Marker(deviceFrame: written, index: loaded.index, track: loaded.track,
+                              metadata: loaded.source.metadata, offset: loaded.source.framePosition, startsTrack: true))
+        decoding = loaded
+        hub.update { $0.lastError = nil }
+        return true
+    }
+
+    private func configureOutput(_ format: PCMFormat) -> Bool {
+        do {
+            try output.configure(format)
+            if !outputTried {
+                outputTried = true
+                hub.update { $0.outputName = output.name; $0.noAudioDevice = output.isNull }
+                hub.emit(.outputChanged(name: output.name, noAudioDevice: output.isNull))
+            }
+            return true
+        } catch {
+            outputTried = true
+            switchToNull(reason: error)
+            do { try output.configure(format) } catch { return false }
+            return true
+        }
+    }
+
+    private func switchToNull(reason: AudioError) {
+        guard !output.isNull else { return }
+        let format = output.format
+        output.close()
+        output = NullOutput()
+        if let format { try? output.configure(format) }
+        hub.update {
+            $0.outputName = output.name
+            $0.noAudioDevice = true
+            $0.lastError = reason
+        }
+        hub.emit(.outputChanged(name: output.name, noAudioDevice: true))
+    }
+
+    private func open(index: Int) -> Loaded? {
+        let track = queue.tracks[index]
+        do {
+            return Loaded(index: index, track: track, source: try config.openSource(track))
+        } catch {
+            fail(index, error)
+            return nil
+        }
+    }
+
+    private func fail(_ index: Int, _ error: AudioError) {
+        hub.update { $0.lastError = error }
+        hub.emit(.trackFailed(index: index, error: error))
+    }
+
+    private func finishQueue() {
+        decoding = nil
+        output.drain()
+        written = Int64.max / 4
+        followEar()
+        written = 0
+        markers = []
+        endAudible()
+        hub.update { $0.position = 0 }
+        setState(.stopped)
+        hub.emit(.queueFinished)
+    }
+
+    /// Throws away audio not yet heard; what was heard stays the position.
+    private func flush() {
+        output.discardBuffered()
+        hardwarePaused = false
+        written = 0
+        markers = []
+    }
+
+    /// Positions the decoder at `frame` of track `index` (reopening it when the
+    /// decoder has already moved on) and marks where it will be heard.
+    private func reposition(index: Int, frame: Int64) {
+        preload = nil
+        var loaded = decoding
+        if loaded?.index != index {
+            loaded = open(index: index)
+            queue.select(index)
+        }
+        guard let loaded else {
+            stopPlayback()
+            return
+        }
+        let landed: Int64
+        do {
+            landed = try loaded.source.seek(toFrame: frame)
+        } catch {
+            fail(index, error)
+            stopPlayback()
+            return
+        }
+        decoding = loaded
+        let isNewTrack = audible?.index != index
+        markers.append(Marker(deviceFrame: written, index: index, track: loaded.track,
+                              metadata: loaded.source.metadata, offset: landed, startsTrack: isNewTrack))
+        followEar()
+    }
+
+    // MARK: What the listener hears
+
+    private var played: Int64 {
+        max(0, written - Int64(output.delayFrames()))
+    }
+
+    private func audiblePosition() -> (index: Int, frame: Int64)? {
+        followEar()
+        if let a = audible { return (a.index, a.offset + max(0, played - a.deviceFrame)) }
+        if let d = decoding { return (d.index, d.source.framePosition) }
+        return nil
+    }
+
+    private func currentPosition() -> Double {
+        guard let (_, frame) = audiblePosition(), let meta = audible?.metadata ?? decoding?.source.metadata else { return 0 }
+        return Double(frame) / Double(meta.format.sampleRate)
+    }
+
+    /// Advances the audible marker to what the device has played, announcing track changes.
+    private func followEar() {
+        let heard = played
+        while let next = markers.first, next.deviceFrame <= heard {
+            markers.removeFirst()
+            if next.startsTrack || audible?.index != next.index {
+                endAudible()
+                hub.update {
+                    $0.trackIndex = next.index
+                    $0.track = next.track
+                    $0.metadata = next.metadata
+                }
+                hub.emit(.trackStarted(index: next.index, track: next.track, metadata: next.metadata))
+            }
+            audible = next
+        }
+    }
+
+    private func endAudible() {
+        if let a = audible {
+            hub.emit(.trackEnded(index: a.index, track: a.track))
+            audible = nil
+        }
+    }
+
+    private func publishPosition() {
+        let now = monotonicNanos()
+        guard Double(now - lastPublish) / 1e9 >= config.positionInterval else { return }
+        lastPublish = now
+        guard let a = audible else { return }
+        let seconds = Double(a.offset + max(0, played - a.deviceFrame)) / Double(a.metadata.format.sampleRate)
+        let clamped = a.metadata.duration.map { min(seconds, $0) } ?? seconds
+        hub.update { $0.position = clamped }
+        hub.emit(.position(seconds: clamped, duration: a.metadata.duration))
+    }
+}

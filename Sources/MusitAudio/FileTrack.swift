@@ -1,0 +1,227 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Decoded PCM from somewhere: the player reads frames from it and seeks in it.
+public protocol PCMSource: AnyObject {
+    var location: String { get }
+    var metadata: TrackMetadata { get }
+    var format: PCMFormat { get }
+    /// Frames handed out since the last seek, plus the seek target.
+    var framePosition: Int64 { get }
+    /// Decodes into `buffer` (interleaved S16); returns frames, 0 at the end of the track.
+    func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int
+    /// Moves to `frame`; returns the frame playback really resumes at.
+    @discardableResult func seek(toFrame frame: Int64) throws(AudioError) -> Int64
+    /// After the end: an error when the track turned out shorter than its header promised.
+    func finishCheck() -> AudioError?
+}
+
+/// An MP3 file decoded through the feed-mode decoder.
+public final class FileTrack: PCMSource {
+    public let location: String
+    public private(set) var metadata: TrackMetadata
+    public var format: PCMFormat { metadata.format }
+    public private(set) var framePosition: Int64 = 0
+
+    private let fd: Int32
+    private let fileSize: Int
+    private let decoder: MP3Decoder
+    private var readOffset = 0
+    private var inputEnded = false
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    private var hasInfoTag = false
+    private var endedWithError = false
+
+    /// Opens, validates and starts decoding `path`; throws a clear reason when it is not playable MP3.
+    public init(path: String) throws(AudioError) {
+        location = path
+        var st = stat()
+        if stat(path, &st) != 0 {
+            let e = errno
+            throw AudioError(path, e == ENOENT || e == ENOTDIR ? .notFound : .unreadable(errnoString(e)))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw AudioError(path, .isDirectory) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw AudioError(path, .unreadable(errnoString(errno))) }
+        self.fd = fd
+        fileSize = Int(st.st_size)
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw AudioError(path, .unreadable("not a regular file"))
+        }
+        do {
+            decoder = try MP3Decoder()
+        } catch {
+            close(fd)
+            throw AudioError(path, error)
+        }
+        metadata = TrackMetadata()
+        do {
+            try validateAndStart()
+        } catch let reason {
+            close(fd)
+            throw AudioError(path, reason)
+        }
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    private func validateAndStart() throws(AudioError.Reason) {
+        if fileSize == 0 { throw .empty }
+        // Probe the tag plus 64 KiB of audio for a run of consistent frames.
+        var head = [UInt8](repeating: 0, count: min(fileSize, 128 * 1024))
+        var n = try preadAll(&head, offset: 0)
+        let tagSize = head.withUnsafeBytes { MP3Probe.id3v2Size($0) }
+        if tagSize > 0 && tagSize + 64 * 1024 > n && n < fileSize {
+            head = [UInt8](repeating: 0, count: min(fileSize, tagSize + 64 * 1024))
+            n = try preadAll(&head, offset: 0)
+        }
+        let fileSize = self.fileSize
+        let probe = try head.prefix(n).withUnsafeBytes { b in
+            Result { () throws(AudioError.Reason) in try MP3Probe.probe(b, fileSize: fileSize) }
+        }.get()
+        hasInfoTag = head.withUnsafeBytes { Self.hasXingInfo($0, frameAt: probe.firstFrameOffset, header: probe.header) }
+
+        decoder.setStreamSize(fileSize)
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        // Feed until the decoder knows the format; it then holds the parsed ID3v2 tag.
+        while true {
+            let decoder = self.decoder
+            let out = try scratch.withUnsafeMutableBytes { b in
+                Result { () throws(AudioError.Reason) in try decoder.decode(into: b) }
+            }.get()
+            switch out {
+            case .newFormat(let f):
+                var meta = decoder.metadata()
+                meta.format = f
+                if let v1 = try readID3v1() { meta.fillMissing(from: v1) }
+                meta.totalFrames = decoder.totalFrames
+                metadata = meta
+                return
+            case .pcm:
+                throw .decode("audio before the format was known")
+            case .needMore:
+                if try !feedNextChunk() { throw .noAudioFrames(tagOnly: tagSize > 0) }
+            }
+        }
+    }
+
+    private func readID3v1() throws(AudioError.Reason) -> TrackMetadata? {
+        guard fileSize >= 128 else { return nil }
+        var tail = [UInt8](repeating: 0, count: 128)
+        guard try preadAll(&tail, offset: fileSize - 128) == 128 else { return nil }
+        return ID3v1.parse(tail)
+    }
+
+    /// Reads the next chunk of the file into the decoder; false at end of file.
+    private func feedNextChunk() throws(AudioError.Reason) -> Bool {
+        if inputEnded { return false }
+        let n = try preadAll(&chunk, offset: readOffset)
+        if n == 0 {
+            inputEnded = true
+            return false
+        }
+        readOffset += n
+        let decoder = self.decoder
+        try chunk.withUnsafeBytes { b in
+            Result { () throws(AudioError.Reason) in try decoder.feed(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
+        }.get()
+        return true
+    }
+
+    private func preadAll(_ buffer: inout [UInt8], offset: Int) throws(AudioError.Reason) -> Int {
+        var total = 0
+        let fd = self.fd
+        let count = buffer.count
+        let result: Int32 = buffer.withUnsafeMutableBytes { b in
+            while total < count {
+                let r = pread(fd, b.baseAddress! + total, count - total, off_t(offset + total))
+                if r < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                if r == 0 { break }
+                total += r
+            }
+            return 0
+        }
+        if result != 0 { throw .unreadable(errnoString(result)) }
+        return total
+    }
+
+    public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        let channels = format.channels
+        do throws(AudioError.Reason) {
+            while true {
+                switch try decoder.decode(into: raw) {
+                case .pcm(let bytes):
+                    let frames = bytes / (2 * channels)
+                    framePosition += Int64(frames)
+                    return frames
+                case .newFormat(let f):
+                    if f != metadata.format {
+                        // A mid-stream format change ends this stream; the rest is not played.
+                        throw AudioError.Reason.decode("format changed mid-stream (\(metadata.format) → \(f))")
+                    }
+                case .needMore:
+                    if try !feedNextChunk() { return 0 }
+                }
+            }
+        } catch let reason {
+            endedWithError = true
+            throw AudioError(location, reason)
+        }
+    }
+
+    @discardableResult
+    public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
+        let target = max(0, min(frame, metadata.totalFrames ?? frame))
+        do {
+            let (landed, offset) = try decoder.prepareSeek(toFrame: target)
+            readOffset = offset
+            inputEnded = false
+            framePosition = landed
+            return landed
+        } catch {
+            throw AudioError(location, error)
+        }
+    }
+
+    public func finishCheck() -> AudioError? {
+        guard hasInfoTag, !endedWithError, let expected = metadata.totalFrames else { return nil }
+        // Allow one frame of slack for encoders that round the Info tag.
+        if framePosition + 1152 < expected {
+            let rate = Double(format.sampleRate)
+            return AudioError(location, .truncated(playedSeconds: Double(framePosition) / rate,
+                                                   expectedSeconds: Double(expected) / rate))
+        }
+        return nil
+    }
+
+    /// A Xing/Info (LAME) header in the first frame gives the exact frame count.
+    static func hasXingInfo(_ bytes: UnsafeRawBufferPointer, frameAt offset: Int, header: MP3FrameHeader) -> Bool {
+        let end = min(bytes.count, offset + header.frameLength)
+        guard end - offset > 40 else { return false }
+        let tags: [[UInt8]] = [Array("Xing".utf8), Array("Info".utf8), Array("VBRI".utf8)]
+        var i = offset + 4
+        while i + 4 <= end {
+            for t in tags where bytes[i] == t[0] && bytes[i + 1] == t[1] && bytes[i + 2] == t[2] && bytes[i + 3] == t[3] {
+                return true
+            }
+            i += 1
+        }
+        return false
+    }
+}
+
+extension FileTrack {
+    /// Reads tags and duration of a file without playing it.
+    public static func readMetadata(path: String) throws(AudioError) -> TrackMetadata {
+        try FileTrack(path: path).metadata
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Synchronization
+
+public enum PlaybackState: String, Sendable {
+    case stopped, playing, paused
+}
+
+/// A snapshot of the player for drawing: what is audible now, not what is being decoded.
+public struct PlayerStatus: Sendable, Equatable {
+    public var state: PlaybackState = .stopped
+    public var trackIndex: Int?
+    public var track: Track?
+    public var metadata: TrackMetadata?
+    /// Seconds into the audible track.
+    public var position: Double = 0
+    public var volume: Int = 100
+    public var repeatMode: RepeatMode = .off
+    public var shuffle = false
+    public var outputName = ""
+    public var noAudioDevice = false
+    public var queueCount = 0
+    public var lastError: AudioError?
+
+    public var duration: Double? { metadata?.duration }
+}
+
+public enum PlayerEvent: Sendable, Equatable {
+    case stateChanged(PlaybackState)
+    /// The track's first sample reached the device's output (not merely the decoder).
+    case trackStarted(index: Int, track: Track, metadata: TrackMetadata)
+    case trackEnded(index: Int, track: Track)
+    /// The track could not be played (or broke off); the queue moves on.
+    case trackFailed(index: Int, error: AudioError)
+    case position(seconds: Double, duration: Double?)
+    case outputChanged(name: String, noAudioDevice: Bool)
+    case queueFinished
+}
+
+public enum PlayerCommand: Sendable {
+    /// Replaces the queue; starts track `startAt` when `autoplay`.
+    case load([Track], startAt: Int, autoplay: Bool)
+    case append([Track])
+    case play(index: Int)
+    case togglePause, pause, resume, stop
+    case seek(to: Double)
+    case seekBy(Double)
+    case setVolume(Int)
+    case changeVolume(Int)
+    case next, previous
+    case setRepeat(RepeatMode)
+    case cycleRepeat
+    case setShuffle(Bool)
+    case toggleShuffle
+}
+
+public struct PlayerConfiguration: Sendable {
+    /// ALSA device name.
+    public var device: String = "default"
+    /// Pace writes by the clock, for ALSA devices that swallow audio instantly.
+    public var paceDevice = false
+    public var latencyMicros: UInt32 = 200_000
+    /// The next track is opened and decoded this long before the current one ends.
+    public var preloadSeconds = 5.0
+    /// How often position events are published.
+    public var positionInterval = 0.05
+    public var initialVolume = 100
+    /// Opens a track for decoding.
+    public var openSource: @Sendable (Track) throws(AudioError) -> any PCMSource = { track throws(AudioError) in
+        try FileTrack(path: track.location)
+    }
+
+    public init(device: String = "default") {
+        self.device = device
+    }
+}
+
+/// The playback engine. Decoding and the blocking device writes run on one
+/// dedicated thread, never on Swift's cooperative pool; callers talk to it
+/// through commands and hear back through events and a status snapshot.
+public final class Player: Sendable {
+    private let mailbox = Mailbox()
+    private let hub = EventHub()
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(configuration: PlayerConfiguration = PlayerConfiguration()) {
+        let mailbox = self.mailbox
+        let hub = self.hub
+        let finished = self.finished
+        let thread = Thread {
+            let engine = Engine(configuration: configuration, mailbox: mailbox, hub: hub)
+            engine.run()
+            finished.signal()
+        }
+        thread.name = "musit-audio"
+        thread.qualityOfService = .userInteractive
+        thread.start()
+    }
+
+    public func send(_ command: PlayerCommand) {
+        mailbox.post(.command(command))
+    }
+
+    /// The current snapshot (thread-safe).
+    public var status: PlayerStatus { hub.status }
+
+    /// A new stream of every event from now on.
+    public func events() -> AsyncStream<PlayerEvent> { hub.subscribe() }
+
+    /// Calls `observer` on the audio thread for every event; keep it quick.
+    public func observe(_ observer: @escaping @Sendable (PlayerEvent) -> Void) { hub.observe(observer) }
+
+    /// Stops playback, closes the device and ends the thread. Idempotent.
+    public func shutdown() {
+        guard mailbox.close() else { return }
+        finished.wait()
+    }
+
+    deinit { shutdown() }
+}
+
+// MARK: - Plumbing between callers and the audio thread
+
+final class Mailbox: Sendable {
+    enum Message: Sendable {
+        case command(PlayerCommand)
+        case shutdown
+    }
+
+    private struct State {
+        var messages: [Message] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let condition = NSCondition()
+
+    func post(_ message: Message) {
+        let accepted = state.withLock { s -> Bool in
+            guard !s.closed else { return false }
+            s.messages.append(message)
+            return true
+        }
+        if accepted { wake() }
+    }
+
+    /// Posts shutdown once; false if already closed.
+    func close() -> Bool {
+        let first = state.withLock { s -> Bool in
+            guard !s.closed else { return false }
+            s.messages.append(.shutdown)
+            s.closed = true
+            return true
+        }
+        if first { wake() }
+        return first
+    }
+
+    private func wake() {
+        condition.lock()
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Takes what is waiting, waiting up to `timeout` seconds when nothing is.
+    func take(timeout: Double) -> [Message] {
+        var got = state.withLock { s in
+            defer { s.messages.removeAll() }
+            return s.messages
+        }
+        if got.isEmpty && timeout > 0 {
+            condition.lock()
+            if state.withLock({ $0.messages.isEmpty }) {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: timeout))
+            }
+            condition.unlock()
+            got = state.withLock { s in
+                defer { s.messages.removeAll() }
+                return s.messages
+            }
+        }
+        return got
+    }
+}
+
+final class EventHub: Sendable {
+    private struct State {
+        var status = PlayerStatus()
+        var continuations: [Int: AsyncStream<PlayerEvent>.Continuation] = [:]
+        var observers: [@Sendable (PlayerEvent) -> Void] = []
+        var nextID = 0
+    }
+
+    private let state = Mutex(State())
+
+    var status: PlayerStatus { state.withLock { $0.status } }
+
+    func update(_ change: (inout PlayerStatus) -> Void) {
+        state.withLock { change(&$0.status) }
+    }
+
+    func subscribe() -> AsyncStream<PlayerEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: PlayerEvent.self, bufferingPolicy: .bufferingNewest(4096))
+        let id = state.withLock { s in
+            s.nextID += 1
+            s.continuations[s.nextID] = continuation
+            return s.nextID
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.continuations.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func observe(_ observer: @escaping @Sendable (PlayerEvent) -> Void) {
+        state.withLock { $0.observers.append(observer) }
+    }
+
+    func emit(_ event: PlayerEvent) {
+        let (continuations, observers) = state.withLock { (Array($0.continuations.values), $0.observers) }
+        for c in continuations { c.yield(event) }
+        for o in observers { o(event) }
+    }
+
+    func finishAll() {
+        let continuations = state.withLock { s in
+            defer { s.continuations.removeAll() }
+            return Array(s.continuations.values)
+        }
+        for c in continuations { c.finish() }
+    }
+}

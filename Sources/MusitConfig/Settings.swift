@@ -1,0 +1,81 @@
+import Foundation
+
+/// Settings read from `$XDG_CONFIG_HOME/musit/config.json` (or `--config PATH`).
+/// Precedence everywhere: command-line flag, then `MUSIT_*` environment, then this file, then defaults.
+public struct MusitSettings: Codable, Equatable, Sendable {
+    public struct Audio: Codable, Equatable, Sendable {
+        /// ALSA device name.
+        public var device: String?
+        /// Initial volume, 0–100.
+        public var volume: Int?
+
+        public init(device: String? = nil, volume: Int? = nil) {
+            self.device = device
+            self.volume = volume
+        }
+    }
+
+    public var audio: Audio?
+
+    public init(audio: Audio? = nil) {
+        self.audio = audio
+    }
+
+    public struct LoadError: Error, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "config file \(path): \(reason)" }
+    }
+
+    /// Loads the file at `path`; a missing default file gives empty settings, a broken one an error.
+    public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MusitSettings {
+        let explicit = path ?? environment["MUSIT_CONFIG"]
+        let file = explicit ?? XDGPaths(environment: environment).configHome + "/musit/config.json"
+        guard FileManager.default.fileExists(atPath: file) else {
+            if let explicit { throw LoadError(path: explicit, reason: "no such file") }
+            return MusitSettings()
+        }
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            return try JSONDecoder().decode(MusitSettings.self, from: data)
+        } catch let error as DecodingError {
+            throw LoadError(path: file, reason: "not valid settings JSON (\(Self.describe(error)))")
+        } catch {
+            throw LoadError(path: file, reason: error.localizedDescription)
+        }
+    }
+
+    /// The ALSA device: `--device`, then `MUSIT_ALSA_DEVICE`, then the file, then `default`.
+    public func audioDevice(flag: String?, environment: [String: String]) -> String {
+        if let flag, !flag.isEmpty { return flag }
+        if let env = environment["MUSIT_ALSA_DEVICE"], !env.isEmpty { return env }
+        if let device = audio?.device, !device.isEmpty { return device }
+        return "default"
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c):
+            let path = c.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? c.debugDescription : "\(path): \(c.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// XDG base directories.
+public struct XDGPaths: Sendable {
+    public let configHome: String
+    public let dataHome: String
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        func pick(_ key: String, _ fallback: String) -> String {
+            if let v = environment[key], v.hasPrefix("/") { return v }
+            return home + "/" + fallback
+        }
+        configHome = pick("XDG_CONFIG_HOME", ".config")
+        dataHome = pick("XDG_DATA_HOME", ".local/share")
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import MusitAudio
+import MusitConfig
+import MusitTerminal
+import Synchronization
+
+@main
+struct MusitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "musit-tui",
+        abstract: "A keyboard-driven terminal music player.",
+        discussion: """
+            Plays MP3 files over ALSA. Keys: space pause, ←/→ seek 5 s, +/- volume, \
+            n/p next/previous, r repeat, s shuffle, q quit.
+            The ALSA device comes from --device, then MUSIT_ALSA_DEVICE, then the config file \
+            ($XDG_CONFIG_HOME/musit/config.json: {"audio": {"device": "..."}}), then "default".
+            """,
+        version: MusitVersion.string)
+
+    @Flag(help: "Play with no UI, one line per track on stdout, and exit at the end.")
+    var headless = false
+
+    @Option(help: ArgumentHelp("ALSA device to play on.", valueName: "name"))
+    var device: String?
+
+    @Option(help: ArgumentHelp("Settings file (JSON); default $XDG_CONFIG_HOME/musit/config.json.", valueName: "path"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Initial volume, 0–100.", valueName: "percent"))
+    var volume: Int?
+
+    @Flag(help: "Pace output by the clock, for ALSA devices that do not (such as type null).")
+    var pace = false
+
+    @Argument(help: "MP3 files to play, in order.")
+    var files: [String] = []
+
+    func validate() throws {
+        if let volume, !(0...100).contains(volume) {
+            throw ValidationError("--volume must be between 0 and 100, not \(volume).")
+        }
+        if headless && files.isEmpty {
+            throw ValidationError("--headless needs at least one file to play.")
+        }
+    }
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let settings: MusitSettings
+        do {
+            settings = try MusitSettings.load(path: config, environment: environment)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var playerConfig = PlayerConfiguration(device: settings.audioDevice(flag: device, environment: environment))
+        playerConfig.paceDevice = pace
+        playerConfig.initialVolume = volume ?? settings.audio?.volume ?? 100
+        var paths = files
+        if paths.isEmpty { paths = DemoMusic.paths() }
+        let tracks = paths.map(Track.init)
+
+        if headless {
+            let failed = HeadlessRun(configuration: playerConfig, tracks: tracks).run()
+            if failed > 0 { throw ExitCode(1) }
+        } else {
+            let player = Player(configuration: playerConfig)
+            player.send(.load(tracks, startAt: 0, autoplay: true))
+            NowPlayingScreen(player: player, tracks: tracks).run()
+            player.shutdown()
+        }
+    }
+}
+
+enum MusitVersion {
+    static let string = "0.1.0"
+}
+
+/// The demo tracks shipped in Resources/demo, found beside the executable's package.
+enum DemoMusic {
+    static func paths() -> [String] {
+        var candidates: [String] = []
+        if let dir = ProcessInfo.processInfo.environment["MUSIT_DEMO_DIR"] { candidates.append(dir) }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        candidates.append(exe.deletingLastPathComponent().appendingPathComponent("../../../Resources/demo").standardized.path)
+        candidates.append(FileManager.default.currentDirectoryPath + "/Resources/demo")
+        for dir in candidates {
+            if let names = try? FileManager.default.contentsOfDirectory(atPath: dir) {
+                let mp3s = names.filter { $0.lowercased().hasSuffix(".mp3") }.sorted()
+                if !mp3s.isEmpty { return mp3s.map { dir + "/" + $0 } }
+            }
+        }
+        return []
+    }
+}
+
+/// `--headless`: plays the queue to the device with one line per track on stdout, errors on stderr.
+struct HeadlessRun {
+    let configuration: PlayerConfiguration
+    let tracks: [Track]
+
+    /// Returns how many tracks failed.
+    func run() -> Int {
+        let player = Player(configuration: configuration)
+        let done = DispatchSemaphore(value: 0)
+        let failures = Atomic<Int>(0)
+        let total = tracks.count
+        player.observe { event in
+            switch event {
+            case .trackStarted(let index, let track, let meta):
+                let length = meta.duration.map { " (\(TimeText.clock($0)))" } ?? ""
+                Output.line("[\(index + 1)/\(total)] \(meta.displayTitle(location: track.location))\(length) — \(track.location)")
+            case .trackFailed(_, let error):
+                failures.add(1, ordering: .relaxed)
+                Output.error("musit-tui: error: \(error)")
+            case .outputChanged(let name, let isNull):
+                if isNull {
+                    Output.error("musit-tui: \(name) (cannot open ALSA device \"\(configuration.device)\"); playing on the null output in real time")
+                }
+            case .queueFinished:
+                done.signal()
+            default:
+                break
+            }
+        }
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { done.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        player.send(.load(tracks, startAt: 0, autoplay: true))
+        done.wait()
+        player.shutdown()
+        return failures.load(ordering: .relaxed)
+    }
+}
+
+enum Output {
+    static func line(_ s: String) {
+        FileHandle.standardOutput.write(Data((s + "\n").utf8))
+    }
+
+    static func error(_ s: String) {
+        FileHandle.standardError.write(Data((s + "\n").utf8))
+    }
+}

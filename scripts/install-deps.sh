@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Musit builds, runs and tests with. Idempotent:
+# does nothing when everything is present. Run as root (or with sudo available).
+set -euo pipefail
+packages=(
+    pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libsqlite3-dev  # build
+    ncurses-term alsa-utils                                                 # run: terminfo, ALSA config
+    sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
+    mpg123 time                                                             # benchmarks: peer, /usr/bin/time
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Synthesizes the deterministic test tracks into DIR (default .build/test-audio):
+# known frequencies, durations, tags and a cover image, plus the broken files the
+# bad-input tests feed the player. Needs sox, lame, mid3v2 (python3-mutagen), python3.
+# Writes DIR/manifest.json describing what was written; skips work when DIR is current.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/../.build/test-audio}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+stamp="$out/.stamp"
+sum=$(sha256sum "$0" | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+    exit 0
+fi
+for tool in sox lame mid3v2 python3; do
+    command -v "$tool" >/dev/null || { echo "make-test-audio: $tool is missing (make deps installs it)" >&2; exit 1; }
+done
+cd "$out"
+rm -rf ./*
+
+# 440 Hz sine, 5 s, stereo 44.1 kHz: 220500 frames.
+sox -n -r 44100 -c 2 -b 16 sine440.wav synth 5 sine 440 gain -6
+lame --quiet -b 192 sine440.wav sine440.mp3
+
+# One continuous sweep (6 s), and the same sweep cut in two at a point that is not
+# a multiple of the MP3 frame size, for the gapless test.
+sox -n -r 44100 -c 2 -b 16 sweep.wav synth 6 sine 200:4000 gain -6
+sox sweep.wav sweep_a.wav trim 0s 119070s
+sox sweep.wav sweep_b.wav trim 119070s
+for f in sweep sweep_a sweep_b; do lame --quiet -b 320 $f.wav $f.mp3; done
+
+# A 48 kHz track, to make the device reopen between formats.
+sox -n -r 48000 -c 2 -b 16 sine1k_48k.wav synth 2 sine 1000 gain -6
+lame --quiet -b 192 sine1k_48k.wav sine1k_48k.mp3
+
+# A small cover image (PNG) made without image tools.
+python3 - <<'EOF'
+import struct, zlib
+w = h = 16
+raw = b"".join(b"\x00" + b"".join(bytes((x * 16, y * 16, 128)) for x in range(w)) for y in range(h))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + \
+      chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+open("cover.png", "wb").write(png)
+EOF
+
+# Tags: ID3v2.3 in UTF-16 (lame), ID3v2.3 in Latin-1 (lame), ID3v2.4 in UTF-8 (mid3v2), ID3v1.1 (lame).
+sox -n -r 44100 -c 2 -b 16 tone.wav synth 1 sine 660 gain -6
+lame --quiet -b 128 --id3v2-only --id3v2-utf16 --tt "Ünïcødé Title – 東京" --ta "Ærtist Ωμέγα" \
+    --tl "Albüm 🎵" --ty 1999 --tn 7/12 --ti cover.png tone.wav tag_v23_utf16.mp3
+lame --quiet -b 128 --id3v2-only --id3v2-latin1 --tt "Café Müller" --ta "Señor Latin" \
+    --tl "Déjà Vu" --ty 1984 --tn 3 tone.wav tag_v23_latin1.mp3
+lame --quiet -b 128 tone.wav tag_v24.mp3
+mid3v2 -t "Ωμέγα UTF-8 🎶" -a "Artïst Four" -A "Album v2.4" -T 11/20 -y 2021-05-04 \
+    -p "cover.png:Front cover:3:image/png" tag_v24.mp3
+lame --quiet -b 128 --id3v1-only --tt "Old Title" --ta "Old Artist" --tl "Old Album" --ty 1977 --tn 5 \
+    tone.wav tag_v1.mp3
+
+# Bad input.
+: > empty.mp3
+mkdir -p directory.mp3
+cp sine440.wav wav_named.mp3
+python3 - <<'EOF'
+import random
+r = random.Random(1234)
+open("random.mp3", "wb").write(bytes(r.getrandbits(8) for _ in range(200_000)))
+data = open("tag_v24.mp3", "rb").read()
+size = 10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9])
+open("tag_only.mp3", "wb").write(data[:size])
+full = open("sine440.mp3", "rb").read()
+open("truncated.mp3", "wb").write(full[: len(full) * 2 // 5])
+EOF
+cp sine440.mp3 unreadable.mp3
+chmod 000 unreadable.mp3
+
+python3 - <<'EOF'
+import json
+json.dump({
+    "sine440": {"file": "sine440.mp3", "frequency": 440, "frames": 220500},
+    "sweep": {"file": "sweep.mp3", "wav": "sweep.wav", "frames": 264600},
+    "sweep_parts": [{"file": "sweep_a.mp3", "frames": 119070}, {"file": "sweep_b.mp3", "frames": 145530}],
+    "tags": [
+        {"file": "tag_v23_utf16.mp3", "title": "Ünïcødé Title – 東京", "artist": "Ærtist Ωμέγα",
+         "album": "Albüm 🎵", "year": 1999, "track": 7, "cover": "cover.png", "frames": 44100},
+        {"file": "tag_v23_latin1.mp3", "title": "Café Müller", "artist": "Señor Latin",
+         "album": "Déjà Vu", "year": 1984, "track": 3, "cover": None, "frames": 44100},
+        {"file": "tag_v24.mp3", "title": "Ωμέγα UTF-8 🎶", "artist": "Artïst Four",
+         "album": "Album v2.4", "year": 2021, "track": 11, "cover": "cover.png", "frames": 44100},
+        {"file": "tag_v1.mp3", "title": "Old Title", "artist": "Old Artist",
+         "album": "Old Album", "year": 1977, "track": 5, "cover": None, "frames": 44100},
+    ],
+}, open("manifest.json", "w"), ensure_ascii=False, indent=1)
+EOF
+echo "$sum" > "$stamp"
