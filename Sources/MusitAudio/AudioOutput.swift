@@ -18,8 +18,9 @@ public protocol AudioOutput: AnyObject {
     func write(_ samples: UnsafeBufferPointer<Int16>) throws(AudioError)
     /// Frames handed over but not yet heard.
     func delayFrames() -> Int
-    /// Stops at once keeping buffered audio; false when the device cannot pause.
-    func setPaused(_ paused: Bool) -> Bool
+    /// Pauses keeping buffered audio where the device can; where it cannot, the
+    /// buffer plays out and the device idles until resumed. No audio is lost either way.
+    func setPaused(_ paused: Bool)
     /// Discards buffered audio at once.
     func discardBuffered()
     /// Waits until everything written has been heard.
@@ -39,6 +40,7 @@ struct RealTimePacer {
         self.rate = rate
         start = monotonicNanos()
         frames = 0
+        frozenPending = nil
     }
 
     /// Accounts for `count` frames and sleeps until they are due.
@@ -52,8 +54,23 @@ struct RealTimePacer {
         }
     }
 
+    private var frozenPending: Int?
+
+    /// Stops the clock: pending frames stay pending until `thaw`.
+    mutating func freeze() {
+        if frozenPending == nil { frozenPending = pending() }
+    }
+
+    mutating func thaw() {
+        guard let held = frozenPending else { return }
+        frozenPending = nil
+        start = monotonicNanos()
+        frames = Int64(held)
+    }
+
     /// Frames written but not yet due at the clock.
     func pending() -> Int {
+        if let frozenPending { return frozenPending }
         guard start != 0 else { return 0 }
         let elapsed = Double(monotonicNanos() - start) / 1e9
         return max(0, Int(frames - Int64(elapsed * Double(rate))))
@@ -86,9 +103,8 @@ public final class NullOutput: AudioOutput {
 
     public func delayFrames() -> Int { pacer.pending() }
 
-    public func setPaused(_ paused: Bool) -> Bool {
-        // Nothing to hold: drop what is pending and restart the clock on resume.
-        false
+    public func setPaused(_ paused: Bool) {
+        if paused { pacer.freeze() } else { pacer.thaw() }
     }
 
     public func discardBuffered() { pacer.reset(rate: format?.sampleRate ?? 44100) }
@@ -114,6 +130,7 @@ public final class ALSAOutput: AudioOutput {
     private let pace: Bool
     private var pacer = RealTimePacer()
     private let latencyMicros: UInt32
+    private var hardwarePaused = false
     /// Underruns recovered so far.
     public private(set) var recoveredUnderruns = 0
 
@@ -204,19 +221,25 @@ public final class ALSAOutput: AudioOutput {
         return pace ? max(device, pacer.pending()) : device
     }
 
-    public func setPaused(_ paused: Bool) -> Bool {
-        guard let pcm else { return true }
-        if snd_pcm_pause(pcm, paused ? 1 : 0) == 0 {
-            if !paused && pace { pacer.reset(rate: format?.sampleRate ?? 44100) }
-            return true
+    public func setPaused(_ paused: Bool) {
+        if pace { if paused { pacer.freeze() } else { pacer.thaw() } }
+        guard let pcm else { return }
+        if paused {
+            hardwarePaused = snd_pcm_pause(pcm, 1) == 0
+        } else if hardwarePaused {
+            hardwarePaused = false
+            if snd_pcm_pause(pcm, 0) != 0 { snd_pcm_prepare(pcm) }
+        } else if snd_pcm_state(pcm) == SND_PCM_STATE_XRUN {
+            // The buffer played out while paused without hardware pause.
+            snd_pcm_prepare(pcm)
         }
-        return false
     }
 
     public func discardBuffered() {
         guard let pcm else { return }
         snd_pcm_drop(pcm)
         snd_pcm_prepare(pcm)
+        hardwarePaused = false
         pacer.reset(rate: format?.sampleRate ?? 44100)
     }
 

@@ -36,7 +36,6 @@ final class Engine {
     private var written: Int64 = 0
     private var markers: [Marker] = []
     private var audible: Marker?
-    private var hardwarePaused = false
     private var buffer: [Int16]
     private var lastPublish: UInt64 = 0
 
@@ -85,7 +84,15 @@ final class Engine {
             if queue.shuffle { q.setShuffle(true) }
             queue = q
             hub.update { $0.queueCount = tracks.count }
-            if autoplay && !tracks.isEmpty { start(index: startAt) }
+            if !tracks.isEmpty {
+                if autoplay {
+                    start(index: startAt)
+                } else {
+                    // Cue the track: opened and positioned, paused before any audio is written.
+                    start(index: startAt)
+                    pause()
+                }
+            }
         case .append(let tracks):
             queue.append(tracks)
             hub.update { $0.queueCount = queue.tracks.count }
@@ -160,7 +167,6 @@ final class Engine {
             attempts += 1
             if let loaded = open(index: i) {
                 guard begin(loaded) else { return }
-                if hardwarePaused { _ = output.setPaused(false); hardwarePaused = false }
                 setState(.playing)
                 return
             }
@@ -171,23 +177,14 @@ final class Engine {
 
     private func pause() {
         guard state == .playing else { return }
-        if output.setPaused(true) {
-            hardwarePaused = true
-        } else if let (index, frame) = audiblePosition() {
-            // The device cannot hold audio while paused: drop it and resume from what was heard.
-            flush()
-            reposition(index: index, frame: frame)
-        }
+        output.setPaused(true)
         setState(.paused)
     }
 
     private func resume() {
         switch state {
         case .paused:
-            if hardwarePaused {
-                if !output.setPaused(false) { output.discardBuffered() }
-                hardwarePaused = false
-            }
+            output.setPaused(false)
             setState(.playing)
         case .stopped:
             start(index: queue.currentIndex ?? 0)
@@ -198,7 +195,6 @@ final class Engine {
 
     private func stopPlayback() {
         flush()
-        if hardwarePaused { hardwarePaused = false }
         endAudible()
         decoding = nil
         preload = nil
@@ -400,7 +396,6 @@ final class Engine {
     /// Throws away audio not yet heard; what was heard stays the position.
     private func flush() {
         output.discardBuffered()
-        hardwarePaused = false
         written = 0
         markers = []
     }

@@ -27,11 +27,14 @@ public final class FileTrack: PCMSource {
 
     private let fd: Int32
     private let fileSize: Int
-    private let decoder: MP3Decoder
+    private var decoder: MP3Decoder
+    /// A seek was prepared and no audio decoded since: libmpg123 cannot stack feed seeks.
+    private var seekPending = false
     private var readOffset = 0
     private var inputEnded = false
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
     private var hasInfoTag = false
+    private var hasTag = false
     private var endedWithError = false
 
     /// Opens, validates and starts decoding `path`; throws a clear reason when it is not playable MP3.
@@ -76,6 +79,7 @@ public final class FileTrack: PCMSource {
         var head = [UInt8](repeating: 0, count: min(fileSize, 128 * 1024))
         var n = try preadAll(&head, offset: 0)
         let tagSize = head.withUnsafeBytes { MP3Probe.id3v2Size($0) }
+        hasTag = tagSize > 0
         if tagSize > 0 && tagSize + 64 * 1024 > n && n < fileSize {
             head = [UInt8](repeating: 0, count: min(fileSize, tagSize + 64 * 1024))
             n = try preadAll(&head, offset: 0)
@@ -86,26 +90,32 @@ public final class FileTrack: PCMSource {
         }.get()
         hasInfoTag = head.withUnsafeBytes { Self.hasXingInfo($0, frameAt: probe.firstFrameOffset, header: probe.header) }
 
+        try startDecoding()
+        var meta = decoder.metadata()
+        meta.format = decoder.format ?? .cd
+        if let v1 = try readID3v1() { meta.fillMissing(from: v1) }
+        meta.totalFrames = decoder.totalFrames
+        metadata = meta
+    }
+
+    /// Feeds from the start until the decoder knows the format; it then holds the parsed ID3v2 tag.
+    private func startDecoding() throws(AudioError.Reason) {
         decoder.setStreamSize(fileSize)
+        readOffset = 0
+        inputEnded = false
         var scratch = [UInt8](repeating: 0, count: 16 * 1024)
-        // Feed until the decoder knows the format; it then holds the parsed ID3v2 tag.
         while true {
             let decoder = self.decoder
             let out = try scratch.withUnsafeMutableBytes { b in
                 Result { () throws(AudioError.Reason) in try decoder.decode(into: b) }
             }.get()
             switch out {
-            case .newFormat(let f):
-                var meta = decoder.metadata()
-                meta.format = f
-                if let v1 = try readID3v1() { meta.fillMissing(from: v1) }
-                meta.totalFrames = decoder.totalFrames
-                metadata = meta
+            case .newFormat:
                 return
             case .pcm:
                 throw .decode("audio before the format was known")
             case .needMore:
-                if try !feedNextChunk() { throw .noAudioFrames(tagOnly: tagSize > 0) }
+                if try !feedNextChunk() { throw .noAudioFrames(tagOnly: hasTag) }
             }
         }
     }
@@ -160,6 +170,7 @@ public final class FileTrack: PCMSource {
             while true {
                 switch try decoder.decode(into: raw) {
                 case .pcm(let bytes):
+                    seekPending = false
                     let frames = bytes / (2 * channels)
                     framePosition += Int64(frames)
                     return frames
@@ -181,12 +192,19 @@ public final class FileTrack: PCMSource {
     @discardableResult
     public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
         let target = max(0, min(frame, metadata.totalFrames ?? frame))
-        do {
-            let (landed, offset) = try decoder.prepareSeek(toFrame: target)
+        do throws(AudioError.Reason) {
+            if seekPending {
+                decoder = try MP3Decoder()
+                try startDecoding()
+            }
+            // libmpg123 seeks sample-accurately: it resumes from an indexed frame
+            // before the target and discards decoded samples up to it.
+            let (_, offset) = try decoder.prepareSeek(toFrame: target)
             readOffset = offset
             inputEnded = false
-            framePosition = landed
-            return landed
+            framePosition = target
+            seekPending = true
+            return target
         } catch {
             throw AudioError(location, error)
         }

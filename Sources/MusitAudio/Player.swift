@@ -37,7 +37,7 @@ public enum PlayerEvent: Sendable, Equatable {
 }
 
 public enum PlayerCommand: Sendable {
-    /// Replaces the queue; starts track `startAt` when `autoplay`.
+    /// Replaces the queue; starts track `startAt` when `autoplay`, else cues it paused at 0:00.
     case load([Track], startAt: Int, autoplay: Bool)
     case append([Track])
     case play(index: Int)

@@ -1,0 +1,240 @@
+import Foundation
+@testable import MusitAudio
+import Synchronization
+import Testing
+
+/// Test audio made by scripts/make-test-audio.sh, and a hermetic ALSA configuration
+/// with a `file` device that captures exactly what the player wrote.
+enum Fixtures {
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static let dir: String = {
+        let env = ProcessInfo.processInfo.environment["MUSIT_TEST_AUDIO"]
+        let dir = env ?? packageRoot.appendingPathComponent(".build/test-audio").path
+        // The script is a no-op when the fixtures are current.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [packageRoot.appendingPathComponent("scripts/make-test-audio.sh").path, dir]
+        try? p.run()
+        p.waitUntilExit()
+        precondition(p.terminationStatus == 0, "scripts/make-test-audio.sh failed")
+        return dir
+    }()
+
+    static func path(_ name: String) -> String { dir + "/" + name }
+
+    struct Manifest: Decodable, Sendable {
+        struct Tagged: Decodable, Sendable {
+            let file: String
+            let title: String
+            let artist: String
+            let album: String
+            let year: Int
+            let track: Int
+            let cover: String?
+            let frames: Int64
+        }
+        let tags: [Tagged]
+    }
+
+    static let manifest: Manifest = {
+        let data = try! Data(contentsOf: URL(fileURLWithPath: path("manifest.json")))
+        return try! JSONDecoder().decode(Manifest.self, from: data)
+    }()
+
+    /// Writes the ALSA configuration once per process and points alsa-lib at it
+    /// (before alsa-lib first reads its configuration).
+    static let alsaConfig: String = {
+        let dir = NSTemporaryDirectory() + "musit-alsa-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let file = dir + "/asoundrc"
+        let text = """
+            pcm.testnull { type null }
+            pcm.testfile {
+                @args [ FILE ]
+                @args.FILE { type string default "/dev/null" }
+                type file
+                slave.pcm "testnull"
+                file $FILE
+                format "raw"
+            }
+
+            """
+        try! text.write(toFile: file, atomically: true, encoding: .utf8)
+        setenv("ALSA_CONFIG_PATH", file, 1)
+        return file
+    }()
+
+    /// A fresh capture path and the ALSA device name that writes to it.
+    static func captureDevice(_ label: String = #function) -> (device: String, path: String) {
+        _ = alsaConfig
+        let safe = label.filter { $0.isLetter || $0.isNumber }
+        let path = NSTemporaryDirectory() + "musit-capture-\(getpid())-\(safe)-\(UUID().uuidString.prefix(8)).raw"
+        return ("testfile:FILE=\(path)", path)
+    }
+}
+
+/// Interleaved S16 samples.
+struct PCM {
+    var samples: [Int16]
+    var channels: Int = 2
+    var frames: Int { samples.count / channels }
+
+    init(samples: [Int16], channels: Int = 2) {
+        self.samples = samples
+        self.channels = channels
+    }
+
+    init(raw path: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        samples = data.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+    }
+
+    /// Reads the data chunk of a 16-bit PCM WAV file.
+    init(wav path: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let bytes = [UInt8](data)
+        var i = 12
+        var channels = 2
+        while i + 8 <= bytes.count {
+            let id = String(decoding: bytes[i..<i + 4], as: UTF8.self)
+            let size = Int(bytes[i + 4]) | Int(bytes[i + 5]) << 8 | Int(bytes[i + 6]) << 16 | Int(bytes[i + 7]) << 24
+            if id == "fmt " { channels = Int(bytes[i + 10]) | Int(bytes[i + 11]) << 8 }
+            if id == "data" {
+                let body = bytes[(i + 8)..<min(bytes.count, i + 8 + size)]
+                samples = body.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+                self.channels = channels
+                return
+            }
+            i += 8 + size + (size & 1)
+        }
+        throw CocoaError(.fileReadCorruptFile)
+    }
+
+    /// One channel as doubles, from `start` frames for `count` frames.
+    func channel(_ c: Int, from start: Int = 0, count: Int? = nil) -> [Double] {
+        let end = min(frames, start + (count ?? frames))
+        guard start < end else { return [] }
+        return (start..<end).map { Double(samples[$0 * channels + c]) }
+    }
+
+    func rms(from start: Int = 0, count: Int? = nil) -> Double {
+        let x = channel(0, from: start, count: count)
+        return (x.reduce(0) { $0 + $1 * $1 } / Double(max(1, x.count))).squareRoot()
+    }
+}
+
+enum Signal {
+    /// Power of frequency `f` in `x` (Goertzel).
+    static func power(_ x: [Double], frequency f: Double, rate: Double) -> Double {
+        let w = 2 * Double.pi * f / rate
+        let coeff = 2 * cos(w)
+        var s1 = 0.0, s2 = 0.0
+        for v in x {
+            let s0 = v + coeff * s1 - s2
+            s2 = s1
+            s1 = s0
+        }
+        return s1 * s1 + s2 * s2 - coeff * s1 * s2
+    }
+
+    /// The strongest frequency in `x`: a coarse scan, then a fine one around the winner.
+    static func peakFrequency(_ x: [Double], rate: Double, range: ClosedRange<Double>) -> Double {
+        func best(_ lo: Double, _ hi: Double, _ step: Double, _ data: [Double]) -> Double {
+            var f = lo, bestF = lo, bestP = -1.0
+            while f <= hi {
+                let p = power(data, frequency: f, rate: rate)
+                if p > bestP { bestP = p; bestF = f }
+                f += step
+            }
+            return bestF
+        }
+        let coarse = best(range.lowerBound, range.upperBound, 5, Array(x.prefix(Int(rate))))
+        return best(coarse - 5, coarse + 5, 0.1, x)
+    }
+
+    /// Pearson correlation of two equally long series.
+    static func correlation(_ a: [Double], _ b: [Double]) -> Double {
+        let n = min(a.count, b.count)
+        guard n > 1 else { return 0 }
+        var ma = 0.0, mb = 0.0
+        for i in 0..<n { ma += a[i]; mb += b[i] }
+        ma /= Double(n); mb /= Double(n)
+        var sab = 0.0, saa = 0.0, sbb = 0.0
+        for i in 0..<n {
+            let da = a[i] - ma, db = b[i] - mb
+            sab += da * db; saa += da * da; sbb += db * db
+        }
+        return sab / (saa * sbb).squareRoot()
+    }
+
+    /// The lag (in frames, within ±maxLag) at which `probe` best matches `reference`
+    /// starting at `expectedStart`.
+    static func bestLag(probe: [Double], reference: [Double], expectedStart: Int, maxLag: Int) -> (lag: Int, correlation: Double) {
+        var best = (lag: 0, correlation: -2.0)
+        for lag in -maxLag...maxLag {
+            let start = expectedStart + lag
+            guard start >= 0, start + probe.count <= reference.count else { continue }
+            let c = correlation(probe, Array(reference[start..<start + probe.count]))
+            if c > best.correlation { best = (lag, c) }
+        }
+        return best
+    }
+}
+
+/// Runs a player and records its events.
+final class PlayerHarness: Sendable {
+    let player: Player
+    private let log = Locked<[PlayerEvent]>([])
+
+    init(device: String, configure: (inout PlayerConfiguration) -> Void = { _ in }) {
+        _ = Fixtures.alsaConfig
+        var config = PlayerConfiguration(device: device)
+        configure(&config)
+        player = Player(configuration: config)
+        let log = self.log
+        player.observe { event in log.withLock { $0.append(event) } }
+    }
+
+    var events: [PlayerEvent] { log.withLock { $0 } }
+
+    var failures: [AudioError] {
+        events.compactMap { if case .trackFailed(_, let e) = $0 { return e } else { return nil } }
+    }
+
+    var started: [Int] {
+        events.compactMap { if case .trackStarted(let i, _, _) = $0 { return i } else { return nil } }
+    }
+
+    /// Waits until `predicate` holds for the events so far; fails the test on timeout.
+    @discardableResult
+    func wait(timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation,
+              until predicate: ([PlayerEvent]) -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if predicate(events) { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        Issue.record("timed out waiting for player events; got \(events.filter { if case .position = $0 { false } else { true } })",
+                     sourceLocation: sourceLocation)
+        return false
+    }
+
+    func waitForQueueEnd(timeout: Double = 20) async {
+        await wait(timeout: timeout) { $0.contains(.queueFinished) }
+    }
+
+    func play(_ files: [String], autoplay: Bool = true) {
+        player.send(.load(files.map { Track(Fixtures.path($0)) }, startAt: 0, autoplay: autoplay))
+    }
+
+    deinit { player.shutdown() }
+}
+
+/// A value behind a lock that closures can share.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
