@@ -31,7 +31,10 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "musit-tui"]),
+        // Fixtures, PCM capture reading and signal analysis shared by the tests.
+        .target(name: "MusitTestSupport", path: "Tests/MusitTestSupport"),
+        .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "MusitTestSupport"]),
+        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTerminal", "MusitTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

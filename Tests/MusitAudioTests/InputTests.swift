@@ -1,5 +1,6 @@
 import Foundation
 @testable import MusitAudio
+import MusitTestSupport
 import Testing
 
 @Suite("Bad input, tags and frame parsing")

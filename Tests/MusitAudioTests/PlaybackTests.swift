@@ -1,5 +1,6 @@
 import Foundation
 @testable import MusitAudio
+import MusitTestSupport
 import Testing
 
 /// These tests listen to what the player wrote to an ALSA `file` device.

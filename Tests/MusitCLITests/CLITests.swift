@@ -1,0 +1,133 @@
+import Foundation
+import MusitConfig
+import MusitTestSupport
+import Testing
+
+@Suite("musit-tui on the command line")
+struct CLITests {
+    @Test("--help and --version")
+    func helpAndVersion() throws {
+        let help = try Binary.run(["--help"])
+        #expect(help.status == 0)
+        for word in ["--headless", "--device", "--volume", "MUSIT_ALSA_DEVICE"] {
+            #expect(help.stdout.contains(word), "help mentions \(word)")
+        }
+        let version = try Binary.run(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(version.stdout)")
+    }
+
+    @Test("bad arguments get a clear error and exit 64")
+    func badArguments() throws {
+        let r = try Binary.run(["--volume", "150", "--headless", Fixtures.path("sine440.mp3")])
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("--volume must be between 0 and 100"))
+        let none = try Binary.run(["--headless"])
+        #expect(none.status == 64)
+        #expect(none.stderr.contains("needs at least one file"))
+    }
+
+    @Test("--headless prints one line per track and errors on stderr, then exits")
+    func headless() throws {
+        let (device, capture) = Fixtures.captureDevice()
+        let r = try Binary.run(["--headless", "--device", device, Fixtures.path("tag_v24.mp3"),
+                                Fixtures.path("random.mp3"), Fixtures.path("tag_v1.mp3")])
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 2, "\(r.stdout)")
+        #expect(lines.first?.hasPrefix("[1/3] Artïst Four – Ωμέγα UTF-8 🎶 (0:01)") == true)
+        #expect(lines.last?.hasPrefix("[3/3] Old Artist – Old Title (0:01)") == true)
+        #expect(r.stderr == "musit-tui: error: \(Fixtures.path("random.mp3")): not an MP3: no MPEG audio frames found\n")
+        #expect(r.status == 1, "a failed track makes the exit status 1")
+        let pcm = try PCM(raw: capture)
+        #expect(pcm.frames == 2 * 44100)
+    }
+
+    @Test("with no audio device it plays on in real time and stderr holds no ALSA noise")
+    func noAudioDevice() throws {
+        let r = try Binary.run(["--headless", "--device", "no-such-device", Fixtures.path("tag_v24.mp3")])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasPrefix("[1/1] "))
+        #expect(r.seconds >= 0.95 && r.seconds < 3, "a 1 s track took \(r.seconds) s")
+        #expect(!r.stderr.contains("ALSA lib"))
+        #expect(r.stderr == "musit-tui: no audio device (cannot open ALSA device \"no-such-device\"); playing on the null output in real time\n")
+    }
+
+    @Test("an unreadable file is reported (run as an unprivileged user)")
+    func unreadable() throws {
+        let file = Fixtures.path("unreadable.mp3")
+        if getuid() == 0 {
+            // root reads anything: drop to nobody for this run.
+            let r = try Binary.run(["--headless", "--device", "testnull", file],
+                                   prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+            #expect(r.stderr == "musit-tui: error: \(file): cannot read: Permission denied\n", "\(r.stderr)")
+            #expect(r.status == 1)
+        } else {
+            let r = try Binary.run(["--headless", "--device", "testnull", file])
+            #expect(r.stderr.contains("cannot read: Permission denied"))
+        }
+    }
+
+    @Test("the device comes from --device, then MUSIT_ALSA_DEVICE, then the config file")
+    func devicePrecedence() throws {
+        let dir = NSTemporaryDirectory() + "musit-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/musit", withIntermediateDirectories: true)
+        let fromFile = Fixtures.captureDevice("file")
+        let fromEnv = Fixtures.captureDevice("env")
+        let fromFlag = Fixtures.captureDevice("flag")
+        try #"{"audio": {"device": "\#(fromFile.device)"}}"#.write(toFile: dir + "/musit/config.json", atomically: true, encoding: .utf8)
+        let track = Fixtures.path("tag_v1.mp3")
+        _ = try Binary.run(["--headless", track], environment: ["XDG_CONFIG_HOME": dir])
+        #expect(FileManager.default.fileExists(atPath: fromFile.path))
+        _ = try Binary.run(["--headless", track], environment: ["XDG_CONFIG_HOME": dir, "MUSIT_ALSA_DEVICE": fromEnv.device])
+        #expect(FileManager.default.fileExists(atPath: fromEnv.path))
+        _ = try Binary.run(["--headless", "--device", fromFlag.device, track],
+                           environment: ["XDG_CONFIG_HOME": dir, "MUSIT_ALSA_DEVICE": fromEnv.device])
+        #expect(FileManager.default.fileExists(atPath: fromFlag.path))
+        #expect(try PCM(raw: fromFlag.path).frames == 44100)
+
+        try "{ not json".write(toFile: dir + "/musit/config.json", atomically: true, encoding: .utf8)
+        let broken = try Binary.run(["--headless", track], environment: ["XDG_CONFIG_HOME": dir])
+        #expect(broken.status == 64)
+        #expect(broken.stderr.contains("config file \(dir)/musit/config.json: not valid settings JSON"), "\(broken.stderr)")
+    }
+
+    @Test("SIGTERM stops a headless run at once and cleanly")
+    func sigterm() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.path)
+        p.arguments = ["--headless", "--device", "testnull", "--pace", Fixtures.path("sine440.mp3")]
+        p.environment = ["ALSA_CONFIG_PATH": Fixtures.alsaConfig, "HOME": NSTemporaryDirectory()]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        let start = Date()
+        p.terminate()
+        p.waitUntilExit()
+        #expect(Date().timeIntervalSince(start) < 1, "exits promptly")
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+    }
+}
+
+@Suite("Settings")
+struct SettingsTests {
+    @Test("precedence and XDG paths")
+    func precedence() {
+        let s = MusitSettings(audio: .init(device: "fromfile"))
+        #expect(s.audioDevice(flag: "flag", environment: ["MUSIT_ALSA_DEVICE": "env"]) == "flag")
+        #expect(s.audioDevice(flag: nil, environment: ["MUSIT_ALSA_DEVICE": "env"]) == "env")
+        #expect(s.audioDevice(flag: nil, environment: [:]) == "fromfile")
+        #expect(MusitSettings().audioDevice(flag: nil, environment: [:]) == "default")
+        let xdg = XDGPaths(environment: ["HOME": "/home/u", "XDG_DATA_HOME": "relative/ignored"])
+        #expect(xdg.configHome == "/home/u/.config")
+        #expect(xdg.dataHome == "/home/u/.local/share")
+    }
+
+    @Test("a missing default file is fine, a missing named file is an error")
+    func missing() throws {
+        let none = try MusitSettings.load(path: nil, environment: ["XDG_CONFIG_HOME": "/nonexistent"])
+        #expect(none == MusitSettings())
+        #expect(throws: MusitSettings.LoadError.self) {
+            try MusitSettings.load(path: "/nonexistent/config.json", environment: [:])
+        }
+    }
+}
