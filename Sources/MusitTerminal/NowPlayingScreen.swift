@@ -30,6 +30,11 @@ public final class NowPlayingScreen {
             }
         }
         installSignalHandlers()
+        // A parent may have left SIGWINCH blocked; resizes depend on it.
+        var winch = sigset_t()
+        sigemptyset(&winch)
+        sigaddset(&winch, SIGWINCH)
+        pthread_sigmask(SIG_UNBLOCK, &winch, nil)
         initscr()
         defer { endwin() }
         cbreak()
