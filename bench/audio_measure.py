@@ -1,0 +1,87 @@
+"""Measures musit-tui --headless beside mpg123 on the same files and ALSA devices."""
+import os, statistics, subprocess, sys, tempfile, time
+
+musit, out = sys.argv[1], sys.argv[2]
+env = dict(os.environ)
+
+
+def duration(path):
+    """Seconds of audio, as musit-tui reads them from the file's Info tag."""
+    r = subprocess.run([musit, "--headless", "--device", "benchnull", path], capture_output=True, text=True, env=env)
+    clock = r.stdout.split("(")[-1].split(")")[0]
+    minutes, secs = clock.split(":")
+    return int(minutes) * 60 + int(secs)
+
+
+def timed(cmd):
+    """CPU seconds (user+sys) and peak RSS (kB) of cmd, from /usr/bin/time."""
+    with tempfile.NamedTemporaryFile("r") as t:
+        subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%U %S %M"] + cmd, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        u, s, m = t.read().split()[-3:]
+        return float(u) + float(s), int(m)
+
+
+players = {
+    "musit-tui": lambda dev, f: [musit, "--headless", "--device", dev, f],
+    "mpg123": lambda dev, f: ["mpg123", "-q", "-o", "alsa", "-a", dev, f],
+}
+
+track = f"{out}/track180.mp3"
+seconds = duration(track)
+print(f"\n== CPU per audio second, unpaced null device, {seconds:.0f} s 320 kbps MP3 (median of 3)")
+cpu = {}
+for name, cmd in players.items():
+    runs = [timed(cmd("benchnull", track)) for _ in range(3)]
+    cpu[name] = statistics.median(r[0] for r in runs) * 1000 / seconds
+    print(f"  {name:10s} {cpu[name]:6.3f} ms CPU / audio s")
+print(f"  ratio musit/mpg123: {cpu['musit-tui'] / cpu['mpg123']:.2f}x  (target <= 1.0x)")
+
+print("\n== peak RSS")
+for label, f in [("3 MB", f"{out}/track3mb.mp3"), ("100 MB", f"{out}/track100mb.mp3")]:
+    size = os.path.getsize(f) / 1e6
+    row = []
+    for name, cmd in players.items():
+        _, rss = timed(cmd("benchnull", f))
+        row.append(f"{name} {rss / 1024:.1f} MB")
+    print(f"  {label:6s} file ({size:.1f} MB): " + ", ".join(row))
+print("  (cmus 2.10 measured on this machine kind: 12.4 MB; shared/BENCH.md)")
+
+
+def first_frame(cmd_for_fifo, runs=7):
+    """Milliseconds from spawning the player to the first PCM bytes read from a FIFO device file.
+    The FIFO is held open read-write so a player that opens the device twice never blocks."""
+    import select
+    times = []
+    for _ in range(runs):
+        d = tempfile.mkdtemp()
+        fifo = f"{d}/pcm"
+        os.mkfifo(fifo)
+        fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd_for_fifo(f"benchfile:FILE={fifo}"), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first = None
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    data = b""
+                if data and first is None:
+                    first = (time.monotonic() - t0) * 1000
+            elif p.poll() is not None:
+                break
+        os.close(fd)
+        os.unlink(fifo)
+        os.rmdir(d)
+        if first is not None:
+            times.append(first)
+    return statistics.median(times) if times else float("nan")
+
+
+print("\n== start to first PCM at the device (ALSA file device on a FIFO, median of 7)")
+for name, cmd in players.items():
+    ms = first_frame(lambda dev: cmd(dev, track))
+    print(f"  {name:10s} {ms:6.1f} ms  (target < 50 ms)")

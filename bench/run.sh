@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints its figures. Results are not pass/fail.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+"$here/audio.sh"
