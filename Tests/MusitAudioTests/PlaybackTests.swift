@@ -144,11 +144,11 @@ struct PlaybackTests {
     func positionEvents() async throws {
         let h = PlayerHarness(device: "testnull") { $0.paceDevice = true }
         h.play(["sine440.mp3"])
-        await h.wait { $0.contains { if case .trackStarted = $0 { true } else { false } } }
-        let started = Date()
+        let isStart: (PlayerEvent) -> Bool = { if case .trackStarted = $0 { true } else { false } }
+        await h.wait { $0.contains(where: isStart) }
         try await Task.sleep(for: .milliseconds(1000))
-        let elapsed = Date().timeIntervalSince(started)
         let position = h.player.status.position
+        let elapsed = Date().timeIntervalSince(h.time(of: isStart) ?? Date())
         let positions = h.events.compactMap { if case .position(let s, _) = $0 { s } else { nil } }
         #expect(Double(positions.count) >= 10 * elapsed, "\(positions.count) position events in \(elapsed) s")
         #expect(positions == positions.sorted(), "positions never go back")

@@ -7,6 +7,7 @@ import Testing
 final class PlayerHarness: Sendable {
     let player: Player
     private let log = Locked<[PlayerEvent]>([])
+    private let times = Locked<[Date]>([])
 
     init(device: String, configure: (inout PlayerConfiguration) -> Void = { _ in }) {
         _ = Fixtures.alsaConfig
@@ -14,10 +15,20 @@ final class PlayerHarness: Sendable {
         configure(&config)
         player = Player(configuration: config)
         let log = self.log
-        player.observe { event in log.withLock { $0.append(event) } }
+        let times = self.times
+        player.observe { event in
+            log.withLock { $0.append(event) }
+            times.withLock { $0.append(Date()) }
+        }
     }
 
     var events: [PlayerEvent] { log.withLock { $0 } }
+
+    /// When the first event matching `predicate` was emitted (on the audio thread).
+    func time(of predicate: (PlayerEvent) -> Bool) -> Date? {
+        let (events, times) = (log.withLock { $0 }, self.times.withLock { $0 })
+        return zip(events, times).first { predicate($0.0) }?.1
+    }
 
     var failures: [AudioError] {
         events.compactMap { if case .trackFailed(_, let e) = $0 { return e } else { return nil } }
