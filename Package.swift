@@ -20,13 +20,22 @@ let package = Package(
         .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123"]),
         // Settings from flags, environment and the config file.
         .target(name: "MusitConfig"),
-        // Curses screens.
-        .target(name: "MusitTerminal", dependencies: ["CNcursesw", "MusitAudio"]),
+        // The UI as data: state, actions, reducer, keymap, layout, paged queue. No curses.
+        .target(name: "MusitViewModel"),
+        // State to a screen buffer of cells, diffs, themes. No curses.
+        .target(name: "MusitRender", dependencies: ["MusitViewModel"]),
+        // ncursesw: drawing buffer diffs, input on its own thread, terminal lifecycle.
+        .target(name: "MusitTerminal", dependencies: ["CNcursesw", "MusitRender", "MusitViewModel"]),
+        // Local files and folders as a paged queue source, scanned in the background.
+        .target(name: "MusitLibrary", dependencies: ["MusitViewModel"]),
+        // Wires the store to the player, the library and the terminal.
+        .target(name: "MusitApp", dependencies: ["MusitAudio", "MusitConfig", "MusitLibrary", "MusitRender",
+                                                 "MusitTerminal", "MusitViewModel"]),
         // The thin executable.
         .executableTarget(
             name: "musit-tui",
             dependencies: [
-                "MusitAudio", "MusitConfig", "MusitTerminal",
+                "MusitApp", "MusitAudio", "MusitConfig", "MusitRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -34,7 +43,8 @@ let package = Package(
         // Fixtures, PCM capture reading and signal analysis shared by the tests.
         .target(name: "MusitTestSupport", path: "Tests/MusitTestSupport"),
         .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "MusitTestSupport"]),
-        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTerminal", "MusitTestSupport"]),
+        .testTarget(name: "MusitViewModelTests", dependencies: ["MusitViewModel", "MusitRender", "MusitLibrary", "MusitTestSupport"]),
+        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

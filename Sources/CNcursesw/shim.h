@@ -26,4 +26,42 @@ static inline mmask_t musit_report_mouse_position(void) { return REPORT_MOUSE_PO
 extern int wcwidth(wchar_t c);
 static inline int musit_wcwidth(unsigned int c) { return wcwidth((wchar_t)c); }
 static inline int musit_setlocale_all(void) { return setlocale(LC_ALL, "") != NULL; }
+static inline mmask_t musit_button1_clicked(void) { return BUTTON1_CLICKED; }
+static inline int musit_key_code_yes(void) { return KEY_CODE_YES; }
+
+/* Sets attributes and an extended colour pair (pairs above 32767 need the opts pointer). */
+static inline int musit_set_style(attr_t attrs, int pair) {
+    return attr_set(attrs, (short)(pair < 32768 ? pair : 0), &pair);
+}
+
+#include <signal.h>
+#include <termios.h>
+#include <unistd.h>
+#include <string.h>
+
+/* On a fatal signal the terminal must come back: leave the alternate screen, show the
+   cursor, disable mouse reporting and restore the saved termios, then die as before. */
+static inline struct termios *musit_saved_termios(void) { static struct termios saved; return &saved; }
+static inline int *musit_have_termios(void) { static int have = 0; return &have; }
+
+static void musit_crash_restore(int sig) {
+    static const char reset[] = "\033[?1000l\033[?1002l\033[?1003l\033[?1006l\033[0m\033[?25h\033[?1049l\r\n";
+    ssize_t r = write(STDOUT_FILENO, reset, sizeof reset - 1);
+    (void)r;
+    if (*musit_have_termios()) tcsetattr(STDIN_FILENO, TCSANOW, musit_saved_termios());
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static inline void musit_install_crash_restore(void) {
+    if (tcgetattr(STDIN_FILENO, musit_saved_termios()) == 0) *musit_have_termios() = 1;
+    int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE };
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = musit_crash_restore;
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
 #endif

@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import MusitAudio
 import MusitConfig
-import MusitTerminal
+import MusitRender
+import MusitApp
 import Synchronization
 
 @main
@@ -33,7 +34,7 @@ struct MusitCommand: ParsableCommand {
     @Flag(help: "Pace output by the clock, for ALSA devices that do not (such as type null).")
     var pace = false
 
-    @Argument(help: "MP3 files to play, in order.")
+    @Argument(help: "MP3 files and folders to play, in order (folders are scanned for .mp3 files).")
     var files: [String] = []
 
     func validate() throws {
@@ -58,15 +59,13 @@ struct MusitCommand: ParsableCommand {
         playerConfig.initialVolume = volume ?? settings.audio?.volume ?? 100
         var paths = files
         if paths.isEmpty { paths = DemoMusic.paths() }
-        let tracks = paths.map(Track.init)
 
         if headless {
-            let failed = HeadlessRun(configuration: playerConfig, tracks: tracks).run()
+            let failed = HeadlessRun(configuration: playerConfig, tracks: paths.map(Track.init)).run()
             if failed > 0 { throw ExitCode(1) }
         } else {
             let player = Player(configuration: playerConfig)
-            player.send(.load(tracks, startAt: 0, autoplay: true))
-            NowPlayingScreen(player: player, tracks: tracks).run()
+            TerminalApp(player: player, paths: paths).run()
             player.shutdown()
         }
     }
@@ -108,7 +107,7 @@ struct HeadlessRun {
         player.observe { event in
             switch event {
             case .trackStarted(let index, let track, let meta):
-                let length = meta.duration.map { " (\(TimeText.clock($0)))" } ?? ""
+                let length = meta.duration.map { " (\(Clock.format($0)))" } ?? ""
                 Output.line("[\(index + 1)/\(total)] \(meta.displayTitle(location: track.location))\(length) — \(track.location)")
             case .trackFailed(_, let error):
                 failures.add(1, ordering: .relaxed)

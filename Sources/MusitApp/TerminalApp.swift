@@ -1,0 +1,217 @@
+import Foundation
+import MusitAudio
+import MusitConfig
+import MusitLibrary
+import MusitRender
+import MusitTerminal
+import MusitViewModel
+import Synchronization
+
+/// The full-screen player: terminal input, player events and library pages all become
+/// actions on one store, run on the calling thread; each batch of actions draws one frame.
+public final class TerminalApp {
+    private let player: Player
+    private let paths: [String]
+    private let layoutStore: LayoutStore
+    private let inbox = Inbox()
+
+    public init(player: Player, paths: [String], environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.player = player
+        self.paths = paths
+        layoutStore = LayoutStore(directory: XDGPaths(environment: environment).configHome + "/musit")
+    }
+
+    /// Runs until quit or a terminating signal; the terminal is restored in every case.
+    public func run() {
+        let inbox = self.inbox
+        let player = self.player
+        let started = Atomic<Bool>(false)
+        let library = LocalLibrary { event in
+            switch event {
+            case .changed(let total, let scanning, let added):
+                if !added.isEmpty {
+                    let tracks = added.map { Track($0.path) }
+                    if started.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                        player.send(.load(tracks, startAt: 0, autoplay: true))
+                    } else {
+                        player.send(.append(tracks))
+                    }
+                }
+                inbox.post(.queueChanged(total: total, hasMore: scanning))
+            case .progress(let p):
+                inbox.post(.scanProgress(p))
+            case .page(let page):
+                inbox.post(.pageLoaded(page))
+            case .problem(let text):
+                inbox.post(.message(text))
+            }
+        }
+        player.observe { event in
+            switch event {
+            case .position, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished:
+                inbox.post(.nowPlaying(Self.nowPlaying(player.status)))
+            }
+        }
+
+        let terminal = CursesTerminal()
+        let signals = SignalWatcher { inbox.post(.quitSignal) }
+        terminal.start()
+        defer {
+            terminal.stop()
+            _ = signals
+        }
+        let size = terminal.size
+        var initial = AppState(width: size.width, height: size.height, layout: layoutStore.load() ?? .standard)
+        initial.unicode = terminal.unicode
+        if layoutStore.loadError != nil { initial.message = "layout file unreadable; using the standard layout" }
+        let renderer = Renderer(unicode: terminal.unicode)
+        let layoutStore = self.layoutStore
+        let store = Store(state: initial) { effect in
+            switch effect {
+            case .player(let intent): player.send(Self.command(intent))
+            case .fetch(let request): library.request(request)
+            case .add(let path): library.add([path])
+            case .saveLayout(let layout): layoutStore.save(layout)
+            case .quit: break
+            }
+        }
+        terminal.startInput { input in
+            switch input {
+            case .key(let k): inbox.post(.action(.key(k)))
+            case .mouse(let m): inbox.post(.action(.mouse(m)))
+            case .resize(let w, let h): inbox.post(.action(.resize(width: w, height: h)))
+            }
+        }
+        store.send(.resize(width: size.width, height: size.height))
+        library.add(paths)
+        terminal.draw(renderer.render(store.state))
+        while !store.state.quitting {
+            for message in inbox.take(timeout: 0.5) {
+                switch message {
+                case .action(let a): store.send(a)
+                case .quitSignal: return
+                }
+            }
+            terminal.draw(renderer.render(store.state))
+        }
+    }
+
+    static func command(_ intent: PlayerIntent) -> PlayerCommand {
+        switch intent {
+        case .play(let index): return .play(index: index)
+        case .togglePause: return .togglePause
+        case .stop: return .stop
+        case .next: return .next
+        case .previous: return .previous
+        case .seek(let by): return .seekBy(by)
+        case .seekTo(let t): return .seek(to: t)
+        case .volume(let by): return .changeVolume(by)
+        case .setVolume(let v): return .setVolume(v)
+        case .cycleRepeat: return .cycleRepeat
+        case .toggleShuffle: return .toggleShuffle
+        }
+    }
+
+    static func nowPlaying(_ s: PlayerStatus) -> NowPlaying {
+        var np = NowPlaying()
+        switch s.state {
+        case .playing: np.state = .playing
+        case .paused: np.state = .paused
+        case .stopped: np.state = .stopped
+        }
+        np.index = s.trackIndex
+        np.title = s.metadata?.title ?? s.track.map { URL(fileURLWithPath: $0.location).deletingPathExtension().lastPathComponent }
+        np.artist = s.metadata?.artist
+        np.album = s.metadata?.album
+        np.position = s.position
+        np.duration = s.duration
+        np.volume = s.volume
+        np.repeatMode = s.repeatMode.rawValue
+        np.shuffle = s.shuffle
+        np.noAudioDevice = s.noAudioDevice
+        np.error = s.lastError?.description
+        return np
+    }
+}
+
+/// Messages for the UI loop from other threads.
+final class Inbox: Sendable {
+    enum Message: Sendable {
+        case action(Action)
+        case quitSignal
+    }
+
+    private let messages = Mutex<[Message]>([])
+    private let condition = NSCondition()
+
+    func post(_ action: Action) { post(.action(action)) }
+
+    func post(_ message: Message) {
+        messages.withLock { $0.append(message) }
+        condition.lock()
+        condition.signal()
+        condition.unlock()
+    }
+
+    func take(timeout: Double) -> [Message] {
+        var got = messages.withLock { m in defer { m.removeAll() }; return m }
+        if got.isEmpty {
+            condition.lock()
+            if messages.withLock({ $0.isEmpty }) { _ = condition.wait(until: Date(timeIntervalSinceNow: timeout)) }
+            condition.unlock()
+            got = messages.withLock { m in defer { m.removeAll() }; return m }
+        }
+        return got
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP end the UI loop (which restores the terminal).
+final class SignalWatcher {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    deinit { for s in sources { s.cancel() } }
+}
+
+/// The layout, saved as JSON under the XDG config directory and restored at start.
+public final class LayoutStore: Sendable {
+    public let path: String
+    private let problem = Mutex<String?>(nil)
+
+    public init(directory: String) {
+        path = directory + "/layout.json"
+    }
+
+    public var loadError: String? { problem.withLock { $0 } }
+
+    public func load() -> Layout? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try JSONDecoder().decode(Layout.self, from: data)
+        } catch {
+            problem.withLock { $0 = "\(path): \(error)" }
+            return nil
+        }
+    }
+
+    public func save(_ layout: Layout) {
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(layout).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            problem.withLock { $0 = "cannot save layout: \(error)" }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+import MusitViewModel
+
+/// Glyphs for UTF-8 terminals and their ASCII stand-ins.
+public struct Glyphs: Sendable {
+    public var topLeft, top, topRight, side, bottomLeft, bottomRight: Character
+    public var playing: String, ellipsis: String
+    public var statePlaying: String, statePaused: String, stateStopped: String
+    public var unicode: Bool
+
+    public static let unicode = Glyphs(topLeft: "┌", top: "─", topRight: "┐", side: "│", bottomLeft: "└", bottomRight: "┘",
+                                       playing: "♪", ellipsis: "…", statePlaying: "▶", statePaused: "⏸",
+                                       stateStopped: "■", unicode: true)
+    public static let ascii = Glyphs(topLeft: "+", top: "-", topRight: "+", side: "|", bottomLeft: "+", bottomRight: "+",
+                                     playing: ">", ellipsis: "...", statePlaying: ">", statePaused: "||",
+                                     stateStopped: "[]", unicode: false)
+}
+
+/// State in, screen buffer out. Pure: drawing cost depends on the screen size, not the queue's.
+public struct Renderer: Sendable {
+    public var glyphs: Glyphs
+
+    public init(unicode: Bool = true) {
+        glyphs = unicode ? .unicode : .ascii
+    }
+
+    public func render(_ s: AppState) -> ScreenBuffer {
+        var b = ScreenBuffer(width: s.width, height: s.height)
+        guard b.width > 0, b.height > 0 else { return b }
+        if s.isTooSmall {
+            b.put("Terminal too small", x: 0, y: 0, style: .warning, ellipsis: glyphs.ellipsis)
+            b.put("need \(AppState.minimumSize.width)x\(AppState.minimumSize.height)", x: 0, y: 1, style: .dim,
+                  ellipsis: glyphs.ellipsis)
+            return b
+        }
+        for (pane, frame) in s.frames.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            drawPane(&b, pane, frame, s)
+        }
+        drawStatusBar(&b, s)
+        switch s.mode {
+        case .help: drawHelp(&b)
+        case .confirmQuit: drawDialog(&b, title: "Quit", lines: ["Quit while playing?", "y: quit    n: stay"])
+        default: break
+        }
+        return b
+    }
+
+    // MARK: Panes
+
+    private func drawBox(_ b: inout ScreenBuffer, _ f: Rect, title: String, focused: Bool, footer: String? = nil) {
+        guard f.width >= 2, f.height >= 2 else { return }
+        let style: Style = focused ? .borderFocused : .border
+        let top = String(glyphs.topLeft) + String(repeating: glyphs.top, count: f.width - 2) + String(glyphs.topRight)
+        let bottom = String(glyphs.bottomLeft) + String(repeating: glyphs.top, count: f.width - 2) + String(glyphs.bottomRight)
+        b.put(top, x: f.x, y: f.y, maxWidth: f.width, style: style)
+        b.put(bottom, x: f.x, y: f.maxY - 1, maxWidth: f.width, style: style)
+        for y in (f.y + 1)..<(f.maxY - 1) {
+            b.put(String(glyphs.side), x: f.x, y: y, style: style)
+            b.put(String(glyphs.side), x: f.maxX - 1, y: y, style: style)
+        }
+        if f.width > 4 {
+            b.put(" \(title) ", x: f.x + 1, y: f.y, maxWidth: f.width - 2, style: focused ? .titleFocused : .title,
+                  ellipsis: glyphs.ellipsis)
+        }
+        if let footer, f.width > 6 {
+            let text = " \(footer) "
+            let w = min(TextWidth.of(text), f.width - 4)
+            b.put(text, x: f.maxX - 2 - w, y: f.maxY - 1, maxWidth: w, style: .dim, ellipsis: glyphs.ellipsis)
+        }
+    }
+
+    private func drawPane(_ b: inout ScreenBuffer, _ pane: PaneID, _ f: Rect, _ s: AppState) {
+        let focused = s.focus == pane
+        let inner = Rect(x: f.x + 1, y: f.y + 1, width: max(0, f.width - 2), height: max(0, f.height - 2))
+        switch pane {
+        case .queue:
+            drawBox(&b, f, title: pane.title, focused: focused, footer: queueFooter(s))
+            drawQueue(&b, inner, s, focused: focused)
+        case .nowPlaying:
+            drawBox(&b, f, title: pane.title, focused: focused)
+            drawNowPlaying(&b, inner, s.nowPlaying)
+        case .friends:
+            drawBox(&b, f, title: pane.title, focused: focused)
+            if !s.signedIn { centered(&b, inner, "sign in to see friends") }
+        case .chat:
+            drawBox(&b, f, title: pane.title, focused: focused)
+            if !s.signedIn { centered(&b, inner, "sign in to chat") }
+        }
+    }
+
+    private func centered(_ b: inout ScreenBuffer, _ r: Rect, _ text: String, style: Style = .dim) {
+        guard !r.isEmpty else { return }
+        let w = min(TextWidth.of(text), r.width)
+        b.put(text, x: r.x + (r.width - w) / 2, y: r.y + (r.height - 1) / 2, maxWidth: r.width, style: style,
+              ellipsis: glyphs.ellipsis)
+    }
+
+    private func queueFooter(_ s: AppState) -> String {
+        var parts: [String] = []
+        let q = s.queue
+        if q.count > 0 { parts.append("\(q.cursor + 1)/\(q.count)\(q.hasMore ? "+" : "")") }
+        if q.isFiltered { parts.append("filter: \(q.filter)") }
+        if let scan = s.scan, !scan.finished { parts.append("scanning\(glyphs.ellipsis) \(scan.found)") }
+        return parts.joined(separator: " · ")
+    }
+
+    private func drawQueue(_ b: inout ScreenBuffer, _ r: Rect, _ s: AppState, focused: Bool) {
+        guard !r.isEmpty else { return }
+        let q = s.queue
+        if q.count == 0 {
+            let text: String
+            if let scan = s.scan, !scan.finished { text = "scanning\(glyphs.ellipsis)" }
+            else if q.isFiltered { text = "no match for \u{201C}\(q.filter)\u{201D}" }
+            else if q.hasMore && !q.pending.isEmpty { text = "loading\(glyphs.ellipsis)" }
+            else { text = "empty: add music with :add PATH" }
+            centered(&b, r, text)
+            return
+        }
+        for i in 0..<r.height {
+            let row = q.top + i
+            guard row < q.count else { break }
+            let y = r.y + i
+            guard let item = q.item(at: row) else {
+                b.put(glyphs.ellipsis, x: r.x + 2, y: y, maxWidth: r.width - 2, style: .dim)
+                continue
+            }
+            let isPlaying = item.index == q.playingIndex
+            let selected = row == q.cursor
+            let style: Style = selected ? (focused ? .selection : .selectionInactive) : (isPlaying ? .playing : .normal)
+            if selected { b.fill((r.x, y, r.width, 1), style: style) }
+            b.put(isPlaying ? glyphs.playing : " ", x: r.x, y: y, maxWidth: 1, style: style)
+            var right = ""
+            if let d = item.duration { right = Clock.format(d) }
+            let rightWidth = right.isEmpty ? 0 : TextWidth.of(right) + 1
+            var label = item.title
+            if let detail = item.detail, !detail.isEmpty { label += " · " + detail }
+            b.put(label, x: r.x + 2, y: y, maxWidth: max(0, r.width - 2 - rightWidth), style: style, ellipsis: glyphs.ellipsis)
+            if rightWidth > 0 && r.width > rightWidth + 4 {
+                b.put(right, x: r.maxX - rightWidth + 1, y: y, maxWidth: rightWidth, style: selected ? style : .dim)
+            }
+        }
+    }
+
+    private func drawNowPlaying(_ b: inout ScreenBuffer, _ r: Rect, _ np: NowPlaying) {
+        guard !r.isEmpty else { return }
+        var y = r.y
+        func line(_ text: String, _ style: Style = .normal) {
+            guard y < r.maxY else { return }
+            b.put(text, x: r.x + 1, y: y, maxWidth: max(0, r.width - 2), style: style, ellipsis: glyphs.ellipsis)
+            y += 1
+        }
+        line(np.title ?? "Nothing playing", .bold)
+        line([np.artist, np.album].compactMap { $0 }.joined(separator: " · "), .dim)
+        let duration = np.duration ?? 0
+        let stateGlyph: String
+        switch np.state {
+        case .playing: stateGlyph = "\(glyphs.statePlaying) playing"
+        case .paused: stateGlyph = "\(glyphs.statePaused) paused"
+        case .stopped: stateGlyph = "\(glyphs.stateStopped) stopped"
+        }
+        let times = "\(Clock.format(np.position)) / \(Clock.format(duration))"
+        let barWidth = max(0, r.width - 2)
+        if y < r.maxY {
+            b.put(ProgressBar.render(fraction: duration > 0 ? np.position / duration : 0, width: barWidth, unicode: glyphs.unicode),
+                  x: r.x + 1, y: y, maxWidth: barWidth, style: .progress)
+            y += 1
+        }
+        line("\(stateGlyph)  \(times)", np.state == .playing ? .accent : .normal)
+        line("vol \(np.volume)%  repeat \(np.repeatMode)  shuffle \(np.shuffle ? "on" : "off")", .dim)
+        if np.noAudioDevice { line("no audio device", .warning) }
+        if let error = np.error { line(error, .error) }
+    }
+
+    // MARK: Status bar and overlays
+
+    private func drawStatusBar(_ b: inout ScreenBuffer, _ s: AppState) {
+        let y = s.height - 1
+        b.fill((0, y, s.width, 1), style: .statusBar)
+        let text: String
+        switch s.mode {
+        case .filter(let f): text = "/" + f + (glyphs.unicode ? "▏" : "_")
+        case .command(let c): text = ":" + c + (glyphs.unicode ? "▏" : "_")
+        default:
+            text = s.message ?? "? help  q quit  / filter  : command  Tab focus  Space pause  Enter play"
+        }
+        b.put(text, x: 0, y: y, maxWidth: s.width, style: s.message != nil && s.mode == .normal ? .warning : .statusBar,
+              ellipsis: glyphs.ellipsis)
+    }
+
+    private func drawDialog(_ b: inout ScreenBuffer, title: String, lines: [String]) {
+        let w = min(b.width - 2, max(TextWidth.of(title) + 6, (lines.map { TextWidth.of($0) }.max() ?? 0) + 4))
+        let h = min(b.height - 2, lines.count + 2)
+        let f = Rect(x: (b.width - w) / 2, y: (b.height - h) / 2, width: w, height: h)
+        b.fill((f.x, f.y, f.width, f.height), style: .overlay)
+        drawBox(&b, f, title: title, focused: true)
+        for (i, l) in lines.enumerated() where f.y + 1 + i < f.maxY - 1 {
+            b.put(l, x: f.x + 2, y: f.y + 1 + i, maxWidth: f.width - 4, style: .overlay, ellipsis: glyphs.ellipsis)
+        }
+    }
+
+    /// Every binding in the keymap, in as many columns as fit.
+    public static func helpEntries(_ keymap: Keymap = Reducer.keymap) -> [(keys: String, summary: String)] {
+        keymap.bindings.map { ($0.keys.map(\.description).joined(separator: " "), $0.command.summary) }
+    }
+
+    private func drawHelp(_ b: inout ScreenBuffer) {
+        let entries = Self.helpEntries()
+        let keyWidth = min(12, entries.map { TextWidth.of($0.keys) }.max() ?? 0)
+        let entryWidth = keyWidth + 2 + (entries.map { TextWidth.of($0.summary) }.max() ?? 0)
+        let w = b.width - 2
+        let innerH = max(1, b.height - 4)
+        let columns = max(1, min((entries.count + innerH - 1) / innerH, (w - 2) / min(entryWidth, 40)))
+        let rows = (entries.count + columns - 1) / columns
+        let h = min(b.height - 2, rows + 2)
+        let f = Rect(x: 1, y: max(0, (b.height - h) / 2), width: w, height: h)
+        b.fill((f.x, f.y, f.width, f.height), style: .overlay)
+        drawBox(&b, f, title: "Help: keys (Esc closes)", focused: true)
+        let colWidth = (f.width - 2) / columns
+        for (i, e) in entries.enumerated() {
+            let col = i / rows, row = i % rows
+            let y = f.y + 1 + row
+            guard y < f.maxY - 1 else { continue }
+            let x = f.x + 1 + col * colWidth
+            b.put(TextWidth.pad(e.keys, width: keyWidth, ellipsis: glyphs.ellipsis), x: x, y: y, style: .overlayTitle)
+            b.put(e.summary, x: x + keyWidth + 1, y: y, maxWidth: colWidth - keyWidth - 2, style: .overlay,
+                  ellipsis: glyphs.ellipsis)
+        }
+    }
+}
+
+public enum Clock {
+    public static func format(_ seconds: Double) -> String {
+        let total = max(0, Int(seconds.isFinite ? seconds : 0))
+        let h = total / 3600, m = (total % 3600) / 60, s = total % 60
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return h > 0 ? "\(h):\(two(m)):\(two(s))" : "\(m):\(two(s))"
+    }
+}
+
+/// A smooth progress bar: full blocks and an eighth-block glyph for the partial cell.
+public enum ProgressBar {
+    static let eighths = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"]
+
+    public static func render(fraction: Double, width: Int, unicode: Bool = true) -> String {
+        guard width > 0 else { return "" }
+        let f = max(0, min(1, fraction.isFinite ? fraction : 0))
+        if !unicode {
+            let filled = Int((f * Double(width)).rounded(.down))
+            return String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        }
+        let units = Int((f * Double(width * 8)).rounded(.down))
+        let full = units / 8, part = units % 8
+        var s = String(repeating: "█", count: full)
+        if full < width {
+            s += part > 0 ? eighths[part] : "░"
+            s += String(repeating: "░", count: width - full - 1)
+        }
+        return s
+    }
+}

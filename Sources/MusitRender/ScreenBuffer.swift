@@ -1,0 +1,174 @@
+/// What a cell means; a theme turns it into colours and attributes for the terminal at hand.
+public enum Style: UInt8, CaseIterable, Sendable {
+    case normal, dim, bold, border, borderFocused, title, titleFocused
+    case selection, selectionInactive, playing, accent, progress, progressTrack
+    case warning, error, statusBar, overlay, overlayTitle
+}
+
+/// One terminal cell. A wide character occupies its cell and a `continuation` cell after it.
+public struct Cell: Equatable, Sendable {
+    public var glyph: Character
+    public var style: Style
+    /// The right half of a wide character drawn in the cell before.
+    public var continuation: Bool
+
+    public init(_ glyph: Character = " ", _ style: Style = .normal, continuation: Bool = false) {
+        self.glyph = glyph
+        self.style = style
+        self.continuation = continuation
+    }
+
+    public static let blank = Cell()
+}
+
+/// A screen's worth of cells: the renderer draws into it, the terminal backend diffs it.
+public struct ScreenBuffer: Equatable, Sendable {
+    public let width: Int
+    public let height: Int
+    public private(set) var cells: [Cell]
+
+    public init(width: Int, height: Int) {
+        self.width = max(0, width)
+        self.height = max(0, height)
+        cells = Array(repeating: .blank, count: self.width * self.height)
+    }
+
+    public subscript(x: Int, y: Int) -> Cell {
+        get { cells[y * width + x] }
+        set { cells[y * width + x] = newValue }
+    }
+
+    /// Writes `text` at (x, y), clipped to `maxWidth` cells (and the screen) with an ellipsis
+    /// when it does not fit; returns the cells used.
+    @discardableResult
+    public mutating func put(_ text: String, x: Int, y: Int, maxWidth: Int? = nil, style: Style = .normal,
+                             ellipsis: String = "…") -> Int {
+        guard y >= 0, y < height, x < width else { return 0 }
+        let room = min(maxWidth ?? (width - x), width - x)
+        guard room > 0 else { return 0 }
+        let fitted = TextWidth.fit(text, width: room, ellipsis: ellipsis)
+        var cx = x
+        for ch in fitted {
+            let w = TextWidth.of(ch)
+            if w == 0 { continue }
+            if cx < 0 { cx += w; continue }
+            if cx + w > x + room { break }
+            // Overwriting half of a wide character blanks its other half.
+            if cells[y * width + cx].continuation, cx > 0 { self[cx - 1, y] = Cell(" ", self[cx - 1, y].style) }
+            self[cx, y] = Cell(ch, style)
+            if w == 2 { self[cx + 1, y] = Cell(" ", style, continuation: true) }
+            else if cx + 1 < width, self[cx + 1, y].continuation { self[cx + 1, y] = Cell(" ", style) }
+            cx += w
+        }
+        return cx - x
+    }
+
+    public mutating func fill(_ rect: (x: Int, y: Int, width: Int, height: Int), glyph: Character = " ", style: Style) {
+        for yy in max(0, rect.y)..<min(height, rect.y + rect.height) {
+            for xx in max(0, rect.x)..<min(width, rect.x + rect.width) {
+                self[xx, yy] = Cell(glyph, style)
+            }
+        }
+    }
+
+    /// Restyles cells without changing their glyphs.
+    public mutating func restyle(x: Int, y: Int, width w: Int, style: Style) {
+        guard y >= 0, y < height else { return }
+        for xx in max(0, x)..<min(width, x + w) { cells[y * width + xx].style = style }
+    }
+
+    /// The screen as text, one line per row, trailing spaces kept.
+    public var text: String {
+        (0..<height).map { line($0) }.joined(separator: "\n")
+    }
+
+    public func line(_ y: Int) -> String {
+        var s = ""
+        for x in 0..<width where !self[x, y].continuation { s.append(self[x, y].glyph) }
+        return s
+    }
+
+    /// Runs of changed cells per row, for the terminal backend to draw.
+    public func diff(from old: ScreenBuffer?) -> [(x: Int, y: Int, cells: ArraySlice<Cell>)] {
+        guard let old, old.width == width, old.height == height else {
+            return (0..<height).map { y in (0, y, cells[(y * width)..<((y + 1) * width)]) }
+        }
+        var runs: [(x: Int, y: Int, cells: ArraySlice<Cell>)] = []
+        for y in 0..<height {
+            var x = 0
+            while x < width {
+                let i = y * width + x
+                if cells[i] == old.cells[i] { x += 1; continue }
+                var end = x + 1
+                // Merge changes separated by a few equal cells into one run.
+                while end < width {
+                    let j = y * width + end
+                    if cells[j] != old.cells[j] { end += 1; continue }
+                    var k = end
+                    while k < width && k < end + 4 && cells[y * width + k] == old.cells[y * width + k] { k += 1 }
+                    if k < width && k < end + 4 { end = k } else { break }
+                }
+                // A run must not start on the right half of a wide character.
+                var start = x
+                if cells[y * width + start].continuation && start > 0 { start -= 1 }
+                runs.append((start, y, cells[(y * width + start)..<(y * width + end)]))
+                x = end
+            }
+        }
+        return runs
+    }
+}
+
+/// Terminal cell widths without the C locale: East Asian wide and emoji take two cells,
+/// combining marks none.
+public enum TextWidth {
+    public static func of(_ c: Character) -> Int {
+        guard let first = c.unicodeScalars.first else { return 0 }
+        if c.unicodeScalars.count == 1 && first.value < 0x300 {
+            return first.value < 0x20 || (0x7F..<0xA0).contains(first.value) ? 0 : 1
+        }
+        let props = first.properties
+        switch props.generalCategory {
+        case .nonspacingMark, .enclosingMark, .format: return 0
+        default: break
+        }
+        if props.isEmojiPresentation || c.unicodeScalars.contains(where: { $0.value == 0xFE0F }) { return 2 }
+        return isWide(first.value) ? 2 : 1
+    }
+
+    static func isWide(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF,
+             0xA000...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60,
+             0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x3FFFD:
+            return true
+        default:
+            return false
+        }
+    }
+
+    public static func of(_ s: String) -> Int { s.reduce(0) { $0 + of($1) } }
+
+    /// `s` cut to `width` cells, ending in `ellipsis` when cut.
+    public static func fit(_ s: String, width: Int, ellipsis: String = "…") -> String {
+        guard width > 0 else { return "" }
+        if of(s) <= width { return s }
+        let room = width - of(ellipsis)
+        guard room >= 0 else { return String(ellipsis.prefix(width)) }
+        var out = ""
+        var used = 0
+        for c in s {
+            let w = of(c)
+            if used + w > room { break }
+            out.append(c)
+            used += w
+        }
+        return out + ellipsis
+    }
+
+    /// `s` padded with spaces (or cut) to exactly `width` cells.
+    public static func pad(_ s: String, width: Int, ellipsis: String = "…") -> String {
+        let f = fit(s, width: width, ellipsis: ellipsis)
+        return f + String(repeating: " ", count: max(0, width - of(f)))
+    }
+}

@@ -1,0 +1,75 @@
+/// How many colours the terminal shows.
+public enum ColorDepth: String, Sendable {
+    case mono, ansi8, palette256, trueColor
+
+    /// From the terminal's colour count (`COLORS`); `*-direct` terminals report 2^24.
+    public static func from(colors: Int, hasColors: Bool) -> ColorDepth {
+        guard hasColors else { return .mono }
+        if colors >= 0x1000000 { return .trueColor }
+        if colors >= 256 { return .palette256 }
+        if colors >= 8 { return .ansi8 }
+        return .mono
+    }
+}
+
+/// Colours and attributes for one style. Colour values are terminal colour numbers:
+/// 0–7 ANSI, 0–255 palette, or 0xRRGGBB on direct-colour terminals; nil is the default colour.
+public struct StyleSpec: Equatable, Hashable, Sendable {
+    public var fg: Int?
+    public var bg: Int?
+    public var bold = false
+    public var dim = false
+    public var reverse = false
+    public var underline = false
+
+    public init(fg: Int? = nil, bg: Int? = nil, bold: Bool = false, dim: Bool = false,
+                reverse: Bool = false, underline: Bool = false) {
+        self.fg = fg; self.bg = bg; self.bold = bold; self.dim = dim; self.reverse = reverse; self.underline = underline
+    }
+}
+
+/// The look of every style at a colour depth.
+public struct Theme: Sendable {
+    public let depth: ColorDepth
+    private let specs: [Style: StyleSpec]
+
+    public func spec(_ style: Style) -> StyleSpec { specs[style] ?? StyleSpec() }
+
+    public init(depth: ColorDepth) {
+        self.depth = depth
+        // (truecolor RGB, 256-colour index, ANSI colour) for each accent.
+        func c(_ rgb: Int, _ p256: Int, _ ansi: Int) -> Int? {
+            switch depth {
+            case .trueColor: return rgb
+            case .palette256: return p256
+            case .ansi8: return ansi
+            case .mono: return nil
+            }
+        }
+        let cyan = c(0x5FD7D7, 80, 6), blue = c(0x5F87D7, 68, 4), yellow = c(0xFFD75F, 221, 3)
+        let red = c(0xFF5F5F, 203, 1), green = c(0x87D787, 114, 2), grey = c(0x808080, 244, 7)
+        let selBg = c(0x3A3A5A, 60, 4), inactiveBg = c(0x303030, 236, 0), barBg = c(0x262626, 235, 0)
+        let overlayBg = c(0x1C1C2C, 234, 0)
+        let mono = depth == .mono
+        specs = [
+            .normal: StyleSpec(),
+            .dim: StyleSpec(fg: grey, dim: mono),
+            .bold: StyleSpec(bold: true),
+            .border: StyleSpec(fg: grey, dim: mono),
+            .borderFocused: StyleSpec(fg: cyan, bold: true),
+            .title: StyleSpec(fg: grey),
+            .titleFocused: StyleSpec(fg: cyan, bold: true, reverse: mono),
+            .selection: StyleSpec(fg: mono ? nil : c(0xFFFFFF, 231, 7), bg: selBg, bold: true, reverse: mono || depth == .ansi8),
+            .selectionInactive: StyleSpec(bg: inactiveBg, underline: mono),
+            .playing: StyleSpec(fg: green, bold: true),
+            .accent: StyleSpec(fg: cyan, bold: true),
+            .progress: StyleSpec(fg: blue),
+            .progressTrack: StyleSpec(fg: grey, dim: true),
+            .warning: StyleSpec(fg: yellow, bold: true),
+            .error: StyleSpec(fg: red, bold: true),
+            .statusBar: StyleSpec(fg: mono ? nil : c(0xD0D0D0, 252, 7), bg: barBg, reverse: mono),
+            .overlay: StyleSpec(bg: overlayBg),
+            .overlayTitle: StyleSpec(fg: yellow, bg: overlayBg, bold: true),
+        ]
+    }
+}

@@ -1,0 +1,228 @@
+import CNcursesw
+import Foundation
+import MusitRender
+import MusitViewModel
+import Synchronization
+
+/// Input as the view model understands it.
+public enum TerminalInput: Sendable {
+    case key(Key)
+    case mouse(MouseEvent)
+    case resize(width: Int, height: Int)
+}
+
+/// ncursesw behind one lock: the drawing thread applies screen-buffer diffs, the input
+/// thread waits on stdin with poll() (never on Swift's cooperative pool) and decodes keys
+/// and mouse events. ncurses is not thread-safe, so every curses call holds `lock`.
+public final class CursesTerminal: @unchecked Sendable {
+    public let unicode: Bool
+    public private(set) var depth: ColorDepth = .mono
+    private let lock = NSLock()
+    private var theme: Theme = Theme(depth: .mono)
+    private var previous: ScreenBuffer?
+    private var pairs: [Int64: Int32] = [:]
+    private var nextPair: Int32 = 1
+    private var inputThread: Thread?
+    private let stopInput = Atomic<Bool>(false)
+    private var started = false
+    private var dragging = false
+
+    public init() {
+        musit_setlocale_all()
+        let codeset = String(cString: nl_langinfo(Int32(CODESET)))
+        unicode = codeset.uppercased() == "UTF-8"
+    }
+
+    public var size: (width: Int, height: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (Int(musit_cols()), Int(musit_lines()))
+    }
+
+    /// Enters curses mode: alternate screen, raw keys, mouse, colours.
+    public func start() {
+        lock.lock(); defer { lock.unlock() }
+        musit_install_crash_restore()
+        // A parent may have left SIGWINCH blocked; resizes depend on it.
+        var winch = sigset_t()
+        sigemptyset(&winch)
+        sigaddset(&winch, SIGWINCH)
+        pthread_sigmask(SIG_UNBLOCK, &winch, nil)
+        set_escdelay(25)
+        initscr()
+        cbreak()
+        noecho()
+        nonl()
+        keypad(musit_stdscr(), true)
+        nodelay(musit_stdscr(), true)
+        curs_set(0)
+        mouseinterval(0)
+        mousemask(musit_all_mouse_events(), nil)
+        let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        if has_colors() && !noColor {
+            start_color()
+            use_default_colors()
+            depth = ColorDepth.from(colors: Int(musit_colors()), hasColors: true)
+        } else {
+            depth = .mono
+        }
+        theme = Theme(depth: depth)
+        started = true
+    }
+
+    /// Leaves curses mode and restores the terminal. Idempotent.
+    public func stop() {
+        stopInput.store(true, ordering: .relaxed)
+        inputThread = nil
+        lock.lock(); defer { lock.unlock() }
+        guard started else { return }
+        started = false
+        mousemask(0, nil)
+        endwin()
+    }
+
+    /// Draws what changed since the last frame.
+    public func draw(_ buffer: ScreenBuffer) {
+        lock.lock(); defer { lock.unlock() }
+        guard started else { return }
+        if previous.map({ $0.width != buffer.width || $0.height != buffer.height }) ?? true {
+            erase()
+            previous = nil
+        }
+        let maxX = Int(musit_cols()), maxY = Int(musit_lines())
+        for run in buffer.diff(from: previous) where run.y < maxY {
+            var x = run.x
+            for cell in run.cells {
+                defer { x += 1 }
+                if cell.continuation || x >= maxX { continue }
+                apply(cell.style)
+                var scalars = cell.glyph.unicodeScalars.map { wchar_t(bitPattern: $0.value) }
+                if TextWidth.of(cell.glyph) == 2 && x + 1 >= maxX { scalars = [wchar_t(32)] }
+                scalars.append(0)
+                mvaddnwstr(Int32(run.y), Int32(x), scalars, Int32(scalars.count - 1))
+            }
+        }
+        musit_set_style(0, 0)
+        previous = buffer
+        refresh()
+    }
+
+    /// Forgets the last frame so the next draw repaints everything.
+    public func invalidate() {
+        lock.lock(); defer { lock.unlock() }
+        previous = nil
+    }
+
+    private func apply(_ style: Style) {
+        let spec = theme.spec(style)
+        var attrs: attr_t = 0
+        if spec.bold { attrs |= musit_a_bold() }
+        if spec.dim { attrs |= musit_a_dim() }
+        if spec.reverse { attrs |= musit_a_reverse() }
+        if spec.underline { attrs |= musit_a_underline() }
+        musit_set_style(attrs, pair(fg: spec.fg, bg: spec.bg))
+    }
+
+    private func pair(fg: Int?, bg: Int?) -> Int32 {
+        if fg == nil && bg == nil || depth == .mono { return 0 }
+        let key = Int64(fg ?? -1) << 32 | Int64(UInt32(bitPattern: Int32(bg ?? -1)))
+        if let p = pairs[key] { return p }
+        let p = nextPair
+        guard init_extended_pair(p, Int32(fg ?? -1), Int32(bg ?? -1)) == OK else { return 0 }
+        nextPair += 1
+        pairs[key] = p
+        return p
+    }
+
+    // MARK: Input
+
+    /// Starts the input thread; `deliver` is called on it for every event.
+    public func startInput(_ deliver: @escaping @Sendable (TerminalInput) -> Void) {
+        stopInput.store(false, ordering: .relaxed)
+        let thread = Thread { [self] in
+            while !stopInput.load(ordering: .relaxed) {
+                var pfd = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+                _ = poll(&pfd, 1, 100)
+                if stopInput.load(ordering: .relaxed) { break }
+                for event in readAvailable() { deliver(event) }
+            }
+        }
+        thread.name = "musit-input"
+        inputThread = thread
+        thread.start()
+    }
+
+    /// Reads every pending key without blocking (KEY_RESIZE included).
+    private func readAvailable() -> [TerminalInput] {
+        lock.lock(); defer { lock.unlock() }
+        guard started else { return [] }
+        var out: [TerminalInput] = []
+        var budget = 4096
+        while budget > 0 {
+            budget -= 1
+            var ch: wint_t = 0
+            let r = wget_wch(musit_stdscr(), &ch)
+            if r == ERR { break }
+            if r == musit_key_code_yes() {
+                let code = Int32(ch)
+                if code == KEY_RESIZE {
+                    previous = nil
+                    out.append(.resize(width: Int(musit_cols()), height: Int(musit_lines())))
+                } else if code == KEY_MOUSE {
+                    if let m = readMouse() { out.append(.mouse(m)) }
+                } else {
+                    out.append(.key(Self.key(code)))
+                }
+            } else {
+                out.append(.key(Self.key(char: UInt32(ch))))
+            }
+        }
+        return out
+    }
+
+    private func readMouse() -> MouseEvent? {
+        var ev = MEVENT()
+        guard getmouse(&ev) == OK else { return nil }
+        let x = Int(ev.x), y = Int(ev.y)
+        let b = ev.bstate
+        if b & musit_button4_pressed() != 0 { return MouseEvent(.scrollUp, x: x, y: y) }
+        if b & musit_button5_pressed() != 0 { return MouseEvent(.scrollDown, x: x, y: y) }
+        if b & musit_button1_pressed() != 0 { dragging = true; return MouseEvent(.press, x: x, y: y) }
+        if b & musit_button1_released() != 0 { dragging = false; return MouseEvent(.release, x: x, y: y) }
+        if b & musit_button1_clicked() != 0 { return MouseEvent(.press, x: x, y: y) }
+        if b & musit_report_mouse_position() != 0 && dragging { return MouseEvent(.drag, x: x, y: y) }
+        return nil
+    }
+
+    static func key(_ code: Int32) -> Key {
+        switch code {
+        case KEY_UP: return .up
+        case KEY_DOWN: return .down
+        case KEY_LEFT: return .left
+        case KEY_RIGHT: return .right
+        case KEY_PPAGE: return .pageUp
+        case KEY_NPAGE: return .pageDown
+        case KEY_HOME: return .home
+        case KEY_END: return .end
+        case KEY_ENTER: return .enter
+        case KEY_BACKSPACE: return .backspace
+        case KEY_DC: return .delete
+        case KEY_BTAB: return .backTab
+        default:
+            for n in 1...12 where code == musit_key_f(Int32(n)) { return .function(n) }
+            return .unknown(Int(code))
+        }
+    }
+
+    static func key(char value: UInt32) -> Key {
+        switch value {
+        case 9: return .tab
+        case 10, 13: return .enter
+        case 27: return .escape
+        case 8, 127: return .backspace
+        case 1...26: return .ctrl(Character(Unicode.Scalar(value + 96)!))
+        default:
+            guard let scalar = Unicode.Scalar(value) else { return .unknown(Int(value)) }
+            return .char(Character(scalar))
+        }
+    }
+}

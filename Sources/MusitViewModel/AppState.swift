@@ -1,0 +1,91 @@
+/// What the Now Playing pane shows; filled from the player's status.
+public struct NowPlaying: Equatable, Sendable {
+    public enum State: String, Sendable { case stopped, playing, paused }
+
+    public var state: State = .stopped
+    public var index: Int?
+    public var title: String?
+    public var artist: String?
+    public var album: String?
+    public var position: Double = 0
+    public var duration: Double?
+    public var volume = 100
+    public var repeatMode = "off"
+    public var shuffle = false
+    public var noAudioDevice = false
+    public var error: String?
+
+    public init() {}
+}
+
+public enum Mode: Equatable, Sendable {
+    case normal
+    /// Typing a filter for the queue.
+    case filter(String)
+    /// Typing a command after `:`.
+    case command(String)
+    case help
+    case confirmQuit
+}
+
+/// Background scanning of files and folders.
+public struct ScanProgress: Equatable, Sendable {
+    public var found: Int
+    public var skipped: Int
+    public var finished: Bool
+
+    public init(found: Int, skipped: Int, finished: Bool) {
+        self.found = found
+        self.skipped = skipped
+        self.finished = finished
+    }
+}
+
+public struct AppState: Equatable, Sendable {
+    public var width: Int
+    public var height: Int
+    public var layout: Layout
+    public var focus: PaneID = .queue
+    public var queue = QueueState()
+    public var nowPlaying = NowPlaying()
+    public var mode: Mode = .normal
+    /// A one-line message in the status bar (errors, results of commands).
+    public var message: String?
+    public var scan: ScanProgress?
+    /// Being dragged: a split border.
+    public var dragging: Int?
+    /// Where on the border the drag was grabbed (the column/row before the border, or on it).
+    public var dragOffset = 0
+    /// Set when the app should exit.
+    public var quitting = false
+    /// Friends and chat come with the backend; until then they say how to get them.
+    public var signedIn = false
+    public var unicode = true
+
+    public init(width: Int, height: Int, layout: Layout = .standard) {
+        self.width = width
+        self.height = height
+        self.layout = layout
+    }
+
+    /// Smallest terminal the full UI draws in.
+    public static let minimumSize = (width: 40, height: 10)
+
+    public var isTooSmall: Bool { width < Self.minimumSize.width || height < Self.minimumSize.height }
+
+    /// Panes take all rows but the status line.
+    public var paneArea: Rect { Rect(x: 0, y: 0, width: width, height: max(0, height - 1)) }
+
+    public var frames: [PaneID: Rect] { isTooSmall ? [:] : layout.frames(in: paneArea) }
+
+    /// Queue rows that fit inside the Queue pane's border.
+    public var queueRows: Int {
+        guard let f = frames[.queue] else { return max(1, height - 3) }
+        return max(1, f.height - 2)
+    }
+
+    /// Panes in focus order that are visible.
+    public var visiblePanes: [PaneID] {
+        layout.root.panes.filter { layout.isVisible($0) }
+    }
+}

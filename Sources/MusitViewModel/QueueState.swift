@@ -1,0 +1,183 @@
+/// One row of the queue.
+public struct QueueItem: Equatable, Sendable {
+    /// Position in the whole, unfiltered queue: what the player plays.
+    public var index: Int
+    public var title: String
+    public var detail: String?
+    public var duration: Double?
+
+    public init(index: Int, title: String, detail: String? = nil, duration: Double? = nil) {
+        self.index = index
+        self.title = title
+        self.detail = detail
+        self.duration = duration
+    }
+}
+
+/// A request for rows `offset..<offset+limit` of the queue as filtered by `filter`.
+public struct QueuePageRequest: Equatable, Hashable, Sendable {
+    public var offset: Int
+    public var limit: Int
+    public var filter: String
+    /// Answers to an older generation (before the filter changed) are ignored.
+    public var generation: Int
+}
+
+/// A page the data source delivered.
+public struct QueuePage: Equatable, Sendable {
+    public var request: QueuePageRequest
+    public var items: [QueueItem]
+    /// Rows in all, when the source knows.
+    public var total: Int?
+    /// Whether rows exist past this page.
+    public var hasMore: Bool
+
+    public init(request: QueuePageRequest, items: [QueueItem], total: Int?, hasMore: Bool) {
+        self.request = request
+        self.items = items
+        self.total = total
+        self.hasMore = hasMore
+    }
+}
+
+/// Where rows come from: local files today, the server's library later. Answers arrive
+/// later as `Action.pageLoaded`; the view model never blocks on them.
+public protocol QueueDataSource: AnyObject {
+    func request(_ request: QueuePageRequest)
+}
+
+/// A virtualized list over a paged source: only pages near the viewport are held,
+/// and drawing touches only visible rows.
+public struct QueueState: Equatable, Sendable {
+    public var pageSize: Int
+    /// Pages kept around the viewport; others are dropped and fetched again if needed.
+    public var keepPages: Int
+    public private(set) var pages: [Int: [QueueItem]] = [:]
+    /// Rows known to exist.
+    public private(set) var count = 0
+    /// More rows may follow `count`.
+    public private(set) var hasMore = true
+    public private(set) var cursor = 0
+    public private(set) var top = 0
+    public private(set) var filter = ""
+    public private(set) var generation = 0
+    public private(set) var pending: Set<Int> = []
+    /// The queue index that is playing (unfiltered).
+    public var playingIndex: Int?
+
+    public init(pageSize: Int = 100, keepPages: Int = 6) {
+        self.pageSize = pageSize
+        self.keepPages = keepPages
+    }
+
+    public func item(at row: Int) -> QueueItem? {
+        guard row >= 0 else { return nil }
+        let page = pages[row / pageSize]
+        let i = row % pageSize
+        guard let page, i < page.count else { return nil }
+        return page[i]
+    }
+
+    public var selected: QueueItem? { item(at: cursor) }
+
+    /// Moves the cursor by `delta` rows (clamped), keeping it on screen.
+    public mutating func move(by delta: Int, visibleRows: Int) -> [QueuePageRequest] {
+        setCursor(cursor + delta, visibleRows: visibleRows)
+    }
+
+    public mutating func setCursor(_ row: Int, visibleRows: Int) -> [QueuePageRequest] {
+        cursor = max(0, min(row, count - 1))
+        if count == 0 { cursor = 0 }
+        scrollToCursor(visibleRows: visibleRows)
+        return fetch(visibleRows: visibleRows)
+    }
+
+    public mutating func scroll(by delta: Int, visibleRows: Int) -> [QueuePageRequest] {
+        let rows = max(1, visibleRows)
+        top = max(0, min(top + delta, max(0, count - rows)))
+        cursor = min(max(cursor, top), top + rows - 1)
+        cursor = max(0, min(cursor, count - 1))
+        return fetch(visibleRows: visibleRows)
+    }
+
+    private mutating func scrollToCursor(visibleRows: Int) {
+        let rows = max(1, visibleRows)
+        if cursor < top { top = cursor }
+        if cursor >= top + rows { top = cursor - rows + 1 }
+        top = max(0, min(top, max(0, count - rows)))
+    }
+
+    /// Starts over with a new filter (or the same one, after the source changed).
+    public mutating func reset(filter: String, visibleRows: Int) -> [QueuePageRequest] {
+        self.filter = filter
+        generation += 1
+        pages = [:]
+        pending = []
+        count = 0
+        hasMore = true
+        cursor = 0
+        top = 0
+        return fetch(visibleRows: visibleRows)
+    }
+
+    /// The source grew or shrank (a scan found files): known rows change, the last page is refetched.
+    public mutating func sourceChanged(total: Int, hasMore more: Bool, visibleRows: Int) -> [QueuePageRequest] {
+        guard filter.isEmpty else { return [] }
+        let lastPage = count / pageSize
+        if total != count { pages[lastPage] = nil; pending.remove(lastPage) }
+        count = total
+        hasMore = more
+        cursor = min(cursor, max(0, count - 1))
+        return fetch(visibleRows: visibleRows)
+    }
+
+    public mutating func loaded(_ page: QueuePage, visibleRows: Int) -> [QueuePageRequest] {
+        guard page.request.generation == generation, page.request.filter == filter else { return [] }
+        let number = page.request.offset / pageSize
+        pending.remove(number)
+        pages[number] = page.items
+        let end = page.request.offset + page.items.count
+        if let total = page.total {
+            count = total
+        } else {
+            count = max(count, end)
+        }
+        hasMore = page.hasMore
+        if !page.hasMore && page.total == nil { count = end }
+        return fetch(visibleRows: visibleRows)
+    }
+
+    /// Requests what the viewport needs: missing visible pages, and the next page when the
+    /// cursor comes within a screen of the end of what is known. Drops far pages.
+    public mutating func fetch(visibleRows: Int) -> [QueuePageRequest] {
+        let rows = max(1, visibleRows)
+        var wanted: [Int] = []
+        if count > 0 {
+            let first = top / pageSize
+            let last = max(first, (min(count, top + rows) - 1) / pageSize)
+            for p in first...last where pages[p] == nil { wanted.append(p) }
+        }
+        if hasMore && cursor >= count - rows {
+            let next = count / pageSize
+            if pages[next] == nil || (pages[next]?.count ?? 0) < pageSize { wanted.append(next) }
+        }
+        var requests: [QueuePageRequest] = []
+        for p in wanted where !pending.contains(p) {
+            pending.insert(p)
+            requests.append(QueuePageRequest(offset: p * pageSize, limit: pageSize, filter: filter, generation: generation))
+        }
+        evict(rows: rows)
+        return requests
+    }
+
+    private mutating func evict(rows: Int) {
+        let first = top / pageSize
+        let last = (top + rows) / pageSize
+        for p in pages.keys where p < first - keepPages / 2 || p > last + keepPages / 2 {
+            pages[p] = nil
+        }
+    }
+
+    /// Rows of the unfiltered queue map one to one onto queue indexes.
+    public var isFiltered: Bool { !filter.isEmpty }
+}

@@ -1,0 +1,357 @@
+public enum Action: Equatable, Sendable {
+    case key(Key)
+    case mouse(MouseEvent)
+    case resize(width: Int, height: Int)
+    /// The player's state changed (or its position moved).
+    case nowPlaying(NowPlaying)
+    case pageLoaded(QueuePage)
+    /// The queue's source grew or changed (a scan found files, `:add` ran).
+    case queueChanged(total: Int, hasMore: Bool)
+    case scanProgress(ScanProgress)
+    case message(String?)
+}
+
+/// What the player should do, in the view model's words.
+public enum PlayerIntent: Equatable, Sendable {
+    case play(index: Int)
+    case togglePause, stop, next, previous
+    case seek(by: Double)
+    case seekTo(Double)
+    case volume(by: Int)
+    case setVolume(Int)
+    case cycleRepeat, toggleShuffle
+}
+
+/// Work for the outside world; the store hands these to its effect handler.
+public enum Effect: Equatable, Sendable {
+    case player(PlayerIntent)
+    case fetch(QueuePageRequest)
+    case add(path: String)
+    case saveLayout(Layout)
+    case quit
+}
+
+/// The reducer: all UI logic, as a pure function of state and action.
+public enum Reducer {
+    public static let keymap = Keymap.standard
+    static let resizeStep = 2
+    static let seekStep = 5.0
+    static let volumeStep = 5
+
+    public static func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
+        switch action {
+        case .key(let key):
+            return handleKey(&s, key)
+        case .mouse(let event):
+            return handleMouse(&s, event)
+        case .resize(let w, let h):
+            s.width = max(0, w)
+            s.height = max(0, h)
+            return fetches(s.queue.setCursor(s.queue.cursor, visibleRows: s.queueRows))
+        case .nowPlaying(let np):
+            s.nowPlaying = np
+            s.queue.playingIndex = np.index
+            return []
+        case .pageLoaded(let page):
+            return fetches(s.queue.loaded(page, visibleRows: s.queueRows))
+        case .queueChanged(let total, let hasMore):
+            return fetches(s.queue.sourceChanged(total: total, hasMore: hasMore, visibleRows: s.queueRows))
+        case .scanProgress(let p):
+            s.scan = p
+            return []
+        case .message(let m):
+            s.message = m
+            return []
+        }
+    }
+
+    private static func fetches(_ requests: [QueuePageRequest]) -> [Effect] {
+        requests.map { .fetch($0) }
+    }
+
+    // MARK: Keys
+
+    private static func handleKey(_ s: inout AppState, _ key: Key) -> [Effect] {
+        switch s.mode {
+        case .help:
+            if [.escape, .char("q"), .char("?"), .enter, .function(1)].contains(key) { s.mode = .normal }
+            return []
+        case .confirmQuit:
+            switch key {
+            case .char("y"), .char("Y"), .enter:
+                s.quitting = true
+                return [.quit]
+            default:
+                s.mode = .normal
+                return []
+            }
+        case .filter(let text):
+            return editFilter(&s, text, key)
+        case .command(let text):
+            return editCommand(&s, text, key)
+        case .normal:
+            s.message = nil
+            guard let command = keymap.command(for: key) else { return [] }
+            return run(&s, command)
+        }
+    }
+
+    private static func edit(_ text: String, _ key: Key) -> String? {
+        switch key {
+        case .char(let c): return text + String(c)
+        case .backspace, .delete: return String(text.dropLast())
+        case .ctrl("u"): return ""
+        default: return nil
+        }
+    }
+
+    private static func editFilter(_ s: inout AppState, _ text: String, _ key: Key) -> [Effect] {
+        switch key {
+        case .enter:
+            s.mode = .normal
+            return []
+        case .escape:
+            s.mode = .normal
+            return fetches(s.queue.reset(filter: "", visibleRows: s.queueRows))
+        default:
+            guard let new = edit(text, key) else { return [] }
+            s.mode = .filter(new)
+            return fetches(s.queue.reset(filter: new, visibleRows: s.queueRows))
+        }
+    }
+
+    private static func editCommand(_ s: inout AppState, _ text: String, _ key: Key) -> [Effect] {
+        switch key {
+        case .enter:
+            s.mode = .normal
+            return execute(&s, text)
+        case .escape:
+            s.mode = .normal
+            return []
+        case .backspace where text.isEmpty:
+            s.mode = .normal
+            return []
+        default:
+            guard let new = edit(text, key) else { return [] }
+            s.mode = .command(new)
+            return []
+        }
+    }
+
+    /// Runs a `:` command line.
+    static func execute(_ s: inout AppState, _ line: String) -> [Effect] {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        let (name, rest) = trimmed.splitOnce(" ")
+        switch name {
+        case "":
+            return []
+        case "add", "a":
+            guard !rest.isEmpty else {
+                s.message = "usage: :add PATH"
+                return []
+            }
+            return [.add(path: rest)]
+        case "q", "quit":
+            s.quitting = true
+            return [.quit]
+        case "layout":
+            guard rest == "reset" else {
+                s.message = "usage: :layout reset"
+                return []
+            }
+            s.layout = .standard
+            s.focus = .queue
+            return [.saveLayout(s.layout)]
+        case "vol", "volume":
+            guard let v = Int(rest), (0...100).contains(v) else {
+                s.message = "usage: :vol 0-100"
+                return []
+            }
+            return [.player(.setVolume(v))]
+        case "seek":
+            guard let t = Double(rest), t >= 0 else {
+                s.message = "usage: :seek SECONDS"
+                return []
+            }
+            return [.player(.seekTo(t))]
+        case "filter":
+            return fetches(s.queue.reset(filter: rest, visibleRows: s.queueRows))
+        default:
+            s.message = "unknown command: \(name)"
+            return []
+        }
+    }
+
+    static func run(_ s: inout AppState, _ command: Command) -> [Effect] {
+        let rows = s.queueRows
+        switch command {
+        case .up: return s.focus == .queue ? fetches(s.queue.move(by: -1, visibleRows: rows)) : []
+        case .down: return s.focus == .queue ? fetches(s.queue.move(by: 1, visibleRows: rows)) : []
+        case .pageUp: return fetches(s.queue.move(by: -rows, visibleRows: rows))
+        case .pageDown: return fetches(s.queue.move(by: rows, visibleRows: rows))
+        case .top: return fetches(s.queue.setCursor(0, visibleRows: rows))
+        case .bottom: return fetches(s.queue.setCursor(s.queue.count - 1, visibleRows: rows))
+        case .play:
+            guard let item = s.queue.selected else { return [] }
+            return [.player(.play(index: item.index))]
+        case .togglePause: return [.player(.togglePause)]
+        case .next: return [.player(.next)]
+        case .previous: return [.player(.previous)]
+        case .stop: return [.player(.stop)]
+        case .seekBack: return [.player(.seek(by: -seekStep))]
+        case .seekForward: return [.player(.seek(by: seekStep))]
+        case .volumeUp: return [.player(.volume(by: volumeStep))]
+        case .volumeDown: return [.player(.volume(by: -volumeStep))]
+        case .cycleRepeat: return [.player(.cycleRepeat)]
+        case .toggleShuffle: return [.player(.toggleShuffle)]
+        case .jumpToPlaying:
+            guard let playing = s.nowPlaying.index else { return [] }
+            var effects: [Effect] = []
+            if s.queue.isFiltered { effects += fetches(s.queue.reset(filter: "", visibleRows: rows)) }
+            s.focus = .queue
+            return effects + fetches(s.queue.setCursor(playing, visibleRows: rows))
+        case .focusNext, .focusPrevious:
+            let panes = s.visiblePanes
+            guard !panes.isEmpty else { return [] }
+            let i = panes.firstIndex(of: s.focus) ?? 0
+            let step = command == .focusNext ? 1 : panes.count - 1
+            s.focus = panes[(i + step) % panes.count]
+            return []
+        case .filter:
+            s.focus = .queue
+            s.mode = .filter(s.queue.filter)
+            return []
+        case .commandLine:
+            s.mode = .command("")
+            return []
+        case .help:
+            s.mode = .help
+            return []
+        case .quit:
+            if s.nowPlaying.state == .playing {
+                s.mode = .confirmQuit
+                return []
+            }
+            s.quitting = true
+            return [.quit]
+        case .narrower, .wider, .shorter, .taller:
+            let axis: SplitAxis = command == .narrower || command == .wider ? .horizontal : .vertical
+            let delta = command == .wider || command == .taller ? resizeStep : -resizeStep
+            let before = s.layout
+            s.layout.resize(s.focus, axis: axis, by: delta, in: s.paneArea)
+            return s.layout == before ? [] : afterLayoutChange(&s)
+        case .maximize:
+            s.layout.maximized = s.layout.maximized == s.focus ? nil : s.focus
+            return afterLayoutChange(&s)
+        case .hidePane:
+            guard s.visiblePanes.count > 1 else {
+                s.message = "the last pane stays"
+                return []
+            }
+            s.layout.maximized = nil
+            s.layout.hidden.insert(s.focus)
+            s.focus = s.visiblePanes.first ?? .queue
+            return afterLayoutChange(&s)
+        case .toggleQueue: return toggle(&s, .queue)
+        case .toggleNowPlaying: return toggle(&s, .nowPlaying)
+        case .toggleFriends: return toggle(&s, .friends)
+        case .toggleChat: return toggle(&s, .chat)
+        }
+    }
+
+    private static func toggle(_ s: inout AppState, _ pane: PaneID) -> [Effect] {
+        s.layout.maximized = nil
+        if s.layout.hidden.contains(pane) {
+            s.layout.hidden.remove(pane)
+            s.focus = pane
+        } else {
+            guard s.visiblePanes.count > 1 else {
+                s.message = "the last pane stays"
+                return []
+            }
+            s.layout.hidden.insert(pane)
+            if s.focus == pane { s.focus = s.visiblePanes.first ?? .queue }
+        }
+        return afterLayoutChange(&s)
+    }
+
+    private static func afterLayoutChange(_ s: inout AppState) -> [Effect] {
+        [.saveLayout(s.layout)] + fetches(s.queue.setCursor(s.queue.cursor, visibleRows: s.queueRows))
+    }
+
+    // MARK: Mouse
+
+    private static func handleMouse(_ s: inout AppState, _ e: MouseEvent) -> [Effect] {
+        guard !s.isTooSmall, s.mode == .normal || s.dragging != nil else {
+            if e.kind == .press, s.mode == .help { s.mode = .normal }
+            return []
+        }
+        let area = s.paneArea
+        switch e.kind {
+        case .press:
+            if let border = s.layout.border(at: e.x, e.y, in: area) {
+                let at = border.axis == .horizontal ? e.x : e.y
+                s.dragging = border.id
+                s.dragOffset = at - border.position
+                return []
+            }
+            guard let (pane, frame) = s.frames.first(where: { $0.value.contains(x: e.x, y: e.y) }) else { return [] }
+            s.focus = pane
+            if pane == .queue, e.y > frame.y, e.y < frame.maxY - 1 {
+                return fetches(s.queue.setCursor(s.queue.top + (e.y - frame.y - 1), visibleRows: s.queueRows))
+            }
+            return []
+        case .drag, .release:
+            guard let id = s.dragging, let border = s.layout.borders(in: area).first(where: { $0.id == id }) else {
+                s.dragging = nil
+                return []
+            }
+            let at = border.axis == .horizontal ? e.x : e.y
+            s.layout.moveBorder(id: id, to: at - s.dragOffset, in: area)
+            if e.kind == .release {
+                s.dragging = nil
+                return afterLayoutChange(&s)
+            }
+            return []
+        case .scrollUp, .scrollDown:
+            guard let f = s.frames[.queue], f.contains(x: e.x, y: e.y) else { return [] }
+            return fetches(s.queue.scroll(by: e.kind == .scrollUp ? -3 : 3, visibleRows: s.queueRows))
+        }
+    }
+}
+
+extension String {
+    func splitOnce(_ separator: Character) -> (String, String) {
+        guard let i = firstIndex(of: separator) else { return (self, "") }
+        return (String(self[..<i]), String(self[index(after: i)...]).trimmingCharacters(in: .whitespaces))
+    }
+
+    func trimmingCharacters(in set: CharacterClass) -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}
+
+enum CharacterClass { case whitespaces }
+
+/// Holds the state, runs the reducer and hands effects to the outside world.
+/// Confined to one thread (the UI loop); tests drive it with scripts of actions.
+public final class Store {
+    public private(set) var state: AppState
+    private let effects: (Effect) -> Void
+
+    public init(state: AppState, effects: @escaping (Effect) -> Void) {
+        self.state = state
+        self.effects = effects
+    }
+
+    public func send(_ action: Action) {
+        for effect in Reducer.reduce(&state, action) { effects(effect) }
+    }
+
+    public func send(_ actions: [Action]) {
+        for a in actions { send(a) }
+    }
+}
