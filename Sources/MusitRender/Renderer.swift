@@ -208,7 +208,8 @@ public struct Renderer: Sendable {
         let entryWidth = keyWidth + 2 + (entries.map { TextWidth.of($0.summary) }.max() ?? 0)
         let w = b.width - 2
         let innerH = max(1, b.height - 4)
-        let columns = max(1, min((entries.count + innerH - 1) / innerH, (w - 2) / min(entryWidth, 40)))
+        _ = entryWidth
+        let columns = max(1, min(3, (entries.count + innerH - 1) / innerH))
         let rows = (entries.count + columns - 1) / columns
         let h = min(b.height - 2, rows + 2)
         let f = Rect(x: 1, y: max(0, (b.height - h) / 2), width: w, height: h)

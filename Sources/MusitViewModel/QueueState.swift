@@ -64,6 +64,8 @@ public struct QueueState: Equatable, Sendable {
     public private(set) var pending: Set<Int> = []
     /// The queue index that is playing (unfiltered).
     public var playingIndex: Int?
+    /// A row to move to once it has loaded (a jump past what is known).
+    public private(set) var pendingJump: Int?
 
     public init(pageSize: Int = 100, keepPages: Int = 6) {
         self.pageSize = pageSize
@@ -92,6 +94,19 @@ public struct QueueState: Equatable, Sendable {
         return fetch(visibleRows: visibleRows)
     }
 
+    /// Moves to `row`, fetching it first when it lies beyond the rows known so far.
+    public mutating func jump(to row: Int, visibleRows: Int) -> [QueuePageRequest] {
+        guard row >= count, hasMore else {
+            pendingJump = nil
+            return setCursor(row, visibleRows: visibleRows)
+        }
+        pendingJump = row
+        let page = row / pageSize
+        guard pages[page] == nil, !pending.contains(page) else { return [] }
+        pending.insert(page)
+        return [QueuePageRequest(offset: page * pageSize, limit: pageSize, filter: filter, generation: generation)]
+    }
+
     public mutating func scroll(by delta: Int, visibleRows: Int) -> [QueuePageRequest] {
         let rows = max(1, visibleRows)
         top = max(0, min(top + delta, max(0, count - rows)))
@@ -117,6 +132,7 @@ public struct QueueState: Equatable, Sendable {
         hasMore = true
         cursor = 0
         top = 0
+        pendingJump = nil
         return fetch(visibleRows: visibleRows)
     }
 
@@ -144,6 +160,10 @@ public struct QueueState: Equatable, Sendable {
         }
         hasMore = page.hasMore
         if !page.hasMore && page.total == nil { count = end }
+        if let target = pendingJump, target < count || !hasMore {
+            pendingJump = nil
+            return setCursor(target, visibleRows: visibleRows)
+        }
         return fetch(visibleRows: visibleRows)
     }
 

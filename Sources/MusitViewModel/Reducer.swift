@@ -209,7 +209,7 @@ public enum Reducer {
             var effects: [Effect] = []
             if s.queue.isFiltered { effects += fetches(s.queue.reset(filter: "", visibleRows: rows)) }
             s.focus = .queue
-            return effects + fetches(s.queue.setCursor(playing, visibleRows: rows))
+            return effects + fetches(s.queue.jump(to: playing, visibleRows: rows))
         case .focusNext, .focusPrevious:
             let panes = s.visiblePanes
             guard !panes.isEmpty else { return [] }
