@@ -89,7 +89,8 @@ public final class LocalLibrary: QueueDataSource, Sendable {
                 if walker.fileAttributes?[.type] as? FileAttributeType != .typeDirectory { skipped += 1 }
                 continue
             }
-            if access(full, R_OK) != 0 || walker.fileAttributes?[.type] as? FileAttributeType == .typeDirectory {
+            var st = stat()
+            if stat(full, &st) != 0 || (st.st_mode & S_IFMT) != S_IFREG || access(full, R_OK) != 0 {
                 skipped += 1
                 continue
             }

@@ -125,7 +125,9 @@ public struct Renderer: Sendable {
             }
             let isPlaying = item.index == q.playingIndex
             let selected = row == q.cursor
-            let style: Style = selected ? (focused ? .selection : .selectionInactive) : (isPlaying ? .playing : .normal)
+            let failure = s.failed[item.index]
+            let style: Style = selected ? (focused ? .selection : .selectionInactive)
+                : (isPlaying ? .playing : (failure != nil ? .error : .normal))
             if selected { b.fill((r.x, y, r.width, 1), style: style) }
             b.put(isPlaying ? glyphs.playing : " ", x: r.x, y: y, maxWidth: 1, style: style)
             var right = ""
@@ -133,6 +135,7 @@ public struct Renderer: Sendable {
             let rightWidth = right.isEmpty ? 0 : TextWidth.of(right) + 1
             var label = item.title
             if let detail = item.detail, !detail.isEmpty { label += " · " + detail }
+            if let failure { label += " — " + failure }
             b.put(label, x: r.x + 2, y: y, maxWidth: max(0, r.width - 2 - rightWidth), style: style, ellipsis: glyphs.ellipsis)
             if rightWidth > 0 && r.width > rightWidth + 4 {
                 b.put(right, x: r.maxX - rightWidth + 1, y: y, maxWidth: rightWidth, style: selected ? style : .dim)

@@ -60,6 +60,8 @@ public struct AppState: Equatable, Sendable {
     public var quitting = false
     /// Friends and chat come with the backend; until then they say how to get them.
     public var signedIn = false
+    /// Queue indexes the player could not play, with the reason.
+    public var failed: [Int: String] = [:]
     public var unicode = true
 
     public init(width: Int, height: Int, layout: Layout = .standard) {

@@ -21,6 +21,13 @@ public struct QueuePageRequest: Equatable, Hashable, Sendable {
     public var filter: String
     /// Answers to an older generation (before the filter changed) are ignored.
     public var generation: Int
+
+    public init(offset: Int, limit: Int, filter: String, generation: Int) {
+        self.offset = offset
+        self.limit = limit
+        self.filter = filter
+        self.generation = generation
+    }
 }
 
 /// A page the data source delivered.

@@ -9,6 +9,8 @@ public enum Action: Equatable, Sendable {
     case queueChanged(total: Int, hasMore: Bool)
     case scanProgress(ScanProgress)
     case message(String?)
+    /// The player could not play queue entry `index`.
+    case trackFailed(index: Int, reason: String)
 }
 
 /// What the player should do, in the view model's words.
@@ -61,6 +63,9 @@ public enum Reducer {
             return []
         case .message(let m):
             s.message = m
+            return []
+        case .trackFailed(let index, let reason):
+            s.failed[index] = reason
             return []
         }
     }

@@ -47,6 +47,7 @@ struct MusitCommand: ParsableCommand {
     }
 
     func run() throws {
+        SignalWatcher.blockTerminationSignals()
         let environment = ProcessInfo.processInfo.environment
         let settings: MusitSettings
         do {
@@ -122,14 +123,8 @@ struct HeadlessRun {
                 break
             }
         }
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { done.signal() }
-            source.resume()
-            sources.append(source)
-        }
+        let signals = SignalWatcher { done.signal() }
+        defer { _ = signals }
         player.send(.load(tracks, startAt: 0, autoplay: true))
         done.wait()
         player.shutdown()

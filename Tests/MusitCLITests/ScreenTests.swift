@@ -2,73 +2,131 @@ import Foundation
 import MusitTestSupport
 import Testing
 
-@Suite("The now-playing screen in a real terminal (tmux)", .serialized)
+/// The real binary in tmux: keys and mouse bytes in, the screen it drew out.
+@Suite("musit-tui in a real terminal (tmux)", .serialized)
 struct ScreenTests {
-    @Test("plays, pauses, seeks, skips and restores the terminal on q")
-    func nowPlaying() throws {
+    static func column(of needle: String, in screen: String, row: Int = 0) -> Int? {
+        let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
+        guard row < lines.count, let r = lines[row].range(of: needle) else { return nil }
+        return lines[row].distance(from: lines[row].startIndex, to: r.lowerBound)
+    }
+
+    /// An X10 mouse report, as xterm and tmux send it: ESC [ M, button, column, row (1-based, +32).
+    static func mouse(button: UInt8, x: Int, y: Int) -> [UInt8] {
+        [0x1B, 0x5B, 0x4D, 32 + button, UInt8(32 + x + 1), UInt8(32 + y + 1)]
+    }
+
+    @Test("four panes; plays, pauses, seeks, skips; resizes; a mouse drag; q restores the terminal")
+    func fullSession() throws {
         let (device, capture) = Fixtures.captureDevice()
+        let config = NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"
         let tmux = try TmuxSession(command: [Binary.path, "--device", device, "--pace",
                                              Fixtures.path("tag_v23_utf16.mp3"), Fixtures.path("sweep.mp3")],
-                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig])
+                                   width: 120, height: 36,
+                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig, "XDG_CONFIG_HOME": config],
+                                   after: "stty -a;")
         defer { tmux.kill() }
-        var r = try tmux.waitFor(text: "Now Playing")
-        #expect(r.ok, "\(r.screen)")
+        var r = try tmux.waitFor { s in ["┌ Queue", "┌ Now Playing", "┌ Friends", "┌ Chat"].allSatisfy { s.contains($0) } }
+        #expect(r.ok, "four panes: \(r.screen)")
+        #expect(r.screen.contains("sign in to see friends") && r.screen.contains("sign in to chat"))
         #expect(try tmux.paneValue("#{alternate_on}") == "1")
         r = try tmux.waitFor(text: "Ünïcødé Title – 東京")
-        #expect(r.ok, "the UTF-16 title is drawn: \(r.screen)")
-        #expect(r.screen.contains("Ærtist Ωμέγα · Albüm 🎵"))
-        // The 1 s first track ends by itself; the sweep follows.
-        r = try tmux.waitFor(text: "sweep.mp3")
-        r = try tmux.waitFor { $0.contains("▶ playing") && $0.contains("0:00 / 0:06") == false && $0.contains("/ 0:06") }
-        #expect(r.ok, "second track playing: \(r.screen)")
+        #expect(r.ok, "UTF-16 tags drawn: \(r.screen)")
+        r = try tmux.waitFor { $0.contains("▶ playing") && $0.contains("/ 0:06") }
+        #expect(r.ok, "the 1 s track ended by itself and the sweep plays: \(r.screen)")
+        #expect(r.screen.contains("♪ sweep"), "the queue marks the playing track")
+
         try tmux.send("Space")
-        r = try tmux.waitFor(text: "paused")
+        r = try tmux.waitFor(text: "⏸ paused")
         #expect(r.ok, "\(r.screen)")
         let size = try FileManager.default.attributesOfItem(atPath: capture)[.size] as! Int
         Thread.sleep(forTimeInterval: 0.4)
         #expect(try FileManager.default.attributesOfItem(atPath: capture)[.size] as! Int == size, "nothing written while paused")
         try tmux.send("Right")
         try tmux.send("Right")
-        try tmux.send("+")  // already at 100: stays
-        try tmux.send("-")
-        r = try tmux.waitFor { $0.contains("vol 95%") && $0.contains("0:05 / 0:06") }
-        #expect(r.ok, "two 5 s seeks clamp near the end; volume down: \(r.screen)")
+        r = try tmux.waitFor(text: "0:05 / 0:06")
+        #expect(r.ok, "two 5 s seeks, clamped at the end: \(r.screen)")
         try tmux.send("Left")
+        r = try tmux.waitFor(text: "0:00 / 0:06")
+        #expect(r.ok, "back 5 s: \(r.screen)")
+        try tmux.send("-")
+        r = try tmux.waitFor(text: "vol 95%")
+        #expect(r.ok)
         try tmux.send("Space")
         r = try tmux.waitFor(text: "▶ playing")
         #expect(r.ok)
         try tmux.send("p")
         r = try tmux.waitFor { $0.contains("Ünïcødé Title") && $0.contains("/ 0:01") }
-        #expect(r.ok, "p goes back to the first track: \(r.screen)")
+        #expect(r.ok, "p: previous track: \(r.screen)")
         try tmux.send("n")
-        r = try tmux.waitFor { $0.contains("/ 0:06") }
-        #expect(r.ok, "n skips to the sweep: \(r.screen)")
+        r = try tmux.waitFor(text: "/ 0:06")
+        #expect(r.ok, "n: next track: \(r.screen)")
+
+        for (w, h) in [(80, 24), (200, 60), (30, 8), (120, 36)] {
+            try tmux.resize(width: w, height: h)
+            if w < 40 {
+                r = try tmux.waitFor(text: "Terminal too small")
+            } else {
+                r = try tmux.waitFor { s in
+                    s.split(separator: "\n").first.map { $0.count == w } == true && s.contains("┌ Chat")
+                }
+            }
+            #expect(r.ok, "redrawn at \(w)x\(h): \(r.screen)")
+        }
+
+        // Drag the border between the left side and Friends from its column to column 40.
+        r = try tmux.waitFor(text: "┌ Friends")
+        let border = try #require(Self.column(of: "┌ Friends", in: r.screen))
+        try tmux.sendRaw(hex: Self.mouse(button: 0, x: border - 1, y: 15))
+        try tmux.sendRaw(hex: Self.mouse(button: 3, x: 40, y: 15))
+        r = try tmux.waitFor { Self.column(of: "┌ Friends", in: $0) == 41 }
+        #expect(r.ok, "border dragged from \(border) to 41: \(r.screen)")
+        let saved = try String(contentsOfFile: config + "/musit/layout.json", encoding: .utf8)
+        #expect(saved.contains("percent"), "layout saved: \(saved)")
+
         try tmux.send("q")
+        r = try tmux.waitFor(text: "Quit while playing?")
+        #expect(r.ok, "\(r.screen)")
+        try tmux.send("y")
         r = try tmux.waitFor(text: "[exited 0]")
         #expect(r.ok, "\(r.screen)")
         #expect(try tmux.paneValue("#{alternate_on}") == "0", "alternate screen off after q")
+        r = try tmux.waitFor(text: "icanon")
+        #expect(r.screen.contains(" icanon") && r.screen.contains(" echo ") && !r.screen.contains("-icanon"),
+                "stty sane: \(r.screen)")
+        #expect(try FileManager.default.attributesOfItem(atPath: capture)[.size] as! Int > 44_100 * 4, "audio reached the device")
+
+        // The saved layout comes back next time.
+        let again = try TmuxSession(command: [Binary.path, "--device", "testnull", Fixtures.path("sine440.mp3")],
+                                    width: 120, height: 36,
+                                    environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig, "XDG_CONFIG_HOME": config])
+        defer { again.kill() }
+        r = try again.waitFor { Self.column(of: "┌ Friends", in: $0) == 41 }
+        #expect(r.ok, "layout restored: \(r.screen)")
     }
 
-    @Test("survives a tiny window and resizes, and SIGTERM restores the terminal")
-    func tinyAndSignals() throws {
+    @Test("a 10x4 window, resize storms and signals: the terminal is always restored", arguments: [SIGTERM, SIGINT, SIGHUP])
+    func tinyAndSignals(signal: Int32) throws {
         let tmux = try TmuxSession(command: [Binary.path, "--device", "testnull", "--pace", Fixtures.path("sine440.mp3")],
-                                   width: 10, height: 4, environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig])
+                                   width: 10, height: 4, environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
+                                                                       "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
         defer { tmux.kill() }
         var r = try tmux.waitFor(text: "Terminal")
-        #expect(r.ok, "a 10×4 window says it is too small: \(r.screen)")
-        for (w, h) in [(120, 40), (20, 6), (80, 24), (10, 4), (100, 30)] {
+        #expect(r.ok, "a 10x4 window says it is too small: \(r.screen)")
+        for (w, h) in [(120, 40), (20, 6), (80, 24), (10, 4), (1, 1), (250, 80), (100, 30)] {
             try tmux.resize(width: w, height: h)
         }
-        r = try tmux.waitFor(text: "Now Playing")
-        #expect(r.ok, "redrawn after resizes: \(r.screen)")
+        r = try tmux.waitFor { $0.contains("┌ Queue") && $0.split(separator: "\n").first?.count == 100 }
+        #expect(r.ok, "redrawn after a resize storm: \(r.screen)")
+        try tmux.send("x", "x", "x", "F12", "C-x", "€", "!")
+        r = try tmux.waitFor(text: "┌")
+        #expect(r.ok)
         let pid = try tmux.paneValue("#{pane_pid}")
-        // The pane runs a shell whose child is musit-tui.
         let children = try String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
-        let child = children.split(separator: " ").first.map(String.init) ?? ""
-        #expect(!child.isEmpty)
-        kill(pid_t(child) ?? 0, SIGTERM)
+        let child = try #require(children.split(separator: " ").first.flatMap { pid_t(String($0)) })
+        kill(child, signal)
         r = try tmux.waitFor(text: "[exited 0]")
-        #expect(r.ok, "exits on SIGTERM: \(r.screen)")
+        #expect(r.ok, "exits on signal \(signal): \(r.screen)")
         #expect(try tmux.paneValue("#{alternate_on}") == "0")
     }
 }

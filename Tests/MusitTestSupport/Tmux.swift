@@ -6,13 +6,14 @@ public final class TmuxSession: @unchecked Sendable {
     public let name = "musit"
 
     /// Starts `command` in a `width`×`height` window with a UTF-8 locale and a 256-colour TERM.
-    public init(command: [String], width: Int = 100, height: Int = 30, environment: [String: String] = [:]) throws {
+    public init(command: [String], width: Int = 100, height: Int = 30, environment: [String: String] = [:],
+                after: String = "") throws {
         socket = "musit-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         var args = ["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)",
                     "-e", "TERM=tmux-256color", "-e", "LANG=C.UTF-8", "-e", "LC_ALL=C.UTF-8"]
         for (k, v) in environment { args += ["-e", "\(k)=\(v)"] }
         // Keep the pane after the program exits so its last screen can be read.
-        args.append(command.map(Self.quote).joined(separator: " ") + "; echo \"[exited $?]\"; sleep 30")
+        args.append(command.map(Self.quote).joined(separator: " ") + "; echo \"[exited $?]\"; \(after) sleep 30")
         try tmux(args)
     }
 
@@ -33,6 +34,12 @@ public final class TmuxSession: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, file, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // The tmux server lives on: it must not keep other descriptors of this process
+        // (such as Foundation's pipes to a concurrently running child) open.
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+        for fd in open where fd > 2 && fcntl(fd, F_GETFD) >= 0 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
         // Test runner threads block signals; the tmux server must not inherit that mask.
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

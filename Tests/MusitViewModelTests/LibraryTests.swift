@@ -1,0 +1,58 @@
+import Foundation
+import MusitLibrary
+import MusitViewModel
+import MusitTestSupport
+import Testing
+
+@Suite("Local library: folders scanned in the background, served in pages")
+struct LibraryTests {
+    /// 9,000 MP3 names, 800 other files, 150 dangling links named .mp3 (unreadable even
+    /// for root) and 50 folders named .mp3, in nested folders.
+    @Test("a folder of 10,000 mixed files yields exactly its readable MP3s, with progress")
+    func bigFolder() async throws {
+        let root = NSTemporaryDirectory() + "musit-lib-\(UUID().uuidString)"
+        let fm = FileManager.default
+        for d in 0..<10 { try fm.createDirectory(atPath: "\(root)/album \(d)", withIntermediateDirectories: true) }
+        for i in 0..<9_000 { fm.createFile(atPath: "\(root)/album \(i % 10)/track \(i).mp3", contents: nil) }
+        for i in 0..<800 { fm.createFile(atPath: "\(root)/album \(i % 10)/notes \(i).txt", contents: nil) }
+        for i in 0..<150 { try fm.createSymbolicLink(atPath: "\(root)/album \(i % 10)/gone \(i).mp3", withDestinationPath: "/nonexistent/\(i)") }
+        for i in 0..<50 { try fm.createDirectory(atPath: "\(root)/album \(i % 10)/folder \(i).mp3", withIntermediateDirectories: true) }
+        defer { try? fm.removeItem(atPath: root) }
+
+        let events = Locked<[LocalLibrary.Event]>([])
+        let done = Locked<Bool>(false)
+        let library = LocalLibrary { e in
+            events.withLock { $0.append(e) }
+            if case .progress(let p) = e, p.finished { done.withLock { $0 = true } }
+        }
+        let start = Date()
+        library.add([root])
+        while !done.withLock({ $0 }) && Date().timeIntervalSince(start) < 60 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(done.withLock { $0 }, "scan finished")
+        #expect(library.count == 9_000)
+        let progress = events.withLock { $0 }.compactMap { if case .progress(let p) = $0 { p } else { nil } }
+        #expect(progress.last == ScanProgress(found: 9_000, skipped: 1_000, finished: true))
+        // Sorted naturally: "track 2" before "track 10" within a folder.
+        let first = library.page(for: QueuePageRequest(offset: 0, limit: 3, filter: "", generation: 0))
+        #expect(first.items.map(\.title) == ["track 0", "track 10", "track 20"])
+        #expect(first.total == 9_000 && first.hasMore)
+        let last = library.page(for: QueuePageRequest(offset: 8_990, limit: 100, filter: "", generation: 0))
+        #expect(last.items.count == 10 && !last.hasMore)
+        let filtered = library.page(for: QueuePageRequest(offset: 0, limit: 100, filter: "TRACK 12", generation: 1))
+        #expect(filtered.total == 111, "track 12, 120-129, 1200-1299")
+        #expect(filtered.items.allSatisfy { $0.title.hasPrefix("track 12") })
+        #expect(filtered.items.allSatisfy { library.entry(at: $0.index)?.title == $0.title }, "rows map to queue indexes")
+    }
+
+    @Test("a missing path is reported, a single file is taken as is")
+    func paths() async throws {
+        let problems = Locked<[String]>([])
+        let library = LocalLibrary { e in if case .problem(let p) = e { problems.withLock { $0.append(p) } } }
+        library.addNow(["/nonexistent/music", Fixtures.path("sine440.mp3")])
+        #expect(problems.withLock { $0 } == ["/nonexistent/music: no such file or folder"])
+        #expect(library.count == 1)
+        #expect(library.entry(at: 0)?.title == "sine440")
+    }
+}
