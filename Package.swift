@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "musit-tui", targets: ["musit-tui"]),
+        // The view model and renderer, for the UI benchmarks in bench/ui.
+        .library(name: "MusitUI", targets: ["MusitViewModel", "MusitRender"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

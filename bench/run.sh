@@ -3,3 +3,4 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/audio.sh"
+"$here/ui.sh"
