@@ -130,3 +130,83 @@ struct ScreenTests {
         #expect(try tmux.paneValue("#{alternate_on}") == "0")
     }
 }
+
+@Suite("musit-tui in a real terminal: input floods, :add, colour and ASCII", .serialized)
+struct ScreenExtraTests {
+    @Test("10,000 keys at once, then :add of a folder; the UI keeps up")
+    func floodAndAdd() throws {
+        let tmux = try TmuxSession(command: [Binary.path, "--device", "testnull", "--pace", Fixtures.path("sine440.mp3")],
+                                   width: 120, height: 36,
+                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
+                                                 "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
+        defer { tmux.kill() }
+        var r = try tmux.waitFor(text: "┌ Queue")
+        #expect(r.ok)
+        let flood = String((0..<10_000).map { i -> Character in ["j", "k", "J", "Z", "w", "{", "}", "<", ">"][i % 9] })
+        try tmux.send("-l", flood)
+        try tmux.send("?")
+        r = try tmux.waitFor(text: "Help: keys")
+        #expect(r.ok, "responsive after 10,000 keys: \(r.screen)")
+        try tmux.send("Escape")
+        try tmux.send(":")
+        try tmux.send("-l", "add \(Fixtures.dir)")
+        try tmux.send("Enter")
+        r = try tmux.waitFor { $0.contains("tag_v24") && $0.contains("sweep_b") }
+        #expect(r.ok, ":add scanned the folder: \(r.screen)")
+        try tmux.send("/")
+        try tmux.send("-l", "tag_v2")
+        r = try tmux.waitFor { $0.contains("filter: tag_v2") && !$0.contains("sweep_b") }
+        #expect(r.ok, "filtered: \(r.screen)")
+    }
+
+    @Test("ASCII boxes when the locale is not UTF-8")
+    func asciiLocale() throws {
+        let tmux = try TmuxSession(command: ["/usr/bin/env", "LANG=C", "LC_ALL=C", Binary.path, "--device", "testnull",
+                                             Fixtures.path("sine440.mp3")],
+                                   width: 100, height: 30,
+                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
+                                                 "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
+        defer { tmux.kill() }
+        let r = try tmux.waitFor(text: "+ Queue ")
+        #expect(r.ok, "\(r.screen)")
+        #expect(!r.screen.contains("┌"))
+    }
+
+    @Test("24-bit colour on a direct-colour terminal, 256 colours on tmux-256color, none with NO_COLOR")
+    func colours() throws {
+        for (term, noColor, marker) in [("tmux-direct", "", "38;2;"), ("tmux-256color", "", "38;5;"), ("tmux-256color", "1", nil)] {
+            let tmux = try TmuxSession(command: ["/usr/bin/env", "TERM=\(term)", "NO_COLOR=\(noColor)", Binary.path, "--device", "testnull",
+                                                 Fixtures.path("sine440.mp3")],
+                                       width: 100, height: 30,
+                                       environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
+                                                     "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
+            defer { tmux.kill() }
+            _ = try tmux.waitFor(text: "┌ Queue")
+            let coloured = try tmux.tmux(["capture-pane", "-p", "-e", "-t", tmux.name])
+            if let marker {
+                #expect(coloured.contains(marker), "\(term) draws with \(marker)")
+            } else {
+                #expect(!coloured.contains("38;"), "NO_COLOR: attributes only")
+                #expect(coloured.contains("\u{1B}[1m"), "bold still marks the focus")
+            }
+        }
+    }
+
+    @Test("a fatal signal still restores the terminal")
+    func crashRestores() throws {
+        let tmux = try TmuxSession(command: [Binary.path, "--device", "testnull", Fixtures.path("sine440.mp3")],
+                                   width: 100, height: 30,
+                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
+                                                 "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
+        defer { tmux.kill() }
+        var r = try tmux.waitFor(text: "┌ Queue")
+        #expect(try tmux.paneValue("#{alternate_on}") == "1")
+        let pid = try tmux.paneValue("#{pane_pid}")
+        let children = try String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
+        let child = try #require(children.split(separator: " ").first.flatMap { pid_t(String($0)) })
+        kill(child, SIGSEGV)
+        r = try tmux.waitFor(text: "[exited 139]")
+        #expect(r.ok, "died of SIGSEGV: \(r.screen)")
+        #expect(try tmux.paneValue("#{alternate_on}") == "0", "alternate screen left")
+    }
+}
