@@ -18,9 +18,9 @@ run: build
 test-audio: deps
 	scripts/make-test-audio.sh $(TEST_AUDIO)
 
+# Serial: several tests measure real time, and on two cores parallel tests that
+# wait on processes would starve the cooperative pool the timing tests run on.
 test: deps test-audio
-	# Serial: several tests measure real time, and on two cores parallel tests that
-	# wait on processes would starve the cooperative pool the timing tests run on.
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
 
 bench: deps

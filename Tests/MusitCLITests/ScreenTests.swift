@@ -2,6 +2,36 @@ import Foundation
 import MusitTestSupport
 import Testing
 
+extension TmuxSession {
+    /// musit-tui with `arguments` in a fresh session with a private config directory.
+    static func musit(_ arguments: [String], width: Int = 100, height: Int = 30, config: String? = nil,
+                      after: String = "") throws -> TmuxSession {
+        try TmuxSession(command: [Binary.path] + arguments, width: width, height: height,
+                        environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
+                                      "XDG_CONFIG_HOME": config ?? NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"],
+                        after: after)
+    }
+
+    /// Sends `keys`, then waits until the screen shows `text`; records an issue with the screen if it never does.
+    @discardableResult
+    func press(_ keys: String..., until text: String, _ why: String = "",
+               sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        if !keys.isEmpty { try send(keys) }
+        let r = try waitFor(text: text)
+        #expect(r.ok, "\(why) waiting for \(text): \(r.screen)", sourceLocation: sourceLocation)
+        return r.screen
+    }
+
+    func send(_ keys: [String]) throws { try tmux(["send-keys", "-t", name] + keys) }
+
+    /// The musit-tui process: the child of the pane's shell.
+    func programPID() throws -> pid_t {
+        let pid = try paneValue("#{pane_pid}")
+        let children = try String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
+        return try #require(children.split(separator: " ").first.flatMap { pid_t(String($0)) })
+    }
+}
+
 /// The real binary in tmux: keys and mouse bytes in, the screen it drew out.
 @Suite("musit-tui in a real terminal (tmux)", .serialized)
 struct ScreenTests {
@@ -20,11 +50,9 @@ struct ScreenTests {
     func fullSession() throws {
         let (device, capture) = Fixtures.captureDevice()
         let config = NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"
-        let tmux = try TmuxSession(command: [Binary.path, "--device", device, "--pace",
-                                             Fixtures.path("tag_v23_utf16.mp3"), Fixtures.path("sweep.mp3")],
-                                   width: 120, height: 36,
-                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig, "XDG_CONFIG_HOME": config],
-                                   after: "stty -a;")
+        let tmux = try TmuxSession.musit(["--device", device, "--pace", Fixtures.path("tag_v23_utf16.mp3"),
+                                          Fixtures.path("sweep.mp3")], width: 120, height: 36, config: config,
+                                         after: "stty -a;")
         defer { tmux.kill() }
         var r = try tmux.waitFor { s in ["┌ Queue", "┌ Now Playing", "┌ Friends", "┌ Chat"].allSatisfy { s.contains($0) } }
         #expect(r.ok, "four panes: \(r.screen)")
@@ -36,25 +64,14 @@ struct ScreenTests {
         #expect(r.ok, "the 1 s track ended by itself and the sweep plays: \(r.screen)")
         #expect(r.screen.contains("♪ sweep"), "the queue marks the playing track")
 
-        try tmux.send("Space")
-        r = try tmux.waitFor(text: "⏸ paused")
-        #expect(r.ok, "\(r.screen)")
+        try tmux.press("Space", until: "⏸ paused")
         let size = try FileManager.default.attributesOfItem(atPath: capture)[.size] as! Int
         Thread.sleep(forTimeInterval: 0.4)
         #expect(try FileManager.default.attributesOfItem(atPath: capture)[.size] as! Int == size, "nothing written while paused")
-        try tmux.send("Right")
-        try tmux.send("Right")
-        r = try tmux.waitFor(text: "0:05 / 0:06")
-        #expect(r.ok, "two 5 s seeks, clamped at the end: \(r.screen)")
-        try tmux.send("Left")
-        r = try tmux.waitFor(text: "0:00 / 0:06")
-        #expect(r.ok, "back 5 s: \(r.screen)")
-        try tmux.send("-")
-        r = try tmux.waitFor(text: "vol 95%")
-        #expect(r.ok)
-        try tmux.send("Space")
-        r = try tmux.waitFor(text: "▶ playing")
-        #expect(r.ok)
+        try tmux.press("Right", "Right", until: "0:05 / 0:06", "two 5 s seeks, clamped at the end")
+        try tmux.press("Left", until: "0:00 / 0:06", "back 5 s")
+        try tmux.press("-", until: "vol 95%")
+        try tmux.press("Space", until: "▶ playing")
         try tmux.send("p")
         r = try tmux.waitFor { $0.contains("Ünïcødé Title") && $0.contains("/ 0:01") }
         #expect(r.ok, "p: previous track: \(r.screen)")
@@ -84,12 +101,8 @@ struct ScreenTests {
         let saved = try String(contentsOfFile: config + "/musit/layout.json", encoding: .utf8)
         #expect(saved.contains("percent"), "layout saved: \(saved)")
 
-        try tmux.send("q")
-        r = try tmux.waitFor(text: "Quit while playing?")
-        #expect(r.ok, "\(r.screen)")
-        try tmux.send("y")
-        r = try tmux.waitFor(text: "[exited 0]")
-        #expect(r.ok, "\(r.screen)")
+        try tmux.press("q", until: "Quit while playing?")
+        try tmux.press("y", until: "[exited 0]")
         #expect(try tmux.paneValue("#{alternate_on}") == "0", "alternate screen off after q")
         r = try tmux.waitFor(text: "icanon")
         #expect(r.screen.contains(" icanon") && r.screen.contains(" echo ") && !r.screen.contains("-icanon"),
@@ -97,9 +110,8 @@ struct ScreenTests {
         #expect(try FileManager.default.attributesOfItem(atPath: capture)[.size] as! Int > 44_100 * 4, "audio reached the device")
 
         // The saved layout comes back next time.
-        let again = try TmuxSession(command: [Binary.path, "--device", "testnull", Fixtures.path("sine440.mp3")],
-                                    width: 120, height: 36,
-                                    environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig, "XDG_CONFIG_HOME": config])
+        let again = try TmuxSession.musit(["--device", "testnull", Fixtures.path("sine440.mp3")], width: 120, height: 36,
+                                          config: config)
         defer { again.kill() }
         r = try again.waitFor { Self.column(of: "┌ Friends", in: $0) == 41 }
         #expect(r.ok, "layout restored: \(r.screen)")
@@ -107,9 +119,7 @@ struct ScreenTests {
 
     @Test("a 10x4 window, resize storms and signals: the terminal is always restored", arguments: [SIGTERM, SIGINT, SIGHUP])
     func tinyAndSignals(signal: Int32) throws {
-        let tmux = try TmuxSession(command: [Binary.path, "--device", "testnull", "--pace", Fixtures.path("sine440.mp3")],
-                                   width: 10, height: 4, environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
-                                                                       "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
+        let tmux = try TmuxSession.musit(["--device", "testnull", "--pace", Fixtures.path("sine440.mp3")], width: 10, height: 4)
         defer { tmux.kill() }
         var r = try tmux.waitFor(text: "Terminal")
         #expect(r.ok, "a 10x4 window says it is too small: \(r.screen)")
@@ -121,10 +131,7 @@ struct ScreenTests {
         try tmux.send("x", "x", "x", "F12", "C-x", "€", "!")
         r = try tmux.waitFor(text: "┌")
         #expect(r.ok)
-        let pid = try tmux.paneValue("#{pane_pid}")
-        let children = try String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
-        let child = try #require(children.split(separator: " ").first.flatMap { pid_t(String($0)) })
-        kill(child, signal)
+        kill(try tmux.programPID(), signal)
         r = try tmux.waitFor(text: "[exited 0]")
         #expect(r.ok, "exits on signal \(signal): \(r.screen)")
         #expect(try tmux.paneValue("#{alternate_on}") == "0")
@@ -135,10 +142,7 @@ struct ScreenTests {
 struct ScreenExtraTests {
     @Test("10,000 keys at once, then :add of a folder; the UI keeps up")
     func floodAndAdd() throws {
-        let tmux = try TmuxSession(command: [Binary.path, "--device", "testnull", "--pace", Fixtures.path("sine440.mp3")],
-                                   width: 120, height: 36,
-                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
-                                                 "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
+        let tmux = try TmuxSession.musit(["--device", "testnull", "--pace", Fixtures.path("sine440.mp3")], width: 120, height: 36)
         defer { tmux.kill() }
         var r = try tmux.waitFor(text: "┌ Queue")
         #expect(r.ok)
@@ -194,17 +198,11 @@ struct ScreenExtraTests {
 
     @Test("a fatal signal still restores the terminal")
     func crashRestores() throws {
-        let tmux = try TmuxSession(command: [Binary.path, "--device", "testnull", Fixtures.path("sine440.mp3")],
-                                   width: 100, height: 30,
-                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
-                                                 "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"])
+        let tmux = try TmuxSession.musit(["--device", "testnull", Fixtures.path("sine440.mp3")])
         defer { tmux.kill() }
         var r = try tmux.waitFor(text: "┌ Queue")
         #expect(try tmux.paneValue("#{alternate_on}") == "1")
-        let pid = try tmux.paneValue("#{pane_pid}")
-        let children = try String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
-        let child = try #require(children.split(separator: " ").first.flatMap { pid_t(String($0)) })
-        kill(child, SIGSEGV)
+        kill(try tmux.programPID(), SIGSEGV)
         r = try tmux.waitFor(text: "[exited 139]")
         #expect(r.ok, "died of SIGSEGV: \(r.screen)")
         #expect(try tmux.paneValue("#{alternate_on}") == "0", "alternate screen left")
