@@ -11,6 +11,14 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "4.1.0"..<"5.0.0"),
     ],
     targets: [
         // Thin C shims over Debian's system libraries.
@@ -30,6 +38,21 @@ let package = Package(
         .target(name: "MusitTerminal", dependencies: ["CNcursesw", "MusitRender", "MusitViewModel"]),
         // Local files and folders as a paged queue source, scanned in the background.
         .target(name: "MusitLibrary", dependencies: ["MusitViewModel"]),
+        // Types the server and its clients share: requests, responses, problems.
+        .target(name: "MusitAPI"),
+        // The backend: HTTP routes, accounts, storage (SQLite through GRDB).
+        .target(name: "MusitServer", dependencies: [
+            "MusitAPI", "MusitConfig",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Wires the store to the player, the library and the terminal.
         .target(name: "MusitApp", dependencies: ["MusitAudio", "MusitConfig", "MusitLibrary", "MusitRender",
                                                  "MusitTerminal", "MusitViewModel"]),
@@ -37,8 +60,10 @@ let package = Package(
         .executableTarget(
             name: "musit-tui",
             dependencies: [
-                "MusitApp", "MusitAudio", "MusitConfig", "MusitRender",
+                "MusitApp", "MusitAudio", "MusitConfig", "MusitRender", "MusitServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -46,6 +71,10 @@ let package = Package(
         .target(name: "MusitTestSupport", path: "Tests/MusitTestSupport"),
         .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "MusitTestSupport"]),
         .testTarget(name: "MusitViewModelTests", dependencies: ["MusitViewModel", "MusitRender", "MusitLibrary", "MusitTestSupport"]),
+        .testTarget(name: "MusitServerTests", dependencies: [
+            "MusitServer", "MusitAPI",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

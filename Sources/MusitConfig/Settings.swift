@@ -15,10 +15,20 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         }
     }
 
-    public var audio: Audio?
+    public struct Server: Codable, Equatable, Sendable {
+        public var host: String?
+        public var port: Int?
+        /// Data directory (database, signing key, media).
+        public var data: String?
+        public var admin: String?
+    }
 
-    public init(audio: Audio? = nil) {
+    public var audio: Audio?
+    public var server: Server?
+
+    public init(audio: Audio? = nil, server: Server? = nil) {
         self.audio = audio
+        self.server = server
     }
 
     public struct LoadError: Error, CustomStringConvertible {

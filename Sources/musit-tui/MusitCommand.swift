@@ -22,6 +22,21 @@ struct MusitCommand: ParsableCommand {
     @Flag(help: "Play with no UI, one line per track on stdout, and exit at the end.")
     var headless = false
 
+    @Flag(help: "Run the backend server instead of the player.")
+    var serve = false
+
+    @Option(help: ArgumentHelp("--serve: address to listen on (default 127.0.0.1, or MUSIT_HOST).", valueName: "address"))
+    var host: String?
+
+    @Option(help: ArgumentHelp("--serve: port (default 8080, or MUSIT_PORT).", valueName: "port"))
+    var port: Int?
+
+    @Option(help: ArgumentHelp("--serve: data directory (default $XDG_DATA_HOME/musit, or MUSIT_DATA).", valueName: "dir"))
+    var data: String?
+
+    @Option(help: ArgumentHelp("--serve: this username becomes admin when it registers (or MUSIT_ADMIN).", valueName: "name"))
+    var admin: String?
+
     @Option(help: ArgumentHelp("ALSA device to play on.", valueName: "name"))
     var device: String?
 
@@ -41,14 +56,24 @@ struct MusitCommand: ParsableCommand {
         if let volume, !(0...100).contains(volume) {
             throw ValidationError("--volume must be between 0 and 100, not \(volume).")
         }
+        if serve && (headless || !files.isEmpty) {
+            throw ValidationError("--serve takes no files and no --headless.")
+        }
+        if let port, !(0...65535).contains(port) {
+            throw ValidationError("--port must be between 0 and 65535, not \(port).")
+        }
         if headless && files.isEmpty {
             throw ValidationError("--headless needs at least one file to play.")
         }
     }
 
     func run() throws {
-        SignalWatcher.blockTerminationSignals()
         let environment = ProcessInfo.processInfo.environment
+        if serve {
+            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config).run(environment: environment)
+            return
+        }
+        SignalWatcher.blockTerminationSignals()
         let settings: MusitSettings
         do {
             settings = try MusitSettings.load(path: config, environment: environment)

@@ -131,3 +131,79 @@ struct SettingsTests {
         }
     }
 }
+
+@Suite("musit-tui --serve")
+struct ServeTests {
+    /// A port that was free a moment ago.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// GET over a plain TCP socket, so the test needs no HTTP client library.
+    static func get(port: Int, path: String) -> String? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { return nil }
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test("serves /healthz on the given port and stops cleanly on SIGTERM")
+    func serveAndStop() throws {
+        let port = Self.freePort()
+        let data = NSTemporaryDirectory() + "musit-serve-\(UUID().uuidString)"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.path)
+        p.arguments = ["--serve", "--port", "\(port)", "--data", data]
+        p.environment = ["HOME": NSTemporaryDirectory(), "MUSIT_BCRYPT_COST": "4"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var answer: String?
+        let deadline = Date().addingTimeInterval(10)
+        while answer == nil && Date() < deadline {
+            answer = Self.get(port: port, path: "/healthz")
+            if answer == nil { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "\(answer ?? "no answer")")
+        #expect(answer?.contains(#""status":"ok""#) == true)
+        #expect(FileManager.default.fileExists(atPath: data + "/musit.sqlite"))
+        let start = Date()
+        p.terminate()
+        p.waitUntilExit()
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test("--serve refuses files and bad ports")
+    func badServeArguments() throws {
+        #expect(try Binary.run(["--serve", "x.mp3"]).status == 64)
+        let r = try Binary.run(["--serve", "--port", "70000"])
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("--port must be between 0 and 65535"))
+    }
+}

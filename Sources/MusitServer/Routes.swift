@@ -1,0 +1,129 @@
+import Foundation
+import Hummingbird
+import MusitAPI
+import NIOCore
+
+enum Routes {
+    static func register(on router: Router<MusitContext>, services s: Services) {
+        router.get("/healthz") { _, _ in Health(status: "ok", version: MusitServerVersion.string) }
+        router.get("/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"],
+                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+
+        let auth = router.group("/api/v1/auth")
+        auth.post("register") { request, context in
+            let body = try await request.decode(as: RegisterRequest.self, context: context)
+            try validate(body)
+            let hash = try await s.hasher.hash(body.password)
+            let role: Role = s.config.admin.map { $0.caseInsensitiveCompare(body.username) == .orderedSame } == true ? .admin : .user
+            let display = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
+            let user: User
+            do {
+                user = try await s.users.createUser(username: body.username,
+                                                    displayName: display?.isEmpty == false ? display! : body.username,
+                                                    passwordHash: hash, role: role, firstIsAdmin: true)
+            } catch StorageError.usernameTaken {
+                throw Problem.conflict("The username \(body.username) is taken")
+            }
+            return EditedResponse(status: .created, response: try await issue(for: user, family: nil, services: s))
+        }
+
+        auth.post("login") { request, context in
+            let body = try await request.decode(as: LoginRequest.self, context: context)
+            let address = context.remoteAddress?.ipAddress ?? "unknown"
+            if let wait = await s.throttle.retryAfter(account: body.username, address: address) {
+                throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
+                                message: "Too many failed logins; try again in \(wait) s")
+            }
+            // Verify against a dummy hash for unknown users, so timing does not reveal who exists.
+            let user = try await s.users.user(named: body.username)
+            let ok = try await s.hasher.verify(body.password, hash: user?.passwordHash ?? s.dummyHash)
+            guard let user, ok else {
+                await s.throttle.failed(account: body.username, address: address)
+                throw Problem.unauthorized("Wrong username or password")
+            }
+            await s.throttle.succeeded(account: body.username)
+            return try await issue(for: user, family: nil, services: s)
+        }
+
+        auth.post("refresh") { request, context in
+            let body = try await request.decode(as: RefreshRequest.self, context: context)
+            let now = Date()
+            guard let stored = try await s.refreshTokens.consumeRefreshToken(hash: TokenService.hash(body.refreshToken), at: now) else {
+                throw Problem.unauthorized("Unknown refresh token")
+            }
+            if stored.usedAt != nil {
+                // A rotated token came back: it was stolen or replayed. End the whole family.
+                try await s.refreshTokens.revokeFamily(stored.family, at: now)
+                throw Problem.unauthorized("Refresh token already used; this session has been signed out")
+            }
+            guard stored.revokedAt == nil else { throw Problem.unauthorized("Refresh token revoked") }
+            guard stored.expiresAt > now else { throw Problem.unauthorized("Refresh token expired") }
+            guard let user = try await s.users.user(id: stored.userID) else { throw Problem.unauthorized("No such user") }
+            return try await issue(for: user, family: stored.family, services: s)
+        }
+
+        auth.post("logout") { request, context in
+            let body = try await request.decode(as: RefreshRequest.self, context: context)
+            _ = try await s.refreshTokens.revokeToken(hash: TokenService.hash(body.refreshToken), at: Date())
+            return Response(status: .noContent)
+        }
+
+        router.get("/api/v1/me") { request, _ in
+            let user = try await authenticate(request, services: s)
+            return user.info
+        }
+    }
+
+    static func validate(_ r: RegisterRequest) throws {
+        guard r.username.range(of: APILimits.usernamePattern, options: .regularExpression) != nil else {
+            throw Problem.badRequest("Usernames are 3 to 32 letters, digits, dots, dashes or underscores")
+        }
+        let length = r.password.utf8.count
+        guard length >= APILimits.passwordMinLength, length <= APILimits.passwordMaxLength else {
+            throw Problem.badRequest("Passwords are \(APILimits.passwordMinLength) to \(APILimits.passwordMaxLength) bytes")
+        }
+        if let d = r.displayName, d.count > APILimits.displayNameMaxLength {
+            throw Problem.badRequest("Display names are at most \(APILimits.displayNameMaxLength) characters")
+        }
+    }
+
+    /// A new access token and a new refresh token (in `family`, or a new family at login).
+    static func issue(for user: User, family: String?, services s: Services) async throws -> TokenPair {
+        let access = try await s.tokens.accessToken(for: user)
+        let refresh = TokenService.newRefreshToken()
+        try await s.refreshTokens.insertRefreshToken(hash: refresh.hash, userID: user.id, family: family ?? UUID().uuidString,
+                                                     expiresAt: Date().addingTimeInterval(s.tokens.refreshLifetime))
+        return TokenPair(accessToken: access, refreshToken: refresh.token, expiresIn: Int(s.tokens.accessLifetime),
+                         user: user.info)
+    }
+
+    /// The user behind a valid `Authorization: Bearer` access token; 401 otherwise.
+    static func authenticate(_ request: Request, services s: Services) async throws -> User {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw Problem.unauthorized("Sign in: send Authorization: Bearer <access token>")
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let claims: AccessClaims
+        do {
+            claims = try await s.tokens.verify(token)
+        } catch {
+            throw Problem.unauthorized("Invalid or expired access token")
+        }
+        guard let id = claims.userID, let user = try await s.users.user(id: id) else {
+            throw Problem.unauthorized("No such user")
+        }
+        return user
+    }
+}
+
+extension SocketAddress {
+    var ipAddress: String? {
+        switch self {
+        case .v4(let a): return a.host
+        case .v6(let a): return a.host
+        default: return nil
+        }
+    }
+}

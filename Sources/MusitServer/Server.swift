@@ -1,0 +1,120 @@
+import Foundation
+import Hummingbird
+import Logging
+import MusitAPI
+import NIOCore
+
+/// How the backend runs; see `ServerSettings.resolve` for where each value comes from.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Database, signing key and media live here.
+    public var dataDirectory: String
+    /// This user becomes admin when registering (the first user does anyway).
+    public var admin: String?
+    /// HMAC secret for access tokens (≥ 32 bytes); generated and kept in the data directory when absent.
+    public var jwtSecret: String?
+    public var bcryptCost: UInt8 = 11
+    public var accessLifetime: TimeInterval = 15 * 60
+    public var refreshLifetime: TimeInterval = 30 * 24 * 3600
+
+    public init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+    }
+}
+
+public enum MusitServerVersion {
+    public static let string = "0.1.0"
+}
+
+/// The request context: Hummingbird's core storage plus the peer's address (for throttling).
+public struct MusitContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// Everything the handlers share.
+struct Services: Sendable {
+    let users: any UserRepository
+    let refreshTokens: any RefreshTokenRepository
+    let tokens: TokenService
+    let hasher: PasswordHasher
+    let throttle: LoginThrottle
+    let config: ServerConfiguration
+    /// A hash of a random password, checked when the user does not exist, so a login's
+    /// timing does not tell whether the account exists.
+    let dummyHash: String
+}
+
+public enum MusitBackend {
+    /// Builds the application: storage opened and migrated, routes registered.
+    public static func makeApplication(_ config: ServerConfiguration, logger: Logger? = nil) async throws
+        -> some ApplicationProtocol {
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: config.dataDirectory + "/musit.sqlite")
+        let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
+        let hasher = PasswordHasher(cost: config.bcryptCost)
+        let services = Services(
+            users: store, refreshTokens: store,
+            tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
+                                       refreshLifetime: config.refreshLifetime),
+            hasher: hasher, throttle: LoginThrottle(), config: config,
+            dummyHash: try await hasher.hash(UUID().uuidString))
+        var log = logger ?? Logger(label: "musit.server")
+        if logger == nil { log.logLevel = .info }
+        let router = Router(context: MusitContext.self)
+        router.add(middleware: ProblemMiddleware(logger: log))
+        Routes.register(on: router, services: services)
+        return Application(router: router,
+                           configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
+                           logger: log)
+    }
+}
+
+/// Every error leaves as `application/problem+json` (RFC 9457).
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            return Self.response(problem)
+        } catch let error as HTTPError {
+            return Self.response(Problem(status: Int(error.status.code), title: error.status.reasonPhrase,
+                                         detail: error.body), headers: error.headers)
+        } catch let error as any HTTPResponseError {
+            return Self.response(Problem(status: Int(error.status.code), title: error.status.reasonPhrase))
+        } catch is DecodingError {
+            return Self.response(Problem(status: 400, title: "Bad Request", detail: "The body is not the JSON this endpoint takes"))
+        } catch {
+            logger.error("unhandled error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            return Self.response(Problem(status: 500, title: "Internal Server Error"))
+        }
+    }
+
+    static func response(_ problem: Problem, headers extra: HTTPFields = [:]) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(problem)) ?? Data("{}".utf8)
+        var headers = extra
+        headers[.contentType] = "application/problem+json"
+        return Response(status: .init(code: problem.status), headers: headers,
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension Problem {
+    static func badRequest(_ detail: String) -> Problem { Problem(status: 400, title: "Bad Request", detail: detail) }
+    static func unauthorized(_ detail: String) -> Problem { Problem(status: 401, title: "Unauthorized", detail: detail) }
+    static func conflict(_ detail: String) -> Problem { Problem(status: 409, title: "Conflict", detail: detail) }
+}
+
+extension Health: ResponseEncodable {}
+extension TokenPair: ResponseEncodable {}
+extension UserInfo: ResponseEncodable {}

@@ -1,0 +1,168 @@
+import Foundation
+import GRDB
+import MusitAPI
+
+public struct User: Equatable, Sendable {
+    public var id: Int64
+    public var username: String
+    public var displayName: String
+    public var passwordHash: String
+    public var role: Role
+    public var bio: String
+
+    public var info: UserInfo {
+        UserInfo(id: id, username: username, displayName: displayName, role: role, bio: bio)
+    }
+}
+
+public struct StoredRefreshToken: Equatable, Sendable {
+    public var id: Int64
+    public var userID: Int64
+    /// Every token rotated from one login shares a family; reuse revokes the family.
+    public var family: String
+    public var expiresAt: Date
+    public var usedAt: Date?
+    public var revokedAt: Date?
+}
+
+public enum StorageError: Error, Equatable {
+    case usernameTaken
+}
+
+/// Accounts. Handlers talk to these protocols, so another database can stand behind them.
+public protocol UserRepository: Sendable {
+    /// Creates a user; the first user ever becomes admin when `firstIsAdmin`.
+    func createUser(username: String, displayName: String, passwordHash: String, role: Role,
+                    firstIsAdmin: Bool) async throws -> User
+    func user(named username: String) async throws -> User?
+    func user(id: Int64) async throws -> User?
+    func userCount() async throws -> Int
+}
+
+public protocol RefreshTokenRepository: Sendable {
+    func insertRefreshToken(hash: String, userID: Int64, family: String, expiresAt: Date) async throws
+    /// Marks the token used and returns it as it was before, atomically; nil when unknown.
+    func consumeRefreshToken(hash: String, at: Date) async throws -> StoredRefreshToken?
+    func revokeFamily(_ family: String, at: Date) async throws
+    func revokeToken(hash: String, at: Date) async throws -> StoredRefreshToken?
+}
+
+/// SQLite in WAL mode through GRDB, with versioned migrations.
+public final class SQLiteStore: UserRepository, RefreshTokenRepository {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-accounts") { db in
+            try db.create(table: "user") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("username", .text).notNull().unique().collate(.nocase)
+                t.column("displayName", .text).notNull()
+                t.column("passwordHash", .text).notNull()
+                t.column("role", .text).notNull()
+                t.column("bio", .text).notNull().defaults(to: "")
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "refreshToken") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("userID", .integer).notNull().indexed().references("user", onDelete: .cascade)
+                t.column("family", .text).notNull().indexed()
+                t.column("tokenHash", .text).notNull().unique()
+                t.column("expiresAt", .datetime).notNull()
+                t.column("usedAt", .datetime)
+                t.column("revokedAt", .datetime)
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
+        return m
+    }
+
+    private static func user(_ row: Row) -> User {
+        User(id: row["id"], username: row["username"], displayName: row["displayName"],
+             passwordHash: row["passwordHash"], role: Role(rawValue: row["role"]) ?? .user, bio: row["bio"])
+    }
+
+    private static func token(_ row: Row) -> StoredRefreshToken {
+        StoredRefreshToken(id: row["id"], userID: row["userID"], family: row["family"], expiresAt: row["expiresAt"],
+                           usedAt: row["usedAt"], revokedAt: row["revokedAt"])
+    }
+
+    public func createUser(username: String, displayName: String, passwordHash: String, role: Role,
+                           firstIsAdmin: Bool) async throws -> User {
+        try await pool.write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM user WHERE username = ? COLLATE NOCASE", arguments: [username]) != nil {
+                throw StorageError.usernameTaken
+            }
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0
+            let effective: Role = firstIsAdmin && count == 0 ? .admin : role
+            try db.execute(sql: """
+                INSERT INTO user (username, displayName, passwordHash, role, bio, createdAt) VALUES (?, ?, ?, ?, '', ?)
+                """, arguments: [username, displayName, passwordHash, effective.rawValue, Date()])
+            return User(id: db.lastInsertedRowID, username: username, displayName: displayName,
+                        passwordHash: passwordHash, role: effective, bio: "")
+        }
+    }
+
+    public func user(named username: String) async throws -> User? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE username = ? COLLATE NOCASE", arguments: [username]).map(Self.user)
+        }
+    }
+
+    public func user(id: Int64) async throws -> User? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [id]).map(Self.user)
+        }
+    }
+
+    public func userCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0 }
+    }
+
+    public func insertRefreshToken(hash: String, userID: Int64, family: String, expiresAt: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO refreshToken (userID, family, tokenHash, expiresAt, createdAt) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [userID, family, hash, expiresAt, Date()])
+        }
+    }
+
+    public func consumeRefreshToken(hash: String, at date: Date) async throws -> StoredRefreshToken? {
+        try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM refreshToken WHERE tokenHash = ?", arguments: [hash]) else {
+                return nil
+            }
+            let before = Self.token(row)
+            if before.usedAt == nil {
+                try db.execute(sql: "UPDATE refreshToken SET usedAt = ? WHERE id = ?", arguments: [date, before.id])
+            }
+            return before
+        }
+    }
+
+    public func revokeFamily(_ family: String, at date: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE refreshToken SET revokedAt = ? WHERE family = ? AND revokedAt IS NULL",
+                           arguments: [date, family])
+        }
+    }
+
+    public func revokeToken(hash: String, at date: Date) async throws -> StoredRefreshToken? {
+        try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM refreshToken WHERE tokenHash = ?", arguments: [hash]) else {
+                return nil
+            }
+            let token = Self.token(row)
+            try db.execute(sql: "UPDATE refreshToken SET revokedAt = ? WHERE family = ? AND revokedAt IS NULL",
+                           arguments: [date, token.family])
+            return token
+        }
+    }
+}
