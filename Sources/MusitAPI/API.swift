@@ -102,3 +102,191 @@ public enum APILimits {
     public static let displayNameMaxLength = 64
     public static let bioMaxLength = 500
 }
+
+// MARK: Profiles and friends
+
+public struct ProfileUpdate: Codable, Equatable, Sendable {
+    public var displayName: String?
+    public var bio: String?
+
+    public init(displayName: String? = nil, bio: String? = nil) {
+        self.displayName = displayName
+        self.bio = bio
+    }
+}
+
+public struct UserList: Codable, Equatable, Sendable {
+    public var users: [UserInfo]
+
+    public init(users: [UserInfo]) {
+        self.users = users
+    }
+}
+
+public struct FriendRequestBody: Codable, Equatable, Sendable {
+    public var username: String
+
+    public init(username: String) {
+        self.username = username
+    }
+}
+
+/// What a friend is listening to, as their client last said.
+public struct NowPlayingInfo: Codable, Equatable, Sendable {
+    public enum State: String, Codable, Sendable { case playing, paused, stopped }
+    public var state: State
+    public var title: String?
+    public var artist: String?
+    public var position: Double?
+    public var duration: Double?
+
+    public init(state: State, title: String? = nil, artist: String? = nil, position: Double? = nil, duration: Double? = nil) {
+        self.state = state
+        self.title = title
+        self.artist = artist
+        self.position = position
+        self.duration = duration
+    }
+}
+
+public struct FriendInfo: Codable, Equatable, Sendable {
+    public var user: UserInfo
+    /// Synced within the last `APILimits.onlineSeconds`.
+    public var online: Bool
+    public var nowPlaying: NowPlayingInfo?
+    /// ISO 8601, when the friend's client last synced.
+    public var lastSeen: String?
+
+    public init(user: UserInfo, online: Bool, nowPlaying: NowPlayingInfo? = nil, lastSeen: String? = nil) {
+        self.user = user
+        self.online = online
+        self.nowPlaying = nowPlaying
+        self.lastSeen = lastSeen
+    }
+}
+
+public struct FriendsList: Codable, Equatable, Sendable {
+    public var friends: [FriendInfo]
+    /// Requests others sent to you.
+    public var incoming: [UserInfo]
+    /// Requests you sent.
+    public var outgoing: [UserInfo]
+
+    public init(friends: [FriendInfo], incoming: [UserInfo], outgoing: [UserInfo]) {
+        self.friends = friends
+        self.incoming = incoming
+        self.outgoing = outgoing
+    }
+}
+
+// MARK: Chat
+
+public struct SendMessage: Codable, Equatable, Sendable {
+    public var to: String
+    public var body: String
+    /// Chosen by the client; sending the same id twice stores one message.
+    public var clientId: String
+
+    public init(to: String, body: String, clientId: String) {
+        self.to = to
+        self.body = body
+        self.clientId = clientId
+    }
+}
+
+public struct ChatMessage: Codable, Equatable, Sendable {
+    public var id: Int64
+    public var from: String
+    public var to: String
+    public var body: String
+    public var clientId: String
+    /// ISO 8601.
+    public var sentAt: String
+    public var readAt: String?
+
+    public init(id: Int64, from: String, to: String, body: String, clientId: String, sentAt: String, readAt: String? = nil) {
+        self.id = id
+        self.from = from
+        self.to = to
+        self.body = body
+        self.clientId = clientId
+        self.sentAt = sentAt
+        self.readAt = readAt
+    }
+}
+
+public struct MessagesPage: Codable, Equatable, Sendable {
+    /// Newest first.
+    public var messages: [ChatMessage]
+    /// Pass as `before` for older messages; absent at the beginning of the conversation.
+    public var nextBefore: Int64?
+
+    public init(messages: [ChatMessage], nextBefore: Int64? = nil) {
+        self.messages = messages
+        self.nextBefore = nextBefore
+    }
+}
+
+public struct ReadReceipt: Codable, Equatable, Sendable {
+    /// Every message up to this id from the other side is read.
+    public var upTo: Int64
+
+    public init(upTo: Int64) {
+        self.upTo = upTo
+    }
+}
+
+// MARK: Sync
+
+/// One event for one user. Ids only grow; a client resumes from the last id it saw.
+public struct ServerEvent: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable {
+        case chatMessage = "chat.message"
+        case messageRead = "chat.read"
+        case friendRequest = "friend.request"
+        case friendAccepted = "friend.accepted"
+        case friendRemoved = "friend.removed"
+        case presence = "presence"
+        case libraryChanged = "library.changed"
+    }
+
+    public var id: Int64
+    public var kind: Kind
+    /// ISO 8601.
+    public var createdAt: String
+    /// The other user the event is about.
+    public var user: String?
+    public var message: ChatMessage?
+    public var nowPlaying: NowPlayingInfo?
+    public var readUpTo: Int64?
+    public var online: Bool?
+
+    public init(id: Int64, kind: Kind, createdAt: String, user: String? = nil, message: ChatMessage? = nil, nowPlaying: NowPlayingInfo? = nil, readUpTo: Int64? = nil, online: Bool? = nil) {
+        self.id = id
+        self.kind = kind
+        self.createdAt = createdAt
+        self.user = user
+        self.message = message
+        self.nowPlaying = nowPlaying
+        self.readUpTo = readUpTo
+        self.online = online
+    }
+}
+
+public struct EventsPage: Codable, Equatable, Sendable {
+    public var events: [ServerEvent]
+    /// The cursor for the next poll: the last event's id, or the one given when there were none.
+    public var cursor: Int64
+
+    public init(events: [ServerEvent], cursor: Int64) {
+        self.events = events
+        self.cursor = cursor
+    }
+}
+
+extension APILimits {
+    public static let onlineSeconds = 90.0
+    public static let messageMaxLength = 4000
+    public static let maxPollSeconds = 60
+    public static let defaultPollSeconds = 30
+}

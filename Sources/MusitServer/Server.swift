@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import MusitAPI
 import NIOCore
+import ServiceLifecycle
 
 /// How the backend runs; see `ServerSettings.resolve` for where each value comes from.
 public struct ServerConfiguration: Sendable {
@@ -45,6 +46,8 @@ struct Services: Sendable {
     let tokens: TokenService
     let hasher: PasswordHasher
     let throttle: LoginThrottle
+    let social: any SocialRepository
+    let bus: EventBus
     let config: ServerConfiguration
     /// A hash of a random password, checked when the user does not exist, so a login's
     /// timing does not tell whether the account exists.
@@ -52,9 +55,23 @@ struct Services: Sendable {
 }
 
 public enum MusitBackend {
+    public typealias App = Application<RouterResponder<MusitContext>>
+
     /// Builds the application: storage opened and migrated, routes registered.
-    public static func makeApplication(_ config: ServerConfiguration, logger: Logger? = nil) async throws
-        -> some ApplicationProtocol {
+    public static func makeApplication(_ config: ServerConfiguration, logger: Logger? = nil) async throws -> App {
+        try await make(config, logger: logger).app
+    }
+
+    /// Runs the server until SIGTERM or SIGINT; held long-polls are answered before it stops.
+    public static func run(_ config: ServerConfiguration, logger: Logger) async throws {
+        let (app, bus) = try await make(config, logger: logger)
+        // Services stop in reverse order: the bus releases held polls while the app still answers.
+        let group = ServiceGroup(configuration: .init(services: [app, bus], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                      logger: logger))
+        try await group.run()
+    }
+
+    public static func make(_ config: ServerConfiguration, logger: Logger? = nil) async throws -> (app: App, bus: EventBus) {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: config.dataDirectory + "/musit.sqlite")
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
@@ -63,16 +80,18 @@ public enum MusitBackend {
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: LoginThrottle(), config: config,
+            hasher: hasher, throttle: LoginThrottle(), social: store, bus: EventBus(), config: config,
             dummyHash: try await hasher.hash(UUID().uuidString))
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }
         let router = Router(context: MusitContext.self)
         router.add(middleware: ProblemMiddleware(logger: log))
         Routes.register(on: router, services: services)
-        return Application(router: router,
-                           configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
-                           logger: log)
+        SocialRoutes.register(on: router, services: services)
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
+                              logger: log)
+        return (app, services.bus)
     }
 }
 

@@ -81,10 +81,11 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        registerSocialMigrations(&m)
         return m
     }
 
-    private static func user(_ row: Row) -> User {
+    static func userRow(_ row: Row) -> User {
         User(id: row["id"], username: row["username"], displayName: row["displayName"],
              passwordHash: row["passwordHash"], role: Role(rawValue: row["role"]) ?? .user, bio: row["bio"])
     }
@@ -112,13 +113,13 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
 
     public func user(named username: String) async throws -> User? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE username = ? COLLATE NOCASE", arguments: [username]).map(Self.user)
+            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE username = ? COLLATE NOCASE", arguments: [username]).map(Self.userRow)
         }
     }
 
     public func user(id: Int64) async throws -> User? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [id]).map(Self.user)
+            try Row.fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [id]).map(Self.userRow)
         }
     }
 

@@ -36,8 +36,7 @@ struct ServeCommand {
             do {
                 var logger = Logger(label: "musit.server")
                 logger.logLevel = .info
-                let app = try await MusitBackend.makeApplication(configuration, logger: logger)
-                try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+                try await MusitBackend.run(configuration, logger: logger)
             } catch {
                 failure.set(error)
             }

@@ -1,0 +1,99 @@
+import Foundation
+import MusitAPI
+import ServiceLifecycle
+
+/// Wakes held long-polls. Each user has a version that every publish bumps; a poller reads
+/// the version before it looks in storage and waits only while the version is unchanged, so
+/// an event stored between the two can never be missed.
+public actor EventBus: Service {
+    private var versions: [Int64: UInt64] = [:]
+    private var waiters: [Int64: [UUID: CheckedContinuation<Void, Never>]] = [:]
+    private var closed = false
+    /// Releases that came before their waiter registered (a timer or cancellation racing it).
+    private var early: Set<UUID> = []
+    /// Polls between the start and the end of `wait`.
+    private var active: Set<UUID> = []
+
+    public init() {}
+
+    public var heldPolls: Int { waiters.values.reduce(0) { $0 + $1.count } }
+
+    func version(of user: Int64) -> UInt64 { versions[user] ?? 0 }
+
+    /// Returns when `user` gets news after `version`, after `timeout` seconds, on
+    /// cancellation (the client went away) or at shutdown, whichever comes first.
+    func wait(user: Int64, since version: UInt64, timeout: Double) async {
+        guard !closed, versions[user] ?? 0 == version, timeout > 0 else { return }
+        let id = UUID()
+        active.insert(id)
+        defer {
+            active.remove(id)
+            early.remove(id)
+        }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+            await self?.release(user: user, id: id)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                if early.remove(id) != nil || closed {
+                    c.resume()
+                } else {
+                    waiters[user, default: [:]][id] = c
+                }
+            }
+        } onCancel: {
+            Task { await self.release(user: user, id: id) }
+        }
+        timer.cancel()
+    }
+
+    private func release(user: Int64, id: UUID) {
+        if let c = waiters[user]?.removeValue(forKey: id) {
+            c.resume()
+        } else if active.contains(id) {
+            early.insert(id)
+        }
+        if waiters[user]?.isEmpty == true { waiters[user] = nil }
+    }
+
+    /// News for `users`: bump their versions and answer their held polls.
+    public func publish(to users: [Int64]) {
+        for u in users {
+            versions[u, default: 0] &+= 1
+            for (_, c) in waiters.removeValue(forKey: u) ?? [:] { c.resume() }
+        }
+    }
+
+    /// Answers every held poll and refuses to hold new ones.
+    public func close() {
+        closed = true
+        for (_, byID) in waiters { for (_, c) in byID { c.resume() } }
+        waiters = [:]
+    }
+
+    /// As a service: at graceful shutdown, answer held polls before the server stops.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        close()
+    }
+}
+
+/// Stores events and wakes their users' polls.
+struct EventPublisher: Sendable {
+    let store: any SocialRepository
+    let bus: EventBus
+
+    func publish(_ event: ServerEvent, to users: [Int64]) async throws {
+        guard !users.isEmpty else { return }
+        let data = try JSONEncoder().encode(event)
+        _ = try await store.appendEvent(for: users, kind: event.kind, payload: data)
+        await bus.publish(to: users)
+    }
+
+    static func event(_ kind: ServerEvent.Kind, user: String? = nil, message: ChatMessage? = nil,
+                      nowPlaying: NowPlayingInfo? = nil, readUpTo: Int64? = nil, online: Bool? = nil) -> ServerEvent {
+        ServerEvent(id: 0, kind: kind, createdAt: "", user: user, message: message, nowPlaying: nowPlaying,
+                    readUpTo: readUpTo, online: online)
+    }
+}
