@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "MusitAPI"),
         // The backend: HTTP routes, accounts, storage (SQLite through GRDB).
         .target(name: "MusitServer", dependencies: [
-            "MusitAPI", "MusitConfig",
+            "MusitAPI", "MusitAudio", "MusitConfig",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "MusitTestSupport"]),
         .testTarget(name: "MusitViewModelTests", dependencies: ["MusitViewModel", "MusitRender", "MusitLibrary", "MusitTestSupport"]),
         .testTarget(name: "MusitServerTests", dependencies: [
-            "MusitServer", "MusitAPI",
+            "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTestSupport"]),

@@ -7,6 +7,7 @@ packages=(
     ncurses-term alsa-utils                                                 # run: terminfo, ALSA config
     sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
     mpg123 time                                                             # benchmarks: peer, /usr/bin/time
+    ffmpeg                                                                  # tests: an independent HLS client
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -31,6 +31,10 @@ sox sweep.wav sweep_a.wav trim 0s 119070s
 sox sweep.wav sweep_b.wav trim 119070s
 for f in sweep sweep_a sweep_b; do lame --quiet -b 320 $f.wav $f.mp3; done
 
+# A 20 s track for HLS: several 6 s segments.
+sox -n -r 44100 -c 2 -b 16 long20.wav synth 20 sine 300:900 gain -6
+lame --quiet -b 160 --tt "Long Sweep" --ta "Fixture" long20.wav long20.mp3
+
 # A 48 kHz track, to make the device reopen between formats.
 sox -n -r 48000 -c 2 -b 16 sine1k_48k.wav synth 2 sine 1000 gain -6
 lame --quiet -b 192 sine1k_48k.wav sine1k_48k.mp3

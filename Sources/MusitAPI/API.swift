@@ -290,3 +290,69 @@ extension APILimits {
     public static let maxPollSeconds = 60
     public static let defaultPollSeconds = 30
 }
+
+// MARK: Songs
+
+public struct Song: Codable, Equatable, Sendable {
+    public var id: Int64
+    public var title: String
+    public var artist: String?
+    public var album: String?
+    public var trackNumber: Int?
+    public var year: Int?
+    /// Seconds.
+    public var duration: Double
+    public var bytes: Int64
+    public var owner: String
+    public var hasCover: Bool
+    public var sha256: String
+    /// ISO 8601.
+    public var createdAt: String
+
+    public init(id: Int64, title: String, artist: String?, album: String?, trackNumber: Int?, year: Int?, duration: Double,
+                bytes: Int64, owner: String, hasCover: Bool, sha256: String, createdAt: String) {
+        self.id = id
+        self.title = title
+        self.artist = artist
+        self.album = album
+        self.trackNumber = trackNumber
+        self.year = year
+        self.duration = duration
+        self.bytes = bytes
+        self.owner = owner
+        self.hasCover = hasCover
+        self.sha256 = sha256
+        self.createdAt = createdAt
+    }
+}
+
+public struct SongsPage: Codable, Equatable, Sendable {
+    public var songs: [Song]
+    /// Pass as `cursor` for the next page; absent on the last page.
+    public var nextCursor: Int64?
+
+    public init(songs: [Song], nextCursor: Int64?) {
+        self.songs = songs
+        self.nextCursor = nextCursor
+    }
+}
+
+/// URLs a player can open without headers: they carry a short-lived media token.
+public struct StreamURLs: Codable, Equatable, Sendable {
+    public var hls: String
+    public var audio: String
+    public var token: String
+    public var expiresIn: Int
+
+    public init(hls: String, audio: String, token: String, expiresIn: Int) {
+        self.hls = hls
+        self.audio = audio
+        self.token = token
+        self.expiresIn = expiresIn
+    }
+}
+
+extension APILimits {
+    public static let defaultUploadLimit = 200 * 1024 * 1024
+    public static let defaultQuota: Int64 = 2 * 1024 * 1024 * 1024
+}

@@ -20,6 +20,20 @@ struct AccessClaims: JWTPayload, Equatable {
     var userID: Int64? { Int64(sub.value) }
 }
 
+/// Claims of a media URL token: one user, one song, a short life. Players drop headers,
+/// so media URLs carry this in `?token=`.
+struct MediaClaims: JWTPayload, Equatable {
+    var sub: SubjectClaim
+    var song: Int64
+    var scope: String
+    var exp: ExpirationClaim
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+        guard scope == "media" else { throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "not a media token") }
+    }
+}
+
 /// Signs and verifies access tokens (JWT, HS256) and makes refresh tokens.
 struct TokenService: Sendable {
     let keys: JWTKeyCollection
@@ -45,6 +59,15 @@ struct TokenService: Sendable {
     /// The claims of a valid, unexpired token signed with our key; throws otherwise.
     func verify(_ token: String) async throws -> AccessClaims {
         try await keys.verify(token, as: AccessClaims.self)
+    }
+
+    func mediaToken(userID: Int64, song: Int64, lifetime: TimeInterval, now: Date = Date()) async throws -> String {
+        let exp = Date(timeIntervalSince1970: (now.timeIntervalSince1970 + lifetime).rounded(.down))
+        return try await keys.sign(MediaClaims(sub: .init(value: String(userID)), song: song, scope: "media", exp: .init(value: exp)))
+    }
+
+    func verifyMedia(_ token: String) async throws -> MediaClaims {
+        try await keys.verify(token, as: MediaClaims.self)
     }
 
     /// A new random refresh token and the hash that is stored in its place.

@@ -17,6 +17,12 @@ public struct ServerConfiguration: Sendable {
     public var jwtSecret: String?
     public var bcryptCost: UInt8 = 11
     public var accessLifetime: TimeInterval = 15 * 60
+    /// Largest upload, in bytes.
+    public var uploadLimit = APILimits.defaultUploadLimit
+    /// Bytes of songs one user may store.
+    public var quota = APILimits.defaultQuota
+    /// How long a media URL token lasts.
+    public var mediaTokenLifetime: TimeInterval = 6 * 3600
     public var refreshLifetime: TimeInterval = 30 * 24 * 3600
 
     public init(dataDirectory: String) {
@@ -47,6 +53,7 @@ struct Services: Sendable {
     let hasher: PasswordHasher
     let throttle: LoginThrottle
     let social: any SocialRepository
+    let songs: any SongRepository
     let bus: EventBus
     let config: ServerConfiguration
     /// A hash of a random password, checked when the user does not exist, so a login's
@@ -72,7 +79,7 @@ public enum MusitBackend {
     }
 
     public static func make(_ config: ServerConfiguration, logger: Logger? = nil) async throws -> (app: App, bus: EventBus) {
-        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: config.dataDirectory + "/media/uploads", withIntermediateDirectories: true)
         let store = try SQLiteStore(path: config.dataDirectory + "/musit.sqlite")
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
@@ -80,7 +87,7 @@ public enum MusitBackend {
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: LoginThrottle(), social: store, bus: EventBus(), config: config,
+            hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, bus: EventBus(), config: config,
             dummyHash: try await hasher.hash(UUID().uuidString))
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }
@@ -88,6 +95,7 @@ public enum MusitBackend {
         router.add(middleware: ProblemMiddleware(logger: log))
         Routes.register(on: router, services: services)
         SocialRoutes.register(on: router, services: services)
+        SongRoutes.register(on: router, services: services)
         let app = Application(router: router,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
                               logger: log)

@@ -82,6 +82,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
             }
         }
         registerSocialMigrations(&m)
+        registerSongMigrations(&m)
         return m
     }
 

@@ -1,0 +1,79 @@
+import Foundation
+
+/// Cuts an MP3 into HLS packed-audio segments (RFC 8216 §3.4) at frame boundaries.
+public enum HLSSegmenter {
+    public struct Segment: Codable, Equatable, Sendable {
+        /// Byte range of the segment's MP3 frames in the file.
+        public var offset: Int
+        public var length: Int
+        /// Samples per channel in the segment, and before it.
+        public var samples: Int
+        public var startSample: Int
+    }
+
+    public struct Index: Codable, Equatable, Sendable {
+        public var sampleRate: Int
+        public var segments: [Segment]
+        /// Byte range of all MPEG frames (the file less its tags).
+        public var audioOffset: Int
+        public var audioLength: Int
+
+        public var duration: Double { Double(segments.reduce(0) { $0 + $1.samples }) / Double(sampleRate) }
+    }
+
+    /// Walks every frame of `data` (an MP3 file) and groups frames into segments of about
+    /// `target` seconds. Stops at the ID3v1 tag or the first bytes that are not a frame.
+    public static func index(_ data: Data, target: Double = 6) throws(AudioError.Reason) -> Index {
+        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in Result { () throws(AudioError.Reason) -> Index in
+            let probe = try MP3Probe.probe(bytes, fileSize: bytes.count)
+            let rate = probe.header.sampleRate
+            let targetSamples = Int(target * Double(rate))
+            var segments: [Segment] = []
+            var offset = probe.firstFrameOffset
+            var segStart = offset, segSamples = 0, total = 0
+            while offset + 4 <= bytes.count,
+                  let h = MP3FrameHeader(bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]),
+                  h.isConsistent(with: probe.header), offset + h.frameLength <= bytes.count {
+                if segSamples >= targetSamples {
+                    segments.append(Segment(offset: segStart, length: offset - segStart, samples: segSamples, startSample: total))
+                    total += segSamples
+                    segStart = offset
+                    segSamples = 0
+                }
+                segSamples += h.samplesPerFrame
+                offset += h.frameLength
+            }
+            if segSamples > 0 {
+                segments.append(Segment(offset: segStart, length: offset - segStart, samples: segSamples, startSample: total))
+            }
+            return Index(sampleRate: rate, segments: segments, audioOffset: probe.firstFrameOffset,
+                         audioLength: offset - probe.firstFrameOffset)
+        } }.get()
+    }
+
+    /// The ID3 tag every packed-audio segment starts with: a PRIV frame owned by
+    /// `com.apple.streaming.transportStreamTimestamp` holding the 33-bit MPEG-2 PTS
+    /// (90 kHz) of the segment's first sample, big-endian in 8 bytes.
+    public static func timestampTag(startSample: Int, sampleRate: Int) -> [UInt8] {
+        let pts = UInt64((Double(startSample) * 90_000 / Double(sampleRate)).rounded()) & 0x1_FFFF_FFFF
+        let owner = Array("com.apple.streaming.transportStreamTimestamp".utf8) + [0]
+        let payload = owner + (0..<8).reversed().map { UInt8((pts >> (UInt64($0) * 8)) & 0xFF) }
+        func syncsafe(_ n: Int) -> [UInt8] { [UInt8((n >> 21) & 0x7F), UInt8((n >> 14) & 0x7F), UInt8((n >> 7) & 0x7F), UInt8(n & 0x7F)] }
+        let frame = Array("PRIV".utf8) + syncsafe(payload.count) + [0, 0] + payload
+        return Array("ID3".utf8) + [4, 0, 0] + syncsafe(frame.count) + frame
+    }
+
+    /// The media playlist: VOD, every segment with its exact duration.
+    public static func playlist(_ index: Index, uri: (Int) -> String) -> String {
+        let durations = index.segments.map { Double($0.samples) / Double(index.sampleRate) }
+        let target = Int((durations.max() ?? 0).rounded(.up))
+        var lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:\(max(1, target))",
+                     "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        for (i, d) in durations.enumerated() {
+            lines.append(String(format: "#EXTINF:%.5f,", d))
+            lines.append(uri(i))
+        }
+        lines.append("#EXT-X-ENDLIST")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

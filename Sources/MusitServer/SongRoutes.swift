@@ -1,0 +1,319 @@
+import Crypto
+import Foundation
+import Hummingbird
+import MusitAPI
+import MusitAudio
+import NIOCore
+
+/// The song library: upload, list, search, delete, cover, and streaming (Range GET and HLS).
+enum SongRoutes {
+    static func register(on router: Router<MusitContext>, services s: Services) {
+        let media = s.config.dataDirectory + "/media"
+        let fileIO = FileIO()
+        let publisher = EventPublisher(store: s.social, bus: s.bus)
+
+        router.post("/api/v1/songs") { request, context in
+            let me = try await Routes.authenticate(request, services: s)
+            let type = request.headers[.contentType]?.lowercased() ?? ""
+            guard type.hasPrefix("audio/mpeg") || type.hasPrefix("application/octet-stream") else {
+                throw Problem(status: 415, title: "Unsupported Media Type", detail: "Upload the MP3 itself as audio/mpeg")
+            }
+            if let length = request.headers[.contentLength].flatMap(Int.init), length > s.config.uploadLimit {
+                throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(s.config.uploadLimit) bytes")
+            }
+            let temp = media + "/uploads/\(UUID().uuidString).part"
+            let meter = UploadMeter(limit: s.config.uploadLimit)
+            do {
+                // Streamed to disk, hashed and counted on the way; never held in memory whole.
+                try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
+                let stored = try await accept(temp: temp, meter: meter, owner: me, services: s, media: media)
+                try await publisher.publish(EventPublisher.event(.libraryChanged, user: me.username), to: try await s.songs.allUserIDs())
+                return EditedResponse(status: .created, response: song(stored, owner: me.username))
+            } catch {
+                // A refused, broken or abandoned upload leaves nothing behind.
+                try? FileManager.default.removeItem(atPath: temp)
+                if meter.exceeded {
+                    throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(s.config.uploadLimit) bytes")
+                }
+                throw error
+            }
+        }
+
+        router.get("/api/v1/songs") { request, _ in
+            _ = try await Routes.authenticate(request, services: s)
+            let params = request.uri.queryParameters
+            let limit = params.get("limit", as: Int.self) ?? 50
+            guard (1...200).contains(limit) else { throw Problem.badRequest("limit is 1 to 200") }
+            let cursor = params.get("cursor", as: Int64.self) ?? 0
+            guard cursor >= 0 else { throw Problem.badRequest("cursor is a song id, 0 or more") }
+            let query = params.get("query")
+            guard (query?.count ?? 0) <= 100 else { throw Problem.badRequest("Search for at most 100 characters") }
+            let rows = try await s.songs.songs(after: cursor, limit: limit, query: query)
+            var owners: [Int64: String] = [:]
+            for id in Set(rows.map(\.ownerID)) { owners[id] = try await s.users.user(id: id)?.username ?? "?" }
+            return SongsPage(songs: rows.map { song($0, owner: owners[$0.ownerID] ?? "?") },
+                             nextCursor: rows.count == limit ? rows.last?.id : nil)
+        }
+
+        router.get("/api/v1/songs/:id") { request, context in
+            _ = try await Routes.authenticate(request, services: s)
+            let stored = try await find(context, s)
+            return song(stored, owner: try await s.users.user(id: stored.ownerID)?.username ?? "?")
+        }
+
+        router.delete("/api/v1/songs/:id") { request, context in
+            let me = try await Routes.authenticate(request, services: s)
+            let stored = try await find(context, s)
+            guard stored.ownerID == me.id || me.role == .admin else {
+                throw Problem(status: 403, title: "Forbidden", detail: "Only the owner or an admin deletes a song")
+            }
+            _ = try await s.songs.deleteSong(id: stored.id)
+            // Streams already open keep reading the unlinked file to its end.
+            try? FileManager.default.removeItem(atPath: audioPath(media, stored.id))
+            try? FileManager.default.removeItem(atPath: coverPath(media, stored.id))
+            try await publisher.publish(EventPublisher.event(.libraryChanged, user: me.username), to: try await s.songs.allUserIDs())
+            return Response(status: .noContent)
+        }
+
+        router.get("/api/v1/songs/:id/cover") { request, context in
+            _ = try await Routes.authenticate(request, services: s)
+            let stored = try await find(context, s)
+            guard let mime = stored.coverMime else { throw Problem.notFound("This song has no cover") }
+            let body = try await fileIO.loadFile(path: coverPath(media, stored.id), context: context)
+            return Response(status: .ok, headers: [.contentType: mime, .cacheControl: "private, max-age=86400"], body: body)
+        }
+
+        router.get("/api/v1/songs/:id/stream") { request, context in
+            let me = try await Routes.authenticate(request, services: s)
+            let stored = try await find(context, s)
+            let token = try await s.tokens.mediaToken(userID: me.id, song: stored.id, lifetime: s.config.mediaTokenLifetime)
+            let base = "/api/v1/songs/\(stored.id)"
+            return StreamURLs(hls: "\(base)/hls/index.m3u8?token=\(token)", audio: "\(base)/audio?token=\(token)",
+                              token: token, expiresIn: Int(s.config.mediaTokenLifetime))
+        }
+
+        router.get("/api/v1/songs/:id/audio") { request, context in
+            let stored = try await mediaSong(request, context, s)
+            return try await rangeResponse(request, context, fileIO: fileIO, path: audioPath(media, stored.id),
+                                           size: Int(stored.bytes), etag: "\"\(stored.sha256.prefix(32))\"",
+                                           lastModified: stored.createdAt)
+        }
+
+        router.get("/api/v1/songs/:id/hls/index.m3u8") { request, context in
+            let stored = try await mediaSong(request, context, s)
+            let token = request.uri.queryParameters.get("token")
+            let suffix = token.map { "?token=\($0)" } ?? ""
+            let text = HLSSegmenter.playlist(stored.hls) { "\($0).mp3\(suffix)" }
+            return Response(status: .ok, headers: [.contentType: "application/vnd.apple.mpegurl", .cacheControl: "private, max-age=60"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+
+        router.get("/api/v1/songs/:id/hls/:segment") { request, context in
+            let stored = try await mediaSong(request, context, s)
+            let name = context.parameters.get("segment") ?? ""
+            guard name.hasSuffix(".mp3"), let n = Int(name.dropLast(4)), stored.hls.segments.indices.contains(n) else {
+                throw Problem.notFound("No segment \(name)")
+            }
+            let seg = stored.hls.segments[n]
+            let tag = HLSSegmenter.timestampTag(startSample: seg.startSample, sampleRate: stored.hls.sampleRate)
+            let frames = try await readRange(audioPath(media, stored.id), offset: seg.offset, length: seg.length)
+            var buffer = ByteBuffer(bytes: tag)
+            buffer.writeBytes(frames)
+            return Response(status: .ok, headers: [.contentType: "audio/mpeg", .cacheControl: "private, max-age=86400"],
+                            body: .init(byteBuffer: buffer))
+        }
+    }
+
+    static func audioPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).mp3" }
+    static func coverPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).cover" }
+
+    /// Validates an upload with libmpg123, reads its tags, indexes its HLS segments, and
+    /// moves it into place under its song id.
+    static func accept(temp: String, meter: UploadMeter, owner: User, services s: Services, media: String) async throws -> StoredSong {
+        let hash = meter.digest
+        if let existing = try await s.songs.song(sha256: hash) {
+            throw Problem(status: 409, title: "Conflict", detail: "This file is already in the library as song \(existing.id)")
+        }
+        if try await s.songs.bytesStored(by: owner.id) + Int64(meter.count) > s.config.quota {
+            throw Problem(status: 413, title: "Content Too Large", detail: "Your quota of \(s.config.quota) bytes would be exceeded")
+        }
+        let (meta, index): (TrackMetadata, HLSSegmenter.Index) = try await runBlocking {
+            let meta: TrackMetadata
+            do {
+                meta = try FileTrack.readMetadata(path: temp)
+            } catch let error as AudioError {
+                throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable MP3: \(error.message)")
+            }
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: temp), options: .alwaysMapped)
+                return (meta, try HLSSegmenter.index(data))
+            } catch let reason as AudioError.Reason {
+                throw Problem(status: 422, title: "Unprocessable Content", detail: AudioError("upload", reason).message)
+            }
+        }
+        guard !index.segments.isEmpty else {
+            throw Problem(status: 422, title: "Unprocessable Content", detail: "The MP3 has no audio frames")
+        }
+        var stored = StoredSong(id: 0, ownerID: owner.id, sha256: hash, title: meta.title ?? "Untitled", artist: meta.artist,
+                                album: meta.album, trackNumber: meta.trackNumber, year: meta.year,
+                                duration: meta.duration ?? index.duration, bytes: Int64(meter.count),
+                                coverMime: meta.cover?.mimeType, hls: index, createdAt: Date())
+        stored = try await s.songs.insertSong(stored)
+        try FileManager.default.moveItem(atPath: temp, toPath: audioPath(media, stored.id))
+        if let cover = meta.cover {
+            try Data(cover.data).write(to: URL(fileURLWithPath: coverPath(media, stored.id)), options: .atomic)
+        }
+        return stored
+    }
+
+    static func song(_ s: StoredSong, owner: String) -> Song {
+        Song(id: s.id, title: s.title, artist: s.artist, album: s.album, trackNumber: s.trackNumber, year: s.year,
+             duration: s.duration, bytes: s.bytes, owner: owner, hasCover: s.coverMime != nil, sha256: s.sha256,
+             createdAt: s.createdAt.ISO8601Format())
+    }
+
+    static func find(_ context: MusitContext, _ s: Services) async throws -> StoredSong {
+        guard let id = context.parameters.get("id", as: Int64.self), let song = try await s.songs.song(id: id) else {
+            throw Problem.notFound("No such song")
+        }
+        return song
+    }
+
+    /// Media requests authenticate by bearer header or by a media token for this song in the URL.
+    static func mediaSong(_ request: Request, _ context: MusitContext, _ s: Services) async throws -> StoredSong {
+        let song = try await find(context, s)
+        if let token = request.uri.queryParameters.get("token") {
+            guard let claims = try? await s.tokens.verifyMedia(token), claims.song == song.id else {
+                throw Problem.unauthorized("Invalid or expired media token")
+            }
+            return song
+        }
+        _ = try await Routes.authenticate(request, services: s)
+        return song
+    }
+
+    /// GET with Range (one range: a-b, a-, -n), If-Range (ETag or date) and ETag.
+    static func rangeResponse(_ request: Request, _ context: MusitContext, fileIO: FileIO, path: String, size: Int,
+                              etag: String, lastModified: Date) async throws -> Response {
+        var headers: HTTPFields = [.contentType: "audio/mpeg", .acceptRanges: "bytes", .eTag: etag,
+                                   .lastModified: lastModified.httpDate]
+        if request.headers[.ifNoneMatch].map({ $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.contains(etag) }) == true {
+            return Response(status: .notModified, headers: headers)
+        }
+        var range: ClosedRange<Int>?
+        if let header = request.headers[.range] {
+            var honour = true
+            if let ifRange = request.headers[.ifRange] {
+                honour = ifRange == etag || ifRange == lastModified.httpDate
+            }
+            if honour { range = try parseRange(header, size: size) }
+        }
+        guard let range else {
+            headers[.contentLength] = String(size)
+            return Response(status: .ok, headers: headers, body: try await fileIO.loadFile(path: path, context: context))
+        }
+        headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+        headers[.contentLength] = String(range.count)
+        return Response(status: .partialContent, headers: headers,
+                        body: try await fileIO.loadFile(path: path, range: range, context: context))
+    }
+
+    /// One byte range of a file of `size` bytes; nil to serve the whole file (several ranges,
+    /// or a header that is not a byte range); 416 when it cannot be satisfied.
+    static func parseRange(_ header: String, size: Int) throws -> ClosedRange<Int>? {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        let unsatisfiable = HTTPError(.rangeNotSatisfiable, headers: [.contentRange: "bytes */\(size)"])
+        if parts[0].isEmpty {
+            guard let n = Int(parts[1]), n > 0, size > 0 else { throw unsatisfiable }
+            return max(0, size - n)...(size - 1)
+        }
+        guard let start = Int(parts[0]), start >= 0 else { return nil }
+        guard start < size else { throw unsatisfiable }
+        if parts[1].isEmpty { return start...(size - 1) }
+        guard let end = Int(parts[1]), end >= start else { return nil }
+        return start...min(end, size - 1)
+    }
+
+    static func readRange(_ path: String, offset: Int, length: Int) async throws -> [UInt8] {
+        try await runBlocking {
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw Problem.notFound("The audio file is gone") }
+            defer { try? handle.close() }
+            try handle.seek(toOffset: UInt64(offset))
+            return [UInt8](try handle.read(upToCount: length) ?? Data())
+        }
+    }
+
+    /// Runs blocking file work on NIO's thread pool, off the event loops.
+    static func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPoolHolder.pool.runIfActive(body)
+    }
+}
+
+import NIOPosix
+
+enum NIOThreadPoolHolder {
+    static var pool: NIOThreadPool { .singleton }
+}
+
+/// Counts and hashes an upload as it streams; past the limit it stops the stream.
+final class UploadMeter: @unchecked Sendable {
+    let limit: Int
+    private let lock = NSLock()
+    private var hasher = SHA256()
+    private var _count = 0
+    private var _exceeded = false
+
+    init(limit: Int) { self.limit = limit }
+
+    var count: Int { lock.withLock { _count } }
+    var exceeded: Bool { lock.withLock { _exceeded } }
+    var digest: String { lock.withLock { hasher.finalize().map { String(format: "%02x", $0) }.joined() } }
+
+    func add(_ buffer: ByteBuffer) throws {
+        try lock.withLock {
+            _count += buffer.readableBytes
+            if _count > limit {
+                _exceeded = true
+                throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(limit) bytes")
+            }
+            buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        }
+    }
+}
+
+struct MeteredBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    let base: Base
+    let meter: UploadMeter
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let meter: UploadMeter
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let buffer = try await base.next() else { return nil }
+            try meter.add(buffer)
+            return buffer
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), meter: meter) }
+}
+
+extension Date {
+    /// IMF-fixdate, as HTTP dates are written.
+    var httpDate: String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.string(from: self)
+    }
+}
+
+extension Song: ResponseEncodable {}
+extension SongsPage: ResponseEncodable {}
+extension StreamURLs: ResponseEncodable {}

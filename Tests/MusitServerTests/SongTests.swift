@@ -1,0 +1,280 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import MusitAPI
+import MusitAudio
+@testable import MusitServer
+import MusitTestSupport
+import NIOCore
+import Testing
+
+extension Client {
+    func upload(_ fixture: String, type: String = "audio/mpeg") async throws -> TestResponse {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(fixture)))
+        var headers = T.bearer(pair.accessToken)
+        headers[.contentType] = type
+        return try await http.execute(uri: "/api/v1/songs", method: .post, headers: headers, body: ByteBuffer(bytes: bytes))
+    }
+}
+
+@Suite("Backend: songs, Range and HLS streaming", .serialized)
+struct SongTests {
+    @Test("upload reads tags and cover; duplicates, listing, search, and deletion by owner or admin")
+    func library() async throws {
+        let c = T.config()
+        let app = try await MusitBackend.makeApplication(c)
+        try await app.test(.live) { http in
+            let admin = try await Client.make(http, "admin")
+            let alice = try await Client.make(http, "alice")
+            let bob = try await Client.make(http, "bob")
+            let r = try await alice.upload("tag_v24.mp3")
+            #expect(r.status == .created, "\(String(buffer: r.body))")
+            let song = try T.decode(Song.self, r)
+            #expect(song.title == "Ωμέγα UTF-8 🎶" && song.artist == "Artïst Four" && song.album == "Album v2.4")
+            #expect(song.trackNumber == 11 && song.year == 2021 && song.hasCover && song.owner == "alice")
+            #expect(abs(song.duration - 1.0) < 0.001)
+            let cover = try await alice.call(.get, "/api/v1/songs/\(song.id)/cover")
+            #expect(cover.headers[.contentType] == "image/png")
+            #expect(Data(String(buffer: cover.body).utf8).count > 0)
+            #expect([UInt8](buffer: cover.body) == [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("cover.png")))))
+            let dup = try await bob.upload("tag_v24.mp3")
+            try T.expectProblem(dup, .conflict)
+            #expect(String(buffer: dup.body).contains("song \(song.id)"))
+
+            let second = try T.decode(Song.self, try await bob.upload("tag_v1.mp3"))
+            let third = try T.decode(Song.self, try await bob.upload("sine440.mp3"))
+            var page = try T.decode(SongsPage.self, try await alice.call(.get, "/api/v1/songs?limit=2"))
+            #expect(page.songs.map(\.id) == [song.id, second.id])
+            page = try T.decode(SongsPage.self, try await alice.call(.get, "/api/v1/songs?limit=2&cursor=\(page.nextCursor ?? 0)"))
+            #expect(page.songs.map(\.id) == [third.id] && page.nextCursor == nil)
+            page = try T.decode(SongsPage.self, try await alice.call(.get, "/api/v1/songs?query=old%20artist"))
+            #expect(page.songs.map(\.title) == ["Old Title"])
+            page = try T.decode(SongsPage.self, try await alice.call(.get, "/api/v1/songs?query=%25"))
+            #expect(page.songs.isEmpty, "% matches only a literal %")
+
+            try T.expectProblem(try await alice.call(.delete, "/api/v1/songs/\(second.id)"), .forbidden)
+            #expect(try await bob.call(.delete, "/api/v1/songs/\(second.id)").status == .noContent)
+            #expect(try await admin.call(.delete, "/api/v1/songs/\(third.id)").status == .noContent)
+            try T.expectProblem(try await bob.call(.get, "/api/v1/songs/\(second.id)"), .notFound)
+            #expect(!FileManager.default.fileExists(atPath: c.dataDirectory + "/media/\(second.id).mp3"))
+            #expect(FileManager.default.fileExists(atPath: c.dataDirectory + "/media/\(song.id).mp3"))
+            let events = try await alice.poll(after: 0, timeout: 0).events
+            #expect(events.filter { $0.kind == .libraryChanged }.count == 5, "3 uploads and 2 deletions")
+        }
+    }
+
+    /// Each case says what was uploaded; none may store anything or leave a temp file.
+    @Test("uploads that are not MP3, too large, or abandoned are refused and leave nothing")
+    func badUploads() async throws {
+        var c = T.config()
+        c.uploadLimit = 200_000
+        let app = try await MusitBackend.makeApplication(c)
+        let port = try await app.test(.live) { http -> Int in
+            let alice = try await Client.make(http, "alice")
+            for (what, fixture, status) in [("a WAV named .mp3", "wav_named.mp3", HTTPResponse.Status.contentTooLarge),
+                                            ("random bytes", "random.mp3", .unprocessableContent),
+                                            ("an ID3 tag alone", "tag_only.mp3", .unprocessableContent),
+                                            ("an empty file", "empty.mp3", .unprocessableContent),
+                                            ("242 KB over a 200 KB limit", "sweep.mp3", .contentTooLarge)] {
+                let r = try await alice.upload(fixture)
+                #expect(r.status == status, "\(what): \(r.status) \(String(buffer: r.body))")
+                #expect(r.headers[.contentType] == "application/problem+json", "\(what)")
+            }
+            let tagged = try await alice.upload("tone.wav")
+            #expect(tagged.status == .unprocessableContent)
+            #expect(String(buffer: tagged.body).contains("WAV"), "the reason is given")
+            try T.expectProblem(try await alice.upload("sine440.mp3", type: "text/plain"), .unsupportedMediaType)
+            try T.expectProblem(try await http.execute(uri: "/api/v1/songs", method: .post, headers: [.contentType: "audio/mpeg"],
+                                                       body: ByteBuffer(string: "x")), .unauthorized)
+            return http.port ?? 0
+        }
+        _ = port
+        let store = try SQLiteStore(path: c.dataDirectory + "/musit.sqlite")
+        #expect(try await store.songs(after: 0, limit: 10, query: nil).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media/uploads").isEmpty)
+    }
+
+    @Test("a client that disconnects mid-upload leaves no song and no temp file")
+    func disconnectMidUpload() async throws {
+        let c = T.config()
+        let app = try await MusitBackend.makeApplication(c)
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let port = try #require(http.port)
+            // Promise 400 KB, send 50 KB, hang up.
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("long20.mp3"))))
+            let head = "POST /api/v1/songs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(alice.pair.accessToken)\r\n" +
+                "Content-Type: audio/mpeg\r\nContent-Length: \(bytes.count)\r\n\r\n"
+            RawHTTP.sendAndHangUp(port: port, bytes: Array(head.utf8) + bytes.prefix(50_000))
+            try await Task.sleep(for: .milliseconds(300))
+            let list = try T.decode(SongsPage.self, try await alice.call(.get, "/api/v1/songs"))
+            #expect(list.songs.isEmpty)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media/uploads").isEmpty)
+    }
+
+    @Test("Range, If-Range and ETag: suffix, open-ended, past the end, several ranges, 304")
+    func ranges() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload("sine440.mp3"))
+            let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("sine440.mp3"))))
+            let uri = "/api/v1/songs/\(song.id)/audio"
+            func get(_ headers: HTTPFields) async throws -> TestResponse {
+                var h = T.bearer(alice.pair.accessToken)
+                for f in headers { h.append(f) }
+                return try await http.execute(uri: uri, method: .get, headers: h)
+            }
+            let full = try await get([:])
+            #expect(full.status == .ok && [UInt8](buffer: full.body) == file)
+            #expect(full.headers[.acceptRanges] == "bytes")
+            let etag = try #require(full.headers[.eTag])
+            var r = try await get([.range: "bytes=0-99"])
+            #expect(r.status == .partialContent && [UInt8](buffer: r.body) == Array(file[0...99]))
+            #expect(r.headers[.contentRange] == "bytes 0-99/\(file.count)")
+            r = try await get([.range: "bytes=-5"])
+            #expect(r.status == .partialContent && [UInt8](buffer: r.body) == Array(file.suffix(5)), "suffix range: the last 5 bytes")
+            r = try await get([.range: "bytes=100000-"])
+            #expect([UInt8](buffer: r.body) == Array(file[100_000...]))
+            r = try await get([.range: "bytes=0-10000000"])
+            #expect(r.status == .partialContent && [UInt8](buffer: r.body).count == file.count)
+            r = try await get([.range: "bytes=\(file.count)-"])
+            #expect(r.status == .rangeNotSatisfiable && r.headers[.contentRange] == "bytes */\(file.count)")
+            r = try await get([.range: "bytes=0-9,20-29"])
+            #expect(r.status == .ok && [UInt8](buffer: r.body) == file, "several ranges: the whole file")
+            r = try await get([.range: "bytes=10-19", .ifRange: etag])
+            #expect(r.status == .partialContent)
+            r = try await get([.range: "bytes=10-19", .ifRange: "\"stale\""])
+            #expect(r.status == .ok && [UInt8](buffer: r.body) == file, "If-Range mismatch: the whole file")
+            r = try await get([.ifNoneMatch: etag])
+            #expect(r.status == .notModified)
+        }
+    }
+
+    @Test("media URLs carry a token for one song; without one, a bearer header is needed")
+    func mediaTokens() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let a = try T.decode(Song.self, try await alice.upload("sine440.mp3"))
+            let b = try T.decode(Song.self, try await alice.upload("tag_v1.mp3"))
+            let urls = try T.decode(StreamURLs.self, try await alice.call(.get, "/api/v1/songs/\(a.id)/stream"))
+            #expect(try await http.execute(uri: urls.audio, method: .get).status == .ok)
+            #expect(try await http.execute(uri: urls.hls, method: .get).status == .ok)
+            try T.expectProblem(try await http.execute(uri: "/api/v1/songs/\(b.id)/audio?token=\(urls.token)", method: .get), .unauthorized)
+            try T.expectProblem(try await http.execute(uri: "/api/v1/songs/\(a.id)/audio", method: .get), .unauthorized)
+            try T.expectProblem(try await http.execute(uri: "/api/v1/songs/\(a.id)/audio?token=\(alice.pair.accessToken)", method: .get),
+                                .unauthorized)
+        }
+    }
+
+    @Test("HLS: a VOD playlist of packed-audio segments, each with its PRIV timestamp, that ffmpeg plays end to end")
+    func hls() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload("long20.mp3"))
+            let urls = try T.decode(StreamURLs.self, try await alice.call(.get, "/api/v1/songs/\(song.id)/stream"))
+            let playlist = String(buffer: try await http.execute(uri: urls.hls, method: .get).body)
+            let lines = playlist.split(separator: "\n").map(String.init)
+            #expect(lines.first == "#EXTM3U" && lines.last == "#EXT-X-ENDLIST")
+            #expect(lines.contains("#EXT-X-PLAYLIST-TYPE:VOD"))
+            let target = Int(lines.first { $0.hasPrefix("#EXT-X-TARGETDURATION:") }!.split(separator: ":")[1])!
+            let durations = lines.filter { $0.hasPrefix("#EXTINF:") }.map { Double($0.dropFirst(8).dropLast())! }
+            #expect(durations.count == 4, "20 s in about 6 s segments: \(durations)")
+            #expect(durations.allSatisfy { $0 <= Double(target) && $0 > 0 })
+            #expect(abs(durations.reduce(0, +) - song.duration) < 0.1, "\(durations.reduce(0, +)) vs \(song.duration)")
+
+            // Every segment: an ID3 PRIV timestamp, then MP3 frames; together, exactly the file's frames.
+            let file = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("long20.mp3")))
+            let index = try HLSSegmenter.index(file)
+            var joined: [UInt8] = []
+            var lastPTS: UInt64 = 0
+            let segmentURIs = lines.filter { !$0.hasPrefix("#") }
+            for (i, name) in segmentURIs.enumerated() {
+                let body = [UInt8](buffer: try await http.execute(uri: "/api/v1/songs/\(song.id)/hls/\(name)", method: .get).body)
+                #expect(Array(body.prefix(3)) == Array("ID3".utf8), "segment \(i) starts with ID3")
+                let owner = Array("com.apple.streaming.transportStreamTimestamp".utf8)
+                #expect(Array(body[20..<(20 + owner.count)]) == owner, "segment \(i) PRIV owner")
+                let tagSize = body.withUnsafeBytes { MP3Probe.id3v2Size($0) }
+                let ptsBytes = body[(tagSize - 8)..<tagSize]
+                let pts = ptsBytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                #expect(i == 0 ? pts == 0 : pts > lastPTS, "timestamps grow")
+                #expect(pts == UInt64((Double(index.segments[i].startSample) * 90_000 / 44_100).rounded()))
+                lastPTS = pts
+                joined += body[tagSize...]
+            }
+            #expect(joined == [UInt8](file[index.audioOffset..<(index.audioOffset + index.audioLength)]),
+                    "segments concatenated are exactly the song's MP3 frames")
+
+            // ffprobe and ffmpeg, independent clients, read it over HTTP.
+            let url = "http://127.0.0.1:\(http.port ?? 0)\(urls.hls)"
+            let probe = try Tool.run("/usr/bin/ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", url])
+            let probed = Double(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            #expect(abs(probed - song.duration) <= 0.1, "ffprobe duration \(probed) vs \(song.duration): \(probe.stderr)")
+            let decode = try Tool.run("/usr/bin/ffmpeg", ["-v", "error", "-i", url, "-f", "s16le", "-ac", "2", "-ar", "44100", "-"],
+                                      captureBytes: true)
+            let seconds = Double(decode.bytes) / (44_100 * 4)
+            #expect(decode.status == 0, "\(decode.stderr)")
+            #expect(abs(seconds - song.duration) <= 0.1, "ffmpeg decoded \(seconds) s")
+        }
+    }
+}
+
+enum RawHTTP {
+    static func sendAndHangUp(port: Int, bytes: [UInt8]) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { return }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    }
+}
+
+enum Tool {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var bytes: Int
+    }
+
+    static func run(_ path: String, _ args: [String], captureBytes: Bool = false) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Drain stderr beside stdout so neither pipe fills up and stalls the tool.
+        let errBox = Locked<Data>(Data())
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            let d = err.fileHandleForReading.readDataToEndOfFile()
+            errBox.withLock { $0 = d }
+            group.leave()
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        let errData = errBox.withLock { $0 }
+        return Result(status: p.terminationStatus, stdout: captureBytes ? "" : String(decoding: data, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self), bytes: data.count)
+    }
+}
+
+extension Array where Element == UInt8 {
+    init(buffer: ByteBuffer) {
+        self = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
+    }
+}
