@@ -356,3 +356,83 @@ extension APILimits {
     public static let defaultUploadLimit = 200 * 1024 * 1024
     public static let defaultQuota: Int64 = 2 * 1024 * 1024 * 1024
 }
+
+// MARK: Plays and statistics
+
+public struct PlayReport: Codable, Equatable, Sendable {
+    public enum Event: String, Codable, Sendable { case start, progress, end }
+    public var songId: Int64
+    public var event: Event
+    /// Seconds into the song.
+    public var position: Double
+    /// From the answer to `start`; required for `progress` and `end`.
+    public var playId: Int64?
+
+    public init(songId: Int64, event: Event, position: Double, playId: Int64? = nil) {
+        self.songId = songId
+        self.event = event
+        self.position = position
+        self.playId = playId
+    }
+}
+
+public struct PlayStarted: Codable, Equatable, Sendable {
+    public var playId: Int64
+
+    public init(playId: Int64) {
+        self.playId = playId
+    }
+}
+
+public struct AdminStats: Codable, Equatable, Sendable {
+    public struct Day: Codable, Equatable, Sendable {
+        public var day: String
+        public var plays: Int
+        public init(day: String, plays: Int) { self.day = day; self.plays = plays }
+    }
+
+    public struct TopSong: Codable, Equatable, Sendable {
+        public var songId: Int64
+        public var title: String
+        public var artist: String?
+        public var plays: Int
+        public init(songId: Int64, title: String, artist: String?, plays: Int) {
+            self.songId = songId; self.title = title; self.artist = artist; self.plays = plays
+        }
+    }
+
+    public struct TopArtist: Codable, Equatable, Sendable {
+        public var artist: String
+        public var plays: Int
+        public init(artist: String, plays: Int) { self.artist = artist; self.plays = plays }
+    }
+
+    public struct RouteCount: Codable, Equatable, Sendable {
+        public var route: String
+        public var requests: Int
+        public init(route: String, requests: Int) { self.route = route; self.requests = requests }
+    }
+
+    public var users: Int
+    public var songs: Int
+    public var storageBytes: Int64
+    /// The last 30 days, oldest first, days without plays included.
+    public var playsPerDay: [Day]
+    public var topSongs: [TopSong]
+    public var topArtists: [TopArtist]
+    /// Friends-visible listeners: online and playing now.
+    public var listenersNow: Int
+    public var requestsPerRoute: [RouteCount]
+
+    public init(users: Int, songs: Int, storageBytes: Int64, playsPerDay: [Day], topSongs: [TopSong], topArtists: [TopArtist],
+                listenersNow: Int, requestsPerRoute: [RouteCount]) {
+        self.users = users
+        self.songs = songs
+        self.storageBytes = storageBytes
+        self.playsPerDay = playsPerDay
+        self.topSongs = topSongs
+        self.topArtists = topArtists
+        self.listenersNow = listenersNow
+        self.requestsPerRoute = requestsPerRoute
+    }
+}

@@ -40,6 +40,7 @@ public actor EventBus: Service {
                     c.resume()
                 } else {
                     waiters[user, default: [:]][id] = c
+                    MetricsSetup.heldPolls.record(heldPolls)
                 }
             }
         } onCancel: {
@@ -55,6 +56,7 @@ public actor EventBus: Service {
             early.insert(id)
         }
         if waiters[user]?.isEmpty == true { waiters[user] = nil }
+        MetricsSetup.heldPolls.record(heldPolls)
     }
 
     /// News for `users`: bump their versions and answer their held polls.

@@ -54,6 +54,8 @@ struct Services: Sendable {
     let throttle: LoginThrottle
     let social: any SocialRepository
     let songs: any SongRepository
+    let plays: any PlayRepository
+    let routes: RouteCounter
     let bus: EventBus
     let config: ServerConfiguration
     /// A hash of a random password, checked when the user does not exist, so a login's
@@ -87,15 +89,20 @@ public enum MusitBackend {
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, bus: EventBus(), config: config,
+            hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(), bus: EventBus(), config: config,
             dummyHash: try await hasher.hash(UUID().uuidString))
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }
+        _ = MetricsSetup.registry
         let router = Router(context: MusitContext.self)
+        router.add(middleware: LogRequestsMiddleware(.info))
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RouteCountingMiddleware(counter: services.routes))
         router.add(middleware: ProblemMiddleware(logger: log))
         Routes.register(on: router, services: services)
         SocialRoutes.register(on: router, services: services)
         SongRoutes.register(on: router, services: services)
+        AdminRoutes.register(on: router, services: services)
         let app = Application(router: router,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
                               logger: log)

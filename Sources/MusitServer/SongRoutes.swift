@@ -27,6 +27,8 @@ enum SongRoutes {
                 // Streamed to disk, hashed and counted on the way; never held in memory whole.
                 try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
                 let stored = try await accept(temp: temp, meter: meter, owner: me, services: s, media: media)
+                MetricsSetup.uploads.increment()
+                MetricsSetup.uploadBytes.increment(by: meter.count)
                 try await publisher.publish(EventPublisher.event(.libraryChanged, user: me.username), to: try await s.songs.allUserIDs())
                 return EditedResponse(status: .created, response: song(stored, owner: me.username))
             } catch {
@@ -210,12 +212,21 @@ enum SongRoutes {
         }
         guard let range else {
             headers[.contentLength] = String(size)
-            return Response(status: .ok, headers: headers, body: try await fileIO.loadFile(path: path, context: context))
+            return Response(status: .ok, headers: headers, body: counted(try await fileIO.loadFile(path: path, context: context)))
         }
         headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
         headers[.contentLength] = String(range.count)
         return Response(status: .partialContent, headers: headers,
-                        body: try await fileIO.loadFile(path: path, range: range, context: context))
+                        body: counted(try await fileIO.loadFile(path: path, range: range, context: context)))
+    }
+
+    /// A body that counts itself in the active-streams gauge while it is being written.
+    static func counted(_ body: ResponseBody) -> ResponseBody {
+        ResponseBody(contentLength: body.contentLength) { writer in
+            MetricsSetup.activeStreams.increment()
+            defer { MetricsSetup.activeStreams.decrement() }
+            try await body.write(writer)
+        }
     }
 
     /// One byte range of a file of `size` bytes; nil to serve the whole file (several ranges,

@@ -83,6 +83,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         }
         registerSocialMigrations(&m)
         registerSongMigrations(&m)
+        registerPlayMigrations(&m)
         return m
     }
 

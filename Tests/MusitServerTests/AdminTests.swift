@@ -1,0 +1,99 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import MusitAPI
+@testable import MusitServer
+import NIOCore
+import Testing
+
+@Suite("Backend: plays, admin statistics, metrics and the authorization matrix", .serialized)
+struct AdminTests {
+    @Test("plays are reported by clients, not counted from streams; admins see the statistics")
+    func playsAndStats() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let admin = try await Client.make(http, "admin")
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload("tag_v1.mp3"))
+            let other = try T.decode(Song.self, try await alice.upload("tag_v24.mp3"))
+            // Fetching the stream is not a play.
+            _ = try await alice.call(.get, "/api/v1/songs/\(song.id)/audio")
+            var stats = try T.decode(AdminStats.self, try await admin.call(.get, "/api/v1/admin/stats"))
+            #expect(stats.playsPerDay.reduce(0) { $0 + $1.plays } == 0)
+            for _ in 0..<3 {
+                let r = try await alice.call(.post, "/api/v1/plays", json: PlayReport(songId: song.id, event: .start, position: 0))
+                #expect(r.status == .created)
+                let id = try T.decode(PlayStarted.self, r).playId
+                #expect(try await alice.call(.post, "/api/v1/plays", json: PlayReport(songId: song.id, event: .progress, position: 0.5, playId: id)).status == .noContent)
+                #expect(try await alice.call(.post, "/api/v1/plays", json: PlayReport(songId: song.id, event: .end, position: 1, playId: id)).status == .noContent)
+                // Someone else's play cannot be touched.
+                try T.expectProblem(try await admin.call(.post, "/api/v1/plays", json: PlayReport(songId: song.id, event: .end, position: 1, playId: id)), .notFound)
+            }
+            _ = try await alice.call(.post, "/api/v1/plays", json: PlayReport(songId: other.id, event: .start, position: 0))
+            try T.expectProblem(try await alice.call(.post, "/api/v1/plays", json: PlayReport(songId: 999, event: .start, position: 0)), .notFound)
+            try T.expectProblem(try await alice.call(.post, "/api/v1/plays", json: PlayReport(songId: song.id, event: .end, position: 1)), .badRequest)
+            _ = try await alice.call(.put, "/api/v1/presence", json: NowPlayingInfo(state: .playing, title: "Old Title"))
+
+            stats = try T.decode(AdminStats.self, try await admin.call(.get, "/api/v1/admin/stats"))
+            #expect(stats.users == 2 && stats.songs == 2)
+            #expect(stats.storageBytes == song.bytes + other.bytes)
+            #expect(stats.playsPerDay.count == 30 && stats.playsPerDay.last?.plays == 4)
+            #expect(stats.topSongs.first?.songId == song.id && stats.topSongs.first?.plays == 3)
+            #expect(stats.topArtists.first == AdminStats.TopArtist(artist: "Old Artist", plays: 3))
+            #expect(stats.listenersNow == 1)
+            #expect(stats.requestsPerRoute.contains { $0.route == "POST /api/v1/plays" && $0.requests >= 10 })
+            try T.expectProblem(try await alice.call(.get, "/api/v1/admin/stats"), .forbidden)
+        }
+    }
+
+    @Test("/metrics speaks Prometheus text: per-route requests and latency, held polls, uploads")
+    func metrics() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            _ = try await alice.upload("tag_v1.mp3")
+            _ = try await alice.poll(after: 0, timeout: 0)
+            let text = String(buffer: try await http.execute(uri: "/metrics", method: .get).body)
+            for name in ["hb_requests", "http_server_request_duration", "http_server_active_requests", "musit_uploads_total", "musit_upload_bytes_total"] {
+                #expect(text.contains(name), "\(name) in /metrics")
+            }
+            #expect(text.contains("hb.endpoint=\"/api/v1/songs\"") || text.contains("/api/v1/songs"))
+        }
+    }
+
+    /// Anonymous, a user, another user and an admin against every protected endpoint.
+    @Test("authorization matrix")
+    func matrix() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let admin = try await Client.make(http, "admin")
+            let owner = try await Client.make(http, "owner")
+            let other = try await Client.make(http, "other")
+            let song = try T.decode(Song.self, try await owner.upload("tag_v1.mp3"))
+            let protected: [(HTTPRequest.Method, String)] = [
+                (.get, "/api/v1/me"), (.patch, "/api/v1/me"), (.get, "/api/v1/users"), (.get, "/api/v1/users/owner"),
+                (.get, "/api/v1/friends"), (.post, "/api/v1/friends/requests"), (.post, "/api/v1/friends/requests/owner/accept"),
+                (.post, "/api/v1/friends/requests/owner/decline"), (.delete, "/api/v1/friends/owner"), (.post, "/api/v1/messages"),
+                (.get, "/api/v1/conversations/owner/messages"), (.post, "/api/v1/conversations/owner/read"), (.put, "/api/v1/presence"),
+                (.get, "/api/v1/events?timeout=0"), (.post, "/api/v1/songs"), (.get, "/api/v1/songs"), (.get, "/api/v1/songs/\(song.id)"),
+                (.delete, "/api/v1/songs/\(song.id)"), (.get, "/api/v1/songs/\(song.id)/cover"), (.get, "/api/v1/songs/\(song.id)/stream"),
+                (.get, "/api/v1/songs/\(song.id)/audio"), (.get, "/api/v1/songs/\(song.id)/hls/index.m3u8"),
+                (.get, "/api/v1/songs/\(song.id)/hls/0.mp3"), (.post, "/api/v1/plays"), (.get, "/api/v1/admin/stats"),
+            ]
+            for (method, uri) in protected {
+                let r = try await http.execute(uri: uri, method: method, headers: T.jsonHeaders, body: ByteBuffer(string: "{}"))
+                #expect(r.status == .unauthorized, "anonymous \(method) \(uri): \(r.status)")
+            }
+            for public_ in ["/healthz", "/openapi.yaml", "/metrics"] {
+                #expect(try await http.execute(uri: public_, method: .get).status == .ok, "\(public_) is public")
+            }
+            // Owner-only and admin-only actions.
+            try T.expectProblem(try await other.call(.delete, "/api/v1/songs/\(song.id)"), .forbidden)
+            try T.expectProblem(try await owner.call(.get, "/api/v1/admin/stats"), .forbidden)
+            #expect(try await admin.call(.get, "/api/v1/admin/stats").status == .ok)
+            // Everyone signed in may read the library and stream it.
+            #expect(try await other.call(.get, "/api/v1/songs/\(song.id)/audio").status == .ok)
+            #expect(try await admin.call(.delete, "/api/v1/songs/\(song.id)").status == .noContent)
+        }
+    }
+}
