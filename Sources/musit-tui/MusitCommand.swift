@@ -37,6 +37,9 @@ struct MusitCommand: ParsableCommand {
     @Option(help: ArgumentHelp("--serve: this username becomes admin when it registers (or MUSIT_ADMIN).", valueName: "name"))
     var admin: String?
 
+    @Option(help: ArgumentHelp("--serve: log as text or json (or MUSIT_LOG_FORMAT).", valueName: "format"))
+    var logFormat: String?
+
     @Option(help: ArgumentHelp("ALSA device to play on.", valueName: "name"))
     var device: String?
 
@@ -70,7 +73,8 @@ struct MusitCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         if serve {
-            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config).run(environment: environment)
+            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat)
+                .run(environment: environment)
             return
         }
         SignalWatcher.blockTerminationSignals()

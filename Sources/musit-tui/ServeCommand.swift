@@ -13,6 +13,7 @@ struct ServeCommand {
     let data: String?
     let admin: String?
     let config: String?
+    let logFormat: String?
 
     func run(environment: [String: String]) throws {
         let settings: MusitSettings
@@ -30,6 +31,11 @@ struct ServeCommand {
         c.jwtSecret = environment["MUSIT_JWT_SECRET"]
         if let cost = environment["MUSIT_BCRYPT_COST"].flatMap(UInt8.init), (4...31).contains(cost) { c.bcryptCost = cost }
         let configuration = c
+        let format = logFormat ?? environment["MUSIT_LOG_FORMAT"] ?? "text"
+        guard ["text", "json"].contains(format) else { throw ValidationError("--log-format is text or json, not \(format).") }
+        if format == "json" {
+            LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        }
         let done = DispatchSemaphore(value: 0)
         let failure = Locked<(any Error)?>(nil)
         Task {

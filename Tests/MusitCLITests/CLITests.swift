@@ -150,6 +150,16 @@ struct ServeTests {
 
     /// GET over a plain TCP socket, so the test needs no HTTP client library.
     static func get(port: Int, path: String) -> String? {
+        request(port: port, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    }
+
+    static func post(port: Int, path: String, json: String, token: String? = nil) -> String? {
+        let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        return request(port: port, "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(auth)" +
+                       "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
+    }
+
+    static func request(port: Int, _ text: String) -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -160,8 +170,7 @@ struct ServeTests {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard ok == 0 else { return nil }
-        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        _ = text.withCString { send(fd, $0, strlen($0), 0) }
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -197,6 +206,54 @@ struct ServeTests {
         p.waitUntilExit()
         #expect(Date().timeIntervalSince(start) < 5)
         #expect(p.terminationStatus == 0)
+    }
+
+    @Test("SIGTERM answers a held long-poll before the server stops; logs are JSON lines with request ids")
+    func gracefulWithHeldPoll() throws {
+        let port = Self.freePort()
+        let data = NSTemporaryDirectory() + "musit-serve-\(UUID().uuidString)"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.path)
+        p.arguments = ["--serve", "--port", "\(port)", "--data", data, "--log-format", "json"]
+        p.environment = ["HOME": NSTemporaryDirectory(), "MUSIT_BCRYPT_COST": "4"]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        var registered: String?
+        let deadline = Date().addingTimeInterval(10)
+        while registered == nil && Date() < deadline {
+            registered = Self.post(port: port, path: "/api/v1/auth/register", json: #"{"username":"alice","password":"correct horse"}"#)
+            if registered == nil { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        let answer = try #require(registered)
+        #expect(answer.hasPrefix("HTTP/1.1 201"), "\(answer)")
+        let token = try #require(answer.range(of: #""accessToken":"([^"]+)""#, options: .regularExpression)
+            .map { String(answer[$0].dropFirst(15).dropLast(1)) })
+        let held = Locked<String?>(nil)
+        let pollDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let r = Self.request(port: port, "GET /api/v1/events?cursor=0&timeout=30 HTTP/1.1\r\nHost: x\r\n" +
+                                 "Authorization: Bearer \(token)\r\nConnection: close\r\n\r\n")
+            held.withLock { $0 = r }
+            pollDone.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let start = Date()
+        p.terminate()
+        #expect(pollDone.wait(timeout: .now() + 5) == .success, "the held poll was answered")
+        p.waitUntilExit()
+        let took = Date().timeIntervalSince(start)
+        #expect(took < 5, "stopped in \(took) s")
+        #expect(p.terminationStatus == 0)
+        #expect(held.withLock { $0 }?.hasPrefix("HTTP/1.1 200") == true, "\(held.withLock { $0 } ?? "nil")")
+        let logs = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let lines = logs.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
+        }
+        #expect(logs.contains("request.id"), "request ids in the logs")
     }
 
     @Test("--serve refuses files and bad ports")

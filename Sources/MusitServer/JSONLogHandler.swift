@@ -1,0 +1,35 @@
+import Foundation
+import Logging
+
+/// One JSON object per line on stderr: time, level, label, message and metadata (request ids included).
+public struct JSONLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    private let label: String
+
+    public init(label: String) {
+        self.label = label
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var object: [String: Any] = ["ts": Date().ISO8601Format(.iso8601.time(includingFractionalSeconds: true)),
+                                     "level": event.level.rawValue, "label": label, "msg": "\(event.message)"]
+        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[k] = Self.plain(v) }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        FileHandle.standardError.write(data + Data("\n".utf8))
+    }
+
+    static func plain(_ v: Logger.MetadataValue) -> Any {
+        switch v {
+        case .string(let s): return s
+        case .stringConvertible(let s): return s.description
+        case .array(let a): return a.map(plain)
+        case .dictionary(let d): return d.mapValues(plain)
+        }
+    }
+}
