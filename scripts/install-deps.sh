@@ -9,6 +9,10 @@ packages=(
     mpg123 time                                                             # benchmarks: peer, /usr/bin/time
     ffmpeg                                                                  # tests: an independent HLS client
 )
+# Python tools the tests use: an OpenAPI validator.
+python3 -c "import openapi_spec_validator, yaml" 2>/dev/null ||
+    python3 -m pip install -q "openapi-spec-validator==0.9.0" pyyaml
+
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

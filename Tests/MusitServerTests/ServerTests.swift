@@ -56,10 +56,23 @@ struct ServerTests {
             #expect(doc.status == .ok)
             let yaml = String(buffer: doc.body)
             #expect(yaml.hasPrefix("openapi: 3.1.0"))
-            for path in ["/healthz", "/openapi.yaml", "/api/v1/auth/register", "/api/v1/auth/login",
-                         "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/me"] {
+            for path in ["/healthz", "/openapi.yaml", "/metrics", "/api/v1/auth/register", "/api/v1/auth/login",
+                         "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/me", "/api/v1/users", "/api/v1/users/{username}",
+                         "/api/v1/friends", "/api/v1/friends/requests", "/api/v1/friends/requests/{username}/accept",
+                         "/api/v1/friends/requests/{username}/decline", "/api/v1/friends/{username}", "/api/v1/messages",
+                         "/api/v1/conversations/{username}/messages", "/api/v1/conversations/{username}/read",
+                         "/api/v1/presence", "/api/v1/events", "/api/v1/songs", "/api/v1/songs/{id}", "/api/v1/songs/{id}/cover",
+                         "/api/v1/songs/{id}/stream", "/api/v1/songs/{id}/audio", "/api/v1/songs/{id}/hls/index.m3u8",
+                         "/api/v1/songs/{id}/hls/{segment}", "/api/v1/plays", "/api/v1/admin/stats"] {
                 #expect(yaml.contains("  \(path):"), "\(path) documented")
             }
+            // A valid OpenAPI 3.1 document, by an independent validator.
+            let file = NSTemporaryDirectory() + "musit-openapi-\(UUID().uuidString).yaml"
+            try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+            let check = try Tool.run("/usr/bin/env", ["python3", "-c",
+                "import sys, yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open(sys.argv[1]))); print('valid')",
+                file])
+            #expect(check.stdout.contains("valid"), "\(check.stderr)")
             try Self.expectProblem(try await client.execute(uri: "/no/such/route", method: .get), .notFound)
         }
     }
