@@ -20,7 +20,10 @@ test-audio: deps
 
 # Serial: several tests measure real time, and on two cores parallel tests that
 # wait on processes would starve the cooperative pool the timing tests run on.
+# The API fuzzing runs first, so the test runner's summary closes the output.
 test: deps test-audio
+	$(SWIFT) build
+	scripts/api-fuzz.sh
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
 
 bench: deps

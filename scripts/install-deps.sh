@@ -7,11 +7,12 @@ packages=(
     ncurses-term alsa-utils                                                 # run: terminfo, ALSA config
     sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
     mpg123 time                                                             # benchmarks: peer, /usr/bin/time
-    ffmpeg                                                                  # tests: an independent HLS client
+    ffmpeg curl                                                             # tests: an HLS client; API fuzzing
 )
 # Python tools the tests use: an OpenAPI validator.
 python3 -c "import openapi_spec_validator, yaml" 2>/dev/null ||
     python3 -m pip install -q "openapi-spec-validator==0.9.0" pyyaml
+command -v schemathesis >/dev/null || python3 -m pip install -q "schemathesis==4.32.5"
 
 missing=()
 for p in "${packages[@]}"; do
