@@ -4,3 +4,4 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/audio.sh"
 "$here/ui.sh"
+"$here/server.sh"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Backend benchmarks on loopback, side by side where a peer exists:
+#   - long-poll fan-out: 1,000 and 10,000 held polls woken by one event (latency, RSS)
+#   - wrk: 64 KiB Range GETs and full-file GETs at 1/16/256 connections, Musit vs nginx
+#   - one upload (validation + hashing + HLS indexing) of a 7 MB MP3, and one login
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+out="$here/out"
+mkdir -p "$out"
+for p in nginx-light wrk; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+done
+(cd "$root" && swift build -c release --product musit-tui --static-swift-stdlib 2>&1 | tail -1)
+bin="$root/.build/release/musit-tui"
+[ -f "$out/track180.mp3" ] || "$here/audio.sh" >/dev/null
+
+python3 "$here/longpoll.py" "$bin" 1000 10000
+
+data=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bin" --serve --port "$port" --data "$data" > /dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; kill $(cat "$out/nginx.pid" 2>/dev/null) 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf -X POST "http://127.0.0.1:$port/api/v1/auth/register" -H 'content-type: application/json' \
+    -d '{"username":"bench","password":"correct horse"}' > /dev/null
+echo
+echo "== one login (bcrypt cost 11) and one upload of a 7 MB MP3 (hash, validate, index HLS)"
+login=$( { /usr/bin/time -f "%e" curl -sf -o "$out/login.json" -X POST "http://127.0.0.1:$port/api/v1/auth/login" \
+    -H 'content-type: application/json' -d '{"username":"bench","password":"correct horse"}'; } 2>&1 )
+token=$(python3 -c 'import json; print(json.load(open("'"$out"'/login.json"))["accessToken"])')
+echo "  login: ${login} s"
+upload=$( { /usr/bin/time -f "%e" curl -sf -o "$out/song.json" -X POST "http://127.0.0.1:$port/api/v1/songs" \
+    -H "authorization: Bearer $token" -H 'content-type: audio/mpeg' --data-binary @"$out/track180.mp3"; } 2>&1 )
+id=$(python3 -c 'import json; print(json.load(open("'"$out"'/song.json"))["id"])')
+echo "  upload of $(stat -c %s "$out/track180.mp3") bytes: ${upload} s"
+media=$(curl -sf "http://127.0.0.1:$port/api/v1/songs/$id/stream" -H "authorization: Bearer $token" |
+    python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+
+# nginx serving the same file.
+mkdir -p "$out/www"
+cp "$out/track180.mp3" "$out/www/track.mp3"
+nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$out/nginx.conf" <<CONF
+worker_processes 2;
+pid $out/nginx.pid;
+error_log /dev/null;
+events { worker_connections 4096; }
+http { access_log off; sendfile on; server { listen 127.0.0.1:$nport; root $out/www; } }
+CONF
+nginx -c "$out/nginx.conf"
+sleep 0.5
+
+musit_url="http://127.0.0.1:$port/api/v1/songs/$id/audio?token=$media"
+nginx_url="http://127.0.0.1:$nport/track.mp3"
+cat > "$out/range.lua" <<'LUA'
+wrk.headers["Range"] = "bytes=1048576-1114111"
+LUA
+echo
+echo "== wrk on loopback, 5 s per cell (wrk shares the 2 cores with the server)"
+printf "  %-22s %12s %12s %12s\n" "" "1 conn" "16 conns" "256 conns"
+for kind in range full; do
+    for who in musit nginx; do
+        url=$([ $who = musit ] && echo "$musit_url" || echo "$nginx_url")
+        row=""
+        for c in 1 16 256; do
+            t=$([ $c -lt 2 ] && echo 1 || echo 2)
+            args=(-t "$t" -c "$c" -d 5s)
+            [ $kind = range ] && args+=(-s "$out/range.lua")
+            res=$(wrk "${args[@]}" "$url" 2>/dev/null)
+            if [ $kind = range ]; then
+                v=$(echo "$res" | awk '/Requests\/sec/ {printf "%.0f req/s", $2}')
+            else
+                v=$(echo "$res" | awk '/Transfer\/sec/ {print $2}')
+            fi
+            row+=$(printf " %12s" "$v")
+        done
+        printf "  %-22s%s\n" "$who $kind" "$row"
+    done
+done
