@@ -99,3 +99,41 @@ struct EventPublisher: Sendable {
                     readUpTo: readUpTo, online: online)
     }
 }
+
+/// Who is online and what they play, in memory: a poll touches it twice, which must not
+/// cost a database write each time. It is ephemeral by nature (clients re-announce).
+public actor PresenceTracker {
+    private var entries: [Int64: StoredPresence] = [:]
+    let window: TimeInterval
+
+    public init(window: TimeInterval = APILimits.onlineSeconds) {
+        self.window = window
+    }
+
+    func set(userID: Int64, nowPlaying: NowPlayingInfo?, seen: Date) {
+        entries[userID] = StoredPresence(userID: userID, nowPlaying: nowPlaying, lastSeen: seen)
+    }
+
+    /// Marks the user seen; true when they were offline before.
+    func touch(userID: Int64, seen: Date) -> Bool {
+        let before = entries[userID]?.lastSeen
+        if entries[userID] == nil {
+            entries[userID] = StoredPresence(userID: userID, nowPlaying: nil, lastSeen: seen)
+        } else {
+            entries[userID]?.lastSeen = seen
+        }
+        return before.map { seen.timeIntervalSince($0) > window } ?? true
+    }
+
+    func presence(of users: [Int64]) -> [Int64: StoredPresence] {
+        var out: [Int64: StoredPresence] = [:]
+        for u in users { out[u] = entries[u] }
+        return out
+    }
+
+    func isOnline(_ p: StoredPresence, now: Date) -> Bool { now.timeIntervalSince(p.lastSeen) <= window }
+
+    func listening(now: Date) -> Int {
+        entries.values.filter { now.timeIntervalSince($0.lastSeen) <= window && $0.nowPlaying?.state == .playing }.count
+    }
+}

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var uploadLimit = APILimits.defaultUploadLimit
     /// Bytes of songs one user may store.
     public var quota = APILimits.defaultQuota
+    /// A client that has not polled for this long is offline.
+    public var onlineWindow: TimeInterval = APILimits.onlineSeconds
     /// How long a media URL token lasts.
     public var mediaTokenLifetime: TimeInterval = 6 * 3600
     public var refreshLifetime: TimeInterval = 30 * 24 * 3600
@@ -56,6 +58,7 @@ struct Services: Sendable {
     let songs: any SongRepository
     let plays: any PlayRepository
     let routes: RouteCounter
+    let presence: PresenceTracker
     let bus: EventBus
     let config: ServerConfiguration
     /// A hash of a random password, checked when the user does not exist, so a login's
@@ -89,7 +92,8 @@ public enum MusitBackend {
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(), bus: EventBus(), config: config,
+            hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
+            presence: PresenceTracker(window: config.onlineWindow), bus: EventBus(), config: config,
             dummyHash: try await hasher.hash(UUID().uuidString))
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }

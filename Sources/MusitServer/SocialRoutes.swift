@@ -39,12 +39,13 @@ enum SocialRoutes {
         router.get("/api/v1/friends") { request, _ in
             let me = try await Routes.authenticate(request, services: s)
             let (friends, incoming, outgoing) = try await social.friends(of: me.id)
-            let presence = try await social.presence(of: friends.map(\.id))
+            let presence = await s.presence.presence(of: friends.map(\.id))
             let now = Date()
+            let window = s.presence.window
             return FriendsList(
                 friends: friends.map { f in
                     let p = presence[f.id]
-                    let online = p.map { now.timeIntervalSince($0.lastSeen) <= APILimits.onlineSeconds } ?? false
+                    let online = p.map { now.timeIntervalSince($0.lastSeen) <= window } ?? false
                     return FriendInfo(user: f.info, online: online, nowPlaying: online ? p?.nowPlaying : nil,
                                       lastSeen: p?.lastSeen.ISO8601Format())
                 },
@@ -148,7 +149,7 @@ enum SocialRoutes {
         router.put("/api/v1/presence") { request, context in
             let me = try await Routes.authenticate(request, services: s)
             let body = try await request.decode(as: NowPlayingInfo.self, context: context)
-            try await social.setPresence(userID: me.id, nowPlaying: body, seen: Date())
+            await s.presence.set(userID: me.id, nowPlaying: body, seen: Date())
             let friends = try await social.friends(of: me.id).friends.map(\.id)
             try await publisher.publish(EventPublisher.event(.presence, user: me.username, nowPlaying: body, online: true), to: friends)
             return Response(status: .noContent)
@@ -163,7 +164,7 @@ enum SocialRoutes {
             guard (0...APILimits.maxPollSeconds).contains(timeout) else {
                 throw Problem.badRequest("timeout is 0 to \(APILimits.maxPollSeconds) seconds")
             }
-            if try await social.touchPresence(userID: me.id, seen: Date()) {
+            if await s.presence.touch(userID: me.id, seen: Date()) {
                 let friends = try await social.friends(of: me.id).friends.map(\.id)
                 try await publisher.publish(EventPublisher.event(.presence, user: me.username, online: true), to: friends)
             }
@@ -179,7 +180,7 @@ enum SocialRoutes {
             if events.isEmpty {
                 await s.bus.wait(user: me.id, since: version, timeout: Double(timeout))
                 events = try await social.events(for: me.id, after: cursor, limit: 500)
-                _ = try await social.touchPresence(userID: me.id, seen: Date())
+                _ = await s.presence.touch(userID: me.id, seen: Date())
             }
             let decoded = events.compactMap { e -> ServerEvent? in
                 guard var event = try? JSONDecoder().decode(ServerEvent.self, from: e.payload) else { return nil }

@@ -278,3 +278,69 @@ extension Array where Element == UInt8 {
         self = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
     }
 }
+
+@Suite("Backend: quota and deleting a song while it streams", .serialized)
+struct SongLimitTests {
+    @Test("the per-user quota refuses an upload that would exceed it, and stores nothing")
+    func quota() async throws {
+        var c = T.config()
+        c.quota = 150_000
+        let app = try await MusitBackend.makeApplication(c)
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let bob = try await Client.make(http, "bob")
+            #expect(try await alice.upload("sine440.mp3").status == .created)   // 121,625 bytes
+            #expect(try await alice.upload("tag_v1.mp3").status == .created)    // 17,263 more
+            let over = try await alice.upload("sweep_a.mp3")                     // 110,758 more: over
+            try T.expectProblem(over, .contentTooLarge)
+            #expect(String(buffer: over.body).contains("quota"))
+            #expect(try await bob.upload("sweep_a.mp3").status == .created, "the quota is per user")
+            let page = try T.decode(SongsPage.self, try await alice.call(.get, "/api/v1/songs"))
+            #expect(page.songs.count == 3)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media/uploads").isEmpty)
+    }
+
+    @Test("a stream that is running when its song is deleted ends cleanly with every byte")
+    func deleteWhileStreaming() async throws {
+        let c = T.config()
+        let app = try await MusitBackend.makeApplication(c)
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload("long20.mp3"))
+            let port = try #require(http.port)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var size: Int32 = 4096
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(port).bigEndian
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let head = "GET /api/v1/songs/\(song.id)/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(alice.pair.accessToken)\r\nConnection: close\r\n\r\n"
+            _ = head.withCString { send(fd, $0, strlen($0), 0) }
+            var received: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 4096)
+            // Read a little, delete the song, then read the rest slowly.
+            while received.count < 20_000 {
+                let n = recv(fd, &buf, buf.count, 0)
+                if n <= 0 { break }
+                received += buf[0..<n]
+            }
+            #expect(try await alice.call(.delete, "/api/v1/songs/\(song.id)").status == .noContent)
+            try T.expectProblem(try await alice.call(.get, "/api/v1/songs/\(song.id)/audio"), .notFound)
+            while true {
+                let n = recv(fd, &buf, buf.count, 0)
+                if n <= 0 { break }
+                received += buf[0..<n]
+            }
+            let text = String(decoding: received.prefix(400), as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 200"))
+            let headerEnd = try #require(received.firstRange(of: Array("\r\n\r\n".utf8)))
+            let body = Array(received[headerEnd.upperBound...])
+            let file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("long20.mp3"))))
+            #expect(body == file, "every byte: \(body.count) of \(file.count)")
+        }
+    }
+}
