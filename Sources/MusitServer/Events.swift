@@ -13,6 +13,10 @@ public actor EventBus: Service {
     private var early: Set<UUID> = []
     /// Polls between the start and the end of `wait`.
     private var active: Set<UUID> = []
+    /// Each user's latest events with the version that announced them, so a woken poll
+    /// needs no database read. Bounded; a poll that fell behind it reads storage instead.
+    private var recent: [Int64: [(version: UInt64, event: ServerEvent)]] = [:]
+    static let recentLimit = 64
 
     public init() {}
 
@@ -63,8 +67,32 @@ public actor EventBus: Service {
     public func publish(to users: [Int64]) {
         for u in users {
             versions[u, default: 0] &+= 1
+            recent[u] = nil  // an announcement without its event: later polls read storage
             for (_, c) in waiters.removeValue(forKey: u) ?? [:] { c.resume() }
         }
+    }
+
+    /// Stored events for their users (ids from storage, one per user, in `users` order).
+    func publish(_ event: ServerEvent, to users: [Int64], ids: [Int64]) {
+        for (u, id) in zip(users, ids) {
+            let v = (versions[u] ?? 0) &+ 1
+            versions[u] = v
+            var e = event
+            e.id = id
+            var list = recent[u] ?? []
+            list.append((v, e))
+            if list.count > Self.recentLimit { list.removeFirst(list.count - Self.recentLimit) }
+            recent[u] = list
+            for (_, c) in waiters.removeValue(forKey: u) ?? [:] { c.resume() }
+        }
+    }
+
+    /// The events announced after `version`, when every one of them is still kept; nil otherwise.
+    func events(for user: Int64, after version: UInt64) -> [ServerEvent]? {
+        let current = versions[user] ?? 0
+        if current == version { return [] }
+        guard let list = recent[user], let first = list.first, first.version <= version &+ 1 else { return nil }
+        return list.filter { $0.version > version }.map(\.event)
     }
 
     /// Answers every held poll and refuses to hold new ones.
@@ -89,8 +117,10 @@ struct EventPublisher: Sendable {
     func publish(_ event: ServerEvent, to users: [Int64]) async throws {
         guard !users.isEmpty else { return }
         let data = try JSONEncoder().encode(event)
-        _ = try await store.appendEvent(for: users, kind: event.kind, payload: data)
-        await bus.publish(to: users)
+        let ids = try await store.appendEvent(for: users, kind: event.kind, payload: data)
+        var stamped = event
+        stamped.createdAt = Date().ISO8601Format()
+        await bus.publish(stamped, to: users, ids: ids)
     }
 
     static func event(_ kind: ServerEvent.Kind, user: String? = nil, message: ChatMessage? = nil,

@@ -176,19 +176,26 @@ enum SocialRoutes {
             }
             // Read the version first, then storage: an event stored in between bumps the version.
             let version = await s.bus.version(of: me.id)
-            var events = try await social.events(for: me.id, after: cursor, limit: 500)
+            func stored() async throws -> [ServerEvent] {
+                try await social.events(for: me.id, after: cursor, limit: 500).compactMap { e -> ServerEvent? in
+                    guard var event = try? JSONDecoder().decode(ServerEvent.self, from: e.payload) else { return nil }
+                    event.id = e.id
+                    event.createdAt = e.createdAt.ISO8601Format()
+                    return event
+                }
+            }
+            var events = try await stored()
             if events.isEmpty {
                 await s.bus.wait(user: me.id, since: version, timeout: Double(timeout))
-                events = try await social.events(for: me.id, after: cursor, limit: 500)
+                // Woken by a publish: its events are usually still in memory.
+                if let fresh = await s.bus.events(for: me.id, after: version) {
+                    events = fresh.filter { $0.id > cursor }
+                } else {
+                    events = try await stored()
+                }
                 _ = await s.presence.touch(userID: me.id, seen: Date())
             }
-            let decoded = events.compactMap { e -> ServerEvent? in
-                guard var event = try? JSONDecoder().decode(ServerEvent.self, from: e.payload) else { return nil }
-                event.id = e.id
-                event.createdAt = e.createdAt.ISO8601Format()
-                return event
-            }
-            return EventsPage(events: decoded, cursor: events.last?.id ?? cursor)
+            return EventsPage(events: events, cursor: events.last?.id ?? cursor)
         }
     }
 
