@@ -222,22 +222,6 @@ struct SongTests {
     }
 }
 
-enum RawHTTP {
-    static func sendAndHangUp(port: Int, bytes: [UInt8]) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0 else { return }
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    }
-}
-
 enum Tool {
     struct Result {
         var status: Int32
@@ -309,32 +293,16 @@ struct SongLimitTests {
             let alice = try await Client.make(http, "alice")
             let song = try T.decode(Song.self, try await alice.upload("long20.mp3"))
             let port = try #require(http.port)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = RawHTTP.connect(port: port, receiveBuffer: 4096)
+            #expect(fd >= 0)
             defer { close(fd) }
-            var size: Int32 = 4096
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = UInt16(port).bigEndian
-            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            let head = "GET /api/v1/songs/\(song.id)/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(alice.pair.accessToken)\r\nConnection: close\r\n\r\n"
-            _ = head.withCString { send(fd, $0, strlen($0), 0) }
-            var received: [UInt8] = []
-            var buf = [UInt8](repeating: 0, count: 4096)
-            // Read a little, delete the song, then read the rest slowly.
-            while received.count < 20_000 {
-                let n = recv(fd, &buf, buf.count, 0)
-                if n <= 0 { break }
-                received += buf[0..<n]
-            }
+            RawHTTP.send(fd, Array(("GET /api/v1/songs/\(song.id)/audio HTTP/1.1\r\nHost: x\r\n" +
+                                    "Authorization: Bearer \(alice.pair.accessToken)\r\nConnection: close\r\n\r\n").utf8))
+            // Read a little, delete the song, then read the rest.
+            var received = RawHTTP.receive(fd, limit: 20_000)
             #expect(try await alice.call(.delete, "/api/v1/songs/\(song.id)").status == .noContent)
             try T.expectProblem(try await alice.call(.get, "/api/v1/songs/\(song.id)/audio"), .notFound)
-            while true {
-                let n = recv(fd, &buf, buf.count, 0)
-                if n <= 0 { break }
-                received += buf[0..<n]
-            }
+            received += RawHTTP.receive(fd)
             let text = String(decoding: received.prefix(400), as: UTF8.self)
             #expect(text.hasPrefix("HTTP/1.1 200"))
             let headerEnd = try #require(received.firstRange(of: Array("\r\n\r\n".utf8)))

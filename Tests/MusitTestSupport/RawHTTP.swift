@@ -1,0 +1,58 @@
+import Foundation
+
+/// HTTP/1.1 over a plain loopback socket, for tests that need to misbehave (hang up
+/// mid-body, read slowly) or run without an HTTP client library.
+public enum RawHTTP {
+    /// A connected TCP socket to 127.0.0.1:`port`, or -1.
+    public static func connect(port: Int, receiveBuffer: Int32? = nil) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if ok != 0 {
+            close(fd)
+            return -1
+        }
+        return fd
+    }
+
+    public static func send(_ fd: Int32, _ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// Reads until the peer closes (or `limit` bytes).
+    public static func receive(_ fd: Int32, limit: Int = .max) -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while out.count < limit {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return out
+    }
+
+    /// Sends `text` and returns the whole answer; nil when nothing listens.
+    public static func request(port: Int, _ text: String) -> String? {
+        let fd = connect(port: port)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        send(fd, Array(text.utf8))
+        return String(decoding: receive(fd), as: UTF8.self)
+    }
+
+    /// Sends `bytes` and closes the connection at once.
+    public static func sendAndHangUp(port: Int, bytes: [UInt8]) {
+        let fd = connect(port: port)
+        guard fd >= 0 else { return }
+        send(fd, bytes)
+        close(fd)
+    }
+}
