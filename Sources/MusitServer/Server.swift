@@ -59,6 +59,7 @@ struct Services: Sendable {
     let plays: any PlayRepository
     let routes: RouteCounter
     let presence: PresenceTracker
+    let mediaCache = MediaCache()
     let bus: EventBus
     let config: ServerConfiguration
     /// A hash of a random password, checked when the user does not exist, so a login's

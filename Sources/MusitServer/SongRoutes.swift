@@ -4,6 +4,7 @@ import Hummingbird
 import MusitAPI
 import MusitAudio
 import NIOCore
+import Synchronization
 
 /// The song library: upload, list, search, delete, cover, and streaming (Range GET and HLS).
 enum SongRoutes {
@@ -70,6 +71,7 @@ enum SongRoutes {
                 throw Problem(status: 403, title: "Forbidden", detail: "Only the owner or an admin deletes a song")
             }
             _ = try await s.songs.deleteSong(id: stored.id)
+            s.mediaCache.forget(song: stored.id)
             // Streams already open keep reading the unlinked file to its end.
             try? FileManager.default.removeItem(atPath: audioPath(media, stored.id))
             try? FileManager.default.removeItem(atPath: coverPath(media, stored.id))
@@ -175,9 +177,10 @@ enum SongRoutes {
     }
 
     static func find(_ context: MusitContext, _ s: Services) async throws -> StoredSong {
-        guard let id = context.parameters.get("id", as: Int64.self), let song = try await s.songs.song(id: id) else {
-            throw Problem.notFound("No such song")
-        }
+        guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("No such song") }
+        if let cached = s.mediaCache.song(id) { return cached }
+        guard let song = try await s.songs.song(id: id) else { throw Problem.notFound("No such song") }
+        s.mediaCache.store(song)
         return song
     }
 
@@ -185,9 +188,11 @@ enum SongRoutes {
     static func mediaSong(_ request: Request, _ context: MusitContext, _ s: Services) async throws -> StoredSong {
         let song = try await find(context, s)
         if let token = request.uri.queryParameters.get("token") {
+            if s.mediaCache.tokenSong(token) == song.id { return song }
             guard let claims = try? await s.tokens.verifyMedia(token), claims.song == song.id else {
                 throw Problem.unauthorized("Invalid or expired media token")
             }
+            s.mediaCache.remember(token: token, song: song.id, expires: claims.exp.value)
             return song
         }
         _ = try await Routes.authenticate(request, services: s)
@@ -315,13 +320,57 @@ struct MeteredBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wher
 }
 
 extension Date {
-    /// IMF-fixdate, as HTTP dates are written.
+    /// IMF-fixdate, as HTTP dates are written (English names whatever the locale).
     var httpDate: String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return f.string(from: self)
+        var t = time_t(timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) " +
+            "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}
+
+/// Recently used song rows and verified media tokens, so a Range request costs no database
+/// read and no signature check when the same player asks again.
+final class MediaCache: Sendable {
+    private let songs = Mutex<[Int64: StoredSong]>([:])
+    private let tokens = Mutex<[String: (song: Int64, expires: Date)]>([:])
+    static let limit = 10_000
+
+    func song(_ id: Int64) -> StoredSong? { songs.withLock { $0[id] } }
+
+    func store(_ song: StoredSong) {
+        songs.withLock {
+            if $0.count >= Self.limit { $0.removeAll() }
+            $0[song.id] = song
+        }
+    }
+
+    func forget(song id: Int64) {
+        songs.withLock { _ = $0.removeValue(forKey: id) }
+        tokens.withLock { $0 = $0.filter { $0.value.song != id } }
+    }
+
+    /// The song a token was verified for, while it is valid.
+    func tokenSong(_ token: String, now: Date = Date()) -> Int64? {
+        tokens.withLock { t in
+            guard let entry = t[token] else { return nil }
+            if entry.expires <= now {
+                t[token] = nil
+                return nil
+            }
+            return entry.song
+        }
+    }
+
+    func remember(token: String, song: Int64, expires: Date) {
+        tokens.withLock {
+            if $0.count >= Self.limit { $0.removeAll() }
+            $0[token] = (song, expires)
+        }
     }
 }
 
