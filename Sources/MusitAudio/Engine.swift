@@ -318,11 +318,7 @@ final class Engine {
     private func begin(_ loaded: Loaded) -> Bool {
         let format = loaded.source.format
         if output.format != format {
-            if output.format != nil {
-                output.drain()
-                written = Int64.max / 4  // everything queued has now been heard
-                followEar()
-            }
+            if output.format != nil { drainDevice() }
             guard configureOutput(format) else { return false }
             written = 0
             markers = []
@@ -382,15 +378,21 @@ final class Engine {
 
     private func finishQueue() {
         decoding = nil
-        output.drain()
-        written = Int64.max / 4
-        followEar()
-        written = 0
-        markers = []
+        drainDevice()
         endAudible()
         hub.update { $0.position = 0 }
         setState(.stopped)
         hub.emit(.queueFinished)
+    }
+
+    /// Waits until everything written has been heard, announces what that crossed, and
+    /// starts counting device frames afresh.
+    private func drainDevice() {
+        output.drain()
+        written = Int64.max / 4  // every marker is now behind the ear
+        followEar()
+        written = 0
+        markers = []
     }
 
     /// Throws away audio not yet heard; what was heard stays the position.

@@ -107,6 +107,13 @@ extension SQLiteStore: SocialRepository {
         }
     }
 
+    /// A LIKE pattern (for ESCAPE '\\') matching text that contains `query` literally:
+    /// a search for "50%" finds "50%", not everything.
+    static func containsPattern(_ query: String) -> String {
+        "%" + query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+    }
+
     private static func message(_ row: Row) -> StoredMessage {
         StoredMessage(id: row["id"], fromID: row["fromID"], toID: row["toID"], clientID: row["clientID"], body: row["body"],
                       sentAt: row["sentAt"], readAt: row["readAt"])
@@ -123,14 +130,12 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func searchUsers(_ query: String, limit: Int) async throws -> [User] {
-        // LIKE with the wildcards in the query escaped: a search for "50%" finds "50%", not everything.
-        let escaped = query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_")
+        let like = Self.containsPattern(query)
         return try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM user WHERE username LIKE ? ESCAPE '\\' OR displayName LIKE ? ESCAPE '\\'
                 ORDER BY username COLLATE NOCASE LIMIT ?
-                """, arguments: ["%\(escaped)%", "%\(escaped)%", limit]).map(SQLiteStore.userRow)
+                """, arguments: [like, like, limit]).map(SQLiteStore.userRow)
         }
     }
 

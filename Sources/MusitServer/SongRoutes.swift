@@ -4,6 +4,7 @@ import Hummingbird
 import MusitAPI
 import MusitAudio
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The song library: upload, list, search, delete, cover, and streaming (Range GET and HLS).
@@ -264,14 +265,8 @@ enum SongRoutes {
 
     /// Runs blocking file work on NIO's thread pool, off the event loops.
     static func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await NIOThreadPoolHolder.pool.runIfActive(body)
+        try await NIOThreadPool.singleton.runIfActive(body)
     }
-}
-
-import NIOPosix
-
-enum NIOThreadPoolHolder {
-    static var pool: NIOThreadPool { .singleton }
 }
 
 /// Counts and hashes an upload as it streams; past the limit it stops the stream.

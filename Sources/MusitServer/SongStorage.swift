@@ -83,8 +83,7 @@ extension SQLiteStore: SongRepository {
     public func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong] {
         try await pool.read { db in
             if let query, !query.isEmpty {
-                let like = "%" + query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-                    .replacingOccurrences(of: "_", with: "\\_") + "%"
+                let like = Self.containsPattern(query)
                 return try Row.fetchAll(db, sql: """
                     SELECT * FROM song WHERE id > ? AND (title LIKE ? ESCAPE '\\' OR artist LIKE ? ESCAPE '\\' OR album LIKE ? ESCAPE '\\')
                     ORDER BY id LIMIT ?
