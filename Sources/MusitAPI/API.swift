@@ -7,12 +7,15 @@ public struct Problem: Codable, Error, Equatable, Sendable {
     public var title: String
     public var status: Int
     public var detail: String?
+    /// On 410 from `/events`: the cursor to resume from after reloading state.
+    public var resumeFrom: Int64?
 
-    public init(status: Int, title: String, detail: String? = nil, type: String = "about:blank") {
+    public init(status: Int, title: String, detail: String? = nil, type: String = "about:blank", resumeFrom: Int64? = nil) {
         self.type = type
         self.title = title
         self.status = status
         self.detail = detail
+        self.resumeFrom = resumeFrom
     }
 }
 

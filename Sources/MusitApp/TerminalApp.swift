@@ -51,7 +51,7 @@ public final class TerminalApp {
                 inbox.post(.trackFailed(index: index, reason: error.message))
             }
             switch event {
-            case .position, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished:
+            case .position, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished, .buffering:
                 inbox.post(.nowPlaying(Self.nowPlaying(player.status)))
             }
         }

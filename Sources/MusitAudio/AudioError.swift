@@ -10,6 +10,8 @@ public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
         case decode(String)
         case truncated(playedSeconds: Double, expectedSeconds: Double)
         case device(String)
+        /// A stream has no bytes yet: not an error, the player waits ("buffering").
+        case stalled
     }
 
     public let location: String
@@ -33,6 +35,7 @@ public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
         case .truncated(let played, let expected):
             return "truncated MP3: audio ends at \(formatSeconds(played)) of \(formatSeconds(expected))"
         case .device(let why): return "audio device: \(why)"
+        case .stalled: return "buffering"
         }
     }
 

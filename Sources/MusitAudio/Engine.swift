@@ -38,6 +38,7 @@ final class Engine {
     private var audible: Marker?
     private var buffer: [Int16]
     private var lastPublish: UInt64 = 0
+    private var buffering = false
 
     init(configuration: PlayerConfiguration, mailbox: Mailbox, hub: EventHub) {
         config = configuration
@@ -199,6 +200,7 @@ final class Engine {
         decoding = nil
         preload = nil
         markers = []
+        setBuffering(false)
         hub.update { $0.position = 0 }
         setState(.stopped)
     }
@@ -236,11 +238,17 @@ final class Engine {
             frames = try buffer.withUnsafeMutableBufferPointer { b in
                 Result { () throws(AudioError) in try current.source.read(into: b) }
             }.get()
+        } catch where error.reason == .stalled {
+            // A stream is waiting for bytes: nothing is lost, playback resumes where it was.
+            setBuffering(true)
+            return
         } catch {
+            setBuffering(false)
             fail(current.index, error)
             advanceAfterEnd()
             return
         }
+        setBuffering(false)
         if frames == 0 {
             if let error = current.source.finishCheck() { fail(current.index, error) }
             advanceAfterEnd()
@@ -250,6 +258,13 @@ final class Engine {
         applyVolume(count: samples)
         writeToDevice(count: samples, frames: frames)
         maybePreload()
+    }
+
+    private func setBuffering(_ on: Bool) {
+        guard buffering != on else { return }
+        buffering = on
+        hub.update { $0.buffering = on }
+        hub.emit(.buffering(on))
     }
 
     private func writeToDevice(count: Int, frames: Int) {

@@ -20,6 +20,8 @@ public struct PlayerStatus: Sendable, Equatable {
     public var noAudioDevice = false
     public var queueCount = 0
     public var lastError: AudioError?
+    /// A streamed track is waiting for the network.
+    public var buffering = false
 
     public var duration: Double? { metadata?.duration }
 }
@@ -34,6 +36,8 @@ public enum PlayerEvent: Sendable, Equatable {
     case position(seconds: Double, duration: Double?)
     case outputChanged(name: String, noAudioDevice: Bool)
     case queueFinished
+    /// A streamed track stalled (true) or has bytes again (false).
+    case buffering(Bool)
 }
 
 public enum PlayerCommand: Sendable {

@@ -23,6 +23,7 @@ components:
         title: {type: string}
         status: {type: integer}
         detail: {type: string}
+        resumeFrom: {type: integer, format: int64, description: "410 from /events: the cursor to resume from"}
     Health:
       type: object
       required: [status, version]

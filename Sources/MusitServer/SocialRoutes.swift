@@ -172,7 +172,7 @@ enum SocialRoutes {
             if cursor < horizon {
                 throw Problem(status: 410, title: "Gone",
                               detail: "Events after \(cursor) are no longer kept; reload state and resume from \(horizon)",
-                              type: "https://musit.invalid/problems/resync")
+                              type: "https://musit.invalid/problems/resync", resumeFrom: horizon)
             }
             // Read the version first, then storage: an event stored in between bumps the version.
             let version = await s.bus.version(of: me.id)

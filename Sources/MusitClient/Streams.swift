@@ -1,0 +1,160 @@
+import Foundation
+import MusitAPI
+import MusitAudio
+import NIOCore
+import Synchronization
+
+/// Queue entries that live on the server are tracks at `musit:song:<id>`.
+public enum SongLocation {
+    public static let prefix = "musit:song:"
+
+    public static func make(_ id: Int64) -> String { prefix + String(id) }
+
+    public static func id(of location: String) -> Int64? {
+        guard location.hasPrefix(prefix) else { return nil }
+        return Int64(location.dropFirst(prefix.count))
+    }
+}
+
+/// An HLS media playlist reduced to what the player needs.
+public struct MediaPlaylist: Equatable, Sendable {
+    public var segmentURIs: [String]
+    public var durations: [Double]
+
+    public var starts: [Double] {
+        var t = 0.0
+        return durations.map { d in defer { t += d }; return t }
+    }
+
+    /// Parses `#EXTINF` lines and the URI after each; throws on anything that is not a playlist.
+    public static func parse(_ text: String) throws(ClientError) -> MediaPlaylist {
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard lines.first == "#EXTM3U" else { throw .badResponse("not an HLS playlist") }
+        var uris: [String] = [], durations: [Double] = []
+        var pending: Double?
+        for line in lines.dropFirst() where !line.isEmpty {
+            if line.hasPrefix("#EXTINF:") {
+                let value = line.dropFirst(8).split(separator: ",", maxSplits: 1).first.map(String.init) ?? ""
+                guard let d = Double(value), d >= 0 else { throw .badResponse("bad EXTINF: \(line)") }
+                pending = d
+            } else if !line.hasPrefix("#") {
+                guard let d = pending else { throw .badResponse("segment without EXTINF: \(line)") }
+                uris.append(line)
+                durations.append(d)
+                pending = nil
+            }
+        }
+        guard !uris.isEmpty else { throw .badResponse("playlist has no segments") }
+        return MediaPlaylist(segmentURIs: uris, durations: durations)
+    }
+}
+
+/// Opens server songs for the audio engine: fetches the HLS playlist, then feeds segments
+/// to a `StreamedTrack` from a producer task, a few hundred KiB ahead of the decoder.
+/// Memory per track is the read-ahead, whatever the song's length.
+public final class StreamOpener: Sendable {
+    private let client: APIClient
+    private let readAhead: Int
+    private let hints = Mutex<[Int64: Song]>([:])
+    /// Waiting for the first bytes of a stream, before the player gives up on it.
+    public let openTimeout: Double
+
+    public init(client: APIClient, readAhead: Int = 384 * 1024, openTimeout: Double = 15) {
+        self.client = client
+        self.readAhead = readAhead
+        self.openTimeout = openTimeout
+    }
+
+    /// Songs the player may ask for: their tags stand in for the file's (segments carry none).
+    public func remember(_ songs: [Song]) {
+        hints.withLock { h in for s in songs { h[s.id] = s } }
+    }
+
+    public func song(_ id: Int64) -> Song? { hints.withLock { $0[id] } }
+
+    /// For `PlayerConfiguration.openSource`: server songs stream, anything else is a local file.
+    public var openSource: @Sendable (Track) throws(AudioError) -> any PCMSource {
+        { [self] track throws(AudioError) -> any PCMSource in
+            if SongLocation.id(of: track.location) != nil { return try open(track.location) }
+            return try FileTrack(path: track.location)
+        }
+    }
+
+    /// Blocking (the audio thread calls it): returns once the stream's format is known.
+    public func open(_ location: String) throws(AudioError) -> StreamedTrack {
+        guard let id = SongLocation.id(of: location) else { throw AudioError(location, .notFound) }
+        let result = ResultBox<Result<(MediaPlaylist, String), ClientError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let client = self.client
+        Task {
+            do throws(ClientError) {
+                let urls = try await client.streamURLs(song: id)
+                let body = try await client.fetchMedia(urls.hls, maxBytes: 4 << 20)
+                let playlist = try MediaPlaylist.parse(String(buffer: body))
+                result.set(.success((playlist, urls.hls)))
+            } catch {
+                result.set(.failure(error))
+            }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + openTimeout) == .success, let got = result.get() else {
+            throw AudioError(location, .unreadable("the server did not answer in \(Int(openTimeout)) s"))
+        }
+        let playlist: MediaPlaylist, playlistURL: String
+        switch got {
+        case .success(let p): (playlist, playlistURL) = p
+        case .failure(let e): throw AudioError(location, e.status == 404 ? .notFound : .unreadable(e.description))
+        }
+        let feed = StreamFeed(segmentCount: playlist.segmentURIs.count, readAhead: readAhead)
+        let base = playlistURL.split(separator: "?", maxSplits: 1)[0]
+        let dir = base[..<(base.lastIndex(of: "/").map { base.index(after: $0) } ?? base.endIndex)]
+        let urls = playlist.segmentURIs.map { $0.hasPrefix("/") || $0.hasPrefix("http") ? $0 : String(dir) + $0 }
+        Task { await Self.produce(feed: feed, urls: urls, client: client) }
+        var hint = TrackMetadata()
+        if let song = song(id) {
+            hint.title = song.title
+            hint.artist = song.artist
+            hint.album = song.album
+            hint.trackNumber = song.trackNumber
+            hint.year = song.year
+            hint.totalFrames = Int64(song.duration * Double(hint.format.sampleRate))
+        }
+        return try StreamedTrack(location: location, feed: feed, segmentStarts: playlist.starts, hint: hint,
+                                 timeout: openTimeout)
+    }
+
+    /// Fetches segments in order while the feed wants them; retries a failed segment with
+    /// backoff for up to a minute before the track ends with the reason.
+    static func produce(feed: StreamFeed, urls: [String], client: APIClient) async {
+        while let (generation, segment) = feed.nextRequest() {
+            await feed.waitForSpace(generation: generation)
+            guard let now = feed.nextRequest(), now == (generation, segment), segment < urls.count else { continue }
+            var delay = 0.2
+            var waited = 0.0
+            while true {
+                do throws(ClientError) {
+                    let bytes = try await client.fetchMedia(urls[segment])
+                    feed.append(Array(buffer: bytes), segment: segment, generation: generation)
+                    break
+                } catch {
+                    if !error.isTransient || waited > 60 {
+                        feed.fail(error.description, generation: generation)
+                        break
+                    }
+                    try? await Task.sleep(for: .seconds(delay))
+                    waited += delay
+                    delay = min(2, delay * 2)
+                    if feed.nextRequest().map({ $0 != (generation, segment) }) ?? true { break }
+                }
+            }
+        }
+    }
+}
+
+/// A value shared between a task and a thread waiting for it.
+final class ResultBox<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ v: Value) { value = Mutex(v) }
+    func set(_ v: Value) { value.withLock { $0 = v } }
+    func get() -> Value { value.withLock { $0 } }
+}
