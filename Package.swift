@@ -51,6 +51,7 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -67,13 +68,13 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
         // Wires the store to the player, the library and the terminal.
-        .target(name: "MusitApp", dependencies: ["MusitAudio", "MusitConfig", "MusitLibrary", "MusitRender",
+        .target(name: "MusitApp", dependencies: ["MusitAPI", "MusitAudio", "MusitClient", "MusitConfig", "MusitLibrary", "MusitRender",
                                                  "MusitTerminal", "MusitViewModel"]),
         // The thin executable.
         .executableTarget(
             name: "musit-tui",
             dependencies: [
-                "MusitApp", "MusitAudio", "MusitConfig", "MusitRender", "MusitServer",
+                "MusitApp", "MusitAudio", "MusitClient", "MusitConfig", "MusitRender", "MusitServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -13,11 +13,19 @@ public final class TerminalApp {
     private let player: Player
     private let paths: [String]
     private let layoutStore: LayoutStore
-    private let inbox = Inbox()
+    private let inbox: Inbox
+    private let session: Session?
+    private let serverName: String
 
-    public init(player: Player, paths: [String], environment: [String: String] = ProcessInfo.processInfo.environment) {
+    /// `session` connects the social panes (and, with no `paths`, the queue) to a backend;
+    /// actions it posts go through `inbox`.
+    public init(player: Player, paths: [String], session: Session? = nil, serverName: String = "", inbox: Inbox = Inbox(),
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.player = player
         self.paths = paths
+        self.session = session
+        self.serverName = serverName
+        self.inbox = inbox
         layoutStore = LayoutStore(directory: XDGPaths(environment: environment).configHome + "/musit")
     }
 
@@ -46,15 +54,23 @@ public final class TerminalApp {
                 inbox.post(.message(text))
             }
         }
+        let session = self.session
         player.observe { event in
             if case .trackFailed(let index, let error) = event {
                 inbox.post(.trackFailed(index: index, reason: error.message))
+            }
+            switch event {
+            case .stateChanged, .trackStarted, .queueFinished:
+                session?.playerChanged(player.status, seeked: false)
+            default:
+                break
             }
             switch event {
             case .position, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished, .buffering:
                 inbox.post(.nowPlaying(Self.nowPlaying(player.status)))
             }
         }
+        let serverQueue = session != nil && paths.isEmpty ? session?.queueSource : nil
 
         let terminal = CursesTerminal()
         let signals = SignalWatcher { inbox.post(.quitSignal) }
@@ -66,15 +82,26 @@ public final class TerminalApp {
         let size = terminal.size
         var initial = AppState(width: size.width, height: size.height, layout: layoutStore.load() ?? .standard)
         initial.unicode = terminal.unicode
+        initial.serverName = serverName
+        if session != nil { initial.social.connection = .connecting }
         if layoutStore.loadError != nil { initial.message = "layout file unreadable; using the standard layout" }
         let renderer = Renderer(unicode: terminal.unicode)
         let layoutStore = self.layoutStore
         let store = Store(state: initial) { effect in
             switch effect {
-            case .player(let intent): player.send(Self.command(intent))
-            case .fetch(let request): library.request(request)
+            case .player(let intent):
+                player.send(Self.command(intent))
+                switch intent {
+                case .seek, .seekTo:
+                    // Friends see the new position once the engine has moved there.
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 0.15) { session?.playerChanged(player.status, seeked: true) }
+                default: break
+                }
+            case .fetch(let request):
+                if let serverQueue { serverQueue.request(request) } else { library.request(request) }
             case .add(let path): library.add([path])
             case .saveLayout(let layout): layoutStore.save(layout)
+            case .session(let e): session?.handle(e)
             case .quit: break
             }
         }
@@ -86,9 +113,12 @@ public final class TerminalApp {
             }
         }
         store.send(.resize(width: size.width, height: size.height))
-        library.add(paths)
+        if serverQueue == nil { library.add(paths) }
+        session?.start()
+        defer { session?.stop() }
         terminal.draw(renderer.render(store.state))
         while !store.state.quitting {
+            store.send(.tick(ProcessInfo.processInfo.systemUptime))
             for message in inbox.take(timeout: 0.5) {
                 switch message {
                 case .action(let a): store.send(a)
@@ -133,12 +163,13 @@ public final class TerminalApp {
         np.shuffle = s.shuffle
         np.noAudioDevice = s.noAudioDevice
         np.error = s.lastError?.description
+        np.buffering = s.buffering
         return np
     }
 }
 
 /// Messages for the UI loop from other threads.
-final class Inbox: Sendable {
+public final class Inbox: Sendable {
     enum Message: Sendable {
         case action(Action)
         case quitSignal
@@ -147,7 +178,9 @@ final class Inbox: Sendable {
     private let messages = Mutex<[Message]>([])
     private let condition = NSCondition()
 
-    func post(_ action: Action) { post(.action(action)) }
+    public init() {}
+
+    public func post(_ action: Action) { post(.action(action)) }
 
     func post(_ message: Message) {
         messages.withLock { $0.append(message) }

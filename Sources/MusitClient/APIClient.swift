@@ -121,19 +121,23 @@ public enum PrivateFile {
 /// never both present the same refresh token (which the server would treat as theft).
 public actor APIClient {
     public nonisolated let baseURL: String
+    /// Names the server in the session file: its URL, or a stable name for the embedded one
+    /// (whose port changes every run) so the cursor survives restarts.
+    public nonisolated let serverKey: String
     private let http: HTTPClient
     private let sessionFile: SessionFile?
     private var session: StoredSession?
     private var refreshing: Task<StoredSession, any Error>?
     public var requestTimeout: TimeAmount = .seconds(15)
 
-    public init(baseURL: String, sessionFile: SessionFile?, http: HTTPClient = .shared) {
+    public init(baseURL: String, serverKey: String? = nil, sessionFile: SessionFile?, http: HTTPClient = .shared) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
+        self.serverKey = serverKey ?? base
         self.http = http
         self.sessionFile = sessionFile
-        if let stored = sessionFile?.load(), stored.server == base { session = stored }
+        if let stored = sessionFile?.load(), stored.server == self.serverKey { session = stored }
     }
 
     public var user: UserInfo? { session?.user }
@@ -174,7 +178,7 @@ public actor APIClient {
 
     private func adopt(_ pair: TokenPair) {
         let cursor = session?.user.id == pair.user.id ? session?.cursor ?? 0 : 0
-        store(StoredSession(server: baseURL, user: pair.user, accessToken: pair.accessToken, refreshToken: pair.refreshToken,
+        store(StoredSession(server: serverKey, user: pair.user, accessToken: pair.accessToken, refreshToken: pair.refreshToken,
                             expiresAt: Date(timeIntervalSinceNow: Double(pair.expiresIn)), cursor: cursor))
     }
 

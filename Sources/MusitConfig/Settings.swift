@@ -16,6 +16,8 @@ public struct MusitSettings: Codable, Equatable, Sendable {
     }
 
     public struct Server: Codable, Equatable, Sendable {
+        /// The backend the player uses (http://host:port); none means the embedded one.
+        public var url: String?
         public var host: String?
         public var port: Int?
         /// Data directory (database, signing key, media).

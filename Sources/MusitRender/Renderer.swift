@@ -39,9 +39,172 @@ public struct Renderer: Sendable {
         switch s.mode {
         case .help: drawHelp(&b)
         case .confirmQuit: drawDialog(&b, title: "Quit", lines: ["Quit while playing?", "y: quit    n: stay"])
+        case .signIn(let form): drawSignIn(&b, form)
+        case .stats: if let stats = s.social.stats { drawStats(&b, stats) }
+        case .profile:
+            if let p = s.social.profile {
+                drawDialog(&b, title: "Profile: \(p.username)", lines: [p.displayName, ""] + wrap(p.bio.isEmpty ? "(no bio)" : p.bio,
+                                                                                                   width: min(60, b.width - 6)) + ["", "Esc closes"])
+            }
         default: break
         }
         return b
+    }
+
+    // MARK: Friends and chat
+
+    private func drawFriends(_ b: inout ScreenBuffer, _ r: Rect, _ s: AppState, focused: Bool) {
+        guard !r.isEmpty else { return }
+        let social = s.social
+        if social.friends.isEmpty {
+            centered(&b, r, "no friends yet: :friend NAME")
+            return
+        }
+        // Two rows a friend: name and state, then what they play.
+        let perRow = r.height >= 2 * social.friends.count || r.height >= 6 ? 2 : 1
+        let visible = max(1, r.height / perRow)
+        let top = max(0, min(social.friendCursor - visible + 1, social.friends.count - visible))
+        var y = r.y
+        for i in max(0, top)..<social.friends.count where y + perRow - 1 < r.maxY {
+            let f = social.friends[i]
+            let selected = i == social.friendCursor
+            let style: Style = selected ? (focused ? .selection : .selectionInactive) : .normal
+            if selected { b.fill((r.x, y, r.width, perRow), style: style) }
+            let dot = glyphs.unicode ? (f.online ? "●" : "○") : (f.online ? "*" : "o")
+            var label = "\(dot) \(f.username)"
+            switch f.relation {
+            case .incoming: label += "  wants to be friends (a accept, d decline)"
+            case .outgoing: label += "  (request sent)"
+            case .friend: if f.unread > 0 { label += "  (\(f.unread) new)" }
+            }
+            b.put(label, x: r.x + 1, y: y, maxWidth: r.width - 2, style: f.unread > 0 && !selected ? .accent : style,
+                  ellipsis: glyphs.ellipsis)
+            if perRow == 2 {
+                b.put(playingLine(f, clock: social.clock), x: r.x + 3, y: y + 1, maxWidth: max(0, r.width - 4),
+                      style: selected ? style : .dim, ellipsis: glyphs.ellipsis)
+            }
+            y += perRow
+        }
+    }
+
+    private func playingLine(_ f: Friend, clock: Double) -> String {
+        guard f.relation == .friend else { return "" }
+        guard let p = f.playing, p.state != .stopped, f.online else { return f.online ? "online" : "offline" }
+        var position = p.position
+        if p.state == .playing { position += max(0, clock - p.reportedAt) }
+        if let d = p.duration { position = min(position, d) }
+        let what = [p.title, p.artist].compactMap { $0 }.joined(separator: " – ")
+        let glyph = p.state == .playing ? glyphs.statePlaying : glyphs.statePaused
+        let times = p.duration.map { "\(Clock.format(position))/\(Clock.format($0))" } ?? Clock.format(position)
+        return "\(glyph) \(what.isEmpty ? "something" : what) \(times)"
+    }
+
+    private func drawChat(_ b: inout ScreenBuffer, _ r: Rect, _ s: AppState, focused: Bool) {
+        guard !r.isEmpty else { return }
+        let chat = s.social.chat
+        guard chat.peer != nil else {
+            centered(&b, r, "pick a friend and press Enter")
+            return
+        }
+        let composeY = r.maxY - 1
+        let rows = max(0, r.height - 1)
+        let end = max(0, chat.lines.count - chat.scroll)
+        let start = max(0, end - rows)
+        var y = composeY - (end - start)
+        if start == 0 && rows > end - start && y > r.y {
+            let note = chat.reachedStart ? "start of conversation" : (chat.loadingOlder ? "loading\(glyphs.ellipsis)" : "")
+            if !note.isEmpty { b.put(note, x: r.x + 1, y: y - 1, maxWidth: r.width - 2, style: .dim) }
+        }
+        for line in chat.lines[start..<end] {
+            let mine = line.from == s.social.me
+            var mark = ""
+            if mine {
+                switch line.delivery {
+                case .queued: mark = glyphs.unicode ? " ◷" : " ..."
+                case .sent: mark = glyphs.unicode ? " ✓" : " +"
+                case .read: mark = glyphs.unicode ? " ✓✓" : " ++"
+                case .failed: mark = " !"
+                }
+            }
+            let who = mine ? "me" : line.from
+            let markWidth = TextWidth.of(mark)
+            b.put("\(who): ", x: r.x + 1, y: y, maxWidth: r.width - 2, style: mine ? .dim : .accent)
+            let nameWidth = TextWidth.of("\(who): ")
+            b.put(line.body, x: r.x + 1 + nameWidth, y: y, maxWidth: max(0, r.width - 2 - nameWidth - markWidth),
+                  style: .normal, ellipsis: glyphs.ellipsis)
+            if markWidth > 0 { b.put(mark, x: r.maxX - 1 - markWidth, y: y, style: line.delivery == .read ? .accent : .dim) }
+            y += 1
+        }
+        let composing = s.mode == .compose
+        let prompt = "> "
+        let text = chat.compose.text
+        let caret = composing ? (glyphs.unicode ? "▏" : "_") : ""
+        let hint = composing || !text.isEmpty ? "" : (focused ? "Enter to write" : "")
+        b.put(prompt + text + caret + hint, x: r.x + 1, y: composeY, maxWidth: r.width - 2,
+              style: composing ? .bold : .dim, ellipsis: glyphs.ellipsis)
+    }
+
+    private func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var current = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if !current.isEmpty && TextWidth.of(current) + 1 + TextWidth.of(String(word)) > width {
+                lines.append(current)
+                current = String(word)
+            } else {
+                current = current.isEmpty ? String(word) : current + " " + word
+            }
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines
+    }
+
+    private func drawSignIn(_ b: inout ScreenBuffer, _ form: SignInForm) {
+        let title = form.register ? "Register" : "Sign in"
+        let mask = String(repeating: "*", count: form.password.characters.count)
+        let caret = glyphs.unicode ? "▏" : "_"
+        var lines = ["Server: \(form.server)", "",
+                     "Username: \(form.username.text)\(form.field == .username ? caret : "")",
+                     "Password: \(mask)\(form.field == .password ? caret : "")", ""]
+        if form.busy { lines.append("\(form.register ? "registering" : "signing in")\(glyphs.ellipsis)") }
+        if let e = form.error { lines.append(e) }
+        lines.append("Enter: \(form.register ? "register" : "sign in")  Tab: field  Ctrl-R: \(form.register ? "sign in" : "register") instead  Esc: quit")
+        b.fill((0, 0, b.width, b.height), style: .normal)
+        drawDialog(&b, title: title, lines: lines)
+    }
+
+    private func drawStats(_ b: inout ScreenBuffer, _ st: StatsView) {
+        let w = max(10, b.width - 2)
+        let h = max(4, b.height - 2)
+        let f = Rect(x: 1, y: 1, width: w, height: h)
+        b.fill((f.x, f.y, f.width, f.height), style: .overlay)
+        drawBox(&b, f, title: "Stats (Esc closes)", focused: true)
+        var y = f.y + 1
+        let x = f.x + 2, inner = f.width - 4
+        func line(_ t: String, _ style: Style = .overlay) {
+            guard y < f.maxY - 1 else { return }
+            b.put(t, x: x, y: y, maxWidth: inner, style: style, ellipsis: glyphs.ellipsis)
+            y += 1
+        }
+        line("users \(st.users)  songs \(st.songs)  storage \(st.storageBytes / 1_000_000) MB  listeners now \(st.listenersNow)",
+             .overlayTitle)
+        line("")
+        let maxPlays = max(1, st.playsPerDay.map(\.plays).max() ?? 1)
+        let barRows = max(1, min(8, (f.maxY - 1 - y) - 3 - min(5, st.topSongs.count)))
+        line("plays per day, last \(st.playsPerDay.count) days (max \(maxPlays))")
+        let days = st.playsPerDay.suffix(max(1, inner))
+        for row in (0..<barRows).reversed() where y < f.maxY - 1 {
+            var text = ""
+            for d in days {
+                let level = Double(d.plays) / Double(maxPlays) * Double(barRows)
+                text += level > Double(row) + 0.5 ? (glyphs.unicode ? "█" : "#") : (level > Double(row) ? (glyphs.unicode ? "▄" : ".") : " ")
+            }
+            b.put(text, x: x, y: y, maxWidth: inner, style: .progress)
+            y += 1
+        }
+        line("")
+        line("top songs", .overlayTitle)
+        for (i, t) in st.topSongs.prefix(5).enumerated() { line("\(i + 1). \(t.title) (\(t.plays))") }
     }
 
     // MARK: Panes
@@ -79,11 +242,13 @@ public struct Renderer: Sendable {
             drawBox(&b, f, title: pane.title, focused: focused)
             drawNowPlaying(&b, inner, s.nowPlaying)
         case .friends:
-            drawBox(&b, f, title: pane.title, focused: focused)
-            if !s.signedIn { centered(&b, inner, "sign in to see friends") }
+            let requests = s.social.friends.filter { $0.relation == .incoming }.count
+            drawBox(&b, f, title: pane.title, focused: focused, footer: requests > 0 ? "\(requests) request\(requests == 1 ? "" : "s")" : nil)
+            if !s.signedIn { centered(&b, inner, "sign in to see friends") } else { drawFriends(&b, inner, s, focused: focused) }
         case .chat:
-            drawBox(&b, f, title: pane.title, focused: focused)
-            if !s.signedIn { centered(&b, inner, "sign in to chat") }
+            let title = s.social.chat.peer.map { "\(pane.title): \($0)" } ?? pane.title
+            drawBox(&b, f, title: title, focused: focused)
+            if !s.signedIn { centered(&b, inner, "sign in to chat") } else { drawChat(&b, inner, s, focused: focused) }
         }
     }
 
@@ -100,6 +265,9 @@ public struct Renderer: Sendable {
         if q.count > 0 { parts.append("\(q.cursor + 1)/\(q.count)\(q.hasMore ? "+" : "")") }
         if q.isFiltered { parts.append("filter: \(q.filter)") }
         if let scan = s.scan, !scan.finished { parts.append("scanning\(glyphs.ellipsis) \(scan.found)") }
+        if let u = s.social.upload {
+            parts.append("uploading \(u.fileIndex + 1)/\(u.fileCount) " + ProgressBar.render(fraction: u.fraction, width: 10, unicode: glyphs.unicode))
+        }
         return parts.joined(separator: " · ")
     }
 
@@ -169,6 +337,7 @@ public struct Renderer: Sendable {
         }
         line("\(stateGlyph)  \(times)", np.state == .playing ? .accent : .normal)
         line("vol \(np.volume)%  repeat \(np.repeatMode)  shuffle \(np.shuffle ? "on" : "off")", .dim)
+        if np.buffering { line("buffering\(glyphs.ellipsis)", .warning) }
         if np.noAudioDevice { line("no audio device", .warning) }
         if let error = np.error { line(error, .error) }
     }
@@ -182,8 +351,19 @@ public struct Renderer: Sendable {
         switch s.mode {
         case .filter(let f): text = "/" + f + (glyphs.unicode ? "▏" : "_")
         case .command(let c): text = ":" + c + (glyphs.unicode ? "▏" : "_")
+        case .compose: text = "writing to \(s.social.chat.peer ?? ""): Enter sends, Esc stops"
         default:
             text = s.message ?? "? help  q quit  / filter  : command  Tab focus  Space pause  Enter play"
+        }
+        if s.social.connection != .none, s.width >= 50 {
+            let me = s.social.me.map { "\($0) · " } ?? ""
+            let tag = " \(me)\(s.social.connection.label) "
+            let w = min(TextWidth.of(tag), s.width / 2)
+            b.put(tag, x: s.width - w, y: y, maxWidth: w, style: s.social.connection == .online ? .statusBar : .warning,
+                  ellipsis: glyphs.ellipsis)
+            b.put(text, x: 0, y: y, maxWidth: s.width - w - 1, style: s.message != nil && s.mode == .normal ? .warning : .statusBar,
+                  ellipsis: glyphs.ellipsis)
+            return
         }
         b.put(text, x: 0, y: y, maxWidth: s.width, style: s.message != nil && s.mode == .normal ? .warning : .statusBar,
               ellipsis: glyphs.ellipsis)

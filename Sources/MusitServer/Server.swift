@@ -4,6 +4,7 @@ import Logging
 import MusitAPI
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 
 /// How the backend runs; see `ServerSettings.resolve` for where each value comes from.
 public struct ServerConfiguration: Sendable {
@@ -76,15 +77,17 @@ public enum MusitBackend {
     }
 
     /// Runs the server until SIGTERM or SIGINT; held long-polls are answered before it stops.
-    public static func run(_ config: ServerConfiguration, logger: Logger) async throws {
-        let (app, bus) = try await make(config, logger: logger)
+    public static func run(_ config: ServerConfiguration, logger: Logger, shutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+                           onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
+        let (app, bus) = try await make(config, logger: logger, onServerRunning: onServerRunning)
         // Services stop in reverse order: the bus releases held polls while the app still answers.
-        let group = ServiceGroup(configuration: .init(services: [app, bus], gracefulShutdownSignals: [.sigterm, .sigint],
+        let group = ServiceGroup(configuration: .init(services: [app, bus], gracefulShutdownSignals: shutdownSignals,
                                                       logger: logger))
         try await group.run()
     }
 
-    public static func make(_ config: ServerConfiguration, logger: Logger? = nil) async throws -> (app: App, bus: EventBus) {
+    public static func make(_ config: ServerConfiguration, logger: Logger? = nil,
+                            onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws -> (app: App, bus: EventBus) {
         try FileManager.default.createDirectory(atPath: config.dataDirectory + "/media/uploads", withIntermediateDirectories: true)
         let store = try SQLiteStore(path: config.dataDirectory + "/musit.sqlite")
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
@@ -110,7 +113,7 @@ public enum MusitBackend {
         AdminRoutes.register(on: router, services: services)
         let app = Application(router: router,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
-                              logger: log)
+                              onServerRunning: onServerRunning, logger: log)
         return (app, services.bus)
     }
 }

@@ -14,6 +14,8 @@ public struct NowPlaying: Equatable, Sendable {
     public var shuffle = false
     public var noAudioDevice = false
     public var error: String?
+    /// A streamed track waits for the network.
+    public var buffering = false
 
     public init() {}
 }
@@ -26,6 +28,14 @@ public enum Mode: Equatable, Sendable {
     case command(String)
     case help
     case confirmQuit
+    /// Writing a chat message in the Chat pane.
+    case compose
+    /// The sign-in / register screen.
+    case signIn(SignInForm)
+    /// Admin statistics over the panes.
+    case stats
+    /// A user's profile over the panes.
+    case profile
 }
 
 /// Background scanning of files and folders.
@@ -63,6 +73,10 @@ public struct AppState: Equatable, Sendable {
     /// Queue indexes the player could not play, with the reason.
     public var failed: [Int: String] = [:]
     public var unicode = true
+    /// Friends, chat and the connection to the backend.
+    public var social = SocialState()
+    /// The backend's address, for the sign-in screen.
+    public var serverName = ""
 
     public init(width: Int, height: Int, layout: Layout = .standard) {
         self.width = width

@@ -11,6 +11,10 @@ public enum Action: Equatable, Sendable {
     case message(String?)
     /// The player could not play queue entry `index`.
     case trackFailed(index: Int, reason: String)
+    /// From the backend side: connection, friends, chat, answers.
+    case session(SessionEvent)
+    /// The UI clock (seconds), for friends' live progress.
+    case tick(Double)
 }
 
 /// What the player should do, in the view model's words.
@@ -31,6 +35,7 @@ public enum Effect: Equatable, Sendable {
     case add(path: String)
     case saveLayout(Layout)
     case quit
+    case session(SessionEffect)
 }
 
 /// The reducer: all UI logic, as a pure function of state and action.
@@ -67,6 +72,11 @@ public enum Reducer {
         case .trackFailed(let index, let reason):
             s.failed[index] = reason
             return []
+        case .session(let event):
+            return reduceSession(&s, event)
+        case .tick(let t):
+            s.social.clock = t
+            return []
         }
     }
 
@@ -90,12 +100,20 @@ public enum Reducer {
                 s.mode = .normal
                 return []
             }
+        case .stats, .profile:
+            if [.escape, .char("q"), .enter].contains(key) { s.mode = .normal }
+            return []
+        case .compose:
+            return editCompose(&s, key)
+        case .signIn(let form):
+            return editSignIn(&s, form, key)
         case .filter(let text):
             return editFilter(&s, text, key)
         case .command(let text):
             return editCommand(&s, text, key)
         case .normal:
             s.message = nil
+            if let effects = socialKey(&s, key) { return effects }
             guard let command = keymap.command(for: key) else { return [] }
             return run(&s, command)
         }
@@ -182,6 +200,7 @@ public enum Reducer {
         case "filter":
             return fetches(s.queue.reset(filter: rest, visibleRows: s.queueRows))
         default:
+            if let effects = socialCommand(&s, name, rest) { return effects }
             s.message = "unknown command: \(name)"
             return []
         }

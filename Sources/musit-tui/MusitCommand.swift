@@ -4,6 +4,7 @@ import MusitAudio
 import MusitConfig
 import MusitRender
 import MusitApp
+import MusitClient
 import Synchronization
 
 @main
@@ -52,6 +53,13 @@ struct MusitCommand: ParsableCommand {
     @Flag(help: "Pace output by the clock, for ALSA devices that do not (such as type null).")
     var pace = false
 
+    @Option(help: ArgumentHelp("Backend to sign in to (or MUSIT_SERVER, or \"server\": {\"url\"} in the config file); default: an embedded one.",
+                               valueName: "url"))
+    var server: String?
+
+    @Flag(help: "No backend: local files only, no friends or chat.")
+    var offline = false
+
     @Argument(help: "MP3 files and folders to play, in order (folders are scanned for .mp3 files).")
     var files: [String] = []
 
@@ -67,6 +75,12 @@ struct MusitCommand: ParsableCommand {
         }
         if headless && files.isEmpty {
             throw ValidationError("--headless needs at least one file to play.")
+        }
+        if let server, URL(string: server)?.scheme.map({ ["http", "https"].contains($0) }) != true {
+            throw ValidationError("--server takes an http:// or https:// URL, not \(server).")
+        }
+        if serve && (server != nil || offline) {
+            throw ValidationError("--serve is the backend; --server and --offline are for the player.")
         }
     }
 
@@ -93,11 +107,47 @@ struct MusitCommand: ParsableCommand {
         if headless {
             let failed = HeadlessRun(configuration: playerConfig, tracks: paths.map(Track.init)).run()
             if failed > 0 { throw ExitCode(1) }
-        } else {
+        } else if offline {
             let player = Player(configuration: playerConfig)
             TerminalApp(player: player, paths: paths).run()
             player.shutdown()
+        } else {
+            try runSynced(playerConfig, settings: settings, environment: environment)
         }
+    }
+
+    /// The player with a backend: the one named, else an embedded one with a local user.
+    /// Files on the command line make the queue; without them it is the server's library.
+    private func runSynced(_ playerConfig: PlayerConfiguration, settings: MusitSettings, environment: [String: String]) throws {
+        let xdg = XDGPaths(environment: environment)
+        let remote = server ?? environment["MUSIT_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.server?.url
+        let base: String, key: String, name: String
+        var autoSignIn: (@Sendable (APIClient) async throws(ClientError) -> Void)?
+        if let remote {
+            (base, key, name) = (remote, remote, remote)
+        } else {
+            let data = xdg.dataHome + "/musit/embedded"
+            do {
+                base = try EmbeddedBackend.start(dataDirectory: data, environment: environment)
+            } catch {
+                Output.error("musit-tui: \(error); use --offline to play local files only")
+                throw ExitCode(1)
+            }
+            (key, name) = ("embedded:" + data, "embedded (\(base))")
+            let (user, isNew) = LocalUser.load(dataDirectory: data, environment: environment)
+            let demo = files.isEmpty ? DemoMusic.paths() : []
+            autoSignIn = { client throws(ClientError) in try await user.signIn(client, isNew: isNew, demo: demo) }
+        }
+        let inbox = Inbox()
+        let client = APIClient(baseURL: base, serverKey: key, sessionFile: SessionFile(path: xdg.configHome + "/musit/session.json"))
+        let opener = StreamOpener(client: client)
+        var config = playerConfig
+        config.openSource = opener.openSource
+        let player = Player(configuration: config)
+        let session = Session(client: client, opener: opener, dataDirectory: xdg.dataHome + "/musit/client", player: player,
+                              autoSignIn: autoSignIn, post: inbox.post)
+        TerminalApp(player: player, paths: files, session: session, serverName: name, inbox: inbox).run()
+        player.shutdown()
     }
 }
 

@@ -11,6 +11,10 @@ public final class TmuxSession: @unchecked Sendable {
         socket = "musit-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         var args = ["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)",
                     "-e", "TERM=tmux-256color", "-e", "LANG=C.UTF-8", "-e", "LC_ALL=C.UTF-8"]
+        var environment = environment
+        // A private data directory (the embedded backend's database) unless the test shares one.
+        if environment["XDG_DATA_HOME"] == nil { environment["XDG_DATA_HOME"] = NSTemporaryDirectory() + "musit-data-\(UUID().uuidString)" }
+        if environment["MUSIT_BCRYPT_COST"] == nil { environment["MUSIT_BCRYPT_COST"] = "4" }
         for (k, v) in environment { args += ["-e", "\(k)=\(v)"] }
         // Keep the pane after the program exits so its last screen can be read.
         args.append(command.map(Self.quote).joined(separator: " ") + "; echo \"[exited $?]\"; \(after) sleep 30")

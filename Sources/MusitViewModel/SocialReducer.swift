@@ -1,0 +1,340 @@
+/// The reducer's social half: session events, the friends and chat panes, sign-in, commands.
+extension Reducer {
+    static func reduceSession(_ s: inout AppState, _ event: SessionEvent) -> [Effect] {
+        switch event {
+        case .connection(let c):
+            s.social.connection = c
+            if c == .signedOut, case .signIn = s.mode {} else if c == .signedOut {
+                s.mode = .signIn(SignInForm(server: s.serverName, username: s.social.me ?? ""))
+            }
+            return []
+        case .signedIn(let name, let admin):
+            s.social.me = name
+            s.social.isAdmin = admin
+            s.signedIn = true
+            if case .signIn = s.mode { s.mode = .normal }
+            return []
+        case .signedOut(let reason):
+            s.signedIn = false
+            s.social = SocialState()
+            s.social.connection = .signedOut
+            var form = SignInForm(server: s.serverName)
+            form.error = reason
+            s.mode = .signIn(form)
+            return []
+        case .signInFailed(let reason):
+            if case .signIn(var form) = s.mode {
+                form.busy = false
+                form.error = reason
+                form.password.clear()
+                form.field = .password
+                s.mode = .signIn(form)
+            }
+            return []
+        case .friends(let list):
+            let unread = Dictionary(s.social.friends.map { ($0.username, $0.unread) }, uniquingKeysWith: { a, _ in a })
+            s.social.friends = list.map { f in
+                var f = f
+                f.unread = max(f.unread, unread[f.username] ?? 0)
+                return f
+            }
+            s.social.sortFriends()
+            return []
+        case .presence(let user, let online, let playing):
+            s.social.updateFriend(user) { f in
+                f.online = online
+                if let playing { f.playing = playing }
+            }
+            s.social.sortFriends()
+            return []
+        case .friendRequest(let from):
+            if !s.social.friends.contains(where: { $0.username == from }) {
+                s.social.friends.append(Friend(username: from, displayName: from, relation: .incoming))
+                s.social.sortFriends()
+            }
+            s.message = "\(from) wants to be friends: select them in Friends and press a"
+            return []
+        case .friendAccepted(let by):
+            s.social.updateFriend(by) { $0.relation = .friend }
+            s.social.sortFriends()
+            s.message = "\(by) is now a friend"
+            return []
+        case .friendRemoved(let name):
+            s.social.friends.removeAll { $0.username == name }
+            s.social.sortFriends()
+            return []
+        case .message(let line):
+            return receive(&s, line)
+        case .queued(let line):
+            if s.social.chat.peer == line.to { s.social.chat.lines.append(line) }
+            return []
+        case .delivery(let clientId, let id, let delivery):
+            if let i = s.social.chat.lines.lastIndex(where: { $0.clientId == clientId }) {
+                if let id { s.social.chat.lines[i].id = id }
+                if s.social.chat.lines[i].delivery != .read { s.social.chat.lines[i].delivery = delivery }
+            }
+            if case .failed(let why) = delivery { s.message = "message not sent: \(why)" }
+            return []
+        case .read(let by, let upTo):
+            guard s.social.chat.peer == by else { return [] }
+            for i in s.social.chat.lines.indices where s.social.chat.lines[i].to == by {
+                if let id = s.social.chat.lines[i].id, id <= upTo { s.social.chat.lines[i].delivery = .read }
+            }
+            return []
+        case .history(let peer, let lines, let olderBefore, let older):
+            guard s.social.chat.peer == peer else { return [] }
+            var chat = s.social.chat
+            let known = Set(chat.lines.compactMap(\.id))
+            let fresh = lines.filter { $0.id.map { !known.contains($0) } ?? true }
+            if older {
+                chat.lines.insert(contentsOf: fresh, at: 0)
+                chat.scroll += fresh.count
+            } else {
+                // The newest page: keep lines queued here that the server has not seen yet.
+                let pending = chat.lines.filter { $0.id == nil }
+                chat.lines = lines + pending.filter { p in !lines.contains { $0.clientId == p.clientId } }
+            }
+            chat.olderBefore = olderBefore
+            chat.reachedStart = olderBefore == nil
+            chat.loadingOlder = false
+            s.social.chat = chat
+            return markRead(&s)
+        case .unread(let counts):
+            for i in s.social.friends.indices {
+                s.social.friends[i].unread = s.social.friends[i].username == s.social.chat.peer
+                    ? 0 : counts[s.social.friends[i].username] ?? 0
+            }
+            return []
+        case .stats(let v):
+            s.social.stats = v
+            s.mode = .stats
+            return []
+        case .profile(let p):
+            s.social.profile = p
+            s.mode = .profile
+            return []
+        case .upload(let p):
+            s.social.upload = p
+            return []
+        }
+    }
+
+    private static func receive(_ s: inout AppState, _ line: ChatLine) -> [Effect] {
+        let me = s.social.me
+        let peer = line.from == me ? line.to : line.from
+        if s.social.chat.peer == peer {
+            if let i = s.social.chat.lines.firstIndex(where: { $0.clientId == line.clientId && $0.from == line.from }) {
+                // Our own line coming back from the server: now sent (or read already).
+                if s.social.chat.lines[i].delivery != .read { s.social.chat.lines[i] = line }
+            } else if let id = line.id, s.social.chat.lines.contains(where: { $0.id == id }) {
+                return []
+            } else {
+                s.social.chat.lines.append(line)
+            }
+            return line.from != me && s.focus == .chat ? markRead(&s) : []
+        }
+        if line.from != me {
+            s.social.updateFriend(peer) { $0.unread += 1 }
+            s.message = "\(peer): \(line.body)"
+        }
+        return []
+    }
+
+    private static func markRead(_ s: inout AppState) -> [Effect] {
+        guard let peer = s.social.chat.peer,
+              let last = s.social.chat.lines.last(where: { $0.from == peer && $0.id != nil })?.id else { return [] }
+        s.social.updateFriend(peer) { $0.unread = 0 }
+        return [.session(.markRead(peer: peer, upTo: last))]
+    }
+
+    static func openChat(_ s: inout AppState, with peer: String) -> [Effect] {
+        if s.social.chat.peer != peer {
+            s.social.chat = ChatState()
+            s.social.chat.peer = peer
+        }
+        s.social.updateFriend(peer) { $0.unread = 0 }
+        s.layout.hidden.remove(.chat)
+        s.focus = .chat
+        return [.session(.openConversation(peer))]
+    }
+
+    // MARK: Keys in the social panes
+
+    /// Keys the friends and chat panes take before the global keymap; nil when not theirs.
+    static func socialKey(_ s: inout AppState, _ key: Key) -> [Effect]? {
+        guard s.signedIn else { return nil }
+        switch s.focus {
+        case .friends:
+            switch key {
+            case .up, .char("k"):
+                s.social.friendCursor = max(0, s.social.friendCursor - 1)
+                return []
+            case .down, .char("j"):
+                s.social.friendCursor = max(0, min(s.social.friends.count - 1, s.social.friendCursor + 1))
+                return []
+            case .enter:
+                guard let f = s.social.selectedFriend else { return [] }
+                switch f.relation {
+                case .friend: return openChat(&s, with: f.username)
+                case .incoming: return [.session(.acceptFriend(f.username))]
+                case .outgoing:
+                    s.message = "waiting for \(f.username) to accept"
+                    return []
+                }
+            case .char("a"):
+                guard let f = s.social.selectedFriend, f.relation == .incoming else { return [] }
+                return [.session(.acceptFriend(f.username))]
+            case .char("d"):
+                guard let f = s.social.selectedFriend, f.relation == .incoming else { return [] }
+                return [.session(.declineFriend(f.username))]
+            case .char("f"):
+                s.mode = .command("friend ")
+                return []
+            case .char("v"):
+                guard let f = s.social.selectedFriend else { return [] }
+                return [.session(.loadProfile(f.username))]
+            default:
+                return nil
+            }
+        case .chat:
+            guard s.social.chat.peer != nil else {
+                if key == .enter, let f = s.social.selectedFriend, f.relation == .friend { return openChat(&s, with: f.username) }
+                return nil
+            }
+            switch key {
+            case .enter, .char("c"):
+                s.mode = .compose
+                return []
+            case .up, .char("k"): return scrollChat(&s, by: 1)
+            case .down, .char("j"): return scrollChat(&s, by: -1)
+            case .pageUp: return scrollChat(&s, by: max(1, chatRows(s) - 1))
+            case .pageDown: return scrollChat(&s, by: -max(1, chatRows(s) - 1))
+            case .end, .char("G"):
+                s.social.chat.scroll = 0
+                return []
+            default:
+                return nil
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Rows of the chat pane that hold messages (one is the compose line).
+    static func chatRows(_ s: AppState) -> Int {
+        guard let f = s.frames[.chat] else { return 1 }
+        return max(1, f.height - 3)
+    }
+
+    private static func scrollChat(_ s: inout AppState, by delta: Int) -> [Effect] {
+        var chat = s.social.chat
+        let maxScroll = max(0, chat.lines.count - chatRows(s))
+        chat.scroll = max(0, min(maxScroll, chat.scroll + delta))
+        var effects: [Effect] = []
+        // Near the top of what is loaded: fetch the page before it.
+        if delta > 0, chat.scroll >= maxScroll - 2, !chat.reachedStart, !chat.loadingOlder, let before = chat.olderBefore,
+           let peer = chat.peer {
+            chat.loadingOlder = true
+            effects.append(.session(.loadOlder(peer: peer, before: before)))
+        }
+        s.social.chat = chat
+        return effects
+    }
+
+    static func editCompose(_ s: inout AppState, _ key: Key) -> [Effect] {
+        switch key {
+        case .escape:
+            s.mode = .normal
+            return []
+        case .enter:
+            let text = s.social.chat.compose.text.trimmingCharacters(in: .whitespaces)
+            guard let peer = s.social.chat.peer, !text.isEmpty else { return [] }
+            s.social.chat.compose.clear()
+            s.social.chat.scroll = 0
+            return [.session(.sendChat(to: peer, body: text))]
+        default:
+            _ = s.social.chat.compose.apply(key)
+            return []
+        }
+    }
+
+    static func editSignIn(_ s: inout AppState, _ form: SignInForm, _ key: Key) -> [Effect] {
+        var form = form
+        guard !form.busy else { return [] }
+        switch key {
+        case .escape:
+            s.quitting = true
+            return [.quit]
+        case .tab, .backTab, .up, .down:
+            form.field = form.field == .username ? .password : .username
+        case .ctrl("r"), .function(2):
+            form.register.toggle()
+            form.error = nil
+        case .enter:
+            if form.field == .username {
+                form.field = .password
+            } else if form.username.text.isEmpty {
+                form.field = .username
+                form.error = "enter a username"
+            } else if form.password.text.isEmpty {
+                form.error = "enter a password"
+            } else {
+                form.busy = true
+                form.error = nil
+                s.mode = .signIn(form)
+                return [.session(.signIn(username: form.username.text, password: form.password.text, register: form.register))]
+            }
+        default:
+            if form.field == .username { _ = form.username.apply(key) } else { _ = form.password.apply(key) }
+        }
+        s.mode = .signIn(form)
+        return []
+    }
+
+    /// `:` commands of the social side; nil when the name is not one of them.
+    static func socialCommand(_ s: inout AppState, _ name: String, _ rest: String) -> [Effect]? {
+        let needsSession = ["friend", "accept", "decline", "unfriend", "chat", "msg", "upload", "delete", "bio", "profile",
+                            "stats", "signout", "logout"]
+        guard needsSession.contains(name) else { return nil }
+        guard s.signedIn else {
+            s.message = "sign in first (:\(name) needs the server)"
+            return []
+        }
+        func usage(_ text: String) -> [Effect] {
+            s.message = "usage: \(text)"
+            return []
+        }
+        switch name {
+        case "friend": return rest.isEmpty ? usage(":friend NAME") : [.session(.requestFriend(rest))]
+        case "accept": return rest.isEmpty ? usage(":accept NAME") : [.session(.acceptFriend(rest))]
+        case "decline": return rest.isEmpty ? usage(":decline NAME") : [.session(.declineFriend(rest))]
+        case "unfriend": return rest.isEmpty ? usage(":unfriend NAME") : [.session(.removeFriend(rest))]
+        case "chat", "msg":
+            let (peer, text) = rest.splitOnce(" ")
+            guard !peer.isEmpty else { return usage(":chat NAME [MESSAGE]") }
+            var effects = openChat(&s, with: peer)
+            if !text.isEmpty { effects.append(.session(.sendChat(to: peer, body: text))) }
+            return effects
+        case "upload":
+            let paths = rest.split(separator: " ").map(String.init)
+            return paths.isEmpty ? usage(":upload PATH...") : [.session(.upload(paths))]
+        case "delete":
+            guard let item = s.queue.selected else { return usage(":delete (deletes the selected song)") }
+            return [.session(.deleteSong(index: item.index))]
+        case "bio":
+            return [.session(.updateBio(rest))]
+        case "profile":
+            return [.session(.loadProfile(rest.isEmpty ? s.social.me ?? "" : rest))]
+        case "stats":
+            guard s.social.isAdmin else {
+                s.message = "statistics are for admins"
+                return []
+            }
+            return [.session(.loadStats)]
+        case "signout", "logout":
+            return [.session(.signOut)]
+        default:
+            return nil
+        }
+    }
+}

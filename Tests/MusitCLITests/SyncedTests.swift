@@ -1,0 +1,121 @@
+import Foundation
+import MusitTestSupport
+import Testing
+
+/// `musit-tui --serve` as a child process that can be killed (SIGKILL) and started again
+/// on the same port and data directory.
+final class ServerProcess: @unchecked Sendable {
+    let port = ServeTests.freePort()
+    let data = NSTemporaryDirectory() + "musit-synced-\(UUID().uuidString)"
+    private var process: Process?
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.path)
+        p.arguments = ["--serve", "--port", "\(port)", "--data", data]
+        p.environment = ["HOME": NSTemporaryDirectory(), "MUSIT_BCRYPT_COST": "4"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if ServeTests.get(port: port, path: "/healthz")?.hasPrefix("HTTP/1.1 200") == true { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Issue.record("the server did not come up on \(port)")
+    }
+
+    func killHard() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    deinit { killHard() }
+}
+
+extension TmuxSession {
+    /// A player signed up as `name` against `server`, in a 120×36 window.
+    static func player(_ name: String, server: String, device: String = "testnull") throws -> TmuxSession {
+        let tmux = try TmuxSession.musit(["--device", device, "--pace", "--server", server], width: 120, height: 36)
+        try tmux.press(until: "Sign in", "the sign-in screen")
+        try tmux.send("-l", name)
+        try tmux.send("Enter")
+        try tmux.send("-l", "correct horse")
+        try tmux.send("C-r")
+        try tmux.press("Enter", until: "\(name) · online", "registered and synced")
+        return tmux
+    }
+
+    func command(_ line: String) throws {
+        try send(":")
+        try send("-l", line)
+        try send("Enter")
+    }
+
+    func count(_ text: String) throws -> Int {
+        try screen().components(separatedBy: text).count - 1
+    }
+}
+
+@Suite("Two players and one backend, in tmux", .serialized)
+struct SyncedTests {
+    @Test("friends, chat, presence and a shared library between two real players; a SIGKILLed server loses no message")
+    func twoPlayers() throws {
+        let server = ServerProcess()
+        try server.start()
+        let a = try TmuxSession.player("alice", server: server.url)
+        defer { a.kill() }
+        let b = try TmuxSession.player("bob", server: server.url)
+        defer { b.kill() }
+
+        // Friends: A asks, B sees the request arrive by long-poll and accepts.
+        try a.command("friend bob")
+        try a.press(until: "(request sent)", "A's pane lists the outgoing request")
+        try b.press(until: "wants to be friends", "the request reached B")
+        try b.command("accept alice")
+        try a.press(until: "bob is now a friend", "the acceptance reached A")
+
+        // Chat: B opens the conversation; A's message is drawn on B's screen.
+        try b.command("chat alice")
+        try b.press(until: "Chat: alice", "B's chat pane is on alice")
+        try a.command("chat bob hello from A ✓ 東京")
+        try b.press(until: "alice: hello from A ✓ 東京", "A's message on B's screen")
+
+        // Library: B uploads; the song appears in A's queue.
+        try b.command("upload \(Fixtures.path("long20.mp3"))")
+        try b.press(until: "uploaded 1 of 1", "B's upload finished")
+        try a.press(until: "Long Sweep", "B's song in A's library")
+
+        // Presence: A plays it; B's friends pane shows it within a second.
+        // (Chat took the focus; hiding and showing the queue gives it back.)
+        try a.send("1")
+        try a.send("1")
+        let pressed = Date()
+        try a.send("Enter")
+        let seen = try b.waitFor(timeout: 5) { $0.contains("▶ Long Sweep – Fixture") }
+        let delay = Date().timeIntervalSince(pressed)
+        #expect(seen.ok, "B's friends pane shows what A plays: \(seen.screen)")
+        #expect(delay < 1.0, "shown \(delay) s after A pressed Enter")
+
+        // Outage: the server dies; A writes meanwhile; the message arrives once after a restart.
+        server.killHard()
+        try a.press(until: "reconnecting", "A notices the outage")
+        try a.command("chat bob written during the outage")
+        try a.press(until: "written during the outage", "A's line is shown, queued")
+        Thread.sleep(forTimeInterval: 1)
+        try server.start()
+        try a.press(until: "alice · online", "A reconnects")
+        let arrived = try b.waitFor(timeout: 20) { $0.contains("written during the outage") && $0.contains("bob · online") }
+        #expect(arrived.ok, "the outage message reached B: \(arrived.screen)")
+        Thread.sleep(forTimeInterval: 1.5)
+        let screenA = try a.screen(), screenB = try b.screen()
+        #expect(try b.count("written during the outage") == 1, "exactly once on B: \(screenB)")
+        #expect(try a.count("written during the outage") == 1, "exactly once on A: \(screenA)")
+        #expect(try b.count("hello from A") == 1, "the earlier message was not repeated")
+    }
+}
