@@ -56,7 +56,9 @@ struct ScreenTests {
         defer { tmux.kill() }
         var r = try tmux.waitFor { s in ["┌ Queue", "┌ Now Playing", "┌ Friends", "┌ Chat"].allSatisfy { s.contains($0) } }
         #expect(r.ok, "four panes: \(r.screen)")
-        #expect(r.screen.contains("sign in to see friends") && r.screen.contains("sign in to chat"))
+        // The embedded backend signs the local user in by itself.
+        let signedIn = try tmux.waitFor { $0.contains("no friends yet") && $0.contains("pick a friend") && $0.contains("· online") }
+        #expect(signedIn.ok, "the social panes are live: \(signedIn.screen)")
         #expect(try tmux.paneValue("#{alternate_on}") == "1")
         r = try tmux.waitFor(text: "Ünïcødé Title – 東京")
         #expect(r.ok, "UTF-16 tags drawn: \(r.screen)")
@@ -161,6 +163,15 @@ struct ScreenExtraTests {
         try tmux.send("-l", "tag_v2")
         r = try tmux.waitFor { $0.contains("filter: tag_v2") && !$0.contains("sweep_b") }
         #expect(r.ok, "filtered: \(r.screen)")
+    }
+
+    @Test("--offline plays local files with no backend; the social panes say what they need")
+    func offline() throws {
+        let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", "--pace", Fixtures.path("sine440.mp3")])
+        defer { tmux.kill() }
+        let r = try tmux.waitFor { $0.contains("sign in to see friends") && $0.contains("sign in to chat") && $0.contains("▶ playing") }
+        #expect(r.ok, "\(r.screen)")
+        #expect(!r.screen.contains("online") && !r.screen.contains("connecting"), "no connection state without a backend")
     }
 
     @Test("ASCII boxes when the locale is not UTF-8")
