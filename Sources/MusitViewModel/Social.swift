@@ -242,8 +242,9 @@ public struct SocialState: Equatable, Sendable {
 
     public var selectedFriend: Friend? { friends.indices.contains(friendCursor) ? friends[friendCursor] : nil }
 
-    mutating func sortFriends() {
-        let selected = selectedFriend?.username
+    /// Sorts, keeping the cursor on `selected` (by default whoever it is on now).
+    mutating func sortFriends(keeping selected: String?? = .none) {
+        let selected = selected ?? selectedFriend?.username
         func rank(_ f: Friend) -> Int {
             switch f.relation {
             case .incoming: return 0
@@ -252,7 +253,9 @@ public struct SocialState: Equatable, Sendable {
             }
         }
         friends.sort { (rank($0), $0.username.lowercased()) < (rank($1), $1.username.lowercased()) }
-        if let selected, let i = friends.firstIndex(where: { $0.username == selected }) { friendCursor = i }
+        if let selected, let i = friends.firstIndex(where: { $0.username == selected }) { friendCursor = i } else if selected == nil {
+            friendCursor = 0
+        }
         friendCursor = max(0, min(friendCursor, friends.count - 1))
     }
 

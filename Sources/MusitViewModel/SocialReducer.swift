@@ -32,13 +32,14 @@ extension Reducer {
             }
             return []
         case .friends(let list):
+            let selected = s.social.selectedFriend?.username
             let unread = Dictionary(s.social.friends.map { ($0.username, $0.unread) }, uniquingKeysWith: { a, _ in a })
             s.social.friends = list.map { f in
                 var f = f
                 f.unread = max(f.unread, unread[f.username] ?? 0)
                 return f
             }
-            s.social.sortFriends()
+            s.social.sortFriends(keeping: .some(selected))
             return []
         case .presence(let user, let online, let playing):
             s.social.updateFriend(user) { f in
