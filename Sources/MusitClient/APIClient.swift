@@ -130,7 +130,16 @@ public actor APIClient {
     private var refreshing: Task<StoredSession, any Error>?
     public var requestTimeout: TimeAmount = .seconds(15)
 
-    public init(baseURL: String, serverKey: String? = nil, sessionFile: SessionFile?, http: HTTPClient = .shared) {
+    /// The player's HTTP client: an unreachable server is reported within two seconds (the
+    /// pool retries connecting until then) instead of at the request's deadline.
+    public static let http: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.timeout.connect = .seconds(2)
+        config.connectionPool.idleTimeout = .seconds(30)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
+
+    public init(baseURL: String, serverKey: String? = nil, sessionFile: SessionFile?, http: HTTPClient = APIClient.http) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base

@@ -123,6 +123,14 @@ public final class StreamOpener: Sendable {
                                  timeout: openTimeout)
     }
 
+    /// A packed-audio segment less its leading ID3 tag (the PRIV timestamp, RFC 8216 §3.4):
+    /// the decoder then sees the file's frames back to back, as from the file, so the bit
+    /// reservoir carries across segment joins and the samples match the file's exactly.
+    static func audio(of segment: [UInt8]) -> [UInt8] {
+        let tag = segment.withUnsafeBytes { MP3Probe.id3v2Size($0) }
+        return tag > 0 && tag <= segment.count ? Array(segment[tag...]) : segment
+    }
+
     /// Fetches segments in order while the feed wants them; retries a failed segment with
     /// backoff for up to a minute before the track ends with the reason.
     static func produce(feed: StreamFeed, urls: [String], client: APIClient) async {
@@ -134,7 +142,7 @@ public final class StreamOpener: Sendable {
             while true {
                 do throws(ClientError) {
                     let bytes = try await client.fetchMedia(urls[segment])
-                    feed.append(Array(buffer: bytes), segment: segment, generation: generation)
+                    feed.append(Self.audio(of: Array(buffer: bytes)), segment: segment, generation: generation)
                     break
                 } catch {
                     if !error.isTransient || waited > 60 {

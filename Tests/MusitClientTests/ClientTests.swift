@@ -1,0 +1,267 @@
+import Foundation
+import Hummingbird
+import MusitAPI
+import MusitAudio
+@testable import MusitClient
+import MusitServer
+import MusitTestSupport
+import Testing
+
+@Suite("Client: tokens, outbox, sync loop, bad servers and slow links")
+struct ClientTests {
+    static func tempDir() -> String {
+        let dir = NSTemporaryDirectory() + "musit-client-test-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Makes the stored access token look expired (or valid) without waiting.
+    static func setExpiry(_ file: SessionFile, _ date: Date) {
+        var s = file.load()!
+        s.expiresAt = date
+        file.save(s)
+    }
+
+    @Test("tokens kept 0600; refreshed before expiry and on 401, once for ten callers; a revoked refresh signs out")
+    func tokens() async throws {
+        var config = LiveServer.config()
+        config.accessLifetime = 2
+        try await LiveServer.with(config) { base in
+            let dir = Self.tempDir()
+            let file = SessionFile(path: dir + "/session.json")
+            let api = try await LiveServer.client(base, "tina", sessionFile: file)
+            let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? NSNumber
+            #expect(mode?.intValue == 0o600, "session file mode \(String(mode?.intValue ?? 0, radix: 8))")
+            let first = try #require(file.load())
+            #expect(first.user.username == "tina")
+
+            // Expiring within a minute: refreshed before the call.
+            _ = try await api.me()
+            let second = try #require(file.load())
+            #expect(second.refreshToken != first.refreshToken, "rotated before expiry")
+
+            // Really expired but believed valid: the 401 leads to one refresh and a retry.
+            try await Task.sleep(for: .seconds(2.2))
+            Self.setExpiry(file, Date(timeIntervalSinceNow: 3600))
+            let believer = APIClient(baseURL: base, sessionFile: file)
+            #expect(try await believer.me().username == "tina")
+            let third = try #require(file.load())
+            #expect(third.refreshToken != second.refreshToken, "refreshed on 401")
+
+            // Ten callers at once on an expired token share one refresh: were two refreshes to
+            // present the same token, the server would revoke the family and calls would fail.
+            Self.setExpiry(file, Date(timeIntervalSinceNow: -1))
+            let crowd = APIClient(baseURL: base, sessionFile: file)
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<10 { group.addTask { try await crowd.me().username } }
+                for try await name in group { #expect(name == "tina") }
+            }
+            #expect(try await crowd.me().username == "tina", "the family is intact")
+
+            // The refresh token is revoked elsewhere (sign out on another copy): back to sign-in.
+            let copyPath = dir + "/copy.json"
+            try FileManager.default.copyItem(atPath: file.path, toPath: copyPath)
+            let copy = SessionFile(path: copyPath)
+            let other = APIClient(baseURL: base, sessionFile: copy)
+            await crowd.signOut()
+            #expect(!FileManager.default.fileExists(atPath: file.path), "signing out forgets the tokens")
+            Self.setExpiry(copy, Date(timeIntervalSinceNow: -1))
+            await #expect(throws: ClientError.signedOut("the session expired; sign in again")) { try await other.me() }
+            #expect(!FileManager.default.fileExists(atPath: copyPath), "a refused session is forgotten")
+            #expect(await other.user == nil)
+
+            // A wrong password is a clear error, not a crash or a session.
+            let wrong = APIClient(baseURL: base, sessionFile: nil)
+            await #expect { try await wrong.login(username: "tina", password: "not the password") } throws: { error in
+                (error as? ClientError)?.status == 401
+            }
+            #expect(await wrong.user == nil)
+        }
+    }
+
+    @Test("messages written while the server is down wait on disk (0600) and are sent exactly once when it is back")
+    func outbox() async throws {
+        let dir = Self.tempDir()
+        let config = LiveServer.config()
+        // Two friends, then the server goes away.
+        try await LiveServer.with(config) { base in
+            let a = try await LiveServer.client(base, "amy", sessionFile: SessionFile(path: dir + "/amy.json"))
+            let b = try await LiveServer.client(base, "ben", sessionFile: SessionFile(path: dir + "/ben.json"))
+            try await a.requestFriend("ben")
+            try await b.acceptFriend("amy")
+        }
+        // Offline: the client keeps its session (same server key) but nothing listens.
+        var s = try #require(SessionFile(path: dir + "/amy.json").load())
+        s.server = "musit-test"
+        SessionFile(path: dir + "/amy.json").save(s)
+        let offline = APIClient(baseURL: "http://127.0.0.1:\(ServeTestsPort.unused())", serverKey: "musit-test",
+                                sessionFile: SessionFile(path: dir + "/amy.json"))
+        let box = Outbox(path: dir + "/outbox.json", client: offline)
+        for text in ["one", "two ✓", "three 東京"] { _ = await box.enqueue(to: "ben", body: text) }
+        let reports = Locked<[Outbox.Outcome]>([])
+        await box.flush { o in reports.withLock { $0.append(o) } }
+        #expect(reports.withLock { $0 }.isEmpty, "nothing sent, nothing dropped")
+        #expect(await box.pending.count == 3)
+        let mode = try FileManager.default.attributesOfItem(atPath: dir + "/outbox.json")[.posixPermissions] as? NSNumber
+        #expect(mode?.intValue == 0o600)
+
+        // The server is back (same data); a restarted client finds the outbox on disk.
+        try await LiveServer.with(config) { base in
+            let online = APIClient(baseURL: base, serverKey: "musit-test", sessionFile: SessionFile(path: dir + "/amy.json"))
+            let restarted = Outbox(path: dir + "/outbox.json", client: online)
+            #expect(await restarted.pending.map(\.message.body) == ["one", "two ✓", "three 東京"])
+            // Two flushes at once, and a resend of the first (as after a lost answer).
+            async let f1: Void = restarted.flush { o in reports.withLock { $0.append(o) } }
+            async let f2: Void = restarted.flush { o in reports.withLock { $0.append(o) } }
+            _ = await (f1, f2)
+            let firstSent = await restarted.pending.isEmpty
+            #expect(firstSent)
+            let sentIDs = reports.withLock { $0 }.compactMap { if case .sent(let id, _) = $0 { id } else { nil } }
+            #expect(sentIDs.count == 3)
+            let ben = APIClient(baseURL: base, sessionFile: SessionFile(path: dir + "/ben.json"))
+            _ = try await ben.login(username: "ben", password: "correct horse")
+            let resend = try await online.send(SendMessage(to: "ben", body: "one", clientId: sentIDs[0]))
+            let history = try await ben.messages(with: "amy")
+            #expect(history.messages.map(\.body) == ["three 東京", "two ✓", "one"], "once each, in order")
+            #expect(history.messages.last?.id == resend.id, "the resend is the same message")
+        }
+    }
+
+    @Test("backoff: exponential ceiling with jitter, capped")
+    func backoff() {
+        for attempt in 1...12 {
+            let ceiling = min(8, 0.25 * pow(2, Double(attempt)))
+            let low = SyncLoop.backoff(attempt: attempt, cap: 8, random: 0)
+            let high = SyncLoop.backoff(attempt: attempt, cap: 8, random: 1)
+            #expect(abs(low - max(0.05, ceiling / 2)) < 1e-9 && abs(high - ceiling) < 1e-9, "attempt \(attempt): \(low)…\(high)")
+        }
+        let spread = Set((0..<50).map { _ in SyncLoop.backoff(attempt: 5, cap: 8) })
+        #expect(spread.count > 40, "jittered")
+    }
+
+    @Test("the sync loop hands over events once, saves the cursor, and resumes from it")
+    func syncLoop() async throws {
+        let dir = Self.tempDir()
+        try await LiveServer.with { base in
+            let file = SessionFile(path: dir + "/s.json")
+            let a = try await LiveServer.client(base, "sue", sessionFile: file)
+            let b = try await LiveServer.client(base, "sam")
+            try await b.requestFriend("sue")
+            let got = Locked<[ServerEvent]>([])
+            let states = Locked<[ConnectionState]>([])
+            let loop = SyncLoop(client: a, pollSeconds: 5, handlers: .init(
+                state: { s in states.withLock { $0.append(s) } },
+                events: { e in got.withLock { $0 += e } },
+                resync: {}))
+            let task = Task { await loop.run() }
+            try await a.acceptFriend("sam")
+            for i in 0..<5 { _ = try await b.send(SendMessage(to: "sue", body: "m\(i)", clientId: "c\(i)")) }
+            let deadline = Date().addingTimeInterval(5)
+            while got.withLock({ $0.filter { $0.kind == .chatMessage }.count }) < 5 && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            task.cancel()
+            let events = got.withLock { $0 }
+            #expect(events.filter { $0.kind == .chatMessage }.compactMap(\.message?.body) == ["m0", "m1", "m2", "m3", "m4"])
+            #expect(events.map(\.id) == events.map(\.id).sorted() && Set(events.map(\.id)).count == events.count)
+            #expect(states.withLock { $0 }.prefix(2) == [.connecting, .online])
+            try await Task.sleep(for: .milliseconds(100))
+            // The cursor is on disk: a new client starts after the last event.
+            let saved = try #require(file.load()).cursor
+            #expect(saved == events.last?.id)
+            let again = APIClient(baseURL: base, sessionFile: file)
+            #expect(try await again.events(after: await again.cursor, timeout: 0).events.isEmpty)
+        }
+    }
+
+    @Test("a server answering 500s or broken JSON: typed errors, the sync loop backs off, nothing crashes")
+    func badServer() async throws {
+        let router = Router()
+        router.get("/api/v1/events") { _, _ -> Response in
+            Response(status: .internalServerError, headers: [.contentType: "application/problem+json"],
+                     body: .init(byteBuffer: ByteBuffer(string: #"{"type":"about:blank","title":"Internal Server Error","status":500}"#)))
+        }
+        router.get("/api/v1/songs") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"songs\": [tru")))
+        }
+        router.get("/api/v1/friends") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "[1,2,3]")))
+        }
+        router.get("/api/v1/me") { _, _ -> Response in
+            Response(status: .badGateway, body: .init(byteBuffer: ByteBuffer(string: "<html>bad gateway</html>")))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let base = "http://127.0.0.1:\(client.port!)"
+            let file = SessionFile(path: Self.tempDir() + "/s.json")
+            file.save(StoredSession(server: base, user: UserInfo(id: 1, username: "x", displayName: "x", role: .user, bio: ""),
+                                    accessToken: "t", refreshToken: "r", expiresAt: Date(timeIntervalSinceNow: 3600)))
+            let api = APIClient(baseURL: base, sessionFile: file)
+            await #expect { try await api.songs() } throws: { ($0 as? ClientError).map { if case .badResponse = $0 { true } else { false } } ?? false }
+            await #expect { try await api.friends() } throws: { ($0 as? ClientError).map { if case .badResponse = $0 { true } else { false } } ?? false }
+            await #expect { try await api.me() } throws: { error in
+                guard let e = error as? ClientError, e.status == 502, e.isTransient else { return false }
+                return e.description.contains("502")
+            }
+            let states = Locked<[ConnectionState]>([])
+            let loop = SyncLoop(client: api, maxDelay: 0.4, handlers: .init(state: { s in states.withLock { $0.append(s) } },
+                                                                              events: { _ in }, resync: {}))
+            let task = Task { await loop.run() }
+            try await Task.sleep(for: .seconds(1.5))
+            task.cancel()
+            let retries = states.withLock { $0 }.compactMap { s -> (Int, Double, String)? in
+                if case .retrying(let a, let d, let r) = s { (a, d, r) } else { nil }
+            }
+            #expect(retries.count >= 3, "kept retrying: \(retries.count)")
+            #expect(retries.map(\.0) == Array(1...retries.count), "attempts count up")
+            #expect(retries.allSatisfy { $0.1 <= 0.4 && $0.2.contains("Internal Server Error") || $0.2.contains("500") })
+            #expect(!states.withLock { $0 }.contains(.online))
+        }
+    }
+
+    @Test("a slow, stalling link: streamed playback says buffering and resumes without skipping a sample")
+    func slowLink() async throws {
+        try await LiveServer.with { base in
+            let api = try await LiveServer.client(base, "slow")
+            let song = try await api.upload(path: Fixtures.path("long20.mp3")) { _, _ in }
+            let port = Int(base.split(separator: ":").last!)!
+            // 20 s in four segments of 120 KB: at 150 KB/s the unpaced decoder empties each
+            // segment long before the next has arrived.
+            let proxy = SlowProxy(upstream: port, bytesPerSecond: 150_000)
+            defer { proxy.close() }
+            let slow = APIClient(baseURL: "http://127.0.0.1:\(proxy.port)", sessionFile: nil)
+            _ = try await slow.login(username: "slow", password: "correct horse")
+            let opener = StreamOpener(client: slow, readAhead: 16 * 1024)
+            opener.remember([song])
+            let stall = Task {
+                try await Task.sleep(for: .seconds(0.8))
+                proxy.setRate(0)  // a dead link for a second
+                try await Task.sleep(for: .seconds(1))
+                proxy.setRate(150_000)
+            }
+            let (streamed, events) = try await StreamingTests.playToEnd([SongLocation.make(song.id)], opener: opener)
+            _ = try await stall.value
+            let (local, _) = try await StreamingTests.playToEnd([Fixtures.path("long20.mp3")], opener: nil)
+            let stalls = events.filter { $0 == .buffering(true) }.count
+            #expect(stalls >= 2, "buffering was shown (\(stalls) stalls)")
+            #expect(events.last(where: { if case .buffering = $0 { true } else { false } }) == .buffering(false))
+            #expect(events.compactMap { if case .trackFailed(_, let e) = $0 { e } else { nil } }.isEmpty)
+            #expect(streamed.frames == local.frames && streamed.samples == local.samples, "nothing skipped or repeated")
+        }
+    }
+}
+
+enum ServeTestsPort {
+    /// A loopback port with nothing listening (bound, then released).
+    static func unused() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
