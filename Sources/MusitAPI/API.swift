@@ -311,9 +311,12 @@ public struct Song: Codable, Equatable, Sendable {
     public var sha256: String
     /// ISO 8601.
     public var createdAt: String
+    /// Of the decoded audio (Hz): a player can set up its output before the first segment.
+    public var sampleRate: Int?
 
     public init(id: Int64, title: String, artist: String?, album: String?, trackNumber: Int?, year: Int?, duration: Double,
-                bytes: Int64, owner: String, hasCover: Bool, sha256: String, createdAt: String) {
+                bytes: Int64, owner: String, hasCover: Bool, sha256: String, createdAt: String, sampleRate: Int? = nil) {
+        self.sampleRate = sampleRate
         self.id = id
         self.title = title
         self.artist = artist

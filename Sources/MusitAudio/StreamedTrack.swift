@@ -26,17 +26,33 @@ public final class StreamFeed: Sendable {
         var failure: String?
         var closed = false
         var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Unknown until the producer has the playlist.
+        var segmentCount: Int?
+        var segmentStarts: [Double] = []
     }
 
-    public let segmentCount: Int
     public let readAhead: Int
     private let state = Mutex(State())
     private let condition = NSCondition()
 
-    public init(segmentCount: Int, readAhead: Int = 512 * 1024) {
-        self.segmentCount = segmentCount
+    /// `segmentCount` may come later, with the playlist (`setPlaylist`).
+    public init(segmentCount: Int? = nil, readAhead: Int = 512 * 1024) {
         self.readAhead = readAhead
+        state.withLock { $0.segmentCount = segmentCount }
     }
+
+    /// The producer learned the playlist: how many segments, and when each starts (seconds).
+    public func setPlaylist(starts: [Double]) {
+        state.withLock { s in
+            s.segmentCount = starts.count
+            s.segmentStarts = starts
+            if s.nextSegment >= starts.count { s.finished = true }
+        }
+        signalConsumer()
+    }
+
+    public var segmentCount: Int? { state.withLock { $0.segmentCount } }
+    public var segmentStarts: [Double] { state.withLock { $0.segmentStarts } }
 
     // MARK: Producer side
 
@@ -70,16 +86,17 @@ public final class StreamFeed: Sendable {
             s.chunks.append(bytes)
             s.buffered += bytes.count
             s.nextSegment += 1
-            if s.nextSegment >= segmentCount { s.finished = true }
+            if let count = s.segmentCount, s.nextSegment >= count { s.finished = true }
             return true
         }
         if taken { signalConsumer() }
     }
 
     /// The producer gave up (after its own retries): the track ends with this reason.
-    public func fail(_ reason: String, generation: Int) {
+    /// Without a generation (the playlist itself failed) it ends whatever the position.
+    public func fail(_ reason: String, generation: Int? = nil) {
         let taken = state.withLock { s -> Bool in
-            guard s.generation == generation, !s.closed else { return false }
+            guard generation.map({ $0 == s.generation }) ?? true, !s.closed else { return false }
             s.failure = reason
             return true
         }
@@ -128,8 +145,8 @@ public final class StreamFeed: Sendable {
             s.chunks = []
             s.head = 0
             s.buffered = 0
-            s.nextSegment = max(0, min(segment, segmentCount))
-            s.finished = s.nextSegment >= segmentCount
+            s.nextSegment = max(0, min(segment, s.segmentCount ?? segment))
+            s.finished = s.segmentCount.map { s.nextSegment >= $0 } ?? false
             s.failure = nil
             let w = s.waiters
             s.waiters = []
@@ -172,16 +189,17 @@ public final class StreamedTrack: PCMSource {
 
     private let feed: StreamFeed
     private var decoder: MP3Decoder
-    /// First frame of each segment, from the playlist's durations.
-    private var segmentStarts: [Int64] = []
+    /// The decoder has not announced its format yet (the track was opened with the server's).
+    private var formatPending = false
     /// Frames to throw away after a seek landed at a segment's start.
     private var skip: Int64 = 0
     private let stallWait: Double
 
-    /// Waits up to `timeout` seconds for the stream's first frames to learn its format.
-    /// `hint` supplies tags the server knows (segments carry no ID3 tags of the file).
-    /// `segmentStarts` are the playlist's segment start times in seconds.
-    public init(location: String, feed: StreamFeed, segmentStarts: [Double], hint: TrackMetadata,
+    /// With `format` known (the server says the song's sample rate) it returns at once and a
+    /// slow first segment is "buffering" like any stall; otherwise it waits up to `timeout`
+    /// seconds for the first frames to learn the format. `hint` supplies the tags the server
+    /// knows (segments carry none of the file's).
+    public init(location: String, feed: StreamFeed, format: PCMFormat? = nil, hint: TrackMetadata,
                 timeout: Double = 10, stallWait: Double = 0.05) throws(AudioError) {
         self.location = location
         self.feed = feed
@@ -192,6 +210,12 @@ public final class StreamedTrack: PCMSource {
             decoder = try MP3Decoder()
         } catch {
             throw AudioError(location, error)
+        }
+        if let format {
+            metadata.format = format
+            metadata.totalFrames = hintSeconds.map { Int64(($0 * Double(format.sampleRate)).rounded()) }
+            formatPending = true
+            return
         }
         let deadline = Date(timeIntervalSinceNow: timeout)
         var scratch = [UInt8](repeating: 0, count: 16 * 1024)
@@ -220,12 +244,10 @@ public final class StreamedTrack: PCMSource {
             feed.close()
             throw AudioError(location, error)
         }
-        let rate = Double(metadata.format.sampleRate)
-        self.segmentStarts = segmentStarts.map { Int64(($0 * rate).rounded()) }
         if let exact = decoder.totalFrames {
             metadata.totalFrames = exact
         } else if let seconds = hintSeconds {
-            metadata.totalFrames = Int64(seconds * rate)
+            metadata.totalFrames = Int64(seconds * Double(metadata.format.sampleRate))
         }
     }
 
@@ -258,6 +280,8 @@ public final class StreamedTrack: PCMSource {
                     return frames
                 case .newFormat(let f):
                     if f != metadata.format { throw AudioError.Reason.decode("format changed mid-stream (\(metadata.format) → \(f))") }
+                    if formatPending, let exact = decoder.totalFrames { metadata.totalFrames = exact }
+                    formatPending = false
                 case .needMore:
                     switch feed.take(timeout: stallWait) {
                     case .bytes(let b): try feedDecoder(b)
@@ -275,6 +299,8 @@ public final class StreamedTrack: PCMSource {
     @discardableResult
     public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
         let target = max(0, min(frame, metadata.totalFrames ?? frame))
+        let rate = Double(metadata.format.sampleRate)
+        let segmentStarts = feed.segmentStarts.map { Int64(($0 * rate).rounded()) }
         let k = max(0, (segmentStarts.lastIndex { $0 <= target }) ?? 0)
         do {
             decoder = try MP3Decoder()

@@ -80,38 +80,16 @@ public final class StreamOpener: Sendable {
         }
     }
 
-    /// Blocking (the audio thread calls it): returns once the stream's format is known.
+    /// Called on the audio thread. When the server told the song's sample rate it returns at
+    /// once (a slow start is "buffering"); otherwise it waits for the first frames.
     public func open(_ location: String) throws(AudioError) -> StreamedTrack {
         guard let id = SongLocation.id(of: location) else { throw AudioError(location, .notFound) }
-        let result = ResultBox<Result<(MediaPlaylist, String), ClientError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
+        let feed = StreamFeed(readAhead: readAhead)
         let client = self.client
-        Task {
-            do throws(ClientError) {
-                let urls = try await client.streamURLs(song: id)
-                let body = try await client.fetchMedia(urls.hls, maxBytes: 4 << 20)
-                let playlist = try MediaPlaylist.parse(String(buffer: body))
-                result.set(.success((playlist, urls.hls)))
-            } catch {
-                result.set(.failure(error))
-            }
-            done.signal()
-        }
-        guard done.wait(timeout: .now() + openTimeout) == .success, let got = result.get() else {
-            throw AudioError(location, .unreadable("the server did not answer in \(Int(openTimeout)) s"))
-        }
-        let playlist: MediaPlaylist, playlistURL: String
-        switch got {
-        case .success(let p): (playlist, playlistURL) = p
-        case .failure(let e): throw AudioError(location, e.status == 404 ? .notFound : .unreadable(e.description))
-        }
-        let feed = StreamFeed(segmentCount: playlist.segmentURIs.count, readAhead: readAhead)
-        let base = playlistURL.split(separator: "?", maxSplits: 1)[0]
-        let dir = base[..<(base.lastIndex(of: "/").map { base.index(after: $0) } ?? base.endIndex)]
-        let urls = playlist.segmentURIs.map { $0.hasPrefix("/") || $0.hasPrefix("http") ? $0 : String(dir) + $0 }
-        Task { await Self.produce(feed: feed, urls: urls, client: client) }
+        Task { await Self.produce(feed: feed, song: id, client: client) }
         var hint = TrackMetadata()
-        if let song = song(id) {
+        let song = song(id)
+        if let song {
             hint.title = song.title
             hint.artist = song.artist
             hint.album = song.album
@@ -119,8 +97,57 @@ public final class StreamOpener: Sendable {
             hint.year = song.year
             hint.totalFrames = Int64(song.duration * Double(hint.format.sampleRate))
         }
-        return try StreamedTrack(location: location, feed: feed, segmentStarts: playlist.starts, hint: hint,
-                                 timeout: openTimeout)
+        // The decoder always delivers stereo S16 at the stream's own rate.
+        let format = song?.sampleRate.map { PCMFormat(sampleRate: $0, channels: 2) }
+        return try StreamedTrack(location: location, feed: feed, format: format, hint: hint, timeout: openTimeout)
+    }
+
+    /// Fetches the playlist, then segments in order while the feed wants them. Failures are
+    /// retried with backoff for up to a minute before the track ends with the reason.
+    static func produce(feed: StreamFeed, song id: Int64, client: APIClient) async {
+        let playlist: MediaPlaylist, playlistURL: String
+        do throws(ClientError) {
+            (playlist, playlistURL) = try await retrying(feed: feed) { () throws(ClientError) in
+                let urls = try await client.streamURLs(song: id)
+                let body = try await client.fetchMedia(urls.hls, maxBytes: 4 << 20)
+                return (try MediaPlaylist.parse(String(buffer: body)), urls.hls)
+            }
+        } catch {
+            feed.fail(error.status == 404 ? "no longer on the server" : error.description)
+            return
+        }
+        feed.setPlaylist(starts: playlist.starts)
+        let base = playlistURL.split(separator: "?", maxSplits: 1)[0]
+        let dir = base[..<(base.lastIndex(of: "/").map { base.index(after: $0) } ?? base.endIndex)]
+        let urls = playlist.segmentURIs.map { $0.hasPrefix("/") || $0.hasPrefix("http") ? $0 : String(dir) + $0 }
+        while let (generation, segment) = feed.nextRequest() {
+            await feed.waitForSpace(generation: generation)
+            guard let now = feed.nextRequest(), now == (generation, segment), segment < urls.count else { continue }
+            do throws(ClientError) {
+                let bytes = try await retrying(feed: feed, while: { feed.nextRequest().map { $0 == (generation, segment) } ?? false }) {
+                    () throws(ClientError) in try await client.fetchMedia(urls[segment])
+                }
+                feed.append(Self.audio(of: Array(buffer: bytes)), segment: segment, generation: generation)
+            } catch {
+                feed.fail(error.description, generation: generation)
+            }
+        }
+    }
+
+    /// Runs `body` until it succeeds, a permanent error, a minute of failures, or `still` is false.
+    static func retrying<T>(feed: StreamFeed, while still: () -> Bool = { true },
+                            _ body: () async throws(ClientError) -> T) async throws(ClientError) -> T {
+        var delay = 0.2, waited = 0.0
+        while true {
+            do throws(ClientError) {
+                return try await body()
+            } catch {
+                guard error.isTransient, waited < 60, still(), feed.nextRequest() != nil else { throw error }
+                try? await Task.sleep(for: .seconds(delay))
+                waited += delay
+                delay = min(2, delay * 2)
+            }
+        }
     }
 
     /// A packed-audio segment less its leading ID3 tag (the PRIV timestamp, RFC 8216 §3.4):
@@ -130,39 +157,4 @@ public final class StreamOpener: Sendable {
         let tag = segment.withUnsafeBytes { MP3Probe.id3v2Size($0) }
         return tag > 0 && tag <= segment.count ? Array(segment[tag...]) : segment
     }
-
-    /// Fetches segments in order while the feed wants them; retries a failed segment with
-    /// backoff for up to a minute before the track ends with the reason.
-    static func produce(feed: StreamFeed, urls: [String], client: APIClient) async {
-        while let (generation, segment) = feed.nextRequest() {
-            await feed.waitForSpace(generation: generation)
-            guard let now = feed.nextRequest(), now == (generation, segment), segment < urls.count else { continue }
-            var delay = 0.2
-            var waited = 0.0
-            while true {
-                do throws(ClientError) {
-                    let bytes = try await client.fetchMedia(urls[segment])
-                    feed.append(Self.audio(of: Array(buffer: bytes)), segment: segment, generation: generation)
-                    break
-                } catch {
-                    if !error.isTransient || waited > 60 {
-                        feed.fail(error.description, generation: generation)
-                        break
-                    }
-                    try? await Task.sleep(for: .seconds(delay))
-                    waited += delay
-                    delay = min(2, delay * 2)
-                    if feed.nextRequest().map({ $0 != (generation, segment) }) ?? true { break }
-                }
-            }
-        }
-    }
-}
-
-/// A value shared between a task and a thread waiting for it.
-final class ResultBox<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-    init(_ v: Value) { value = Mutex(v) }
-    func set(_ v: Value) { value.withLock { $0 = v } }
-    func get() -> Value { value.withLock { $0 } }
 }

@@ -168,6 +168,7 @@ components:
         hasCover: {type: boolean}
         sha256: {type: string}
         createdAt: {type: string, format: date-time}
+        sampleRate: {type: integer, description: "Hz of the decoded audio"}
     SongsPage:
       type: object
       required: [songs]

@@ -174,7 +174,7 @@ enum SongRoutes {
     static func song(_ s: StoredSong, owner: String) -> Song {
         Song(id: s.id, title: s.title, artist: s.artist, album: s.album, trackNumber: s.trackNumber, year: s.year,
              duration: s.duration, bytes: s.bytes, owner: owner, hasCover: s.coverMime != nil, sha256: s.sha256,
-             createdAt: s.createdAt.ISO8601Format())
+             createdAt: s.createdAt.ISO8601Format(), sampleRate: s.hls.sampleRate)
     }
 
     static func find(_ context: MusitContext, _ s: Services) async throws -> StoredSong {

@@ -118,4 +118,55 @@ struct SyncedTests {
         #expect(try a.count("written during the outage") == 1, "exactly once on A: \(screenA)")
         #expect(try b.count("hello from A") == 1, "the earlier message was not repeated")
     }
+
+    @Test("server unreachable at start: a clear error and retries; then a wrong password; then it works")
+    func unreachableThenWrongPassword() throws {
+        let server = ServerProcess()
+        let tmux = try TmuxSession.musit(["--device", "testnull", "--server", server.url], width: 100, height: 30)
+        defer { tmux.kill() }
+        try tmux.press(until: "Sign in", "the sign-in screen while nothing listens")
+        try tmux.send("-l", "carl")
+        try tmux.send("Enter")
+        try tmux.send("-l", "correct horse")
+        let started = Date()
+        try tmux.press("Enter", until: "server unreachable", "a clear error")
+        #expect(Date().timeIntervalSince(started) < 5, "reported within seconds")
+        // The screen stays responsive: Ctrl-R switches to registering at once.
+        try tmux.press("C-r", until: "Register", "the form still takes keys")
+        try server.start()
+        try tmux.send("-l", "correct horse")
+        try tmux.press("Enter", until: "carl · online", "registered once the server is up")
+        // Sign out, then a wrong password is refused with the server's words.
+        try tmux.command("signout")
+        try tmux.press(until: "Sign in", "signed out")
+        try tmux.send("-l", "carl")
+        try tmux.send("Enter")
+        try tmux.send("-l", "wrong password")
+        try tmux.press("Enter", until: "Wrong username or password", "wrong password refused")
+        #expect(!(try tmux.screen()).contains("carl · online"))
+        try tmux.send("-l", "correct horse")
+        try tmux.press("Enter", until: "carl · online", "the right password works")
+    }
+
+    @Test("a stalled link while streaming: 'buffering' shows, the UI keeps answering keys, playback resumes")
+    func stalledLinkStaysResponsive() throws {
+        let server = ServerProcess()
+        try server.start()
+        let proxy = SlowProxy(upstream: server.port, bytesPerSecond: 50_000_000)
+        defer { proxy.close() }
+        let tmux = try TmuxSession.player("dora", server: "http://127.0.0.1:\(proxy.port)")
+        defer { tmux.kill() }
+        try tmux.command("upload \(Fixtures.path("long20.mp3"))")
+        try tmux.press(until: "Long Sweep", "uploaded and listed")
+        proxy.setRate(0)
+        try tmux.send("Enter")
+        try tmux.press(until: "buffering", "the stalled stream says so")
+        let asked = Date()
+        try tmux.press("?", until: "Help: keys", "help opens while the stream is stalled")
+        #expect(Date().timeIntervalSince(asked) < 1, "answered in \(Date().timeIntervalSince(asked)) s")
+        try tmux.press("Escape", until: "Now Playing")
+        proxy.setRate(50_000_000)
+        let resumed = try tmux.waitFor(timeout: 15) { $0.contains("▶ playing") && !$0.contains("buffering") }
+        #expect(resumed.ok, "playback resumed: \(resumed.screen)")
+    }
 }
