@@ -5,3 +5,4 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/audio.sh"
 "$here/ui.sh"
 "$here/server.sh"
+"$here/client.sh"
