@@ -79,29 +79,29 @@ public actor ServerLibrary {
         player.send(first ? .load(tracks, startAt: 0, autoplay: false) : .append(tracks))
     }
 
-    /// The library changed on the server: new songs are listed at the end; searches start over.
+    /// The library changed on the server (uploads, deletions): the listing is read again as
+    /// far as it was loaded, searches start over, and the view reloads what it shows.
     public func refresh() async {
-        searches = [:]
-        all.exhausted = false
+        var fresh = Listing()
+        let wanted = max(all.songs.count, pageSize)
         do throws(ClientError) {
-            while !all.exhausted {
-                let page = try await client.songs(cursor: all.songs.last?.id, limit: pageSize)
-                all.songs += page.songs.filter { s in !all.songs.contains { $0.id == s.id } }
-                all.exhausted = page.nextCursor == nil
+            while !fresh.exhausted && fresh.songs.count < wanted + pageSize {
+                let page = try await client.songs(cursor: fresh.songs.last?.id, limit: pageSize)
+                fresh.songs += page.songs
+                fresh.exhausted = page.nextCursor == nil
                 adopt(page.songs)
-                if all.songs.count > 100_000 { break }
             }
         } catch {
             return
         }
-        post(.queueChanged(total: all.songs.count, hasMore: !all.exhausted))
+        all = fresh
+        searches = [:]
+        post(.queueInvalidated(total: all.songs.count, hasMore: !all.exhausted))
     }
 
-    /// Forgets a deleted song's row (its queue entry stays, and fails with 404 if played).
-    public func removed(_ id: Int64) {
-        all.songs.removeAll { $0.id == id }
-        searches = [:]
-        post(.queueChanged(total: all.songs.count, hasMore: !all.exhausted))
+    /// A song this client deleted: the listing is read again.
+    public func removed(_ id: Int64) async {
+        await refresh()
     }
 
     /// After reconnecting: answer what failed while offline.

@@ -279,7 +279,7 @@ public struct Renderer: Sendable {
             if let scan = s.scan, !scan.finished { text = "scanning\(glyphs.ellipsis)" }
             else if q.isFiltered { text = "no match for \u{201C}\(q.filter)\u{201D}" }
             else if q.hasMore && !q.pending.isEmpty { text = "loading\(glyphs.ellipsis)" }
-            else { text = "empty: add music with :add PATH" }
+            else { text = s.signedIn ? "empty: add music with :upload PATH (or :add PATH)" : "empty: add music with :add PATH" }
             centered(&b, r, text)
             return
         }

@@ -154,6 +154,19 @@ public struct QueueState: Equatable, Sendable {
         return fetch(visibleRows: visibleRows)
     }
 
+    /// Every row may have changed (songs deleted on the server): drop all pages, keep the
+    /// cursor where it can stay, and fetch what is visible again.
+    public mutating func invalidate(total: Int, hasMore more: Bool, visibleRows: Int) -> [QueuePageRequest] {
+        generation += 1
+        pages = [:]
+        pending = []
+        count = total
+        hasMore = more
+        cursor = min(cursor, max(0, count - 1))
+        top = min(top, cursor)
+        return fetch(visibleRows: visibleRows)
+    }
+
     public mutating func loaded(_ page: QueuePage, visibleRows: Int) -> [QueuePageRequest] {
         guard page.request.generation == generation, page.request.filter == filter else { return [] }
         let number = page.request.offset / pageSize

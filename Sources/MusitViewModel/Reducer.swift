@@ -7,6 +7,8 @@ public enum Action: Equatable, Sendable {
     case pageLoaded(QueuePage)
     /// The queue's source grew or changed (a scan found files, `:add` ran).
     case queueChanged(total: Int, hasMore: Bool)
+    /// Rows anywhere may have changed (the server's library lost songs): reload what is shown.
+    case queueInvalidated(total: Int, hasMore: Bool)
     case scanProgress(ScanProgress)
     case message(String?)
     /// The player could not play queue entry `index`.
@@ -63,6 +65,8 @@ public enum Reducer {
             return fetches(s.queue.loaded(page, visibleRows: s.queueRows))
         case .queueChanged(let total, let hasMore):
             return fetches(s.queue.sourceChanged(total: total, hasMore: hasMore, visibleRows: s.queueRows))
+        case .queueInvalidated(let total, let hasMore):
+            return fetches(s.queue.invalidate(total: total, hasMore: hasMore, visibleRows: s.queueRows))
         case .scanProgress(let p):
             s.scan = p
             return []

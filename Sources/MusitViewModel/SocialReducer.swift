@@ -15,10 +15,11 @@ extension Reducer {
             if case .signIn = s.mode { s.mode = .normal }
             return []
         case .signedOut(let reason):
+            let previous = s.social.me ?? ""
             s.signedIn = false
             s.social = SocialState()
             s.social.connection = .signedOut
-            var form = SignInForm(server: s.serverName)
+            var form = SignInForm(server: s.serverName, username: previous)
             form.error = reason
             s.mode = .signIn(form)
             return []

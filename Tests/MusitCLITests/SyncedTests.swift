@@ -40,8 +40,8 @@ final class ServerProcess: @unchecked Sendable {
 
 extension TmuxSession {
     /// A player signed up as `name` against `server`, in a 120×36 window.
-    static func player(_ name: String, server: String, device: String = "testnull") throws -> TmuxSession {
-        let tmux = try TmuxSession.musit(["--device", device, "--pace", "--server", server], width: 120, height: 36)
+    static func player(_ name: String, server: String, device: String = "testnull", config: String? = nil) throws -> TmuxSession {
+        let tmux = try TmuxSession.musit(["--device", device, "--pace", "--server", server], width: 120, height: 36, config: config)
         try tmux.press(until: "Sign in", "the sign-in screen")
         try tmux.send("-l", name)
         try tmux.send("Enter")
@@ -101,6 +101,26 @@ struct SyncedTests {
         let delay = Date().timeIntervalSince(pressed)
         #expect(seen.ok, "B's friends pane shows what A plays: \(seen.screen)")
         #expect(delay < 1.0, "shown \(delay) s after A pressed Enter")
+        try a.send("Space")
+        try b.press(until: "⏸ Long Sweep – Fixture", "A's pause reaches B")
+        try a.send("Space")
+        try b.press(until: "▶ Long Sweep – Fixture", "and the resume")
+
+        // Profiles: B edits a bio, A reads it.
+        try b.command("bio Ünïcode bio 🎵")
+        try b.press(until: "Ünïcode bio 🎵", "B's profile shows the new bio")
+        try b.send("Escape")
+        try a.command("profile bob")
+        try a.press(until: "Ünïcode bio 🎵", "A reads B's bio")
+        try a.send("Escape")
+
+        // Statistics: alice registered first, so she is admin; bob is not.
+        try a.command("stats")
+        try a.press(until: "1. Long Sweep – Fixture (1)", "A's play is counted in the Stats pane")
+        #expect(try a.screen().contains("plays per day"))
+        try a.send("Escape")
+        try b.command("stats")
+        try b.press(until: "statistics are for admins", "not for bob")
 
         // Outage: the server dies; A writes meanwhile; the message arrives once after a restart.
         server.killHard()
@@ -117,6 +137,13 @@ struct SyncedTests {
         #expect(try b.count("written during the outage") == 1, "exactly once on B: \(screenB)")
         #expect(try a.count("written during the outage") == 1, "exactly once on A: \(screenA)")
         #expect(try b.count("hello from A") == 1, "the earlier message was not repeated")
+
+        // The same file again is reported as a duplicate; deleting it empties A's library.
+        try b.command("upload \(Fixtures.path("long20.mp3"))")
+        try b.press(until: "1 already in the library", "duplicate reported")
+        try b.command("delete")
+        try b.press(until: "deleted Long Sweep", "B deleted its song")
+        try a.press(until: "empty: add music with :upload", "the deletion reached A's library")
     }
 
     @Test("server unreachable at start: a clear error and retries; then a wrong password; then it works")
@@ -138,9 +165,8 @@ struct SyncedTests {
         try tmux.press("Enter", until: "carl · online", "registered once the server is up")
         // Sign out, then a wrong password is refused with the server's words.
         try tmux.command("signout")
-        try tmux.press(until: "Sign in", "signed out")
-        try tmux.send("-l", "carl")
-        try tmux.send("Enter")
+        let out = try tmux.press(until: "Sign in", "signed out")
+        #expect(out.contains("Username: carl"), "the name is kept; the password field has the focus")
         try tmux.send("-l", "wrong password")
         try tmux.press("Enter", until: "Wrong username or password", "wrong password refused")
         #expect(!(try tmux.screen()).contains("carl · online"))
@@ -168,5 +194,58 @@ struct SyncedTests {
         proxy.setRate(50_000_000)
         let resumed = try tmux.waitFor(timeout: 15) { $0.contains("▶ playing") && !$0.contains("buffering") }
         #expect(resumed.ok, "playback resumed: \(resumed.screen)")
+    }
+
+    @Test("a refused refresh token returns to the sign-in screen; a server answering 500s keeps the UI usable")
+    func refusedSessionAndBrokenServer() throws {
+        let server = ServerProcess()
+        try server.start()
+        let config = NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"
+        let first = try TmuxSession.player("erin", server: server.url, config: config)
+        first.kill()
+        // The stored access token has expired and the refresh token is not one the server knows.
+        let path = config + "/musit/session.json"
+        var session = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        session["expiresAt"] = Date().timeIntervalSince1970 - 10
+        session["refreshToken"] = "forged-refresh-token"
+        try JSONSerialization.data(withJSONObject: session).write(to: URL(fileURLWithPath: path))
+        let again = try TmuxSession.musit(["--device", "testnull", "--server", server.url], width: 100, height: 30, config: config)
+        defer { again.kill() }
+        try again.press(until: "the session expired; sign in again", "back to sign-in")
+        try again.send("-l", "correct horse")
+        try again.press("Enter", until: "erin · online", "signing in again works")
+
+        // A server that answers every request with 500.
+        let port = ServeTests.freePort()
+        let broken = Process()
+        broken.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        broken.standardOutput = FileHandle.nullDevice
+        broken.standardError = FileHandle.nullDevice
+        broken.arguments = ["-c", """
+            import http.server
+            class H(http.server.BaseHTTPRequestHandler):
+                def answer(self):
+                    self.send_response(500); self.send_header("Content-Type", "text/html"); self.end_headers()
+                    self.wfile.write(b"<h1>oops</h1>")
+                do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+                def log_message(self, *a): pass
+            http.server.ThreadingHTTPServer(("127.0.0.1", \(port)), H).serve_forever()
+            """]
+        try broken.run()
+        defer {
+            // SIGKILL: the child inherits the test runner's signal mask, which may block SIGTERM.
+            kill(broken.processIdentifier, SIGKILL)
+            broken.waitUntilExit()
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let tmux = try TmuxSession.musit(["--device", "testnull", "--server", "http://127.0.0.1:\(port)"], width: 100, height: 30)
+        defer { tmux.kill() }
+        try tmux.press(until: "Sign in", "the sign-in screen")
+        try tmux.send("-l", "frank")
+        try tmux.send("Enter")
+        try tmux.send("-l", "correct horse")
+        try tmux.press("Enter", until: "500", "the failure is shown")
+        try tmux.press("C-r", until: "Register", "still taking keys")
+        try tmux.press("Escape", until: "[exited 0]", "and it quits cleanly")
     }
 }

@@ -63,10 +63,14 @@ struct SocialTests {
         #expect(again.password.text.isEmpty && !again.busy, "a failed attempt clears the password")
         s.session(.signedIn(username: "alice", admin: false))
         #expect(s.state.mode == .normal && s.state.signedIn)
-        // Empty fields are refused on the spot.
+        // Signed out, the name is kept; an empty password is refused on the spot, and so is
+        // an empty name.
         s.store.send(.session(.signedOut("")))
-        s.keys(.enter, .enter)
-        #expect(s.text.contains("enter a username"))
+        #expect(s.text.contains("Username: alice"))
+        s.keys(.enter)
+        #expect(s.text.contains("enter a password"))
+        s.keys(.tab, .ctrl("u"), .enter, .enter)
+        #expect(s.text.contains("enter a username"), "\(s.text)")
     }
 
     @Test("friends pane: online first, requests on top; Enter opens a chat, a accepts, d declines")
