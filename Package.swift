@@ -90,7 +90,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "MusitClientTests", dependencies: [
-            "MusitClient", "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
+            "MusitClient", "MusitApp", "MusitViewModel", "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTestSupport"]),

@@ -93,4 +93,32 @@ struct StreamingTests {
             #expect(started == songs.map(\.title))
         }
     }
+
+    @Test("a seek inside a streamed track lands within 10 ms, from the segment that holds the target")
+    func streamedSeek() async throws {
+        try await LiveServer.with { base in
+            let api = try await LiveServer.client(base, "seeker")
+            let song = try await api.upload(path: Fixtures.path("long20.mp3")) { _, _ in }
+            let opener = StreamOpener(client: api, readAhead: 64 * 1024)
+            opener.remember([song])
+            let (device, capture) = Fixtures.captureDevice()
+            let p = Self.player(device, opener: opener)
+            let events = Events(p)
+            p.send(.load([Track(SongLocation.make(song.id))], startAt: 0, autoplay: false))
+            #expect(await events.wait { $0.contains(.stateChanged(.paused)) })
+            p.send(.seek(to: 13.0))  // the third of four segments (they start near 0, 6, 12 and 18 s)
+            p.send(.resume)
+            #expect(await events.wait { $0.contains(.queueFinished) })
+            p.shutdown()
+            let pcm = try PCM(raw: capture)
+            let source = try PCM(wav: Fixtures.path("long20.wav"))
+            let skip = 2048  // the first frames after a cut decode without their bit reservoir
+            let expected = 13 * 44100 + skip
+            let match = Signal.bestLag(probe: pcm.channel(0, from: skip, count: 8192), reference: source.channel(0),
+                                       expectedStart: expected, maxLag: 2205)
+            #expect(abs(match.lag) <= 441, "landed \(match.lag) frames (\(Double(match.lag) / 44.1) ms) from the target")
+            #expect(match.correlation > 0.999, "the capture is the song after the seek (\(match.correlation))")
+            #expect(abs(pcm.frames - (source.frames - 13 * 44100)) <= 2 * 1152, "plays on to the end: \(pcm.frames) frames")
+        }
+    }
 }
