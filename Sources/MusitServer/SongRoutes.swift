@@ -99,7 +99,8 @@ enum SongRoutes {
 
         router.get("/api/v1/songs/:id/audio") { request, context in
             let stored = try await mediaSong(request, context, s)
-            return try await rangeResponse(request, context, fileIO: fileIO, path: audioPath(media, stored.id),
+            return try await rangeResponse(request, context, fileIO: fileIO, cache: s.mediaCache, song: stored.id,
+                                           path: audioPath(media, stored.id),
                                            size: Int(stored.bytes), etag: "\"\(stored.sha256.prefix(32))\"",
                                            lastModified: stored.createdAt)
         }
@@ -201,8 +202,12 @@ enum SongRoutes {
     }
 
     /// GET with Range (one range: a-b, a-, -n), If-Range (ETag or date) and ETag.
-    static func rangeResponse(_ request: Request, _ context: MusitContext, fileIO: FileIO, path: String, size: Int,
-                              etag: String, lastModified: Date) async throws -> Response {
+    /// Ranges up to this size are read with one `pread` of an already open file; larger ones
+    /// and whole files stream through `FileIO` in chunks.
+    static let smallRange = 1 << 20
+
+    static func rangeResponse(_ request: Request, _ context: MusitContext, fileIO: FileIO, cache: MediaCache, song: Int64,
+                              path: String, size: Int, etag: String, lastModified: Date) async throws -> Response {
         var headers: HTTPFields = [.contentType: "audio/mpeg", .acceptRanges: "bytes", .eTag: etag,
                                    .lastModified: lastModified.httpDate]
         if request.headers[.ifNoneMatch].map({ $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.contains(etag) }) == true {
@@ -222,6 +227,23 @@ enum SongRoutes {
         }
         headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
         headers[.contentLength] = String(range.count)
+        if range.count <= smallRange {
+            // Hot songs are served from memory (a slice shares the cached storage); others
+            // with one pread of an open file: no open, stat or close per request.
+            let bytes: ByteBuffer
+            if let whole = cache.contents(song: song), whole.readableBytes == size {
+                bytes = whole.getSlice(at: whole.readerIndex + range.lowerBound, length: range.count)!
+            } else {
+                bytes = try await runBlocking {
+                    let file = try cache.file(song: song, path: path)
+                    if let whole = try cache.admit(song: song, size: size, read: { try file.read(0...(size - 1)) }) {
+                        return whole.getSlice(at: whole.readerIndex + range.lowerBound, length: range.count)!
+                    }
+                    return try file.read(range)
+                }
+            }
+            return Response(status: .partialContent, headers: headers, body: counted(.init(byteBuffer: bytes)))
+        }
         return Response(status: .partialContent, headers: headers,
                         body: counted(try await fileIO.loadFile(path: path, range: range, context: context)))
     }
@@ -331,7 +353,80 @@ extension Date {
 /// Recently used song rows and verified media tokens, so a Range request costs no database
 /// read and no signature check when the same player asks again.
 final class MediaCache: Sendable {
+    /// An audio file kept open for range reads. Closed when the last holder lets go, so a
+    /// read in flight when the song is deleted still completes from the unlinked file.
+    final class OpenFile: Sendable {
+        let fd: Int32
+
+        init(path: String) throws {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { throw Problem.notFound("The audio file is gone") }
+        }
+
+        deinit { close(fd) }
+
+        func read(_ range: ClosedRange<Int>) throws -> ByteBuffer {
+            var buffer = ByteBufferAllocator().buffer(capacity: range.count)
+            let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: range.count) { out -> Int in
+                var done = 0
+                while done < range.count {
+                    let r = pread(fd, out.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                    if r < 0 && errno == EINTR { continue }
+                    if r <= 0 { break }
+                    done += r
+                }
+                return done
+            }
+            guard n == range.count else { throw Problem(status: 500, title: "Internal Server Error", detail: "short read") }
+            return buffer
+        }
+    }
+
+    private let files = Mutex<[Int64: OpenFile]>([:])
     private let songs = Mutex<[Int64: StoredSong]>([:])
+    /// Whole files of songs asked for by range more than once, within a byte budget.
+    private let memory = Mutex<(files: [Int64: ByteBuffer], bytes: Int, seen: Set<Int64>)>(([:], 0, []))
+    let memoryBudget: Int
+
+    init(memoryBudget: Int = 128 << 20) {
+        self.memoryBudget = memoryBudget
+    }
+
+    func contents(song id: Int64) -> ByteBuffer? { memory.withLock { $0.files[id] } }
+
+    /// On a song's second range request, reads it whole into memory if it fits the budget
+    /// (evicting others); nil when it stays on disk.
+    func admit(song id: Int64, size: Int, read: () throws -> ByteBuffer) rethrows -> ByteBuffer? {
+        let wanted = memory.withLock { m -> Bool in
+            guard size <= memoryBudget / 4, m.files[id] == nil else { return false }
+            if m.seen.contains(id) { return true }
+            if m.seen.count > 10_000 { m.seen.removeAll() }
+            m.seen.insert(id)
+            return false
+        }
+        guard wanted else { return nil }
+        let whole = try read()
+        memory.withLock { m in
+            while m.bytes + size > memoryBudget, let victim = m.files.keys.first {
+                m.bytes -= m.files.removeValue(forKey: victim)?.readableBytes ?? 0
+            }
+            m.files[id] = whole
+            m.bytes += size
+        }
+        return whole
+    }
+
+    /// The open file of a song (opened on first use; call on the thread pool).
+    func file(song id: Int64, path: String) throws -> OpenFile {
+        if let f = files.withLock({ $0[id] }) { return f }
+        let f = try OpenFile(path: path)
+        return files.withLock { open in
+            if let other = open[id] { return other }
+            if open.count >= 512 { open.removeAll() }
+            open[id] = f
+            return f
+        }
+    }
     private let tokens = Mutex<[String: (song: Int64, expires: Date)]>([:])
     static let limit = 10_000
 
@@ -346,6 +441,11 @@ final class MediaCache: Sendable {
 
     func forget(song id: Int64) {
         songs.withLock { _ = $0.removeValue(forKey: id) }
+        files.withLock { _ = $0.removeValue(forKey: id) }
+        memory.withLock { m in
+            m.bytes -= m.files.removeValue(forKey: id)?.readableBytes ?? 0
+            m.seen.remove(id)
+        }
         tokens.withLock { $0 = $0.filter { $0.value.song != id } }
     }
 

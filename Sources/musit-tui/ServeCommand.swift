@@ -31,6 +31,10 @@ struct ServeCommand {
         c.jwtSecret = environment["MUSIT_JWT_SECRET"]
         if let cost = environment["MUSIT_BCRYPT_COST"].flatMap(UInt8.init), (4...31).contains(cost) { c.bcryptCost = cost }
         let configuration = c
+        let levelName = environment["MUSIT_LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: levelName) else {
+            throw ValidationError("MUSIT_LOG_LEVEL is one of trace, debug, info, notice, warning, error, critical, not \(levelName).")
+        }
         let format = logFormat ?? environment["MUSIT_LOG_FORMAT"] ?? "text"
         guard ["text", "json"].contains(format) else { throw ValidationError("--log-format is text or json, not \(format).") }
         if format == "json" {
@@ -41,7 +45,7 @@ struct ServeCommand {
         Task {
             do {
                 var logger = Logger(label: "musit.server")
-                logger.logLevel = .info
+                logger.logLevel = level
                 try await MusitBackend.run(configuration, logger: logger)
             } catch {
                 failure.set(error)

@@ -149,6 +149,16 @@ struct SongTests {
             #expect(r.status == .ok && [UInt8](buffer: r.body) == file, "If-Range mismatch: the whole file")
             r = try await get([.ifNoneMatch: etag])
             #expect(r.status == .notModified)
+            // From the second range request on, the song is served from memory: same bytes.
+            for start in stride(from: 0, to: file.count - 4096, by: 7919) {
+                r = try await get([.range: "bytes=\(start)-\(start + 4095)"])
+                #expect(r.status == .partialContent && [UInt8](buffer: r.body) == Array(file[start..<(start + 4096)]))
+            }
+            // Deleted: not served from memory or from an open file.
+            let deleted = try await http.execute(uri: "/api/v1/songs/\(song.id)", method: .delete, headers: T.bearer(alice.pair.accessToken))
+            #expect(deleted.status == .noContent)
+            r = try await get([.range: "bytes=0-99"])
+            #expect(r.status == .notFound, "a deleted song is gone from every cache")
         }
     }
 
