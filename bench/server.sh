@@ -48,7 +48,7 @@ worker_processes 2;
 pid $out/nginx.pid;
 error_log /dev/null;
 events { worker_connections 4096; }
-http { access_log off; sendfile on; server { listen 127.0.0.1:$nport; root $out/www; } }
+http { access_log $out/nginx-access.log combined buffer=64k; sendfile on; server { listen 127.0.0.1:$nport; root $out/www; } }
 CONF
 nginx -c "$out/nginx.conf"
 sleep 0.5
@@ -61,6 +61,7 @@ LUA
 echo
 echo "== wrk on loopback, 5 s per cell (wrk shares the 2 cores with the server)"
 printf "  %-22s %12s %12s %12s\n" "" "1 conn" "16 conns" "256 conns"
+declare -A num
 for kind in range full; do
     for who in musit nginx; do
         url=$([ $who = musit ] && echo "$musit_url" || echo "$nginx_url")
@@ -72,11 +73,21 @@ for kind in range full; do
             res=$(wrk "${args[@]}" "$url" 2>/dev/null)
             if [ $kind = range ]; then
                 v=$(echo "$res" | awk '/Requests\/sec/ {printf "%.0f req/s", $2}')
+                num[$kind,$who,$c]=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
             else
                 v=$(echo "$res" | awk '/Transfer\/sec/ {print $2}')
+                # Bytes per second, whatever unit wrk chose.
+                num[$kind,$who,$c]=$(echo "$v" | awk '{ n = $1 + 0; u = $1; gsub(/[0-9.]/, "", u);
+                    m = (u == "GB") ? 1e9 : (u == "MB") ? 1e6 : (u == "KB") ? 1e3 : 1; print n * m }')
             fi
             row+=$(printf " %12s" "$v")
         done
         printf "  %-22s%s\n" "$who $kind" "$row"
     done
+    row=""
+    for c in 1 16 256; do
+        row+=$(printf " %12s" "$(awk -v a="${num[$kind,musit,$c]}" -v b="${num[$kind,nginx,$c]}" 'BEGIN { printf "%.2fx", a / b }')")
+    done
+    printf "  %-22s%s\n" "musit/nginx $kind" "$row"
 done
+echo "  (target: Range req/s at 16 connections >= 0.5x nginx; both log every request: Musit at info, nginx its access log)"

@@ -89,6 +89,15 @@ public final class MP3Decoder {
         return (Int64(r), inputOffset)
     }
 
+    /// Samples libmpg123 trims from the start for gapless playback: the encoder delay from
+    /// the LAME Info tag plus its own decoder delay (529); nil without an Info tag.
+    public var startTrim: Int? {
+        var value = 0
+        var fvalue = 0.0
+        guard mpg123_getstate2(handle, Int32(MPG123_ENC_DELAY.rawValue), &value, &fvalue) == MPG123_OK.rawValue, value >= 0 else { return nil }
+        return value + 529
+    }
+
     /// Total frames: exact with a LAME/Xing Info tag, else estimated from the stream size.
     public var totalFrames: Int64? {
         let n = mpg123_length(handle)

@@ -191,6 +191,12 @@ public final class StreamedTrack: PCMSource {
     private var decoder: MP3Decoder
     /// The decoder has not announced its format yet (the track was opened with the server's).
     private var formatPending = false
+    /// Where the first output sample sits in the segments' timeline, which counts every frame
+    /// from the Info frame on: the Info frame (never output) plus the gapless start trim.
+    /// A decoder started mid-stream has neither, so seeks add this to land exactly.
+    private var timelineOffset: Int64?
+    /// `metadata.totalFrames` came from the Info tag: output past it is encoder padding.
+    private var exactLength = false
     /// Frames to throw away after a seek landed at a segment's start.
     private var skip: Int64 = 0
     private let stallWait: Double
@@ -244,7 +250,11 @@ public final class StreamedTrack: PCMSource {
             feed.close()
             throw AudioError(location, error)
         }
-        if let exact = decoder.totalFrames {
+        if let trim = decoder.startTrim { timelineOffset = Int64(1152 + trim) }
+        if let exact = decoder.totalFrames, decoder.startTrim != nil {
+            metadata.totalFrames = exact
+            exactLength = true
+        } else if let exact = decoder.totalFrames {
             metadata.totalFrames = exact
         } else if let seconds = hintSeconds {
             metadata.totalFrames = Int64(seconds * Double(metadata.format.sampleRate))
@@ -276,11 +286,23 @@ public final class StreamedTrack: PCMSource {
                         let base = buffer.baseAddress!
                         base.update(from: base + drop * channels, count: frames * channels)
                     }
+                    if exactLength, let total = metadata.totalFrames {
+                        // After a seek the decoder runs without the Info tag and would play
+                        // the encoder's padding too: stop where the file's audio ends.
+                        frames = Int(max(0, min(Int64(frames), total - framePosition)))
+                        if frames == 0 { return 0 }
+                    }
                     framePosition += Int64(frames)
                     return frames
                 case .newFormat(let f):
                     if f != metadata.format { throw AudioError.Reason.decode("format changed mid-stream (\(metadata.format) → \(f))") }
-                    if formatPending, let exact = decoder.totalFrames { metadata.totalFrames = exact }
+                    if formatPending {
+                        if let exact = decoder.totalFrames { metadata.totalFrames = exact }
+                        if let trim = decoder.startTrim {
+                            timelineOffset = Int64(1152 + trim)
+                            exactLength = decoder.totalFrames != nil
+                        }
+                    }
                     formatPending = false
                 case .needMore:
                     switch feed.take(timeout: stallWait) {
@@ -301,14 +323,17 @@ public final class StreamedTrack: PCMSource {
         let target = max(0, min(frame, metadata.totalFrames ?? frame))
         let rate = Double(metadata.format.sampleRate)
         let segmentStarts = feed.segmentStarts.map { Int64(($0 * rate).rounded()) }
-        let k = max(0, (segmentStarts.lastIndex { $0 <= target }) ?? 0)
+        // In the segments' timeline; from segment 0 the decoder trims as for the file. Before
+        // any audio was decoded the offset is unknown: then decode from the start and skip.
+        let timelineTarget = target + (timelineOffset ?? 0)
+        let k = timelineOffset == nil ? 0 : max(0, (segmentStarts.lastIndex { $0 <= timelineTarget }) ?? 0)
         do {
             decoder = try MP3Decoder()
         } catch {
             throw AudioError(location, error)
         }
         feed.restart(at: k)
-        skip = target - (segmentStarts.isEmpty ? 0 : segmentStarts[k])
+        skip = k == 0 ? target : timelineTarget - segmentStarts[k]
         framePosition = target
         return target
     }

@@ -1,6 +1,7 @@
 import Foundation
 import MusitAPI
 import ServiceLifecycle
+import Synchronization
 
 /// Wakes held long-polls. Each user has a version that every publish bumps; a poller reads
 /// the version before it looks in storage and waits only while the version is unchanged, so
@@ -25,9 +26,11 @@ public actor EventBus: Service {
     func version(of user: Int64) -> UInt64 { versions[user] ?? 0 }
 
     /// Returns when `user` gets news after `version`, after `timeout` seconds, on
-    /// cancellation (the client went away) or at shutdown, whichever comes first.
-    func wait(user: Int64, since version: UInt64, timeout: Double) async {
-        guard !closed, versions[user] ?? 0 == version, timeout > 0 else { return }
+    /// cancellation (the client went away) or at shutdown, whichever comes first; with the
+    /// events announced meanwhile when they are all still in memory (nil: read storage).
+    /// Answering them here saves each woken poll a second trip through the actor.
+    func wait(user: Int64, since version: UInt64, timeout: Double) async -> [ServerEvent]? {
+        guard !closed, versions[user] ?? 0 == version, timeout > 0 else { return events(for: user, after: version) }
         let id = UUID()
         active.insert(id)
         defer {
@@ -35,7 +38,8 @@ public actor EventBus: Service {
             early.remove(id)
         }
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+            // Cancelled when the poll was answered: then there is nothing to release.
+            do { try await Task.sleep(for: .milliseconds(Int(timeout * 1000))) } catch { return }
             await self?.release(user: user, id: id)
         }
         await withTaskCancellationHandler {
@@ -51,6 +55,7 @@ public actor EventBus: Service {
             Task { await self.release(user: user, id: id) }
         }
         timer.cancel()
+        return events(for: user, after: version)
     }
 
     private func release(user: Int64, id: UUID) {
@@ -131,9 +136,10 @@ struct EventPublisher: Sendable {
 }
 
 /// Who is online and what they play, in memory: a poll touches it twice, which must not
-/// cost a database write each time. It is ephemeral by nature (clients re-announce).
-public actor PresenceTracker {
-    private var entries: [Int64: StoredPresence] = [:]
+/// cost a database write (or, with thousands of polls woken at once, an actor hop) each time.
+/// It is ephemeral by nature (clients re-announce).
+public final class PresenceTracker: Sendable {
+    private let entries = Mutex<[Int64: StoredPresence]>([:])
     let window: TimeInterval
 
     public init(window: TimeInterval = APILimits.onlineSeconds) {
@@ -141,29 +147,36 @@ public actor PresenceTracker {
     }
 
     func set(userID: Int64, nowPlaying: NowPlayingInfo?, seen: Date) {
-        entries[userID] = StoredPresence(userID: userID, nowPlaying: nowPlaying, lastSeen: seen)
+        entries.withLock { $0[userID] = StoredPresence(userID: userID, nowPlaying: nowPlaying, lastSeen: seen) }
     }
 
     /// Marks the user seen; true when they were offline before.
     func touch(userID: Int64, seen: Date) -> Bool {
-        let before = entries[userID]?.lastSeen
-        if entries[userID] == nil {
-            entries[userID] = StoredPresence(userID: userID, nowPlaying: nil, lastSeen: seen)
-        } else {
-            entries[userID]?.lastSeen = seen
+        let before = entries.withLock { e -> Date? in
+            let before = e[userID]?.lastSeen
+            if e[userID] == nil {
+                e[userID] = StoredPresence(userID: userID, nowPlaying: nil, lastSeen: seen)
+            } else {
+                e[userID]?.lastSeen = seen
+            }
+            return before
         }
         return before.map { seen.timeIntervalSince($0) > window } ?? true
     }
 
     func presence(of users: [Int64]) -> [Int64: StoredPresence] {
-        var out: [Int64: StoredPresence] = [:]
-        for u in users { out[u] = entries[u] }
-        return out
+        entries.withLock { e in
+            var out: [Int64: StoredPresence] = [:]
+            for u in users { out[u] = e[u] }
+            return out
+        }
     }
 
     func isOnline(_ p: StoredPresence, now: Date) -> Bool { now.timeIntervalSince(p.lastSeen) <= window }
 
     func listening(now: Date) -> Int {
-        entries.values.filter { now.timeIntervalSince($0.lastSeen) <= window && $0.nowPlaying?.state == .playing }.count
+        entries.withLock { e in
+            e.values.filter { now.timeIntervalSince($0.lastSeen) <= window && $0.nowPlaying?.state == .playing }.count
+        }
     }
 }

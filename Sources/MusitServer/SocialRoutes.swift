@@ -39,7 +39,7 @@ enum SocialRoutes {
         router.get("/api/v1/friends") { request, _ in
             let me = try await Routes.authenticate(request, services: s)
             let (friends, incoming, outgoing) = try await social.friends(of: me.id)
-            let presence = await s.presence.presence(of: friends.map(\.id))
+            let presence = s.presence.presence(of: friends.map(\.id))
             let now = Date()
             let window = s.presence.window
             return FriendsList(
@@ -149,7 +149,7 @@ enum SocialRoutes {
         router.put("/api/v1/presence") { request, context in
             let me = try await Routes.authenticate(request, services: s)
             let body = try await request.decode(as: NowPlayingInfo.self, context: context)
-            await s.presence.set(userID: me.id, nowPlaying: body, seen: Date())
+            s.presence.set(userID: me.id, nowPlaying: body, seen: Date())
             let friends = try await social.friends(of: me.id).friends.map(\.id)
             try await publisher.publish(EventPublisher.event(.presence, user: me.username, nowPlaying: body, online: true), to: friends)
             return Response(status: .noContent)
@@ -164,7 +164,7 @@ enum SocialRoutes {
             guard (0...APILimits.maxPollSeconds).contains(timeout) else {
                 throw Problem.badRequest("timeout is 0 to \(APILimits.maxPollSeconds) seconds")
             }
-            if await s.presence.touch(userID: me.id, seen: Date()) {
+            if s.presence.touch(userID: me.id, seen: Date()) {
                 let friends = try await social.friends(of: me.id).friends.map(\.id)
                 try await publisher.publish(EventPublisher.event(.presence, user: me.username, online: true), to: friends)
             }
@@ -186,14 +186,13 @@ enum SocialRoutes {
             }
             var events = try await stored()
             if events.isEmpty {
-                await s.bus.wait(user: me.id, since: version, timeout: Double(timeout))
                 // Woken by a publish: its events are usually still in memory.
-                if let fresh = await s.bus.events(for: me.id, after: version) {
+                if let fresh = await s.bus.wait(user: me.id, since: version, timeout: Double(timeout)) {
                     events = fresh.filter { $0.id > cursor }
                 } else {
                     events = try await stored()
                 }
-                _ = await s.presence.touch(userID: me.id, seen: Date())
+                _ = s.presence.touch(userID: me.id, seen: Date())
             }
             return EventsPage(events: events, cursor: events.last?.id ?? cursor)
         }
