@@ -94,7 +94,7 @@ struct ClientTests {
         var s = try #require(SessionFile(path: dir + "/amy.json").load())
         s.server = "musit-test"
         SessionFile(path: dir + "/amy.json").save(s)
-        let offline = APIClient(baseURL: "http://127.0.0.1:\(ServeTestsPort.unused())", serverKey: "musit-test",
+        let offline = APIClient(baseURL: "http://127.0.0.1:\(RawHTTP.freePort())", serverKey: "musit-test",
                                 sessionFile: SessionFile(path: dir + "/amy.json"))
         let box = Outbox(path: dir + "/outbox.json", client: offline)
         for text in ["one", "two ✓", "three 東京"] { _ = await box.enqueue(to: "ben", body: text) }
@@ -248,20 +248,5 @@ struct ClientTests {
             #expect(events.compactMap { if case .trackFailed(_, let e) = $0 { e } else { nil } }.isEmpty)
             #expect(streamed.frames == local.frames && streamed.samples == local.samples, "nothing skipped or repeated")
         }
-    }
-}
-
-enum ServeTestsPort {
-    /// A loopback port with nothing listening (bound, then released).
-    static func unused() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

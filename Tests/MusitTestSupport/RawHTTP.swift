@@ -3,6 +3,28 @@ import Foundation
 /// HTTP/1.1 over a plain loopback socket, for tests that need to misbehave (hang up
 /// mid-body, read slowly) or run without an HTTP client library.
 public enum RawHTTP {
+    /// A listening TCP socket on 127.0.0.1 with a port the kernel picked, and that port.
+    public static func listen(backlog: Int32 = 64) -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        Glibc.listen(fd, backlog)
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+    }
+
+    /// A loopback port that was free a moment ago (nothing listens on it now).
+    public static func freePort() -> Int {
+        let (fd, port) = listen()
+        close(fd)
+        return port
+    }
+
     /// A connected TCP socket to 127.0.0.1:`port`, or -1.
     public static func connect(port: Int, receiveBuffer: Int32? = nil) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
