@@ -99,11 +99,6 @@ public actor ServerLibrary {
         post(.queueInvalidated(total: all.songs.count, hasMore: !all.exhausted))
     }
 
-    /// A song this client deleted: the listing is read again.
-    public func removed(_ id: Int64) async {
-        await refresh()
-    }
-
     /// After reconnecting: answer what failed while offline.
     public func retry() async {
         let again = failed

@@ -197,7 +197,7 @@ public final class Session: Sendable {
                 case .deleteSong(let index):
                     guard let song = await library.song(at: index) else { return }
                     try await client.deleteSong(song.id)
-                    await library.removed(song.id)
+                    await library.refresh()
                     post(.message("deleted \(song.title)"))
                 case .loadStats:
                     post(.session(.stats(Self.stats(try await client.stats()))))

@@ -4,9 +4,6 @@ extension Reducer {
         switch event {
         case .connection(let c):
             s.social.connection = c
-            if c == .signedOut, case .signIn = s.mode {} else if c == .signedOut {
-                s.mode = .signIn(SignInForm(server: s.serverName, username: s.social.me ?? ""))
-            }
             return []
         case .signedIn(let name, let admin):
             s.social.me = name
