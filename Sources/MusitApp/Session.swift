@@ -22,10 +22,13 @@ public final class Session: Sendable {
     private let hasPlayed = Atomic<Bool>(false)
     /// Signs the embedded backend's local user in without a screen.
     private let autoSignIn: (@Sendable (APIClient) async throws(ClientError) -> Void)?
+    /// The queue is the server's library (no files were named on the command line).
+    public let libraryIsQueue: Bool
 
     public init(client: APIClient, opener: StreamOpener, dataDirectory: String, player: Player,
-                autoSignIn: (@Sendable (APIClient) async throws(ClientError) -> Void)? = nil,
+                autoSignIn: (@Sendable (APIClient) async throws(ClientError) -> Void)? = nil, libraryIsQueue: Bool = true,
                 post: @escaping @Sendable (Action) -> Void) {
+        self.libraryIsQueue = libraryIsQueue
         self.client = client
         self.player = player
         self.post = post
@@ -35,6 +38,7 @@ public final class Session: Sendable {
         library = ServerLibrary(client: client, opener: opener, player: player, post: post)
     }
 
+    /// The queue's source when `libraryIsQueue`.
     public var queueSource: QueueDataSource { ServerQueueSource(library) }
 
     /// Resumes a stored session, signs the local user in, or asks for the sign-in screen.
@@ -67,7 +71,8 @@ public final class Session: Sendable {
 
     private func signedIn(_ user: UserInfo) async {
         post(.session(.signedIn(username: user.username, admin: user.role == .admin)))
-        post(.queueChanged(total: 0, hasMore: true))
+        // Signed in: the library's first pages can be asked for now.
+        if libraryIsQueue { post(.queueChanged(total: 0, hasMore: true)) }
         startSync()
     }
 
@@ -94,7 +99,7 @@ public final class Session: Sendable {
     /// After (re)connecting: state that events may have missed, and what waited offline.
     private func resync() async {
         await reloadFriends()
-        await library.retry()
+        if libraryIsQueue { await library.retry() }
         await flushOutbox()
         if let info = lastPublished.withLock({ $0 }) { try? await client.setPresence(info) }
     }
@@ -138,7 +143,7 @@ public final class Session: Sendable {
                     post(.session(.presence(user: user, online: e.online ?? true, playing: e.nowPlaying.map(Self.playing))))
                 }
             case .libraryChanged:
-                await library.refresh()
+                if libraryIsQueue { await library.refresh() }
             }
         }
         if friendsChanged { await reloadFriends() }
@@ -195,7 +200,10 @@ public final class Session: Sendable {
                 case .upload(let paths):
                     await upload(paths)
                 case .deleteSong(let index):
-                    guard let song = await library.song(at: index) else { return }
+                    guard libraryIsQueue, let song = await library.song(at: index) else {
+                        post(.message("the queue holds local files: :delete removes songs of the server's library"))
+                        return
+                    }
                     try await client.deleteSong(song.id)
                     await library.refresh()
                     post(.message("deleted \(song.title)"))
@@ -252,7 +260,7 @@ public final class Session: Sendable {
         if duplicates > 0 { summary += ", \(duplicates) already in the library" }
         if let first = failed.first { summary += ", \(failed.count) failed (\(first))" }
         post(.message(summary))
-        await library.refresh()
+        if libraryIsQueue { await library.refresh() }
     }
 
     // MARK: Now playing

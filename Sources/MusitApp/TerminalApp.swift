@@ -70,7 +70,7 @@ public final class TerminalApp {
                 inbox.post(.nowPlaying(Self.nowPlaying(player.status)))
             }
         }
-        let serverQueue = session != nil && paths.isEmpty ? session?.queueSource : nil
+        let serverQueue = session.flatMap { $0.libraryIsQueue && paths.isEmpty ? $0.queueSource : nil }
 
         let terminal = CursesTerminal()
         let signals = SignalWatcher { inbox.post(.quitSignal) }

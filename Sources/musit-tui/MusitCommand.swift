@@ -145,7 +145,7 @@ struct MusitCommand: ParsableCommand {
         config.openSource = opener.openSource
         let player = Player(configuration: config)
         let session = Session(client: client, opener: opener, dataDirectory: xdg.dataHome + "/musit/client", player: player,
-                              autoSignIn: autoSignIn, post: inbox.post)
+                              autoSignIn: autoSignIn, libraryIsQueue: files.isEmpty, post: inbox.post)
         TerminalApp(player: player, paths: files, session: session, serverName: name, inbox: inbox).run()
         player.shutdown()
     }
