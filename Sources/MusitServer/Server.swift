@@ -104,8 +104,7 @@ public enum MusitBackend {
         _ = MetricsSetup.registry
         let router = Router(context: MusitContext.self)
         router.add(middleware: LogRequestsMiddleware(.info))
-        router.add(middleware: MetricsMiddleware())
-        router.add(middleware: RouteCountingMiddleware(counter: services.routes))
+        router.add(middleware: RequestMetricsMiddleware(routes: services.routes))
         router.add(middleware: ProblemMiddleware(logger: log))
         Routes.register(on: router, services: services)
         SocialRoutes.register(on: router, services: services)

@@ -50,14 +50,33 @@ struct AdminTests {
     func metrics() async throws {
         let app = try await MusitBackend.makeApplication(T.config())
         try await app.test(.live) { http in
-            let alice = try await Client.make(http, "alice")
-            _ = try await alice.upload("tag_v1.mp3")
-            _ = try await alice.poll(after: 0, timeout: 0)
-            let text = String(buffer: try await http.execute(uri: "/metrics", method: .get).body)
-            for name in ["hb_requests", "http_server_request_duration", "http_server_active_requests", "musit_uploads_total", "musit_upload_bytes_total"] {
-                #expect(text.contains(name), "\(name) in /metrics")
+            func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? {
+                text.split(separator: "\n")
+                    .filter { line in (line.hasPrefix(name + "{") || line.hasPrefix(name + " ")) && labels.allSatisfy { line.contains($0) } }
+                    .compactMap { Double($0.split(separator: " ").last ?? "") }.max()
             }
-            #expect(text.contains("hb.endpoint=\"/api/v1/songs\"") || text.contains("/api/v1/songs"))
+            func metrics() async throws -> String {
+                String(buffer: try await http.execute(uri: "/metrics", method: .get).body)
+            }
+            let songs = ["http_route=\"/api/v1/songs\"", "http_request_method=\"POST\"", "http_response_status_code=\"201\""]
+            let before = try await metrics()
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload("tag_v1.mp3"))
+            _ = try await alice.poll(after: 0, timeout: 0)
+            _ = try await alice.call(.get, "/api/v1/no-such-thing")
+            let text = try await metrics()
+            // The registry is one per process: other tests count too, so compare with before.
+            let uploads = (sample(text, "hb_requests", songs) ?? 0) - (sample(before, "hb_requests", songs) ?? 0)
+            #expect(uploads >= 1, "the upload is counted by route, method and status")
+            #expect((sample(text, "http_server_request_duration_count", songs) ?? 0) >= 1)
+            #expect((sample(text, "http_server_request_duration_sum", songs) ?? 0) > 0, "its latency is recorded")
+            #expect((sample(text, "http_server_request_duration_bucket", songs + ["le=\"+Inf\""]) ?? 0) >= 1)
+            #expect((sample(text, "hb_requests", ["http_route=\"/api/v1/events\"", "http_response_status_code=\"200\""]) ?? 0) >= 1)
+            #expect((sample(text, "hb_requests", ["http_response_status_code=\"404\""]) ?? 0) >= 1, "unmatched paths count too")
+            #expect((sample(text, "http_server_active_requests", ["http_request_method=\"GET\""]) ?? 0) >= 1, "this GET /metrics")
+            #expect((sample(text, "musit_uploads_total") ?? 0) >= 1)
+            #expect((sample(text, "musit_upload_bytes_total") ?? 0) >= Double(song.bytes))
+            #expect(sample(text, "musit_long_polls_held") != nil)
         }
     }
 
