@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import MusitAPI
 import ServiceLifecycle
 import Synchronization
@@ -8,12 +9,14 @@ import Synchronization
 /// an event stored between the two can never be missed.
 public actor EventBus: Service {
     private var versions: [Int64: UInt64] = [:]
-    private var waiters: [Int64: [UUID: CheckedContinuation<Void, Never>]] = [:]
+    private var waiters: [Int64: [UInt64: CheckedContinuation<Void, Never>]] = [:]
+    /// Names each wait (a counter: `UUID()` reads /dev/urandom on every call).
+    private var lastWait: UInt64 = 0
     private var closed = false
     /// Releases that came before their waiter registered (a timer or cancellation racing it).
-    private var early: Set<UUID> = []
+    private var early: Set<UInt64> = []
     /// Polls between the start and the end of `wait`.
-    private var active: Set<UUID> = []
+    private var active: Set<UInt64> = []
     /// Each user's latest events with the version that announced them, so a woken poll
     /// needs no database read. Bounded; a poll that fell behind it reads storage instead.
     private var recent: [Int64: [(version: UInt64, event: ServerEvent)]] = [:]
@@ -31,7 +34,8 @@ public actor EventBus: Service {
     /// Answering them here saves each woken poll a second trip through the actor.
     func wait(user: Int64, since version: UInt64, timeout: Double) async -> [ServerEvent]? {
         guard !closed, versions[user] ?? 0 == version, timeout > 0 else { return events(for: user, after: version) }
-        let id = UUID()
+        lastWait &+= 1
+        let id = lastWait
         active.insert(id)
         defer {
             active.remove(id)
@@ -58,7 +62,7 @@ public actor EventBus: Service {
         return events(for: user, after: version)
     }
 
-    private func release(user: Int64, id: UUID) {
+    private func release(user: Int64, id: UInt64) {
         if let c = waiters[user]?.removeValue(forKey: id) {
             c.resume()
         } else if active.contains(id) {
@@ -111,6 +115,36 @@ public actor EventBus: Service {
     public func run() async throws {
         try? await gracefulShutdown()
         close()
+    }
+}
+
+/// The JSON of the pages answered lately, one per user: the polls that one publish wakes
+/// (every device and tab of a user, each holding the same cursor) share one encoding instead
+/// of running the encoder once each. A page is named by its user and the ids it spans; the
+/// events in that span never change, so a hit is always the same page.
+final class EncodedPages: Sendable {
+    private struct Entry {
+        let after: Int64
+        let through: Int64
+        let body: ByteBuffer
+    }
+
+    private let entries = Mutex<[Int64: Entry]>([:])
+    /// Users kept at most; past it the table starts over (a miss costs one encoding).
+    static let limit = 4096
+
+    /// The JSON body of `page`, the answer for `user` after `after`.
+    func body(user: Int64, after: Int64, page: EventsPage) throws -> ByteBuffer {
+        let through = page.events.last?.id ?? after
+        if let e = entries.withLock({ $0[user] }), e.after == after, e.through == through {
+            return e.body
+        }
+        let body = ByteBuffer(bytes: try JSONEncoder().encode(page))
+        entries.withLock {
+            if $0.count >= Self.limit { $0.removeAll(keepingCapacity: true) }
+            $0[user] = Entry(after: after, through: through, body: body)
+        }
+        return body
     }
 }
 

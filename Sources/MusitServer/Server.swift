@@ -61,6 +61,7 @@ struct Services: Sendable {
     let routes: RouteCounter
     let presence: PresenceTracker
     let mediaCache = MediaCache()
+    let pages = EncodedPages()
     let bus: EventBus
     let config: ServerConfiguration
     /// A hash of a random password, checked when the user does not exist, so a login's

@@ -155,7 +155,7 @@ enum SocialRoutes {
             return Response(status: .noContent)
         }
 
-        router.get("/api/v1/events") { request, _ in
+        router.get("/api/v1/events") { request, _ -> Response in
             let me = try await Routes.authenticate(request, services: s)
             let params = request.uri.queryParameters
             let cursor = params.get("cursor", as: Int64.self) ?? 0
@@ -194,7 +194,9 @@ enum SocialRoutes {
                 }
                 _ = s.presence.touch(userID: me.id, seen: Date())
             }
-            return EventsPage(events: events, cursor: events.last?.id ?? cursor)
+            let page = EventsPage(events: events, cursor: events.last?.id ?? cursor)
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                            body: .init(byteBuffer: try s.pages.body(user: me.id, after: cursor, page: page)))
         }
     }
 

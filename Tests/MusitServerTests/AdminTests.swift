@@ -80,6 +80,33 @@ struct AdminTests {
         }
     }
 
+    @Test("a page of events is encoded once for the polls that share it, and never served stale")
+    func encodedPages() throws {
+        let pages = EncodedPages()
+        func event(_ id: Int64, _ body: String) -> ServerEvent {
+            var e = EventPublisher.event(.chatMessage, user: "bob")
+            e.id = id
+            e.createdAt = body
+            return e
+        }
+        func decode(_ b: ByteBuffer) throws -> EventsPage { try JSONDecoder().decode(EventsPage.self, from: b) }
+        let one = EventsPage(events: [event(5, "a")], cursor: 5)
+        let first = try pages.body(user: 1, after: 4, page: one)
+        #expect(try decode(first) == one)
+        // The same span for the same user: the stored encoding (a page built anew would say "b").
+        let again = try pages.body(user: 1, after: 4, page: EventsPage(events: [event(5, "b")], cursor: 5))
+        #expect(again == first)
+        // A longer span, another cursor, another user, an empty page: each its own answer.
+        let two = EventsPage(events: [event(5, "a"), event(6, "c")], cursor: 6)
+        #expect(try decode(pages.body(user: 1, after: 4, page: two)) == two)
+        let later = EventsPage(events: [event(6, "c")], cursor: 6)
+        #expect(try decode(pages.body(user: 1, after: 5, page: later)) == later)
+        let other = EventsPage(events: [event(5, "d")], cursor: 5)
+        #expect(try decode(pages.body(user: 2, after: 4, page: other)) == other)
+        let empty = EventsPage(events: [], cursor: 4)
+        #expect(try decode(pages.body(user: 1, after: 4, page: empty)) == empty)
+    }
+
     /// Anonymous, a user, another user and an admin against every protected endpoint.
     @Test("authorization matrix")
     func matrix() async throws {
