@@ -2,9 +2,14 @@
  * the time until each poll's answer is complete. Written in C with epoll so the client's
  * own cost (on the same cores as the server) stays small.
  *
- * usage: longpoll PORT TOKEN CURSOR N POST_TOKEN HOLD_MS
- * prints: p50_ms p99_ms max_ms answered
+ * MODE is "keep-alive" (what a real client does: the connection stays open for the next
+ * poll, and an answer is complete when its Content-Length bytes are in) or "close" (one
+ * connection per poll, an answer is complete at EOF).
+ *
+ * usage: longpoll PORT TOKEN CURSOR N POST_TOKEN HOLD_MS MODE
+ * prints: p50_ms p99_ms max_ms answered bytes_per_answer
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,17 +51,21 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) { fprintf(stderr, "usage: longpoll PORT TOKEN CURSOR N POST_TOKEN HOLD_MS\n"); return 2; }
+    if (argc != 8) { fprintf(stderr, "usage: longpoll PORT TOKEN CURSOR N POST_TOKEN HOLD_MS MODE\n"); return 2; }
+    int keep = strcmp(argv[7], "keep-alive") == 0;
     int port = atoi(argv[1]), n = atoi(argv[4]), hold = atoi(argv[6]);
     const char *token = argv[2], *cursor = argv[3], *poster = argv[5];
     struct rlimit rl = {n + 64, n + 64};
     setrlimit(RLIMIT_NOFILE, &rl);
     char req[2048];
     int len = snprintf(req, sizeof req, "GET /api/v1/events?cursor=%s&timeout=60 HTTP/1.1\r\nHost: x\r\n"
-                       "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", cursor, token);
+                       "Authorization: Bearer %s\r\n%s\r\n", cursor, token,
+                       keep ? "" : "Connection: close\r\n");
     int ep = epoll_create1(0);
     int *fds = calloc(n, sizeof(int));
     double *done = calloc(n, sizeof(double));
+    long *got = calloc(n, sizeof(long)), *want = calloc(n, sizeof(long));
+    char (*head)[1024] = calloc(n, sizeof *head);  /* the first bytes of each answer */
     for (int i = 0; i < n; i++) {
         fds[i] = connect_to(port);
         send_all(fds[i], req, (size_t)len);
@@ -74,6 +83,7 @@ int main(int argc, char **argv) {
     double t0 = now_ms();
     send_all(pfd, post, (size_t)plen);
     int left = n, answered = 0;
+    long bytes = 0;
     char buf[65536];
     struct epoll_event evs[512];
     while (left > 0) {
@@ -83,12 +93,27 @@ int main(int argc, char **argv) {
             int i = (int)evs[j].data.u32;
             for (;;) {
                 ssize_t r = read(fds[i], buf, sizeof buf);
-                if (r > 0) continue;
                 if (r < 0 && errno == EAGAIN) break;
-                /* EOF: the whole answer has arrived (Connection: close). */
+                if (r > 0) {
+                    if (got[i] < (long)sizeof head[i] - 1) {
+                        long k2 = r < (long)sizeof head[i] - 1 - got[i] ? r : (long)sizeof head[i] - 1 - got[i];
+                        memcpy(head[i] + got[i], buf, (size_t)k2);
+                    }
+                    got[i] += r;
+                    bytes += r;
+                    if (!keep) continue;
+                    if (want[i] == 0) {
+                        char *end = strstr(head[i], "\r\n\r\n");
+                        char *cl = strcasestr(head[i], "content-length:");
+                        if (end && cl) want[i] = (end + 4 - head[i]) + atol(cl + 15);
+                    }
+                    if (want[i] == 0 || got[i] < want[i]) continue;
+                }
+                /* Keep-alive: Content-Length bytes are in. Close: EOF. Either way, or an
+                 * error, this poll is answered. */
                 done[answered++] = now_ms() - t0;
                 epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
-                close(fds[i]);
+                if (!keep) close(fds[i]);
                 left--;
                 break;
             }
@@ -96,8 +121,8 @@ int main(int argc, char **argv) {
     }
     close(pfd);
     qsort(done, (size_t)answered, sizeof(double), cmp);
-    if (answered == 0) { printf("nan nan nan 0\n"); return 1; }
+    if (answered == 0) { printf("nan nan nan 0 0\n"); return 1; }
     int i99 = (int)(0.99 * (answered - 1) + 0.5);
-    printf("%.1f %.1f %.1f %d\n", done[answered / 2], done[i99], done[answered - 1], answered);
+    printf("%.1f %.1f %.1f %d %ld\n", done[answered / 2], done[i99], done[answered - 1], answered, bytes / answered);
     return 0;
 }

@@ -3,6 +3,11 @@ wakes them all; prints delivery latency p50/p99 (from the request that published
 to each poll's answer) and the server's peak RSS. The polls are held by a small epoll client
 in C (bench/longpoll.c), so the client's cost on the shared cores stays small.
 
+Each count runs twice: with keep-alive connections (what Musit's client does) and with one
+connection per poll. Beside Musit, the same client measures bench/holdserver.c, a C server
+that only holds the polls and writes a canned answer of the same size: the floor for this
+machine, since a server can't answer faster than the loopback and the client take it.
+
 usage: longpoll.py MUSIT_BINARY N [N...]
 """
 import json, os, resource, socket, statistics, subprocess, sys, tempfile, time, urllib.request
@@ -39,7 +44,7 @@ def peak_rss_mb(pid):
     return 0
 
 
-def run(n):
+def run(n, mode):
     data = tempfile.mkdtemp()
     port = free_port()
     server = subprocess.Popen([binary, "--serve", "--port", str(port), "--data", data],
@@ -57,20 +62,38 @@ def run(n):
         call(port, "POST", "/api/v1/friends/requests/alice/accept", None, b["accessToken"])
         cursor = call(port, "GET", "/api/v1/events?timeout=0", None, b["accessToken"])["cursor"]
         rss_idle = peak_rss_mb(server.pid)
-        hold = 1000 + n // 5
-        r = subprocess.run([client, str(port), b["accessToken"], str(cursor), str(n), a["accessToken"], str(hold)],
-                           capture_output=True, text=True, timeout=300)
-        p50, p99, top, answered = r.stdout.split()
-        print(f"  {n:6d} pollers: delivery p50 {float(p50):7.1f} ms, p99 {float(p99):7.1f} ms, max {float(top):7.1f} ms "
-              f"({answered} answered); server peak RSS {peak_rss_mb(server.pid):.0f} MB (idle {rss_idle:.0f} MB)"
-              f"   (target p99 < 50 ms at 10,000)")
+        p50, p99, top, answered, size = fan_out(port, b["accessToken"], cursor, n, a["accessToken"], mode)
+        print(f"  {n:6d} pollers, {mode:10s}  Musit: p50 {p50:7.1f} ms, p99 {p99:7.1f} ms, max {top:7.1f} ms "
+              f"({answered} answered); server peak RSS {peak_rss_mb(server.pid):.0f} MB (idle {rss_idle:.0f} MB)")
     finally:
         server.terminate()
         server.wait()
+    port = free_port()
+    floor = subprocess.Popen([holdserver, str(port), str(size)])
+    try:
+        time.sleep(0.3)
+        f50, f99, ftop, fanswered, _ = fan_out(port, "-", 0, n, "-", mode)
+        print(f"  {n:6d} pollers, {mode:10s}  floor: p50 {f50:7.1f} ms, p99 {f99:7.1f} ms, max {ftop:7.1f} ms "
+              f"({fanswered} answered); Musit / floor at p99: {p99 / f99:.1f}x   (target p99 < 50 ms at 10,000)")
+    finally:
+        floor.kill()
+        floor.wait()
 
 
+def fan_out(port, token, cursor, n, poster, mode):
+    hold = 1000 + n // 5
+    r = subprocess.run([client, str(port), token, str(cursor), str(n), poster, str(hold), mode],
+                       capture_output=True, text=True, timeout=300)
+    p50, p99, top, answered, size = r.stdout.split()
+    return float(p50), float(p99), float(top), int(answered), int(size)
+
+
+here = os.path.dirname(os.path.abspath(__file__))
 client = os.path.join(tempfile.mkdtemp(), "longpoll")
-subprocess.run(["gcc", "-O2", "-o", client, os.path.join(os.path.dirname(os.path.abspath(__file__)), "longpoll.c")], check=True)
+holdserver = client + "-floor"
+subprocess.run(["gcc", "-O2", "-o", client, os.path.join(here, "longpoll.c")], check=True)
+subprocess.run(["gcc", "-O2", "-o", holdserver, os.path.join(here, "holdserver.c")], check=True)
 print("== long-poll fan-out on loopback (one event wakes N held polls)")
 for n in counts:
-    run(n)
+    for mode in ("keep-alive", "close"):
+        run(n, mode)
