@@ -242,13 +242,15 @@ enum SongRoutes {
                     return try file.read(range)
                 }
             }
-            return Response(status: .partialContent, headers: headers, body: counted(.init(byteBuffer: bytes)))
+            // One buffer, written with its head in one go; not a stream to count.
+            return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: bytes))
         }
         return Response(status: .partialContent, headers: headers,
                         body: counted(try await fileIO.loadFile(path: path, range: range, context: context)))
     }
 
-    /// A body that counts itself in the active-streams gauge while it is being written.
+    /// A body streamed from disk (a whole file, a large range) that counts itself in the
+    /// active-streams gauge while it is being written.
     static func counted(_ body: ResponseBody) -> ResponseBody {
         ResponseBody(contentLength: body.contentLength) { writer in
             MetricsSetup.activeStreams.increment()
@@ -261,10 +263,12 @@ enum SongRoutes {
     /// or a header that is not a byte range); 416 when it cannot be satisfied.
     static func parseRange(_ header: String, size: Int) throws -> ClosedRange<Int>? {
         guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
-        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        var spec = header.dropFirst(6)
+        while spec.first == " " || spec.first == "\t" { spec.removeFirst() }
+        while spec.last == " " || spec.last == "\t" { spec.removeLast() }
         let parts = spec.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2 else { return nil }
-        let unsatisfiable = HTTPError(.rangeNotSatisfiable, headers: [.contentRange: "bytes */\(size)"])
+        var unsatisfiable: HTTPError { HTTPError(.rangeNotSatisfiable, headers: [.contentRange: "bytes */\(size)"]) }
         if parts[0].isEmpty {
             guard let n = Int(parts[1]), n > 0, size > 0 else { throw unsatisfiable }
             return max(0, size - n)...(size - 1)
