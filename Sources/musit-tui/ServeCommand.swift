@@ -40,6 +40,9 @@ struct ServeCommand {
         if format == "json" {
             LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
         }
+        // Each log line's timestamp goes through glibc's localtime_r, which stats
+        // /etc/localtime on every call while TZ is unset: a syscall per request.
+        if environment["TZ"] == nil { setenv("TZ", ":/etc/localtime", 0) }
         let done = DispatchSemaphore(value: 0)
         let failure = Locked<(any Error)?>(nil)
         Task {
