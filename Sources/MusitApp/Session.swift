@@ -16,8 +16,18 @@ public final class Session: Sendable {
     private let player: Player
     private let post: @Sendable (Action) -> Void
     private let sync = Mutex<Task<Void, Never>?>(nil)
-    private let plays = Mutex<(index: Int, songID: Int64, playID: Int64?)?>(nil)
-    private let lastPublished = Mutex<NowPlayingInfo?>(nil)
+    /// The play being reported: its queue place, song, the server's id for it, and the last
+    /// position heard of it (what its end report says, once the next track has started).
+    private let plays = Mutex<Play?>(nil)
+    private struct Play {
+        let index: Int
+        let songID: Int64
+        /// The start report; its answer is the server's id for the play.
+        let started: Task<Int64?, Never>
+        var lastPosition: Double = 0
+    }
+    /// What was last published, with its queue place: two tracks may share a title.
+    private let lastPublished = Mutex<(info: NowPlayingInfo, index: Int?)?>(nil)
     /// A queue cued at start is paused at 0:00; friends hear of it only once something played.
     private let hasPlayed = Atomic<Bool>(false)
     /// Signs the embedded backend's local user in without a screen.
@@ -101,7 +111,7 @@ public final class Session: Sendable {
         await reloadFriends()
         if libraryIsQueue { await library.retry() }
         await flushOutbox()
-        if let info = lastPublished.withLock({ $0 }) { try? await client.setPresence(info) }
+        if let info = lastPublished.withLock({ $0?.info }) { try? await client.setPresence(info) }
     }
 
     private func reloadFriends() async {
@@ -274,8 +284,9 @@ public final class Session: Sendable {
         let info = NowPlayingInfo(state: state, title: status.metadata?.title, artist: status.metadata?.artist,
                                   position: (status.position * 10).rounded() / 10, duration: status.duration)
         let changed = lastPublished.withLock { last -> Bool in
-            let differs = last?.state != info.state || last?.title != info.title || last?.artist != info.artist || seeked
-            if differs { last = info }
+            let differs = last?.info.state != info.state || last?.info.title != info.title || last?.info.artist != info.artist
+                || last?.index != status.trackIndex || seeked
+            if differs { last = (info, status.trackIndex) }
             return differs
         }
         guard changed else { return }
@@ -284,23 +295,32 @@ public final class Session: Sendable {
         reportPlay(index: status.trackIndex, songID: songID, position: status.position, state: status.state)
     }
 
+    /// The player's position moved on: remembered for the end report of the play at `index`.
+    public func playerProgress(index: Int?, position: Double) {
+        plays.withLock { play in
+            if let index, play?.index == index { play?.lastPosition = position }
+        }
+    }
+
     private func reportPlay(index: Int?, songID: Int64?, position: Double, state: PlaybackState) {
         let client = self.client
-        let previous = plays.withLock { current -> (index: Int, songID: Int64, playID: Int64?)? in
+        let previous = plays.withLock { current -> Play? in
             guard current?.index != index || state == .stopped else { return nil }
             defer { current = nil }
             return current
         }
-        if let previous, let id = previous.playID {
-            Task { _ = try? await client.reportPlay(PlayReport(songId: previous.songID, event: .end, position: position, playId: id)) }
-        }
-        guard state == .playing, let index, let songID, plays.withLock({ $0 == nil }) else { return }
-        plays.withLock { $0 = (index, songID, nil) }
-        Task { [self] in
-            if let started = try? await client.reportPlay(PlayReport(songId: songID, event: .start, position: 0)) {
-                plays.withLock { if $0?.index == index { $0?.playID = started.playId } }
+        if let previous {
+            // On a track change `position` is already the next track's.
+            let end = previous.index == index ? position : previous.lastPosition
+            Task {
+                // A track skipped at once ends after its start has been answered.
+                guard let id = await previous.started.value else { return }
+                _ = try? await client.reportPlay(PlayReport(songId: previous.songID, event: .end, position: end, playId: id))
             }
         }
+        guard state == .playing, let index, let songID, plays.withLock({ $0 == nil }) else { return }
+        let started = Task { try? await client.reportPlay(PlayReport(songId: songID, event: .start, position: 0))?.playId }
+        plays.withLock { $0 = Play(index: index, songID: songID, started: started) }
     }
 
     public func stop() {

@@ -62,6 +62,8 @@ public final class TerminalApp {
             switch event {
             case .stateChanged, .trackStarted, .queueFinished:
                 session?.playerChanged(player.status, seeked: false)
+            case .position(let seconds, _):
+                session?.playerProgress(index: player.status.trackIndex, position: seconds)
             default:
                 break
             }

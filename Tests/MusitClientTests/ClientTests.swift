@@ -1,7 +1,8 @@
 import Foundation
 import Hummingbird
 import MusitAPI
-import MusitAudio
+import MusitApp
+@testable import MusitAudio
 @testable import MusitClient
 import MusitServer
 import MusitTestSupport
@@ -216,6 +217,62 @@ struct ClientTests {
             #expect(retries.map(\.0) == Array(1...retries.count), "attempts count up")
             #expect(retries.allSatisfy { $0.1 <= 0.4 && $0.2.contains("Internal Server Error") || $0.2.contains("500") })
             #expect(!states.withLock { $0 }.contains(.online))
+        }
+    }
+
+    @Test("play reports: an end report says how far that track played, not where the next one is")
+    func playReports() async throws {
+        let reports = Locked<[PlayReport]>([])
+        let router = Router()
+        router.post("/api/v1/plays") { request, context -> Response in
+            let report = try await request.decode(as: PlayReport.self, context: context)
+            let id = reports.withLock { $0.append(report); return Int64($0.count) }
+            guard report.event == .start else { return Response(status: .noContent) }
+            return Response(status: .created, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(PlayStarted(playId: id)))))
+        }
+        router.put("/api/v1/presence") { _, _ in Response(status: .noContent) }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let base = "http://127.0.0.1:\(client.port!)"
+            let dir = Self.tempDir()
+            let file = SessionFile(path: dir + "/s.json")
+            file.save(StoredSession(server: base, user: UserInfo(id: 1, username: "x", displayName: "x", role: .user, bio: ""),
+                                    accessToken: "t", refreshToken: "r", expiresAt: Date(timeIntervalSinceNow: 3600)))
+            let api = APIClient(baseURL: base, sessionFile: file)
+            let player = Player(configuration: PlayerConfiguration(device: "null-unused"))
+            defer { player.shutdown() }
+            let session = Session(client: api, opener: StreamOpener(client: api), dataDirectory: dir, player: player,
+                                  libraryIsQueue: false, post: { _ in })
+            func status(_ state: PlaybackState, _ index: Int, song: Int64, at position: Double) -> PlayerStatus {
+                var s = PlayerStatus()
+                s.state = state
+                s.trackIndex = index
+                s.track = Track(SongLocation.make(song))
+                s.position = position
+                return s
+            }
+            func settle(_ count: Int) async throws {
+                for _ in 0..<200 where reports.withLock({ $0.count }) < count { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            session.playerChanged(status(.playing, 0, song: 11, at: 0), seeked: false)
+            try await settle(1)
+            for t in stride(from: 0.5, through: 42.5, by: 0.5) { session.playerProgress(index: 0, position: t) }
+            // Position ticks of the next track, before its start is announced, are not this play's.
+            session.playerProgress(index: 1, position: 0.2)
+            // The next track starts: the status already speaks of it.
+            session.playerChanged(status(.playing, 1, song: 12, at: 0.3), seeked: false)
+            try await settle(3)
+            session.playerProgress(index: 1, position: 6.5)
+            session.playerChanged(status(.stopped, 1, song: 12, at: 7), seeked: false)
+            try await settle(4)
+            let got = reports.withLock { $0 }
+            #expect(got.count == 4)
+            #expect(got.first == PlayReport(songId: 11, event: .start, position: 0))
+            #expect(got.contains(PlayReport(songId: 11, event: .end, position: 42.5, playId: 1)), "\(got)")
+            #expect(got.contains(PlayReport(songId: 12, event: .start, position: 0)))
+            #expect(got.last == PlayReport(songId: 12, event: .end, position: 7, playId: got.firstIndex { $0.songId == 12 }.map { Int64($0 + 1) }),
+                    "a stop ends the play where it stopped: \(got)")
         }
     }
 
