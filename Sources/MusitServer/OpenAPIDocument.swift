@@ -541,19 +541,29 @@ paths:
         '400': {$ref: '#/components/responses/Problem'}
         '401': {$ref: '#/components/responses/Problem'}
     post:
-      summary: Upload an MP3 (the body is the file)
+      summary: Upload an MP3, as the body itself or as the part named file of a form
+      description: >-
+        The body is streamed to disk: as audio/mpeg it is the file; as multipart/form-data
+        the part named `file` is the file and other parts are ignored (they may take 64 KiB).
       security: [{bearer: []}]
       requestBody:
         required: true
         content:
           audio/mpeg:
             schema: {type: string, format: binary}
+          multipart/form-data:
+            schema:
+              type: object
+              required: [file]
+              properties:
+                file: {type: string, format: binary}
       responses:
         '201':
           description: Added
           content:
             application/json:
               schema: {$ref: '#/components/schemas/Song'}
+        '400': {$ref: '#/components/responses/Problem'}
         '401': {$ref: '#/components/responses/Problem'}
         '409': {$ref: '#/components/responses/Problem'}
         '413': {$ref: '#/components/responses/Problem'}

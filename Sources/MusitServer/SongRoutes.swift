@@ -17,17 +17,25 @@ enum SongRoutes {
         router.post("/api/v1/songs") { request, context in
             let me = try await Routes.authenticate(request, services: s)
             let type = request.headers[.contentType]?.lowercased() ?? ""
-            guard type.hasPrefix("audio/mpeg") || type.hasPrefix("application/octet-stream") else {
-                throw Problem(status: 415, title: "Unsupported Media Type", detail: "Upload the MP3 itself as audio/mpeg")
+            let boundary = try MultipartFile<RequestBody>.boundary(of: request.headers[.contentType] ?? "")
+            guard boundary != nil || type.hasPrefix("audio/mpeg") || type.hasPrefix("application/octet-stream") else {
+                throw Problem(status: 415, title: "Unsupported Media Type",
+                              detail: "Upload the MP3 itself as audio/mpeg, or as the part named file of multipart/form-data")
             }
-            if let length = request.headers[.contentLength].flatMap(Int.init), length > s.config.uploadLimit {
+            let allowance = boundary == nil ? 0 : MultipartFile<RequestBody>.formAllowance
+            if let length = request.headers[.contentLength].flatMap(Int.init), length > s.config.uploadLimit + allowance {
                 throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(s.config.uploadLimit) bytes")
             }
             let temp = media + "/uploads/\(UUID().uuidString).part"
             let meter = UploadMeter(limit: s.config.uploadLimit)
             do {
                 // Streamed to disk, hashed and counted on the way; never held in memory whole.
-                try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
+                if let boundary {
+                    let file = MultipartFile(base: request.body, boundary: boundary, limit: s.config.uploadLimit + allowance)
+                    try await fileIO.writeFile(contents: MeteredBody(base: file, meter: meter), path: temp, context: context)
+                } else {
+                    try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
+                }
                 let stored = try await accept(temp: temp, meter: meter, owner: me, services: s, media: media)
                 MetricsSetup.uploads.increment()
                 MetricsSetup.uploadBytes.increment(by: meter.count)
@@ -36,9 +44,8 @@ enum SongRoutes {
             } catch {
                 // A refused, broken or abandoned upload leaves nothing behind.
                 try? FileManager.default.removeItem(atPath: temp)
-                if meter.exceeded {
-                    throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(s.config.uploadLimit) bytes")
-                }
+                // The file system wraps what the body threw; answer with the body's own problem.
+                if let refusal = meter.refusal { throw refusal }
                 throw error
             }
         }
@@ -301,19 +308,21 @@ final class UploadMeter: @unchecked Sendable {
     private let lock = NSLock()
     private var hasher = SHA256()
     private var _count = 0
-    private var _exceeded = false
+    private var _refusal: Problem?
 
     init(limit: Int) { self.limit = limit }
 
     var count: Int { lock.withLock { _count } }
-    var exceeded: Bool { lock.withLock { _exceeded } }
+    /// Why the body was refused (too large, a broken form), when it was.
+    var refusal: Problem? { lock.withLock { _refusal } }
     var digest: String { lock.withLock { hasher.finalize().map { String(format: "%02x", $0) }.joined() } }
+
+    func refuse(_ problem: Problem) { lock.withLock { if _refusal == nil { _refusal = problem } } }
 
     func add(_ buffer: ByteBuffer) throws {
         try lock.withLock {
             _count += buffer.readableBytes
             if _count > limit {
-                _exceeded = true
                 throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(limit) bytes")
             }
             buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
@@ -331,9 +340,14 @@ struct MeteredBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wher
         let meter: UploadMeter
 
         mutating func next() async throws -> ByteBuffer? {
-            guard let buffer = try await base.next() else { return nil }
-            try meter.add(buffer)
-            return buffer
+            do {
+                guard let buffer = try await base.next() else { return nil }
+                try meter.add(buffer)
+                return buffer
+            } catch let problem as Problem {
+                meter.refuse(problem)
+                throw problem
+            }
         }
     }
 

@@ -94,6 +94,78 @@ struct SongTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media/uploads").isEmpty)
     }
 
+    @Test("multipart/form-data uploads: the part named file is the song; broken forms are refused and leave nothing")
+    func multipartUploads() async throws {
+        var c = T.config()
+        c.uploadLimit = 200_000
+        let app = try await MusitBackend.makeApplication(c)
+        let out = c.dataDirectory + "/curl-answer.json"
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let port = try #require(http.port)
+            let path = Fixtures.path("tag_v24.mp3")
+            let mp3 = try Data(contentsOf: URL(fileURLWithPath: path))
+
+            // curl -F, a real multipart client, with a text field before the file.
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            curl.arguments = ["-sS", "-o", out, "-w", "%{http_code}", "-H", "Authorization: Bearer \(alice.pair.accessToken)",
+                              "-F", "note=from a form", "-F", "file=@\(path);type=audio/mpeg", "http://127.0.0.1:\(port)/api/v1/songs"]
+            let pipe = Pipe()
+            curl.standardOutput = pipe
+            try curl.run()
+            let code = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            curl.waitUntilExit()
+            #expect(code == "201", "curl -F: \(code) \((try? String(contentsOfFile: out, encoding: .utf8)) ?? "")")
+            let song = try JSONDecoder().decode(Song.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
+            #expect(song.title == "Ωμέγα UTF-8 🎶" && song.bytes == Int64(mp3.count))
+            // Stored byte for byte: the same file sent as audio/mpeg is a duplicate, and the audio is the file.
+            try T.expectProblem(try await alice.upload("tag_v24.mp3"), .conflict)
+            let audio = try await alice.call(.get, "/api/v1/songs/\(song.id)/audio")
+            #expect(Data(buffer: audio.body) == mp3)
+
+            func form(_ parts: [(name: String, body: Data)], boundary: String = "musit-XyZ", end: Bool = true) -> ByteBuffer {
+                var d = Data()
+                for p in parts {
+                    d += Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(p.name)\"; filename=\"x.mp3\"\r\n\r\n".utf8)
+                    d += p.body + Data("\r\n".utf8)
+                }
+                if end { d += Data("--\(boundary)--\r\n".utf8) }
+                return ByteBuffer(bytes: d)
+            }
+            func post(_ body: ByteBuffer, type: String = "multipart/form-data; boundary=musit-XyZ") async throws -> TestResponse {
+                var headers = T.bearer(alice.pair.accessToken)
+                headers[.contentType] = type
+                return try await http.execute(uri: "/api/v1/songs", method: .post, headers: headers, body: body)
+            }
+            let sine = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("sine440.mp3")))
+            let cases: [(String, ByteBuffer, String, HTTPResponse.Status)] = [
+                ("no part named file", form([("note", Data("hi".utf8))]), "multipart/form-data; boundary=musit-XyZ", .badRequest),
+                ("the file part is not an MP3", form([("file", Data("not an mp3".utf8))]), "multipart/form-data; boundary=musit-XyZ",
+                 .unprocessableContent),
+                ("the body ends inside the file part", form([("file", sine)], end: false).getSlice(at: 0, length: 5000)!,
+                 "multipart/form-data; boundary=musit-XyZ", .badRequest),
+                ("no boundary in the content type", form([("file", sine)]), "multipart/form-data", .badRequest),
+                ("a quoted boundary that is not in the body", form([("file", sine)]), "multipart/form-data; boundary=\"other\"",
+                 .badRequest),
+                ("a file over the 200 KB limit", form([("file", Data(repeating: 0xFF, count: 250_000))]),
+                 "multipart/form-data; boundary=musit-XyZ", .contentTooLarge),
+            ]
+            for (what, body, type, status) in cases {
+                let r = try await post(body, type: type)
+                #expect(r.status == status, "\(what): \(r.status) \(String(buffer: r.body))")
+                #expect(r.headers[.contentType] == "application/problem+json", "\(what)")
+            }
+            // A quoted boundary and the file after another part are read as well.
+            let second = try await post(form([("note", Data("hi".utf8)), ("file", sine)], boundary: "a b"),
+                                        type: "multipart/form-data; boundary=\"a b\"")
+            #expect(second.status == .created, "\(String(buffer: second.body))")
+            let list = try T.decode(SongsPage.self, try await alice.call(.get, "/api/v1/songs"))
+            #expect(list.songs.count == 2)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media/uploads").isEmpty)
+    }
+
     @Test("a client that disconnects mid-upload leaves no song and no temp file")
     func disconnectMidUpload() async throws {
         let c = T.config()
