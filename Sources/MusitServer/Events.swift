@@ -17,6 +17,12 @@ public actor EventBus: Service {
     private var early: Set<UInt64> = []
     /// Polls between the start and the end of `wait`.
     private var active: Set<UInt64> = []
+    /// When each held poll times out. One sweeper task releases them, instead of a timer
+    /// task per poll that had to be made when it was held and cancelled when it was answered.
+    private var deadlines: [UInt64: (user: Int64, at: ContinuousClock.Instant)] = [:]
+    private var sweeper: Task<Void, Never>?
+    /// How late a timeout may be answered.
+    static let sweepInterval = Duration.milliseconds(100)
     /// Each user's latest events with the version that announced them, so a woken poll
     /// needs no database read. Bounded; a poll that fell behind it reads storage instead.
     private var recent: [Int64: [(version: UInt64, event: ServerEvent)]] = [:]
@@ -24,7 +30,10 @@ public actor EventBus: Service {
 
     public init() {}
 
-    public var heldPolls: Int { waiters.values.reduce(0) { $0 + $1.count } }
+    /// Polls held now (kept as a count: summing the table each time costs O(users)).
+    public private(set) var heldPolls = 0 {
+        didSet { MetricsSetup.heldPolls.record(heldPolls) }
+    }
 
     func version(of user: Int64) -> UInt64 { versions[user] ?? 0 }
 
@@ -41,35 +50,54 @@ public actor EventBus: Service {
             active.remove(id)
             early.remove(id)
         }
-        let timer = Task { [weak self] in
-            // Cancelled when the poll was answered: then there is nothing to release.
-            do { try await Task.sleep(for: .milliseconds(Int(timeout * 1000))) } catch { return }
-            await self?.release(user: user, id: id)
-        }
+        deadlines[id] = (user, .now + .milliseconds(Int(timeout * 1000)))
+        startSweeper()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 if early.remove(id) != nil || closed {
                     c.resume()
                 } else {
                     waiters[user, default: [:]][id] = c
-                    MetricsSetup.heldPolls.record(heldPolls)
+                    heldPolls += 1
                 }
             }
         } onCancel: {
             Task { await self.release(user: user, id: id) }
         }
-        timer.cancel()
+        deadlines[id] = nil
         return events(for: user, after: version)
+    }
+
+    private func startSweeper() {
+        guard sweeper == nil else { return }
+        sweeper = Task { [weak self] in
+            while true {
+                try? await Task.sleep(for: Self.sweepInterval)
+                guard let self, await self.sweep() else { return }
+            }
+        }
+    }
+
+    /// Answers the polls whose time is up; false, and the sweeper ends, when none is held.
+    private func sweep() -> Bool {
+        let now = ContinuousClock.now
+        for (id, d) in deadlines where d.at <= now {
+            deadlines[id] = nil
+            release(user: d.user, id: id)
+        }
+        guard deadlines.isEmpty else { return true }
+        sweeper = nil
+        return false
     }
 
     private func release(user: Int64, id: UInt64) {
         if let c = waiters[user]?.removeValue(forKey: id) {
+            heldPolls -= 1
             c.resume()
         } else if active.contains(id) {
             early.insert(id)
         }
         if waiters[user]?.isEmpty == true { waiters[user] = nil }
-        MetricsSetup.heldPolls.record(heldPolls)
     }
 
     /// News for `users`: bump their versions and answer their held polls.
@@ -77,7 +105,7 @@ public actor EventBus: Service {
         for u in users {
             versions[u, default: 0] &+= 1
             recent[u] = nil  // an announcement without its event: later polls read storage
-            for (_, c) in waiters.removeValue(forKey: u) ?? [:] { c.resume() }
+            wake(u)
         }
     }
 
@@ -92,7 +120,7 @@ public actor EventBus: Service {
             list.append((v, e))
             if list.count > Self.recentLimit { list.removeFirst(list.count - Self.recentLimit) }
             recent[u] = list
-            for (_, c) in waiters.removeValue(forKey: u) ?? [:] { c.resume() }
+            wake(u)
         }
     }
 
@@ -104,11 +132,16 @@ public actor EventBus: Service {
         return list.filter { $0.version > version }.map(\.event)
     }
 
+    private func wake(_ user: Int64) {
+        guard let held = waiters.removeValue(forKey: user) else { return }
+        heldPolls -= held.count
+        for (_, c) in held { c.resume() }
+    }
+
     /// Answers every held poll and refuses to hold new ones.
     public func close() {
         closed = true
-        for (_, byID) in waiters { for (_, c) in byID { c.resume() } }
-        waiters = [:]
+        for u in Array(waiters.keys) { wake(u) }
     }
 
     /// As a service: at graceful shutdown, answer held polls before the server stops.

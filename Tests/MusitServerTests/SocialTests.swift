@@ -166,6 +166,11 @@ struct SocialTests {
             #expect(latency < 0.1, "delivered in \(latency * 1000) ms")
             #expect(a.events.map(\.message?.body) == ["ping"] && b.events.map(\.message?.body) == ["ping"])
             #expect(b.cursor == b.events.last?.id)
+            #expect(await bus.heldPolls == 0, "answered polls are no longer counted")
+            // A poll that times out (released by the sweeper) is not counted either.
+            let timedOut = try await alice.poll(after: a.cursor, timeout: 1)
+            #expect(timedOut.events.isEmpty && timedOut.cursor == a.cursor)
+            #expect(await bus.heldPolls == 0)
         }
     }
 
