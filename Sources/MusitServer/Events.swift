@@ -13,7 +13,7 @@ public actor EventBus: Service {
     /// Names each wait (a counter: `UUID()` reads /dev/urandom on every call).
     private var lastWait: UInt64 = 0
     private var closed = false
-    /// Releases that came before their waiter registered (a timer or cancellation racing it).
+    /// Releases that came before their waiter registered (a sweep or cancellation racing it).
     private var early: Set<UInt64> = []
     /// Polls between the start and the end of `wait`.
     private var active: Set<UInt64> = []
