@@ -91,3 +91,19 @@ for kind in range full; do
     printf "  %-22s%s\n" "musit/nginx $kind" "$row"
 done
 echo "  (target: Range req/s at 16 connections >= 0.5x nginx; both log every request: Musit at info, nginx its access log)"
+
+# The 2 cores are shared by wrk, the server and whatever else runs, so one 5 s cell can be
+# 20% off. The target cell again, Musit and nginx taking turns, and the ratio of each pair.
+echo
+echo "== Range at 16 connections, Musit and nginx in turn, 5 pairs of 5 s"
+ratios=()
+for i in 1 2 3 4 5; do
+    m=$(wrk -t2 -c16 -d5s -s "$out/range.lua" "$musit_url" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+    n=$(wrk -t2 -c16 -d5s -s "$out/range.lua" "$nginx_url" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+    r=$(awk -v a="$m" -v b="$n" 'BEGIN { printf "%.2f", a / b }')
+    ratios+=("$r")
+    printf "  pair %d: Musit %6.0f req/s, nginx %6.0f req/s, ratio %sx\n" "$i" "$m" "$n" "$r"
+done
+printf "  median ratio %sx (min %sx, max %sx)\n" \
+    "$(printf "%s\n" "${ratios[@]}" | sort -n | sed -n 3p)" \
+    "$(printf "%s\n" "${ratios[@]}" | sort -n | head -1)" "$(printf "%s\n" "${ratios[@]}" | sort -n | tail -1)"
