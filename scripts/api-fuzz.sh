@@ -17,8 +17,9 @@ token=$(curl -sf -X POST "http://127.0.0.1:$port/api/v1/auth/register" -H 'conte
 # A song, so the song routes have something to find.
 curl -sf -X POST "http://127.0.0.1:$port/api/v1/songs" -H "authorization: Bearer $token" -H 'content-type: audio/mpeg' \
     --data-binary @"$root/Resources/demo/03-coda.mp3" >/dev/null
-# Excluded: the upload (its body is an MP3, which schemathesis cannot generate) and the
-# long-poll (it holds for its timeout by design); both have their own tests.
+# The upload is fuzzed too, as audio/mpeg and as multipart/form-data: schemathesis cannot
+# make an MP3, so every body it makes must be refused with a documented problem.
+# Excluded: the long-poll (it holds for its timeout by design); it has its own tests.
 schemathesis run "http://127.0.0.1:$port/openapi.yaml" -H "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance --max-examples 15 --seed 20261124 \
-    --exclude-name 'POST /api/v1/songs' --exclude-name 'GET /api/v1/events' --no-color
+    --exclude-name 'GET /api/v1/events' --no-color
