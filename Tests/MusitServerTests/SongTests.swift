@@ -166,6 +166,28 @@ struct SongTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media/uploads").isEmpty)
     }
 
+    @Test("a form's other parts are skipped, and may not outgrow their allowance even when chunked")
+    func multipartAllowance() async throws {
+        let form = "--b\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n" + String(repeating: "a", count: 100_000)
+            + "\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.mp3\"\r\n\r\nthe file\r\n--b--\r\n"
+        // In 8 KiB pieces, as a chunked body (no Content-Length to refuse it up front) arrives.
+        func body() -> AsyncStream<ByteBuffer> {
+            let bytes = Array(form.utf8)
+            return AsyncStream { c in
+                for start in stride(from: 0, to: bytes.count, by: 8192) {
+                    c.yield(ByteBuffer(bytes: bytes[start..<min(start + 8192, bytes.count)]))
+                }
+                c.finish()
+            }
+        }
+        var file: [UInt8] = []
+        for try await piece in MultipartFile(base: body(), boundary: "b", limit: 200_000) { file += Array(buffer: piece) }
+        #expect(String(decoding: file, as: UTF8.self) == "the file", "only the part named file comes through")
+        await #expect {
+            for try await _ in MultipartFile(base: body(), boundary: "b", limit: 50_000) {}
+        } throws: { ($0 as? Problem)?.status == 413 }
+    }
+
     @Test("a client that disconnects mid-upload leaves no song and no temp file")
     func disconnectMidUpload() async throws {
         let c = T.config()
