@@ -21,26 +21,29 @@ struct MultipartFile<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wh
     /// The boundary of a `multipart/form-data` content type; nil for any other type.
     /// Throws when the type is multipart but names no usable boundary.
     static func boundary(of contentType: String) throws -> String? {
-        let params = contentType.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard params.first?.lowercased() == "multipart/form-data" else { return nil }
-        for p in params.dropFirst() where p.lowercased().hasPrefix("boundary=") {
-            var value = p.dropFirst("boundary=".count)
-            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = value.dropFirst().dropLast() }
-            // RFC 2046: 1 to 70 characters.
-            guard (1...70).contains(value.count) else { break }
-            return String(value)
+        let type = contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces)
+        guard type?.lowercased() == "multipart/form-data" else { return nil }
+        // RFC 2046: 1 to 70 characters.
+        guard let boundary = parameter("boundary", in: contentType), (1...70).contains(boundary.count) else {
+            throw Problem.badRequest("A multipart/form-data upload needs a boundary of 1 to 70 characters")
         }
-        throw Problem.badRequest("A multipart/form-data upload needs a boundary of 1 to 70 characters")
+        return String(boundary)
     }
 
     /// The `name` parameter of a Content-Disposition value.
     static func fieldName(of disposition: String) -> String? {
-        for p in disposition.split(separator: ";").dropFirst() {
+        parameter("name", in: disposition).map(String.init)
+    }
+
+    /// The value of parameter `name` (matched without case) in a header value such as
+    /// `form-data; name="file"`, without its quotes.
+    static func parameter(_ name: String, in value: String) -> Substring? {
+        for p in value.split(separator: ";").dropFirst() {
             let kv = p.trimmingCharacters(in: .whitespaces)
-            guard kv.lowercased().hasPrefix("name=") else { continue }
-            var value = kv.dropFirst("name=".count)
-            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = value.dropFirst().dropLast() }
-            return String(value)
+            guard kv.lowercased().hasPrefix(name + "=") else { continue }
+            var v = kv.dropFirst(name.count + 1)
+            if v.hasPrefix("\""), v.hasSuffix("\""), v.count >= 2 { v = v.dropFirst().dropLast() }
+            return v
         }
         return nil
     }

@@ -16,8 +16,9 @@ enum SongRoutes {
 
         router.post("/api/v1/songs") { request, context in
             let me = try await Routes.authenticate(request, services: s)
-            let type = request.headers[.contentType]?.lowercased() ?? ""
-            let boundary = try MultipartFile<RequestBody>.boundary(of: request.headers[.contentType] ?? "")
+            let contentType = request.headers[.contentType] ?? ""
+            let type = contentType.lowercased()
+            let boundary = try MultipartFile<RequestBody>.boundary(of: contentType)
             guard boundary != nil || type.hasPrefix("audio/mpeg") || type.hasPrefix("application/octet-stream") else {
                 throw Problem(status: 415, title: "Unsupported Media Type",
                               detail: "Upload the MP3 itself as audio/mpeg, or as the part named file of multipart/form-data")
