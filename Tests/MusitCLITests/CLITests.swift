@@ -137,6 +137,19 @@ struct ServeTests {
     /// A port that was free a moment ago.
     static func freePort() -> Int { RawHTTP.freePort() }
 
+    /// `musit-tui --serve` started on `port` with its data in `data` (plus `arguments`);
+    /// stdout is dropped, and stderr too unless a pipe is given.
+    static func launch(port: Int, data: String, _ arguments: [String] = [], stderr: Pipe? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.path)
+        p.arguments = ["--serve", "--port", "\(port)", "--data", data] + arguments
+        p.environment = ["HOME": NSTemporaryDirectory(), "MUSIT_BCRYPT_COST": "4"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = stderr ?? FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
     /// GET over a plain TCP socket, so the test needs no HTTP client library.
     static func get(port: Int, path: String) -> String? {
         request(port: port, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -156,13 +169,7 @@ struct ServeTests {
     func serveAndStop() throws {
         let port = Self.freePort()
         let data = NSTemporaryDirectory() + "musit-serve-\(UUID().uuidString)"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Binary.path)
-        p.arguments = ["--serve", "--port", "\(port)", "--data", data]
-        p.environment = ["HOME": NSTemporaryDirectory(), "MUSIT_BCRYPT_COST": "4"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Self.launch(port: port, data: data)
         var answer: String?
         let deadline = Date().addingTimeInterval(10)
         while answer == nil && Date() < deadline {
@@ -183,14 +190,8 @@ struct ServeTests {
     func gracefulWithHeldPoll() throws {
         let port = Self.freePort()
         let data = NSTemporaryDirectory() + "musit-serve-\(UUID().uuidString)"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Binary.path)
-        p.arguments = ["--serve", "--port", "\(port)", "--data", data, "--log-format", "json"]
-        p.environment = ["HOME": NSTemporaryDirectory(), "MUSIT_BCRYPT_COST": "4"]
         let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
+        let p = try Self.launch(port: port, data: data, ["--log-format", "json"], stderr: err)
         var registered: String?
         let deadline = Date().addingTimeInterval(10)
         while registered == nil && Date() < deadline {

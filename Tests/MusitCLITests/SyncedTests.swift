@@ -12,14 +12,7 @@ final class ServerProcess: @unchecked Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
 
     func start() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Binary.path)
-        p.arguments = ["--serve", "--port", "\(port)", "--data", data]
-        p.environment = ["HOME": NSTemporaryDirectory(), "MUSIT_BCRYPT_COST": "4"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        process = p
+        process = try ServeTests.launch(port: port, data: data)
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if ServeTests.get(port: port, path: "/healthz")?.hasPrefix("HTTP/1.1 200") == true { return }
