@@ -118,7 +118,7 @@ public final class MP3Decoder {
             for i in 0..<v2.texts {
                 let frame = v2.text[i]
                 let id = withUnsafeBytes(of: frame.id) { String(decoding: $0, as: UTF8.self) }
-                let value = Self.string(withUnsafePointer(to: frame.text) { $0 })
+                let value = Self.string(frame.text)
                 switch id {
                 case "TRCK": meta.trackNumber = leadingInt(value)
                 case "TDRC", "TYER": if meta.year == nil { meta.year = leadingInt(value) }
@@ -130,9 +130,9 @@ public final class MP3Decoder {
                 let all = (0..<v2.pictures).map { pictures[$0] }
                 if let pic = all.first(where: { $0.type == 3 }) ?? all.first, let data = pic.data, pic.size > 0 {
                     meta.cover = CoverArt(
-                        mimeType: Self.string(withUnsafePointer(to: pic.mime_type) { $0 }) ?? "application/octet-stream",
+                        mimeType: Self.string(pic.mime_type) ?? "application/octet-stream",
                         pictureType: Int(pic.type),
-                        description: Self.string(withUnsafePointer(to: pic.description) { $0 }) ?? "",
+                        description: Self.string(pic.description) ?? "",
                         data: Array(UnsafeBufferPointer(start: data, count: pic.size)))
                 }
             }
@@ -149,8 +149,8 @@ public final class MP3Decoder {
     }
 
     /// An mpg123_string holds UTF-8; text frames may carry several NUL-separated values.
-    private static func string(_ p: UnsafePointer<mpg123_string>?) -> String? {
-        guard let s = p?.pointee, let chars = s.p, s.fill > 0 else { return nil }
+    private static func string(_ s: mpg123_string) -> String? {
+        guard let chars = s.p, s.fill > 0 else { return nil }
         let bytes = UnsafeRawBufferPointer(start: chars, count: s.fill)
         let values = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.filter { !$0.isEmpty }
         let joined = values.joined(separator: "; ").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -158,7 +158,7 @@ public final class MP3Decoder {
     }
 
     private static func string(_ p: UnsafeMutablePointer<mpg123_string>?) -> String? {
-        string(UnsafePointer(p))
+        p.flatMap { string($0.pointee) }
     }
 }
 
