@@ -38,7 +38,9 @@ enum Routes {
             }
             // Verify against a dummy hash for unknown users, so timing does not reveal who exists.
             let user = try await s.users.user(named: body.username)
-            let ok = try await s.hasher.verify(body.password, hash: user?.passwordHash ?? s.dummyHash)
+            let hash: String
+            if let user { hash = user.passwordHash } else { hash = try await s.dummyHash.value }
+            let ok = try await s.hasher.verify(body.password, hash: hash)
             guard let user, ok else {
                 await s.throttle.failed(account: body.username, address: address)
                 throw Problem.unauthorized("Wrong username or password")

@@ -65,8 +65,10 @@ struct Services: Sendable {
     let bus: EventBus
     let config: ServerConfiguration
     /// A hash of a random password, checked when the user does not exist, so a login's
-    /// timing does not tell whether the account exists.
-    let dummyHash: String
+    /// timing does not tell whether the account exists. Hashed in the background: at the
+    /// default cost it takes a tenth of a second, which start-up (and with it the embedded
+    /// player's first screen) need not wait for.
+    let dummyHash: Task<String, any Error>
 }
 
 public enum MusitBackend {
@@ -99,7 +101,7 @@ public enum MusitBackend {
                                        refreshLifetime: config.refreshLifetime),
             hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
             presence: PresenceTracker(window: config.onlineWindow), bus: EventBus(), config: config,
-            dummyHash: try await hasher.hash(UUID().uuidString))
+            dummyHash: Task { try await hasher.hash(UUID().uuidString) })
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }
         _ = MetricsSetup.registry
