@@ -15,18 +15,7 @@ echo "== building musit-tui (release)"
 (cd "$root" && swift build -c release --product musit-tui --static-swift-stdlib 2>&1 | tail -1)
 musit="$root/.build/release/musit-tui"
 
-cat > "$out/asoundrc" <<'CONF'
-pcm.benchnull { type null }
-pcm.benchfile {
-    @args [ FILE ]
-    @args.FILE { type string default "/dev/null" }
-    type file
-    slave.pcm "benchnull"
-    file $FILE
-    format "raw"
-}
-CONF
-export ALSA_CONFIG_PATH="$out/asoundrc"
+export ALSA_CONFIG_PATH="$here/asoundrc"
 
 # Music-like test signal: pink noise with a tremolo and two tones, 180 s.
 if [ ! -f "$out/track180.mp3" ]; then

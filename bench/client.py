@@ -3,18 +3,7 @@ import json, os, select, shutil, socket, statistics, subprocess, sys, tempfile, 
 
 musit, out = sys.argv[1], sys.argv[2]
 work = tempfile.mkdtemp(prefix="musit-client-bench-")
-asound = f"{work}/asoundrc"
-with open(asound, "w") as f:
-    f.write("""pcm.benchnull { type null }
-pcm.benchfile {
-    @args [ FILE ]
-    @args.FILE { type string default "/dev/null" }
-    type file
-    slave.pcm "benchnull"
-    file $FILE
-    format "raw"
-}
-""")
+asound = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asoundrc")
 sock = f"musit-bench-{os.getpid()}"
 
 

@@ -3,15 +3,13 @@ until the first full screen (the Queue pane's title) has been written to it."""
 import fcntl, os, pty, select, statistics, struct, sys, tempfile, termios, time
 
 binary, demo = sys.argv[1], sys.argv[2]
-asound = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
-asound.write("pcm.benchnull { type null }\n")
-asound.close()
+asound = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asoundrc")
 
 
 def once():
     pid, fd = pty.fork()
     if pid == 0:
-        os.environ.update({"TERM": "xterm-256color", "LANG": "C.UTF-8", "ALSA_CONFIG_PATH": asound.name,
+        os.environ.update({"TERM": "xterm-256color", "LANG": "C.UTF-8", "ALSA_CONFIG_PATH": asound,
                            "XDG_CONFIG_HOME": tempfile.mkdtemp()})
         os.execv(binary, [binary, "--device", "benchnull", "--pace", demo])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
