@@ -1,0 +1,147 @@
+"""Helpers shared by the sync hammer and the crash tests: a `musit-tui --serve` child on
+a loopback port, and a small keep-alive JSON client over http.client (one per thread)."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("MUSIT_BIN", os.path.join(ROOT, ".build", "debug", "musit-tui"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """`musit-tui --serve` on loopback with its data in a directory of its own."""
+
+    def __init__(self, data=None, port=None, extra_env=None):
+        self.data = data or tempfile.mkdtemp(prefix="musit-sync-")
+        self.port = port or free_port()
+        self.extra_env = extra_env or {}
+        self.proc = None
+        self.log = None
+
+    def start(self, timeout=30):
+        env = dict(os.environ, MUSIT_BCRYPT_COST="4", MUSIT_LOG_LEVEL="warning", HOME=self.data)
+        env.update(self.extra_env)
+        self.log = open(os.path.join(self.data, "server.log"), "ab")
+        self.proc = subprocess.Popen([BIN, "--serve", "--port", str(self.port), "--data", self.data],
+                                     stdout=self.log, stderr=self.log, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    c.close()
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited with %s; log:\n%s" % (self.proc.returncode, self.read_log()))
+            time.sleep(0.05)
+        raise RuntimeError("server did not answer /healthz")
+
+    def read_log(self):
+        with open(os.path.join(self.data, "server.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.close()
+
+
+class Client:
+    """One keep-alive connection; reconnects after any error. Not shared between threads."""
+
+    def __init__(self, port, token=None, timeout=90):
+        self.port = port
+        self.token = token
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None, raw=False):
+        h = dict(headers or {})
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        data = body
+        if body is not None and not isinstance(body, (bytes, bytearray)):
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=h)
+                r = self.conn.getresponse()
+                payload = r.read()
+                if r.getheader("connection", "").lower() == "close":
+                    self.close()
+                if raw:
+                    return r.status, payload
+                return r.status, (json.loads(payload) if payload else None)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # A kept-alive connection the server closed meanwhile: one fresh try.
+                self.close()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def register(port, name, password="correct horse"):
+    status, body = Client(port).request("POST", "/api/v1/auth/register", {"username": name, "password": password})
+    assert status == 201, (status, body)
+    return body["accessToken"]
+
+
+def befriend(port, a_token, b_name, b_token, a_name):
+    s, b = Client(port, a_token).request("POST", "/api/v1/friends/requests", {"username": b_name})
+    assert s == 201, (s, b)
+    s, b = Client(port, b_token).request("POST", "/api/v1/friends/requests/%s/accept" % a_name)
+    assert s == 200, (s, b)
+
+
+class CPUPressure:
+    """Busy loops at low priority on every core, so the server's tasks are preempted at
+    arbitrary moments (where races show) without starving the test itself."""
+
+    def __init__(self, workers=None):
+        self.workers = workers or os.cpu_count() or 2
+        self.procs = []
+
+    def __enter__(self):
+        for _ in range(self.workers):
+            self.procs.append(subprocess.Popen(["nice", "-n", "5", "python3", "-c", "while True: pass"]))
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+            p.wait()
