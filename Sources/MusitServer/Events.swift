@@ -4,12 +4,38 @@ import MusitAPI
 import ServiceLifecycle
 import Synchronization
 
-/// Wakes held long-polls. Each user has a version that every publish bumps; a poller reads
-/// the version before it looks in storage and waits only while the version is unchanged, so
-/// an event stored between the two can never be missed.
+/// Wakes held long-polls when their user's log grows.
+///
+/// The bus never decides what a poll answers on its own: storage does (see `LongPoll`). It
+/// knows, per user, the highest event id announced after its commit (`heads`), and keeps the
+/// latest announced events so a woken poll can answer without a database read, but only
+/// when it holds every id from the poll's cursor up to that head: announcements may arrive
+/// out of id order (two writers finish, then race to the actor), and a run with a hole in it
+/// is never answered from here; such a poll reads storage, where ids are visible in order.
 public actor EventBus: Service {
-    private var versions: [Int64: UInt64] = [:]
-    private var waiters: [Int64: [UInt64: CheckedContinuation<Void, Never>]] = [:]
+    /// What a held poll learned.
+    enum Wake: Equatable, Sendable {
+        /// Nothing after its cursor was announced (time up, client gone, or shutdown).
+        case nothing
+        /// Every event after its cursor through the newest announced, gapless, in id order.
+        case events([ServerEvent])
+        /// Something after its cursor was committed; read it from storage.
+        case readStorage
+    }
+
+    private struct Waiter {
+        let cursor: Int64
+        let continuation: CheckedContinuation<Void, Never>
+    }
+
+    /// The highest id announced per user.
+    private var heads: [Int64: Int64] = [:]
+    /// Each user's latest announced events, ascending by id (holes possible). Bounded.
+    private var recent: [Int64: [ServerEvent]] = [:]
+    static let recentLimit = 64
+    /// Users whose latest events are kept; past it the table starts over (a miss costs a read).
+    static let recentUsersLimit = 8192
+    private var waiters: [Int64: [UInt64: Waiter]] = [:]
     /// Names each wait (a counter: `UUID()` reads /dev/urandom on every call).
     private var lastWait: UInt64 = 0
     private var closed = false
@@ -23,10 +49,6 @@ public actor EventBus: Service {
     private var sweeper: Task<Void, Never>?
     /// How late a timeout may be answered.
     static let sweepInterval = Duration.milliseconds(100)
-    /// Each user's latest events with the version that announced them, so a woken poll
-    /// needs no database read. Bounded; a poll that fell behind it reads storage instead.
-    private var recent: [Int64: [(version: UInt64, event: ServerEvent)]] = [:]
-    static let recentLimit = 64
 
     public init() {}
 
@@ -35,14 +57,13 @@ public actor EventBus: Service {
         didSet { MetricsSetup.heldPolls.record(heldPolls) }
     }
 
-    func version(of user: Int64) -> UInt64 { versions[user] ?? 0 }
-
-    /// Returns when `user` gets news after `version`, after `timeout` seconds, on
-    /// cancellation (the client went away) or at shutdown, whichever comes first; with the
-    /// events announced meanwhile when they are all still in memory (nil: read storage).
-    /// Answering them here saves each woken poll a second trip through the actor.
-    func wait(user: Int64, since version: UInt64, timeout: Double) async -> [ServerEvent]? {
-        guard !closed, versions[user] ?? 0 == version, timeout > 0 else { return events(for: user, after: version) }
+    /// Returns when an event after `cursor` is announced for `user`, after `timeout` seconds,
+    /// on cancellation (the client went away) or at shutdown, whichever comes first.
+    /// A poll must read storage before it waits: an event committed before the wait began
+    /// has been announced already or is announced later, and either way its id is above
+    /// the cursor, so it ends the wait (or prevents it).
+    func wait(user: Int64, after cursor: Int64, timeout: Double, limit: Int) async -> Wake {
+        guard !closed, heads[user] ?? 0 <= cursor, timeout > 0 else { return answer(user, after: cursor, limit: limit) }
         lastWait &+= 1
         let id = lastWait
         active.insert(id)
@@ -57,7 +78,7 @@ public actor EventBus: Service {
                 if early.remove(id) != nil || closed {
                     c.resume()
                 } else {
-                    waiters[user, default: [:]][id] = c
+                    waiters[user, default: [:]][id] = Waiter(cursor: cursor, continuation: c)
                     heldPolls += 1
                 }
             }
@@ -65,7 +86,25 @@ public actor EventBus: Service {
             Task { await self.release(user: user, id: id) }
         }
         deadlines[id] = nil
-        return events(for: user, after: version)
+        return answer(user, after: cursor, limit: limit)
+    }
+
+    /// The events after `cursor` when this bus holds all of them, gapless, through the head.
+    private func answer(_ user: Int64, after cursor: Int64, limit: Int) -> Wake {
+        let head = heads[user] ?? 0
+        guard head > cursor else { return .nothing }
+        guard let list = recent[user], let start = list.firstIndex(where: { $0.id > cursor }), list[start].id == cursor + 1 else {
+            return .readStorage
+        }
+        var out: [ServerEvent] = []
+        var next = cursor + 1
+        for e in list[start...] {
+            guard e.id == next else { return .readStorage }
+            out.append(e)
+            next += 1
+            if out.count == limit { return .events(out) }
+        }
+        return next > head ? .events(out) : .readStorage
     }
 
     private func startSweeper() {
@@ -91,63 +130,105 @@ public actor EventBus: Service {
     }
 
     private func release(user: Int64, id: UInt64) {
-        if let c = waiters[user]?.removeValue(forKey: id) {
+        if let w = waiters[user]?.removeValue(forKey: id) {
             heldPolls -= 1
-            c.resume()
+            w.continuation.resume()
         } else if active.contains(id) {
             early.insert(id)
         }
         if waiters[user]?.isEmpty == true { waiters[user] = nil }
     }
 
-    /// News for `users`: bump their versions and answer their held polls.
-    public func publish(to users: [Int64]) {
-        for u in users {
-            versions[u, default: 0] &+= 1
-            recent[u] = nil  // an announcement without its event: later polls read storage
-            wake(u)
-        }
-    }
-
-    /// Stored events for their users (ids from storage, one per user, in `users` order).
-    func publish(_ event: ServerEvent, to users: [Int64], ids: [Int64]) {
-        for (u, id) in zip(users, ids) {
-            let v = (versions[u] ?? 0) &+ 1
-            versions[u] = v
-            var e = event
-            e.id = id
-            var list = recent[u] ?? []
-            list.append((v, e))
+    /// Events just committed: raise their users' heads, keep them, and wake the polls
+    /// whose cursor is below the new head. Call after the transaction commits, never before.
+    func announce(_ committed: [CommittedEvent]) {
+        for c in committed {
+            let user = c.userID
+            let id = c.event.id
+            heads[user] = max(heads[user] ?? 0, id)
+            if recent[user] == nil, recent.count >= Self.recentUsersLimit { recent.removeAll(keepingCapacity: true) }
+            var list = recent[user] ?? []
+            // Usually the newest: insert from the end.
+            var at = list.endIndex
+            while at > list.startIndex, list[at - 1].id > id { at -= 1 }
+            if at == list.startIndex || list[at - 1].id != id { list.insert(c.event, at: at) }
             if list.count > Self.recentLimit { list.removeFirst(list.count - Self.recentLimit) }
-            recent[u] = list
-            wake(u)
+            recent[user] = list
+            wake(user)
         }
-    }
-
-    /// The events announced after `version`, when every one of them is still kept; nil otherwise.
-    func events(for user: Int64, after version: UInt64) -> [ServerEvent]? {
-        let current = versions[user] ?? 0
-        if current == version { return [] }
-        guard let list = recent[user], let first = list.first, first.version <= version &+ 1 else { return nil }
-        return list.filter { $0.version > version }.map(\.event)
     }
 
     private func wake(_ user: Int64) {
-        guard let held = waiters.removeValue(forKey: user) else { return }
-        heldPolls -= held.count
-        for (_, c) in held { c.resume() }
+        guard var held = waiters[user] else { return }
+        let head = heads[user] ?? 0
+        for (id, w) in held where w.cursor < head {
+            held[id] = nil
+            heldPolls -= 1
+            w.continuation.resume()
+        }
+        waiters[user] = held.isEmpty ? nil : held
     }
 
     /// Answers every held poll and refuses to hold new ones.
     public func close() {
         closed = true
-        for u in Array(waiters.keys) { wake(u) }
+        for (_, held) in waiters {
+            for (_, w) in held { w.continuation.resume() }
+            heldPolls -= held.count
+        }
+        waiters.removeAll()
     }
 
     /// As a service: at graceful shutdown, answer held polls before the server stops.
     public func run() async throws {
         try? await gracefulShutdown()
         close()
+    }
+}
+
+/// The long-poll: a page of `user`'s events after a cursor, at once when there are any,
+/// else when one is committed or the time is up.
+///
+/// Storage is the only source of truth for what exists; the bus only says when to look.
+/// 1. Read the events after the cursor, with the log's head, in one snapshot. A cursor
+///    above the head (a client of a restored backup, or a forged cursor) or below what
+///    pruning dropped is 410 with where to resume: waiting there would be silent forever.
+/// 2. None: wait on the bus. An event committed after the snapshot is announced with an id
+///    above the cursor, so it wakes the wait or, if announced first, prevents it.
+/// 3. Woken: the bus answers the gapless run it holds, or storage is read again. Either
+///    way the page starts right after the cursor and has no holes, because a user's ids
+///    become visible in order (see `SQLiteStore.appendEvent`): no id is skipped, none twice.
+struct LongPoll: Sendable {
+    let store: any EventRepository
+    let bus: EventBus
+    static let pageLimit = 500
+
+    func page(user: Int64, after cursor: Int64, timeout: Int) async throws -> EventsPage {
+        let slice = try await store.events(for: user, after: cursor, limit: Self.pageLimit)
+        if cursor < slice.prunedThrough {
+            throw Problem.resync("Events after \(cursor) are no longer kept; reload state and resume from \(slice.prunedThrough)",
+                                 resumeFrom: slice.prunedThrough)
+        }
+        if cursor > slice.head {
+            throw Problem.resync("Cursor \(cursor) is past the newest event (\(slice.head)); reload state and resume from \(slice.head)",
+                                 resumeFrom: slice.head)
+        }
+        var events = slice.events
+        if events.isEmpty, timeout > 0 {
+            switch await bus.wait(user: user, after: cursor, timeout: Double(timeout), limit: Self.pageLimit) {
+            case .nothing: break
+            case .events(let fresh): events = fresh
+            case .readStorage: events = try await store.events(for: user, after: cursor, limit: Self.pageLimit).events
+            }
+        }
+        return EventsPage(events: events, cursor: events.last?.id ?? cursor)
+    }
+}
+
+extension Problem {
+    /// 410: the client must reload its state and resume from `resumeFrom`.
+    static func resync(_ detail: String, resumeFrom: Int64) -> Problem {
+        Problem(status: 410, title: "Gone", detail: detail, type: "https://musit.invalid/problems/resync", resumeFrom: resumeFrom)
     }
 }
 
@@ -178,27 +259,6 @@ final class EncodedPages: Sendable {
             $0[user] = Entry(after: after, through: through, body: body)
         }
         return body
-    }
-}
-
-/// Stores events and wakes their users' polls.
-struct EventPublisher: Sendable {
-    let store: any SocialRepository
-    let bus: EventBus
-
-    func publish(_ event: ServerEvent, to users: [Int64]) async throws {
-        guard !users.isEmpty else { return }
-        let data = try JSONEncoder().encode(event)
-        let ids = try await store.appendEvent(for: users, kind: event.kind, payload: data)
-        var stamped = event
-        stamped.createdAt = Date().ISO8601Format()
-        await bus.publish(stamped, to: users, ids: ids)
-    }
-
-    static func event(_ kind: ServerEvent.Kind, user: String? = nil, message: ChatMessage? = nil,
-                      nowPlaying: NowPlayingInfo? = nil, readUpTo: Int64? = nil, online: Bool? = nil) -> ServerEvent {
-        ServerEvent(id: 0, kind: kind, createdAt: "", user: user, message: message, nowPlaying: nowPlaying,
-                    readUpTo: readUpTo, online: online)
     }
 }
 
@@ -245,5 +305,14 @@ public final class PresenceTracker: Sendable {
         entries.withLock { e in
             e.values.filter { now.timeIntervalSince($0.lastSeen) <= window && $0.nowPlaying?.state == .playing }.count
         }
+    }
+}
+
+extension ServerEvent {
+    /// An event to commit: its id and time are given when it is written.
+    static func draft(_ kind: Kind, user: String? = nil, message: ChatMessage? = nil, nowPlaying: NowPlayingInfo? = nil,
+                      readUpTo: Int64? = nil, online: Bool? = nil) -> ServerEvent {
+        ServerEvent(id: 0, kind: kind, createdAt: "", user: user, message: message, nowPlaying: nowPlaying,
+                    readUpTo: readUpTo, online: online)
     }
 }

@@ -37,14 +37,22 @@ public enum MusitServerVersion {
     public static let string = "0.1.0"
 }
 
-/// The request context: Hummingbird's core storage plus the peer's address (for throttling).
+/// The request context: Hummingbird's core storage, the peer's address (for throttling)
+/// and the signed-in user, set by `AuthenticationMiddleware`.
 public struct MusitContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    public var user: User?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The signed-in user; only routes behind `AuthenticationMiddleware` have one.
+    func requireUser() throws -> User {
+        guard let user else { throw Problem.unauthorized("Sign in: send Authorization: Bearer <access token>") }
+        return user
     }
 }
 
@@ -109,10 +117,18 @@ public enum MusitBackend {
         router.add(middleware: LogRequestsMiddleware(.info))
         router.add(middleware: RequestMetricsMiddleware(routes: services.routes))
         router.add(middleware: ProblemMiddleware(logger: log))
-        Routes.register(on: router, services: services)
-        SocialRoutes.register(on: router, services: services)
-        SongRoutes.register(on: router, services: services)
-        AdminRoutes.register(on: router, services: services)
+        // Two views of /api/v1: the open one (accounts, media by token), and the one
+        // behind authentication, whose handlers find the user in their context.
+        let open = router.group("/api/v1")
+        let signedIn = router.group("/api/v1").add(middleware: AuthenticationMiddleware(tokens: services.tokens, users: store))
+        let accounts = AccountsController(services: services)
+        accounts.addRoutes(to: router, open: open, signedIn: signedIn)
+        SocialController(users: store, social: store, presence: services.presence, bus: services.bus).addRoutes(to: signedIn)
+        EventsController(social: store, presence: services.presence, poll: LongPoll(store: store, bus: services.bus),
+                         pages: services.pages).addRoutes(to: signedIn)
+        let songs = try await SongsController(services: services, store: store, logger: log)
+        songs.addRoutes(open: open, signedIn: signedIn)
+        AdminController(services: services).addRoutes(to: router, signedIn: signedIn)
         let app = Application(router: router,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
                               onServerRunning: onServerRunning, logger: log)

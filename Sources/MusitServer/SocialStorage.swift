@@ -22,44 +22,56 @@ public struct StoredPresence: Equatable, Sendable {
     public var lastSeen: Date
 }
 
-public struct StoredEvent: Equatable, Sendable {
-    public var id: Int64
-    public var userID: Int64
-    public var kind: ServerEvent.Kind
-    public var payload: Data
-    public var createdAt: Date
+/// What asking someone to be friends did.
+public enum FriendRequestOutcome: Sendable, Equatable {
+    /// A new request.
+    case requested
+    /// Asked before and still pending.
+    case alreadyRequested
+    case alreadyFriends
+    /// They had asked first: asking back made the friendship.
+    case accepted
 }
 
-/// Profiles, friendships, chat, presence and the per-user event log.
-public protocol SocialRepository: Sendable {
+/// What sending a message did.
+public enum SendOutcome: Sendable, Equatable {
+    /// Stored now with its events, or found stored already (same sender and client id:
+    /// a retry), whose events were stored with it.
+    case stored(StoredMessage, isNew: Bool, events: [CommittedEvent])
+    case notFriends
+}
+
+/// The per-user event log: dense ids per user, visible in id order (see `appendEvent`).
+public protocol EventRepository: Sendable {
+    /// Appends `event` to each of `users`' logs in one transaction; the events as committed.
+    func appendEvent(_ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent]
+    /// Up to `limit` of `user`'s events after `cursor`, with the log's head and horizon.
+    func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice
+    /// Drops events older than `date`; returns how many.
+    func pruneEvents(before date: Date) async throws -> Int
+}
+
+/// Profiles, friendships and chat. Every change is one transaction with the events that
+/// report it, so no change is stored without its events, nor events without their change.
+public protocol SocialRepository: EventRepository {
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
     func searchUsers(_ query: String, limit: Int) async throws -> [User]
 
     func friendState(_ a: Int64, _ b: Int64) async throws -> FriendState
-    func requestFriend(from: Int64, to: Int64) async throws
-    /// Accepts `from`'s request to `to`; false when there was none.
-    func acceptFriend(from: Int64, to: Int64) async throws -> Bool
-    /// Removes a request either way or a friendship; false when there was nothing.
-    func removeFriendship(_ a: Int64, _ b: Int64) async throws -> Bool
+    func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent])
+    /// `to` accepts `from`'s request; nil when there was none.
+    func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]?
+    /// `to` declines `from`'s request; nil when there was none.
+    func declineFriend(from: User, to: User) async throws -> [CommittedEvent]?
+    /// Ends a friendship or withdraws a request, either way; nil when there was nothing.
+    func removeFriend(_ me: User, _ other: User) async throws -> [CommittedEvent]?
     func friends(of user: Int64) async throws -> (friends: [User], incoming: [User], outgoing: [User])
 
-    /// Stores a message once per (sender, client id); returns it and whether it is new.
-    func insertMessage(from: Int64, to: Int64, clientID: String, body: String) async throws -> (StoredMessage, Bool)
+    /// Stores a message once per (sender, client id) with its events, if they are friends.
+    func sendMessage(from: User, to: User, clientID: String, body: String) async throws -> SendOutcome
     func messages(between a: Int64, _ b: Int64, before: Int64?, limit: Int) async throws -> [StoredMessage]
-    /// Marks `from`'s messages to `reader` up to `upTo` read; returns how many changed.
-    func markRead(reader: Int64, from: Int64, upTo: Int64) async throws -> Int
-
-    func setPresence(userID: Int64, nowPlaying: NowPlayingInfo?, seen: Date) async throws
-    func touchPresence(userID: Int64, seen: Date) async throws -> Bool
-    func presence(of users: [Int64]) async throws -> [Int64: StoredPresence]
-
-    /// Appends an event for each of `users`; returns the new ids in order.
-    func appendEvent(for users: [Int64], kind: ServerEvent.Kind, payload: Data) async throws -> [Int64]
-    func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> [StoredEvent]
-    /// The highest event id of `user`'s that was dropped (0 when none).
-    func prunedThrough(for user: Int64) async throws -> Int64
-    /// Drops events older than `date`; returns how many.
-    func pruneEvents(before date: Date) async throws -> Int
+    /// Marks `from`'s messages to `reader` up to `upTo` read; the events, none when nothing changed.
+    func markRead(reader: User, from: User, upTo: Int64) async throws -> [CommittedEvent]
 }
 
 extension SQLiteStore: SocialRepository {
@@ -152,28 +164,49 @@ extension SQLiteStore: SocialRepository {
         return (row["requesterID"] as Int64) == a ? .outgoing : .incoming
     }
 
-    public func requestFriend(from: Int64, to: Int64) async throws {
+    public func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent]) {
         try await pool.write { db in
-            guard try Self.friendState(db, from, to) == .none else { return }
-            try db.execute(sql: "INSERT INTO friendship (requesterID, addresseeID, accepted, createdAt) VALUES (?, ?, 0, ?)",
-                           arguments: [from, to, Date()])
+            switch try Self.friendState(db, from.id, to.id) {
+            case .friends: return (.alreadyFriends, [])
+            case .outgoing: return (.alreadyRequested, [])
+            case .incoming:
+                try db.execute(sql: "UPDATE friendship SET accepted = 1 WHERE requesterID = ? AND addresseeID = ?",
+                               arguments: [to.id, from.id])
+                return (.accepted, try Self.appendEvent(db, .draft(.friendAccepted, user: from.username), to: [to.id]))
+            case .none:
+                try db.execute(sql: "INSERT INTO friendship (requesterID, addresseeID, accepted, createdAt) VALUES (?, ?, 0, ?)",
+                               arguments: [from.id, to.id, Date()])
+                return (.requested, try Self.appendEvent(db, .draft(.friendRequest, user: from.username), to: [to.id]))
+            }
         }
     }
 
-    public func acceptFriend(from: Int64, to: Int64) async throws -> Bool {
+    public func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]? {
         try await pool.write { db in
             try db.execute(sql: "UPDATE friendship SET accepted = 1 WHERE requesterID = ? AND addresseeID = ? AND accepted = 0",
-                           arguments: [from, to])
-            return db.changesCount > 0
+                           arguments: [from.id, to.id])
+            guard db.changesCount > 0 else { return nil }
+            return try Self.appendEvent(db, .draft(.friendAccepted, user: to.username), to: [from.id])
         }
     }
 
-    public func removeFriendship(_ a: Int64, _ b: Int64) async throws -> Bool {
+    public func declineFriend(from: User, to: User) async throws -> [CommittedEvent]? {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM friendship WHERE requesterID = ? AND addresseeID = ? AND accepted = 0",
+                           arguments: [from.id, to.id])
+            guard db.changesCount > 0 else { return nil }
+            // The asker's outgoing list changes too.
+            return try Self.appendEvent(db, .draft(.friendRemoved, user: to.username), to: [from.id])
+        }
+    }
+
+    public func removeFriend(_ me: User, _ other: User) async throws -> [CommittedEvent]? {
         try await pool.write { db in
             try db.execute(sql: """
                 DELETE FROM friendship WHERE (requesterID = ? AND addresseeID = ?) OR (requesterID = ? AND addresseeID = ?)
-                """, arguments: [a, b, b, a])
-            return db.changesCount > 0
+                """, arguments: [me.id, other.id, other.id, me.id])
+            guard db.changesCount > 0 else { return nil }
+            return try Self.appendEvent(db, .draft(.friendRemoved, user: me.username), to: [other.id])
         }
     }
 
@@ -199,17 +232,21 @@ extension SQLiteStore: SocialRepository {
         }
     }
 
-    public func insertMessage(from: Int64, to: Int64, clientID: String, body: String) async throws -> (StoredMessage, Bool) {
+    public func sendMessage(from: User, to: User, clientID: String, body: String) async throws -> SendOutcome {
         try await pool.write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE fromID = ? AND clientID = ?",
-                                          arguments: [from, clientID]) {
-                return (Self.message(row), false)
+                                          arguments: [from.id, clientID]) {
+                return .stored(Self.message(row), isNew: false, events: [])
             }
+            guard try Self.friendState(db, from.id, to.id) == .friends else { return .notFriends }
             let now = Date()
             try db.execute(sql: "INSERT INTO message (fromID, toID, clientID, body, sentAt) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [from, to, clientID, body, now])
-            return (StoredMessage(id: db.lastInsertedRowID, fromID: from, toID: to, clientID: clientID, body: body,
-                                  sentAt: now, readAt: nil), true)
+                           arguments: [from.id, to.id, clientID, body, now])
+            let stored = StoredMessage(id: db.lastInsertedRowID, fromID: from.id, toID: to.id, clientID: clientID, body: body,
+                                       sentAt: now, readAt: nil)
+            let event = ServerEvent.draft(.chatMessage, user: from.username,
+                                          message: ChatMessage(stored, from: from.username, to: to.username))
+            return .stored(stored, isNew: true, events: try Self.appendEvent(db, event, to: [to.id, from.id]))
         }
     }
 
@@ -222,91 +259,19 @@ extension SQLiteStore: SocialRepository {
         }
     }
 
-    public func markRead(reader: Int64, from: Int64, upTo: Int64) async throws -> Int {
+    public func markRead(reader: User, from: User, upTo: Int64) async throws -> [CommittedEvent] {
         try await pool.write { db in
             try db.execute(sql: "UPDATE message SET readAt = ? WHERE toID = ? AND fromID = ? AND id <= ? AND readAt IS NULL",
-                           arguments: [Date(), reader, from, upTo])
-            return db.changesCount
+                           arguments: [Date(), reader.id, from.id, upTo])
+            guard db.changesCount > 0 else { return [] }
+            return try Self.appendEvent(db, .draft(.messageRead, user: reader.username, readUpTo: upTo), to: [from.id])
         }
     }
+}
 
-    public func setPresence(userID: Int64, nowPlaying: NowPlayingInfo?, seen: Date) async throws {
-        let blob = try nowPlaying.map { try JSONEncoder().encode($0) }
-        try await pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO presence (userID, nowPlaying, lastSeen) VALUES (?, ?, ?)
-                ON CONFLICT(userID) DO UPDATE SET nowPlaying = excluded.nowPlaying, lastSeen = excluded.lastSeen
-                """, arguments: [userID, blob, seen])
-        }
-    }
-
-    public func touchPresence(userID: Int64, seen: Date) async throws -> Bool {
-        try await pool.write { db in
-            let before: Date? = try Date.fetchOne(db, sql: "SELECT lastSeen FROM presence WHERE userID = ?", arguments: [userID])
-            try db.execute(sql: """
-                INSERT INTO presence (userID, nowPlaying, lastSeen) VALUES (?, NULL, ?)
-                ON CONFLICT(userID) DO UPDATE SET lastSeen = excluded.lastSeen
-                """, arguments: [userID, seen])
-            // True when the user just came online.
-            return before.map { seen.timeIntervalSince($0) > APILimits.onlineSeconds } ?? true
-        }
-    }
-
-    public func presence(of users: [Int64]) async throws -> [Int64: StoredPresence] {
-        guard !users.isEmpty else { return [:] }
-        return try await pool.read { db in
-            var out: [Int64: StoredPresence] = [:]
-            let marks = users.map { _ in "?" }.joined(separator: ",")
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM presence WHERE userID IN (\(marks))",
-                                        arguments: StatementArguments(users)) {
-                let blob: Data? = row["nowPlaying"]
-                let np = blob.flatMap { try? JSONDecoder().decode(NowPlayingInfo.self, from: $0) }
-                out[row["userID"]] = StoredPresence(userID: row["userID"], nowPlaying: np, lastSeen: row["lastSeen"])
-            }
-            return out
-        }
-    }
-
-    public func appendEvent(for users: [Int64], kind: ServerEvent.Kind, payload: Data) async throws -> [Int64] {
-        guard !users.isEmpty else { return [] }
-        return try await pool.write { db in
-            var ids: [Int64] = []
-            let now = Date()
-            for u in users {
-                try db.execute(sql: "INSERT INTO event (userID, kind, payload, createdAt) VALUES (?, ?, ?, ?)",
-                               arguments: [u, kind.rawValue, payload, now])
-                ids.append(db.lastInsertedRowID)
-            }
-            return ids
-        }
-    }
-
-    public func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> [StoredEvent] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE userID = ? AND id > ? ORDER BY id LIMIT ?",
-                             arguments: [user, cursor, limit]).compactMap { row in
-                guard let kind = ServerEvent.Kind(rawValue: row["kind"]) else { return nil }
-                return StoredEvent(id: row["id"], userID: row["userID"], kind: kind, payload: row["payload"],
-                                   createdAt: row["createdAt"])
-            }
-        }
-    }
-
-    public func prunedThrough(for user: Int64) async throws -> Int64 {
-        try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT prunedThrough FROM eventHorizon WHERE userID = ?", arguments: [user]) ?? 0
-        }
-    }
-
-    public func pruneEvents(before date: Date) async throws -> Int {
-        try await pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO eventHorizon (userID, prunedThrough)
-                SELECT userID, MAX(id) FROM event WHERE createdAt < ? GROUP BY userID
-                ON CONFLICT(userID) DO UPDATE SET prunedThrough = MAX(prunedThrough, excluded.prunedThrough)
-                """, arguments: [date])
-            try db.execute(sql: "DELETE FROM event WHERE createdAt < ?", arguments: [date])
-            return db.changesCount
-        }
+extension ChatMessage {
+    init(_ m: StoredMessage, from: String, to: String) {
+        self.init(id: m.id, from: from, to: to, body: m.body, clientId: m.clientID, sentAt: m.sentAt.ISO8601Format(),
+                  readAt: m.readAt?.ISO8601Format())
     }
 }

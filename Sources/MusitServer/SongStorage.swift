@@ -19,13 +19,39 @@ public struct StoredSong: Equatable, Sendable {
     public var createdAt: Date
 }
 
+public enum SongStorageError: Error, Equatable {
+    /// The same bytes are already stored, as this song.
+    case duplicate(Int64)
+    /// The owner's quota would be exceeded.
+    case quota
+}
+
+/// What deleting a song did.
+public enum SongDeletion: Sendable, Equatable {
+    case deleted([CommittedEvent])
+    case notFound
+    case forbidden
+}
+
 public protocol SongRepository: Sendable {
-    func insertSong(_ song: StoredSong) async throws -> StoredSong
+    /// Stores `song` with `event` for every user in one transaction. `place` puts the song's
+    /// files where its id says, inside that transaction: if it throws, or the process dies
+    /// before the commit, there is no row (and `repairMedia` removes what was placed).
+    /// Throws `SongStorageError` for a duplicate or an exceeded quota.
+    func insertSong(_ song: StoredSong, quota: Int64, event: ServerEvent,
+                    place: @escaping @Sendable (Int64) throws -> Void) async throws -> (StoredSong, [CommittedEvent])
+    /// Removes the files of a song whose row was not committed, under the writer's lock so
+    /// that no other upload can meanwhile be given the same id.
+    func discardFiles(of id: Int64, remove: @escaping @Sendable () -> Void) async throws
+    /// Deletes a song of `user`'s (any song for an admin) with `event` for every user.
+    func deleteSong(id: Int64, by user: User, event: ServerEvent) async throws -> SongDeletion
+    /// At start-up: drops rows whose audio file is gone, forgets covers whose file is gone,
+    /// and removes files without a row and leftover partial uploads. Returns what it did.
+    func repairMedia(directory: String, event: ServerEvent) async throws -> MediaRepair
     func song(id: Int64) async throws -> StoredSong?
     func song(sha256: String) async throws -> StoredSong?
     /// Songs with id greater than `after`, in id order, matching `query` in title/artist/album.
     func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong]
-    func deleteSong(id: Int64) async throws -> Bool
     func bytesStored(by owner: Int64) async throws -> Int64
     func allUserIDs() async throws -> [Int64]
 }
@@ -58,9 +84,17 @@ extension SQLiteStore: SongRepository {
                    hls: try JSONDecoder().decode(HLSSegmenter.Index.self, from: row["hls"] as Data), createdAt: row["createdAt"])
     }
 
-    public func insertSong(_ song: StoredSong) async throws -> StoredSong {
+    public func insertSong(_ song: StoredSong, quota: Int64, event: ServerEvent,
+                           place: @escaping @Sendable (Int64) throws -> Void) async throws -> (StoredSong, [CommittedEvent]) {
         let hls = try JSONEncoder().encode(song.hls)
         return try await pool.write { db in
+            // Checked in the writer's transaction: two identical uploads at once are one 201 and one 409.
+            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM song WHERE sha256 = ?", arguments: [song.sha256]) {
+                throw SongStorageError.duplicate(id)
+            }
+            let used = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?",
+                                          arguments: [song.ownerID]) ?? 0
+            guard used + song.bytes <= quota else { throw SongStorageError.quota }
             try db.execute(sql: """
                 INSERT INTO song (ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -68,7 +102,71 @@ extension SQLiteStore: SongRepository {
                                  song.duration, song.bytes, song.coverMime, hls, song.createdAt])
             var stored = song
             stored.id = db.lastInsertedRowID
-            return stored
+            let events = try Self.appendEvent(db, event, to: try Self.allUsers(db))
+            // Last, so nothing after it can fail: the files are in place before the row commits.
+            try place(stored.id)
+            return (stored, events)
+        }
+    }
+
+    public func discardFiles(of id: Int64, remove: @escaping @Sendable () -> Void) async throws {
+        try await pool.write { db in
+            if try Int64.fetchOne(db, sql: "SELECT id FROM song WHERE id = ?", arguments: [id]) == nil { remove() }
+        }
+    }
+
+    public func deleteSong(id: Int64, by user: User, event: ServerEvent) async throws -> SongDeletion {
+        try await pool.write { db in
+            guard let owner = try Int64.fetchOne(db, sql: "SELECT ownerID FROM song WHERE id = ?", arguments: [id]) else {
+                return .notFound
+            }
+            guard owner == user.id || user.role == .admin else { return .forbidden }
+            try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id])
+            return .deleted(try Self.appendEvent(db, event, to: try Self.allUsers(db)))
+        }
+    }
+
+    public func repairMedia(directory: String, event: ServerEvent) async throws -> MediaRepair {
+        try await pool.write { db in
+            var repair = MediaRepair()
+            let fm = FileManager.default
+            let uploads = directory + "/uploads"
+            for name in (try? fm.contentsOfDirectory(atPath: uploads)) ?? [] where name.hasSuffix(".part") {
+                try? fm.removeItem(atPath: uploads + "/" + name)
+                repair.partialUploads += 1
+            }
+            var withCover = Set<Int64>()
+            var songs = Set<Int64>()
+            for row in try Row.fetchAll(db, sql: "SELECT id, coverMime FROM song") {
+                let id: Int64 = row["id"]
+                if !fm.fileExists(atPath: "\(directory)/\(id).mp3") {
+                    try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id])
+                    repair.rowsWithoutFile.append(id)
+                    continue
+                }
+                songs.insert(id)
+                if (row["coverMime"] as String?) != nil {
+                    if fm.fileExists(atPath: "\(directory)/\(id).cover") {
+                        withCover.insert(id)
+                    } else {
+                        try db.execute(sql: "UPDATE song SET coverMime = NULL WHERE id = ?", arguments: [id])
+                        repair.coversForgotten += 1
+                    }
+                }
+            }
+            for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
+                let parts = name.split(separator: ".", maxSplits: 1)
+                guard parts.count == 2, let id = Int64(parts[0]) else { continue }
+                let orphan = parts[1] == "mp3" ? !songs.contains(id) : parts[1] == "cover" ? !withCover.contains(id) : false
+                if orphan {
+                    try? fm.removeItem(atPath: directory + "/" + name)
+                    repair.filesWithoutRow += 1
+                }
+            }
+            if !repair.rowsWithoutFile.isEmpty {
+                repair.events = try Self.appendEvent(db, event, to: try Self.allUsers(db))
+            }
+            return repair
         }
     }
 
@@ -93,13 +191,6 @@ extension SQLiteStore: SongRepository {
         }
     }
 
-    public func deleteSong(id: Int64) async throws -> Bool {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id])
-            return db.changesCount > 0
-        }
-    }
-
     public func bytesStored(by owner: Int64) async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?", arguments: [owner]) ?? 0 }
     }
@@ -107,4 +198,15 @@ extension SQLiteStore: SongRepository {
     public func allUserIDs() async throws -> [Int64] {
         try await pool.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM user") }
     }
+}
+
+/// What `repairMedia` found and fixed at start-up.
+public struct MediaRepair: Sendable, Equatable {
+    public var partialUploads = 0
+    public var rowsWithoutFile: [Int64] = []
+    public var coversForgotten = 0
+    public var filesWithoutRow = 0
+    public var events: [CommittedEvent] = []
+
+    public var isEmpty: Bool { partialUploads == 0 && rowsWithoutFile.isEmpty && coversForgotten == 0 && filesWithoutRow == 0 }
 }

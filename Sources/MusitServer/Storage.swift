@@ -84,6 +84,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerSocialMigrations(&m)
         registerSongMigrations(&m)
         registerPlayMigrations(&m)
+        registerEventLogMigration(&m)
         return m
     }
 

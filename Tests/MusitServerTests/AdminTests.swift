@@ -84,7 +84,7 @@ struct AdminTests {
     func encodedPages() throws {
         let pages = EncodedPages()
         func event(_ id: Int64, _ body: String) -> ServerEvent {
-            var e = EventPublisher.event(.chatMessage, user: "bob")
+            var e = ServerEvent.draft(.chatMessage, user: "bob")
             e.id = id
             e.createdAt = body
             return e

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import Logging
 import MusitAPI
 import MusitAudio
 import NIOCore
@@ -8,14 +9,37 @@ import NIOPosix
 import Synchronization
 
 /// The song library: upload, list, search, delete, cover, and streaming (Range GET and HLS).
-enum SongRoutes {
-    static func register(on router: Router<MusitContext>, services s: Services) {
-        let media = s.config.dataDirectory + "/media"
-        let fileIO = FileIO()
-        let publisher = EventPublisher(store: s.social, bus: s.bus)
+struct SongsController: Sendable {
+    let services: Services
+    let songs: any SongRepository
+    let media: String
+    let fileIO = FileIO()
 
-        router.post("/api/v1/songs") { request, context in
-            let me = try await Routes.authenticate(request, services: s)
+    /// Repairs the media directory against the library before any request is served.
+    init(services: Services, store: any SongRepository, logger: Logger) async throws {
+        self.services = services
+        songs = store
+        media = services.config.dataDirectory + "/media"
+        let repair = try await store.repairMedia(directory: media, event: .draft(.libraryChanged))
+        if !repair.isEmpty {
+            logger.warning("repaired the media directory after an unclean stop", metadata: [
+                "partial_uploads_removed": "\(repair.partialUploads)",
+                "songs_without_audio_removed": "\(repair.rowsWithoutFile)",
+                "covers_forgotten": "\(repair.coversForgotten)",
+                "files_without_song_removed": "\(repair.filesWithoutRow)",
+            ])
+        }
+        await services.bus.announce(repair.events)
+    }
+
+    func addRoutes(open: RouterGroup<MusitContext>, signedIn: RouterGroup<MusitContext>) {
+        let s = services
+        let media = media
+        let fileIO = fileIO
+        let songs = songs
+
+        signedIn.post("songs") { request, context in
+            let me = try context.requireUser()
             let contentType = request.headers[.contentType] ?? ""
             let type = contentType.lowercased()
             let boundary = try MultipartFile<RequestBody>.boundary(of: contentType)
@@ -37,11 +61,12 @@ enum SongRoutes {
                 } else {
                     try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
                 }
-                let stored = try await accept(temp: temp, meter: meter, owner: me, services: s, media: media)
+                let (stored, events) = try await SongRoutes.accept(temp: temp, meter: meter, owner: me, services: s,
+                                                                   songs: songs, media: media)
+                await s.bus.announce(events)
                 MetricsSetup.uploads.increment()
                 MetricsSetup.uploadBytes.increment(by: meter.count)
-                try await publisher.publish(EventPublisher.event(.libraryChanged, user: me.username), to: try await s.songs.allUserIDs())
-                return EditedResponse(status: .created, response: song(stored, owner: me.username))
+                return EditedResponse(status: .created, response: SongRoutes.song(stored, owner: me.username))
             } catch {
                 // A refused, broken or abandoned upload leaves nothing behind.
                 try? FileManager.default.removeItem(atPath: temp)
@@ -51,70 +76,71 @@ enum SongRoutes {
             }
         }
 
-        router.get("/api/v1/songs") { request, _ in
-            _ = try await Routes.authenticate(request, services: s)
-            let params = request.uri.queryParameters
-            let limit = params.get("limit", as: Int.self) ?? 50
-            guard (1...200).contains(limit) else { throw Problem.badRequest("limit is 1 to 200") }
-            let cursor = params.get("cursor", as: Int64.self) ?? 0
-            guard cursor >= 0 else { throw Problem.badRequest("cursor is a song id, 0 or more") }
-            let query = params.get("query")
-            guard (query?.count ?? 0) <= 100 else { throw Problem.badRequest("Search for at most 100 characters") }
-            let rows = try await s.songs.songs(after: cursor, limit: limit, query: query)
+        signedIn.get("songs") { request, context in
+            _ = try context.requireUser()
+            let params = QueryParameters(request)
+            let limit = try params.integer("limit", in: 1...200, default: 50)
+            let cursor = try params.integer("cursor", in: 0...Int64.max, default: 0)
+            let query = try params.text("query", maxCharacters: 100, maxBytes: 400)
+            let rows = try await songs.songs(after: cursor, limit: limit, query: query)
             var owners: [Int64: String] = [:]
             for id in Set(rows.map(\.ownerID)) { owners[id] = try await s.users.user(id: id)?.username ?? "?" }
-            return SongsPage(songs: rows.map { song($0, owner: owners[$0.ownerID] ?? "?") },
+            return SongsPage(songs: rows.map { SongRoutes.song($0, owner: owners[$0.ownerID] ?? "?") },
                              nextCursor: rows.count == limit ? rows.last?.id : nil)
         }
 
-        router.get("/api/v1/songs/:id") { request, context in
-            _ = try await Routes.authenticate(request, services: s)
-            let stored = try await find(context, s)
-            return song(stored, owner: try await s.users.user(id: stored.ownerID)?.username ?? "?")
+        signedIn.get("songs/:id") { _, context in
+            let stored = try await SongRoutes.find(context, s)
+            return SongRoutes.song(stored, owner: try await s.users.user(id: stored.ownerID)?.username ?? "?")
         }
 
-        router.delete("/api/v1/songs/:id") { request, context in
-            let me = try await Routes.authenticate(request, services: s)
-            let stored = try await find(context, s)
-            guard stored.ownerID == me.id || me.role == .admin else {
+        signedIn.delete("songs/:id") { _, context in
+            let me = try context.requireUser()
+            guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("No such song") }
+            switch try await songs.deleteSong(id: id, by: me, event: .draft(.libraryChanged, user: me.username)) {
+            case .notFound:
+                throw Problem.notFound("No such song")
+            case .forbidden:
                 throw Problem(status: 403, title: "Forbidden", detail: "Only the owner or an admin deletes a song")
+            case .deleted(let events):
+                s.mediaCache.forget(song: id)
+                // After the commit: a crash in between leaves files without a row, which the
+                // next start removes; never a row without its file. Ids are not reused, so
+                // no later song can own these names. Open streams read the unlinked file on.
+                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
+                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
+                await s.bus.announce(events)
+                return Response(status: .noContent)
             }
-            _ = try await s.songs.deleteSong(id: stored.id)
-            s.mediaCache.forget(song: stored.id)
-            // Streams already open keep reading the unlinked file to its end.
-            try? FileManager.default.removeItem(atPath: audioPath(media, stored.id))
-            try? FileManager.default.removeItem(atPath: coverPath(media, stored.id))
-            try await publisher.publish(EventPublisher.event(.libraryChanged, user: me.username), to: try await s.songs.allUserIDs())
-            return Response(status: .noContent)
         }
 
-        router.get("/api/v1/songs/:id/cover") { request, context in
-            _ = try await Routes.authenticate(request, services: s)
-            let stored = try await find(context, s)
+        signedIn.get("songs/:id/cover") { _, context in
+            let stored = try await SongRoutes.find(context, s)
             guard let mime = stored.coverMime else { throw Problem.notFound("This song has no cover") }
-            let body = try await fileIO.loadFile(path: coverPath(media, stored.id), context: context)
+            let body = try await fileIO.loadFile(path: SongRoutes.coverPath(media, stored.id), context: context)
             return Response(status: .ok, headers: [.contentType: mime, .cacheControl: "private, max-age=86400"], body: body)
         }
 
-        router.get("/api/v1/songs/:id/stream") { request, context in
-            let me = try await Routes.authenticate(request, services: s)
-            let stored = try await find(context, s)
+        signedIn.get("songs/:id/stream") { _, context in
+            let me = try context.requireUser()
+            let stored = try await SongRoutes.find(context, s)
             let token = try await s.tokens.mediaToken(userID: me.id, song: stored.id, lifetime: s.config.mediaTokenLifetime)
             let base = "/api/v1/songs/\(stored.id)"
             return StreamURLs(hls: "\(base)/hls/index.m3u8?token=\(token)", audio: "\(base)/audio?token=\(token)",
                               token: token, expiresIn: Int(s.config.mediaTokenLifetime))
         }
 
-        router.get("/api/v1/songs/:id/audio") { request, context in
-            let stored = try await mediaSong(request, context, s)
-            return try await rangeResponse(request, context, fileIO: fileIO, cache: s.mediaCache, song: stored.id,
-                                           path: audioPath(media, stored.id),
-                                           size: Int(stored.bytes), etag: "\"\(stored.sha256.prefix(32))\"",
-                                           lastModified: stored.createdAt)
+        // Media: a bearer header or a media token in the URL (players that cannot send headers).
+        open.get("songs/:id/audio") { request, context in
+            let stored = try await SongRoutes.mediaSong(request, context, s)
+            return try await SongRoutes.rangeResponse(request, context, fileIO: fileIO, cache: s.mediaCache, song: stored.id,
+                                                      path: SongRoutes.audioPath(media, stored.id),
+                                                      size: Int(stored.bytes), etag: "\"\(stored.sha256.prefix(32))\"",
+                                                      lastModified: stored.createdAt)
         }
 
-        router.get("/api/v1/songs/:id/hls/index.m3u8") { request, context in
-            let stored = try await mediaSong(request, context, s)
+        open.get("songs/:id/hls/index.m3u8") { request, context in
+            let stored = try await SongRoutes.mediaSong(request, context, s)
             let token = request.uri.queryParameters.get("token")
             let suffix = token.map { "?token=\($0)" } ?? ""
             let text = HLSSegmenter.playlist(stored.hls) { "\($0).mp3\(suffix)" }
@@ -122,34 +148,39 @@ enum SongRoutes {
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
 
-        router.get("/api/v1/songs/:id/hls/:segment") { request, context in
-            let stored = try await mediaSong(request, context, s)
+        open.get("songs/:id/hls/:segment") { request, context in
+            let stored = try await SongRoutes.mediaSong(request, context, s)
             let name = context.parameters.get("segment") ?? ""
             guard name.hasSuffix(".mp3"), let n = Int(name.dropLast(4)), stored.hls.segments.indices.contains(n) else {
                 throw Problem.notFound("No segment \(name)")
             }
             let seg = stored.hls.segments[n]
             let tag = HLSSegmenter.timestampTag(startSample: seg.startSample, sampleRate: stored.hls.sampleRate)
-            let frames = try await readRange(audioPath(media, stored.id), offset: seg.offset, length: seg.length)
+            let frames = try await SongRoutes.readRange(SongRoutes.audioPath(media, stored.id), offset: seg.offset, length: seg.length)
             var buffer = ByteBuffer(bytes: tag)
             buffer.writeBytes(frames)
             return Response(status: .ok, headers: [.contentType: "audio/mpeg", .cacheControl: "private, max-age=86400"],
                             body: .init(byteBuffer: buffer))
         }
     }
+}
 
+/// What the song routes share: paths, upload acceptance, lookup, media authentication, Range.
+enum SongRoutes {
     static func audioPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).mp3" }
     static func coverPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).cover" }
 
     /// Validates an upload with libmpg123, reads its tags, indexes its HLS segments, and
-    /// moves it into place under its song id.
-    static func accept(temp: String, meter: UploadMeter, owner: User, services s: Services, media: String) async throws -> StoredSong {
+    /// stores it: the row, its event and its files in place commit together or not at all.
+    static func accept(temp: String, meter: UploadMeter, owner: User, services s: Services, songs: any SongRepository,
+                       media: String) async throws -> (StoredSong, [CommittedEvent]) {
         let hash = meter.digest
-        if let existing = try await s.songs.song(sha256: hash) {
-            throw Problem(status: 409, title: "Conflict", detail: "This file is already in the library as song \(existing.id)")
+        // Early answers for the common cases; the transaction below decides.
+        if let existing = try await songs.song(sha256: hash) {
+            throw Problem.duplicate(existing.id)
         }
-        if try await s.songs.bytesStored(by: owner.id) + Int64(meter.count) > s.config.quota {
-            throw Problem(status: 413, title: "Content Too Large", detail: "Your quota of \(s.config.quota) bytes would be exceeded")
+        if try await songs.bytesStored(by: owner.id) + Int64(meter.count) > s.config.quota {
+            throw Problem.quota(s.config.quota)
         }
         let (meta, index): (TrackMetadata, HLSSegmenter.Index) = try await runBlocking {
             let meta: TrackMetadata
@@ -168,16 +199,45 @@ enum SongRoutes {
         guard !index.segments.isEmpty else {
             throw Problem(status: 422, title: "Unprocessable Content", detail: "The MP3 has no audio frames")
         }
-        var stored = StoredSong(id: 0, ownerID: owner.id, sha256: hash, title: meta.title ?? "Untitled", artist: meta.artist,
+        // On disk before the row can commit, so a crash after the commit finds the bytes.
+        try await runBlocking { try syncFile(temp) }
+        let stored = StoredSong(id: 0, ownerID: owner.id, sha256: hash, title: meta.title ?? "Untitled", artist: meta.artist,
                                 album: meta.album, trackNumber: meta.trackNumber, year: meta.year,
                                 duration: meta.duration ?? index.duration, bytes: Int64(meter.count),
                                 coverMime: meta.cover?.mimeType, hls: index, createdAt: Date())
-        stored = try await s.songs.insertSong(stored)
-        try FileManager.default.moveItem(atPath: temp, toPath: audioPath(media, stored.id))
-        if let cover = meta.cover {
-            try Data(cover.data).write(to: URL(fileURLWithPath: coverPath(media, stored.id)), options: .atomic)
+        let cover = meta.cover.map { Data($0.data) }
+        let placed = PlacedFiles()
+        do {
+            return try await songs.insertSong(stored, quota: s.config.quota, event: .draft(.libraryChanged, user: owner.username)) { id in
+                placed.id.withLock { $0 = id }
+                if let cover { try cover.write(to: URL(fileURLWithPath: coverPath(media, id)), options: .atomic) }
+                // rename(2) is atomic: the audio is either at its final name or still the .part.
+                try FileManager.default.moveItem(atPath: temp, toPath: audioPath(media, id))
+            }
+        } catch let error as SongStorageError {
+            switch error {
+            case .duplicate(let id): throw Problem.duplicate(id)
+            case .quota: throw Problem.quota(s.config.quota)
+            }
+        } catch {
+            // The transaction failed after the files were placed (a failed commit): take
+            // them back, unless the id has since become another upload's.
+            if let id = placed.id.withLock({ $0 }) {
+                try? await songs.discardFiles(of: id) {
+                    try? FileManager.default.removeItem(atPath: audioPath(media, id))
+                    try? FileManager.default.removeItem(atPath: coverPath(media, id))
+                }
+            }
+            throw error
         }
-        return stored
+    }
+
+    /// fsync(2) of a file.
+    static func syncFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw Problem(status: 500, title: "Internal Server Error", detail: "Upload vanished") }
+        defer { close(fd) }
+        _ = fsync(fd)
     }
 
     static func song(_ s: StoredSong, owner: String) -> Song {
@@ -205,7 +265,7 @@ enum SongRoutes {
             s.mediaCache.remember(token: token, song: song.id, expires: claims.exp.value)
             return song
         }
-        _ = try await Routes.authenticate(request, services: s)
+        _ = try await AuthenticationMiddleware.user(request, tokens: s.tokens, users: s.users)
         return song
     }
 
@@ -491,3 +551,18 @@ final class MediaCache: Sendable {
 extension Song: ResponseEncodable {}
 extension SongsPage: ResponseEncodable {}
 extension StreamURLs: ResponseEncodable {}
+
+extension Problem {
+    static func duplicate(_ id: Int64) -> Problem {
+        Problem(status: 409, title: "Conflict", detail: "This file is already in the library as song \(id)")
+    }
+
+    static func quota(_ bytes: Int64) -> Problem {
+        Problem(status: 413, title: "Content Too Large", detail: "Your quota of \(bytes) bytes would be exceeded")
+    }
+}
+
+/// The id whose files an upload placed inside its transaction, for cleanup when it fails.
+final class PlacedFiles: Sendable {
+    let id = Mutex<Int64?>(nil)
+}

@@ -3,18 +3,22 @@ import Hummingbird
 import MusitAPI
 import NIOCore
 
-enum Routes {
-    static func register(on router: Router<MusitContext>, services s: Services) {
+/// Health, the API document, and accounts: register, login, refresh, logout, me.
+struct AccountsController: Sendable {
+    let services: Services
+
+    func addRoutes(to router: Router<MusitContext>, open: RouterGroup<MusitContext>, signedIn: RouterGroup<MusitContext>) {
+        let s = services
         router.get("/healthz") { _, _ in Health(status: "ok", version: MusitServerVersion.string) }
         router.get("/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
         }
 
-        let auth = router.group("/api/v1/auth")
+        let auth = open.group("auth")
         auth.post("register") { request, context in
             let body = try await request.decode(as: RegisterRequest.self, context: context)
-            try validate(body)
+            try Self.validate(body)
             let hash = try await s.hasher.hash(body.password)
             let role: Role = s.config.admin.map { $0.caseInsensitiveCompare(body.username) == .orderedSame } == true ? .admin : .user
             let display = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -26,7 +30,7 @@ enum Routes {
             } catch StorageError.usernameTaken {
                 throw Problem.conflict("The username \(body.username) is taken")
             }
-            return EditedResponse(status: .created, response: try await issue(for: user, family: nil, services: s))
+            return EditedResponse(status: .created, response: try await Self.issue(for: user, family: nil, services: s))
         }
 
         auth.post("login") { request, context in
@@ -46,7 +50,7 @@ enum Routes {
                 throw Problem.unauthorized("Wrong username or password")
             }
             await s.throttle.succeeded(account: body.username)
-            return try await issue(for: user, family: nil, services: s)
+            return try await Self.issue(for: user, family: nil, services: s)
         }
 
         auth.post("refresh") { request, context in
@@ -63,7 +67,7 @@ enum Routes {
             guard stored.revokedAt == nil else { throw Problem.unauthorized("Refresh token revoked") }
             guard stored.expiresAt > now else { throw Problem.unauthorized("Refresh token expired") }
             guard let user = try await s.users.user(id: stored.userID) else { throw Problem.unauthorized("No such user") }
-            return try await issue(for: user, family: stored.family, services: s)
+            return try await Self.issue(for: user, family: stored.family, services: s)
         }
 
         auth.post("logout") { request, context in
@@ -72,10 +76,7 @@ enum Routes {
             return Response(status: .noContent)
         }
 
-        router.get("/api/v1/me") { request, _ in
-            let user = try await authenticate(request, services: s)
-            return user.info
-        }
+        signedIn.get("me") { _, context in try context.requireUser().info }
     }
 
     static func validate(_ r: RegisterRequest) throws {
@@ -100,20 +101,33 @@ enum Routes {
         return TokenPair(accessToken: access, refreshToken: refresh.token, expiresIn: Int(s.tokens.accessLifetime),
                          user: user.info)
     }
+}
 
-    /// The user behind a valid `Authorization: Bearer` access token; 401 otherwise.
-    static func authenticate(_ request: Request, services s: Services) async throws -> User {
+/// Puts the user behind a valid `Authorization: Bearer` access token in the context; 401
+/// otherwise. Every route behind it can rely on `context.requireUser()`.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = MusitContext
+    let tokens: TokenService
+    let users: any UserRepository
+
+    func handle(_ request: Request, context: MusitContext, next: (Request, MusitContext) async throws -> Response) async throws -> Response {
+        var context = context
+        context.user = try await Self.user(request, tokens: tokens, users: users)
+        return try await next(request, context)
+    }
+
+    static func user(_ request: Request, tokens: TokenService, users: any UserRepository) async throws -> User {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw Problem.unauthorized("Sign in: send Authorization: Bearer <access token>")
         }
         let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         let claims: AccessClaims
         do {
-            claims = try await s.tokens.verify(token)
+            claims = try await tokens.verify(token)
         } catch {
             throw Problem.unauthorized("Invalid or expired access token")
         }
-        guard let id = claims.userID, let user = try await s.users.user(id: id) else {
+        guard let id = claims.userID, let user = try await users.user(id: id) else {
             throw Problem.unauthorized("No such user")
         }
         return user

@@ -5,10 +5,13 @@ import NIOCore
 import Prometheus
 
 /// Play reports, admin statistics and Prometheus metrics.
-enum AdminRoutes {
-    static func register(on router: Router<MusitContext>, services s: Services) {
-        router.post("/api/v1/plays") { request, context in
-            let me = try await Routes.authenticate(request, services: s)
+struct AdminController: Sendable {
+    let services: Services
+
+    func addRoutes(to router: Router<MusitContext>, signedIn: RouterGroup<MusitContext>) {
+        let s = services
+        signedIn.post("plays") { request, context in
+            let me = try context.requireUser()
             let body = try await request.decode(as: PlayReport.self, context: context)
             guard body.position.isFinite, body.position >= 0 else { throw Problem.badRequest("position is seconds, 0 or more") }
             guard try await s.songs.song(id: body.songId) != nil else { throw Problem.notFound("No such song") }
@@ -26,8 +29,8 @@ enum AdminRoutes {
             }
         }
 
-        router.get("/api/v1/admin/stats") { request, _ in
-            let me = try await Routes.authenticate(request, services: s)
+        signedIn.get("admin/stats") { _, context in
+            let me = try context.requireUser()
             guard me.role == .admin else { throw Problem(status: 403, title: "Forbidden", detail: "Statistics are for admins") }
             let now = Date()
             let st = try await s.plays.stats(now: now)

@@ -1,0 +1,132 @@
+import Foundation
+import GRDB
+import MusitAPI
+
+/// An event as committed with the change it reports: `event.id` is its place in the log of
+/// `userID` (1, 2, 3… per user, without gaps), `event.createdAt` is set.
+public struct CommittedEvent: Sendable, Equatable {
+    public var userID: Int64
+    public var event: ServerEvent
+}
+
+/// A user's events after a cursor, read in one snapshot with the log's bounds.
+public struct EventSlice: Sendable, Equatable {
+    public var events: [ServerEvent]
+    /// The newest event id of the user's (0 before the first).
+    public var head: Int64
+    /// The newest id dropped by pruning (0 when none): a cursor below it has missed events.
+    public var prunedThrough: Int64
+}
+
+/// The per-user event log, in SQLite.
+///
+/// Why it is exact: each user row carries `eventHead`, the id of the user's newest event.
+/// An event is appended inside the transaction of the change it reports by advancing that
+/// head (`UPDATE user SET eventHead = eventHead + 1`) and inserting the event under the new
+/// value. Two writers for one user therefore serialize on that row (SQLite has one writer
+/// at a time anyway; PostgreSQL takes the row lock at the UPDATE and holds it to commit),
+/// so a user's ids are dense and become visible in id order: once id N is visible, every
+/// id below N already is. A reader that saw through N can never later meet an id below N,
+/// and a page read from storage is always a gapless run after its cursor.
+extension SQLiteStore {
+    static func registerEventLogMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v5-exact-sync") { db in
+            // Per-user ids. Existing events keep their ids as their per-user ids (ids only
+            // grew per user before too), so cursors that clients saved stay valid.
+            try db.alter(table: "user") { t in t.add(column: "eventHead", .integer).notNull().defaults(to: 0) }
+            try db.execute(sql: """
+                CREATE TABLE userEvent (
+                  userID INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                  seq INTEGER NOT NULL,
+                  kind TEXT NOT NULL,
+                  payload BLOB NOT NULL,
+                  createdAt DATETIME NOT NULL,
+                  PRIMARY KEY (userID, seq)
+                ) WITHOUT ROWID;
+                INSERT INTO userEvent (userID, seq, kind, payload, createdAt)
+                  SELECT userID, id, kind, payload, createdAt FROM event;
+                UPDATE user SET eventHead = MAX(
+                  COALESCE((SELECT MAX(seq) FROM userEvent WHERE userID = user.id), 0),
+                  COALESCE((SELECT prunedThrough FROM eventHorizon WHERE userID = user.id), 0));
+                DROP TABLE event;
+                CREATE INDEX userEvent_createdAt ON userEvent(createdAt);
+                """)
+            // Crossing friend requests used to leave two pending rows, one each way: they are
+            // the friendship both asked for. One row per pair from now on, whoever asked.
+            try db.execute(sql: """
+                UPDATE friendship SET accepted = 1 WHERE accepted = 0 AND EXISTS (
+                  SELECT 1 FROM friendship f WHERE f.requesterID = friendship.addresseeID AND f.addresseeID = friendship.requesterID);
+                DELETE FROM friendship WHERE EXISTS (
+                  SELECT 1 FROM friendship f WHERE f.requesterID = friendship.addresseeID
+                    AND f.addresseeID = friendship.requesterID AND f.id < friendship.id);
+                CREATE UNIQUE INDEX friendship_pair ON friendship(MIN(requesterID, addresseeID), MAX(requesterID, addresseeID));
+                """)
+        }
+    }
+
+    /// Appends `event` to the logs of `users` inside the caller's transaction; returns the
+    /// events as committed (once the transaction is), ascending by user id. Users that no
+    /// longer exist are skipped.
+    static func appendEvent(_ db: Database, _ event: ServerEvent, to users: [Int64]) throws -> [CommittedEvent] {
+        guard !users.isEmpty else { return [] }
+        let now = Date()
+        let created = now.ISO8601Format()
+        var stored = event
+        stored.id = 0
+        stored.createdAt = ""
+        let payload = try JSONEncoder().encode(stored)
+        var out: [CommittedEvent] = []
+        // Ascending ids: on a store with row locks, every writer takes them in one order.
+        for user in Set(users).sorted() {
+            try db.execute(sql: "UPDATE user SET eventHead = eventHead + 1 WHERE id = ?", arguments: [user])
+            guard db.changesCount == 1,
+                  let seq = try Int64.fetchOne(db, sql: "SELECT eventHead FROM user WHERE id = ?", arguments: [user]) else { continue }
+            try db.execute(sql: "INSERT INTO userEvent (userID, seq, kind, payload, createdAt) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [user, seq, event.kind.rawValue, payload, now])
+            var e = event
+            e.id = seq
+            e.createdAt = created
+            out.append(CommittedEvent(userID: user, event: e))
+        }
+        return out
+    }
+
+    /// Every user's id, for events that concern everyone (the library changed).
+    static func allUsers(_ db: Database) throws -> [Int64] {
+        try Int64.fetchAll(db, sql: "SELECT id FROM user")
+    }
+
+    public func appendEvent(_ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
+        guard !users.isEmpty else { return [] }
+        return try await pool.write { db in try Self.appendEvent(db, event, to: users) }
+    }
+
+    public func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice {
+        try await pool.read { db in
+            let head = try Int64.fetchOne(db, sql: "SELECT eventHead FROM user WHERE id = ?", arguments: [user]) ?? 0
+            let pruned = try Int64.fetchOne(db, sql: "SELECT prunedThrough FROM eventHorizon WHERE userID = ?",
+                                            arguments: [user]) ?? 0
+            let events = try Row.fetchAll(db, sql: """
+                SELECT seq, kind, payload, createdAt FROM userEvent WHERE userID = ? AND seq > ? ORDER BY seq LIMIT ?
+                """, arguments: [user, cursor, limit]).compactMap { row -> ServerEvent? in
+                guard var e = try? JSONDecoder().decode(ServerEvent.self, from: row["payload"] as Data) else { return nil }
+                e.id = row["seq"]
+                e.createdAt = (row["createdAt"] as Date).ISO8601Format()
+                return e
+            }
+            return EventSlice(events: events, head: head, prunedThrough: pruned)
+        }
+    }
+
+    public func pruneEvents(before date: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO eventHorizon (userID, prunedThrough)
+                SELECT userID, MAX(seq) FROM userEvent WHERE createdAt < ? GROUP BY userID
+                ON CONFLICT(userID) DO UPDATE SET prunedThrough = MAX(prunedThrough, excluded.prunedThrough)
+                """, arguments: [date])
+            try db.execute(sql: "DELETE FROM userEvent WHERE createdAt < ?", arguments: [date])
+            return db.changesCount
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Hummingbird
+import MusitAPI
+
+/// Profiles, friends, chat and presence. Every change commits with its events in one
+/// transaction (the repository's), then announces them to the bus.
+struct SocialController: Sendable {
+    let users: any UserRepository
+    let social: any SocialRepository
+    let presence: PresenceTracker
+    let bus: EventBus
+
+    /// Routes for signed-in users: `group` has the authentication middleware.
+    func addRoutes(to group: RouterGroup<MusitContext>) {
+        group.patch("me", use: updateProfile)
+        group.get("users", use: searchUsers)
+        group.get("users/:username") { _, context in try await self.user(context).info }
+        group.get("friends", use: friends)
+        group.post("friends/requests", use: requestFriend)
+        group.post("friends/requests/:username/accept", use: accept)
+        group.post("friends/requests/:username/decline", use: decline)
+        group.delete("friends/:username", use: unfriend)
+        group.post("messages", use: send)
+        group.get("conversations/:username/messages", use: messages)
+        group.post("conversations/:username/read", use: markRead)
+        group.put("presence", use: setPresence)
+    }
+
+    @Sendable func updateProfile(_ request: Request, context: MusitContext) async throws -> UserInfo {
+        let me = try context.requireUser()
+        let body = try await request.decode(as: ProfileUpdate.self, context: context)
+        if let bio = body.bio, bio.count > APILimits.bioMaxLength {
+            throw Problem.badRequest("A bio is at most \(APILimits.bioMaxLength) characters; this one has \(bio.count)")
+        }
+        let name = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let name, name.isEmpty || name.count > APILimits.displayNameMaxLength {
+            throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters")
+        }
+        guard let user = try await social.updateProfile(userID: me.id, displayName: name, bio: body.bio) else {
+            throw Problem.unauthorized("No such user")
+        }
+        return user.info
+    }
+
+    @Sendable func searchUsers(_ request: Request, context: MusitContext) async throws -> UserList {
+        _ = try context.requireUser()
+        let query = try QueryParameters(request).text("query", maxCharacters: 64, maxBytes: 256) ?? ""
+        return UserList(users: try await social.searchUsers(query, limit: 50).map(\.info))
+    }
+
+    @Sendable func friends(_ request: Request, context: MusitContext) async throws -> FriendsList {
+        let me = try context.requireUser()
+        let (friends, incoming, outgoing) = try await social.friends(of: me.id)
+        let presence = presence.presence(of: friends.map(\.id))
+        let now = Date()
+        let window = self.presence.window
+        return FriendsList(
+            friends: friends.map { f in
+                let p = presence[f.id]
+                let online = p.map { now.timeIntervalSince($0.lastSeen) <= window } ?? false
+                return FriendInfo(user: f.info, online: online, nowPlaying: online ? p?.nowPlaying : nil,
+                                  lastSeen: p?.lastSeen.ISO8601Format())
+            },
+            incoming: incoming.map(\.info), outgoing: outgoing.map(\.info))
+    }
+
+    @Sendable func requestFriend(_ request: Request, context: MusitContext) async throws -> Response {
+        let me = try context.requireUser()
+        let body = try await request.decode(as: FriendRequestBody.self, context: context)
+        guard let other = try await users.user(named: body.username) else { throw Problem.notFound("No user \(body.username)") }
+        guard other.id != me.id else { throw Problem.badRequest("You cannot befriend yourself") }
+        let (outcome, events) = try await social.requestFriend(from: me, to: other)
+        await bus.announce(events)
+        switch outcome {
+        case .requested: return Response(status: .created)
+        case .alreadyRequested: return Response(status: .accepted)
+        case .alreadyFriends, .accepted: return Response(status: .ok)
+        }
+    }
+
+    @Sendable func accept(_ request: Request, context: MusitContext) async throws -> Response {
+        let me = try context.requireUser()
+        let other = try await user(context)
+        guard let events = try await social.acceptFriend(from: other, to: me) else {
+            throw Problem.notFound("No friend request from \(other.username)")
+        }
+        await bus.announce(events)
+        return Response(status: .ok)
+    }
+
+    @Sendable func decline(_ request: Request, context: MusitContext) async throws -> Response {
+        let me = try context.requireUser()
+        let other = try await user(context)
+        guard let events = try await social.declineFriend(from: other, to: me) else {
+            throw Problem.notFound("No friend request from \(other.username)")
+        }
+        await bus.announce(events)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func unfriend(_ request: Request, context: MusitContext) async throws -> Response {
+        let me = try context.requireUser()
+        let other = try await user(context)
+        guard let events = try await social.removeFriend(me, other) else {
+            throw Problem.notFound("\(other.username) is not a friend")
+        }
+        await bus.announce(events)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func send(_ request: Request, context: MusitContext) async throws -> EditedResponse<ChatMessage> {
+        let me = try context.requireUser()
+        let body = try await request.decode(as: SendMessage.self, context: context)
+        let text = body.body.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty, text.count <= APILimits.messageMaxLength else {
+            throw Problem.badRequest("Messages are 1 to \(APILimits.messageMaxLength) characters")
+        }
+        guard !body.clientId.isEmpty, body.clientId.count <= 64 else { throw Problem.badRequest("clientId is 1 to 64 characters") }
+        guard let other = try await users.user(named: body.to) else { throw Problem.notFound("No user \(body.to)") }
+        switch try await social.sendMessage(from: me, to: other, clientID: body.clientId, body: text) {
+        case .notFriends:
+            throw Problem(status: 403, title: "Forbidden", detail: "You can only write to friends")
+        case .stored(let stored, let isNew, let events):
+            await bus.announce(events)
+            let peer = stored.toID == other.id ? other.username : (try await users.user(id: stored.toID)?.username ?? "?")
+            return EditedResponse(status: isNew ? .created : .ok, response: ChatMessage(stored, from: me.username, to: peer))
+        }
+    }
+
+    @Sendable func messages(_ request: Request, context: MusitContext) async throws -> MessagesPage {
+        let me = try context.requireUser()
+        let other = try await user(context)
+        let query = QueryParameters(request)
+        let limit = try query.integer("limit", in: 1...200, default: 50)
+        let before = try query.optionalInteger("before", in: 1...Int64.max)
+        let stored = try await social.messages(between: me.id, other.id, before: before, limit: limit)
+        let messages = stored.map {
+            ChatMessage($0, from: $0.fromID == me.id ? me.username : other.username, to: $0.fromID == me.id ? other.username : me.username)
+        }
+        return MessagesPage(messages: messages, nextBefore: stored.count == limit ? stored.last?.id : nil)
+    }
+
+    @Sendable func markRead(_ request: Request, context: MusitContext) async throws -> Response {
+        let me = try context.requireUser()
+        let other = try await user(context)
+        let body = try await request.decode(as: ReadReceipt.self, context: context)
+        await bus.announce(try await social.markRead(reader: me, from: other, upTo: body.upTo))
+        return Response(status: .noContent)
+    }
+
+    @Sendable func setPresence(_ request: Request, context: MusitContext) async throws -> Response {
+        let me = try context.requireUser()
+        let body = try await request.decode(as: NowPlayingInfo.self, context: context)
+        presence.set(userID: me.id, nowPlaying: body, seen: Date())
+        let friends = try await social.friends(of: me.id).friends.map(\.id)
+        await bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, nowPlaying: body, online: true),
+                                                        to: friends))
+        return Response(status: .noContent)
+    }
+
+    func user(_ context: MusitContext) async throws -> User {
+        let name = context.parameters.get("username") ?? ""
+        guard let user = try await users.user(named: name) else { throw Problem.notFound("No user \(name)") }
+        return user
+    }
+}
+
+/// The long-poll event stream.
+struct EventsController: Sendable {
+    let social: any SocialRepository
+    let presence: PresenceTracker
+    let poll: LongPoll
+    let pages: EncodedPages
+
+    func addRoutes(to group: RouterGroup<MusitContext>) {
+        group.get("events", use: events)
+    }
+
+    @Sendable func events(_ request: Request, context: MusitContext) async throws -> Response {
+        let me = try context.requireUser()
+        let query = QueryParameters(request)
+        let cursor = try query.integer("cursor", in: 0...Int64.max, default: 0)
+        let timeout = try query.integer("timeout", in: 0...APILimits.maxPollSeconds, default: APILimits.defaultPollSeconds)
+        if presence.touch(userID: me.id, seen: Date()) {
+            let friends = try await social.friends(of: me.id).friends.map(\.id)
+            await poll.bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, online: true), to: friends))
+        }
+        let page = try await poll.page(user: me.id, after: cursor, timeout: timeout)
+        _ = presence.touch(userID: me.id, seen: Date())  // a held poll keeps its user online
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: try pages.body(user: me.id, after: cursor, page: page)))
+    }
+}
+
+extension Problem {
+    static func notFound(_ detail: String) -> Problem { Problem(status: 404, title: "Not Found", detail: detail) }
+}
+
+extension UserList: ResponseEncodable {}
+extension FriendsList: ResponseEncodable {}
+extension ChatMessage: ResponseEncodable {}
+extension MessagesPage: ResponseEncodable {}
+extension EventsPage: ResponseEncodable {}
