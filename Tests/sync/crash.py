@@ -25,12 +25,31 @@ from common import ROOT, Client, Server, befriend, register
 PEOPLE = 6
 
 
-def make_mp3(directory, n):
-    """Distinct small MP3s (distinct bytes, so no upload is a duplicate of another)."""
-    path = os.path.join(directory, "tone%d.mp3" % n)
-    subprocess.run(["sox", "-n", "-r", "44100", "-c", "1", path, "synth", "0.4", "sine", str(200 + 7 * n)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return path
+def make_mp3(directory):
+    """A 20 s MP3 of about 320 KB, so an upload takes long enough to be killed midway."""
+    wav = os.path.join(directory, "tone.wav")
+    path = os.path.join(directory, "tone.mp3")
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "1", "-b", "16", wav, "synth", "20", "sine", "330"], check=True)
+    subprocess.run(["lame", "--quiet", "-b", "128", wav, path], check=True)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def variant(base, n):
+    """`base` with an ID3v1 tag of its own: other bytes, so never a duplicate of another."""
+    title = ("crash %d" % n).encode().ljust(30, b"\0")
+    return base + b"TAG" + title + b"\0" * 30 + b"\0" * 30 + b"2026" + b"\0" * 30 + b"\x0c"
+
+
+class Counter:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.n = 0
+
+    def next(self):
+        with self.lock:
+            self.n += 1
+            return self.n
 
 
 class Ledger:
@@ -60,13 +79,10 @@ def chat_worker(port, me, token, friends, stop, ledger):
             ledger.add("messages", (me, to, cid, m["id"]))
 
 
-def upload_worker(port, me, token, files, stop, ledger):
+def upload_worker(port, me, token, base, counter, stop, ledger):
     c = Client(port, token, timeout=10)
-    for path in files:
-        if stop.is_set():
-            return
-        with open(path, "rb") as f:
-            data = f.read()
+    while not stop.is_set():
+        data = variant(base, counter.next())
         try:
             s, body = c.request("POST", "/api/v1/songs", data, {"Content-Type": "audio/mpeg"})
         except Exception:  # noqa: BLE001
@@ -172,9 +188,10 @@ def main():
     args = ap.parse_args()
     random.seed(int(os.environ.get("CRASH_SEED", "20261130")))
     audio = tempfile.mkdtemp(prefix="musit-crash-audio-")
-    files = [make_mp3(audio, n) for n in range(args.rounds * 6)]
+    base = make_mp3(audio)
+    counter = Counter()
     server = Server().start()
-    people = ["p%d" % i for i in range(PEOPLE)]
+    people = ["pal%d" % i for i in range(PEOPLE)]
     tokens = {p: register(server.port, p) for p in people}
     # The first three are friends with each other; the rest are strangers to befriend later.
     for i in range(3):
@@ -192,9 +209,8 @@ def main():
                 friends = [q for q in people[:3] if q != p]
                 for _ in range(2):
                     threads.append(threading.Thread(target=chat_worker, args=(server.port, p, tokens[p], friends, stop, ledger)))
-            mine = files[r * 6:(r + 1) * 6]
-            threads.append(threading.Thread(target=upload_worker, args=(server.port, people[0], tokens[people[0]], mine[:3], stop, ledger)))
-            threads.append(threading.Thread(target=upload_worker, args=(server.port, people[1], tokens[people[1]], mine[3:], stop, ledger)))
+            for p in people[:2]:
+                threads.append(threading.Thread(target=upload_worker, args=(server.port, p, tokens[p], base, counter, stop, ledger)))
             pairs = strangers[r * 2:(r + 1) * 2]
             threads.append(threading.Thread(target=friend_worker, args=(server.port, people, tokens, pairs, stop, ledger)))
             for t in threads:
