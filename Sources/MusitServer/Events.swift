@@ -203,7 +203,8 @@ struct LongPoll: Sendable {
     let bus: EventBus
     static let pageLimit = 500
 
-    func page(user: Int64, after cursor: Int64, timeout: Int) async throws -> EventsPage {
+    /// `disconnect`: the connection's signal; a held wait ends when the client goes away.
+    func page(user: Int64, after cursor: Int64, timeout: Int, disconnect: ClientDisconnectSignal? = nil) async throws -> EventsPage {
         let slice = try await store.events(for: user, after: cursor, limit: Self.pageLimit)
         if cursor < slice.prunedThrough {
             throw Problem.resync("Events after \(cursor) are no longer kept; reload state and resume from \(slice.prunedThrough)",
@@ -215,7 +216,12 @@ struct LongPoll: Sendable {
         }
         var events = slice.events
         if events.isEmpty, timeout > 0 {
-            switch await bus.wait(user: user, after: cursor, timeout: Double(timeout), limit: Self.pageLimit) {
+            let bus = bus
+            let wait: @Sendable () async -> EventBus.Wake = {
+                await bus.wait(user: user, after: cursor, timeout: Double(timeout), limit: Self.pageLimit)
+            }
+            let wake = if let disconnect { await disconnect.cancellingOnDisconnect(wait) } else { await wait() }
+            switch wake {
             case .nothing: break
             case .events(let fresh): events = fresh
             case .readStorage: events = try await store.events(for: user, after: cursor, limit: Self.pageLimit).events

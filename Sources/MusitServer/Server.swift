@@ -43,10 +43,13 @@ public struct MusitContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
     public var user: User?
+    /// The connection, to learn when its client goes away (`ClientDisconnectSignal`).
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 
     /// The signed-in user; only routes behind `AuthenticationMiddleware` have one.
@@ -113,6 +116,7 @@ public enum MusitBackend {
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }
         _ = MetricsSetup.registry
+        _ = MetricsSetup.heldPolls  // listed from the start, at 0
         let router = Router(context: MusitContext.self)
         router.add(middleware: LogRequestsMiddleware(.info))
         router.add(middleware: RequestMetricsMiddleware(routes: services.routes))
@@ -130,6 +134,7 @@ public enum MusitBackend {
         songs.addRoutes(open: open, signedIn: signedIn)
         AdminController(services: services).addRoutes(to: router, signedIn: signedIn)
         let app = Application(router: router,
+                              server: .http1(configuration: .init(additionalChannelHandlers: [ClientDisconnectHandler()])),
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
                               onServerRunning: onServerRunning, logger: log)
         return (app, services.bus)

@@ -1,0 +1,82 @@
+import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Tells a held long-poll that its client went away, so the poll is released at once and
+/// its memory freed, instead of staying held until its timeout.
+///
+/// Hummingbird does not cancel a handler when the connection closes, and its
+/// `consumeWithCancellationOnInboundClose` closes the connection after the response, which
+/// would cost every poller its keep-alive. This handler sits in each connection's pipeline
+/// and only watches: a FIN (input closed; the server allows half-closure) or the channel
+/// going inactive (RST, close) fires the signal. Nothing it sees is consumed.
+final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let signal = ClientDisconnectSignal()
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed { signal.fire() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        signal.fire()
+        context.fireChannelInactive()
+    }
+}
+
+/// One connection's "the client is gone" signal.
+final class ClientDisconnectSignal: Sendable {
+    private struct State {
+        var gone = false
+        var next = 0
+        var callbacks: [Int: @Sendable () -> Void] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    var isGone: Bool { state.withLockedValue { $0.gone } }
+
+    /// The signal of `channel`'s connection; nil when its pipeline has no handler (tests
+    /// that run the router without a server).
+    static func of(_ channel: any Channel) async -> ClientDisconnectSignal? {
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self).signal
+        }.get()
+    }
+
+    /// Runs `operation` in a task that is cancelled as soon as the client goes away.
+    func cancellingOnDisconnect<T: Sendable>(_ operation: @escaping @Sendable () async -> T) async -> T {
+        let task = Task { await operation() }
+        let id = onDisconnect { task.cancel() }
+        // Removed after each request: a kept-alive connection gathers no callbacks.
+        defer { remove(id) }
+        return await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+    }
+
+    private func onDisconnect(_ callback: @escaping @Sendable () -> Void) -> Int? {
+        let id: Int? = state.withLockedValue { s in
+            if s.gone { return nil }
+            defer { s.next += 1 }
+            s.callbacks[s.next] = callback
+            return s.next
+        }
+        if id == nil { callback() }
+        return id
+    }
+
+    private func remove(_ id: Int?) {
+        guard let id else { return }
+        state.withLockedValue { _ = $0.callbacks.removeValue(forKey: id) }
+    }
+
+    fileprivate func fire() {
+        let callbacks = state.withLockedValue { s -> [@Sendable () -> Void] in
+            if s.gone { return [] }
+            s.gone = true
+            defer { s.callbacks = [:] }
+            return Array(s.callbacks.values)
+        }
+        for c in callbacks { c() }
+    }
+}
