@@ -20,11 +20,12 @@ test-audio: deps
 
 # Serial: several tests measure real time, and on two cores parallel tests that
 # wait on processes would starve the cooperative pool the timing tests run on.
-# The API fuzzing and the release binary's smoke run come first, so the test runner's
-# summary closes the output.
+# The API fuzzing, the event log's hammer and crash tests and the release binary's smoke
+# run come first, so the test runner's summary closes the output.
 test: deps test-audio
 	$(SWIFT) build
 	scripts/api-fuzz.sh
+	scripts/sync-tests.sh
 	scripts/release-smoke.sh $(TEST_AUDIO)
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
 

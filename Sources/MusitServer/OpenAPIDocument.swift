@@ -138,7 +138,7 @@ components:
       type: object
       required: [id, kind, createdAt]
       properties:
-        id: {type: integer, format: int64}
+        id: {type: integer, format: int64, description: "This user's event number: dense, in order"}
         kind: {type: string, enum: [chat.message, chat.read, friend.request, friend.accepted, friend.removed, presence, library.changed]}
         createdAt: {type: string, format: date-time}
         user: {type: string}
@@ -469,7 +469,7 @@ paths:
       security: [{bearer: []}]
       parameters:
         - {$ref: '#/components/parameters/username'}
-        - {name: before, in: query, schema: {type: integer, format: int64}}
+        - {name: before, in: query, schema: {type: integer, format: int64, minimum: 1}}
         - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
       responses:
         '200':
@@ -511,6 +511,11 @@ paths:
   /api/v1/events:
     get:
       summary: Long-poll for events after a cursor
+      description: >-
+        Event ids are per user, dense (1, 2, 3, ...) and answered in order: a page holds the
+        events right after the cursor, without gaps. A cursor past the newest event (a client
+        restored from a backup) or below pruned history is 410 with resumeFrom: reload state
+        and resume from there.
       security: [{bearer: []}]
       parameters:
         - {name: cursor, in: query, schema: {type: integer, format: int64, minimum: 0}}

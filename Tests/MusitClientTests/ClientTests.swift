@@ -175,6 +175,59 @@ struct ClientTests {
         }
     }
 
+    @Test("a server restored from an older backup: the sync loop resynchronises and hears what comes next")
+    func restoredBackup() async throws {
+        let dir = Self.tempDir()
+        let config = LiveServer.config()
+        let backup = config.dataDirectory + "-backup"
+        @Sendable func session(_ name: String) -> SessionFile { SessionFile(path: dir + "/\(name).json") }
+        @Sendable func client(_ base: String, _ name: String) -> APIClient {
+            APIClient(baseURL: base, serverKey: "musit-test", sessionFile: session(name))
+        }
+        try await LiveServer.with(config) { base in
+            let amy = try await LiveServer.client(base, "amy", sessionFile: session("amy"))
+            let ben = try await LiveServer.client(base, "ben", sessionFile: session("ben"))
+            try await amy.requestFriend("ben")
+            try await ben.acceptFriend("amy")
+        }
+        for name in ["amy", "ben"] {
+            var s = try #require(session(name).load())
+            s.server = "musit-test"
+            session(name).save(s)
+        }
+        try FileManager.default.copyItem(atPath: config.dataDirectory, toPath: backup)
+        // After the backup: five messages that amy's client hears, so its cursor moves past
+        // anything the backup knows.
+        try await LiveServer.with(config) { base in
+            let amy = client(base, "amy")
+            for i in 0..<5 { _ = try await client(base, "ben").send(SendMessage(to: "amy", body: "lost \(i)", clientId: "l\(i)")) }
+            let page = try await amy.events(after: await amy.cursor, timeout: 0)
+            await amy.setCursor(page.cursor)
+        }
+        let ahead = try #require(session("amy").load()).cursor
+        try FileManager.default.removeItem(atPath: config.dataDirectory)
+        try FileManager.default.moveItem(atPath: backup, toPath: config.dataDirectory)
+        try await LiveServer.with(config) { base in
+            let amy = client(base, "amy")
+            let got = Locked<[ServerEvent]>([])
+            let resyncs = Locked(0)
+            let loop = SyncLoop(client: amy, pollSeconds: 5, handlers: .init(
+                state: { _ in }, events: { e in got.withLock { $0 += e } }, resync: { resyncs.withLock { $0 += 1 } }))
+            let task = Task { await loop.run() }
+            defer { task.cancel() }
+            // The restored server's newest event for amy is below her cursor.
+            let deadline = Date().addingTimeInterval(5)
+            while await amy.cursor >= ahead && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(await amy.cursor < ahead, "the cursor was taken back to the restored server's newest event")
+            _ = try await client(base, "ben").send(SendMessage(to: "amy", body: "after restore", clientId: "r1"))
+            while !got.withLock({ $0.contains { $0.message?.body == "after restore" } }) && Date() < deadline.addingTimeInterval(5) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(got.withLock { $0 }.compactMap(\.message?.body) == ["after restore"], "heard, not silent")
+            #expect(resyncs.withLock { $0 } >= 2, "reloaded state on connecting and on the 410")
+        }
+    }
+
     @Test("a server answering 500s or broken JSON: typed errors, the sync loop backs off, nothing crashes")
     func badServer() async throws {
         let router = Router()
