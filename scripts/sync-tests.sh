@@ -7,5 +7,5 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export MUSIT_BIN=${MUSIT_BIN:-$root/.build/debug/musit-tui}
 cd "$root/Tests/sync"
-python3 hammer.py --rounds "${HAMMER_ROUNDS:-5}"
+python3 hammer.py --rounds "${HAMMER_ROUNDS:-8}"
 python3 crash.py --rounds "${CRASH_ROUNDS:-8}"
