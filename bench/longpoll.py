@@ -64,7 +64,8 @@ def run(n, mode):
         rss_idle = peak_rss_mb(server.pid)
         p50, p99, top, answered, size = fan_out(port, b["accessToken"], cursor, n, a["accessToken"], mode)
         print(f"  {n:6d} pollers, {mode:10s}  Musit: p50 {p50:7.1f} ms, p99 {p99:7.1f} ms, max {top:7.1f} ms "
-              f"({answered} answered); server peak RSS {peak_rss_mb(server.pid):.0f} MB (idle {rss_idle:.0f} MB)")
+              f"({answered} answered); server peak RSS {peak_rss_mb(server.pid):.0f} MB (idle {rss_idle:.0f} MB, "
+              f"{(peak_rss_mb(server.pid) - rss_idle) * 1024 / n:.1f} KB per held poll; target <= 10)")
     finally:
         server.terminate()
         server.wait()
@@ -74,7 +75,8 @@ def run(n, mode):
         time.sleep(0.3)
         f50, f99, ftop, fanswered, _ = fan_out(port, "-", 0, n, "-", mode)
         print(f"  {n:6d} pollers, {mode:10s}  floor: p50 {f50:7.1f} ms, p99 {f99:7.1f} ms, max {ftop:7.1f} ms "
-              f"({fanswered} answered); Musit / floor at p99: {p99 / f99:.1f}x   (target p99 < 50 ms at 10,000)")
+              f"({fanswered} answered); Musit / floor at p99: {p99 / f99:.2f}x   "
+              f"(target at 10,000: {'1.5x' if mode == 'keep-alive' else '2x'})")
     finally:
         floor.kill()
         floor.wait()

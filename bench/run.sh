@@ -5,4 +5,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/audio.sh"
 "$here/ui.sh"
 "$here/server.sh"
+"$here/chat.sh"
 "$here/client.sh"

@@ -45,16 +45,10 @@ final class ClientDisconnectSignal: Sendable {
         }.get()
     }
 
-    /// Runs `operation` in a task that is cancelled as soon as the client goes away.
-    func cancellingOnDisconnect<T: Sendable>(_ operation: @escaping @Sendable () async -> T) async -> T {
-        let task = Task { await operation() }
-        let id = onDisconnect { task.cancel() }
-        // Removed after each request: a kept-alive connection gathers no callbacks.
-        defer { remove(id) }
-        return await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
-    }
-
-    private func onDisconnect(_ callback: @escaping @Sendable () -> Void) -> Int? {
+    /// Calls `callback` once, on the event loop, when the client goes away (at once if it
+    /// has); returns a handle for `remove`. Remove it when the request ends, so a
+    /// kept-alive connection gathers no callbacks.
+    func onDisconnect(_ callback: @escaping @Sendable () -> Void) -> Int? {
         let id: Int? = state.withLockedValue { s in
             if s.gone { return nil }
             defer { s.next += 1 }
@@ -65,7 +59,7 @@ final class ClientDisconnectSignal: Sendable {
         return id
     }
 
-    private func remove(_ id: Int?) {
+    func remove(_ id: Int?) {
         guard let id else { return }
         state.withLockedValue { _ = $0.callbacks.removeValue(forKey: id) }
     }

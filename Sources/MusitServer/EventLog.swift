@@ -78,9 +78,8 @@ extension SQLiteStore {
         var out: [CommittedEvent] = []
         // Ascending ids: on a store with row locks, every writer takes them in one order.
         for user in Set(users).sorted() {
-            try db.execute(sql: "UPDATE user SET eventHead = eventHead + 1 WHERE id = ?", arguments: [user])
-            guard db.changesCount == 1,
-                  let seq = try Int64.fetchOne(db, sql: "SELECT eventHead FROM user WHERE id = ?", arguments: [user]) else { continue }
+            guard let seq = try Int64.fetchOne(db, sql: "UPDATE user SET eventHead = eventHead + 1 WHERE id = ? RETURNING eventHead",
+                                               arguments: [user]) else { continue }
             try db.execute(sql: "INSERT INTO userEvent (userID, seq, kind, payload, createdAt) VALUES (?, ?, ?, ?, ?)",
                            arguments: [user, seq, event.kind.rawValue, payload, now])
             var e = event

@@ -36,8 +36,9 @@ public actor EventBus: Service {
     /// Users whose latest events are kept; past it the table starts over (a miss costs a read).
     static let recentUsersLimit = 8192
     private var waiters: [Int64: [UInt64: Waiter]] = [:]
-    /// Names each wait (a counter: `UUID()` reads /dev/urandom on every call).
-    private var lastWait: UInt64 = 0
+    /// Names each wait (a counter: `UUID()` reads /dev/urandom on every call). Outside the
+    /// actor, so a poll can name its wait before it starts and cancel it from anywhere.
+    private nonisolated let waitIDs = WaitIDs()
     private var closed = false
     /// Releases that came before their waiter registered (a sweep or cancellation racing it).
     private var early: Set<UInt64> = []
@@ -62,10 +63,13 @@ public actor EventBus: Service {
     /// A poll must read storage before it waits: an event committed before the wait began
     /// has been announced already or is announced later, and either way its id is above
     /// the cursor, so it ends the wait (or prevents it).
-    func wait(user: Int64, after cursor: Int64, timeout: Double, limit: Int) async -> Wake {
-        guard !closed, heads[user] ?? 0 <= cursor, timeout > 0 else { return answer(user, after: cursor, limit: limit) }
-        lastWait &+= 1
-        let id = lastWait
+    /// `id` names the wait (from `makeWaitID`) so `cancel` can end it; `gone` is the client's
+    /// connection, checked as the wait registers (a client that left just before is not held).
+    func wait(id: UInt64, user: Int64, after cursor: Int64, timeout: Double, limit: Int,
+              gone: ClientDisconnectSignal? = nil) async -> Wake {
+        guard !closed, heads[user] ?? 0 <= cursor, timeout > 0, gone?.isGone != true else {
+            return answer(user, after: cursor, limit: limit)
+        }
         active.insert(id)
         defer {
             active.remove(id)
@@ -75,7 +79,7 @@ public actor EventBus: Service {
         startSweeper()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                if early.remove(id) != nil || closed {
+                if early.remove(id) != nil || closed || gone?.isGone == true {
                     c.resume()
                 } else {
                     waiters[user, default: [:]][id] = Waiter(cursor: cursor, continuation: c)
@@ -87,6 +91,13 @@ public actor EventBus: Service {
         }
         deadlines[id] = nil
         return answer(user, after: cursor, limit: limit)
+    }
+
+    nonisolated func makeWaitID() -> UInt64 { waitIDs.next() }
+
+    /// Ends wait `id` of `user` now (its client went away); harmless when it already ended.
+    nonisolated func cancel(user: Int64, id: UInt64) {
+        Task { await self.release(user: user, id: id) }
     }
 
     /// The events after `cursor` when this bus holds all of them, gapless, through the head.
@@ -217,11 +228,12 @@ struct LongPoll: Sendable {
         var events = slice.events
         if events.isEmpty, timeout > 0 {
             let bus = bus
-            let wait: @Sendable () async -> EventBus.Wake = {
-                await bus.wait(user: user, after: cursor, timeout: Double(timeout), limit: Self.pageLimit)
-            }
-            let wake = if let disconnect { await disconnect.cancellingOnDisconnect(wait) } else { await wait() }
-            switch wake {
+            let id = bus.makeWaitID()
+            // No task per held poll: the connection's signal ends the wait directly.
+            let callback = disconnect?.onDisconnect { bus.cancel(user: user, id: id) }
+            defer { disconnect?.remove(callback) }
+            switch await bus.wait(id: id, user: user, after: cursor, timeout: Double(timeout), limit: Self.pageLimit,
+                                  gone: disconnect) {
             case .nothing: break
             case .events(let fresh): events = fresh
             case .readStorage: events = try await store.events(for: user, after: cursor, limit: Self.pageLimit).events
@@ -321,4 +333,11 @@ extension ServerEvent {
         ServerEvent(id: 0, kind: kind, createdAt: "", user: user, message: message, nowPlaying: nowPlaying,
                     readUpTo: readUpTo, online: online)
     }
+}
+
+/// Wait names, handed out without the actor.
+final class WaitIDs: Sendable {
+    private let last = Atomic<UInt64>(0)
+
+    func next() -> UInt64 { last.add(1, ordering: .relaxed).newValue }
 }
