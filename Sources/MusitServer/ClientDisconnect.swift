@@ -14,6 +14,14 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
     typealias InboundIn = NIOAny
     let signal = ClientDisconnectSignal()
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        ClientDisconnectSignal.register(signal, for: context.channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        ClientDisconnectSignal.unregister(context.channel)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let e = event as? ChannelEvent, e == .inputClosed { signal.fire() }
         context.fireUserInboundEventTriggered(event)
@@ -21,6 +29,7 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
 
     func channelInactive(context: ChannelHandlerContext) {
         signal.fire()
+        ClientDisconnectSignal.unregister(context.channel)
         context.fireChannelInactive()
     }
 }
@@ -37,12 +46,26 @@ final class ClientDisconnectSignal: Sendable {
 
     var isGone: Bool { state.withLockedValue { $0.gone } }
 
-    /// The signal of `channel`'s connection; nil when its pipeline has no handler (tests
-    /// that run the router without a server).
-    static func of(_ channel: any Channel) async -> ClientDisconnectSignal? {
-        try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self).signal
-        }.get()
+    /// Each open connection's signal, by channel: a poll finds its own without a trip to
+    /// the event loop (the pipeline may only be read there).
+    private static let byChannel = NIOLockedValueBox([ObjectIdentifier: ClientDisconnectSignal]())
+
+    fileprivate static func register(_ signal: ClientDisconnectSignal, for channel: any Channel) {
+        byChannel.withLockedValue { $0[ObjectIdentifier(channel)] = signal }
+    }
+
+    fileprivate static func unregister(_ channel: any Channel) {
+        byChannel.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// The signal of `channel`'s connection: a fired one when it has closed already; nil
+    /// when it has none (the router run without a server, in tests).
+    static func of(_ channel: any Channel) -> ClientDisconnectSignal? {
+        if let signal = byChannel.withLockedValue({ $0[ObjectIdentifier(channel)] }) { return signal }
+        guard !channel.isActive else { return nil }
+        let gone = ClientDisconnectSignal()
+        gone.fire()
+        return gone
     }
 
     /// Calls `callback` once, on the event loop, when the client goes away (at once if it

@@ -170,14 +170,21 @@ public actor EventBus: Service {
     }
 
     private func wake(_ user: Int64) {
-        guard var held = waiters[user] else { return }
+        guard let held = waiters[user] else { return }
         let head = heads[user] ?? 0
-        for (id, w) in held where w.cursor < head {
-            held[id] = nil
-            heldPolls -= 1
-            w.continuation.resume()
+        // Usually every waiter of the user is behind the new head: hand them all over at once.
+        var kept: [UInt64: Waiter] = [:]
+        var woken = 0
+        for (id, w) in held {
+            if w.cursor < head {
+                w.continuation.resume()
+                woken += 1
+            } else {
+                kept[id] = w
+            }
         }
-        waiters[user] = held.isEmpty ? nil : held
+        waiters[user] = kept.isEmpty ? nil : kept
+        heldPolls -= woken  // one gauge update, not one per poll
     }
 
     /// Answers every held poll and refuses to hold new ones.

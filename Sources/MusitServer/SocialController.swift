@@ -185,7 +185,7 @@ struct EventsController: Sendable {
             let friends = try await social.friends(of: me.id).friends.map(\.id)
             await poll.bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, online: true), to: friends))
         }
-        let disconnect = timeout > 0 ? await ClientDisconnectSignal.of(context.channel) : nil
+        let disconnect = timeout > 0 ? ClientDisconnectSignal.of(context.channel) : nil
         let page = try await poll.page(user: me.id, after: cursor, timeout: timeout, disconnect: disconnect)
         _ = presence.touch(userID: me.id, seen: Date())  // a held poll keeps its user online
         return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
