@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "MusitServer", dependencies: [
             "MusitAPI", "MusitAudio", "MusitConfig",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "GRDB", package: "GRDB.swift"),

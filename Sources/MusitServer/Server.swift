@@ -118,9 +118,7 @@ public enum MusitBackend {
         _ = MetricsSetup.registry
         _ = MetricsSetup.heldPolls  // listed from the start, at 0
         let router = Router(context: MusitContext.self)
-        router.add(middleware: LogRequestsMiddleware(.info))
-        router.add(middleware: RequestMetricsMiddleware(routes: services.routes))
-        router.add(middleware: ProblemMiddleware(logger: log))
+        router.add(middleware: RequestMiddleware(logger: log, routes: services.routes))
         // Two views of /api/v1: the open one (accounts, media by token), and the one
         // behind authentication, whose handlers find the user in their context.
         let open = router.group("/api/v1")
@@ -148,16 +146,24 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let problem as Problem {
+        } catch {
+            return response(for: error, request: request)
+        }
+    }
+
+    /// The problem answer for `error`; an error that is not the client's is logged.
+    func response(for error: any Error, request: Request) -> Response {
+        switch error {
+        case let problem as Problem:
             return Self.response(problem)
-        } catch let error as HTTPError {
+        case let error as HTTPError:
             return Self.response(Problem(status: Int(error.status.code), title: error.status.reasonPhrase,
                                          detail: error.body), headers: error.headers)
-        } catch let error as any HTTPResponseError {
+        case let error as any HTTPResponseError:
             return Self.response(Problem(status: Int(error.status.code), title: error.status.reasonPhrase))
-        } catch is DecodingError {
+        case is DecodingError:
             return Self.response(Problem(status: 400, title: "Bad Request", detail: "The body is not the JSON this endpoint takes"))
-        } catch {
+        default:
             logger.error("unhandled error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             return Self.response(Problem(status: 500, title: "Internal Server Error"))
         }

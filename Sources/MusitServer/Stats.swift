@@ -89,52 +89,14 @@ final class RouteCounter: Sendable {
     var snapshot: [String: Int] { counts.withLock { $0 } }
 }
 
-/// Per request: the count and latency by route, method and status, the errors, the requests
-/// in flight (under the names Hummingbird's `MetricsMiddleware` gives them: `hb_requests`,
-/// `http_server_request_duration`, `hb_request_errors`, `http_server_active_requests`), and
-/// the admin statistics' requests per route.
-///
-/// Unlike Hummingbird's middleware it leaves the response body alone. Wrapping the body, to
-/// time its end, loses Hummingbird's single write for a buffered body: every answer left as
-/// two TCP segments (head, then body), which doubled the kernel's work per long-poll answer
-/// and per Range reply. So the duration is the time until the response is ready: the whole
-/// answer for a buffered body, the head for a streamed one (whole-file GETs).
-struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    let routes: RouteCounter
-    let metrics = RequestMetrics()
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let active = metrics.active(request.method)
-        active.increment()
-        defer { active.decrement() }
-        do {
-            let response = try await next(request, context)
-            record(metrics.endpoint(context.endpointPath, request.method, response.status), since: start)
-            return response
-        } catch {
-            let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
-            let endpoint = metrics.endpoint(context.endpointPath, request.method, status)
-            endpoint.errors.increment()
-            record(endpoint, since: start)
-            throw error
-        }
-    }
-
-    private func record(_ endpoint: RequestMetrics.Endpoint, since start: UInt64) {
-        endpoint.requests.increment()
-        endpoint.duration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
-        routes.add(endpoint.route)
-    }
-}
-
 /// The metric handles of each route, method and status, made once: a swift-metrics lookup
 /// by label and dimensions on every request costs more than the request's own work.
 final class RequestMetrics: Sendable {
     struct Endpoint: Sendable {
         let requests: Metrics.Counter
         let duration: Metrics.Timer
-        let errors: Metrics.Counter
+        /// Only for answers that are errors (4xx, 5xx): no zero series for successes.
+        let errors: Metrics.Counter?
         /// "GET /api/v1/events", the key of the admin statistics' requests per route.
         let route: String
     }
@@ -167,8 +129,9 @@ final class RequestMetrics: Sendable {
             let endpoint = Endpoint(
                 requests: Metrics.Counter(label: "hb.requests", dimensions: dimensions),
                 duration: Metrics.Timer(label: "http.server.request.duration", dimensions: dimensions, preferredDisplayUnit: .seconds),
-                errors: Metrics.Counter(label: "hb.request.errors", dimensions: [("http.route", route), ("http.request.method", method.rawValue),
-                                                                         ("error.type", String(status.code))]),
+                errors: status.code < 400 ? nil
+                    : Metrics.Counter(label: "hb.request.errors", dimensions: [("http.route", route), ("http.request.method", method.rawValue),
+                                                                           ("error.type", String(status.code))]),
                 route: "\(method.rawValue) \(route)")
             e[key] = endpoint
             return endpoint

@@ -1,0 +1,82 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MusitAPI
+@testable import MusitServer
+import MusitTestSupport
+import NIOCore
+import Testing
+
+/// Keeps every log line, rendered as text with its metadata.
+final class CapturedLog: Sendable {
+    let lines = Locked<[String]>([])
+
+    var logger: Logger {
+        var l = Logger(label: "musit.test") { _ in CapturingHandler(sink: self) }
+        l.logLevel = .debug
+        return l
+    }
+
+    struct CapturingHandler: LogHandler {
+        let sink: CapturedLog
+        var logLevel: Logger.Level = .debug
+        var metadata: Logger.Metadata = [:]
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            sink.lines.withLock { $0.append("\(event.message) \(all)") }
+        }
+    }
+}
+
+@Suite("Backend: what logs and metrics say", .serialized)
+struct HardeningTests {
+    @Test("media tokens and other query secrets never reach the request log")
+    func redactedLogs() async throws {
+        let log = CapturedLog()
+        let app = try await MusitBackend.makeApplication(T.config(), logger: log.logger)
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload("sine440.mp3"))
+            let urls = try T.decode(StreamURLs.self, try await alice.call(.get, "/api/v1/songs/\(song.id)/stream"))
+            #expect(try await http.execute(uri: urls.audio, method: .get).status == .ok)
+            #expect(try await http.execute(uri: urls.hls, method: .get).status == .ok)
+            _ = try await http.execute(uri: "/api/v1/songs/\(song.id)/audio?x=1&token=forged-secret&refresh_token=r-secret", method: .get)
+        }
+        let lines = log.lines.withLock { $0 }
+        #expect(lines.contains { $0.contains("token=REDACTED") }, "the parameter is named, its value hidden")
+        #expect(lines.contains { $0.contains("x=1") }, "other parameters stay")
+        let token = lines.first { $0.contains("/audio") }
+        #expect(token != nil)
+        for secret in ["forged-secret", "r-secret"] {
+            #expect(!lines.contains { $0.contains(secret) }, "\(secret) leaked")
+        }
+        #expect(!lines.contains { $0.range(of: #"token=eyJ"#) != nil }, "no JWT in the log")
+    }
+
+    @Test("hb_request_errors counts answers that are errors, and only those")
+    func errorMetrics() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            func errors(_ text: String, _ status: String) -> Double {
+                text.split(separator: "\n").filter { $0.hasPrefix("hb_request_errors") && $0.contains("error_type=\"\(status)\"") }
+                    .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+            }
+            let before = String(buffer: try await http.execute(uri: "/metrics", method: .get).body)
+            let alice = try await Client.make(http, "alice")
+            for _ in 0..<3 { _ = try await alice.call(.get, "/api/v1/users/nobody") }
+            _ = try await http.execute(uri: "/api/v1/me", method: .get)
+            let text = String(buffer: try await http.execute(uri: "/metrics", method: .get).body)
+            #expect(errors(text, "404") - errors(before, "404") == 3, "three 404s")
+            #expect(errors(text, "401") - errors(before, "401") == 1, "one 401")
+            let success = text.split(separator: "\n").filter { $0.hasPrefix("hb_request_errors") && $0.contains("error_type=\"2") }
+            #expect(success.isEmpty, "no error series for successes: \(success.prefix(3))")
+        }
+    }
+}
