@@ -102,8 +102,9 @@ public enum MusitBackend {
 
     public static func make(_ config: ServerConfiguration, logger: Logger? = nil,
                             onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws -> (app: App, bus: EventBus) {
-        try FileManager.default.createDirectory(atPath: config.dataDirectory + "/media/uploads", withIntermediateDirectories: true)
+        try DataDirectory.prepare(config.dataDirectory)
         let store = try SQLiteStore(path: config.dataDirectory + "/musit.sqlite")
+        try DataDirectory.restrictDatabaseFiles(config.dataDirectory + "/musit.sqlite")
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         let services = Services(
@@ -189,3 +190,30 @@ extension Problem {
 extension Health: ResponseEncodable {}
 extension TokenPair: ResponseEncodable {}
 extension UserInfo: ResponseEncodable {}
+
+/// The data directory holds password and token hashes and every chat: only its owner may
+/// read it, whatever the umask.
+enum DataDirectory {
+    /// Creates the directory (and `media/uploads`) and makes it 0700; creates an empty
+    /// database file 0600 when there is none, so it is never readable by others, not even
+    /// for the moment before `restrictDatabaseFiles`.
+    static func prepare(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path + "/media/uploads", withIntermediateDirectories: true)
+        guard chmod(path, 0o700) == 0 else {
+            throw Problem(status: 500, title: "Internal Server Error", detail: "Cannot restrict \(path) to its owner")
+        }
+        let fd = open(path + "/musit.sqlite", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
+    }
+
+    /// The database, its WAL and shared-memory files: 0600. SQLite gives the WAL and -shm
+    /// the database's own mode when it makes them, so this holds for files made later too.
+    static func restrictDatabaseFiles(_ database: String) throws {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let file = database + suffix
+            if FileManager.default.fileExists(atPath: file), chmod(file, 0o600) != 0 {
+                throw Problem(status: 500, title: "Internal Server Error", detail: "Cannot restrict \(file) to its owner")
+            }
+        }
+    }
+}

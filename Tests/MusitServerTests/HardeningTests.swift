@@ -80,3 +80,35 @@ struct HardeningTests {
         }
     }
 }
+
+@Suite("Backend: files only their owner reads", .serialized)
+struct FileModeTests {
+    static func mode(_ path: String) throws -> Int {
+        try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber).intValue & 0o777
+    }
+
+    @Test("the data directory is 0700 and the database files 0600, whatever the umask; also after a restart")
+    func modes() async throws {
+        let old = umask(0)
+        defer { umask(old) }
+        let c = T.config()
+        for round in 0..<2 {
+            let app = try await MusitBackend.makeApplication(c)
+            try await app.test(.live) { http in
+                let alice = try await Client.make(http, "alice\(round)")
+                _ = try await alice.call(.patch, "/api/v1/me", json: ProfileUpdate(bio: "written"))
+                #expect(try Self.mode(c.dataDirectory) == 0o700)
+                for suffix in ["", "-wal", "-shm"] {
+                    #expect(try Self.mode(c.dataDirectory + "/musit.sqlite" + suffix) == 0o600, "musit.sqlite\(suffix)")
+                }
+                #expect(try Self.mode(c.dataDirectory + "/jwt.key") == 0o600)
+            }
+        }
+        // A directory left open by an earlier version is closed at the next start.
+        chmod(c.dataDirectory, 0o755)
+        chmod(c.dataDirectory + "/musit.sqlite", 0o644)
+        _ = try await MusitBackend.makeApplication(c)
+        #expect(try Self.mode(c.dataDirectory) == 0o700)
+        #expect(try Self.mode(c.dataDirectory + "/musit.sqlite") == 0o600)
+    }
+}
