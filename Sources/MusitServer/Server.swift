@@ -152,8 +152,18 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// The problem answer for `error`; an error that is not the client's is logged.
+    /// The problem answer for `error`; an error that is not the client's is logged. A 401
+    /// names the scheme to use (RFC 9110 §11.6.1, RFC 6750 §3).
     func response(for error: any Error, request: Request) -> Response {
+        var response = problemResponse(for: error, request: request)
+        if response.status == .unauthorized, response.headers[.wwwAuthenticate] == nil {
+            response.headers[.wwwAuthenticate] = request.headers[.authorization] == nil
+                ? #"Bearer realm="musit""# : #"Bearer realm="musit", error="invalid_token""#
+        }
+        return response
+    }
+
+    private func problemResponse(for error: any Error, request: Request) -> Response {
         switch error {
         case let problem as Problem:
             return Self.response(problem)

@@ -256,17 +256,19 @@ enum SongRoutes {
 
     /// Media requests authenticate by bearer header or by a media token for this song in the URL.
     static func mediaSong(_ request: Request, _ context: MusitContext, _ s: Services) async throws -> StoredSong {
-        let song = try await find(context, s)
+        // Authenticated first: whether a song exists is not told to strangers.
+        let id = context.parameters.get("id", as: Int64.self)
         if let token = request.uri.queryParameters.get("token") {
-            if s.mediaCache.tokenSong(token) == song.id { return song }
-            guard let claims = try? await s.tokens.verifyMedia(token), claims.song == song.id else {
-                throw Problem.unauthorized("Invalid or expired media token")
+            if id == nil || s.mediaCache.tokenSong(token) != id {
+                guard let claims = try? await s.tokens.verifyMedia(token), claims.song == id else {
+                    throw Problem.unauthorized("Invalid or expired media token")
+                }
+                s.mediaCache.remember(token: token, song: claims.song, expires: claims.exp.value)
             }
-            s.mediaCache.remember(token: token, song: song.id, expires: claims.exp.value)
-            return song
+        } else {
+            _ = try await AuthenticationMiddleware.user(request, tokens: s.tokens, users: s.users)
         }
-        _ = try await AuthenticationMiddleware.user(request, tokens: s.tokens, users: s.users)
-        return song
+        return try await find(context, s)
     }
 
     /// GET with Range (one range: a-b, a-, -n), If-Range (ETag or date) and ETag.

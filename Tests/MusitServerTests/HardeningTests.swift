@@ -112,3 +112,25 @@ struct FileModeTests {
         #expect(try Self.mode(c.dataDirectory + "/musit.sqlite") == 0o600)
     }
 }
+
+@Suite("Backend: HTTP semantics")
+struct HTTPSemanticsTests {
+    @Test("every 401 says how to authenticate: WWW-Authenticate: Bearer, with invalid_token for a bad one")
+    func wwwAuthenticate() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            _ = try await Client.make(http, "alice")
+            for uri in ["/api/v1/me", "/api/v1/friends", "/api/v1/events?timeout=0", "/api/v1/songs", "/api/v1/songs/1/audio"] {
+                let none = try await http.execute(uri: uri, method: .get)
+                #expect(none.status == .unauthorized, "\(uri)")
+                #expect(none.headers[.wwwAuthenticate] == #"Bearer realm="musit""#, "\(uri): \(none.headers)")
+                let bad = try await http.execute(uri: uri, method: .get, headers: T.bearer("not-a-token"))
+                #expect(bad.status == .unauthorized)
+                #expect(bad.headers[.wwwAuthenticate]?.contains(#"error="invalid_token""#) == true, "\(uri)")
+            }
+            let login = try await http.execute(uri: "/api/v1/auth/login", method: .post, headers: T.jsonHeaders,
+                                               body: T.json(LoginRequest(username: "alice", password: "wrong password")))
+            #expect(login.status == .unauthorized && login.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+        }
+    }
+}
