@@ -99,7 +99,7 @@ public struct TokenPair: Codable, Equatable, Sendable {
 
 /// Limits every client and the server agree on.
 public enum APILimits {
-    public static let usernamePattern = "^[A-Za-z0-9_.-]{3,32}$"
+    public static let usernamePattern = #"^[A-Za-z0-9_.-]{3,32}\z"#
     public static let passwordMinLength = 8
     public static let passwordMaxLength = 72  // bcrypt reads 72 bytes at most
     public static let displayNameMaxLength = 64

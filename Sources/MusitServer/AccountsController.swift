@@ -35,6 +35,8 @@ struct AccountsController: Sendable {
 
         auth.post("login") { request, context in
             let body = try await request.decode(as: LoginRequest.self, context: context)
+            // A name no account can have: refused before any work, and kept in no table.
+            guard TextRules.isValidUsername(body.username) else { throw Problem.unauthorized("Wrong username or password") }
             let address = context.remoteAddress?.ipAddress ?? "unknown"
             if let wait = await s.throttle.retryAfter(account: body.username, address: address) {
                 throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
@@ -80,16 +82,14 @@ struct AccountsController: Sendable {
     }
 
     static func validate(_ r: RegisterRequest) throws {
-        guard r.username.range(of: APILimits.usernamePattern, options: .regularExpression) != nil else {
+        guard TextRules.isValidUsername(r.username) else {
             throw Problem.badRequest("Usernames are 3 to 32 letters, digits, dots, dashes or underscores")
         }
         let length = r.password.utf8.count
         guard length >= APILimits.passwordMinLength, length <= APILimits.passwordMaxLength else {
             throw Problem.badRequest("Passwords are \(APILimits.passwordMinLength) to \(APILimits.passwordMaxLength) bytes")
         }
-        if let d = r.displayName, d.count > APILimits.displayNameMaxLength {
-            throw Problem.badRequest("Display names are at most \(APILimits.displayNameMaxLength) characters")
-        }
+        if let d = r.displayName { try TextRules.checkDisplayName(d) }
     }
 
     /// A new access token and a new refresh token (in `family`, or a new family at login).

@@ -29,12 +29,13 @@ struct SocialController: Sendable {
     @Sendable func updateProfile(_ request: Request, context: MusitContext) async throws -> UserInfo {
         let me = try context.requireUser()
         let body = try await request.decode(as: ProfileUpdate.self, context: context)
-        if let bio = body.bio, bio.count > APILimits.bioMaxLength {
-            throw Problem.badRequest("A bio is at most \(APILimits.bioMaxLength) characters; this one has \(bio.count)")
+        if let bio = body.bio {
+            try TextRules.check(bio, "bio", maxCharacters: APILimits.bioMaxLength, maxBytes: 4 * APILimits.bioMaxLength)
         }
         let name = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let name, name.isEmpty || name.count > APILimits.displayNameMaxLength {
-            throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters")
+        if let name {
+            guard !name.isEmpty else { throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters") }
+            try TextRules.checkDisplayName(name)
         }
         guard let user = try await social.updateProfile(userID: me.id, displayName: name, bio: body.bio) else {
             throw Problem.unauthorized("No such user")
@@ -111,11 +112,11 @@ struct SocialController: Sendable {
     @Sendable func send(_ request: Request, context: MusitContext) async throws -> EditedResponse<ChatMessage> {
         let me = try context.requireUser()
         let body = try await request.decode(as: SendMessage.self, context: context)
+        try TextRules.check(body.body, "body", maxCharacters: APILimits.messageMaxLength, maxBytes: 4 * APILimits.messageMaxLength)
         let text = body.body.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.isEmpty, text.count <= APILimits.messageMaxLength else {
-            throw Problem.badRequest("Messages are 1 to \(APILimits.messageMaxLength) characters")
-        }
-        guard !body.clientId.isEmpty, body.clientId.count <= 64 else { throw Problem.badRequest("clientId is 1 to 64 characters") }
+        guard !text.isEmpty else { throw Problem.badRequest("Messages are 1 to \(APILimits.messageMaxLength) characters") }
+        try TextRules.check(body.clientId, "clientId", maxCharacters: 64, maxBytes: 64)
+        guard !body.clientId.isEmpty else { throw Problem.badRequest("clientId is 1 to 64 characters") }
         guard let other = try await users.user(named: body.to) else { throw Problem.notFound("No user \(body.to)") }
         switch try await social.sendMessage(from: me, to: other, clientID: body.clientId, body: text) {
         case .notFriends:
@@ -151,6 +152,9 @@ struct SocialController: Sendable {
     @Sendable func setPresence(_ request: Request, context: MusitContext) async throws -> Response {
         let me = try context.requireUser()
         let body = try await request.decode(as: NowPlayingInfo.self, context: context)
+        for (field, value) in [("title", body.title), ("artist", body.artist)] {
+            if let value { try TextRules.check(value, field, maxCharacters: 256, maxBytes: 1024) }
+        }
         presence.set(userID: me.id, nowPlaying: body, seen: Date())
         let friends = try await social.friends(of: me.id).friends.map(\.id)
         await bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, nowPlaying: body, online: true),

@@ -115,7 +115,9 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
     }
 
     public func user(named username: String) async throws -> User? {
-        try await pool.read { db in
+        // A name that no account can have is nobody's: "victim\0zz" is not "victim".
+        guard TextRules.isValidUsername(username) else { return nil }
+        return try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM user WHERE username = ? COLLATE NOCASE", arguments: [username]).map(Self.userRow)
         }
     }

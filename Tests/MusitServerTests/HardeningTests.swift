@@ -134,3 +134,75 @@ struct HTTPSemanticsTests {
         }
     }
 }
+
+@Suite("Backend: names and text that try to pass for something else")
+struct TrickyTextTests {
+    /// Classes of characters that must never make a user name: line breaks of every kind,
+    /// NUL, other controls, spaces, invisible and look-alike letters, combining marks.
+    static let tricky: [String] = ["\0", "\0zz", "\n", "\r\n", "\r", "\u{2028}", "\u{2029}", "\u{85}", "\u{0B}", "\u{0C}",
+                                   "\t", " ", "\u{A0}", "\u{200B}", "\u{FEFF}", "\u{202E}", "é", "e\u{301}", "ａ",
+                                   "\u{430}", "\u{1F600}", "/", "%00", ":"]
+
+    @Test("user names: one strict rule; every tricky variant of a name is refused at register and at login")
+    func usernames() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            _ = try await Client.make(http, "victim1")
+            for suffix in Self.tricky {
+                for name in ["victim1" + suffix, suffix + "victim1", "vic" + suffix + "tim1"] {
+                    let reg = try await http.execute(uri: "/api/v1/auth/register", method: .post, headers: T.jsonHeaders,
+                                                     body: T.json(RegisterRequest(username: name, password: "correct horse")))
+                    #expect(reg.status == .badRequest, "register \(name.debugDescription): \(reg.status)")
+                    let login = try await http.execute(uri: "/api/v1/auth/login", method: .post, headers: T.jsonHeaders,
+                                                       body: T.json(LoginRequest(username: name, password: "correct horse")))
+                    #expect(login.status == .unauthorized, "login \(name.debugDescription) with victim1's password: \(login.status)")
+                }
+            }
+            for name in ["ab", String(repeating: "a", count: 33)] {
+                let reg = try await http.execute(uri: "/api/v1/auth/register", method: .post, headers: T.jsonHeaders,
+                                                 body: T.json(RegisterRequest(username: name, password: "correct horse")))
+                #expect(reg.status == .badRequest)
+            }
+            let me = try await http.execute(uri: "/api/v1/auth/login", method: .post, headers: T.jsonHeaders,
+                                            body: T.json(LoginRequest(username: "VICTIM1", password: "correct horse")))
+            #expect(me.status == .ok, "names are one account regardless of case")
+        }
+    }
+
+    @Test("free text: NUL refused, limits in characters and in bytes, display names without controls or bidi overrides")
+    func freeText() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let bob = try await Client.make(http, "bob")
+            try await alice.befriend(bob)
+            let before = try T.decode(UserInfo.self, try await alice.call(.get, "/api/v1/me"))
+            // 64 "characters" that are 200,001 code points: one letter under a pile of marks.
+            let heavy = "a" + String(repeating: "\u{301}", count: 200_000)
+            let cases: [(String, HTTPRequest.Method, ByteBuffer)] = [
+                ("/api/v1/me", .patch, T.json(ProfileUpdate(displayName: heavy))),
+                ("/api/v1/me", .patch, T.json(ProfileUpdate(displayName: "Alice\u{202E}gnp.exe"))),
+                ("/api/v1/me", .patch, T.json(ProfileUpdate(displayName: "Alice\u{7}"))),
+                ("/api/v1/me", .patch, T.json(ProfileUpdate(displayName: "Ali\0ce"))),
+                ("/api/v1/me", .patch, T.json(ProfileUpdate(bio: "bio\0"))),
+                ("/api/v1/me", .patch, T.json(ProfileUpdate(bio: heavy))),
+                ("/api/v1/messages", .post, T.json(SendMessage(to: "bob", body: "hi\0", clientId: "n1"))),
+                ("/api/v1/messages", .post, T.json(SendMessage(to: "bob", body: heavy, clientId: "n2"))),
+                ("/api/v1/messages", .post, T.json(SendMessage(to: "bob", body: "hi", clientId: "é" + String(repeating: "x", count: 63)))),
+                ("/api/v1/presence", .put, T.json(NowPlayingInfo(state: .playing, title: String(repeating: "t", count: 1_500_000)))),
+                ("/api/v1/presence", .put, T.json(NowPlayingInfo(state: .playing, title: "x\0"))),
+            ]
+            for (uri, method, body) in cases {
+                let r = try await alice.call(method, uri, body)
+                #expect(r.status == .badRequest, "\(method) \(uri): \(r.status) \(String(buffer: r.body).prefix(200))")
+            }
+            let info = try T.decode(UserInfo.self, try await alice.call(.get, "/api/v1/me"))
+            #expect(info == before, "nothing refused was stored")
+            let history = try T.decode(MessagesPage.self, try await alice.call(.get, "/api/v1/conversations/bob/messages"))
+            #expect(history.messages.isEmpty)
+            // What is allowed still is.
+            #expect(try await alice.call(.patch, "/api/v1/me", json: ProfileUpdate(displayName: "Ålice 東京 🎧")).status == .ok)
+            #expect(try await alice.call(.post, "/api/v1/messages", json: SendMessage(to: "bob", body: "مرحبا e\u{301}", clientId: "ok1")).status == .created)
+        }
+    }
+}
