@@ -15,33 +15,25 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
+
+from serverutil import call, free_port, peak_rss_mb
 
 SENDERS, RECIPIENTS = 8, 4
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def call(port, method, path, body=None, token=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("content-type", "application/json")
-    if token:
-        req.add_header("authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        data = r.read()
-        return json.loads(data) if data else None
+def reporting(target):
+    """Runs `target` in a child process; an error there is reported, not a silent hang."""
+    def run(*args):
+        out = args[-1]
+        try:
+            target(*args)
+        except Exception as e:  # noqa: BLE001
+            out.put(("error", repr(e)))
+    return run
 
 
 def sender(port, token, recipients, count, start, out):
@@ -107,9 +99,11 @@ def run(binary, messages):
                 call(port, "POST", f"/api/v1/friends/requests/{s}/accept", None, rt)
         start = mp.Event()
         out = mp.Queue()
-        per_recipient = SENDERS * messages // RECIPIENTS
-        procs = [mp.Process(target=poller, args=(port, t, n, per_recipient, start, out)) for n, t in recipients.items()]
-        procs += [mp.Process(target=sender, args=(port, t, list(recipients), messages, start, out)) for t in senders.values()]
+        # Sender i-th messages go round robin: recipient r gets those with i % RECIPIENTS == r.
+        expected = [SENDERS * len(range(r, messages, RECIPIENTS)) for r in range(RECIPIENTS)]
+        procs = [mp.Process(target=reporting(poller), args=(port, t, n, expected[r], start, out))
+                 for r, (n, t) in enumerate(recipients.items())]
+        procs += [mp.Process(target=reporting(sender), args=(port, t, list(recipients), messages, start, out)) for t in senders.values()]
         for p in procs:
             p.start()
         time.sleep(1.0)  # every poll held
@@ -118,13 +112,14 @@ def run(binary, messages):
         sent, got = {}, {}
         for _ in procs:
             kind, value = out.get(timeout=400)
+            if kind == "error":
+                raise RuntimeError("a client process failed: " + value)
             (sent if kind == "sent" else got).update(dict(value) if kind == "sent" else value)
         for p in procs:
             p.join()
         delivered = [got[m] - sent[m] for m in sent if m in got]
         last = max(got.values()) if got else t0
-        with open(f"/proc/{server.pid}/status") as f:
-            rss = next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+        rss = peak_rss_mb(server.pid)
         return {"sent": len(sent), "delivered": len(delivered), "lost": len(sent) - len(delivered),
                 "rate": len(delivered) / max(last - t0, 1e-9),
                 "p50": statistics.median(delivered) * 1000 if delivered else float("nan"),

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 
-from common import ROOT, Client, Server, befriend, register
+from common import Client, Server, befriend, register
 
 PEOPLE = 6
 
