@@ -116,9 +116,14 @@ struct SongsController: Sendable {
 
         signedIn.get("songs/:id/cover") { _, context in
             let stored = try await SongRoutes.find(context, s)
-            guard let mime = stored.coverMime else { throw Problem.notFound("This song has no cover") }
-            let body = try await fileIO.loadFile(path: SongRoutes.coverPath(media, stored.id), context: context)
-            return Response(status: .ok, headers: [.contentType: mime, .cacheControl: "private, max-age=86400"], body: body)
+            guard stored.coverMime != nil else { throw Problem.notFound("This song has no cover") }
+            let path = SongRoutes.coverPath(media, stored.id)
+            let bytes = try await SongRoutes.runBlocking { try Data(contentsOf: URL(fileURLWithPath: path)) }
+            // The type the bytes are, never the one the tag claims (a tag may say text/html).
+            guard let mime = ImageType.sniff(bytes) else { throw Problem.notFound("This song has no cover") }
+            return Response(status: .ok, headers: [.contentType: mime, .cacheControl: "private, max-age=86400",
+                                                   SongRoutes.contentTypeOptions: "nosniff"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
 
         signedIn.get("songs/:id/stream") { _, context in
@@ -167,6 +172,7 @@ struct SongsController: Sendable {
 
 /// What the song routes share: paths, upload acceptance, lookup, media authentication, Range.
 enum SongRoutes {
+    static let contentTypeOptions = HTTPFields.Element.Name("X-Content-Type-Options")!
     static func audioPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).mp3" }
     static func coverPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).cover" }
 
@@ -201,11 +207,12 @@ enum SongRoutes {
         }
         // On disk before the row can commit, so a crash after the commit finds the bytes.
         try await runBlocking { try syncFile(temp) }
+        // A cover is kept only when its bytes are an image we know, whatever the tag claims.
+        let cover = meta.cover.map { Data($0.data) }.flatMap { ImageType.sniff($0) == nil ? nil : $0 }
         let stored = StoredSong(id: 0, ownerID: owner.id, sha256: hash, title: meta.title ?? "Untitled", artist: meta.artist,
                                 album: meta.album, trackNumber: meta.trackNumber, year: meta.year,
                                 duration: meta.duration ?? index.duration, bytes: Int64(meter.count),
-                                coverMime: meta.cover?.mimeType, hls: index, createdAt: Date())
-        let cover = meta.cover.map { Data($0.data) }
+                                coverMime: cover.flatMap(ImageType.sniff), hls: index, createdAt: Date())
         let placed = PlacedFiles()
         do {
             return try await songs.insertSong(stored, quota: s.config.quota, event: .draft(.libraryChanged, user: owner.username)) { id in
@@ -567,4 +574,16 @@ extension Problem {
 /// The id whose files an upload placed inside its transaction, for cleanup when it fails.
 final class PlacedFiles: Sendable {
     let id = Mutex<Int64?>(nil)
+}
+
+/// Image types told from their first bytes.
+enum ImageType {
+    static func sniff(_ bytes: Data) -> String? {
+        let b = [UInt8](bytes.prefix(12))
+        if b.starts(with: [0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if b.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "image/png" }
+        if b.starts(with: Array("GIF87a".utf8)) || b.starts(with: Array("GIF89a".utf8)) { return "image/gif" }
+        if b.count == 12, b.starts(with: Array("RIFF".utf8)), Array(b[8..<12]) == Array("WEBP".utf8) { return "image/webp" }
+        return nil
+    }
 }

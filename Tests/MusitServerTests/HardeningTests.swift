@@ -206,3 +206,49 @@ struct TrickyTextTests {
         }
     }
 }
+
+@Suite("Backend: covers are served as what their bytes are")
+struct CoverTypeTests {
+    /// `mp3` behind an ID3v2.3 tag whose APIC frame claims `mime` for `picture`.
+    static func tagged(_ mp3: Data, mime: String, picture: Data) -> Data {
+        var body = Data([0]) + Data(mime.utf8) + Data([0, 3, 0]) + picture
+        var frame = Data("APIC".utf8)
+        frame += withUnsafeBytes(of: UInt32(body.count).bigEndian) { Data($0) } + Data([0, 0])
+        frame += body
+        body = frame
+        let size = body.count
+        let syncsafe = Data([UInt8((size >> 21) & 0x7F), UInt8((size >> 14) & 0x7F), UInt8((size >> 7) & 0x7F), UInt8(size & 0x7F)])
+        return Data("ID3".utf8) + Data([3, 0, 0]) + syncsafe + body + mp3
+    }
+
+    @Test("a cover that claims text/html is no cover; a real image is served by its bytes' type, with nosniff")
+    func sniffedCovers() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        let mp3 = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("sine440.mp3")))
+        let png = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("cover.png")))
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            func upload(_ bytes: Data) async throws -> Song {
+                var headers = T.bearer(alice.pair.accessToken)
+                headers[.contentType] = "audio/mpeg"
+                let r = try await http.execute(uri: "/api/v1/songs", method: .post, headers: headers, body: ByteBuffer(bytes: bytes))
+                #expect(r.status == .created, "\(String(buffer: r.body))")
+                return try T.decode(Song.self, r)
+            }
+            let html = try await upload(Self.tagged(mp3, mime: "text/html", picture: Data("<html><script>alert(1)</script></html>".utf8)))
+            #expect(!html.hasCover)
+            let none = try await alice.call(.get, "/api/v1/songs/\(html.id)/cover")
+            #expect(none.status == .notFound)
+            #expect(none.headers[.contentType] != "text/html")
+            var other = mp3
+            other.append(Data(count: 1))  // other bytes: not a duplicate
+            let lying = try await upload(Self.tagged(other, mime: "text/html", picture: png))
+            #expect(lying.hasCover)
+            let cover = try await alice.call(.get, "/api/v1/songs/\(lying.id)/cover")
+            #expect(cover.status == .ok)
+            #expect(cover.headers[.contentType] == "image/png", "typed by its bytes, not by the tag's text/html")
+            #expect(cover.headers[SongRoutes.contentTypeOptions] == "nosniff")
+            #expect(Data(buffer: cover.body) == png)
+        }
+    }
+}
