@@ -38,7 +38,7 @@ struct AccountsController: Sendable {
             // A name no account can have: refused before any work, and kept in no table.
             guard TextRules.isValidUsername(body.username) else { throw Problem.unauthorized("Wrong username or password") }
             let address = context.remoteAddress?.ipAddress ?? "unknown"
-            if let wait = await s.throttle.retryAfter(account: body.username, address: address) {
+            if let wait = await s.throttle.begin(account: body.username, address: address) {
                 throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
                                 message: "Too many failed logins; try again in \(wait) s")
             }
@@ -48,10 +48,9 @@ struct AccountsController: Sendable {
             if let user { hash = user.passwordHash } else { hash = try await s.dummyHash.value }
             let ok = try await s.hasher.verify(body.password, hash: hash)
             guard let user, ok else {
-                await s.throttle.failed(account: body.username, address: address)
                 throw Problem.unauthorized("Wrong username or password")
             }
-            await s.throttle.succeeded(account: body.username)
+            await s.throttle.succeeded(account: body.username, address: address)
             return try await Self.issue(for: user, family: nil, services: s)
         }
 

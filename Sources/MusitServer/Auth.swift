@@ -100,40 +100,91 @@ struct PasswordHasher: Sendable {
     }
 }
 
-/// Failed logins per account and per address within a window; past the limit, 429.
+/// Failed logins, throttled so that guessing is slow but the owner is never locked out.
+///
+/// - Per address and account: 5 failures in the window, then that address waits for that
+///   account (the guesser is stopped, nobody else is).
+/// - Per address: 20 failures in the window, then it waits for every account.
+/// - Per account, across addresses: past 10 failures in the window each further attempt
+///   waits a delay that doubles up to 30 s, instead of a lock: an attacker elsewhere can
+///   slow the owner by seconds, never lock them out.
+/// An attempt is counted when it begins, before bcrypt runs, so parallel guesses cannot all
+/// slip through; a success takes its count back. The table is bounded: entries expire with
+/// the window, and past `capacity` keys the least recently used are dropped.
 actor LoginThrottle {
-    private var failures: [String: [Date]] = [:]
+    private struct Entry {
+        var times: [Date]
+        var last: Date
+    }
+
+    private var entries: [String: Entry] = [:]
     let window: TimeInterval
-    let perAccount: Int
+    let perPair: Int
     let perAddress: Int
+    let accountFree: Int
+    let maxDelay: TimeInterval
+    let capacity: Int
 
-    init(window: TimeInterval = 300, perAccount: Int = 5, perAddress: Int = 20) {
+    init(window: TimeInterval = 300, perPair: Int = 5, perAddress: Int = 20, accountFree: Int = 10,
+         maxDelay: TimeInterval = 30, capacity: Int = 10_000) {
         self.window = window
-        self.perAccount = perAccount
+        self.perPair = perPair
         self.perAddress = perAddress
+        self.accountFree = accountFree
+        self.maxDelay = maxDelay
+        self.capacity = capacity
     }
 
-    /// Seconds to wait before trying again, or nil when allowed.
-    func retryAfter(account: String, address: String, now: Date = Date()) -> Int? {
-        let checks = [("user:" + account.lowercased(), perAccount), ("addr:" + address, perAddress)]
-        var wait: TimeInterval?
-        for (key, limit) in checks {
-            let recent = (failures[key] ?? []).filter { now.timeIntervalSince($0) < window }
-            failures[key] = recent
-            if recent.count >= limit, let oldest = recent.first {
-                wait = max(wait ?? 0, window - now.timeIntervalSince(oldest))
-            }
+    /// Keys held now (for tests and metrics).
+    var count: Int { entries.count }
+
+    /// Counts an attempt about to be checked; nil when it may go on, else the seconds to wait.
+    func begin(account: String, address: String, now: Date = Date()) -> Int? {
+        let user = "user:" + account.lowercased()
+        let pair = "pair:" + address + "|" + account.lowercased()
+        let addr = "addr:" + address
+        var wait: TimeInterval = 0
+        let p = recent(pair, now)
+        if p.count >= perPair, let oldest = p.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
+        let a = recent(addr, now)
+        if a.count >= perAddress, let oldest = a.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
+        let u = recent(user, now)
+        if u.count >= accountFree, let last = u.last {
+            let delay = min(maxDelay, pow(2, Double(u.count - accountFree)))
+            wait = max(wait, delay - now.timeIntervalSince(last))
         }
-        return wait.map { max(1, Int($0.rounded(.up))) }
+        if wait > 0 { return max(1, Int(wait.rounded(.up))) }
+        for key in [pair, addr, user] { record(key, now) }
+        return nil
     }
 
-    func failed(account: String, address: String, now: Date = Date()) {
-        failures["user:" + account.lowercased(), default: []].append(now)
-        failures["addr:" + address, default: []].append(now)
+    /// The password was right: the attempt was not a guess.
+    func succeeded(account: String, address: String) {
+        entries["user:" + account.lowercased()] = nil
+        entries["pair:" + address + "|" + account.lowercased()] = nil
+        let addr = "addr:" + address
+        if entries[addr]?.times.isEmpty == false { entries[addr]?.times.removeLast() }
     }
 
-    func succeeded(account: String) {
-        failures["user:" + account.lowercased()] = nil
+    private func recent(_ key: String, _ now: Date) -> [Date] {
+        guard var e = entries[key] else { return [] }
+        e.times.removeAll { now.timeIntervalSince($0) >= window }
+        entries[key] = e.times.isEmpty ? nil : e
+        return e.times
+    }
+
+    private func record(_ key: String, _ now: Date) {
+        if entries[key] == nil, entries.count >= capacity { evict(now) }
+        entries[key, default: Entry(times: [], last: now)].times.append(now)
+        entries[key]?.last = now
+    }
+
+    /// Drops what expired; if that is not enough, the least recently used tenth.
+    private func evict(_ now: Date) {
+        entries = entries.filter { now.timeIntervalSince($0.value.last) < window }
+        guard entries.count >= capacity else { return }
+        let drop = entries.sorted { $0.value.last < $1.value.last }.prefix(max(1, capacity / 10)).map(\.key)
+        for key in drop { entries[key] = nil }
     }
 }
 

@@ -252,3 +252,66 @@ struct CoverTypeTests {
         }
     }
 }
+
+@Suite("Backend: login throttling that stops guessers, not owners", .serialized)
+struct ThrottleTests {
+    /// A login over a connection from `source` (127.0.0.x); the status code. The socket
+    /// blocks, so it runs on a thread of its own, never on the pool the server needs.
+    static func login(_ port: Int, _ name: String, _ password: String, from source: String) async -> Int {
+        await withCheckedContinuation { c in
+            Thread.detachNewThread { c.resume(returning: blockingLogin(port, name, password, from: source)) }
+        }
+    }
+
+    static func blockingLogin(_ port: Int, _ name: String, _ password: String, from source: String) -> Int {
+        let json = #"{"username":"\#(name)","password":"\#(password)"}"#
+        let answer = RawHTTP.request(port: port, "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                                     "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)", from: source) ?? ""
+        return Int(answer.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test("guesses from one address lock that address out of that account, not the owner elsewhere")
+    func noLockout() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            _ = try await Client.make(http, "victim")
+            let port = try #require(http.port)
+            var guesses: [Int] = []
+            for _ in 0..<8 { guesses.append(await Self.login(port, "victim", "wrong guess", from: "127.0.0.2")) }
+            #expect(guesses.prefix(5).allSatisfy { $0 == 401 } && guesses.dropFirst(5).allSatisfy { $0 == 429 }, "\(guesses)")
+            #expect(await Self.login(port, "victim", "correct horse", from: "127.0.0.2") == 429, "the guesser stays stopped")
+            #expect(await Self.login(port, "victim", "correct horse", from: "127.0.0.3") == 200, "the owner signs in from elsewhere")
+        }
+    }
+
+    @Test("parallel guesses are counted before bcrypt: 24 at once, at most 5 checked")
+    func parallelGuesses() async throws {
+        var c = T.config()
+        c.bcryptCost = 8  // slow enough that the guesses really overlap
+        let app = try await MusitBackend.makeApplication(c)
+        try await app.test(.live) { http in
+            _ = try await Client.make(http, "victim")
+            let port = try #require(http.port)
+            let statuses = await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<24 {
+                    group.addTask { await Self.login(port, "victim", "wrong guess", from: "127.0.0.4") }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 401 }.count <= 5, "checked: \(statuses.filter { $0 == 401 }.count)")
+            #expect(statuses.filter { $0 == 429 }.count >= 19)
+        }
+    }
+
+    @Test("the throttle's table stays bounded under a flood of distinct names and addresses")
+    func bounded() async {
+        let throttle = LoginThrottle(capacity: 1000)
+        for i in 0..<20_000 {
+            _ = await throttle.begin(account: "user\(i)", address: "10.0.\(i / 250).\(i % 250)")
+        }
+        #expect(await throttle.count <= 1000)
+        // Still throttling what matters: a pair that keeps failing is stopped.
+        for _ in 0..<5 { #expect(await throttle.begin(account: "victim", address: "10.9.9.9") == nil) }
+        #expect(await throttle.begin(account: "victim", address: "10.9.9.9") != nil)
+    }
+}

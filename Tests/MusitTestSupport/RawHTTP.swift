@@ -26,8 +26,18 @@ public enum RawHTTP {
     }
 
     /// A connected TCP socket to 127.0.0.1:`port`, or -1.
-    public static func connect(port: Int, receiveBuffer: Int32? = nil) -> Int32 {
+    /// `from`: the local address to connect from (any of 127.0.0.0/8 is this machine), so a
+    /// test can be several clients that the server tells apart by address.
+    public static func connect(port: Int, receiveBuffer: Int32? = nil, from source: String? = nil) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            _ = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -62,8 +72,8 @@ public enum RawHTTP {
     }
 
     /// Sends `text` and returns the whole answer; nil when nothing listens.
-    public static func request(port: Int, _ text: String) -> String? {
-        let fd = connect(port: port)
+    public static func request(port: Int, _ text: String, from source: String? = nil) -> String? {
+        let fd = connect(port: port, from: source)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         send(fd, Array(text.utf8))
