@@ -16,11 +16,9 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import subprocess
-import tempfile
 import time
 
-from serverutil import call, free_port, peak_rss_mb
+from serverutil import call, peak_rss_mb, start_server
 
 SENDERS, RECIPIENTS = 8, 4
 
@@ -78,18 +76,8 @@ def poller(port, token, name, expected, start, out):
 
 
 def run(binary, messages):
-    data = tempfile.mkdtemp()
-    port = free_port()
-    server = subprocess.Popen([binary, "--serve", "--port", str(port), "--data", data],
-                              env={**os.environ, "MUSIT_BCRYPT_COST": "4", "MUSIT_LOG_LEVEL": "warning"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_server(binary, MUSIT_LOG_LEVEL="warning")
     try:
-        for _ in range(100):
-            try:
-                call(port, "GET", "/healthz")
-                break
-            except Exception:
-                time.sleep(0.1)
         reg = lambda n: call(port, "POST", "/api/v1/auth/register", {"username": n, "password": "correct horse"})["accessToken"]
         recipients = {f"rcpt{i}": reg(f"rcpt{i}") for i in range(RECIPIENTS)}
         senders = {f"sndr{i}": reg(f"sndr{i}") for i in range(SENDERS)}

@@ -12,7 +12,7 @@ usage: longpoll.py MUSIT_BINARY N [N...]
 """
 import os, resource, subprocess, sys, tempfile, time
 
-from serverutil import call, free_port, peak_rss_mb
+from serverutil import call, free_port, peak_rss_mb, start_server
 
 binary, counts = sys.argv[1], [int(n) for n in sys.argv[2:]]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -20,17 +20,8 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
 def run(n, mode):
-    data = tempfile.mkdtemp()
-    port = free_port()
-    server = subprocess.Popen([binary, "--serve", "--port", str(port), "--data", data],
-                              env={**os.environ, "MUSIT_BCRYPT_COST": "4"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_server(binary)
     try:
-        for _ in range(100):
-            try:
-                call(port, "GET", "/healthz")
-                break
-            except Exception:
-                time.sleep(0.1)
         a = call(port, "POST", "/api/v1/auth/register", {"username": "alice", "password": "correct horse"})
         b = call(port, "POST", "/api/v1/auth/register", {"username": "bob", "password": "correct horse"})
         call(port, "POST", "/api/v1/friends/requests", {"username": "bob"}, a["accessToken"])

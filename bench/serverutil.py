@@ -29,3 +29,23 @@ def peak_rss_mb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0
+
+
+def start_server(binary, **env):
+    """`binary --serve` on a free loopback port with a fresh data directory, once it answers
+    /healthz; returns the process and its port. `env` adds to the environment."""
+    import os
+    import subprocess
+    import tempfile
+    import time
+    port = free_port()
+    server = subprocess.Popen([binary, "--serve", "--port", str(port), "--data", tempfile.mkdtemp()],
+                              env={**os.environ, "MUSIT_BCRYPT_COST": "4", **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            call(port, "GET", "/healthz")
+            break
+        except Exception:
+            time.sleep(0.1)
+    return server, port
