@@ -1,6 +1,10 @@
 """What the server benchmarks share: a free loopback port, a JSON call, a server's peak RSS."""
 import json
+import os
 import socket
+import subprocess
+import tempfile
+import time
 import urllib.request
 
 
@@ -34,10 +38,6 @@ def peak_rss_mb(pid):
 def start_server(binary, **env):
     """`binary --serve` on a free loopback port with a fresh data directory, once it answers
     /healthz; returns the process and its port. `env` adds to the environment."""
-    import os
-    import subprocess
-    import tempfile
-    import time
     port = free_port()
     server = subprocess.Popen([binary, "--serve", "--port", str(port), "--data", tempfile.mkdtemp()],
                               env={**os.environ, "MUSIT_BCRYPT_COST": "4", **env},
