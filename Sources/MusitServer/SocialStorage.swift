@@ -57,7 +57,6 @@ public protocol SocialRepository: EventRepository {
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
     func searchUsers(_ query: String, limit: Int) async throws -> [User]
 
-    func friendState(_ a: Int64, _ b: Int64) async throws -> FriendState
     func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent])
     /// `to` accepts `from`'s request; nil when there was none.
     func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]?
@@ -149,10 +148,6 @@ extension SQLiteStore: SocialRepository {
                 ORDER BY username COLLATE NOCASE LIMIT ?
                 """, arguments: [like, like, limit]).map(SQLiteStore.userRow)
         }
-    }
-
-    public func friendState(_ a: Int64, _ b: Int64) async throws -> FriendState {
-        try await pool.read { db in try Self.friendState(db, a, b) }
     }
 
     private static func friendState(_ db: Database, _ a: Int64, _ b: Int64) throws -> FriendState {

@@ -53,7 +53,6 @@ public protocol SongRepository: Sendable {
     /// Songs with id greater than `after`, in id order, matching `query` in title/artist/album.
     func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong]
     func bytesStored(by owner: Int64) async throws -> Int64
-    func allUserIDs() async throws -> [Int64]
 }
 
 extension SQLiteStore: SongRepository {
@@ -193,10 +192,6 @@ extension SQLiteStore: SongRepository {
 
     public func bytesStored(by owner: Int64) async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?", arguments: [owner]) ?? 0 }
-    }
-
-    public func allUserIDs() async throws -> [Int64] {
-        try await pool.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM user") }
     }
 }
 
