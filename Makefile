@@ -26,6 +26,7 @@ test: deps test-audio
 	$(SWIFT) build
 	scripts/api-fuzz.sh
 	scripts/sync-tests.sh
+	scripts/http-tests.sh
 	scripts/release-smoke.sh $(TEST_AUDIO)
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
 

@@ -23,6 +23,14 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         /// Data directory (database, signing key, media).
         public var data: String?
         public var admin: String?
+        /// Seconds from a request's first byte to the end of its header.
+        public var headerTimeout: Double?
+        /// Seconds a connection may stay idle (or a request body stall) before it is closed.
+        public var idleTimeout: Double?
+        /// Open connections at most.
+        public var maxConnections: Int?
+        /// Origins whose pages may call the API from a browser (CORS); `*` for any.
+        public var corsOrigins: [String]?
     }
 
     public var audio: Audio?

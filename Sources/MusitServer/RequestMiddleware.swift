@@ -16,34 +16,70 @@ struct RequestMiddleware: RouterMiddleware {
     typealias Context = MusitContext
     let problems: ProblemMiddleware<MusitContext>
     let routes: RouteCounter
+    let table: RouteTable
+    let cors: CORSPolicy
     let metrics = RequestMetrics()
 
-    init(logger: Logger, routes: RouteCounter) {
+    init(logger: Logger, routes: RouteCounter, table: RouteTable, cors: CORSPolicy) {
         problems = ProblemMiddleware(logger: logger)
         self.routes = routes
+        self.table = table
+        self.cors = cors
     }
 
     func handle(_ request: Request, context: MusitContext, next: (Request, MusitContext) async throws -> Response) async throws -> Response {
+        let method: HTTPRequest.Method = context.isHead ? .head : request.method
         context.logger.info("Request", metadata: [
-            "hb.request.method": .string(request.method.rawValue),
+            "hb.request.method": .string(method.rawValue),
             "hb.request.path": .string(Self.redacted(request.uri)),
         ])
         let start = DispatchTime.now().uptimeNanoseconds
-        let active = metrics.active(request.method)
+        let active = metrics.active(method)
         active.increment()
         defer { active.decrement() }
-        let response: Response
+        var response: Response
         do {
-            response = try await next(request, context)
+            response = try await answer(request, context: context, next: next)
         } catch {
             response = problems.response(for: error, request: request)
         }
-        let endpoint = metrics.endpoint(context.endpointPath, request.method, response.status)
+        if let origin = request.headers[.origin], cors.isEnabled, cors.allows(origin) {
+            response.headers[.accessControlAllowOrigin] = origin
+            response.headers[.accessControlExposeHeaders] = CORSPolicy.exposedHeaders
+            response.headers[values: .vary].append("Origin")
+        }
+        let endpoint = metrics.endpoint(context.endpointPath, method, response.status)
         endpoint.requests.increment()
         endpoint.errors?.increment()
         endpoint.duration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
         routes.add(endpoint.route)
         return response
+    }
+
+    /// The route's answer, or 405/OPTIONS for a path the router has under other methods,
+    /// with GET's preconditions evaluated on the answer.
+    private func answer(_ request: Request, context: MusitContext,
+                        next: (Request, MusitContext) async throws -> Response) async throws -> Response {
+        let methods = table.methods(for: request.uri.path)
+        if !methods.isEmpty, !methods.contains(request.method) || request.method == .options {
+            let allow = methods.map(\.rawValue).joined(separator: ", ")
+            guard request.method == .options else {
+                throw HTTPError(.methodNotAllowed, headers: [.allow: allow],
+                                message: "\(request.method.rawValue) is not allowed here; this resource takes \(allow)")
+            }
+            var headers: HTTPFields = [.allow: allow]
+            if let origin = request.headers[.origin], cors.isEnabled, cors.allows(origin),
+               request.headers[.accessControlRequestMethod] != nil {
+                let asked = (request.headers[.accessControlRequestHeaders] ?? "").split(separator: ",")
+                    .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+                headers[.accessControlAllowMethods] = allow
+                headers[.accessControlAllowHeaders] = asked.filter { CORSPolicy.allowedHeaders.contains($0) }.joined(separator: ", ")
+                headers[.accessControlMaxAge] = "600"
+            }
+            return Response(status: .noContent, headers: headers)
+        }
+        let response = try await next(request, context)
+        return request.method == .get ? Preconditions.apply(to: response, request: request) : response
     }
 
     /// Query parameters that carry secrets; their values never reach a log.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import MusitAPI
 import NIOCore
@@ -27,6 +28,10 @@ public struct ServerConfiguration: Sendable {
     /// How long a media URL token lasts.
     public var mediaTokenLifetime: TimeInterval = 6 * 3600
     public var refreshLifetime: TimeInterval = 30 * 24 * 3600
+    /// Header-read and idle timeouts, and the cap on open connections.
+    public var connections = ConnectionLimits()
+    /// Origins whose browser pages may call the API and stream (CORS); none by default.
+    public var cors = CORSPolicy()
 
     public init(dataDirectory: String) {
         self.dataDirectory = dataDirectory
@@ -43,6 +48,8 @@ public struct MusitContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
     public var user: User?
+    /// A HEAD request, answered as GET without the body (`MusitResponder`).
+    public var isHead = false
     /// The connection, to learn when its client goes away (`ClientDisconnectSignal`).
     let channel: any Channel
 
@@ -83,7 +90,7 @@ struct Services: Sendable {
 }
 
 public enum MusitBackend {
-    public typealias App = Application<RouterResponder<MusitContext>>
+    public typealias App = Application<MusitResponder>
 
     /// Builds the application: storage opened and migrated, routes registered.
     public static func makeApplication(_ config: ServerConfiguration, logger: Logger? = nil) async throws -> App {
@@ -119,7 +126,8 @@ public enum MusitBackend {
         _ = MetricsSetup.registry
         _ = MetricsSetup.heldPolls  // listed from the start, at 0
         let router = Router(context: MusitContext.self)
-        router.add(middleware: RequestMiddleware(logger: log, routes: services.routes))
+        let table = RouteTable()
+        router.add(middleware: RequestMiddleware(logger: log, routes: services.routes, table: table, cors: config.cors))
         // Two views of /api/v1: the open one (accounts, media by token), and the one
         // behind authentication, whose handlers find the user in their context.
         let open = router.group("/api/v1")
@@ -132,8 +140,15 @@ public enum MusitBackend {
         let songs = try await SongsController(services: services, store: store, logger: log)
         songs.addRoutes(open: open, signedIn: signedIn)
         AdminController(services: services).addRoutes(to: router, signedIn: signedIn)
-        let app = Application(router: router,
-                              server: .http1(configuration: .init(additionalChannelHandlers: [ClientDisconnectHandler()])),
+        let registry = ConnectionRegistry(limits: config.connections,
+                                          descriptorLimit: ConnectionLimits.raiseDescriptorLimit(), logger: log)
+        let server = HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(inner: HTTP1Channel(responder: responder,
+                                                    configuration: .init(additionalChannelHandlers: [ClientDisconnectHandler()])),
+                                registry: registry)
+        }
+        table.load(router.routes)
+        let app = Application(responder: MusitResponder(router: router.buildResponder()), server: server,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
                               onServerRunning: onServerRunning, logger: log)
         return (app, services.bus)

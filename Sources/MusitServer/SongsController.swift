@@ -287,9 +287,8 @@ enum SongRoutes {
                               path: String, size: Int, etag: String, lastModified: Date) async throws -> Response {
         var headers: HTTPFields = [.contentType: "audio/mpeg", .acceptRanges: "bytes", .eTag: etag,
                                    .lastModified: lastModified.httpDate]
-        if request.headers[.ifNoneMatch].map({ $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.contains(etag) }) == true {
-            return Response(status: .notModified, headers: headers)
-        }
+        // If-None-Match, If-Modified-Since, If-Match and If-Unmodified-Since are evaluated
+        // on this answer for every route alike (`Preconditions`).
         var range: ClosedRange<Int>?
         if let header = request.headers[.range] {
             var honour = true

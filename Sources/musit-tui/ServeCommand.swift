@@ -29,6 +29,8 @@ struct ServeCommand {
         c.port = port ?? environment["MUSIT_PORT"].flatMap(Int.init) ?? file?.port ?? 8080
         c.admin = admin ?? environment["MUSIT_ADMIN"] ?? file?.admin
         c.jwtSecret = environment["MUSIT_JWT_SECRET"]
+        c.connections = try Self.connectionLimits(environment: environment, file: file)
+        c.cors = try Self.corsPolicy(environment: environment, file: file)
         if let cost = environment["MUSIT_BCRYPT_COST"].flatMap(UInt8.init), (4...31).contains(cost) { c.bcryptCost = cost }
         let configuration = c
         let levelName = environment["MUSIT_LOG_LEVEL"] ?? "info"
@@ -60,6 +62,58 @@ struct ServeCommand {
             FileHandle.standardError.write(Data("musit-tui: server: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+extension ServeCommand {
+    /// Timeouts and the connection cap: `MUSIT_HEADER_TIMEOUT`, `MUSIT_IDLE_TIMEOUT`
+    /// (seconds) and `MUSIT_MAX_CONNECTIONS`, then the file's `headerTimeout`,
+    /// `idleTimeout` and `maxConnections`. A bad value is an error naming it.
+    static func connectionLimits(environment: [String: String], file: MusitSettings.Server?) throws -> ConnectionLimits {
+        var limits = ConnectionLimits()
+        func seconds(_ name: String, _ fileValue: Double?, _ key: String) throws -> Double? {
+            let value: Double
+            if let text = environment[name] {
+                guard let v = Double(text), v.isFinite, v > 0, v <= 86_400 else {
+                    throw ValidationError("\(name) is a number of seconds above 0 and at most 86400, not \(text).")
+                }
+                value = v
+            } else if let v = fileValue {
+                guard v.isFinite, v > 0, v <= 86_400 else {
+                    throw ValidationError("server.\(key) in the config file is a number of seconds above 0 and at most 86400, not \(v).")
+                }
+                value = v
+            } else {
+                return nil
+            }
+            return value
+        }
+        if let t = try seconds("MUSIT_HEADER_TIMEOUT", file?.headerTimeout, "headerTimeout") { limits.headerTimeout = .nanoseconds(Int64(t * 1e9)) }
+        if let t = try seconds("MUSIT_IDLE_TIMEOUT", file?.idleTimeout, "idleTimeout") { limits.idleTimeout = .nanoseconds(Int64(t * 1e9)) }
+        if let text = environment["MUSIT_MAX_CONNECTIONS"] {
+            guard let n = Int(text), n >= 16 else { throw ValidationError("MUSIT_MAX_CONNECTIONS is a whole number of at least 16, not \(text).") }
+            limits.maxConnections = n
+        } else if let n = file?.maxConnections {
+            guard n >= 16 else { throw ValidationError("server.maxConnections in the config file is at least 16, not \(n).") }
+            limits.maxConnections = n
+        }
+        return limits
+    }
+}
+
+extension ServeCommand {
+    /// `MUSIT_CORS_ORIGINS` (comma-separated), then the file's `corsOrigins`: exact origins
+    /// such as `https://player.example`, or `*`. None by default: CORS is off.
+    static func corsPolicy(environment: [String: String], file: MusitSettings.Server?) throws -> CORSPolicy {
+        let origins = environment["MUSIT_CORS_ORIGINS"].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            ?? file?.corsOrigins ?? []
+        for origin in origins where origin != "*" {
+            guard let url = URL(string: origin), let scheme = url.scheme, ["http", "https"].contains(scheme),
+                  url.host != nil, url.path.isEmpty, url.query == nil else {
+                throw ValidationError("CORS origins are * or scheme://host[:port] with no path, not \(origin).")
+            }
+        }
+        return CORSPolicy(allowedOrigins: origins.filter { !$0.isEmpty })
     }
 }
 

@@ -24,10 +24,11 @@ def free_port():
 class Server:
     """`musit-tui --serve` on loopback with its data in a directory of its own."""
 
-    def __init__(self, data=None, port=None, extra_env=None):
+    def __init__(self, data=None, port=None, extra_env=None, preexec_fn=None):
         self.data = data or tempfile.mkdtemp(prefix="musit-sync-")
         self.port = port or free_port()
         self.extra_env = extra_env or {}
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.log = None
 
@@ -36,7 +37,8 @@ class Server:
         env.update(self.extra_env)
         self.log = open(os.path.join(self.data, "server.log"), "ab")
         self.proc = subprocess.Popen([BIN, "--serve", "--port", str(self.port), "--data", self.data],
-                                     stdout=self.log, stderr=self.log, env=env)
+                                     stdout=self.log, stderr=self.log, env=env,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:

@@ -1,0 +1,303 @@
+import Foundation
+import HummingbirdCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// Limits on connections, so idle and slow clients cannot take the descriptors that
+/// healthy ones need.
+public struct ConnectionLimits: Sendable, Equatable {
+    /// From the first byte of a request to the end of its header.
+    public var headerTimeout: TimeAmount = .seconds(10)
+    /// A connection with no request in progress, or a request body that stops arriving,
+    /// is closed after this long.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Open connections at most; nil: as many as the descriptor limit leaves room for.
+    public var maxConnections: Int?
+
+    public init() {}
+
+    /// Descriptors kept for the database, media files and the listening socket.
+    static let reservedDescriptors = 128
+
+    /// The cap in effect: the configured one, never more than the descriptors allow.
+    func effectiveMaxConnections(descriptorLimit: Int) -> Int {
+        let room = max(16, descriptorLimit - Self.reservedDescriptors)
+        return min(maxConnections ?? room, room)
+    }
+
+    /// Raises the soft descriptor limit to the hard one (as nginx's `worker_rlimit_nofile`
+    /// would) and returns the soft limit in effect.
+    static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = min(limit.rlim_max, 1 << 20)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+}
+
+/// Hummingbird's HTTP/1 channel with Musit's connection guard in front of its codec.
+///
+/// Hummingbird turns NIO's request head into an `HTTPRequest` that no longer says which
+/// HTTP version the client spoke, and it has no header-read timeout; both need a handler
+/// that sees NIO's parts, so the guard is inserted right after NIO's request decoder.
+struct GuardedHTTP1Channel: ServerChildChannel {
+    typealias Value = HTTP1Channel.Value
+    let inner: HTTP1Channel
+    let registry: ConnectionRegistry
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let ops = channel.pipeline.syncOperations
+            let guardHandler = ConnectionGuard(registry: registry)
+            let decoder = try ops.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try ops.addHandler(guardHandler, position: .after(decoder))
+            try ops.addHandler(FirstByteWatcher(guard: guardHandler), position: .first)
+            return value
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await inner.handle(value: value, logger: logger)
+    }
+}
+
+/// The open connections, oldest idle first, and the cap on their number.
+///
+/// At the cap a new connection costs the oldest idle one its keep-alive (what nginx does
+/// when it runs out of connections); only when none is idle is the new one refused. Either
+/// way a line is logged, at most once a second, so a flood does not flood the log.
+final class ConnectionRegistry: Sendable {
+    private struct Entry {
+        let channel: any Channel
+        var idleSince: UInt64?
+    }
+
+    private struct State {
+        var entries: [ObjectIdentifier: Entry] = [:]
+        var lastLog: UInt64 = 0
+        var shed = 0
+        var refused = 0
+    }
+
+    let limits: ConnectionLimits
+    let maxConnections: Int
+    let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    init(limits: ConnectionLimits, descriptorLimit: Int, logger: Logger) {
+        self.limits = limits
+        self.maxConnections = limits.effectiveMaxConnections(descriptorLimit: descriptorLimit)
+        self.logger = logger
+    }
+
+    var count: Int { state.withLockedValue { $0.entries.count } }
+
+    /// Registers a new connection; closes the oldest idle one, or this one, at the cap.
+    func opened(_ channel: any Channel) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (victim, refuse, log) = state.withLockedValue { s -> ((any Channel)?, Bool, String?) in
+            s.entries[ObjectIdentifier(channel)] = Entry(channel: channel, idleSince: now)
+            guard s.entries.count > maxConnections else { return (nil, false, nil) }
+            var oldest: (ObjectIdentifier, UInt64)?
+            for (id, e) in s.entries where id != ObjectIdentifier(channel) {
+                if let since = e.idleSince, since < (oldest?.1 ?? .max) { oldest = (id, since) }
+            }
+            var victim: (any Channel)?
+            if let oldest {
+                victim = s.entries.removeValue(forKey: oldest.0)?.channel
+                s.shed += 1
+            } else {
+                s.entries.removeValue(forKey: ObjectIdentifier(channel))
+                s.refused += 1
+            }
+            var line: String?
+            if now - s.lastLog > 1_000_000_000 {
+                line = "connection cap of \(maxConnections) reached: closed \(s.shed) idle connection(s) "
+                    + "and refused \(s.refused) new one(s) since the last report"
+                s.lastLog = now
+                s.shed = 0
+                s.refused = 0
+            }
+            return (victim, victim == nil, line)
+        }
+        if let log { logger.warning("\(log)") }
+        victim?.close(promise: nil)
+        if refuse { channel.close(promise: nil) }
+    }
+
+    func closed(_ channel: any Channel) {
+        state.withLockedValue { _ = $0.entries.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// A connection with no request in progress may be shed first, oldest first.
+    func setIdle(_ channel: any Channel, _ idle: Bool) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        state.withLockedValue { s in
+            guard s.entries[ObjectIdentifier(channel)] != nil else { return }
+            s.entries[ObjectIdentifier(channel)]?.idleSince = idle ? now : nil
+        }
+    }
+}
+
+/// One connection's timers and framing rules, between NIO's request decoder and
+/// Hummingbird's codec:
+/// - idle: no request in progress closes after `idleTimeout`;
+/// - header: from the first byte of a request, its header must be complete within
+///   `headerTimeout` (a client sending a byte now and then gains nothing);
+/// - body: a request body that stops arriving closes after `idleTimeout`;
+/// - a request that does not keep the connection alive (HTTP/1.0 without
+///   `Connection: keep-alive`, or `Connection: close`) has it closed after its response
+///   (RFC 9112 §9.3), and an HTTP/1.0 client gets a 1.0 response, framed by the close
+///   when it has no length, since it cannot read chunked encoding.
+/// A request whose body has been read and whose response is being prepared (a held
+/// long-poll) has no timer: it has its own timeout.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct Pending {
+        let version: HTTPVersion
+        let keepAlive: Bool
+    }
+
+    let registry: ConnectionRegistry
+    private var timer: Scheduled<Void>?
+    private var readingRequest = false
+    /// Requests whose response has not ended, oldest first (pipelining).
+    private var pending: [Pending] = []
+    private var headerDeadlineSet = false
+    private var closeAfterResponse = false
+
+    init(registry: ConnectionRegistry) {
+        self.registry = registry
+    }
+
+    private var isIdle: Bool { pending.isEmpty && !readingRequest }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        registry.opened(context.channel)
+        armIdle(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        registry.closed(context.channel)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        registry.closed(context.channel)
+        context.fireChannelInactive()
+    }
+
+    /// Bytes arrived before the decoder: when they start a request, its header is due.
+    func sawBytes(context: ChannelHandlerContext) {
+        guard isIdle, !headerDeadlineSet else { return }
+        headerDeadlineSet = true
+        arm(context, after: registry.limits.headerTimeout, reason: "header not received in time")
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            headerDeadlineSet = false
+            readingRequest = true
+            pending.append(Pending(version: head.version, keepAlive: head.isKeepAlive))
+            registry.setIdle(context.channel, false)
+            arm(context, after: registry.limits.idleTimeout, reason: "request body stalled")
+        case .body:
+            if readingRequest { arm(context, after: registry.limits.idleTimeout, reason: "request body stalled") }
+        case .end:
+            readingRequest = false
+            cancelTimer()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(var head):
+            guard let request = pending.first else { break }
+            if !request.keepAlive { closeAfterResponse = true }
+            if request.version.major == 1 && request.version.minor == 0 {
+                head.version = .http1_0
+                if request.keepAlive, head.headers.contains(name: "content-length") {
+                    head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+                } else {
+                    closeAfterResponse = true
+                }
+            }
+            if closeAfterResponse { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+            return
+        case .body:
+            break
+        case .end:
+            if !pending.isEmpty { pending.removeFirst() }
+            if closeAfterResponse {
+                context.writeAndFlush(data).whenComplete { _ in context.close(promise: nil) }
+                promise?.succeed()
+                return
+            }
+            if isIdle {
+                registry.setIdle(context.channel, true)
+                armIdle(context)
+            }
+        }
+        context.write(data, promise: promise)
+    }
+
+    private func armIdle(_ context: ChannelHandlerContext) {
+        arm(context, after: registry.limits.idleTimeout, reason: "idle")
+    }
+
+    private func arm(_ context: ChannelHandlerContext, after delay: TimeAmount, reason: String) {
+        timer?.cancel()
+        let channel = context.channel
+        let logger = registry.logger
+        timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [weak self] in
+            self?.timer = nil
+            logger.debug("closing connection", metadata: ["reason": .string(reason),
+                                                          "peer": .string(channel.remoteAddress?.description ?? "?")])
+            channel.close(promise: nil)
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+    }
+}
+
+/// Sits first in the pipeline and tells the guard when bytes arrive, which starts the
+/// header-read clock of a request; what it reads it passes on untouched.
+final class FirstByteWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let guardHandler: ConnectionGuard
+    private var guardContext: ChannelHandlerContext?
+
+    init(guard: ConnectionGuard) {
+        guardHandler = `guard`
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if guardContext == nil { guardContext = try? context.pipeline.syncOperations.context(handler: guardHandler) }
+        if let guardContext { guardHandler.sawBytes(context: guardContext) }
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        guardContext = nil
+    }
+}
