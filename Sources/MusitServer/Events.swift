@@ -55,7 +55,7 @@ public actor EventBus: Service {
 
     /// Polls held now (kept as a count: summing the table each time costs O(users)).
     public private(set) var heldPolls = 0 {
-        didSet { MetricsSetup.heldPolls.record(heldPolls) }
+        didSet { MetricsSetup.heldPolls.set(to: Double(heldPolls)) }
     }
 
     /// Returns when an event after `cursor` is announced for `user`, after `timeout` seconds,

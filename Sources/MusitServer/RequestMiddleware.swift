@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
-import Metrics
 import MusitAPI
 
 /// What every request goes through, in one middleware: the log line, the metrics and the

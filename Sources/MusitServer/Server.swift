@@ -124,7 +124,7 @@ public enum MusitBackend {
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }
         _ = MetricsSetup.registry
-        _ = MetricsSetup.heldPolls  // listed from the start, at 0
+        MetricsSetup.listFamilies()
         let router = Router(context: MusitContext.self)
         let table = RouteTable()
         router.add(middleware: RequestMiddleware(logger: log, routes: services.routes, table: table, cors: config.cors))

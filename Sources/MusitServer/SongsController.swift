@@ -65,7 +65,7 @@ struct SongsController: Sendable {
                                                                    songs: songs, media: media)
                 await s.bus.announce(events)
                 MetricsSetup.uploads.increment()
-                MetricsSetup.uploadBytes.increment(by: meter.count)
+                MetricsSetup.uploadBytes.increment(by: Int64(meter.count))
                 return EditedResponse(status: .created, response: SongRoutes.song(stored, owner: me.username))
             } catch {
                 // A refused, broken or abandoned upload leaves nothing behind.

@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import Hummingbird
-import Metrics
 import MusitAPI
 import Prometheus
 import Synchronization
@@ -93,10 +92,10 @@ final class RouteCounter: Sendable {
 /// by label and dimensions on every request costs more than the request's own work.
 final class RequestMetrics: Sendable {
     struct Endpoint: Sendable {
-        let requests: Metrics.Counter
-        let duration: Metrics.Timer
+        let requests: Prometheus.Counter
+        let duration: DurationHistogram
         /// Only for answers that are errors (4xx, 5xx): no zero series for successes.
-        let errors: Metrics.Counter?
+        let errors: Prometheus.Counter?
         /// "GET /api/v1/events", the key of the admin statistics' requests per route.
         let route: String
     }
@@ -108,12 +107,14 @@ final class RequestMetrics: Sendable {
     }
 
     private let endpoints = Mutex<[Key: Endpoint]>([:])
-    private let meters = Mutex<[HTTPRequest.Method: Meter]>([:])
+    private let meters = Mutex<[HTTPRequest.Method: Prometheus.Gauge]>([:])
 
-    func active(_ method: HTTPRequest.Method) -> Meter {
+    func active(_ method: HTTPRequest.Method) -> Prometheus.Gauge {
         meters.withLock { m in
             if let meter = m[method] { return meter }
-            let meter = Meter(label: "http.server.active_requests", dimensions: [("http.request.method", method.rawValue)])
+            let meter = MetricsSetup.registry.makeGauge(descriptor: .init(metricName: "http_server_active_requests", unitName: "",
+                                                                             helpText: "Requests being answered now, by method."),
+                                                        labels: [("http_request_method", method.rawValue)])
             m[method] = meter
             return meter
         }
@@ -124,14 +125,22 @@ final class RequestMetrics: Sendable {
         return endpoints.withLock { e in
             if let endpoint = e[key] { return endpoint }
             let route = path ?? "unmatched"
-            let dimensions = [("http.route", route), ("http.request.method", method.rawValue),
-                              ("http.response.status_code", String(status.code))]
+            let registry = MetricsSetup.registry
+            let labels = [("http_route", route), ("http_request_method", method.rawValue),
+                          ("http_response_status_code", String(status.code))]
             let endpoint = Endpoint(
-                requests: Metrics.Counter(label: "hb.requests", dimensions: dimensions),
-                duration: Metrics.Timer(label: "http.server.request.duration", dimensions: dimensions, preferredDisplayUnit: .seconds),
+                requests: registry.makeCounter(descriptor: .init(metricName: "hb_requests", unitName: "total",
+                                                                  helpText: "Requests answered, by route, method and status."),
+                                               labels: labels),
+                duration: registry.makeDurationHistogram(
+                    descriptor: .init(metricName: "http_server_request_duration", unitName: "seconds",
+                                      helpText: "Time from a request's head to its answer, by route, method and status."),
+                    labels: labels, buckets: MetricsSetup.durationBuckets),
                 errors: status.code < 400 ? nil
-                    : Metrics.Counter(label: "hb.request.errors", dimensions: [("http.route", route), ("http.request.method", method.rawValue),
-                                                                           ("error.type", String(status.code))]),
+                    : registry.makeCounter(descriptor: .init(metricName: "hb_request_errors", unitName: "total",
+                                                              helpText: "Requests answered with a client (4xx) or server (5xx) error, by route, method and status."),
+                                           labels: [("http_route", route), ("http_request_method", method.rawValue),
+                                                    ("error_type", String(status.code)), ("status_class", "\(status.code / 100)xx")]),
                 route: "\(method.rawValue) \(route)")
             e[key] = endpoint
             return endpoint
@@ -139,16 +148,29 @@ final class RequestMetrics: Sendable {
     }
 }
 
-/// swift-metrics bootstrapped once per process with a Prometheus registry; `/metrics` emits it.
+/// The Prometheus registry `/metrics` emits.
 enum MetricsSetup {
     static let registry: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        return registry
+        PrometheusCollectorRegistry()
     }()
 
-    static let heldPolls = Gauge(label: "musit_long_polls_held")
-    static let activeStreams = Meter(label: "musit_streams_active")
-    static let uploads = Counter(label: "musit_uploads_total")
-    static let uploadBytes = Counter(label: "musit_upload_bytes_total")
+    // Every family is made through the registry, with its HELP text: promtool requires one,
+    // and the swift-metrics facade has no way to give it.
+    static let heldPolls = registry.makeGauge(descriptor: .init(metricName: "musit_long_polls_held", unitName: "",
+                                                                            helpText: "Long-polls held open, waiting for an event."))
+    static let activeStreams = registry.makeGauge(descriptor: .init(metricName: "musit_streams_active", unitName: "",
+                                                                                helpText: "Audio bodies being streamed now."))
+    static let uploads = registry.makeCounter(descriptor: .init(metricName: "musit_uploads", unitName: "total",
+                                                                            helpText: "Songs uploaded and stored."))
+    static let uploadBytes = registry.makeCounter(descriptor: .init(metricName: "musit_upload_bytes", unitName: "total",
+                                                                                helpText: "Bytes of songs uploaded and stored."))
+    /// The server's own families, listed from the start at 0.
+    static func listFamilies() {
+        _ = (heldPolls, activeStreams, uploads, uploadBytes)
+    }
+
+    /// Request durations from 1 ms to 60 s (a held long-poll lasts up to a minute).
+    static let durationBuckets: [Duration] = [.milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                              .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                              .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
 }
