@@ -271,6 +271,22 @@ final class EncodedPages: Sendable {
     private let entries = Mutex<[Int64: Entry]>([:])
     /// Users kept at most; past it the table starts over (a miss costs one encoding).
     static let limit = 4096
+    /// A page's JSON stays under this many bytes: 500 events of long messages would make
+    /// megabytes. A page always holds at least one event, so the cursor always moves; the
+    /// rest follow on the next poll.
+    static let maxBytes = 1 << 20
+
+    /// The page's JSON, trimmed from the end to `maxBytes`, its cursor moved back to match.
+    static func encode(_ page: EventsPage) throws -> Data {
+        var page = page
+        var data = try JSONEncoder().encode(page)
+        while data.count > maxBytes, page.events.count > 1 {
+            let keep = max(1, min(page.events.count - 1, page.events.count * maxBytes / data.count))
+            page = EventsPage(events: Array(page.events.prefix(keep)), cursor: page.events[keep - 1].id)
+            data = try JSONEncoder().encode(page)
+        }
+        return data
+    }
 
     /// The JSON body of `page`, the answer for `user` after `after`.
     func body(user: Int64, after: Int64, page: EventsPage) throws -> ByteBuffer {
@@ -278,7 +294,7 @@ final class EncodedPages: Sendable {
         if let e = entries.withLock({ $0[user] }), e.after == after, e.through == through {
             return e.body
         }
-        let body = ByteBuffer(bytes: try JSONEncoder().encode(page))
+        let body = ByteBuffer(bytes: try Self.encode(page))
         entries.withLock {
             if $0.count >= Self.limit { $0.removeAll(keepingCapacity: true) }
             $0[user] = Entry(after: after, through: through, body: body)

@@ -412,6 +412,7 @@ paths:
         '400': {$ref: '#/components/responses/Problem'}
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}
+        '429': {$ref: '#/components/responses/Problem'}
   /api/v1/friends/requests/{username}/accept:
     post:
       summary: Accept a friend request
@@ -432,13 +433,14 @@ paths:
         '404': {$ref: '#/components/responses/Problem'}
   /api/v1/friends/{username}:
     delete:
-      summary: End a friendship
+      summary: End a friendship, or withdraw a request
       security: [{bearer: []}]
       parameters: [{$ref: '#/components/parameters/username'}]
       responses:
         '204': {description: Removed}
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}
+        '429': {$ref: '#/components/responses/Problem'}
   /api/v1/messages:
     post:
       summary: Send a chat message to a friend (idempotent per clientId)

@@ -30,6 +30,12 @@ public struct ServerConfiguration: Sendable {
     public var refreshLifetime: TimeInterval = 30 * 24 * 3600
     /// Header-read and idle timeouts, and the cap on open connections.
     public var connections = ConnectionLimits()
+    /// Friend requests and removals one user may make at once, then one per interval (s).
+    public var friendChangeBurst = 30
+    public var friendChangeInterval: TimeInterval = 5
+    /// A user's presence reaches friends at most once per this many seconds (the newest
+    /// update wins; see `PresencePublisher`).
+    public var presenceInterval: TimeInterval = 2
     /// Origins whose browser pages may call the API and stream (CORS); none by default.
     public var cors = CORSPolicy()
 
@@ -134,7 +140,11 @@ public enum MusitBackend {
         let signedIn = router.group("/api/v1").add(middleware: AuthenticationMiddleware(tokens: services.tokens, users: store))
         let accounts = AccountsController(services: services)
         accounts.addRoutes(to: router, open: open, signedIn: signedIn)
-        SocialController(users: store, social: store, presence: services.presence, bus: services.bus).addRoutes(to: signedIn)
+        SocialController(users: store, social: store, presence: services.presence, bus: services.bus,
+                         friendChanges: RateLimiter(burst: config.friendChangeBurst, interval: config.friendChangeInterval),
+                         presencePublisher: PresencePublisher(interval: .milliseconds(Int64(config.presenceInterval * 1000)),
+                                                              social: store, bus: services.bus, logger: log))
+            .addRoutes(to: signedIn)
         EventsController(social: store, presence: services.presence, poll: LongPoll(store: store, bus: services.bus),
                          pages: services.pages).addRoutes(to: signedIn)
         let songs = try await SongsController(services: services, store: store, logger: log)

@@ -9,6 +9,10 @@ struct SocialController: Sendable {
     let social: any SocialRepository
     let presence: PresenceTracker
     let bus: EventBus
+    /// New friend requests and removals (cancelled requests included), per user: each
+    /// writes to another user's event log, so a flood of request/cancel pairs must stop.
+    let friendChanges: RateLimiter
+    let presencePublisher: PresencePublisher
 
     /// Routes for signed-in users: `group` has the authentication middleware.
     func addRoutes(to group: RouterGroup<MusitContext>) {
@@ -70,6 +74,7 @@ struct SocialController: Sendable {
         let body = try await request.decode(as: FriendRequestBody.self, context: context)
         guard let other = try await users.user(named: body.username) else { throw Problem.notFound("No user \(body.username)") }
         guard other.id != me.id else { throw Problem.badRequest("You cannot befriend yourself") }
+        try friendChanges.check(me.id, what: "friend requests and removals")
         let (outcome, events) = try await social.requestFriend(from: me, to: other)
         await bus.announce(events)
         switch outcome {
@@ -102,6 +107,7 @@ struct SocialController: Sendable {
     @Sendable func unfriend(_ request: Request, context: MusitContext) async throws -> Response {
         let me = try context.requireUser()
         let other = try await user(context)
+        try friendChanges.check(me.id, what: "friend requests and removals")
         guard let events = try await social.removeFriend(me, other) else {
             throw Problem.notFound("\(other.username) is not a friend")
         }
@@ -156,9 +162,7 @@ struct SocialController: Sendable {
             if let value { try TextRules.check(value, field, maxCharacters: 256, maxBytes: 1024) }
         }
         presence.set(userID: me.id, nowPlaying: body, seen: Date())
-        let friends = try await social.friends(of: me.id).friends.map(\.id)
-        await bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, nowPlaying: body, online: true),
-                                                        to: friends))
+        try await presencePublisher.update(user: me.id, username: me.username, info: body)
         return Response(status: .noContent)
     }
 
