@@ -41,6 +41,15 @@ public struct RegisterRequest: Codable, Equatable, Sendable {
     }
 }
 
+/// `DELETE /api/v1/me`: the account's password, asked again before it is deleted.
+public struct DeleteAccountRequest: Codable, Equatable, Sendable {
+    public var password: String
+
+    public init(password: String) {
+        self.password = password
+    }
+}
+
 public struct LoginRequest: Codable, Equatable, Sendable {
     public var username: String
     public var password: String

@@ -78,6 +78,34 @@ struct AccountsController: Sendable {
         }
 
         signedIn.get("me") { _, context in try context.requireUser().info }
+
+        // Deleting an account asks for its password again, throttled like a login: a
+        // stolen access token alone must not be enough to destroy it.
+        signedIn.delete("me") { request, context in
+            let me = try context.requireUser()
+            let body = try await request.decode(as: DeleteAccountRequest.self, context: context)
+            let address = context.remoteAddress?.ipAddress ?? "unknown"
+            if let wait = await s.throttle.begin(account: me.username, address: address) {
+                throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
+                                message: "Too many wrong passwords; try again in \(wait) s")
+            }
+            guard try await s.hasher.verify(body.password, hash: me.passwordHash) else {
+                throw Problem(status: 403, title: "Forbidden", detail: "Wrong password: the account was not deleted")
+            }
+            await s.throttle.succeeded(account: me.username, address: address)
+            let (events, songs) = try await s.users.deleteUser(me)
+            // Everything cached for the user goes with the row: media tokens they were
+            // given stop at once, and their songs' rows, open files and bytes are dropped.
+            s.mediaCache.forget(user: me.id)
+            for id in songs {
+                s.mediaCache.forget(song: id)
+                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(s.config.dataDirectory + "/media", id))
+                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(s.config.dataDirectory + "/media", id))
+            }
+            s.presence.remove(userID: me.id)
+            await s.bus.announce(events)
+            return Response(status: .noContent)
+        }
     }
 
     static func validate(_ r: RegisterRequest) throws {

@@ -318,6 +318,11 @@ public final class PresenceTracker: Sendable {
         entries.withLock { $0[userID] = StoredPresence(userID: userID, nowPlaying: nowPlaying, lastSeen: seen) }
     }
 
+    /// Forgets a deleted user.
+    func remove(userID: Int64) {
+        entries.withLock { _ = $0.removeValue(forKey: userID) }
+    }
+
     /// Marks the user seen; true when they were offline before.
     func touch(userID: Int64, seen: Date) -> Bool {
         let before = entries.withLock { e -> Date? in

@@ -349,6 +349,24 @@ paths:
               schema: {$ref: '#/components/schemas/UserInfo'}
         '400': {$ref: '#/components/responses/Problem'}
         '401': {$ref: '#/components/responses/Problem'}
+    delete:
+      summary: Delete your account and everything that is yours (asks for the password again)
+      security: [{bearer: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [password]
+              properties:
+                password: {type: string}
+      responses:
+        '204': {description: Deleted, with your songs, messages and friendships}
+        '400': {$ref: '#/components/responses/Problem'}
+        '401': {$ref: '#/components/responses/Problem'}
+        '403': {$ref: '#/components/responses/Problem'}
+        '429': {$ref: '#/components/responses/Problem'}
   /metrics:
     get:
       summary: Prometheus metrics

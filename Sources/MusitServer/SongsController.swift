@@ -267,10 +267,12 @@ enum SongRoutes {
         let id = context.parameters.get("id", as: Int64.self)
         if let token = request.uri.queryParameters.get("token") {
             if id == nil || s.mediaCache.tokenSong(token) != id {
-                guard let claims = try? await s.tokens.verifyMedia(token), claims.song == id else {
+                // The token's user must still exist: a deleted account's links stop working.
+                guard let claims = try? await s.tokens.verifyMedia(token), claims.song == id,
+                      let owner = Int64(claims.sub.value), try await s.users.user(id: owner) != nil else {
                     throw Problem.unauthorized("Invalid or expired media token")
                 }
-                s.mediaCache.remember(token: token, song: claims.song, expires: claims.exp.value)
+                s.mediaCache.remember(token: token, song: claims.song, user: owner, expires: claims.exp.value)
             }
         } else {
             _ = try await AuthenticationMiddleware.user(request, tokens: s.tokens, users: s.users)
@@ -514,7 +516,7 @@ final class MediaCache: Sendable {
             return f
         }
     }
-    private let tokens = Mutex<[String: (song: Int64, expires: Date)]>([:])
+    private let tokens = Mutex<[String: (song: Int64, user: Int64, expires: Date)]>([:])
     static let limit = 10_000
 
     func song(_ id: Int64) -> StoredSong? { songs.withLock { $0[id] } }
@@ -548,11 +550,16 @@ final class MediaCache: Sendable {
         }
     }
 
-    func remember(token: String, song: Int64, expires: Date) {
+    func remember(token: String, song: Int64, user: Int64, expires: Date) {
         tokens.withLock {
             if $0.count >= Self.limit { $0.removeAll() }
-            $0[token] = (song, expires)
+            $0[token] = (song, user, expires)
         }
+    }
+
+    /// Forgets the media tokens verified for `user`, whose account is gone.
+    func forget(user: Int64) {
+        tokens.withLock { $0 = $0.filter { $0.value.user != user } }
     }
 }
 

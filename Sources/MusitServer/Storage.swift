@@ -37,6 +37,11 @@ public protocol UserRepository: Sendable {
     func user(named username: String) async throws -> User?
     func user(id: Int64) async throws -> User?
     func userCount() async throws -> Int
+    /// Deletes the user and, by cascade, everything theirs: tokens, friendships, messages,
+    /// events, plays and songs. Returns the events for those left (a friend or a pending
+    /// request ended; the library changed when they had songs) and the ids of their songs,
+    /// whose files are removed after the commit.
+    func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64])
 }
 
 public protocol RefreshTokenRepository: Sendable {
