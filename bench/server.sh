@@ -2,7 +2,7 @@
 # Backend benchmarks on loopback, side by side where a peer exists:
 #   - long-poll fan-out: 1,000 and 10,000 held polls woken by one event (latency, RSS)
 #   - wrk: 64 KiB Range GETs and full-file GETs at 1/16/256 connections, Musit vs nginx
-#   - one upload (validation + hashing + HLS indexing) of a 7 MB MP3, and one login
+#   - uploads of a 7 MB MP3 by curl (upload.py; beside mpg123's full decode), and one login
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -17,6 +17,9 @@ bin="$root/.build/release/musit-tui"
 [ -f "$out/track180.mp3" ] || "$here/audio.sh" >/dev/null
 
 python3 "$here/longpoll.py" "$bin" 1000 10000
+echo
+# MUSIT_BASELINE_BIN: a build of another revision, timed beside this one.
+python3 "$here/upload.py" "$out/track180.mp3" "$bin" ${MUSIT_BASELINE_BIN:-}
 
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

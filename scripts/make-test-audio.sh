@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Synthesizes the deterministic test tracks into DIR (default .build/test-audio):
 # known frequencies, durations, tags and a cover image, plus the broken files the
-# bad-input tests feed the player. Needs sox, lame, mid3v2 (python3-mutagen), python3.
+# bad-input tests feed the player. Needs sox, lame, mid3v2 (python3-mutagen), python3, ffmpeg.
 # Writes DIR/manifest.json describing what was written; skips work when DIR is current.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ sum=$(sha256sum "$0" | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
     exit 0
 fi
-for tool in sox lame mid3v2 python3; do
+for tool in sox lame mid3v2 python3 ffmpeg; do
     command -v "$tool" >/dev/null || { echo "make-test-audio: $tool is missing (make deps installs it)" >&2; exit 1; }
 done
 cd "$out"
@@ -79,6 +79,40 @@ open("truncated.mp3", "wb").write(full[: len(full) * 2 // 5])
 EOF
 cp sine440.mp3 unreadable.mp3
 chmod 000 unreadable.mp3
+# No samples at all: lame writes an Info frame and one frame its own delay and padding
+# cancel out entirely.
+sox -n -r 44100 -c 2 -b 16 nothing.wav trim 0 0
+lame --quiet nothing.wav no_samples.mp3
+
+# Durations: files whose true length libmpg123's estimate gets wrong, and the encoders
+# and layouts the frame walk must count exactly (see MP3Scanner).
+mkdir -p durations
+sox -n -r 44100 -c 2 -b 16 ten.wav synth 10 sine 500 gain -6
+lame --quiet -b 128 -t ten.wav durations/no_info_tag.mp3
+lame --quiet -V 2 ten.wav durations/lame_vbr.mp3
+lame --quiet -b 64 -m m --resample 22.05 ten.wav durations/mpeg2_mono.mp3
+sox -n -r 48000 -c 2 -b 16 ten48.wav synth 7.3 sine 700 gain -6
+lame --quiet -b 192 ten48.wav durations/lame_48k.mp3
+ffmpeg -v error -i ten.wav -b:a 128k -y durations/ffmpeg.mp3
+ffmpeg -v error -i ten.wav -b:a 128k -write_xing 0 -y durations/ffmpeg_no_xing.mp3
+python3 - <<'EOF2'
+import os, random
+# A 400 KB cover in front of 10 s without an Info tag: the size estimate said 0:35.
+r = random.Random(7)
+png = open("cover.png", "rb").read()
+big = png + bytes(r.getrandbits(8) for _ in range(400_000))
+open("durations/big_cover.png", "wb").write(big)
+# Two hours at 32 kbps without an Info tag, made by repeating the frames of 10 s
+# (CBR frames stand alone well enough to decode): bytes × 8 / 32,000 = 7257.6 s.
+import subprocess
+subprocess.run(["lame", "--quiet", "-b", "32", "-t", "ten.wav", "ten32.mp3"], check=True)
+frames = open("ten32.mp3", "rb").read()
+open("durations/two_hours_32k.mp3", "wb").write(frames * 720)
+os.remove("ten32.mp3")
+EOF2
+cp durations/no_info_tag.mp3 durations/big_cover.mp3
+mid3v2 -t "Big Cover" -p "durations/big_cover.png:Front cover:3:image/png" durations/big_cover.mp3
+rm durations/big_cover.png
 
 python3 - <<'EOF'
 import json

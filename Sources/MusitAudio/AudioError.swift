@@ -6,6 +6,9 @@ public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
         case unreadable(String)
         case empty
         case noAudioFrames(tagOnly: Bool)
+        /// MPEG frames, but none that play a sample (an Info frame alone, or frames the
+        /// encoder's delay and padding cancel out).
+        case noSamples
         case otherFormat(String)
         case decode(String)
         case truncated(playedSeconds: Double, expectedSeconds: Double)
@@ -30,6 +33,7 @@ public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
         case .empty: return "empty file"
         case .noAudioFrames(let tagOnly):
             return tagOnly ? "holds an ID3 tag but no audio frames" : "not an MP3: no MPEG audio frames found"
+        case .noSamples: return "no audio to play: its MPEG frames hold no samples"
         case .otherFormat(let what): return "not an MP3: looks like \(what)"
         case .decode(let why): return "cannot decode: \(why)"
         case .truncated(let played, let expected):

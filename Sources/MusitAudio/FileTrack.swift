@@ -75,26 +75,18 @@ public final class FileTrack: PCMSource {
 
     private func validateAndStart() throws(AudioError.Reason) {
         if fileSize == 0 { throw .empty }
-        // Probe the tag plus 64 KiB of audio for a run of consistent frames.
-        var head = [UInt8](repeating: 0, count: min(fileSize, 128 * 1024))
-        var n = try preadAll(&head, offset: 0)
-        let tagSize = head.withUnsafeBytes { MP3Probe.id3v2Size($0) }
-        hasTag = tagSize > 0
-        if tagSize > 0 && tagSize + 64 * 1024 > n && n < fileSize {
-            head = [UInt8](repeating: 0, count: min(fileSize, tagSize + 64 * 1024))
-            n = try preadAll(&head, offset: 0)
-        }
-        let fileSize = self.fileSize
-        let probe = try head.prefix(n).withUnsafeBytes { b in
-            Result { () throws(AudioError.Reason) in try MP3Probe.probe(b, fileSize: fileSize) }
-        }.get()
-        hasInfoTag = head.withUnsafeBytes { Self.hasXingInfo($0, frameAt: probe.firstFrameOffset, header: probe.header) }
+        // One pass over the file: the frames are the truth about what plays and for how
+        // long, and the same rule as the server's refuses what holds no playable audio
+        // (see `MP3Scanner`).
+        let scan = try MP3Scanner.scan(fd: fd)
+        hasTag = scan.firstFrameOffset > 0 && scan.head.starts(with: Array("ID3".utf8))
+        hasInfoTag = scan.promisedFrames != nil
 
         try startDecoding()
         var meta = decoder.metadata()
         meta.format = decoder.format ?? .cd
         if let v1 = try readID3v1() { meta.fillMissing(from: v1) }
-        meta.totalFrames = decoder.totalFrames
+        meta.totalFrames = scan.samples
         metadata = meta
     }
 
@@ -219,21 +211,6 @@ public final class FileTrack: PCMSource {
                                                    expectedSeconds: Double(expected) / rate))
         }
         return nil
-    }
-
-    /// A Xing/Info (LAME) header in the first frame gives the exact frame count.
-    static func hasXingInfo(_ bytes: UnsafeRawBufferPointer, frameAt offset: Int, header: MP3FrameHeader) -> Bool {
-        let end = min(bytes.count, offset + header.frameLength)
-        guard end - offset > 40 else { return false }
-        let tags: [[UInt8]] = [Array("Xing".utf8), Array("Info".utf8), Array("VBRI".utf8)]
-        var i = offset + 4
-        while i + 4 <= end {
-            for t in tags where bytes[i] == t[0] && bytes[i + 1] == t[1] && bytes[i + 2] == t[2] && bytes[i + 3] == t[3] {
-                return true
-            }
-            i += 1
-        }
-        return false
     }
 }
 

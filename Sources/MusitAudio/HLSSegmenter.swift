@@ -21,34 +21,13 @@ public enum HLSSegmenter {
         public var duration: Double { Double(segments.reduce(0) { $0 + $1.samples }) / Double(sampleRate) }
     }
 
-    /// Walks every frame of `data` (an MP3 file) and groups frames into segments of about
-    /// `target` seconds. Stops at the ID3v1 tag or the first bytes that are not a frame.
+    /// The segments of `data` (an MP3 file), of about `target` seconds each, cut at frame
+    /// boundaries; their sample counts are what the decoder plays, so they add up to the
+    /// song's true duration (see `MP3Scanner`).
     public static func index(_ data: Data, target: Double = 6) throws(AudioError.Reason) -> Index {
-        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in Result { () throws(AudioError.Reason) -> Index in
-            let probe = try MP3Probe.probe(bytes, fileSize: bytes.count)
-            let rate = probe.header.sampleRate
-            let targetSamples = Int(target * Double(rate))
-            var segments: [Segment] = []
-            var offset = probe.firstFrameOffset
-            var segStart = offset, segSamples = 0, total = 0
-            while offset + 4 <= bytes.count,
-                  let h = MP3FrameHeader(bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]),
-                  h.isConsistent(with: probe.header), offset + h.frameLength <= bytes.count {
-                if segSamples >= targetSamples {
-                    segments.append(Segment(offset: segStart, length: offset - segStart, samples: segSamples, startSample: total))
-                    total += segSamples
-                    segStart = offset
-                    segSamples = 0
-                }
-                segSamples += h.samplesPerFrame
-                offset += h.frameLength
-            }
-            if segSamples > 0 {
-                segments.append(Segment(offset: segStart, length: offset - segStart, samples: segSamples, startSample: total))
-            }
-            return Index(sampleRate: rate, segments: segments, audioOffset: probe.firstFrameOffset,
-                         audioLength: offset - probe.firstFrameOffset)
-        } }.get()
+        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            Result { () throws(AudioError.Reason) -> Index in try MP3Scanner.scan(bytes, segmentTarget: target).index }
+        }.get()
     }
 
     /// The ID3 tag every packed-audio segment starts with: a PRIV frame owned by

@@ -191,10 +191,6 @@ public final class StreamedTrack: PCMSource {
     private var decoder: MP3Decoder
     /// The decoder has not announced its format yet (the track was opened with the server's).
     private var formatPending = false
-    /// Where the first output sample sits in the segments' timeline, which counts every frame
-    /// from the Info frame on: the Info frame (never output) plus the gapless start trim.
-    /// A decoder started mid-stream has neither, so seeks add this to land exactly.
-    private var timelineOffset: Int64?
     /// `metadata.totalFrames` came from the Info tag: output past it is encoder padding.
     private var exactLength = false
     /// Frames to throw away after a seek landed at a segment's start.
@@ -250,7 +246,6 @@ public final class StreamedTrack: PCMSource {
             feed.close()
             throw AudioError(location, error)
         }
-        if let trim = decoder.startTrim { timelineOffset = Int64(1152 + trim) }
         if let exact = decoder.totalFrames, decoder.startTrim != nil {
             metadata.totalFrames = exact
             exactLength = true
@@ -298,10 +293,7 @@ public final class StreamedTrack: PCMSource {
                     if f != metadata.format { throw AudioError.Reason.decode("format changed mid-stream (\(metadata.format) → \(f))") }
                     if formatPending {
                         if let exact = decoder.totalFrames { metadata.totalFrames = exact }
-                        if let trim = decoder.startTrim {
-                            timelineOffset = Int64(1152 + trim)
-                            exactLength = decoder.totalFrames != nil
-                        }
+                        if decoder.startTrim != nil { exactLength = decoder.totalFrames != nil }
                     }
                     formatPending = false
                 case .needMore:
@@ -323,17 +315,18 @@ public final class StreamedTrack: PCMSource {
         let target = max(0, min(frame, metadata.totalFrames ?? frame))
         let rate = Double(metadata.format.sampleRate)
         let segmentStarts = feed.segmentStarts.map { Int64(($0 * rate).rounded()) }
-        // In the segments' timeline; from segment 0 the decoder trims as for the file. Before
-        // any audio was decoded the offset is unknown: then decode from the start and skip.
-        let timelineTarget = target + (timelineOffset ?? 0)
-        let k = timelineOffset == nil ? 0 : max(0, (segmentStarts.lastIndex { $0 <= timelineTarget }) ?? 0)
+        // The playlist's durations are what is heard (the server's walk leaves out the Info
+        // frame and the gapless trims), so segment k starts at heard sample `starts[k]`; a
+        // decoder started there plays the segment's samples from its first, untrimmed.
+        // From segment 0 the decoder trims as for the file.
+        let k = max(0, (segmentStarts.lastIndex { $0 <= target }) ?? 0)
         do {
             decoder = try MP3Decoder()
         } catch {
             throw AudioError(location, error)
         }
         feed.restart(at: k)
-        skip = k == 0 ? target : timelineTarget - segmentStarts[k]
+        skip = k == 0 ? target : target - segmentStarts[k]
         framePosition = target
         return target
     }

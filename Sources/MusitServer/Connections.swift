@@ -151,6 +151,7 @@ final class ConnectionRegistry: Sendable {
 /// - header: from the first byte of a request, its header must be complete within
 ///   `headerTimeout` (a client sending a byte now and then gains nothing);
 /// - body: a request body that stops arriving closes after `idleTimeout`;
+/// - `Expect: 100-continue` is answered with `100 Continue`;
 /// - a request that does not keep the connection alive (HTTP/1.0 without
 ///   `Connection: keep-alive`, or `Connection: close`) has it closed after its response
 ///   (RFC 9112 §9.3), and an HTTP/1.0 client gets a 1.0 response, framed by the close
@@ -215,6 +216,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             pending.append(Pending(version: head.version, keepAlive: head.isKeepAlive))
             registry.setIdle(context.channel, false)
             arm(context, after: registry.limits.idleTimeout, reason: "request body stalled")
+            // A client that asks before sending its body (curl does for bodies over 1 MB)
+            // waits a second for this, or for ever (RFC 9110 §10.1.1); Hummingbird never
+            // sends it. It goes straight to the encoder, ahead of the final answer.
+            if head.version == .http1_1,
+               head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))),
+                                      promise: nil)
+            }
         case .body:
             if readingRequest { arm(context, after: registry.limits.idleTimeout, reason: "request body stalled") }
         case .end:

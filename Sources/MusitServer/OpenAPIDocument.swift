@@ -362,7 +362,7 @@ paths:
               properties:
                 password: {type: string}
       responses:
-        '204': {description: Deleted, with your songs, messages and friendships}
+        '204': {description: 'Deleted, with your songs, messages and friendships'}
         '400': {$ref: '#/components/responses/Problem'}
         '401': {$ref: '#/components/responses/Problem'}
         '403': {$ref: '#/components/responses/Problem'}

@@ -53,9 +53,38 @@ public protocol SongRepository: Sendable {
     /// Songs with id greater than `after`, in id order, matching `query` in title/artist/album.
     func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong]
     func bytesStored(by owner: Int64) async throws -> Int64
+    /// Songs whose duration and HLS index predate the frame walk.
+    func songsToRescan() async throws -> [Int64]
+    /// Stores a song's walked duration and index (nil: the file would now be refused;
+    /// its row is kept, marked as scanned).
+    func storeScan(id: Int64, duration: Double?, hls: HLSSegmenter.Index?) async throws
 }
 
 extension SQLiteStore: SongRepository {
+    /// Durations and HLS indexes used to come from libmpg123's estimate; rows made before
+    /// are rescanned from their files at start (`SongsController`), once.
+    static func registerDurationMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v6-true-durations") { db in
+            try db.alter(table: "song") { t in t.add(column: "scanVersion", .integer).notNull().defaults(to: 0) }
+        }
+    }
+
+    public func songsToRescan() async throws -> [Int64] {
+        try await pool.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM song WHERE scanVersion < 1 ORDER BY id") }
+    }
+
+    public func storeScan(id: Int64, duration: Double?, hls: HLSSegmenter.Index?) async throws {
+        let encoded = try hls.map { try JSONEncoder().encode($0) }
+        try await pool.write { db in
+            if let duration, let encoded {
+                try db.execute(sql: "UPDATE song SET duration = ?, hls = ?, scanVersion = 1 WHERE id = ?",
+                               arguments: [duration, encoded, id])
+            } else {
+                try db.execute(sql: "UPDATE song SET scanVersion = 1 WHERE id = ?", arguments: [id])
+            }
+        }
+    }
+
     static func registerSongMigrations(_ m: inout DatabaseMigrator) {
         m.registerMigration("v3-songs") { db in
             try db.create(table: "song") { t in
@@ -95,8 +124,9 @@ extension SQLiteStore: SongRepository {
                                           arguments: [song.ownerID]) ?? 0
             guard used + song.bytes <= quota else { throw SongStorageError.quota }
             try db.execute(sql: """
-                INSERT INTO song (ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO song (ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt,
+                                  scanVersion)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
                 """, arguments: [song.ownerID, song.sha256, song.title, song.artist, song.album, song.trackNumber, song.year,
                                  song.duration, song.bytes, song.coverMime, hls, song.createdAt])
             var stored = song

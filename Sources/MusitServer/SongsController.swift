@@ -30,6 +30,28 @@ struct SongsController: Sendable {
             ])
         }
         await services.bus.announce(repair.events)
+        try await Self.rescan(store: store, media: media, logger: logger)
+    }
+
+    /// Songs stored before durations came from the frame walk get their true duration and
+    /// HLS index from their files, once. A file the walk now refuses keeps its row (it was
+    /// accepted once; deleting a user's song is not this code's call) and is logged.
+    static func rescan(store: any SongRepository, media: String, logger: Logger) async throws {
+        let ids = try await store.songsToRescan()
+        guard !ids.isEmpty else { return }
+        var refused = 0
+        for id in ids {
+            let path = SongRoutes.audioPath(media, id)
+            let scan: MP3Scanner.Summary? = try await SongRoutes.runBlocking {
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { return nil }
+                defer { close(fd) }
+                return try? MP3Scanner.scan(fd: fd)
+            }
+            if scan == nil { refused += 1 }
+            try await store.storeScan(id: id, duration: scan?.duration, hls: scan?.index)
+        }
+        logger.notice("songs rescanned for their true durations", metadata: ["songs": "\(ids.count)", "unplayable": "\(refused)"])
     }
 
     func addRoutes(open: RouterGroup<MusitContext>, signedIn: RouterGroup<MusitContext>) {
@@ -176,8 +198,7 @@ enum SongRoutes {
     static func audioPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).mp3" }
     static func coverPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).cover" }
 
-    /// Validates an upload with libmpg123, reads its tags, indexes its HLS segments, and
-    /// stores it: the row, its event and its files in place commit together or not at all.
+    /// Validates an upload by its frame walk and libmpg123, reads its tags, and stores it: the row, its event and its files in place commit together or not at all.
     static func accept(temp: String, meter: UploadMeter, owner: User, services s: Services, songs: any SongRepository,
                        media: String) async throws -> (StoredSong, [CommittedEvent]) {
         let hash = meter.digest
@@ -188,30 +209,25 @@ enum SongRoutes {
         if try await songs.bytesStored(by: owner.id) + Int64(meter.count) > s.config.quota {
             throw Problem.quota(s.config.quota)
         }
-        let (meta, index): (TrackMetadata, HLSSegmenter.Index) = try await runBlocking {
-            let meta: TrackMetadata
-            do {
-                meta = try FileTrack.readMetadata(path: temp)
-            } catch let error as AudioError {
-                throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable MP3: \(error.message)")
-            }
-            do {
-                let data = try Data(contentsOf: URL(fileURLWithPath: temp), options: .alwaysMapped)
-                return (meta, try HLSSegmenter.index(data))
-            } catch let reason as AudioError.Reason {
-                throw Problem(status: 422, title: "Unprocessable Content", detail: AudioError("upload", reason).message)
-            }
+        // The walk was done as the bytes arrived; the tags come from the head it kept, read
+        // by libmpg123, which must also decode samples from it. One rule with the player's
+        // (`MP3Scanner`): what would not play is refused, with the player's reason.
+        let scan: MP3Scanner.Summary
+        let meta: TrackMetadata
+        do {
+            scan = try meter.scan()
+            meta = try await runBlocking { try scan.readMetadata() }
+        } catch let reason as AudioError.Reason {
+            throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable MP3: \(AudioError("upload", reason).message)")
         }
-        guard !index.segments.isEmpty else {
-            throw Problem(status: 422, title: "Unprocessable Content", detail: "The MP3 has no audio frames")
-        }
+        let index = scan.index
         // On disk before the row can commit, so a crash after the commit finds the bytes.
         try await runBlocking { try syncFile(temp) }
         // A cover is kept only when its bytes are an image we know, whatever the tag claims.
         let cover = meta.cover.map { Data($0.data) }.flatMap { ImageType.sniff($0) == nil ? nil : $0 }
         let stored = StoredSong(id: 0, ownerID: owner.id, sha256: hash, title: meta.title ?? "Untitled", artist: meta.artist,
                                 album: meta.album, trackNumber: meta.trackNumber, year: meta.year,
-                                duration: meta.duration ?? index.duration, bytes: Int64(meter.count),
+                                duration: scan.duration, bytes: Int64(meter.count),
                                 coverMime: cover.flatMap(ImageType.sniff), hls: index, createdAt: Date())
         let placed = PlacedFiles()
         do {
@@ -373,11 +389,14 @@ enum SongRoutes {
     }
 }
 
-/// Counts and hashes an upload as it streams; past the limit it stops the stream.
+/// Counts, hashes and walks an upload as it streams; past the limit it stops the stream.
 final class UploadMeter: @unchecked Sendable {
     let limit: Int
     private let lock = NSLock()
     private var hasher = SHA256()
+    /// The frames are walked as the bytes pass, so the upload is read once: hashed,
+    /// counted, validated and indexed on the way to disk.
+    private var scanner = MP3Scanner()
     private var _count = 0
     private var _refusal: Problem?
 
@@ -396,8 +415,18 @@ final class UploadMeter: @unchecked Sendable {
             if _count > limit {
                 throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(limit) bytes")
             }
-            buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            buffer.withUnsafeReadableBytes {
+                hasher.update(bufferPointer: $0)
+                scanner.consume($0)
+            }
         }
+    }
+
+    /// The frame walk of everything that arrived: what the upload will play, or why not.
+    func scan() throws(AudioError.Reason) -> MP3Scanner.Summary {
+        lock.lock()
+        defer { lock.unlock() }
+        return try scanner.finish()
     }
 }
 

@@ -90,6 +90,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerSongMigrations(&m)
         registerPlayMigrations(&m)
         registerEventLogMigration(&m)
+        registerDurationMigration(&m)
         return m
     }
 

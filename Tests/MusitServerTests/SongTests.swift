@@ -415,4 +415,25 @@ struct SongLimitTests {
             #expect(body == file, "every byte: \(body.count) of \(file.count)")
         }
     }
+
+    @Test("songs stored with an estimated duration get their true one from the frames at the next start")
+    func rescanAtStart() async throws {
+        let c = T.config()
+        let id = try await MusitBackend.makeApplication(c).test(.live) { http -> Int64 in
+            let alice = try await Client.make(http, "alice")
+            let r = try await alice.upload("durations/big_cover.mp3")
+            return try JSONDecoder().decode(Song.self, from: Data(buffer: r.body)).id
+        }
+        // As the previous version stored it: libmpg123's estimate, and an index that says so.
+        let store = try SQLiteStore(path: c.dataDirectory + "/musit.sqlite")
+        try await store.pool.write { db in
+            try db.execute(sql: "UPDATE song SET duration = 35.21968, scanVersion = 0 WHERE id = ?", arguments: [id])
+        }
+        try await MusitBackend.makeApplication(c).test(.live) { http in
+            let alice = try await Client.make(http, "bob")
+            let song = try JSONDecoder().decode(Song.self, from: Data(buffer: try await alice.call(.get, "/api/v1/songs/\(id)").body))
+            #expect(abs(song.duration - 10.03102) < 0.0001, "\(song.duration)")
+        }
+        #expect(try await store.songsToRescan().isEmpty)
+    }
 }

@@ -4,6 +4,7 @@ descriptor limit of 1,024 while healthy clients keep being answered."""
 import os
 import resource
 import socket
+import subprocess
 import sys
 import time
 
@@ -142,6 +143,29 @@ def timeouts():
         t = closed_within(s, 1.5)
         check(status.startswith("HTTP/1.1 200") and t is not None and t < 0.5,
               "Connection: close is honoured (%s, closed after %s)" % (headers.get("connection"), t))
+        # Expect: 100-continue is answered at once, and the body is then taken.
+        token = register(server.port, "expecter")
+        body = b'{"username": "nobody-here"}'
+        s = connect(server.port)
+        start = time.time()
+        s.sendall(("POST /api/v1/friends/requests HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                   % (token, len(body))).encode())
+        s.settimeout(3)
+        interim = s.recv(4096)
+        waited = time.time() - start
+        s.sendall(body)
+        status, _, _ = read_response(s)
+        check(interim.startswith(b"HTTP/1.1 100 Continue") and waited < 0.5 and status.startswith("HTTP/1.1 404"),
+              "Expect: 100-continue gets 100 Continue in %.3f s, then the answer (%r, %s)" % (waited, interim[:25], status))
+        # curl uploads over 1 MB with Expect: it no longer waits a second for nothing.
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "POST",
+                              "http://127.0.0.1:%d/api/v1/friends/requests" % server.port,
+                              "-H", "Authorization: Bearer " + token, "-H", "Content-Type: application/json",
+                              "--data-binary", "@-"], input=b'{"username":"' + b"x" * 1_500_000 + b'"}',
+                             capture_output=True).stdout.decode().split()
+        check(out and out[0] in ("400", "404", "413") and float(out[1]) < 0.5,
+              "curl's 1.5 MB request is answered in %s s (%s)" % (out[1] if len(out) > 1 else "?", out[0] if out else "?"))
     finally:
         server.stop()
 

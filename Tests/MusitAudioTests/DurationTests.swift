@@ -1,0 +1,83 @@
+import Foundation
+@testable import MusitAudio
+import MusitTestSupport
+import Testing
+
+/// A track's duration is the number of samples the decoder really plays: these tests
+/// decode each file to the end and count.
+@Suite("True durations from the frames")
+struct DurationTests {
+    static let files = [
+        "sine440.mp3", "sweep.mp3", "sweep_a.mp3", "sweep_b.mp3", "long20.mp3", "sine1k_48k.mp3",
+        "tag_v23_utf16.mp3", "tag_v24.mp3", "tag_v1.mp3",
+        "durations/no_info_tag.mp3", "durations/lame_vbr.mp3", "durations/mpeg2_mono.mp3", "durations/lame_48k.mp3",
+        "durations/ffmpeg.mp3", "durations/ffmpeg_no_xing.mp3", "durations/big_cover.mp3", "durations/two_hours_32k.mp3",
+    ]
+
+    /// Decodes `path` to the end; the samples per channel it played.
+    static func decodedFrames(_ path: String) throws -> Int64 {
+        let track = try FileTrack(path: path)
+        var buffer = [Int16](repeating: 0, count: 16384)
+        var total: Int64 = 0
+        while true {
+            let n = try buffer.withUnsafeMutableBufferPointer { try track.read(into: $0) }
+            if n == 0 { return total }
+            total += Int64(n)
+        }
+    }
+
+    @Test("the duration is exactly what the decoder plays, for every encoder and layout", arguments: files)
+    func exact(file: String) throws {
+        let path = Fixtures.path(file)
+        let meta = try FileTrack.readMetadata(path: path)
+        let played = try Self.decodedFrames(path)
+        #expect(meta.totalFrames == played, "\(file): said \(meta.totalFrames ?? -1), played \(played)")
+        // The HLS index the server serves adds up to the same.
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let index = try HLSSegmenter.index(data)
+        #expect(index.segments.reduce(0) { $0 + $1.samples } == Int(played), "\(file): HLS total")
+        // And the stream fed in small pieces, as an upload arrives, gives the same walk.
+        var scanner = MP3Scanner()
+        data.withUnsafeBytes { b in
+            var i = 0
+            while i < b.count {
+                let n = min(b.count - i, 1 + (i * 7919) % 3000)
+                scanner.consume(UnsafeRawBufferPointer(rebasing: b[i..<(i + n)]))
+                i += n
+            }
+        }
+        let chunked = try scanner.finish()
+        #expect(chunked.samples == played && chunked.index == index, "\(file): chunked walk")
+    }
+
+    @Test("the durations libmpg123 estimated wrongly are now true")
+    func knownCases() throws {
+        let cover = try FileTrack.readMetadata(path: Fixtures.path("durations/big_cover.mp3"))
+        #expect(abs((cover.duration ?? 0) - 10) < 0.1, "400 KB cover: \(cover.duration ?? -1) s")
+        // Two hours of constant 32 kbps frames and nothing else: bytes × 8 / 32,000 seconds.
+        let path = Fixtures.path("durations/two_hours_32k.mp3")
+        let long = try FileTrack.readMetadata(path: path)
+        let bytes = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+        #expect(abs((long.duration ?? 0) - Double(bytes) * 8 / 32000) < 0.05, "2 h at 32 kbps: \(long.duration ?? -1) s")
+    }
+
+    @Test("a file the Info header says is longer, or with no samples, is refused with its reason")
+    func refused() {
+        #expect(throws: AudioError.self) { try FileTrack(path: Fixtures.path("truncated.mp3")) }
+        do {
+            _ = try FileTrack(path: Fixtures.path("truncated.mp3"))
+        } catch {
+            guard case .truncated(let played, let expected) = error.reason else {
+                Issue.record("truncated.mp3: \(error)")
+                return
+            }
+            #expect(played > 1.5 && played < 2.5 && abs(expected - 5) < 0.1, "\(played) of \(expected)")
+        }
+        do {
+            _ = try FileTrack(path: Fixtures.path("no_samples.mp3"))
+            Issue.record("no_samples.mp3 was accepted")
+        } catch {
+            #expect(error.reason == .noSamples, "\(error.message)")
+        }
+    }
+}
