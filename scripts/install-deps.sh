@@ -8,6 +8,7 @@ packages=(
     sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
     mpg123 time                                                             # benchmarks: peer, /usr/bin/time
     ffmpeg curl                                                             # tests: an HLS client; API fuzzing
+    prometheus                                                              # tests: promtool check metrics
 )
 # Python tools the tests use: an OpenAPI validator.
 python3 -c "import openapi_spec_validator, yaml" 2>/dev/null ||
