@@ -62,53 +62,70 @@ final class RateLimiter: Sendable {
 }
 
 /// Presence is "the latest state wins", so a player that sends it on every key press is
-/// never refused: each update is kept at once (what `GET /users` and new polls see), but
-/// it reaches friends' event logs at most once per `interval` per user. An update inside
-/// the interval is held and the newest one is published when the interval ends, so
-/// friends always end on the true state, and a flood costs them one event per interval.
+/// never refused: each update is kept at once (what `GET /users` and new polls see). What
+/// reaches friends' event logs is limited per user by a token bucket: `burst` updates go
+/// out at once (a track change, a pause: friends see it within the second), then one per
+/// `interval`. An update with no token left is held, the newest replacing older ones, and
+/// published when the next token comes, so friends always end on the true state and a
+/// flood costs them `burst` events plus one per interval.
 actor PresencePublisher {
-    private struct Pending {
-        var info: NowPlayingInfo
-        var username: String
+    private struct Bucket {
+        var tokens: Double
+        var updated: ContinuousClock.Instant
+        /// The newest update held for want of a token, and whether its flush is scheduled.
+        var held: (info: NowPlayingInfo, username: String)?
     }
 
     let interval: Duration
+    let burst: Int
     private let social: any SocialRepository
     private let bus: EventBus
     private let logger: Logger
-    private var lastPublished: [Int64: ContinuousClock.Instant] = [:]
-    private var pending: [Int64: Pending] = [:]
+    private var buckets: [Int64: Bucket] = [:]
 
-    init(interval: Duration = .seconds(2), social: any SocialRepository, bus: EventBus, logger: Logger) {
+    init(interval: Duration = .seconds(2), burst: Int = 5, social: any SocialRepository, bus: EventBus, logger: Logger) {
         self.interval = interval
+        self.burst = burst
         self.social = social
         self.bus = bus
         self.logger = logger
     }
 
-    /// Publishes now when the user's interval has passed, else holds the newest update.
+    private func refill(_ b: inout Bucket, now: ContinuousClock.Instant) {
+        b.tokens = min(Double(burst), b.tokens + (now - b.updated) / interval)
+        b.updated = now
+    }
+
+    /// Publishes now when the user has a token, else holds the newest update.
     func update(user: Int64, username: String, info: NowPlayingInfo) async throws {
         let now = ContinuousClock.now
-        if let last = lastPublished[user], now < last + interval {
-            let waiting = pending[user] != nil
-            pending[user] = Pending(info: info, username: username)
-            if !waiting {
-                let due = last + interval
-                Task { await self.flush(user: user, at: due) }
-            }
+        var b = buckets[user] ?? Bucket(tokens: Double(burst), updated: now)
+        refill(&b, now: now)
+        if b.held == nil, b.tokens >= 1 {
+            b.tokens -= 1
+            buckets[user] = b
+            forget(now: now)
+            try await publish(user: user, username: username, info: info)
             return
         }
-        lastPublished[user] = now
-        forget(before: now)
-        try await publish(user: user, username: username, info: info)
+        let scheduled = b.held != nil
+        b.held = (info, username)
+        buckets[user] = b
+        if !scheduled {
+            let due = now + interval * (1 - b.tokens)
+            Task { await self.flush(user: user, at: due) }
+        }
     }
 
     private func flush(user: Int64, at due: ContinuousClock.Instant) async {
         try? await Task.sleep(until: due, clock: .continuous)
-        guard let p = pending.removeValue(forKey: user) else { return }
-        lastPublished[user] = .now
+        guard var b = buckets[user], let held = b.held else { return }
+        refill(&b, now: .now)
+        b.tokens = max(0, b.tokens - 1)
+        b.held = nil
+        buckets[user] = b
         do {
-            try await publish(user: user, username: p.username, info: p.info)
+            try await publish(user: user, username: held.username, info: held.info)
         } catch {
             logger.error("presence not published", metadata: ["user": "\(user)", "error": "\(error)"])
         }
@@ -120,10 +137,12 @@ actor PresencePublisher {
                                                         to: friends))
     }
 
-    /// Users whose interval has long passed need no entry: the table stays as small as the
-    /// set of users who changed presence lately.
-    private func forget(before now: ContinuousClock.Instant) {
-        guard lastPublished.count > 1024 else { return }
-        lastPublished = lastPublished.filter { now < $0.value + interval }
+    /// A full bucket with nothing held carries no information: the table stays as small as
+    /// the set of users who changed presence lately.
+    private func forget(now: ContinuousClock.Instant) {
+        guard buckets.count > 1024 else { return }
+        buckets = buckets.filter { _, b in
+            b.held != nil || b.tokens + (now - b.updated) / interval < Double(burst)
+        }
     }
 }

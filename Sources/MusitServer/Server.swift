@@ -33,8 +33,8 @@ public struct ServerConfiguration: Sendable {
     /// Friend requests and removals one user may make at once, then one per interval (s).
     public var friendChangeBurst = 30
     public var friendChangeInterval: TimeInterval = 5
-    /// A user's presence reaches friends at most once per this many seconds (the newest
-    /// update wins; see `PresencePublisher`).
+    /// A user's presence reaches friends 5 times at once, then once per this many seconds
+    /// (the newest update wins; see `PresencePublisher`).
     public var presenceInterval: TimeInterval = 2
     /// Origins whose browser pages may call the API and stream (CORS); none by default.
     public var cors = CORSPolicy()
