@@ -31,6 +31,12 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         public var maxConnections: Int?
         /// Origins whose pages may call the API from a browser (CORS); `*` for any.
         public var corsOrigins: [String]?
+        /// `postgres://user:password@host:port/database`; SQLite in the data directory when absent.
+        public var database: String?
+        /// Connections to PostgreSQL at most, per instance (default 20).
+        public var databasePool: Int?
+        /// The key that signs access tokens (32 bytes or more); instances over one database share it.
+        public var jwtSecret: String?
     }
 
     public var audio: Audio?

@@ -13,6 +13,11 @@ public struct ServerConfiguration: Sendable {
     public var port = 8080
     /// Database, signing key and media live here.
     public var dataDirectory: String
+    /// `postgres://user:password@host:port/database` to keep everything but media in
+    /// PostgreSQL; nil (or `sqlite:///path`) for SQLite in the data directory.
+    public var database: String?
+    /// Connections to PostgreSQL at most, per instance.
+    public var databasePoolSize = 20
     /// This user becomes admin when registering (the first user does anyway).
     public var admin: String?
     /// HMAC secret for access tokens (≥ 32 bytes); generated and kept in the data directory when absent.
@@ -95,6 +100,9 @@ struct Services: Sendable {
     let dummyHash: Task<String, any Error>
 }
 
+/// Everything the backend keeps, behind one value: `SQLiteStore` or `PostgresStore`.
+public typealias Store = UserRepository & RefreshTokenRepository & SocialRepository & SongRepository & PlayRepository
+
 public enum MusitBackend {
     public typealias App = Application<MusitResponder>
 
@@ -116,8 +124,22 @@ public enum MusitBackend {
     public static func make(_ config: ServerConfiguration, logger: Logger? = nil,
                             onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws -> (app: App, bus: EventBus) {
         try DataDirectory.prepare(config.dataDirectory)
-        let store = try SQLiteStore(path: config.dataDirectory + "/musit.sqlite")
-        try DataDirectory.restrictDatabaseFiles(config.dataDirectory + "/musit.sqlite")
+        var log = logger ?? Logger(label: "musit.server")
+        if logger == nil { log.logLevel = .info }
+        let store: any Store
+        if let url = config.database, url.hasPrefix("postgres") {
+            // Instances share the database, so they must share the signing key too: one
+            // made up here would sign tokens the others refuse.
+            guard config.jwtSecret != nil else {
+                throw Problem(status: 500, title: "No signing key",
+                              detail: "With PostgreSQL, every instance needs the same key: set MUSIT_JWT_SECRET (32 bytes or more)")
+            }
+            store = try await PostgresStore(url: url, poolSize: config.databasePoolSize, logger: log)
+        } else {
+            let path = config.database.map { String($0.dropFirst("sqlite://".count)) } ?? config.dataDirectory + "/musit.sqlite"
+            store = try SQLiteStore(path: path)
+            try DataDirectory.restrictDatabaseFiles(path)
+        }
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         let services = Services(
@@ -127,8 +149,6 @@ public enum MusitBackend {
             hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
             presence: PresenceTracker(window: config.onlineWindow), bus: EventBus(), config: config,
             dummyHash: Task { try await hasher.hash(UUID().uuidString) })
-        var log = logger ?? Logger(label: "musit.server")
-        if logger == nil { log.logLevel = .info }
         _ = MetricsSetup.registry
         MetricsSetup.listFamilies()
         let router = Router(context: MusitContext.self)
@@ -200,7 +220,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         case is DecodingError:
             return Self.response(Problem(status: 400, title: "Bad Request", detail: "The body is not the JSON this endpoint takes"))
         default:
-            logger.error("unhandled error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             return Self.response(Problem(status: 500, title: "Internal Server Error"))
         }
     }

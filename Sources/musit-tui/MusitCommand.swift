@@ -41,6 +41,10 @@ struct MusitCommand: ParsableCommand {
     @Option(help: ArgumentHelp("--serve: log as text or json (or MUSIT_LOG_FORMAT).", valueName: "format"))
     var logFormat: String?
 
+    @Option(help: ArgumentHelp("--serve: postgres://user:password@host:port/db for PostgreSQL (or MUSIT_DATABASE_URL); default SQLite in the data directory.",
+                               valueName: "url"))
+    var database: String?
+
     @Option(help: ArgumentHelp("ALSA device to play on.", valueName: "name"))
     var device: String?
 
@@ -87,7 +91,7 @@ struct MusitCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         if serve {
-            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat)
+            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat, database: database)
                 .run(environment: environment)
             return
         }

@@ -14,6 +14,7 @@ struct ServeCommand {
     let admin: String?
     let config: String?
     let logFormat: String?
+    let database: String?
 
     func run(environment: [String: String]) throws {
         let settings: MusitSettings
@@ -28,7 +29,14 @@ struct ServeCommand {
         c.host = host ?? environment["MUSIT_HOST"] ?? file?.host ?? "127.0.0.1"
         c.port = port ?? environment["MUSIT_PORT"].flatMap(Int.init) ?? file?.port ?? 8080
         c.admin = admin ?? environment["MUSIT_ADMIN"] ?? file?.admin
-        c.jwtSecret = environment["MUSIT_JWT_SECRET"]
+        c.jwtSecret = environment["MUSIT_JWT_SECRET"] ?? file?.jwtSecret
+        c.database = database ?? environment["MUSIT_DATABASE_URL"] ?? file?.database
+        if let text = environment["MUSIT_DATABASE_POOL"] ?? file?.databasePool.map(String.init) {
+            guard let n = Int(text), (2...1000).contains(n) else {
+                throw ValidationError("The database pool (MUSIT_DATABASE_POOL or server.databasePool) is 2 to 1000 connections, not \(text).")
+            }
+            c.databasePoolSize = n
+        }
         c.connections = try Self.connectionLimits(environment: environment, file: file)
         c.cors = try Self.corsPolicy(environment: environment, file: file)
         if let cost = environment["MUSIT_BCRYPT_COST"].flatMap(UInt8.init), (4...31).contains(cost) { c.bcryptCost = cost }

@@ -81,7 +81,7 @@ struct HardeningTests {
     }
 }
 
-@Suite("Backend: files only their owner reads", .serialized)
+@Suite("Backend: files only their owner reads", .serialized, .enabled(if: !T.onPostgres, "the database files are SQLite's"))
 struct FileModeTests {
     static func mode(_ path: String) throws -> Int {
         try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber).intValue & 0o777

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
+import Logging
 import MusitAPI
 @testable import MusitServer
 import NIOCore
@@ -10,11 +11,26 @@ import Testing
 /// The backend over real HTTP on loopback (HummingbirdTesting `.live`).
 @Suite("Backend: accounts and tokens over HTTP")
 struct ServerTests {
+    /// The PostgreSQL the run was given (`scripts/with-postgres.sh`): then every test's
+    /// backend keeps its data there, in a schema of its own, instead of in SQLite.
+    static let postgres = ProcessInfo.processInfo.environment["MUSIT_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    static var onPostgres: Bool { postgres != nil }
+
     static func config(_ dir: String = NSTemporaryDirectory() + "musit-server-\(UUID().uuidString)") -> ServerConfiguration {
         var c = ServerConfiguration(dataDirectory: dir)
         c.port = 0
         c.bcryptCost = 4
+        if let postgres {
+            c.database = postgres + "?search_path=t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            c.jwtSecret = "a-test-signing-key-that-is-long-enough-0123456789"
+        }
         return c
+    }
+
+    /// The store a test's backend used, opened beside it.
+    static func store(_ c: ServerConfiguration) async throws -> any Store {
+        if let url = c.database { return try await PostgresStore(url: url, logger: Logger(label: "test")) }
+        return try SQLiteStore(path: c.dataDirectory + "/musit.sqlite")
     }
 
     static func json<T: Encodable>(_ value: T) -> ByteBuffer {
@@ -139,7 +155,7 @@ struct ServerTests {
                 .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             let algNone = noneHeader + "." + parts[1] + "."
             // Signed with the real key, but expired an hour ago.
-            let secret = try SigningKey.load(secret: nil, dataDirectory: c.dataDirectory)
+            let secret = try SigningKey.load(secret: c.jwtSecret, dataDirectory: c.dataDirectory)
             let real = await TokenService(secret: secret, accessLifetime: 900, refreshLifetime: 60)
             let expired = try await real.accessToken(for: user, now: Date().addingTimeInterval(-3600))
             let tampered = parts[0] + "." + parts[1].dropLast(2) + "AA." + parts[2]
@@ -230,7 +246,7 @@ struct ServerTests {
                                                body: Self.json(LoginRequest(username: "' OR 1=1 --", password: "x")))
             try Self.expectProblem(sql, .unauthorized)
         }
-        let store = try SQLiteStore(path: c.dataDirectory + "/musit.sqlite")
+        let store = try await Self.store(c)
         #expect(try await store.userCount() == 0, "nothing was stored")
     }
 
@@ -241,13 +257,15 @@ struct ServerTests {
         try await app.test(.live) { client in
             try await Self.register(client, "alice", "s3cret-passphrase")
         }
-        let store = try SQLiteStore(path: c.dataDirectory + "/musit.sqlite")
+        let store = try await Self.store(c)
         let alice = try #require(try await store.user(named: "alice"))
         #expect(alice.passwordHash.hasPrefix("$2b$04$"))
         #expect(!alice.passwordHash.contains("s3cret"))
         #expect(!alice.passwordHash.contains(Data("s3cret-passphrase".utf8).base64EncodedString()))
-        let attributes = try FileManager.default.attributesOfItem(atPath: c.dataDirectory + "/jwt.key")
-        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        if !Self.onPostgres {  // with PostgreSQL the key is configured, not kept in a file
+            let attributes = try FileManager.default.attributesOfItem(atPath: c.dataDirectory + "/jwt.key")
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        }
         let again = try await MusitBackend.makeApplication(c)
         _ = try await again.test(.live) { client in
             let r = try await client.execute(uri: "/api/v1/auth/login", method: .post, headers: Self.jsonHeaders,

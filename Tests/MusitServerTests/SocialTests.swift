@@ -214,7 +214,7 @@ struct SocialTests {
             let ids = page.events.map(\.id)
             #expect(ids == ids.sorted() && ids.allSatisfy { $0 > cursor })
 
-            let store = try SQLiteStore(path: c.dataDirectory + "/musit.sqlite")
+            let store = try await T.store(c)
             #expect(try await store.pruneEvents(before: Date().addingTimeInterval(60)) > 0)
             let gone = try await bob.call(.get, "/api/v1/events?cursor=\(cursor)&timeout=0")
             try T.expectProblem(gone, .gone)

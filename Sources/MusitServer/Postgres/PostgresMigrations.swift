@@ -1,0 +1,139 @@
+import Foundation
+import PostgresNIO
+
+/// Versioned migrations for PostgreSQL, run at start. Instances that start together take
+/// one transaction-scoped advisory lock in turn: the first applies what is missing, the
+/// others then find it applied, so each migration runs once.
+extension PostgresStore {
+    static let migrations: [(version: Int, sql: [String])] = [
+        (1, [
+            """
+            CREATE TABLE "user" (
+              id BIGSERIAL PRIMARY KEY,
+              username TEXT NOT NULL,
+              displayName TEXT NOT NULL,
+              passwordHash TEXT NOT NULL,
+              role TEXT NOT NULL,
+              bio TEXT NOT NULL DEFAULT '',
+              createdAt TIMESTAMPTZ NOT NULL,
+              eventHead BIGINT NOT NULL DEFAULT 0)
+            """,
+            #"CREATE UNIQUE INDEX user_username ON "user" (lower(username))"#,
+            """
+            CREATE TABLE refreshToken (
+              id BIGSERIAL PRIMARY KEY,
+              userID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              family TEXT NOT NULL,
+              tokenHash TEXT NOT NULL UNIQUE,
+              expiresAt TIMESTAMPTZ NOT NULL,
+              usedAt TIMESTAMPTZ,
+              revokedAt TIMESTAMPTZ,
+              createdAt TIMESTAMPTZ NOT NULL)
+            """,
+            "CREATE INDEX refreshToken_user ON refreshToken (userID)",
+            "CREATE INDEX refreshToken_family ON refreshToken (family)",
+            """
+            CREATE TABLE friendship (
+              id BIGSERIAL PRIMARY KEY,
+              requesterID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              addresseeID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              accepted BOOLEAN NOT NULL DEFAULT FALSE,
+              createdAt TIMESTAMPTZ NOT NULL)
+            """,
+            "CREATE UNIQUE INDEX friendship_pair ON friendship (LEAST(requesterID, addresseeID), GREATEST(requesterID, addresseeID))",
+            "CREATE INDEX friendship_addressee ON friendship (addresseeID)",
+            """
+            CREATE TABLE message (
+              id BIGSERIAL PRIMARY KEY,
+              fromID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              toID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              clientID TEXT NOT NULL,
+              body TEXT NOT NULL,
+              sentAt TIMESTAMPTZ NOT NULL,
+              readAt TIMESTAMPTZ,
+              UNIQUE (fromID, clientID))
+            """,
+            "CREATE INDEX message_pair ON message (fromID, toID, id)",
+            """
+            CREATE TABLE presence (
+              userID BIGINT PRIMARY KEY REFERENCES "user"(id) ON DELETE CASCADE,
+              nowPlaying TEXT,
+              lastSeen TIMESTAMPTZ NOT NULL)
+            """,
+            """
+            CREATE TABLE eventHorizon (
+              userID BIGINT PRIMARY KEY REFERENCES "user"(id) ON DELETE CASCADE,
+              prunedThrough BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE userEvent (
+              userID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              seq BIGINT NOT NULL,
+              kind TEXT NOT NULL,
+              payload TEXT NOT NULL,
+              createdAt TIMESTAMPTZ NOT NULL,
+              PRIMARY KEY (userID, seq))
+            """,
+            "CREATE INDEX userEvent_createdAt ON userEvent (createdAt)",
+            """
+            CREATE TABLE song (
+              id BIGSERIAL PRIMARY KEY,
+              ownerID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              sha256 TEXT NOT NULL UNIQUE,
+              title TEXT NOT NULL,
+              artist TEXT,
+              album TEXT,
+              trackNumber BIGINT,
+              year BIGINT,
+              duration DOUBLE PRECISION NOT NULL,
+              bytes BIGINT NOT NULL,
+              coverMime TEXT,
+              hls TEXT NOT NULL,
+              createdAt TIMESTAMPTZ NOT NULL,
+              scanVersion INTEGER NOT NULL DEFAULT 1)
+            """,
+            "CREATE INDEX song_owner ON song (ownerID)",
+            """
+            CREATE TABLE play (
+              id BIGSERIAL PRIMARY KEY,
+              userID BIGINT NOT NULL REFERENCES "user"(id) ON DELETE CASCADE,
+              songID BIGINT NOT NULL REFERENCES song(id) ON DELETE CASCADE,
+              startedAt TIMESTAMPTZ NOT NULL,
+              position DOUBLE PRECISION NOT NULL DEFAULT 0,
+              endedAt TIMESTAMPTZ)
+            """,
+            "CREATE INDEX play_user ON play (userID)",
+            "CREATE INDEX play_song ON play (songID)",
+            "CREATE INDEX play_startedAt ON play (startedAt)",
+        ]),
+    ]
+
+    /// The advisory lock key of the migrations ("musit" in ASCII).
+    static let migrationLock: Int64 = 0x6D_75_73_69_74
+
+    func migrate(schema: String?) async throws {
+        let applied = try await client.withTransaction(logger: logger) { conn -> [Int] in
+            try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
+            if let schema {
+                try await conn.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: self.logger)
+            }
+            try await conn.query("CREATE TABLE IF NOT EXISTS musit_migration (version INTEGER PRIMARY KEY, appliedAt TIMESTAMPTZ NOT NULL)",
+                                 logger: self.logger)
+            var done = Set<Int>()
+            for try await v in try await conn.query("SELECT version FROM musit_migration", logger: self.logger).decode(Int.self) {
+                done.insert(v)
+            }
+            var applied: [Int] = []
+            for m in Self.migrations where !done.contains(m.version) {
+                for statement in m.sql { try await conn.query(PostgresQuery(unsafeSQL: statement), logger: self.logger) }
+                try await conn.query("INSERT INTO musit_migration (version, appliedAt) VALUES (\(m.version), \(Date()))",
+                                     logger: self.logger)
+                applied.append(m.version)
+            }
+            return applied
+        }
+        if !applied.isEmpty {
+            logger.notice("PostgreSQL migrations applied", metadata: ["versions": "\(applied)"])
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Logging
+import MusitAPI
+import MusitAudio
+import PostgresNIO
+
+/// Every repository on PostgreSQL through postgres-nio's pooled client: the same contracts
+/// as `SQLiteStore`, for several instances over one database.
+///
+/// Where SQLite's single writer made things exact, PostgreSQL needs its own reasons:
+/// - Event ids: `appendEvent` advances `"user".eventHead` with an UPDATE, which takes the
+///   row lock and holds it to commit, so the writer of a user's id N+1 cannot even get its
+///   id before N has committed: ids are dense and become visible in order. Writers take
+///   user rows in ascending id order, so they cannot deadlock on each other.
+/// - Read snapshots: READ COMMITTED gives each statement its own snapshot, so a page and
+///   the log's head are read by one statement.
+/// - Races the unique indexes settle (crossing friend requests, a resent message, two
+///   identical uploads, two registrations of one name): the loser's transaction fails
+///   with a unique violation and is run again, and then finds the winner's row.
+/// - Quotas: an upload takes a transaction-scoped advisory lock on its owner first, so
+///   two uploads of one user are checked one after the other.
+/// - A deadlock or serialization failure PostgreSQL detects is retried, a few times.
+public final class PostgresStore: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+    private let runner: Task<Void, Never>
+
+    /// Connects to `url` (`postgres://user:password@host:port/database`, optionally with
+    /// `?search_path=schema` for a schema of its own), retrying with backoff for up to
+    /// `startTimeout` seconds while the database is not up, then runs the migrations.
+    public init(url: String, poolSize: Int = 20, startTimeout: Double = 30, logger: Logger) async throws {
+        let parsed = try DatabaseURL(url)
+        var config = PostgresClient.Configuration(host: parsed.host, port: parsed.port, username: parsed.user,
+                                                  password: parsed.password, database: parsed.database, tls: .disable)
+        config.options.maximumConnections = max(2, poolSize)
+        if let schema = parsed.schema { config.options.additionalStartupParameters = [("search_path", schema)] }
+        let client = PostgresClient(configuration: config)
+        self.client = client
+        self.logger = logger
+        runner = Task { await client.run() }
+        let deadline = Date().addingTimeInterval(startTimeout)
+        var delay = 0.1
+        while true {
+            do {
+                try await Self.withTimeout(seconds: 5) {
+                    try await client.query("SELECT 1", logger: logger)
+                }
+                break
+            } catch {
+                if Date() > deadline {
+                    runner.cancel()
+                    throw Problem(status: 503, title: "Service Unavailable",
+                                  detail: "PostgreSQL at \(parsed.host):\(parsed.port) did not answer in \(Int(startTimeout)) s: \(error)")
+                }
+                logger.warning("PostgreSQL not reachable yet; retrying", metadata: ["in": "\(delay) s", "error": "\(String(reflecting: error))"])
+                try await Task.sleep(for: .seconds(delay))
+                delay = min(delay * 2, 2)
+            }
+        }
+        try await migrate(schema: parsed.schema)
+    }
+
+    deinit {
+        runner.cancel()
+    }
+
+    static func withTimeout<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                throw CancellationError()
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    /// A transaction; run again when PostgreSQL reports a deadlock or a serialization
+    /// failure, or (when `retryUnique`) a unique violation, whose retry finds the winner.
+    func write<T: Sendable>(retryUnique: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await client.withTransaction(logger: logger) { conn in try await body(conn) }
+            } catch let wrapped {
+                // What went wrong inside, not the wrapper: a caller's own error (a duplicate,
+                // a quota) passes through as it was thrown.
+                var error = wrapped
+                if let t = wrapped as? PostgresTransactionError {
+                    error = t.closureError ?? t.commitError ?? t.beginError ?? wrapped
+                }
+                attempt += 1
+                let state = (error as? PSQLError)?.serverInfo?[.sqlState]
+                let retry = state == "40P01" || state == "40001" || (retryUnique && state == "23505")
+                guard retry, attempt < 5 else { throw Self.unavailable(error) }
+            }
+        }
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withConnection { conn in try await body(conn) }
+        } catch {
+            throw Self.unavailable(error)
+        }
+    }
+
+    /// A database that went away is the server's trouble, not the client's: 503.
+    static func unavailable(_ error: any Error) -> any Error {
+        guard let psql = error as? PSQLError else { return error }
+        if psql.serverInfo?[.sqlState] != nil { return error }
+        return Problem(status: 503, title: "Service Unavailable", detail: "The database is not reachable; try again shortly")
+    }
+
+    static func isUniqueViolation(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+}
+
+/// `postgres://user:password@host:port/database?search_path=schema`.
+struct DatabaseURL {
+    var host: String
+    var port: Int
+    var user: String
+    var password: String?
+    var database: String?
+    var schema: String?
+
+    init(_ text: String) throws {
+        guard let url = URLComponents(string: text), ["postgres", "postgresql"].contains(url.scheme ?? ""),
+              let host = url.host, !host.isEmpty else {
+            throw Problem(status: 500, title: "Bad database URL",
+                          detail: "The database is postgres://user:password@host:port/database, not \(text)")
+        }
+        self.host = host
+        port = url.port ?? 5432
+        user = url.user ?? "postgres"
+        password = url.password
+        let path = url.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        database = path.isEmpty ? nil : path
+        schema = url.queryItems?.first { $0.name == "search_path" }?.value
+        if let schema, !schema.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+            throw Problem(status: 500, title: "Bad database URL", detail: "search_path is letters, digits and _, not \(schema)")
+        }
+    }
+}
