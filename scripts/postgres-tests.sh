@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The backend on PostgreSQL: the whole server test suite again, each test in a schema of its
-# own, and the exactly-once hammer against `--serve --database postgres://…`, all beside a
-# throwaway PostgreSQL (scripts/with-postgres.sh).
+# own; the exactly-once hammer against `--serve --database postgres://…`; and two instances
+# over one database: a poll held on one woken by a message sent to the other, and the hammer
+# sending to one and polling the other. All beside a throwaway PostgreSQL
+# (scripts/with-postgres.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -10,6 +12,12 @@ scripts/with-postgres.sh bash -c '
     set -euo pipefail
     swift test --skip-build --no-parallel --filter MusitServerTests
     cd Tests/sync
-    MUSIT_DATABASE_URL=$MUSIT_TEST_POSTGRES_URL MUSIT_JWT_SECRET=a-test-signing-key-that-is-long-enough-0123456789 \
-        python3 hammer.py --rounds "${PG_HAMMER_ROUNDS:-2}"
+    export MUSIT_DATABASE_URL=$MUSIT_TEST_POSTGRES_URL
+    export MUSIT_JWT_SECRET=a-test-signing-key-that-is-long-enough-0123456789
+    python3 hammer.py --rounds "${PG_HAMMER_ROUNDS:-2}"
+    psql() { "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql" "$@"; }
+    psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    python3 cross_instance.py
+    psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    python3 hammer.py --rounds 1 --two-instances
 '

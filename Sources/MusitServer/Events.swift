@@ -169,6 +169,24 @@ public actor EventBus: Service {
         }
     }
 
+    /// Another instance committed events: raise the heads, so polls behind them, held or
+    /// about to be, read storage (this bus holds none of those events).
+    func announceRemote(_ heads: [(user: Int64, seq: Int64)]) {
+        for (user, seq) in heads where seq > self.heads[user] ?? 0 {
+            self.heads[user] = seq
+            wake(user)
+        }
+    }
+
+    /// Every held poll reads storage now (after notices from other instances may have been lost).
+    func wakeAll() {
+        for (_, held) in waiters {
+            for (_, w) in held { w.continuation.resume() }
+            heldPolls -= held.count
+        }
+        waiters.removeAll()
+    }
+
     private func wake(_ user: Int64) {
         guard let held = waiters[user] else { return }
         let head = heads[user] ?? 0
@@ -197,10 +215,22 @@ public actor EventBus: Service {
         waiters.removeAll()
     }
 
-    /// As a service: at graceful shutdown, answer held polls before the server stops.
+    /// What tells this bus of events committed by other instances (`PostgresEventRelay`).
+    private var relay: (any Service)?
+
+    func attach(_ relay: any Service) {
+        self.relay = relay
+    }
+
+    /// As a service: runs the relay, if any; at graceful shutdown, answers held polls
+    /// before the server stops.
     public func run() async throws {
+        let relay = self.relay
+        let listening = Task { try? await relay?.run() }
         try? await gracefulShutdown()
         close()
+        listening.cancel()
+        _ = await listening.value
     }
 }
 

@@ -142,12 +142,16 @@ public enum MusitBackend {
         }
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
+        let bus = EventBus()
+        if let postgres = store as? PostgresStore {
+            await bus.attach(PostgresEventRelay(store: postgres, bus: bus, logger: log))
+        }
         let services = Services(
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
             hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
-            presence: PresenceTracker(window: config.onlineWindow), bus: EventBus(), config: config,
+            presence: PresenceTracker(window: config.onlineWindow), bus: bus, config: config,
             dummyHash: Task { try await hasher.hash(UUID().uuidString) })
         _ = MetricsSetup.registry
         MetricsSetup.listFamilies()

@@ -112,8 +112,9 @@ def history(port, token, other, since_ids):
             return ids & since_ids if since_ids is not None else ids
 
 
-def round_(port, recipients, senders, args, number):
-    devices = [Device(port, name, tok, "%s#%d" % (name, d))
+def round_(port, recipients, senders, args, number, poll_port=None):
+    # With two instances, the devices poll one and the senders write to the other.
+    devices = [Device(poll_port or port, name, tok, "%s#%d" % (name, d))
                for i, (name, tok) in enumerate(recipients) for d in range(2 if i == 0 else 1)]
     for d in devices:
         d.thread.start()
@@ -194,10 +195,14 @@ def main():
     ap.add_argument("--per-burst", type=int, default=6)
     ap.add_argument("--flood", type=int, default=20)
     ap.add_argument("--no-pressure", action="store_true")
+    ap.add_argument("--two-instances", action="store_true",
+                    help="a second --serve over the same database (MUSIT_DATABASE_URL); the devices poll it")
     args = ap.parse_args()
     server = Server().start()
+    second = Server().start() if args.two_instances else None
     try:
         port = server.port
+        poll_port = second.port if second else None
         recipients = [("rcpt%d" % i, register(port, "rcpt%d" % i)) for i in range(RECIPIENTS)]
         senders = [("sndr%d" % i, register(port, "sndr%d" % i)) for i in range(SENDERS)]
         for sname, stok in senders:
@@ -206,10 +211,10 @@ def main():
         all_failures, total, lost, repeated = [], 0, 0, 0
         for r in range(1, args.rounds + 1):
             if args.no_pressure:
-                f, n, lo, rep = round_(port, recipients, senders, args, r)
+                f, n, lo, rep = round_(port, recipients, senders, args, r, poll_port)
             else:
                 with CPUPressure():
-                    f, n, lo, rep = round_(port, recipients, senders, args, r)
+                    f, n, lo, rep = round_(port, recipients, senders, args, r, poll_port)
             all_failures += f
             total, lost, repeated = total + n, lost + lo, repeated + rep
         print("hammer: %d messages, %d rounds: lost %d, repeated %d" % (total, args.rounds, lost, repeated))
@@ -217,10 +222,13 @@ def main():
             for f in all_failures[:40]:
                 print("FAIL " + f)
             return 1
-        print("hammer: every message delivered exactly once, in order, equal to the history")
+        where = " (sent to one instance, polled from another)" if second else ""
+        print("hammer: every message delivered exactly once, in order, equal to the history" + where)
         return 0
     finally:
         server.stop()
+        if second:
+            second.stop()
 
 
 if __name__ == "__main__":

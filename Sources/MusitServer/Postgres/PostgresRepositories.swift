@@ -53,6 +53,10 @@ extension PostgresStore {
             e.createdAt = created
             out.append(CommittedEvent(userID: id, event: e))
         }
+        // Sent at commit, to every instance, or not at all (see `PostgresEventRelay`).
+        for payload in PostgresEventRelay.payloads(out.map { ($0.userID, $0.event.id) }, instance: instance) {
+            try await conn.query("SELECT pg_notify(\(PostgresEventRelay.channel), \(payload))", logger: logger)
+        }
         return out
     }
 

@@ -24,6 +24,8 @@ public final class PostgresStore: Sendable {
     let client: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
+    /// Names this instance's notices, so its relay skips them (see `PostgresEventRelay`).
+    let instance = String(UUID().uuidString.prefix(8))
 
     /// Connects to `url` (`postgres://user:password@host:port/database`, optionally with
     /// `?search_path=schema` for a schema of its own), retrying with backoff for up to

@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Carries "user U's log grew to id N" between instances over one PostgreSQL, so a poll
+/// held on instance B is woken by a change committed on instance A.
+///
+/// The notice is a `pg_notify` in the very transaction that appends the events
+/// (`PostgresStore.appendEvent`): PostgreSQL delivers it to every listening session when,
+/// and only if, that transaction commits. Each instance listens on a connection of its
+/// own and raises its bus's heads (`EventBus.announceRemote`), which wakes the polls behind
+/// them; they read storage, the only source of truth, so the exactly-once, in-order
+/// guarantee is the storage's (see `LongPoll`). A poll that registers after a notice has
+/// been handled finds the raised head and reads storage at once, so none is missed.
+/// Notices sent while the listening connection was down are lost: when it is back, every
+/// held poll is woken to read storage, which costs a read and loses nothing.
+public final class PostgresEventRelay: Service, Sendable {
+    static let channel = "musit_events"
+    let store: PostgresStore
+    let bus: EventBus
+    let logger: Logger
+
+    init(store: PostgresStore, bus: EventBus, logger: Logger) {
+        self.store = store
+        self.bus = bus
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await self.listen()
+        }
+    }
+
+    func listen() async {
+        var delay = 0.1
+        while !Task.isCancelled {
+            do {
+                try await store.client.withConnection { conn in
+                    try await conn.listen(on: Self.channel) { notifications in
+                        // Notices sent before this connection listened are not coming: the
+                        // held polls read storage now.
+                        await self.bus.wakeAll()
+                        for try await n in notifications {
+                            let heads = Self.parse(n.payload, ignoring: self.store.instance)
+                            if !heads.isEmpty { await self.bus.announceRemote(heads) }
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("lost the PostgreSQL event channel; listening again", metadata: ["in": "\(delay) s", "error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(delay))
+            delay = min(delay * 2, 2)
+        }
+    }
+
+    /// `instance|user:seq,user:seq…`; an instance's own notices are skipped (its bus heard
+    /// of them first).
+    static func parse(_ payload: String, ignoring instance: String) -> [(user: Int64, seq: Int64)] {
+        let parts = payload.split(separator: "|", maxSplits: 1)
+        guard parts.count == 2, parts[0] != instance else { return [] }
+        return parts[1].split(separator: ",").compactMap { pair in
+            let f = pair.split(separator: ":")
+            guard f.count == 2, let u = Int64(f[0]), let s = Int64(f[1]) else { return nil }
+            return (u, s)
+        }
+    }
+
+    /// The notices of `heads`, each under PostgreSQL's 8,000-byte payload limit.
+    static func payloads(_ heads: [(user: Int64, seq: Int64)], instance: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        for (u, s) in heads {
+            let item = "\(u):\(s)"
+            if !current.isEmpty, current.utf8.count + item.utf8.count + instance.utf8.count + 2 > 7_500 {
+                out.append(instance + "|" + current)
+                current = ""
+            }
+            current += current.isEmpty ? item : "," + item
+        }
+        if !current.isEmpty { out.append(instance + "|" + current) }
+        return out
+    }
+}
