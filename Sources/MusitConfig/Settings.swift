@@ -35,6 +35,8 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         public var database: String?
         /// Connections to PostgreSQL at most, per instance (default 20).
         public var databasePool: Int?
+        /// Song files, shared by instances over one database; default `media` in the data directory.
+        public var media: String?
         /// The key that signs access tokens (32 bytes or more); instances over one database share it.
         public var jwtSecret: String?
     }

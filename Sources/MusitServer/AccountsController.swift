@@ -99,8 +99,8 @@ struct AccountsController: Sendable {
             s.mediaCache.forget(user: me.id)
             for id in songs {
                 s.mediaCache.forget(song: id)
-                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(s.config.dataDirectory + "/media", id))
-                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(s.config.dataDirectory + "/media", id))
+                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(s.config.media, id))
+                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(s.config.media, id))
             }
             s.presence.remove(userID: me.id)
             await s.bus.announce(events)

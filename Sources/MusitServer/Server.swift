@@ -18,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var database: String?
     /// Connections to PostgreSQL at most, per instance.
     public var databasePoolSize = 20
+    /// Song files; instances over one database share it (a shared filesystem in production).
+    public var mediaDirectory: String?
+    /// `mediaDirectory`, or `media` in the data directory.
+    public var media: String { mediaDirectory ?? dataDirectory + "/media" }
     /// This user becomes admin when registering (the first user does anyway).
     public var admin: String?
     /// HMAC secret for access tokens (≥ 32 bytes); generated and kept in the data directory when absent.
@@ -124,6 +128,7 @@ public enum MusitBackend {
     public static func make(_ config: ServerConfiguration, logger: Logger? = nil,
                             onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws -> (app: App, bus: EventBus) {
         try DataDirectory.prepare(config.dataDirectory)
+        try FileManager.default.createDirectory(atPath: config.media + "/uploads", withIntermediateDirectories: true)
         var log = logger ?? Logger(label: "musit.server")
         if logger == nil { log.logLevel = .info }
         let store: any Store
@@ -143,9 +148,6 @@ public enum MusitBackend {
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         let bus = EventBus()
-        if let postgres = store as? PostgresStore {
-            await bus.attach(PostgresEventRelay(store: postgres, bus: bus, logger: log))
-        }
         let services = Services(
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
@@ -153,6 +155,9 @@ public enum MusitBackend {
             hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
             presence: PresenceTracker(window: config.onlineWindow), bus: bus, config: config,
             dummyHash: Task { try await hasher.hash(UUID().uuidString) })
+        if let postgres = store as? PostgresStore {
+            await bus.attach(PostgresEventRelay(store: postgres, bus: bus, cache: services.mediaCache, logger: log))
+        }
         _ = MetricsSetup.registry
         MetricsSetup.listFamilies()
         let router = Router(context: MusitContext.self)

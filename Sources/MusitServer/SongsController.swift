@@ -19,7 +19,7 @@ struct SongsController: Sendable {
     init(services: Services, store: any SongRepository, logger: Logger) async throws {
         self.services = services
         songs = store
-        media = services.config.dataDirectory + "/media"
+        media = services.config.media
         let repair = try await store.repairMedia(directory: media, event: .draft(.libraryChanged))
         if !repair.isEmpty {
             logger.warning("repaired the media directory after an unclean stop", metadata: [

@@ -45,6 +45,10 @@ struct MusitCommand: ParsableCommand {
                                valueName: "url"))
     var database: String?
 
+    @Option(help: ArgumentHelp("--serve: song files (or MUSIT_MEDIA); instances over one database share it. Default: media in the data directory.",
+                               valueName: "dir"))
+    var media: String?
+
     @Option(help: ArgumentHelp("ALSA device to play on.", valueName: "name"))
     var device: String?
 
@@ -91,7 +95,7 @@ struct MusitCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         if serve {
-            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat, database: database)
+            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat, database: database, media: media)
                 .run(environment: environment)
             return
         }

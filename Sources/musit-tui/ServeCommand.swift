@@ -15,6 +15,7 @@ struct ServeCommand {
     let config: String?
     let logFormat: String?
     let database: String?
+    let media: String?
 
     func run(environment: [String: String]) throws {
         let settings: MusitSettings
@@ -31,6 +32,7 @@ struct ServeCommand {
         c.admin = admin ?? environment["MUSIT_ADMIN"] ?? file?.admin
         c.jwtSecret = environment["MUSIT_JWT_SECRET"] ?? file?.jwtSecret
         c.database = database ?? environment["MUSIT_DATABASE_URL"] ?? file?.database
+        c.mediaDirectory = media ?? environment["MUSIT_MEDIA"] ?? file?.media
         if let text = environment["MUSIT_DATABASE_POOL"] ?? file?.databasePool.map(String.init) {
             guard let n = Int(text), (2...1000).contains(n) else {
                 throw ValidationError("The database pool (MUSIT_DATABASE_POOL or server.databasePool) is 2 to 1000 connections, not \(text).")

@@ -1,14 +1,31 @@
-"""Two `--serve` instances over one PostgreSQL (MUSIT_DATABASE_URL): a token signed by one is
-taken by the other, and a poll held on one is woken by a message committed on the other at
-once, not at its 30 s timeout, with that message exactly."""
+"""Two `--serve` instances over one PostgreSQL (MUSIT_DATABASE_URL) and one media directory:
+a token signed by one is taken by the other; a poll held on one is woken by a message
+committed on the other at once, not at its 30 s timeout, with that message exactly; a song
+deleted through one is gone on the other within a second (row, audio, HLS), though the other
+had it cached; and a media token the other had verified stops when its user is deleted."""
+import os
 import statistics
+import tempfile
 import sys
 import threading
 import time
 
 from common import Client, Server, befriend, register
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
 failures = []
+
+
+def gone_within(port, token, paths, seconds):
+    """Seconds until every path answers 404 (or 401 for a token URL), or None."""
+    start = time.time()
+    while time.time() - start < seconds:
+        codes = [Client(port, token).request("GET", p, raw=True)[0] for p in paths]
+        if all(c in (401, 404) for c in codes):
+            return time.time() - start
+        time.sleep(0.02)
+    return None
 
 
 def check(cond, what):
@@ -18,8 +35,9 @@ def check(cond, what):
 
 
 def main():
-    a = Server().start()
-    b = Server().start()
+    media = tempfile.mkdtemp(prefix="musit-media-")
+    a = Server(extra_env={"MUSIT_MEDIA": media}).start()
+    b = Server(extra_env={"MUSIT_MEDIA": media}).start()
     try:
         alice = register(a.port, "xalice")
         bob = register(a.port, "xbob")
@@ -55,6 +73,29 @@ def main():
         check(not failures and delays[-1] < 1.0,
               "20 messages sent on one instance woke polls held on the other: p50 %.0f ms, max %.0f ms"
               % (statistics.median(delays) * 1000, delays[-1] * 1000))
+
+        # A song deleted through a, while b has its row, its open file and a token cached.
+        with open(os.path.join(AUDIO, "sine440.mp3"), "rb") as f:
+            s, song = Client(a.port, alice).request("POST", "/api/v1/songs", f.read(), {"Content-Type": "audio/mpeg"})
+        sid = song["id"]
+        _, urls = Client(b.port, bob).request("GET", "/api/v1/songs/%d/stream" % sid)
+        warm = [Client(b.port).request("GET", urls["audio"], raw=True)[0] for _ in range(2)] + \
+            [Client(b.port, bob).request("GET", "/api/v1/songs/%d/audio" % sid, raw=True)[0]]
+        check(warm == [200, 200, 200], "b streams the song a stored, from the shared media directory (%s)" % warm)
+        s, _ = Client(a.port, alice).request("DELETE", "/api/v1/songs/%d" % sid)
+        took = gone_within(b.port, bob, ["/api/v1/songs/%d" % sid, "/api/v1/songs/%d/audio" % sid, urls["audio"], urls["hls"]], 3)
+        check(s == 204 and took is not None and took < 1.0,
+              "deleted through a, the song's row, audio and HLS are gone on b in %s s" % (None if took is None else "%.3f" % took))
+        # A media token b verified (and cached) for a song that stays, whose user is deleted through a.
+        carol = register(a.port, "xcarol")
+        with open(os.path.join(AUDIO, "sine1k_48k.mp3"), "rb") as f:
+            s, kept = Client(a.port, alice).request("POST", "/api/v1/songs", f.read(), {"Content-Type": "audio/mpeg"})
+        _, curls = Client(b.port, carol).request("GET", "/api/v1/songs/%d/stream" % kept["id"])
+        first = Client(b.port).request("GET", curls["audio"], raw=True)[0]
+        s, _ = Client(a.port, carol).request("DELETE", "/api/v1/me", {"password": "correct horse"})
+        took = gone_within(b.port, None, [curls["audio"]], 3)
+        check(first == 200 and s == 204 and took is not None and took < 1.0,
+              "a media token cached on b stops within a second of its user's deletion on a (%s s)" % (None if took is None else "%.3f" % took))
     finally:
         a.stop()
         b.stop()

@@ -19,11 +19,13 @@ public final class PostgresEventRelay: Service, Sendable {
     static let channel = "musit_events"
     let store: PostgresStore
     let bus: EventBus
+    let cache: MediaCache
     let logger: Logger
 
-    init(store: PostgresStore, bus: EventBus, logger: Logger) {
+    init(store: PostgresStore, bus: EventBus, cache: MediaCache, logger: Logger) {
         self.store = store
         self.bus = bus
+        self.cache = cache
         self.logger = logger
     }
 
@@ -43,8 +45,12 @@ public final class PostgresEventRelay: Service, Sendable {
                         // held polls read storage now.
                         await self.bus.wakeAll()
                         for try await n in notifications {
-                            let heads = Self.parse(n.payload, ignoring: self.store.instance)
-                            if !heads.isEmpty { await self.bus.announceRemote(heads) }
+                            let notice = Self.parse(n.payload, ignoring: self.store.instance)
+                            // A song or a user gone on another instance: nothing of theirs may
+                            // be served from this one's caches (rows, open files, tokens).
+                            for song in notice.songs { self.cache.forget(song: song) }
+                            for user in notice.users { self.cache.forget(user: user) }
+                            if !notice.heads.isEmpty { await self.bus.announceRemote(notice.heads) }
                         }
                     }
                 }
@@ -57,24 +63,35 @@ public final class PostgresEventRelay: Service, Sendable {
         }
     }
 
-    /// `instance|user:seq,user:seq…`; an instance's own notices are skipped (its bus heard
-    /// of them first).
-    static func parse(_ payload: String, ignoring instance: String) -> [(user: Int64, seq: Int64)] {
-        let parts = payload.split(separator: "|", maxSplits: 1)
-        guard parts.count == 2, parts[0] != instance else { return [] }
-        return parts[1].split(separator: ",").compactMap { pair in
-            let f = pair.split(separator: ":")
-            guard f.count == 2, let u = Int64(f[0]), let s = Int64(f[1]) else { return nil }
-            return (u, s)
-        }
+    struct Notice {
+        var heads: [(user: Int64, seq: Int64)] = []
+        var songs: [Int64] = []
+        var users: [Int64] = []
     }
 
-    /// The notices of `heads`, each under PostgreSQL's 8,000-byte payload limit.
-    static func payloads(_ heads: [(user: Int64, seq: Int64)], instance: String) -> [String] {
+    /// `instance|item,item…`, each item `user:seq` (a log grew), `s:id` (a song is gone) or
+    /// `u:id` (a user is gone); an instance's own notices are skipped (it knew first).
+    static func parse(_ payload: String, ignoring instance: String) -> Notice {
+        var notice = Notice()
+        let parts = payload.split(separator: "|", maxSplits: 1)
+        guard parts.count == 2, parts[0] != instance else { return notice }
+        for item in parts[1].split(separator: ",") {
+            let f = item.split(separator: ":")
+            guard f.count == 2, let b = Int64(f[1]) else { continue }
+            switch f[0] {
+            case "s": notice.songs.append(b)
+            case "u": notice.users.append(b)
+            default: if let a = Int64(f[0]) { notice.heads.append((a, b)) }
+            }
+        }
+        return notice
+    }
+
+    /// The notices of `items`, each under PostgreSQL's 8,000-byte payload limit.
+    static func payloads(_ items: [String], instance: String) -> [String] {
         var out: [String] = []
         var current = ""
-        for (u, s) in heads {
-            let item = "\(u):\(s)"
+        for item in items {
             if !current.isEmpty, current.utf8.count + item.utf8.count + instance.utf8.count + 2 > 7_500 {
                 out.append(instance + "|" + current)
                 current = ""

@@ -53,11 +53,15 @@ extension PostgresStore {
             e.createdAt = created
             out.append(CommittedEvent(userID: id, event: e))
         }
-        // Sent at commit, to every instance, or not at all (see `PostgresEventRelay`).
-        for payload in PostgresEventRelay.payloads(out.map { ($0.userID, $0.event.id) }, instance: instance) {
+        try await notify(conn, out.map { "\($0.userID):\($0.event.id)" })
+        return out
+    }
+
+    /// Tells every instance at commit, or never (see `PostgresEventRelay`).
+    func notify(_ conn: PostgresConnection, _ items: [String]) async throws {
+        for payload in PostgresEventRelay.payloads(items, instance: instance) {
             try await conn.query("SELECT pg_notify(\(PostgresEventRelay.channel), \(payload))", logger: logger)
         }
-        return out
     }
 
     func allUsers(_ conn: PostgresConnection) async throws -> [Int64] {
@@ -108,6 +112,7 @@ extension PostgresStore: UserRepository {
                 UNION SELECT requesterID FROM friendship WHERE addresseeID = \(user.id)
                 """)
             guard try await self.rowCount(conn, #"DELETE FROM "user" WHERE id = \#(user.id) RETURNING 1"#) > 0 else { return ([], []) }
+            try await self.notify(conn, ["u:\(user.id)"] + songs.map { "s:\($0)" })
             var events = try await self.appendEvent(conn, .draft(.friendRemoved, user: user.username), to: others)
             if !songs.isEmpty {
                 events += try await self.appendEvent(conn, .draft(.libraryChanged, user: user.username), to: try await self.allUsers(conn))
@@ -426,6 +431,7 @@ extension PostgresStore: SongRepository {
             }
             guard owner == user.id || user.role == .admin else { return .forbidden }
             try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger)
+            try await self.notify(conn, ["s:\(id)"])
             return .deleted(try await self.appendEvent(conn, event, to: try await self.allUsers(conn)))
         }
     }
