@@ -9,7 +9,7 @@ packages=(
     mpg123 time                                                             # benchmarks: peer, /usr/bin/time
     ffmpeg curl                                                             # tests: an HLS client; API fuzzing
     prometheus                                                              # tests: promtool check metrics
-    postgresql                                                              # tests: the backend on PostgreSQL
+    postgresql nginx-light                                                  # tests: PostgreSQL, several instances behind nginx
 )
 # Python tools the tests use: an OpenAPI validator.
 python3 -c "import openapi_spec_validator, yaml" 2>/dev/null ||
