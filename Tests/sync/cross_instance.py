@@ -36,9 +36,17 @@ def check(cond, what):
 
 def main():
     media = tempfile.mkdtemp(prefix="musit-media-")
-    a = Server(extra_env={"MUSIT_MEDIA": media}).start()
-    b = Server(extra_env={"MUSIT_MEDIA": media}).start()
+    a = Server(extra_env={"MUSIT_MEDIA": media, "MUSIT_LOG_LEVEL": "notice"})
+    b = Server(extra_env={"MUSIT_MEDIA": media, "MUSIT_LOG_LEVEL": "notice"})
+    # Both at the same moment, on a database without tables: the migrations run once.
+    starts = [threading.Thread(target=s.start) for s in (a, b)]
+    for t in starts:
+        t.start()
+    for t in starts:
+        t.join()
     try:
+        applied = [s.read_log().count("PostgreSQL migrations applied") for s in (a, b)]
+        check(sorted(applied) == [0, 1], "two instances started together on an empty database: migrations applied once (%s)" % applied)
         alice = register(a.port, "xalice")
         bob = register(a.port, "xbob")
         befriend(a.port, alice, "xbob", bob, "xalice")
