@@ -3,7 +3,7 @@
 # own; the exactly-once hammer against `--serve --database postgres://…`; and two instances
 # over one database: a poll held on one woken by a message sent to the other, and the hammer
 # sending to one and polling the other; two players in tmux through nginx over two instances,
-# one of them SIGKILLed and restarted. All beside a throwaway PostgreSQL
+# one of them SIGKILLed and restarted; and PostgreSQL stopped for 10 s under load. All beside a throwaway PostgreSQL
 # (scripts/with-postgres.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +21,7 @@ scripts/with-postgres.sh bash -c '
     python3 cross_instance.py
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     python3 hammer.py --rounds 1 --two-instances
+    python3 database_outage.py
     cd ../..
     # scripts/cluster.sh (its own PostgreSQL, two instances, nginx) under two players in tmux.
     MUSIT_TEST_CLUSTER=1 swift test --skip-build --no-parallel --filter ClusterTests

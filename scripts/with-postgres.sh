@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command beside a throwaway PostgreSQL 15 on loopback: a cluster made in a temporary
 # directory (initdb, trust authentication, fsync off), removed afterwards whatever happens.
-# The command finds it in MUSIT_TEST_POSTGRES_URL (postgres://postgres@127.0.0.1:PORT/postgres).
+# The command finds it in MUSIT_TEST_POSTGRES_URL (postgres://postgres@127.0.0.1:PORT/postgres),
+# and pg_ctl for it in MUSIT_TEST_POSTGRES_CTL.
 #   scripts/with-postgres.sh swift test --skip-build --filter MusitServerTests
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -22,4 +23,6 @@ trap cleanup EXIT
 "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
     -o "-k $dir -h 127.0.0.1 -p $port -c fsync=off -c max_connections=400" start >/dev/null
 export MUSIT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+# For tests that stop the database and start it again: "$MUSIT_TEST_POSTGRES_CTL stop|start".
+export MUSIT_TEST_POSTGRES_CTL="${as_pg[*]} $bin/pg_ctl -D $dir/data -l $dir/log -w -o '-k $dir -h 127.0.0.1 -p $port -c fsync=off -c max_connections=400'"
 "$@"

@@ -84,7 +84,10 @@ public final class PostgresStore: Sendable {
         var attempt = 0
         while true {
             do {
-                return try await client.withTransaction(logger: logger) { conn in try await body(conn) }
+                let client = self.client, logger = self.logger
+                return try await Self.withTimeout(seconds: Self.operationTimeout) {
+                    try await client.withTransaction(logger: logger) { conn in try await body(conn) }
+                }
             } catch let wrapped {
                 // What went wrong inside, not the wrapper: a caller's own error (a duplicate,
                 // a quota) passes through as it was thrown.
@@ -102,14 +105,26 @@ public final class PostgresStore: Sendable {
 
     func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withConnection { conn in try await body(conn) }
+            let client = self.client
+            return try await Self.withTimeout(seconds: Self.operationTimeout) {
+                try await client.withConnection { conn in try await body(conn) }
+            }
         } catch {
             throw Self.unavailable(error)
         }
     }
 
-    /// A database that went away is the server's trouble, not the client's: 503.
+    /// The pool waits for a connection as long as the database is away; a request waits
+    /// this long, then gets a 503 it can retry (an idempotent one, such as a message with
+    /// its client id, is safe to retry even if its commit did land).
+    static let operationTimeout = 5.0
+
+    /// A database that went away, or did not answer in time, is the server's trouble, not
+    /// the client's: 503.
     static func unavailable(_ error: any Error) -> any Error {
+        if error is CancellationError {
+            return Problem(status: 503, title: "Service Unavailable", detail: "The database did not answer in time; try again shortly")
+        }
         guard let psql = error as? PSQLError else { return error }
         if psql.serverInfo?[.sqlState] != nil { return error }
         return Problem(status: 503, title: "Service Unavailable", detail: "The database is not reachable; try again shortly")
