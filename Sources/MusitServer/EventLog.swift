@@ -2,6 +2,16 @@ import Foundation
 import GRDB
 import MusitAPI
 
+extension ServerEvent {
+    /// The JSON a log row keeps: the event without its id and time, which are columns.
+    func storedPayload() throws -> Data {
+        var stored = self
+        stored.id = 0
+        stored.createdAt = ""
+        return try JSONEncoder().encode(stored)
+    }
+}
+
 /// An event as committed with the change it reports: `event.id` is its place in the log of
 /// `userID` (1, 2, 3… per user, without gaps), `event.createdAt` is set.
 public struct CommittedEvent: Sendable, Equatable {
@@ -71,10 +81,7 @@ extension SQLiteStore {
         guard !users.isEmpty else { return [] }
         let now = Date()
         let created = now.ISO8601Format()
-        var stored = event
-        stored.id = 0
-        stored.createdAt = ""
-        let payload = try JSONEncoder().encode(stored)
+        let payload = try event.storedPayload()
         var out: [CommittedEvent] = []
         // Ascending ids: on a store with row locks, every writer takes them in one order.
         for user in Set(users).sorted() {

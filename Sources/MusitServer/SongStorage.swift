@@ -157,41 +157,12 @@ extension SQLiteStore: SongRepository {
 
     public func repairMedia(directory: String, event: ServerEvent) async throws -> MediaRepair {
         try await pool.write { db in
-            var repair = MediaRepair()
-            let fm = FileManager.default
-            let uploads = directory + "/uploads"
-            for name in (try? fm.contentsOfDirectory(atPath: uploads)) ?? [] where name.hasSuffix(".part") {
-                try? fm.removeItem(atPath: uploads + "/" + name)
-                repair.partialUploads += 1
+            let rows = try Row.fetchAll(db, sql: "SELECT id, coverMime FROM song").map { row -> (Int64, Bool) in
+                (row["id"], (row["coverMime"] as String?) != nil)
             }
-            var withCover = Set<Int64>()
-            var songs = Set<Int64>()
-            for row in try Row.fetchAll(db, sql: "SELECT id, coverMime FROM song") {
-                let id: Int64 = row["id"]
-                if !fm.fileExists(atPath: "\(directory)/\(id).mp3") {
-                    try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id])
-                    repair.rowsWithoutFile.append(id)
-                    continue
-                }
-                songs.insert(id)
-                if (row["coverMime"] as String?) != nil {
-                    if fm.fileExists(atPath: "\(directory)/\(id).cover") {
-                        withCover.insert(id)
-                    } else {
-                        try db.execute(sql: "UPDATE song SET coverMime = NULL WHERE id = ?", arguments: [id])
-                        repair.coversForgotten += 1
-                    }
-                }
-            }
-            for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
-                let parts = name.split(separator: ".", maxSplits: 1)
-                guard parts.count == 2, let id = Int64(parts[0]) else { continue }
-                let orphan = parts[1] == "mp3" ? !songs.contains(id) : parts[1] == "cover" ? !withCover.contains(id) : false
-                if orphan {
-                    try? fm.removeItem(atPath: directory + "/" + name)
-                    repair.filesWithoutRow += 1
-                }
-            }
+            var (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
+            for id in repair.rowsWithoutFile { try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id]) }
+            for id in coversMissing { try db.execute(sql: "UPDATE song SET coverMime = NULL WHERE id = ?", arguments: [id]) }
             if !repair.rowsWithoutFile.isEmpty {
                 repair.events = try Self.appendEvent(db, event, to: try Self.allUsers(db))
             }
@@ -222,6 +193,50 @@ extension SQLiteStore: SongRepository {
 
     public func bytesStored(by owner: Int64) async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?", arguments: [owner]) ?? 0 }
+    }
+}
+
+/// The media directory against the song rows, the same for every store.
+enum MediaFiles {
+    /// Removes partial uploads and files no row owns; returns what it did, with the rows
+    /// whose audio is gone (`rowsWithoutFile`, for the store to delete) and the rows whose
+    /// cover file is gone (for the store to forget the cover of).
+    static func reconcile(directory: String, rows: [(id: Int64, hasCover: Bool)]) -> (MediaRepair, coversMissing: [Int64]) {
+        var repair = MediaRepair()
+        var coversMissing: [Int64] = []
+        let fm = FileManager.default
+        let uploads = directory + "/uploads"
+        for name in (try? fm.contentsOfDirectory(atPath: uploads)) ?? [] where name.hasSuffix(".part") {
+            try? fm.removeItem(atPath: uploads + "/" + name)
+            repair.partialUploads += 1
+        }
+        var withCover = Set<Int64>()
+        var songs = Set<Int64>()
+        for (id, hasCover) in rows {
+            guard fm.fileExists(atPath: "\(directory)/\(id).mp3") else {
+                repair.rowsWithoutFile.append(id)
+                continue
+            }
+            songs.insert(id)
+            if hasCover {
+                if fm.fileExists(atPath: "\(directory)/\(id).cover") {
+                    withCover.insert(id)
+                } else {
+                    coversMissing.append(id)
+                    repair.coversForgotten += 1
+                }
+            }
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
+            let parts = name.split(separator: ".", maxSplits: 1)
+            guard parts.count == 2, let id = Int64(parts[0]) else { continue }
+            let orphan = parts[1] == "mp3" ? !songs.contains(id) : parts[1] == "cover" ? !withCover.contains(id) : false
+            if orphan {
+                try? fm.removeItem(atPath: directory + "/" + name)
+                repair.filesWithoutRow += 1
+            }
+        }
+        return (repair, coversMissing)
     }
 }
 

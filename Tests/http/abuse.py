@@ -5,15 +5,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, befriend, register  # noqa: E402
+from common import Client, Server, befriend, check, finish, register  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def all_events(port, token):
@@ -118,10 +111,7 @@ def main():
         page_cap(server.port)
     finally:
         server.stop()
-    if failures:
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
-    print("abuse: all passed")
+    finish("abuse")
 
 
 if __name__ == "__main__":

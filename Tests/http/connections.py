@@ -9,15 +9,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, register  # noqa: E402
+from common import Client, Server, check, finish, register  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def connect(port):
@@ -224,7 +217,4 @@ def cap():
 if __name__ == "__main__":
     timeouts()
     cap()
-    if failures:
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
-    print("connections: all passed")
+    finish("connections")

@@ -5,17 +5,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, befriend  # noqa: E402
+from common import Client, Server, befriend, check, finish  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def main():
@@ -69,10 +62,7 @@ def main():
         check(s == 201 and s2 == 401, "the name can be taken again, and the old tokens stay refused (%d, %d)" % (s, s2))
     finally:
         server.stop()
-    if failures:
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
-    print("deletion: all passed")
+    finish("deletion")
 
 
 if __name__ == "__main__":

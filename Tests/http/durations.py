@@ -8,17 +8,10 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import BIN, ROOT, Client, Server, register  # noqa: E402
+from common import BIN, Client, ROOT, Server, check, finish, register  # noqa: E402
 
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
 ASOUNDRC = os.path.join(ROOT, "bench", "asoundrc")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def reference(path):
@@ -75,10 +68,7 @@ def main():
                   "%s is refused by both: server %d %r, player exit %d %r" % (name, s, detail, code, err.strip()[-90:]))
     finally:
         server.stop()
-    if failures:
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
-    print("durations: all passed")
+    finish("durations")
 
 
 if __name__ == "__main__":

@@ -7,15 +7,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, register  # noqa: E402
+from common import Client, Server, check, finish, register  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def scrape(port):
@@ -81,10 +74,7 @@ def main():
         check(all(name.endswith("_seconds") for name, kind in families if kind == "histogram"), "durations are in _seconds")
     finally:
         server.stop()
-    if failures:
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
-    print("metrics: all passed")
+    finish("metrics")
 
 
 if __name__ == "__main__":

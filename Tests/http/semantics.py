@@ -8,17 +8,10 @@ import sys
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, register  # noqa: E402
+from common import Client, Server, check, finish, register  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def req(port, method, path, token=None, headers=None, body=None):
@@ -126,10 +119,7 @@ def main():
     finally:
         server.stop()
         plain.stop()
-    if failures:
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
-    print("semantics: all passed")
+    finish("semantics")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -147,3 +148,21 @@ class CPUPressure:
         for p in self.procs:
             p.kill()
             p.wait()
+
+
+FAILURES = []
+
+
+def check(cond, what):
+    """Prints one finding; a failed one is kept for `finish`."""
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILURES.append(what)
+
+
+def finish(name):
+    """Exits 1 after any failed check, else says `name` passed."""
+    if FAILURES:
+        print("%d failure(s)" % len(FAILURES))
+        sys.exit(1)
+    print("%s: all passed" % name)

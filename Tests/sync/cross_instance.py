@@ -6,15 +6,13 @@ had it cached; and a media token the other had verified stops when its user is d
 import os
 import statistics
 import tempfile
-import sys
 import threading
 import time
 
-from common import Client, Server, befriend, register
+from common import Client, FAILURES, Server, befriend, check, finish, register
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
-failures = []
 
 
 def gone_within(port, token, paths, seconds):
@@ -26,12 +24,6 @@ def gone_within(port, token, paths, seconds):
             return time.time() - start
         time.sleep(0.02)
     return None
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def main():
@@ -74,11 +66,11 @@ def main():
             page = result.get("page") or {"events": [], "cursor": cursor}
             bodies = [e["message"]["body"] for e in page["events"] if e.get("message")]
             if bodies != ["hop %d" % i]:
-                failures.append("message %d: the poll on the other instance got %s" % (i, bodies))
+                FAILURES.append("message %d: the poll on the other instance got %s" % (i, bodies))
             delays.append(result.get("at", sent + 99) - sent)
             cursor = page["cursor"]
         delays.sort()
-        check(not failures and delays[-1] < 1.0,
+        check(not FAILURES and delays[-1] < 1.0,
               "20 messages sent on one instance woke polls held on the other: p50 %.0f ms, max %.0f ms"
               % (statistics.median(delays) * 1000, delays[-1] * 1000))
 
@@ -107,11 +99,7 @@ def main():
     finally:
         a.stop()
         b.stop()
-    if failures:
-        for f in failures[:10]:
-            print("FAIL " + f)
-        sys.exit(1)
-    print("cross-instance: all passed")
+    finish("cross-instance")
 
 
 if __name__ == "__main__":

@@ -37,10 +37,7 @@ extension PostgresStore {
         guard !users.isEmpty else { return [] }
         let now = Date()
         let created = now.ISO8601Format()
-        var stored = event
-        stored.id = 0
-        stored.createdAt = ""
-        let payload = String(decoding: try JSONEncoder().encode(stored), as: UTF8.self)
+        let payload = String(decoding: try event.storedPayload(), as: UTF8.self)
         let kind = event.kind.rawValue
         var out: [CommittedEvent] = []
         for id in Set(users).sorted() {
@@ -438,44 +435,14 @@ extension PostgresStore: SongRepository {
 
     public func repairMedia(directory: String, event: ServerEvent) async throws -> MediaRepair {
         try await write { conn in
-            var repair = MediaRepair()
-            let fm = FileManager.default
-            let uploads = directory + "/uploads"
-            for name in (try? fm.contentsOfDirectory(atPath: uploads)) ?? [] where name.hasSuffix(".part") {
-                try? fm.removeItem(atPath: uploads + "/" + name)
-                repair.partialUploads += 1
+            var rows: [(Int64, Bool)] = []
+            for try await (id, cover) in try await conn.query("SELECT id, coverMime FROM song", logger: self.logger)
+                .decode((Int64, String?).self) {
+                rows.append((id, cover != nil))
             }
-            var withCover = Set<Int64>()
-            var songs = Set<Int64>()
-            var rows: [(Int64, String?)] = []
-            for try await r in try await conn.query("SELECT id, coverMime FROM song", logger: self.logger).decode((Int64, String?).self) {
-                rows.append(r)
-            }
-            for (id, cover) in rows {
-                if !fm.fileExists(atPath: "\(directory)/\(id).mp3") {
-                    try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger)
-                    repair.rowsWithoutFile.append(id)
-                    continue
-                }
-                songs.insert(id)
-                if cover != nil {
-                    if fm.fileExists(atPath: "\(directory)/\(id).cover") {
-                        withCover.insert(id)
-                    } else {
-                        try await conn.query("UPDATE song SET coverMime = NULL WHERE id = \(id)", logger: self.logger)
-                        repair.coversForgotten += 1
-                    }
-                }
-            }
-            for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
-                let parts = name.split(separator: ".", maxSplits: 1)
-                guard parts.count == 2, let id = Int64(parts[0]) else { continue }
-                let orphan = parts[1] == "mp3" ? !songs.contains(id) : parts[1] == "cover" ? !withCover.contains(id) : false
-                if orphan {
-                    try? fm.removeItem(atPath: directory + "/" + name)
-                    repair.filesWithoutRow += 1
-                }
-            }
+            var (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
+            for id in repair.rowsWithoutFile { try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger) }
+            for id in coversMissing { try await conn.query("UPDATE song SET coverMime = NULL WHERE id = \(id)", logger: self.logger) }
             if !repair.rowsWithoutFile.isEmpty {
                 repair.events = try await self.appendEvent(conn, event, to: try await self.allUsers(conn))
             }
