@@ -8,7 +8,9 @@ latency is from just before a message's POST to its arrival in the recipient's p
 (CLOCK_MONOTONIC is one clock for every process). Every binary named runs in turn on the
 same machine, so the figures sit side by side.
 
-usage: chat.py [--messages N] LABEL=BINARY [LABEL=BINARY ...]
+usage: chat.py [--messages N] LABEL=TARGET [LABEL=TARGET ...]
+TARGET: BINARY (SQLite), BINARY,postgres://… (one instance on PostgreSQL), or http://HOST:PORT
+(a running deployment, e.g. scripts/cluster.sh's nginx over two instances).
 """
 import argparse
 import http.client
@@ -75,8 +77,21 @@ def poller(port, token, name, expected, start, out):
     out.put(("got", got))
 
 
-def run(binary, messages):
-    server, port = start_server(binary, MUSIT_LOG_LEVEL="warning")
+def deployment(target):
+    """`BINARY` (SQLite), `BINARY,postgres://…` (one instance on PostgreSQL), or `http://…`
+    (a deployment already running, such as scripts/cluster.sh's nginx): the server process,
+    if this run started one, and the port to talk to."""
+    if target.startswith("http://"):
+        return None, int(target.rstrip("/").rsplit(":", 1)[1])
+    binary, _, database = target.partition(",")
+    env = {"MUSIT_LOG_LEVEL": "warning"}
+    if database:
+        env.update(MUSIT_DATABASE_URL=database, MUSIT_JWT_SECRET="a-bench-signing-key-that-is-long-enough-0123456789")
+    return start_server(binary, **env)
+
+
+def run(target, messages):
+    server, port = deployment(target)
     try:
         reg = lambda n: call(port, "POST", "/api/v1/auth/register", {"username": n, "password": "correct horse"})["accessToken"]
         recipients = {f"rcpt{i}": reg(f"rcpt{i}") for i in range(RECIPIENTS)}
@@ -107,21 +122,22 @@ def run(binary, messages):
             p.join()
         delivered = [got[m] - sent[m] for m in sent if m in got]
         last = max(got.values()) if got else t0
-        rss = peak_rss_mb(server.pid)
+        rss = peak_rss_mb(server.pid) if server else float("nan")
         return {"sent": len(sent), "delivered": len(delivered), "lost": len(sent) - len(delivered),
                 "rate": len(delivered) / max(last - t0, 1e-9),
                 "p50": statistics.median(delivered) * 1000 if delivered else float("nan"),
                 "p99": statistics.quantiles(delivered, n=100)[98] * 1000 if len(delivered) > 1 else float("nan"),
                 "rss": rss}
     finally:
-        server.terminate()
-        server.wait()
+        if server:
+            server.terminate()
+            server.wait()
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=400, help="per sender")
-    ap.add_argument("binaries", nargs="+")
+    ap.add_argument("binaries", nargs="+", metavar="LABEL=TARGET")
     args = ap.parse_args()
     print(f"== chat: {SENDERS} senders x {args.messages} messages to {RECIPIENTS} long-polling users")
     print(f"  {'server':<10} {'accepted':>8} {'delivered':>9} {'lost':>5} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9}")

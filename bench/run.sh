@@ -7,3 +7,4 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/server.sh"
 "$here/chat.sh"
 "$here/client.sh"
+"$here/scale.sh"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command beside a throwaway PostgreSQL 15 on loopback: a cluster made in a temporary
-# directory (initdb, trust authentication, fsync off), removed afterwards whatever happens.
+# directory (initdb, trust authentication, fsync off unless MUSIT_PG_FSYNC=on), removed
+# afterwards whatever happens.
 # The command finds it in MUSIT_TEST_POSTGRES_URL (postgres://postgres@127.0.0.1:PORT/postgres),
 # and pg_ctl for it in MUSIT_TEST_POSTGRES_CTL.
 #   scripts/with-postgres.sh swift test --skip-build --filter MusitServerTests
@@ -21,8 +22,8 @@ cleanup() {
 trap cleanup EXIT
 "${as_pg[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
 "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-    -o "-k $dir -h 127.0.0.1 -p $port -c fsync=off -c max_connections=400" start >/dev/null
+    -o "-k $dir -h 127.0.0.1 -p $port -c fsync=${MUSIT_PG_FSYNC:-off} -c max_connections=400" start >/dev/null
 export MUSIT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 # For tests that stop the database and start it again: "$MUSIT_TEST_POSTGRES_CTL stop|start".
-export MUSIT_TEST_POSTGRES_CTL="${as_pg[*]} $bin/pg_ctl -D $dir/data -l $dir/log -w -o '-k $dir -h 127.0.0.1 -p $port -c fsync=off -c max_connections=400'"
+export MUSIT_TEST_POSTGRES_CTL="${as_pg[*]} $bin/pg_ctl -D $dir/data -l $dir/log -w -o '-k $dir -h 127.0.0.1 -p $port -c fsync=${MUSIT_PG_FSYNC:-off} -c max_connections=400'"
 "$@"
