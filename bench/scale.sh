@@ -14,4 +14,4 @@ trap '"$root/scripts/cluster.sh" down >/dev/null 2>&1 || true' EXIT
 "$root/scripts/cluster.sh" up
 url=$(cat "$MUSIT_CLUSTER_DIR/url")
 "$root/scripts/with-postgres.sh" bash -c "cd '$here' && python3 chat.py sqlite='$bin' postgres='$bin',\$MUSIT_TEST_POSTGRES_URL cluster='$url'"
-python3 "$here/cross_delivery.py" "$(cat "$MUSIT_CLUSTER_DIR/a.port")" "$(cat "$MUSIT_CLUSTER_DIR/b.port")" 1000 5
+python3 "$here/cross_delivery.py" "$(cat "$MUSIT_CLUSTER_DIR/a.port")" "$(cat "$MUSIT_CLUSTER_DIR/b.port")" 1000 200
