@@ -59,7 +59,11 @@ struct RequestMiddleware: RouterMiddleware {
     /// with GET's preconditions evaluated on the answer.
     private func answer(_ request: Request, context: MusitContext,
                         next: (Request, MusitContext) async throws -> Response) async throws -> Response {
-        let methods = table.methods(for: request.uri.path)
+        // A request the router matched has its route and method (the router sets the
+        // endpoint path first), so the table is read only for the rest: no route took it,
+        // or OPTIONS, which no route registers.
+        let routed = context.endpointPath != nil && request.method != .options
+        let methods = routed ? [] : table.methods(for: request.uri.path)
         if !methods.isEmpty, !methods.contains(request.method) || request.method == .options {
             let allow = methods.map(\.rawValue).joined(separator: ", ")
             guard request.method == .options else {
