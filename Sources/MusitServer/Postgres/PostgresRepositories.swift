@@ -39,16 +39,26 @@ extension PostgresStore {
         let created = now.ISO8601Format()
         let payload = String(decoding: try event.storedPayload(), as: UTF8.self)
         let kind = event.kind.rawValue
-        var out: [CommittedEvent] = []
-        for id in Set(users).sorted() {
-            guard let seq = try await int64s(conn, #"UPDATE "user" SET eventHead = eventHead + 1 WHERE id = \#(id) RETURNING eventHead"#).first
-            else { continue }
-            try await conn.query("INSERT INTO userEvent (userID, seq, kind, payload, createdAt) VALUES (\(id), \(seq), \(kind), \(payload), \(now))",
-                                 logger: logger)
+        // Two statements, whatever the number of users (an event for everyone is one
+        // UPDATE and one INSERT, not two per user). The subquery locks the user rows in
+        // ascending id order before any head moves, so writers cannot deadlock on each other.
+        let ids = Set(users).sorted()
+        var heads: [(Int64, Int64)] = []
+        for try await r in try await conn.query("""
+            UPDATE "user" u SET eventHead = u.eventHead + 1
+            FROM (SELECT id FROM "user" WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE) locked
+            WHERE u.id = locked.id RETURNING u.id, u.eventHead
+            """, logger: logger).decode((Int64, Int64).self) { heads.append(r) }
+        heads.sort { $0.0 < $1.0 }
+        try await conn.query("""
+            INSERT INTO userEvent (userID, seq, kind, payload, createdAt)
+            SELECT t.u, t.s, \(kind), \(payload), \(now) FROM unnest(\(heads.map(\.0)), \(heads.map(\.1))) AS t(u, s)
+            """, logger: logger)
+        let out = heads.map { id, seq in
             var e = event
             e.id = seq
             e.createdAt = created
-            out.append(CommittedEvent(userID: id, event: e))
+            return CommittedEvent(userID: id, event: e)
         }
         try await notify(conn, out.map { "\($0.userID):\($0.event.id)" })
         return out
