@@ -29,7 +29,7 @@ wait_healthy() {
 
 start_instance() {
     MUSIT_DATABASE_URL=$(cat "$dir/database") MUSIT_JWT_SECRET=$(cat "$dir/secret") MUSIT_MEDIA="$dir/media" \
-        "$bin" --serve --port "$(cat "$dir/$1.port")" --data "$dir/$1" >> "$dir/$1.log" 2>&1 &
+        MUSIT_TRUSTED_PROXIES=127.0.0.1 "$bin" --serve --port "$(cat "$dir/$1.port")" --data "$dir/$1" >> "$dir/$1.log" 2>&1 &
     echo $! > "$dir/$1.pid"
 }
 
@@ -73,6 +73,7 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             # Long-polls hold up to 60 s; uploads and streams go straight through.
             proxy_read_timeout 90s;
             proxy_request_buffering off;

@@ -2,7 +2,7 @@
 # The backend on PostgreSQL: the whole server test suite again, each test in a schema of its
 # own; the exactly-once hammer against `--serve --database postgres://…`; and two instances
 # over one database: a poll held on one woken by a message sent to the other, and the hammer
-# sending to one and polling the other; two players in tmux through nginx over two instances,
+# sending to one and polling the other; presence and the login throttle agreed by both; two players in tmux through nginx over two instances,
 # one of them SIGKILLed and restarted; and PostgreSQL stopped for 10 s under load. All beside a throwaway PostgreSQL
 # (scripts/with-postgres.sh).
 set -euo pipefail
@@ -19,6 +19,8 @@ scripts/with-postgres.sh bash -c '
     psql() { "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql" "$@"; }
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     python3 cross_instance.py
+    psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    python3 shared_state.py
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     python3 hammer.py --rounds 1 --two-instances
     python3 database_outage.py

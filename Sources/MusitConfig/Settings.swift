@@ -31,6 +31,8 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         public var maxConnections: Int?
         /// Origins whose pages may call the API from a browser (CORS); `*` for any.
         public var corsOrigins: [String]?
+        /// Addresses of the proxies in front, whose `X-Forwarded-For` names the client.
+        public var trustedProxies: [String]?
         /// `postgres://user:password@host:port/database`; SQLite in the data directory when absent.
         public var database: String?
         /// Connections to PostgreSQL at most, per instance (default 20).

@@ -37,8 +37,8 @@ struct AccountsController: Sendable {
             let body = try await request.decode(as: LoginRequest.self, context: context)
             // A name no account can have: refused before any work, and kept in no table.
             guard TextRules.isValidUsername(body.username) else { throw Problem.unauthorized("Wrong username or password") }
-            let address = context.remoteAddress?.ipAddress ?? "unknown"
-            if let wait = await s.throttle.begin(account: body.username, address: address) {
+            let address = context.clientAddress(request, trusting: s.config.trustedProxies)
+            if let wait = try await s.throttle.begin(account: body.username, address: address) {
                 throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
                                 message: "Too many failed logins; try again in \(wait) s")
             }
@@ -50,7 +50,7 @@ struct AccountsController: Sendable {
             guard let user, ok else {
                 throw Problem.unauthorized("Wrong username or password")
             }
-            await s.throttle.succeeded(account: body.username, address: address)
+            try await s.throttle.succeeded(account: body.username, address: address)
             return try await Self.issue(for: user, family: nil, services: s)
         }
 
@@ -84,15 +84,15 @@ struct AccountsController: Sendable {
         signedIn.delete("me") { request, context in
             let me = try context.requireUser()
             let body = try await request.decode(as: DeleteAccountRequest.self, context: context)
-            let address = context.remoteAddress?.ipAddress ?? "unknown"
-            if let wait = await s.throttle.begin(account: me.username, address: address) {
+            let address = context.clientAddress(request, trusting: s.config.trustedProxies)
+            if let wait = try await s.throttle.begin(account: me.username, address: address) {
                 throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
                                 message: "Too many wrong passwords; try again in \(wait) s")
             }
             guard try await s.hasher.verify(body.password, hash: me.passwordHash) else {
                 throw Problem(status: 403, title: "Forbidden", detail: "Wrong password: the account was not deleted")
             }
-            await s.throttle.succeeded(account: me.username, address: address)
+            try await s.throttle.succeeded(account: me.username, address: address)
             let (events, songs) = try await s.users.deleteUser(me)
             // Everything cached for the user goes with the row: media tokens they were
             // given stop at once, and their songs' rows, open files and bytes are dropped.
@@ -102,7 +102,7 @@ struct AccountsController: Sendable {
                 try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(s.config.media, id))
                 try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(s.config.media, id))
             }
-            s.presence.remove(userID: me.id)
+            await s.presence.remove(userID: me.id)
             await s.bus.announce(events)
             return Response(status: .noContent)
         }

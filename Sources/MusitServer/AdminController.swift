@@ -41,7 +41,7 @@ struct AdminController: Sendable {
             let routes = s.routes.snapshot.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
                 .map { AdminStats.RouteCount(route: $0.key, requests: $0.value) }
             return AdminStats(users: st.users, songs: st.songs, storageBytes: st.bytes, playsPerDay: days, topSongs: st.topSongs,
-                              topArtists: st.topArtists, listenersNow: s.presence.listening(now: now),
+                              topArtists: st.topArtists, listenersNow: try await s.presence.listening(now: now),
                               requestsPerRoute: routes)
         }
 

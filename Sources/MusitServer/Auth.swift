@@ -109,66 +109,84 @@ struct PasswordHasher: Sendable {
 ///   waits a delay that doubles up to 30 s, instead of a lock: an attacker elsewhere can
 ///   slow the owner by seconds, never lock them out.
 /// An attempt is counted when it begins, before bcrypt runs, so parallel guesses cannot all
-/// slip through; a success takes its count back. The table is bounded: entries expire with
+/// slip through; a success takes its count back. The counts live where every instance
+/// sees them: in memory for one instance on SQLite (`LoginThrottle`), in the database for
+/// instances over PostgreSQL (`PostgresStore`), so a guesser gains nothing by spreading
+/// guesses over instances.
+protocol LoginThrottling: Sendable {
+    /// Counts an attempt about to be checked; nil when it may go on, else the seconds to wait.
+    func begin(account: String, address: String) async throws -> Int?
+    /// The password was right: the attempt was not a guess.
+    func succeeded(account: String, address: String) async throws
+}
+
+/// The rules of `LoginThrottling`, on the recent attempts under each key.
+struct LoginRules: Sendable {
+    var window: TimeInterval = 300
+    var perPair = 5
+    var perAddress = 20
+    var accountFree = 10
+    var maxDelay: TimeInterval = 30
+
+    /// The keys an attempt counts under, in a fixed order.
+    static func keys(account: String, address: String) -> (pair: String, address: String, user: String) {
+        ("pair:" + address + "|" + account.lowercased(), "addr:" + address, "user:" + account.lowercased())
+    }
+
+    /// Seconds to wait, given the attempts within the window under each key (oldest first).
+    func wait(pair: [Date], address: [Date], user: [Date], now: Date) -> Int? {
+        var wait: TimeInterval = 0
+        if pair.count >= perPair, let oldest = pair.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
+        if address.count >= perAddress, let oldest = address.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
+        if user.count >= accountFree, let last = user.last {
+            let delay = min(maxDelay, pow(2, Double(user.count - accountFree)))
+            wait = max(wait, delay - now.timeIntervalSince(last))
+        }
+        return wait > 0 ? max(1, Int(wait.rounded(.up))) : nil
+    }
+}
+
+/// `LoginThrottling` in memory, for one instance. The table is bounded: entries expire with
 /// the window, and past `capacity` keys the least recently used are dropped.
-actor LoginThrottle {
+actor LoginThrottle: LoginThrottling {
     private struct Entry {
         var times: [Date]
         var last: Date
     }
 
     private var entries: [String: Entry] = [:]
-    let window: TimeInterval
-    let perPair: Int
-    let perAddress: Int
-    let accountFree: Int
-    let maxDelay: TimeInterval
+    let rules: LoginRules
     let capacity: Int
 
-    init(window: TimeInterval = 300, perPair: Int = 5, perAddress: Int = 20, accountFree: Int = 10,
-         maxDelay: TimeInterval = 30, capacity: Int = 10_000) {
-        self.window = window
-        self.perPair = perPair
-        self.perAddress = perAddress
-        self.accountFree = accountFree
-        self.maxDelay = maxDelay
+    init(rules: LoginRules = LoginRules(), capacity: Int = 10_000) {
+        self.rules = rules
         self.capacity = capacity
     }
 
     /// Keys held now (for tests and metrics).
     var count: Int { entries.count }
 
-    /// Counts an attempt about to be checked; nil when it may go on, else the seconds to wait.
-    func begin(account: String, address: String, now: Date = Date()) -> Int? {
-        let user = "user:" + account.lowercased()
-        let pair = "pair:" + address + "|" + account.lowercased()
-        let addr = "addr:" + address
-        var wait: TimeInterval = 0
-        let p = recent(pair, now)
-        if p.count >= perPair, let oldest = p.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
-        let a = recent(addr, now)
-        if a.count >= perAddress, let oldest = a.first { wait = max(wait, window - now.timeIntervalSince(oldest)) }
-        let u = recent(user, now)
-        if u.count >= accountFree, let last = u.last {
-            let delay = min(maxDelay, pow(2, Double(u.count - accountFree)))
-            wait = max(wait, delay - now.timeIntervalSince(last))
+    func begin(account: String, address: String) -> Int? { begin(account: account, address: address, now: Date()) }
+
+    func begin(account: String, address: String, now: Date) -> Int? {
+        let k = LoginRules.keys(account: account, address: address)
+        if let wait = rules.wait(pair: recent(k.pair, now), address: recent(k.address, now), user: recent(k.user, now), now: now) {
+            return wait
         }
-        if wait > 0 { return max(1, Int(wait.rounded(.up))) }
-        for key in [pair, addr, user] { record(key, now) }
+        for key in [k.pair, k.address, k.user] { record(key, now) }
         return nil
     }
 
-    /// The password was right: the attempt was not a guess.
     func succeeded(account: String, address: String) {
-        entries["user:" + account.lowercased()] = nil
-        entries["pair:" + address + "|" + account.lowercased()] = nil
-        let addr = "addr:" + address
-        if entries[addr]?.times.isEmpty == false { entries[addr]?.times.removeLast() }
+        let k = LoginRules.keys(account: account, address: address)
+        entries[k.user] = nil
+        entries[k.pair] = nil
+        if entries[k.address]?.times.isEmpty == false { entries[k.address]?.times.removeLast() }
     }
 
     private func recent(_ key: String, _ now: Date) -> [Date] {
         guard var e = entries[key] else { return [] }
-        e.times.removeAll { now.timeIntervalSince($0) >= window }
+        e.times.removeAll { now.timeIntervalSince($0) >= rules.window }
         entries[key] = e.times.isEmpty ? nil : e
         return e.times
     }
@@ -181,7 +199,7 @@ actor LoginThrottle {
 
     /// Drops what expired; if that is not enough, the least recently used tenth.
     private func evict(_ now: Date) {
-        entries = entries.filter { now.timeIntervalSince($0.value.last) < window }
+        entries = entries.filter { now.timeIntervalSince($0.value.last) < rules.window }
         guard entries.count >= capacity else { return }
         let drop = entries.sorted { $0.value.last < $1.value.last }.prefix(max(1, capacity / 10)).map(\.key)
         for key in drop { entries[key] = nil }

@@ -333,10 +333,30 @@ final class EncodedPages: Sendable {
     }
 }
 
-/// Who is online and what they play, in memory: a poll touches it twice, which must not
-/// cost a database write (or, with thousands of polls woken at once, an actor hop) each time.
+/// Who is online and what they play. Every instance must answer the same (friends' list,
+/// listeners now, the "came online" event), so it is kept where the instances meet: in
+/// memory for one instance (`PresenceTracker`), in the database over PostgreSQL
+/// (`PostgresPresence`).
+protocol PresenceRepository: Sendable {
+    /// A client that has not polled for this long is offline.
+    var window: TimeInterval { get }
+    func set(userID: Int64, nowPlaying: NowPlayingInfo?, seen: Date) async throws
+    /// Marks the user seen; true when they were offline before.
+    func touch(userID: Int64, seen: Date) async throws -> Bool
+    func presence(of users: [Int64]) async throws -> [Int64: StoredPresence]
+    /// Users online whose player is playing.
+    func listening(now: Date) async throws -> Int
+    /// Forgets a deleted user.
+    func remove(userID: Int64) async
+    /// Appends to `friends`' logs a presence event with the user's state as it is kept now,
+    /// so that when publications race, the last event friends get carries the newest state.
+    func publish(user: Int64, username: String, to friends: [Int64], via social: any SocialRepository) async throws -> [CommittedEvent]
+}
+
+/// Presence in memory, for one instance: a poll touches it twice, which must not cost a
+/// database write (or, with thousands of polls woken at once, an actor hop) each time.
 /// It is ephemeral by nature (clients re-announce).
-public final class PresenceTracker: Sendable {
+public final class PresenceTracker: PresenceRepository, Sendable {
     private let entries = Mutex<[Int64: StoredPresence]>([:])
     let window: TimeInterval
 
@@ -348,12 +368,10 @@ public final class PresenceTracker: Sendable {
         entries.withLock { $0[userID] = StoredPresence(userID: userID, nowPlaying: nowPlaying, lastSeen: seen) }
     }
 
-    /// Forgets a deleted user.
     func remove(userID: Int64) {
         entries.withLock { _ = $0.removeValue(forKey: userID) }
     }
 
-    /// Marks the user seen; true when they were offline before.
     func touch(userID: Int64, seen: Date) -> Bool {
         let before = entries.withLock { e -> Date? in
             let before = e[userID]?.lastSeen
@@ -375,12 +393,15 @@ public final class PresenceTracker: Sendable {
         }
     }
 
-    func isOnline(_ p: StoredPresence, now: Date) -> Bool { now.timeIntervalSince(p.lastSeen) <= window }
-
     func listening(now: Date) -> Int {
         entries.withLock { e in
             e.values.filter { now.timeIntervalSince($0.lastSeen) <= window && $0.nowPlaying?.state == .playing }.count
         }
+    }
+
+    func publish(user: Int64, username: String, to friends: [Int64], via social: any SocialRepository) async throws -> [CommittedEvent] {
+        let info = entries.withLock { $0[user]?.nowPlaying }
+        return try await social.appendEvent(.draft(.presence, user: username, nowPlaying: info, online: true), to: friends)
     }
 }
 

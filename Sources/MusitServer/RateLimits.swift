@@ -79,14 +79,17 @@ actor PresencePublisher {
     let interval: Duration
     let burst: Int
     private let social: any SocialRepository
+    private let presence: any PresenceRepository
     private let bus: EventBus
     private let logger: Logger
     private var buckets: [Int64: Bucket] = [:]
 
-    init(interval: Duration = .seconds(2), burst: Int = 5, social: any SocialRepository, bus: EventBus, logger: Logger) {
+    init(interval: Duration = .seconds(2), burst: Int = 5, social: any SocialRepository, presence: any PresenceRepository,
+         bus: EventBus, logger: Logger) {
         self.interval = interval
         self.burst = burst
         self.social = social
+        self.presence = presence
         self.bus = bus
         self.logger = logger
     }
@@ -131,10 +134,11 @@ actor PresencePublisher {
         }
     }
 
+    /// Publishes the state as kept now, not `info`: on several instances a newer update
+    /// may have reached another one (see `PresenceRepository.publish`).
     private func publish(user: Int64, username: String, info: NowPlayingInfo) async throws {
         let friends = try await social.friends(of: user).friends.map(\.id)
-        await bus.announce(try await social.appendEvent(.draft(.presence, user: username, nowPlaying: info, online: true),
-                                                        to: friends))
+        await bus.announce(try await presence.publish(user: user, username: username, to: friends, via: social))
     }
 
     /// A full bucket with nothing held carries no information: the table stays as small as

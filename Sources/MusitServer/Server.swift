@@ -47,9 +47,16 @@ public struct ServerConfiguration: Sendable {
     public var presenceInterval: TimeInterval = 2
     /// Origins whose browser pages may call the API and stream (CORS); none by default.
     public var cors = CORSPolicy()
+    /// Proxies in front (their IP addresses): behind one, the client's address, which the
+    /// login throttle counts by, is the last one in `X-Forwarded-For` no proxy added.
+    public var trustedProxies: [String] = []
 
     public init(dataDirectory: String) {
         self.dataDirectory = dataDirectory
+    }
+
+    public static func isIPAddress(_ text: String) -> Bool {
+        (try? SocketAddress(ipAddress: text, port: 0)) != nil
     }
 }
 
@@ -67,6 +74,17 @@ public struct MusitContext: RequestContext, RemoteAddressRequestContext {
     public var isHead = false
     /// The connection, to learn when its client goes away (`ClientDisconnectSignal`).
     let channel: any Channel
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy; then the
+    /// nearest address in `X-Forwarded-For` that is not one of the proxies (entries further
+    /// left were written by the client, which may lie).
+    func clientAddress(_ request: Request, trusting proxies: [String]) -> String {
+        let peer = remoteAddress?.ipAddress ?? "unknown"
+        guard !proxies.isEmpty, proxies.contains(peer) else { return peer }
+        let hops = request.headers[values: .init("X-Forwarded-For")!]
+            .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        return hops.reversed().first { !proxies.contains($0) && !$0.isEmpty } ?? peer
+    }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -87,12 +105,12 @@ struct Services: Sendable {
     let refreshTokens: any RefreshTokenRepository
     let tokens: TokenService
     let hasher: PasswordHasher
-    let throttle: LoginThrottle
+    let throttle: any LoginThrottling
     let social: any SocialRepository
     let songs: any SongRepository
     let plays: any PlayRepository
     let routes: RouteCounter
-    let presence: PresenceTracker
+    let presence: any PresenceRepository
     let mediaCache = MediaCache()
     let pages = EncodedPages()
     let bus: EventBus
@@ -152,8 +170,9 @@ public enum MusitBackend {
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
-            presence: PresenceTracker(window: config.onlineWindow), bus: bus, config: config,
+            hasher: hasher, throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
+            presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
+                ?? PresenceTracker(window: config.onlineWindow), bus: bus, config: config,
             dummyHash: Task { try await hasher.hash(UUID().uuidString) })
         if let postgres = store as? PostgresStore {
             await bus.attach(PostgresEventRelay(store: postgres, bus: bus, cache: services.mediaCache, logger: log))
@@ -172,7 +191,7 @@ public enum MusitBackend {
         SocialController(users: store, social: store, presence: services.presence, bus: services.bus,
                          friendChanges: RateLimiter(burst: config.friendChangeBurst, interval: config.friendChangeInterval),
                          presencePublisher: PresencePublisher(interval: .milliseconds(Int64(config.presenceInterval * 1000)),
-                                                              social: store, bus: services.bus, logger: log))
+                                                              social: store, presence: services.presence, bus: services.bus, logger: log))
             .addRoutes(to: signedIn)
         EventsController(social: store, presence: services.presence, poll: LongPoll(store: store, bus: services.bus),
                          pages: services.pages).addRoutes(to: signedIn)

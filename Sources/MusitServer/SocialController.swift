@@ -7,7 +7,7 @@ import MusitAPI
 struct SocialController: Sendable {
     let users: any UserRepository
     let social: any SocialRepository
-    let presence: PresenceTracker
+    let presence: any PresenceRepository
     let bus: EventBus
     /// New friend requests and removals (cancelled requests included), per user: each
     /// writes to another user's event log, so a flood of request/cancel pairs must stop.
@@ -56,7 +56,7 @@ struct SocialController: Sendable {
     @Sendable func friends(_ request: Request, context: MusitContext) async throws -> FriendsList {
         let me = try context.requireUser()
         let (friends, incoming, outgoing) = try await social.friends(of: me.id)
-        let presence = presence.presence(of: friends.map(\.id))
+        let presence = try await presence.presence(of: friends.map(\.id))
         let now = Date()
         let window = self.presence.window
         return FriendsList(
@@ -161,7 +161,7 @@ struct SocialController: Sendable {
         for (field, value) in [("title", body.title), ("artist", body.artist)] {
             if let value { try TextRules.check(value, field, maxCharacters: 256, maxBytes: 1024) }
         }
-        presence.set(userID: me.id, nowPlaying: body, seen: Date())
+        try await presence.set(userID: me.id, nowPlaying: body, seen: Date())
         try await presencePublisher.update(user: me.id, username: me.username, info: body)
         return Response(status: .noContent)
     }
@@ -176,7 +176,7 @@ struct SocialController: Sendable {
 /// The long-poll event stream.
 struct EventsController: Sendable {
     let social: any SocialRepository
-    let presence: PresenceTracker
+    let presence: any PresenceRepository
     let poll: LongPoll
     let pages: EncodedPages
 
@@ -189,13 +189,13 @@ struct EventsController: Sendable {
         let query = QueryParameters(request)
         let cursor = try query.integer("cursor", in: 0...Int64.max, default: 0)
         let timeout = try query.integer("timeout", in: 0...APILimits.maxPollSeconds, default: APILimits.defaultPollSeconds)
-        if presence.touch(userID: me.id, seen: Date()) {
+        if try await presence.touch(userID: me.id, seen: Date()) {
             let friends = try await social.friends(of: me.id).friends.map(\.id)
             await poll.bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, online: true), to: friends))
         }
         let disconnect = timeout > 0 ? ClientDisconnectSignal.of(context.channel) : nil
         let page = try await poll.page(user: me.id, after: cursor, timeout: timeout, disconnect: disconnect)
-        _ = presence.touch(userID: me.id, seen: Date())  // a held poll keeps its user online
+        _ = try await presence.touch(userID: me.id, seen: Date())  // a held poll keeps its user online
         return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
                         body: .init(byteBuffer: try pages.body(user: me.id, after: cursor, page: page)))
     }

@@ -41,6 +41,7 @@ struct ServeCommand {
         }
         c.connections = try Self.connectionLimits(environment: environment, file: file)
         c.cors = try Self.corsPolicy(environment: environment, file: file)
+        c.trustedProxies = try Self.trustedProxies(environment: environment, file: file)
         if let cost = environment["MUSIT_BCRYPT_COST"].flatMap(UInt8.init), (4...31).contains(cost) { c.bcryptCost = cost }
         let configuration = c
         let levelName = environment["MUSIT_LOG_LEVEL"] ?? "info"
@@ -124,6 +125,21 @@ extension ServeCommand {
             }
         }
         return CORSPolicy(allowedOrigins: origins.filter { !$0.isEmpty })
+    }
+}
+
+extension ServeCommand {
+    /// `MUSIT_TRUSTED_PROXIES` (comma-separated), then the file's `trustedProxies`: the
+    /// addresses of proxies in front (nginx), whose `X-Forwarded-For` names the client.
+    static func trustedProxies(environment: [String: String], file: MusitSettings.Server?) throws -> [String] {
+        let list = environment["MUSIT_TRUSTED_PROXIES"].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            ?? file?.trustedProxies ?? []
+        for address in list where !address.isEmpty {
+            guard ServerConfiguration.isIPAddress(address) else {
+                throw ValidationError("Trusted proxies (MUSIT_TRUSTED_PROXIES or server.trustedProxies) are IP addresses, not \(address).")
+            }
+        }
+        return list.filter { !$0.isEmpty }
     }
 }
 

@@ -106,6 +106,18 @@ extension PostgresStore {
             "CREATE INDEX play_song ON play (songID)",
             "CREATE INDEX play_startedAt ON play (startedAt)",
         ]),
+        // Login attempts and presence, shared by the instances (see `LoginThrottling`,
+        // `PresenceRepository`).
+        (2, [
+            """
+            CREATE TABLE loginAttempt (
+              key TEXT NOT NULL,
+              at TIMESTAMPTZ NOT NULL)
+            """,
+            "CREATE INDEX loginAttempt_key ON loginAttempt (key, at)",
+            "CREATE INDEX loginAttempt_at ON loginAttempt (at)",
+            "CREATE INDEX presence_lastSeen ON presence (lastSeen)",
+        ]),
     ]
 
     /// The advisory lock key of the migrations ("musit" in ASCII).
