@@ -39,15 +39,17 @@ extension PostgresStore {
         let created = now.ISO8601Format()
         let payload = String(decoding: try event.storedPayload(), as: UTF8.self)
         let kind = event.kind.rawValue
-        // Two statements, whatever the number of users (an event for everyone is one
-        // UPDATE and one INSERT, not two per user). The subquery locks the user rows in
-        // ascending id order before any head moves, so writers cannot deadlock on each other.
+        // Three statements, whatever the number of users (an event for everyone is not two
+        // per user). The first locks the user rows in ascending id order (its row locks are
+        // taken above the sort), so writers cannot deadlock on each other; the UPDATE then
+        // moves heads it already holds. The lock is the UPDATE's own, FOR NO KEY UPDATE:
+        // FOR UPDATE would also block the key-share locks that inserting a message or a
+        // log row takes on its user, and under the hammer that deadlocked thousands of times.
         let ids = Set(users).sorted()
+        try await conn.query(#"SELECT id FROM "user" WHERE id = ANY(\#(ids)) ORDER BY id FOR NO KEY UPDATE"#, logger: logger)
         var heads: [(Int64, Int64)] = []
         for try await r in try await conn.query("""
-            UPDATE "user" u SET eventHead = u.eventHead + 1
-            FROM (SELECT id FROM "user" WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE) locked
-            WHERE u.id = locked.id RETURNING u.id, u.eventHead
+            UPDATE "user" SET eventHead = eventHead + 1 WHERE id = ANY(\(ids)) RETURNING id, eventHead
             """, logger: logger).decode((Int64, Int64).self) { heads.append(r) }
         heads.sort { $0.0 < $1.0 }
         try await conn.query("""
