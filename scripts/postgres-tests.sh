@@ -2,9 +2,10 @@
 # The backend on PostgreSQL: the whole server test suite again, each test in a schema of its
 # own; the exactly-once hammer against `--serve --database postgres://…`; and two instances
 # over one database: a poll held on one woken by a message sent to the other, and the hammer
-# sending to one and polling the other; presence and the login throttle agreed by both; two players in tmux through nginx over two instances,
-# one of them SIGKILLed and restarted; and PostgreSQL stopped for 10 s under load. All beside a throwaway PostgreSQL
-# (scripts/with-postgres.sh).
+# sending to one and polling the other; presence and the login throttle agreed by both;
+# two players in tmux through nginx over two instances,
+# one of them SIGKILLed and restarted; PostgreSQL stopped for 10 s under load; and the kill -9
+# crash test. All beside a throwaway PostgreSQL (scripts/with-postgres.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,6 +25,8 @@ scripts/with-postgres.sh bash -c '
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     python3 hammer.py --rounds 1 --two-instances
     python3 database_outage.py
+    psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    python3 crash.py --rounds "${PG_CRASH_ROUNDS:-4}"
     cd ../..
     # scripts/cluster.sh (its own PostgreSQL, two instances, nginx) under two players in tmux.
     MUSIT_TEST_CLUSTER=1 swift test --skip-build --no-parallel --filter ClusterTests

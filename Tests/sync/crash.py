@@ -3,6 +3,8 @@
 again and again. After each restart, every change acknowledged with a 2xx is stored
 exactly once with its event, `PRAGMA integrity_check` is ok, and there are no orphans:
 no song row without its audio file, no media file without its row, no `.part` file.
+With MUSIT_DATABASE_URL set, the server runs on that PostgreSQL and the same checks read it
+(through psql; there is no integrity check to run).
 
     crash.py [--rounds N]
 Exit status 0 when every round holds; otherwise the failures are printed.
@@ -12,6 +14,7 @@ import glob
 import json
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -110,16 +113,55 @@ def friend_worker(port, people, tokens, pairs, stop, ledger):
             ledger.add("friendships", frozenset((a, b)))
 
 
+class Database:
+    """The server's database, read by the checks: its SQLite file, or the PostgreSQL of
+    MUSIT_DATABASE_URL through psql. Queries use `?` for values, and `user` for the table."""
+
+    def __init__(self, server):
+        self.url = os.environ.get("MUSIT_DATABASE_URL")
+        if self.url:
+            self.psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
+        else:
+            self.db = sqlite3.connect(os.path.join(server.data, "musit.sqlite"))
+
+    def execute(self, sql, params=()):
+        if not self.url:
+            return self.db.execute(sql, params).fetchall()
+        for value in params:
+            literal = str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+            sql = sql.replace("?", literal, 1)
+        sql = re.sub(r"\bFROM user\b", 'FROM "user"', sql).replace("MIN(", "LEAST(").replace("MAX(", "GREATEST(")
+        out = subprocess.run([self.psql, "-X", "-q", "-A", "-t", "-F", "\t", self.url, "-c", sql],
+                             capture_output=True, text=True, check=True).stdout
+        rows = []
+        for line in out.splitlines():
+            if line:
+                rows.append(tuple(int(v) if v.lstrip("-").isdigit() else {"t": 1, "f": 0}.get(v, v)
+                                  for v in line.split("\t")))
+        return rows
+
+    def one(self, sql, params=()):
+        rows = self.execute(sql, params)
+        return rows[0] if rows else None
+
+    def integrity(self):
+        return self.url is not None or self.one("PRAGMA integrity_check")[0] == "ok"
+
+    def close(self):
+        if not self.url:
+            self.db.close()
+
+
 def verify(server, people, tokens, ledger):
     failures = []
     port = server.port
-    db = sqlite3.connect(os.path.join(server.data, "musit.sqlite"))
-    if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+    db = Database(server)
+    if not db.integrity():
         failures.append("integrity_check failed")
     ids = {name: uid for uid, name in db.execute("SELECT id, username FROM user")}
     # Messages: each acknowledged one stored once, with its event in both logs.
     for sender, to, cid, mid in ledger.messages:
-        rows = db.execute("SELECT id FROM message WHERE fromID = ? AND clientID = ?", (ids[sender], cid)).fetchall()
+        rows = db.execute("SELECT id FROM message WHERE fromID = ? AND clientID = ?", (ids[sender], cid))
         if [r[0] for r in rows] != [mid]:
             failures.append("message %s from %s: stored as %s" % (mid, sender, rows))
     events = {}
@@ -129,7 +171,7 @@ def verify(server, people, tokens, ledger):
     for uid, mids in events.items():
         if len(mids) != len(set(mids)):
             failures.append("user %d has a message event twice" % uid)
-    stored = db.execute("SELECT id, fromID, toID FROM message").fetchall()
+    stored = db.execute("SELECT id, fromID, toID FROM message")
     for mid, f, t in stored:
         for u in (f, t):
             if mid not in events.get(u, []):
@@ -137,24 +179,24 @@ def verify(server, people, tokens, ledger):
     # Event ids per user: dense from the first kept one, no repeats.
     for uid, in db.execute("SELECT id FROM user"):
         seqs = [r[0] for r in db.execute("SELECT seq FROM userEvent WHERE userID = ? ORDER BY seq", (uid,))]
-        head = db.execute("SELECT eventHead FROM user WHERE id = ?", (uid,)).fetchone()[0]
+        head = db.one("SELECT eventHead FROM user WHERE id = ?", (uid,))[0]
         if seqs and (seqs != list(range(seqs[0], seqs[0] + len(seqs))) or seqs[-1] != head):
             failures.append("user %d: event ids not dense up to the head %d" % (uid, head))
     # Friendships: one row per pair; acknowledged ones accepted, each with an event.
     pairs = db.execute("SELECT MIN(requesterID, addresseeID), MAX(requesterID, addresseeID), COUNT(*) FROM friendship "
-                       "GROUP BY 1, 2 HAVING COUNT(*) > 1").fetchall()
+                       "GROUP BY 1, 2 HAVING COUNT(*) > 1")
     if pairs:
         failures.append("friendship pairs stored twice: %s" % pairs)
     for pair in ledger.friendships:
         a, b = sorted(pair)
-        row = db.execute("SELECT accepted FROM friendship WHERE (requesterID = ? AND addresseeID = ?) OR "
-                         "(requesterID = ? AND addresseeID = ?)", (ids[a], ids[b], ids[b], ids[a])).fetchone()
+        row = db.one("SELECT accepted FROM friendship WHERE (requesterID = ? AND addresseeID = ?) OR "
+                     "(requesterID = ? AND addresseeID = ?)", (ids[a], ids[b], ids[b], ids[a]))
         if not row or row[0] != 1:
             failures.append("acknowledged friendship %s-%s is not stored" % (a, b))
     for req, adr, acc in db.execute("SELECT requesterID, addresseeID, accepted FROM friendship"):
         kind = "friend.accepted" if acc else "friend.request"
         target = req if acc else adr
-        if not db.execute("SELECT 1 FROM userEvent WHERE userID = ? AND kind = ?", (target, kind)).fetchone():
+        if not db.one("SELECT 1 FROM userEvent WHERE userID = ? AND kind = ?", (target, kind)):
             failures.append("friendship %d-%d (accepted=%d) has no %s event" % (req, adr, acc, kind))
     # Songs: acknowledged ones present once; rows and files match; no partial uploads.
     media = os.path.join(server.data, "media")
