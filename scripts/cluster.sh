@@ -78,6 +78,11 @@ http {
             proxy_read_timeout 90s;
             proxy_request_buffering off;
             proxy_buffering off;
+            # Unbuffered, nginx relays as much as its buffer holds at a time: the default
+            # (one page) cut a 64 KiB Range answer into many writes, 2.6k req/s against 4.8k.
+            proxy_buffer_size 64k;
+            proxy_buffers 4 64k;
+            proxy_busy_buffers_size 128k;
             # An instance that died: the request goes to the other one.
             proxy_next_upstream error timeout http_502 http_503;
         }
