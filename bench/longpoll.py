@@ -8,19 +8,26 @@ connection per poll. Beside Musit, the same client measures bench/holdserver.c, 
 that only holds the polls and writes a canned answer of the same size: the floor for this
 machine, since a server can't answer faster than the loopback and the client take it.
 
-usage: longpoll.py MUSIT_BINARY N [N...]
+usage: longpoll.py TARGET N [N...]
+TARGET: MUSIT_BINARY (SQLite) or MUSIT_BINARY,postgres://… (PostgreSQL; each run in a schema
+of its own, so the users registered by one run don't collide with the next's)
 """
 import os, resource, subprocess, sys, tempfile, time
 
 from serverutil import call, free_port, peak_rss_mb, start_server
 
-binary, counts = sys.argv[1], [int(n) for n in sys.argv[2:]]
+(binary, _, database), counts = sys.argv[1].partition(","), [int(n) for n in sys.argv[2:]]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
 def run(n, mode):
-    server, port = start_server(binary)
+    env = {}
+    if database:
+        schema = f"longpoll_{n}_{mode.replace('-', '_')}_{os.getpid()}"
+        env.update(MUSIT_DATABASE_URL=database + ("&" if "?" in database else "?") + "search_path=" + schema,
+                   MUSIT_JWT_SECRET="a-bench-signing-key-that-is-long-enough-0123456789")
+    server, port = start_server(binary, **env)
     try:
         a = call(port, "POST", "/api/v1/auth/register", {"username": "alice", "password": "correct horse"})
         b = call(port, "POST", "/api/v1/auth/register", {"username": "bob", "password": "correct horse"})
@@ -61,7 +68,7 @@ client = os.path.join(tempfile.mkdtemp(), "longpoll")
 holdserver = client + "-floor"
 subprocess.run(["gcc", "-O2", "-o", client, os.path.join(here, "longpoll.c")], check=True)
 subprocess.run(["gcc", "-O2", "-o", holdserver, os.path.join(here, "holdserver.c")], check=True)
-print("== long-poll fan-out on loopback (one event wakes N held polls)")
+print(f"== long-poll fan-out on loopback (one event wakes N held polls), {'PostgreSQL' if database else 'SQLite'}")
 for n in counts:
     for mode in ("keep-alive", "close"):
         run(n, mode)
