@@ -49,7 +49,7 @@ final class Cluster: @unchecked Sendable {
 
 @Suite("Two players and two instances behind nginx, in tmux", .serialized, .enabled(if: Cluster.available))
 struct ClusterTests {
-    @Test("players chat through nginx over two instances; one is SIGKILLed and they carry on; it rejoins")
+    @Test("players chat and see each other play through nginx over two instances; one is SIGKILLed, they carry on; it rejoins")
     func killOneInstance() throws {
         let cluster = Cluster()
         try cluster.up()
@@ -77,8 +77,18 @@ struct ClusterTests {
         try b.command("upload \(Fixtures.path("long20.mp3"))")
         try b.press(until: "uploaded 1 of 1", "B's upload finished")
         try a.press(until: "Long Sweep", "B's song in A's library")
-        // a comes back and takes its share again.
+        // A plays it; B's friends pane shows it (chat took A's focus: hiding and showing the
+        // queue gives it back).
+        try a.send("1")
+        try a.send("1")
+        try a.send("Enter")
+        try b.press(until: "▶ Long Sweep – Fixture", "what A plays, on B's friends pane")
+        // a comes back and takes its share again; presence goes through both.
         #expect(try cluster.script(["start", "a"]) == 0, "instance a rejoined")
+        for (key, shown) in [("Space", "⏸ Long Sweep – Fixture"), ("Space", "▶ Long Sweep – Fixture"), ("Space", "⏸ Long Sweep – Fixture")] {
+            try a.send(key)
+            try b.press(until: shown, "A's pause or resume on B's friends pane, with a back")
+        }
         for i in 1...3 {
             try b.command("chat alice after \(i)")
             try a.press(until: "bob: after \(i)", "B's message \(i) after a rejoined")
