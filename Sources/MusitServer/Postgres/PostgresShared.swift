@@ -108,7 +108,25 @@ final class PostgresPresence: PresenceRepository {
     }
 
     func touch(userID: Int64, seen: Date) async throws -> Bool {
-        if let last = written.withLock({ $0[userID] }), seen.timeIntervalSince(last) < refresh { return false }
+        // The write is claimed before it is made: thousands of polls of one user woken at
+        // once find the claim and go on, instead of queueing thousands of writes for the
+        // pool (which held the last answers of a 10,000-poll fan-out back by 400 ms).
+        let refresh = self.refresh
+        let claimed = written.withLock { w -> Bool in
+            if let last = w[userID], seen.timeIntervalSince(last) < refresh { return false }
+            w[userID] = seen
+            return true
+        }
+        guard claimed else { return false }
+        do {
+            return try await write(userID: userID, seen: seen)
+        } catch {
+            written.withLock { w in if w[userID] == seen { w[userID] = nil } }
+            throw error
+        }
+    }
+
+    private func write(userID: Int64, seen: Date) async throws -> Bool {
         let window = self.window
         // The row locked, its time read, then moved on: of two instances touching at once,
         // the second sees the first's time, so one "came online" event is sent, not two.
@@ -122,7 +140,6 @@ final class PostgresPresence: PresenceRepository {
                 """, logger: self.store.logger)
             return before
         }
-        wrote(userID, seen)
         return before.map { seen.timeIntervalSince($0) > window } ?? true
     }
 
