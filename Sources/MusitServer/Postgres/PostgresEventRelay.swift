@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MusitAPI
 import PostgresNIO
 import ServiceLifecycle
 
@@ -46,6 +47,13 @@ public final class PostgresEventRelay: Service, Sendable {
                         await self.bus.wakeAll()
                         for try await n in notifications {
                             let notice = Self.parse(n.payload, ignoring: self.store.instance)
+                            // The events themselves: held polls answer from memory, as for
+                            // events committed here (the notice comes at commit, like a
+                            // local announcement after it).
+                            if !notice.events.isEmpty {
+                                await self.bus.announce(notice.events)
+                                continue
+                            }
                             // A song or a user gone on another instance: nothing of theirs may
                             // be served from this one's caches (rows, open files, tokens).
                             for song in notice.songs { self.cache.forget(song: song) }
@@ -67,12 +75,30 @@ public final class PostgresEventRelay: Service, Sendable {
         var heads: [(user: Int64, seq: Int64)] = []
         var songs: [Int64] = []
         var users: [Int64] = []
+        var events: [CommittedEvent] = []
     }
 
     /// `instance|item,item…`, each item `user:seq` (a log grew), `s:id` (a song is gone) or
-    /// `u:id` (a user is gone); an instance's own notices are skipped (it knew first).
+    /// `u:id` (a user is gone); or `instance|e|user:seq,…|EVENT` (the logs grew by that event,
+    /// its JSON with its time, under the ids given). An instance's own notices are skipped
+    /// (it knew first). An event that does not decode is taken as its heads alone.
     static func parse(_ payload: String, ignoring instance: String) -> Notice {
         var notice = Notice()
+        if payload.hasPrefix(instance + "|") { return notice }
+        let event = payload.split(separator: "|", maxSplits: 3)
+        if event.count == 4, event[1] == "e" {
+            var heads = parse(String(event[0]) + "|" + String(event[2]), ignoring: instance).heads
+            if let e = try? JSONDecoder().decode(ServerEvent.self, from: Data(event[3].utf8)) {
+                notice.events = heads.map { user, seq in
+                    var x = e
+                    x.id = seq
+                    return CommittedEvent(userID: user, event: x)
+                }
+                heads = []
+            }
+            notice.heads = heads
+            return notice
+        }
         let parts = payload.split(separator: "|", maxSplits: 1)
         guard parts.count == 2, parts[0] != instance else { return notice }
         for item in parts[1].split(separator: ",") {
@@ -85,6 +111,24 @@ public final class PostgresEventRelay: Service, Sendable {
             }
         }
         return notice
+    }
+
+    /// An event's notices (`instance|e|heads|EVENT`), each under the payload limit; nil when
+    /// the event is too large to leave room for heads (a long message): then heads alone.
+    static func eventPayloads(_ heads: [String], event: String, instance: String) -> [String]? {
+        let room = 7_500 - instance.utf8.count - event.utf8.count - 4
+        guard room >= 1_000 else { return nil }
+        var out: [String] = []
+        var current = ""
+        for item in heads {
+            if !current.isEmpty, current.utf8.count + item.utf8.count + 1 > room {
+                out.append(instance + "|e|" + current + "|" + event)
+                current = ""
+            }
+            current += current.isEmpty ? item : "," + item
+        }
+        if !current.isEmpty { out.append(instance + "|e|" + current + "|" + event) }
+        return out
     }
 
     /// The notices of `items`, each under PostgreSQL's 8,000-byte payload limit.

@@ -62,8 +62,23 @@ extension PostgresStore {
             e.createdAt = created
             return CommittedEvent(userID: id, event: e)
         }
-        try await notify(conn, out.map { "\($0.userID):\($0.event.id)" })
+        var told = event
+        told.createdAt = created
+        try await notify(conn, event: told, heads: heads)
         return out
+    }
+
+    /// Tells every instance of an event at commit (see `PostgresEventRelay`): with the event
+    /// itself when it is small, so their polls answer from memory instead of each reading
+    /// its log; else only the heads, and they read.
+    func notify(_ conn: PostgresConnection, event: ServerEvent, heads: [(Int64, Int64)]) async throws {
+        let items = heads.map { "\($0.0):\($0.1)" }
+        let payloads = (try? JSONEncoder().encode(event)).flatMap { json in
+            PostgresEventRelay.eventPayloads(items, event: String(decoding: json, as: UTF8.self), instance: instance)
+        } ?? PostgresEventRelay.payloads(items, instance: instance)
+        for payload in payloads {
+            try await conn.query("SELECT pg_notify(\(PostgresEventRelay.channel), \(payload))", logger: logger)
+        }
     }
 
     /// Tells every instance at commit, or never (see `PostgresEventRelay`).
