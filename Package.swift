@@ -98,7 +98,7 @@ let package = Package(
             "MusitClient", "MusitApp", "MusitViewModel", "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTestSupport"]),
+        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTestSupport", "MusitViewModel"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -37,7 +37,7 @@ public struct Renderer: Sendable {
         }
         drawStatusBar(&b, s)
         switch s.mode {
-        case .help: drawHelp(&b)
+        case .help: drawHelp(&b, s)
         case .confirmQuit: drawDialog(&b, title: "Quit", lines: ["Quit while playing?", "y: quit    n: stay"])
         case .signIn(let form): drawSignIn(&b, form)
         case .stats: if let stats = s.social.stats { drawStats(&b, stats) }
@@ -380,33 +380,37 @@ public struct Renderer: Sendable {
         }
     }
 
-    /// Every binding in the keymap, in as many columns as fit.
-    public static func helpEntries(_ keymap: Keymap = Reducer.keymap) -> [(keys: String, summary: String)] {
-        keymap.bindings.map { ($0.keys.map(\.description).joined(separator: " "), $0.command.summary) }
-    }
-
-    private func drawHelp(_ b: inout ScreenBuffer) {
-        let entries = Self.helpEntries()
-        let keyWidth = min(12, entries.map { TextWidth.of($0.keys) }.max() ?? 0)
-        let entryWidth = keyWidth + 2 + (entries.map { TextWidth.of($0.summary) }.max() ?? 0)
-        let w = b.width - 2
-        let innerH = max(1, b.height - 4)
-        _ = entryWidth
-        let columns = max(1, min(3, (entries.count + innerH - 1) / innerH))
-        let rows = (entries.count + columns - 1) / columns
-        let h = min(b.height - 2, rows + 2)
-        let f = Rect(x: 1, y: max(0, (b.height - h) / 2), width: w, height: h)
+    /// The help overlay: every section of `Help`, written from the tables that handle the
+    /// keys, in as many columns as fit, scrolled by `helpScroll`.
+    private func drawHelp(_ b: inout ScreenBuffer, _ s: AppState) {
+        let rows = Help.rows
+        let layout = Help.layout(width: b.width, height: b.height)
+        let scroll = max(0, min(layout.maxScroll, s.helpScroll))
+        let shown = Array(rows.dropFirst(scroll).prefix(layout.columns * layout.perColumn))
+        let keyWidth = min(18, rows.compactMap { row -> Int? in
+            if case .entry(let e) = row { return TextWidth.of(e.keys) }
+            return nil
+        }.max() ?? 0)
+        let h = min(b.height - 1, min(shown.count, layout.perColumn) + 2)
+        let f = Rect(x: 1, y: max(0, (b.height - 1 - h) / 2), width: b.width - 2, height: h)
         b.fill((f.x, f.y, f.width, f.height), style: .overlay)
-        drawBox(&b, f, title: "Help: keys (Esc closes)", focused: true)
-        let colWidth = (f.width - 2) / columns
-        for (i, e) in entries.enumerated() {
-            let col = i / rows, row = i % rows
-            let y = f.y + 1 + row
+        var title = "Help: keys (Esc closes"
+        if layout.maxScroll > 0 { title += scroll < layout.maxScroll ? ", j / PgDn: more" : ", k / PgUp: back" }
+        drawBox(&b, f, title: title + ")", focused: true)
+        let colWidth = (f.width - 2) / layout.columns
+        for (i, row) in shown.enumerated() {
+            let col = i / layout.perColumn, line = i % layout.perColumn
+            let y = f.y + 1 + line
             guard y < f.maxY - 1 else { continue }
             let x = f.x + 1 + col * colWidth
-            b.put(TextWidth.pad(e.keys, width: keyWidth, ellipsis: glyphs.ellipsis), x: x, y: y, style: .overlayTitle)
-            b.put(e.summary, x: x + keyWidth + 1, y: y, maxWidth: colWidth - keyWidth - 2, style: .overlay,
-                  ellipsis: glyphs.ellipsis)
+            switch row {
+            case .title(let text):
+                b.put(text, x: x, y: y, maxWidth: colWidth - 1, style: .overlayTitle, ellipsis: glyphs.ellipsis)
+            case .entry(let e):
+                b.put(TextWidth.pad(e.keys, width: keyWidth, ellipsis: glyphs.ellipsis), x: x + 1, y: y, style: .overlayTitle)
+                b.put(e.summary, x: x + keyWidth + 2, y: y, maxWidth: colWidth - keyWidth - 3, style: .overlay,
+                      ellipsis: glyphs.ellipsis)
+            }
         }
     }
 }

@@ -77,6 +77,8 @@ public struct AppState: Equatable, Sendable {
     public var social = SocialState()
     /// The backend's address, for the sign-in screen.
     public var serverName = ""
+    /// Rows of the help scrolled past.
+    public var helpScroll = 0
 
     public init(width: Int, height: Int, layout: Layout = .standard) {
         self.width = width

@@ -46,109 +46,47 @@ public struct MouseEvent: Equatable, Sendable {
     }
 }
 
-/// What a key does in normal mode.
+/// What a global key does: the keys that mean the same in every pane.
 public enum Command: String, CaseIterable, Sendable {
-    case up, down, pageUp, pageDown, top, bottom
-    case play, togglePause, next, previous, seekBack, seekForward, volumeUp, volumeDown
+    case togglePause, next, previous, seekBack, seekForward, volumeUp, volumeDown
     case cycleRepeat, toggleShuffle, stop, jumpToPlaying
     case focusNext, focusPrevious
     case filter, commandLine, help, quit
     case narrower, wider, shorter, taller, maximize, hidePane
     case toggleQueue, toggleNowPlaying, toggleFriends, toggleChat
-
-    public var summary: String {
-        switch self {
-        case .up: return "move up"
-        case .down: return "move down"
-        case .pageUp: return "page up"
-        case .pageDown: return "page down"
-        case .top: return "first row"
-        case .bottom: return "last row"
-        case .play: return "play the selected track"
-        case .togglePause: return "pause / resume"
-        case .next: return "next track"
-        case .previous: return "previous track"
-        case .seekBack: return "seek back 5 s"
-        case .seekForward: return "seek forward 5 s"
-        case .volumeUp: return "volume up"
-        case .volumeDown: return "volume down"
-        case .cycleRepeat: return "repeat: off / all / one"
-        case .toggleShuffle: return "shuffle on / off"
-        case .stop: return "stop"
-        case .jumpToPlaying: return "jump to the playing track"
-        case .focusNext: return "focus the next pane"
-        case .focusPrevious: return "focus the previous pane"
-        case .filter: return "filter the queue"
-        case .commandLine: return "command line (:add PATH, :layout reset, :q)"
-        case .help: return "this help"
-        case .quit: return "quit"
-        case .narrower: return "focused pane narrower"
-        case .wider: return "focused pane wider"
-        case .shorter: return "focused pane shorter"
-        case .taller: return "focused pane taller"
-        case .maximize: return "maximize / restore the focused pane"
-        case .hidePane: return "hide the focused pane"
-        case .toggleQueue: return "show / hide Queue"
-        case .toggleNowPlaying: return "show / hide Now Playing"
-        case .toggleFriends: return "show / hide Friends"
-        case .toggleChat: return "show / hide Chat"
-        }
-    }
 }
 
-/// Key bindings, cmus/musikcube style. One table drives both input and the help overlay.
-public struct Keymap: Sendable {
-    public struct Binding: Sendable {
-        public let keys: [Key]
-        public let command: Command
-    }
+/// The global keys, cmus/musikcube style; a pane's own table is asked first.
+public typealias Keymap = BindingTable<Command>
 
-    public let bindings: [Binding]
-    private let lookup: [Key: Command]
-
-    public init(_ bindings: [Binding]) {
-        self.bindings = bindings
-        var map: [Key: Command] = [:]
-        for b in bindings { for k in b.keys { map[k] = b.command } }
-        lookup = map
-    }
-
-    public func command(for key: Key) -> Command? { lookup[key] }
-
-    public static let standard = Keymap([
-        Binding(keys: [.up, .char("k")], command: .up),
-        Binding(keys: [.down, .char("j")], command: .down),
-        Binding(keys: [.pageUp, .ctrl("b")], command: .pageUp),
-        Binding(keys: [.pageDown, .ctrl("f")], command: .pageDown),
-        Binding(keys: [.home, .char("g")], command: .top),
-        Binding(keys: [.end, .char("G")], command: .bottom),
-        Binding(keys: [.enter], command: .play),
-        Binding(keys: [.char(" ")], command: .togglePause),
-        Binding(keys: [.char("n")], command: .next),
-        Binding(keys: [.char("p")], command: .previous),
-        Binding(keys: [.left, .char("h")], command: .seekBack),
-        Binding(keys: [.right, .char("l")], command: .seekForward),
-        Binding(keys: [.char("+"), .char("=")], command: .volumeUp),
-        Binding(keys: [.char("-")], command: .volumeDown),
-        Binding(keys: [.char("r")], command: .cycleRepeat),
-        Binding(keys: [.char("s")], command: .toggleShuffle),
-        Binding(keys: [.char("S")], command: .stop),
-        Binding(keys: [.char("i")], command: .jumpToPlaying),
-        Binding(keys: [.tab], command: .focusNext),
-        Binding(keys: [.backTab], command: .focusPrevious),
-        Binding(keys: [.char("/")], command: .filter),
-        Binding(keys: [.char(":")], command: .commandLine),
-        Binding(keys: [.char("?"), .function(1)], command: .help),
-        Binding(keys: [.char("q")], command: .quit),
-        Binding(keys: [.char("<")], command: .narrower),
-        Binding(keys: [.char(">")], command: .wider),
-        Binding(keys: [.char("{")], command: .shorter),
-        Binding(keys: [.char("}")], command: .taller),
-        Binding(keys: [.char("z")], command: .maximize),
-        Binding(keys: [.char("x")], command: .hidePane),
-        Binding(keys: [.char("1")], command: .toggleQueue),
-        Binding(keys: [.char("2")], command: .toggleNowPlaying),
-        Binding(keys: [.char("3")], command: .toggleFriends),
-        Binding(keys: [.char("4")], command: .toggleChat),
+extension BindingTable where Action == Command {
+    public static let standard = Keymap("Everywhere", [
+        KeyBinding([.char(" ")], .togglePause, "pause / resume"),
+        KeyBinding([.char("n")], .next, "next track"),
+        KeyBinding([.char("p")], .previous, "previous track"),
+        KeyBinding([.left, .char("h")], .seekBack, "seek back 5 s"),
+        KeyBinding([.right, .char("l")], .seekForward, "seek forward 5 s"),
+        KeyBinding([.char("+"), .char("=")], .volumeUp, "volume up"),
+        KeyBinding([.char("-")], .volumeDown, "volume down"),
+        KeyBinding([.char("r")], .cycleRepeat, "repeat: off / all / one"),
+        KeyBinding([.char("s")], .toggleShuffle, "shuffle on / off"),
+        KeyBinding([.char("S")], .stop, "stop"),
+        KeyBinding([.char("i")], .jumpToPlaying, "jump to the playing track"),
+        KeyBinding([.tab], .focusNext, "focus the next pane"),
+        KeyBinding([.backTab], .focusPrevious, "focus the previous pane"),
+        KeyBinding([.char("/")], .filter, "filter the queue"),
+        KeyBinding([.char(":")], .commandLine, "command line (:add PATH, :chat NAME, :q)"),
+        KeyBinding([.char("?"), .function(1)], .help, "this help"),
+        KeyBinding([.char("q")], .quit, "quit"),
+        KeyBinding([.char("<")], .narrower, "focused pane narrower"),
+        KeyBinding([.char(">")], .wider, "focused pane wider"),
+        KeyBinding([.char("{")], .shorter, "focused pane shorter"),
+        KeyBinding([.char("}")], .taller, "focused pane taller"),
+        KeyBinding([.char("z")], .maximize, "maximize / restore the focused pane"),
+        KeyBinding([.char("x")], .hidePane, "hide the focused pane"),
+        KeyBinding([.char("1")], .toggleQueue, "show / hide Queue"),
+        KeyBinding([.char("2")], .toggleNowPlaying, "show / hide Now Playing"),
+        KeyBinding([.char("3")], .toggleFriends, "show / hide Friends"),
+        KeyBinding([.char("4")], .toggleChat, "show / hide Chat"),
     ])
 }

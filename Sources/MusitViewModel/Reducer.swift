@@ -90,78 +90,49 @@ public enum Reducer {
 
     // MARK: Keys
 
+    /// A key goes to whoever owns it: the mode's editor or overlay, else the focused pane,
+    /// else the global keys. Each owner's table is what the help lists (`Help.sections`).
     private static func handleKey(_ s: inout AppState, _ key: Key) -> [Effect] {
         switch s.mode {
         case .help:
-            if [.escape, .char("q"), .char("?"), .enter, .function(1)].contains(key) { s.mode = .normal }
-            return []
+            return HelpPane.handle(key, &s) ?? []
         case .confirmQuit:
-            switch key {
-            case .char("y"), .char("Y"), .enter:
-                s.quitting = true
-                return [.quit]
-            default:
-                s.mode = .normal
-                return []
-            }
-        case .stats, .profile:
-            if [.escape, .char("q"), .enter].contains(key) { s.mode = .normal }
+            if let effects = ConfirmQuitPane.handle(key, &s) { return effects }
+            s.mode = .normal
             return []
+        case .stats, .profile:
+            return OverlayPane.handle(key, &s) ?? []
         case .compose:
-            return editCompose(&s, key)
-        case .signIn(let form):
-            return editSignIn(&s, form, key)
+            if let effects = ComposeEditor.handle(key, &s) { return effects }
+            _ = s.social.chat.compose.apply(key)
+            return []
+        case .signIn(var form):
+            if let effects = SignInPane.handle(key, &s) { return effects }
+            guard !form.busy else { return [] }
+            if form.field == .username { _ = form.username.apply(key) } else { _ = form.password.apply(key) }
+            s.mode = .signIn(form)
+            return []
         case .filter(let text):
-            return editFilter(&s, text, key)
+            if let effects = FilterEditor.handle(key, &s) { return effects }
+            guard case .char(let c) = key else { return [] }
+            s.mode = .filter(text + String(c))
+            return fetches(s.queue.reset(filter: text + String(c), visibleRows: s.queueRows))
         case .command(let text):
-            return editCommand(&s, text, key)
+            if let effects = CommandLineEditor.handle(key, &s) { return effects }
+            if case .char(let c) = key { s.mode = .command(text + String(c)) }
+            return []
         case .normal:
             s.message = nil
-            if let effects = socialKey(&s, key) { return effects }
-            guard let command = keymap.command(for: key) else { return [] }
+            let owned: [Effect]?
+            switch s.focus {
+            case .queue: owned = QueuePane.handle(key, &s)
+            case .friends: owned = FriendsPane.handle(key, &s)
+            case .chat: owned = ChatPane.handle(key, &s)
+            case .nowPlaying: owned = nil
+            }
+            if let owned { return owned }
+            guard let command = keymap.action(for: key) else { return [] }
             return run(&s, command)
-        }
-    }
-
-    private static func edit(_ text: String, _ key: Key) -> String? {
-        switch key {
-        case .char(let c): return text + String(c)
-        case .backspace, .delete: return String(text.dropLast())
-        case .ctrl("u"): return ""
-        default: return nil
-        }
-    }
-
-    private static func editFilter(_ s: inout AppState, _ text: String, _ key: Key) -> [Effect] {
-        switch key {
-        case .enter:
-            s.mode = .normal
-            return []
-        case .escape:
-            s.mode = .normal
-            return fetches(s.queue.reset(filter: "", visibleRows: s.queueRows))
-        default:
-            guard let new = edit(text, key) else { return [] }
-            s.mode = .filter(new)
-            return fetches(s.queue.reset(filter: new, visibleRows: s.queueRows))
-        }
-    }
-
-    private static func editCommand(_ s: inout AppState, _ text: String, _ key: Key) -> [Effect] {
-        switch key {
-        case .enter:
-            s.mode = .normal
-            return execute(&s, text)
-        case .escape:
-            s.mode = .normal
-            return []
-        case .backspace where text.isEmpty:
-            s.mode = .normal
-            return []
-        default:
-            guard let new = edit(text, key) else { return [] }
-            s.mode = .command(new)
-            return []
         }
     }
 
@@ -213,15 +184,6 @@ public enum Reducer {
     static func run(_ s: inout AppState, _ command: Command) -> [Effect] {
         let rows = s.queueRows
         switch command {
-        case .up: return s.focus == .queue ? fetches(s.queue.move(by: -1, visibleRows: rows)) : []
-        case .down: return s.focus == .queue ? fetches(s.queue.move(by: 1, visibleRows: rows)) : []
-        case .pageUp: return fetches(s.queue.move(by: -rows, visibleRows: rows))
-        case .pageDown: return fetches(s.queue.move(by: rows, visibleRows: rows))
-        case .top: return fetches(s.queue.setCursor(0, visibleRows: rows))
-        case .bottom: return fetches(s.queue.setCursor(s.queue.count - 1, visibleRows: rows))
-        case .play:
-            guard let item = s.queue.selected else { return [] }
-            return [.player(.play(index: item.index))]
         case .togglePause: return [.player(.togglePause)]
         case .next: return [.player(.next)]
         case .previous: return [.player(.previous)]
@@ -254,6 +216,7 @@ public enum Reducer {
             return []
         case .help:
             s.mode = .help
+            s.helpScroll = 0
             return []
         case .quit:
             if s.nowPlaying.state == .playing {

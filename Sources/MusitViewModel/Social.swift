@@ -100,37 +100,39 @@ public struct LineEditor: Equatable, Sendable {
 
     public var text: String { String(characters) }
 
-    /// Applies an editing key; false when the key is not an editing key.
+    /// Applies an editing key (a character, or one of `LineEditor.keys`); false when the key
+    /// is not an editing key.
     public mutating func apply(_ key: Key) -> Bool {
-        switch key {
-        case .char(let c):
+        if case .char(let c) = key {
             guard characters.count < maxLength else { return true }
             characters.insert(c, at: cursor)
             cursor += 1
+            return true
+        }
+        guard let action = Self.keys.action(for: key) else { return false }
+        switch action {
         case .backspace:
             if cursor > 0 {
                 characters.remove(at: cursor - 1)
                 cursor -= 1
             }
-        case .delete, .ctrl("d"):
+        case .delete:
             if cursor < characters.count { characters.remove(at: cursor) }
-        case .left, .ctrl("b"): cursor = max(0, cursor - 1)
-        case .right, .ctrl("f"): cursor = min(characters.count, cursor + 1)
-        case .home, .ctrl("a"): cursor = 0
-        case .end, .ctrl("e"): cursor = characters.count
-        case .ctrl("u"):
+        case .left: cursor = max(0, cursor - 1)
+        case .right: cursor = min(characters.count, cursor + 1)
+        case .home: cursor = 0
+        case .end: cursor = characters.count
+        case .clearBefore:
             characters.removeFirst(cursor)
             cursor = 0
-        case .ctrl("k"):
+        case .clearAfter:
             characters.removeLast(characters.count - cursor)
-        case .ctrl("w"):
+        case .deleteWord:
             var i = cursor
             while i > 0 && characters[i - 1].isWhitespace { i -= 1 }
             while i > 0 && !characters[i - 1].isWhitespace { i -= 1 }
             characters.removeSubrange(i..<cursor)
             cursor = i
-        default:
-            return false
         }
         return true
     }

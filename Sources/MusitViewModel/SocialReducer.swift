@@ -157,67 +157,7 @@ extension Reducer {
         return [.session(.openConversation(peer))]
     }
 
-    // MARK: Keys in the social panes
-
-    /// Keys the friends and chat panes take before the global keymap; nil when not theirs.
-    static func socialKey(_ s: inout AppState, _ key: Key) -> [Effect]? {
-        guard s.signedIn else { return nil }
-        switch s.focus {
-        case .friends:
-            switch key {
-            case .up, .char("k"):
-                s.social.friendCursor = max(0, s.social.friendCursor - 1)
-                return []
-            case .down, .char("j"):
-                s.social.friendCursor = max(0, min(s.social.friends.count - 1, s.social.friendCursor + 1))
-                return []
-            case .enter:
-                guard let f = s.social.selectedFriend else { return [] }
-                switch f.relation {
-                case .friend: return openChat(&s, with: f.username)
-                case .incoming: return [.session(.acceptFriend(f.username))]
-                case .outgoing:
-                    s.message = "waiting for \(f.username) to accept"
-                    return []
-                }
-            case .char("a"):
-                guard let f = s.social.selectedFriend, f.relation == .incoming else { return [] }
-                return [.session(.acceptFriend(f.username))]
-            case .char("d"):
-                guard let f = s.social.selectedFriend, f.relation == .incoming else { return [] }
-                return [.session(.declineFriend(f.username))]
-            case .char("f"):
-                s.mode = .command("friend ")
-                return []
-            case .char("v"):
-                guard let f = s.social.selectedFriend else { return [] }
-                return [.session(.loadProfile(f.username))]
-            default:
-                return nil
-            }
-        case .chat:
-            guard s.social.chat.peer != nil else {
-                if key == .enter, let f = s.social.selectedFriend, f.relation == .friend { return openChat(&s, with: f.username) }
-                return nil
-            }
-            switch key {
-            case .enter, .char("c"):
-                s.mode = .compose
-                return []
-            case .up, .char("k"): return scrollChat(&s, by: 1)
-            case .down, .char("j"): return scrollChat(&s, by: -1)
-            case .pageUp: return scrollChat(&s, by: max(1, chatRows(s) - 1))
-            case .pageDown: return scrollChat(&s, by: -max(1, chatRows(s) - 1))
-            case .end, .char("G"):
-                s.social.chat.scroll = 0
-                return []
-            default:
-                return nil
-            }
-        default:
-            return nil
-        }
-    }
+    // MARK: The chat pane (its keys: `ChatPane`)
 
     /// Rows of the chat pane that hold messages (one is the compose line).
     static func chatRows(_ s: AppState) -> Int {
@@ -225,7 +165,7 @@ extension Reducer {
         return max(1, f.height - 3)
     }
 
-    private static func scrollChat(_ s: inout AppState, by delta: Int) -> [Effect] {
+    static func scrollChat(_ s: inout AppState, by delta: Int) -> [Effect] {
         var chat = s.social.chat
         let maxScroll = max(0, chat.lines.count - chatRows(s))
         chat.scroll = max(0, min(maxScroll, chat.scroll + delta))
@@ -238,56 +178,6 @@ extension Reducer {
         }
         s.social.chat = chat
         return effects
-    }
-
-    static func editCompose(_ s: inout AppState, _ key: Key) -> [Effect] {
-        switch key {
-        case .escape:
-            s.mode = .normal
-            return []
-        case .enter:
-            let text = s.social.chat.compose.text.trimmingCharacters(in: .whitespaces)
-            guard let peer = s.social.chat.peer, !text.isEmpty else { return [] }
-            s.social.chat.compose.clear()
-            s.social.chat.scroll = 0
-            return [.session(.sendChat(to: peer, body: text))]
-        default:
-            _ = s.social.chat.compose.apply(key)
-            return []
-        }
-    }
-
-    static func editSignIn(_ s: inout AppState, _ form: SignInForm, _ key: Key) -> [Effect] {
-        var form = form
-        guard !form.busy else { return [] }
-        switch key {
-        case .escape:
-            s.quitting = true
-            return [.quit]
-        case .tab, .backTab, .up, .down:
-            form.field = form.field == .username ? .password : .username
-        case .ctrl("r"), .function(2):
-            form.register.toggle()
-            form.error = nil
-        case .enter:
-            if form.field == .username {
-                form.field = .password
-            } else if form.username.text.isEmpty {
-                form.field = .username
-                form.error = "enter a username"
-            } else if form.password.text.isEmpty {
-                form.error = "enter a password"
-            } else {
-                form.busy = true
-                form.error = nil
-                s.mode = .signIn(form)
-                return [.session(.signIn(username: form.username.text, password: form.password.text, register: form.register))]
-            }
-        default:
-            if form.field == .username { _ = form.username.apply(key) } else { _ = form.password.apply(key) }
-        }
-        s.mode = .signIn(form)
-        return []
     }
 
     /// `:` commands of the social side; nil when the name is not one of them.

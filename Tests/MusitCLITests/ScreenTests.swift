@@ -1,5 +1,6 @@
 import Foundation
 import MusitTestSupport
+import MusitViewModel
 import Testing
 
 extension TmuxSession {
@@ -174,6 +175,30 @@ struct ScreenExtraTests {
         let r = try tmux.waitFor { $0.contains("sign in to see friends") && $0.contains("sign in to chat") && $0.contains("▶ playing") }
         #expect(r.ok, "\(r.screen)")
         #expect(!r.screen.contains("online") && !r.screen.contains("connecting"), "no connection state without a backend")
+    }
+
+    @Test("? lists every binding of every pane, editor and overlay, read from the screen page by page")
+    func helpFromTheTables() throws {
+        let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", Fixtures.path("sine440.mp3")], width: 100, height: 24)
+        defer { tmux.kill() }
+        try tmux.press(until: "┌ Queue")
+        var seen = try tmux.press("?", until: "Help: keys")
+        // Page down until the screen stops changing.
+        for _ in 0..<20 {
+            try tmux.send("PageDown")
+            Thread.sleep(forTimeInterval: 0.15)
+            let screen = try tmux.screen()
+            if seen.hasSuffix(screen) { break }
+            seen += screen
+        }
+        for section in Help.sections {
+            #expect(seen.contains(section.title), "section \(section.title) on screen")
+            for e in section.entries {
+                #expect(seen.contains(e.keys), "\(e.keys) (\(section.title)) on screen")
+                #expect(seen.contains(String(e.summary.prefix(12))), "\(e.summary) (\(section.title)) on screen")
+            }
+        }
+        try tmux.press("Escape", until: "┌ Queue")
     }
 
     @Test("ASCII boxes when the locale is not UTF-8")

@@ -177,19 +177,44 @@ struct ViewModelTests {
         #expect(s.text.contains("track 0 "))
     }
 
-    @Test("the help overlay lists every bound key", arguments: [(80, 24), (120, 40), (200, 60)])
+    @Test("the help lists every binding of every pane, editor and overlay, from the tables that handle them",
+          arguments: [(80, 24), (120, 40), (200, 60)])
     func help(size: (Int, Int)) {
         let s = Script(width: size.0, height: size.1)
         s.keys(.char("?"))
         #expect(s.state.mode == .help)
-        let text = s.text
-        for binding in Keymap.standard.bindings {
-            let keys = binding.keys.map(\.description).joined(separator: " ")
-            #expect(text.contains(keys), "\(keys) missing at \(size)")
-            #expect(text.contains(String(binding.command.summary.prefix(12))), "\(binding.command) at \(size)")
+        // Page through, collecting every screen.
+        var seen = s.text
+        var last = -1
+        while s.state.helpScroll != last {
+            last = s.state.helpScroll
+            s.keys(.pageDown)
+            seen += s.text
+        }
+        #expect(Help.sections.count >= 10)
+        for section in Help.sections {
+            #expect(seen.contains(section.title), "section \(section.title) missing at \(size)")
+            for e in section.entries {
+                #expect(seen.contains(e.keys), "\(e.keys) (\(section.title)) missing at \(size)")
+                #expect(seen.contains(String(e.summary.prefix(12))), "\(e.summary) (\(section.title)) at \(size)")
+            }
         }
         s.keys(.escape)
         #expect(s.state.mode == .normal)
+    }
+
+    @Test("a pane's keys act only while it has the focus")
+    func paneKeysAreOwned() {
+        // The queue moves with j only while it has the focus.
+        let s = Script(width: 100, height: 30, rows: 50, revealTotal: true)
+        s.store.send(.queueChanged(total: 50, hasMore: false))
+        s.pump()
+        s.keys(.char("j"))
+        #expect(s.state.queue.cursor == 1)
+        s.keys(.tab)  // Now Playing
+        #expect(s.state.focus != .queue)
+        s.keys(.char("j"), .char("G"))
+        #expect(s.state.queue.cursor == 1, "the queue's keys do nothing while another pane has the focus")
     }
 
     @Test("q asks while playing; n stays, y quits")

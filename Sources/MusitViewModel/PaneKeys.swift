@@ -1,0 +1,318 @@
+/// The keys of each pane, editor and overlay: each type owns its table (what the help
+/// lists) and what its actions do. `Reducer.handleKey` asks the focused pane, or the mode's
+/// owner, first; the global keys (`Keymap.standard`) come after a pane gives a key up.
+
+// MARK: Panes
+
+enum QueuePane: KeyOwner {
+    enum Action: Sendable { case up, down, pageUp, pageDown, top, bottom, play }
+
+    static let keys = BindingTable<Action>("Queue", [
+        KeyBinding([.up, .char("k")], .up, "move up"),
+        KeyBinding([.down, .char("j")], .down, "move down"),
+        KeyBinding([.pageUp, .ctrl("b")], .pageUp, "page up"),
+        KeyBinding([.pageDown, .ctrl("f")], .pageDown, "page down"),
+        KeyBinding([.home, .char("g")], .top, "first row"),
+        KeyBinding([.end, .char("G")], .bottom, "last row"),
+        KeyBinding([.enter], .play, "play the selected track"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        let rows = s.queueRows
+        let requests: [QueuePageRequest]
+        switch action {
+        case .up: requests = s.queue.move(by: -1, visibleRows: rows)
+        case .down: requests = s.queue.move(by: 1, visibleRows: rows)
+        case .pageUp: requests = s.queue.move(by: -rows, visibleRows: rows)
+        case .pageDown: requests = s.queue.move(by: rows, visibleRows: rows)
+        case .top: requests = s.queue.setCursor(0, visibleRows: rows)
+        case .bottom: requests = s.queue.setCursor(s.queue.count - 1, visibleRows: rows)
+        case .play:
+            guard let item = s.queue.selected else { return [] }
+            return [.player(.play(index: item.index))]
+        }
+        return requests.map { .fetch($0) }
+    }
+}
+
+enum FriendsPane: KeyOwner {
+    enum Action: Sendable { case up, down, open, accept, decline, add, profile }
+
+    static let keys = BindingTable<Action>("Friends", [
+        KeyBinding([.up, .char("k")], .up, "previous friend"),
+        KeyBinding([.down, .char("j")], .down, "next friend"),
+        KeyBinding([.enter], .open, "chat with the friend (accept a request)"),
+        KeyBinding([.char("a")], .accept, "accept the request"),
+        KeyBinding([.char("d")], .decline, "decline the request"),
+        KeyBinding([.char("f")], .add, "add a friend by name"),
+        KeyBinding([.char("v")], .profile, "view the profile"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        guard s.signedIn else { return nil }
+        switch action {
+        case .up:
+            s.social.friendCursor = max(0, s.social.friendCursor - 1)
+        case .down:
+            s.social.friendCursor = max(0, min(s.social.friends.count - 1, s.social.friendCursor + 1))
+        case .open:
+            guard let f = s.social.selectedFriend else { return [] }
+            switch f.relation {
+            case .friend: return Reducer.openChat(&s, with: f.username)
+            case .incoming: return [.session(.acceptFriend(f.username))]
+            case .outgoing: s.message = "waiting for \(f.username) to accept"
+            }
+        case .accept:
+            guard let f = s.social.selectedFriend, f.relation == .incoming else { return [] }
+            return [.session(.acceptFriend(f.username))]
+        case .decline:
+            guard let f = s.social.selectedFriend, f.relation == .incoming else { return [] }
+            return [.session(.declineFriend(f.username))]
+        case .add:
+            s.mode = .command("friend ")
+        case .profile:
+            guard let f = s.social.selectedFriend else { return [] }
+            return [.session(.loadProfile(f.username))]
+        }
+        return []
+    }
+}
+
+enum ChatPane: KeyOwner {
+    enum Action: Sendable { case compose, older, newer, pageOlder, pageNewer, newest }
+
+    static let keys = BindingTable<Action>("Chat", [
+        KeyBinding([.enter, .char("c")], .compose, "write a message (Enter: open the selected friend's chat)"),
+        KeyBinding([.up, .char("k")], .older, "scroll to older messages"),
+        KeyBinding([.down, .char("j")], .newer, "scroll to newer messages"),
+        KeyBinding([.pageUp], .pageOlder, "a page older"),
+        KeyBinding([.pageDown], .pageNewer, "a page newer"),
+        KeyBinding([.end, .char("G")], .newest, "the newest message"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        guard s.signedIn else { return nil }
+        guard s.social.chat.peer != nil else {
+            // No conversation yet: Enter opens the one with the friend selected in Friends.
+            if case .compose = action, let f = s.social.selectedFriend, f.relation == .friend {
+                return Reducer.openChat(&s, with: f.username)
+            }
+            return nil
+        }
+        switch action {
+        case .compose:
+            s.mode = .compose
+            return []
+        case .older: return Reducer.scrollChat(&s, by: 1)
+        case .newer: return Reducer.scrollChat(&s, by: -1)
+        case .pageOlder: return Reducer.scrollChat(&s, by: max(1, Reducer.chatRows(s) - 1))
+        case .pageNewer: return Reducer.scrollChat(&s, by: -max(1, Reducer.chatRows(s) - 1))
+        case .newest:
+            s.social.chat.scroll = 0
+            return []
+        }
+    }
+}
+
+// MARK: Editors
+
+/// Writing a chat message; other keys edit the line (`LineEditor.keys`).
+enum ComposeEditor: KeyOwner {
+    enum Action: Sendable { case send, cancel }
+
+    static let keys = BindingTable<Action>("Chat: writing", [
+        KeyBinding([.enter], .send, "send the message"),
+        KeyBinding([.escape], .cancel, "stop writing (the text stays)"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        switch action {
+        case .cancel:
+            s.mode = .normal
+            return []
+        case .send:
+            let text = s.social.chat.compose.text.trimmingCharacters(in: .whitespaces)
+            guard let peer = s.social.chat.peer, !text.isEmpty else { return [] }
+            s.social.chat.compose.clear()
+            s.social.chat.scroll = 0
+            return [.session(.sendChat(to: peer, body: text))]
+        }
+    }
+}
+
+/// Typing a filter after `/`; characters narrow the queue as they are typed.
+enum FilterEditor: KeyOwner {
+    enum Action: Sendable { case keep, clear, erase, eraseAll }
+
+    static let keys = BindingTable<Action>("Filter (/)", [
+        KeyBinding([.enter], .keep, "keep the filter"),
+        KeyBinding([.escape], .clear, "clear the filter"),
+        KeyBinding([.backspace, .delete], .erase, "erase a character"),
+        KeyBinding([.ctrl("u")], .eraseAll, "erase the line"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        guard case .filter(let text) = s.mode else { return nil }
+        let new: String
+        switch action {
+        case .keep:
+            s.mode = .normal
+            return []
+        case .clear:
+            s.mode = .normal
+            new = ""
+        case .erase:
+            new = String(text.dropLast())
+            s.mode = .filter(new)
+        case .eraseAll:
+            new = ""
+            s.mode = .filter(new)
+        }
+        return s.queue.reset(filter: new, visibleRows: s.queueRows).map { .fetch($0) }
+    }
+}
+
+/// Typing a command after `:`.
+enum CommandLineEditor: KeyOwner {
+    enum Action: Sendable { case run, cancel, erase, eraseAll }
+
+    static let keys = BindingTable<Action>("Command line (:)", [
+        KeyBinding([.enter], .run, "run it (:add PATH, :chat NAME [TEXT], :friend NAME, :seek S, :vol N, :q)"),
+        KeyBinding([.escape], .cancel, "cancel"),
+        KeyBinding([.backspace, .delete], .erase, "erase a character (on an empty line: cancel)"),
+        KeyBinding([.ctrl("u")], .eraseAll, "erase the line"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        guard case .command(let text) = s.mode else { return nil }
+        switch action {
+        case .run:
+            s.mode = .normal
+            return Reducer.execute(&s, text)
+        case .cancel:
+            s.mode = .normal
+        case .erase:
+            s.mode = text.isEmpty ? .normal : .command(String(text.dropLast()))
+        case .eraseAll:
+            s.mode = .command("")
+        }
+        return []
+    }
+}
+
+extension LineEditor {
+    public enum EditAction: Sendable { case backspace, delete, left, right, home, end, clearBefore, clearAfter, deleteWord }
+
+    /// The editing keys of every text field (chat, sign-in); characters are typed as they are.
+    public static let keys = BindingTable<EditAction>("Editing text (chat, sign-in)", [
+        KeyBinding([.backspace], .backspace, "erase before the cursor"),
+        KeyBinding([.delete, .ctrl("d")], .delete, "erase under the cursor"),
+        KeyBinding([.left, .ctrl("b")], .left, "cursor left"),
+        KeyBinding([.right, .ctrl("f")], .right, "cursor right"),
+        KeyBinding([.home, .ctrl("a")], .home, "start of the line"),
+        KeyBinding([.end, .ctrl("e")], .end, "end of the line"),
+        KeyBinding([.ctrl("u")], .clearBefore, "erase to the start"),
+        KeyBinding([.ctrl("k")], .clearAfter, "erase to the end"),
+        KeyBinding([.ctrl("w")], .deleteWord, "erase the word before"),
+    ])
+}
+
+// MARK: Screens and overlays
+
+enum SignInPane: KeyOwner {
+    enum Action: Sendable { case switchField, toggleRegister, submit, quit }
+
+    static let keys = BindingTable<Action>("Sign in", [
+        KeyBinding([.tab, .backTab, .up, .down], .switchField, "the other field"),
+        KeyBinding([.ctrl("r"), .function(2)], .toggleRegister, "sign in / register a new account"),
+        KeyBinding([.enter], .submit, "next field, then sign in"),
+        KeyBinding([.escape], .quit, "quit"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        guard case .signIn(var form) = s.mode else { return nil }
+        guard !form.busy else { return [] }
+        switch action {
+        case .quit:
+            s.quitting = true
+            return [.quit]
+        case .switchField:
+            form.field = form.field == .username ? .password : .username
+        case .toggleRegister:
+            form.register.toggle()
+            form.error = nil
+        case .submit:
+            if form.field == .username {
+                form.field = .password
+            } else if form.username.text.isEmpty {
+                form.field = .username
+                form.error = "enter a username"
+            } else if form.password.text.isEmpty {
+                form.error = "enter a password"
+            } else {
+                form.busy = true
+                form.error = nil
+                s.mode = .signIn(form)
+                return [.session(.signIn(username: form.username.text, password: form.password.text, register: form.register))]
+            }
+        }
+        s.mode = .signIn(form)
+        return []
+    }
+}
+
+enum HelpPane: KeyOwner {
+    enum Action: Sendable { case close, up, down, pageUp, pageDown }
+
+    static let keys = BindingTable<Action>("Help", [
+        KeyBinding([.escape, .char("q"), .char("?"), .enter, .function(1)], .close, "close the help"),
+        KeyBinding([.up, .char("k")], .up, "scroll up"),
+        KeyBinding([.down, .char("j")], .down, "scroll down"),
+        KeyBinding([.pageUp, .ctrl("b")], .pageUp, "page up"),
+        KeyBinding([.pageDown, .ctrl("f"), .char(" ")], .pageDown, "page down"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        let layout = Help.layout(width: s.width, height: s.height)
+        let page = layout.perColumn
+        switch action {
+        case .close:
+            s.mode = .normal
+            s.helpScroll = 0
+            return []
+        case .up: s.helpScroll -= 1
+        case .down: s.helpScroll += 1
+        case .pageUp: s.helpScroll -= page
+        case .pageDown: s.helpScroll += page
+        }
+        s.helpScroll = max(0, min(layout.maxScroll, s.helpScroll))
+        return []
+    }
+}
+
+/// Statistics and profiles, drawn over the panes.
+enum OverlayPane: KeyOwner {
+    enum Action: Sendable { case close }
+
+    static let keys = BindingTable<Action>("Statistics and profiles", [
+        KeyBinding([.escape, .char("q"), .enter], .close, "close"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        s.mode = .normal
+        return []
+    }
+}
+
+enum ConfirmQuitPane: KeyOwner {
+    enum Action: Sendable { case quit }
+
+    static let keys = BindingTable<Action>("Quit while playing?", [
+        KeyBinding([.char("y"), .char("Y"), .enter], .quit, "quit (any other key stays)"),
+    ])
+
+    static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
+        s.quitting = true
+        return [.quit]
+    }
+}
