@@ -26,6 +26,8 @@ public final class Session: Sendable {
         let started: Task<Int64?, Never>
         var lastPosition: Double = 0
     }
+    /// The UI's effects, run one after another in the order they came (see `handle`).
+    private let effects: AsyncStream<SessionEffect>.Continuation
     /// What was last published, with its queue place: two tracks may share a title.
     private let lastPublished = Mutex<(info: NowPlayingInfo, index: Int?)?>(nil)
     /// A queue cued at start is paused at 0:00; friends hear of it only once something played.
@@ -46,6 +48,18 @@ public final class Session: Sendable {
         self.opener = opener
         outbox = Outbox(path: dataDirectory + "/outbox.json", client: client)
         library = ServerLibrary(client: client, opener: opener, player: player, post: post)
+        let (stream, continuation) = AsyncStream.makeStream(of: SessionEffect.self)
+        effects = continuation
+        Task { [weak self] in
+            for await effect in stream {
+                guard let self else { return }
+                await self.perform(effect)
+            }
+        }
+    }
+
+    deinit {
+        effects.finish()
     }
 
     /// The queue's source when `libraryIsQueue`.
@@ -161,11 +175,17 @@ public final class Session: Sendable {
 
     // MARK: Effects from the UI
 
+    /// Takes an effect from the UI. One task runs them all, in order: with a task each, two
+    /// messages sent in quick succession could reach the outbox in either order, and a
+    /// sign-out could overtake the request before it.
     public func handle(_ effect: SessionEffect) {
+        effects.yield(effect)
+    }
+
+    private func perform(_ effect: SessionEffect) async {
         let client = self.client
         let post = self.post
-        Task {
-            do throws(ClientError) {
+        do throws(ClientError) {
                 switch effect {
                 case .signIn(let username, let password, let register):
                     do throws(ClientError) {
@@ -208,7 +228,8 @@ public final class Session: Sendable {
                     try await client.removeFriend(name)
                     await reloadFriends()
                 case .upload(let paths):
-                    await upload(paths)
+                    // Minutes long: it runs beside the runner, so chat goes on meanwhile.
+                    Task { await self.upload(paths) }
                 case .deleteSong(let index):
                     guard libraryIsQueue, let song = await library.song(at: index) else {
                         post(.message("the queue holds local files: :delete removes songs of the server's library"))
@@ -229,7 +250,6 @@ public final class Session: Sendable {
             } catch {
                 post(.message("\(error)"))
             }
-        }
     }
 
     /// Files and folders (scanned for .mp3), one after the other, with progress.

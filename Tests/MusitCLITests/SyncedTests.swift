@@ -241,4 +241,42 @@ struct SyncedTests {
         try tmux.press("C-r", until: "Register", "still taking keys")
         try tmux.press("Escape", until: "[exited 0]", "and it quits cleanly")
     }
+    @Test("messages typed in quick succession reach the server in the order typed, burst after burst")
+    func orderedSends() throws {
+        let server = ServerProcess()
+        try server.start()
+        let registered = try #require(ServeTests.post(port: server.port, path: "/api/v1/auth/register",
+                                                     json: #"{"username":"bob","password":"correct horse"}"#))
+        let token = try #require(registered.range(of: #""accessToken":"([^"]+)""#, options: .regularExpression)
+            .map { String(registered[$0].dropFirst(15).dropLast(1)) })
+        let a = try TmuxSession.player("alice", server: server.url)
+        defer { a.kill() }
+        try a.command("friend bob")
+        let deadline = Date().addingTimeInterval(10)
+        var accepted = ""
+        while !accepted.hasPrefix("HTTP/1.1 2"), Date() < deadline {
+            accepted = ServeTests.post(port: server.port, path: "/api/v1/friends/requests/alice/accept", json: "", token: token) ?? ""
+            if !accepted.hasPrefix("HTTP/1.1 2") { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        try a.press(until: "bob is now a friend", "the acceptance reached A")
+        try a.command("chat bob")
+        try a.press(until: "Chat: bob", "A's chat pane is on bob")
+        try a.send("c")
+        // Four bursts of ten, each typed in one go: the UI reads them back to back.
+        let bodies = (1...40).map { String(format: "o%02d", $0) }
+        for burst in 0..<4 {
+            try a.send(bodies[burst * 10..<(burst + 1) * 10].flatMap { [$0, "Enter"] })
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        var stored: [String] = []
+        let until = Date().addingTimeInterval(20)
+        while stored.count < bodies.count, Date() < until {
+            let page = RawHTTP.request(port: server.port, "GET /api/v1/conversations/alice/messages?limit=100 HTTP/1.1\r\n" +
+                                       "Host: x\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n") ?? ""
+            // Newest first; the stored order is the order the server took them in.
+            stored = page.matches(of: /"body":"(o\d\d)"/).map { String($0.output.1) }.reversed()
+            if stored.count < bodies.count { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        #expect(stored == bodies, "the server took them in the order typed: \(stored)")
+    }
 }
