@@ -62,13 +62,16 @@ public final class TerminalApp {
             switch event {
             case .stateChanged, .trackStarted, .queueFinished:
                 session?.playerChanged(player.status, seeked: false)
+            case .seeked:
+                // Friends see the new position once the engine has moved there.
+                session?.playerChanged(player.status, seeked: true)
             case .position(let seconds, _):
                 session?.playerProgress(index: player.status.trackIndex, position: seconds)
             default:
                 break
             }
             switch event {
-            case .position, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished, .buffering:
+            case .position, .seeked, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished, .buffering:
                 inbox.post(.nowPlaying(Self.nowPlaying(player.status)))
             }
         }
@@ -93,12 +96,6 @@ public final class TerminalApp {
             switch effect {
             case .player(let intent):
                 player.send(Self.command(intent))
-                switch intent {
-                case .seek, .seekTo:
-                    // Friends see the new position once the engine has moved there.
-                    DispatchQueue.global().asyncAfter(deadline: .now() + 0.15) { session?.playerChanged(player.status, seeked: true) }
-                default: break
-                }
             case .fetch(let request):
                 if let serverQueue { serverQueue.request(request) } else { library.request(request) }
             case .add(let path): library.add([path])

@@ -213,7 +213,12 @@ final class Engine {
             frame = min(frame, max(0, total - 1))
         }
         flush()
-        reposition(index: index, frame: frame)
+        // Where the ear lands; the status follows it at once.
+        if let landed = reposition(index: index, frame: frame) {
+            let seconds = Double(landed) / rate
+            hub.update { $0.position = seconds }
+            hub.emit(.seeked(seconds: seconds))
+        }
     }
 
     private func skip(forward: Bool) {
@@ -419,7 +424,9 @@ final class Engine {
 
     /// Positions the decoder at `frame` of track `index` (reopening it when the
     /// decoder has already moved on) and marks where it will be heard.
-    private func reposition(index: Int, frame: Int64) {
+    /// Decodes track `index` from `frame` on; the frame it landed on, nil when it failed.
+    @discardableResult
+    private func reposition(index: Int, frame: Int64) -> Int64? {
         preload = nil
         var loaded = decoding
         if loaded?.index != index {
@@ -428,7 +435,7 @@ final class Engine {
         }
         guard let loaded else {
             stopPlayback()
-            return
+            return nil
         }
         let landed: Int64
         do {
@@ -436,13 +443,14 @@ final class Engine {
         } catch {
             fail(index, error)
             stopPlayback()
-            return
+            return nil
         }
         decoding = loaded
         let isNewTrack = audible?.index != index
         markers.append(Marker(deviceFrame: written, index: index, track: loaded.track,
                               metadata: loaded.source.metadata, offset: landed, startsTrack: isNewTrack))
         followEar()
+        return landed
     }
 
     // MARK: What the listener hears

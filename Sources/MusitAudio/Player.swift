@@ -34,6 +34,9 @@ public enum PlayerEvent: Sendable, Equatable {
     /// The track could not be played (or broke off); the queue moves on.
     case trackFailed(index: Int, error: AudioError)
     case position(seconds: Double, duration: Double?)
+    /// A seek landed: what is heard from now on starts at `seconds` (friends are told then,
+    /// not after a guessed delay).
+    case seeked(seconds: Double)
     case outputChanged(name: String, noAudioDevice: Bool)
     case queueFinished
     /// A streamed track stalled (true) or has bytes again (false).

@@ -80,6 +80,9 @@ struct PlaybackTests {
         h.player.send(.resume)
         await h.waitForQueueEnd()
         try expectCapture(capture, startsAt: Int(2.25 * 44100))
+        // Each seek says where it landed, in order, when it landed (what friends are told).
+        let landed = h.events.compactMap { if case .seeked(let s) = $0 { s } else { nil } }
+        #expect(landed.count == 2 && abs(landed[0] - 3.5) < 0.03 && abs(landed[1] - 2.25) < 0.03, "seeks landed at \(landed)")
     }
 
     private func expectCapture(_ capture: String, startsAt expected: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
