@@ -61,9 +61,7 @@ public struct Renderer: Sendable {
             return
         }
         // Two rows a friend: name and state, then what they play.
-        let perRow = r.height >= 2 * social.friends.count || r.height >= 6 ? 2 : 1
-        let visible = max(1, r.height / perRow)
-        let top = max(0, min(social.friendCursor - visible + 1, social.friends.count - visible))
+        let (perRow, top) = PaneGeometry.friends(r, count: social.friends.count, cursor: social.friendCursor)
         var y = r.y
         for i in max(0, top)..<social.friends.count where y + perRow - 1 < r.maxY {
             let f = social.friends[i]
@@ -233,7 +231,7 @@ public struct Renderer: Sendable {
 
     private func drawPane(_ b: inout ScreenBuffer, _ pane: PaneID, _ f: Rect, _ s: AppState) {
         let focused = s.focus == pane
-        let inner = Rect(x: f.x + 1, y: f.y + 1, width: max(0, f.width - 2), height: max(0, f.height - 2))
+        let inner = PaneGeometry.inner(f)
         switch pane {
         case .queue:
             drawBox(&b, f, title: pane.title, focused: focused, footer: queueFooter(s))
@@ -329,10 +327,9 @@ public struct Renderer: Sendable {
         case .stopped: stateGlyph = "\(glyphs.stateStopped) stopped"
         }
         let times = "\(Clock.format(np.position)) / \(Clock.format(duration))"
-        let barWidth = max(0, r.width - 2)
-        if y < r.maxY {
-            b.put(ProgressBar.render(fraction: duration > 0 ? np.position / duration : 0, width: barWidth, unicode: glyphs.unicode),
-                  x: r.x + 1, y: y, maxWidth: barWidth, style: .progress)
+        if let bar = PaneGeometry.progressBar(r) {
+            b.put(ProgressBar.render(fraction: duration > 0 ? np.position / duration : 0, width: bar.width, unicode: glyphs.unicode),
+                  x: bar.x, y: bar.y, maxWidth: bar.width, style: .progress)
             y += 1
         }
         line("\(stateGlyph)  \(times)", np.state == .playing ? .accent : .normal)

@@ -97,6 +97,15 @@ public enum Help {
     public static var sections: [HelpSection] {
         [Reducer.keymap.help, QueuePane.keys.help, FriendsPane.keys.help, ChatPane.keys.help, ComposeEditor.keys.help,
          FilterEditor.keys.help, CommandLineEditor.keys.help, LineEditor.keys.help, SignInPane.keys.help,
-         HelpPane.keys.help, OverlayPane.keys.help, ConfirmQuitPane.keys.help]
+         HelpPane.keys.help, OverlayPane.keys.help, ConfirmQuitPane.keys.help, mouse]
     }
+
+    /// What a click does where (`Reducer.handleMouse`).
+    static let mouse = HelpSection(title: "Mouse", entries: [
+        HelpEntry(keys: "click", summary: "focus a pane; pick a queue row"),
+        HelpEntry(keys: "click the bar", summary: "seek there (Now Playing)"),
+        HelpEntry(keys: "click a friend", summary: "open the chat (a request: select it)"),
+        HelpEntry(keys: "drag a border", summary: "resize the panes"),
+        HelpEntry(keys: "wheel", summary: "scroll the queue"),
+    ])
 }

@@ -114,6 +114,28 @@ enum ChatPane: KeyOwner {
     }
 }
 
+/// Where the panes draw what a click can hit: one answer for the renderer and the reducer.
+public enum PaneGeometry {
+    /// Inside a pane's border.
+    public static func inner(_ frame: Rect) -> Rect {
+        Rect(x: frame.x + 1, y: frame.y + 1, width: max(0, frame.width - 2), height: max(0, frame.height - 2))
+    }
+
+    /// Now Playing's progress bar (under the title and the artist line), in `inner`.
+    public static func progressBar(_ inner: Rect) -> Rect? {
+        let r = Rect(x: inner.x + 1, y: inner.y + 2, width: max(0, inner.width - 2), height: 1)
+        return r.y < inner.maxY && r.width > 0 ? r : nil
+    }
+
+    /// The Friends list: rows per friend (name, then what they play, when there is room),
+    /// and the first friend shown.
+    public static func friends(_ inner: Rect, count: Int, cursor: Int) -> (perRow: Int, top: Int) {
+        let perRow = inner.height >= 2 * count || inner.height >= 6 ? 2 : 1
+        let visible = max(1, inner.height / perRow)
+        return (perRow, max(0, min(cursor - visible + 1, count - visible)))
+    }
+}
+
 // MARK: Editors
 
 /// Writing a chat message; other keys edit the line (`LineEditor.keys`).

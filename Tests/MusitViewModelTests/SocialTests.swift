@@ -35,6 +35,47 @@ extension Script {
 
 @Suite("View model: sign-in, friends and chat, by key scripts")
 struct SocialTests {
+    @Test("mouse: a click on the progress bar seeks there; a click on a friend opens the chat; on a request, selects it")
+    func mouseTargets() {
+        let s = Script.signedIn()
+        var np = NowPlaying()
+        np.state = .playing
+        np.title = "Track"
+        np.duration = 200
+        np.position = 20
+        s.store.send(.nowPlaying(np))
+        // Found on the screen as drawn: the progress bar's row and its ends.
+        let lines = s.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let row = lines.firstIndex { $0.contains("▏") || $0.contains("░░░") }!
+        let chars = Array(lines[row])
+        let first = chars.firstIndex { "█▏▎▍▌▋▊▉░".contains($0) }!
+        let last = chars.lastIndex { "█▏▎▍▌▋▊▉░".contains($0) }!
+        for (x, want) in [(first, 0.0), (last, 200.0), ((first + last) / 2, 100.0)] {
+            s.store.send(.mouse(MouseEvent(.press, x: x, y: row)))
+            guard case .player(.seekTo(let t)) = s.effects.last else {
+                Issue.record("no seek for a click at \(x) on row \(row): \(String(describing: s.effects.last))")
+                continue
+            }
+            #expect(abs(t - want) <= 200.0 / Double(last - first), "clicked at \(x): seek to \(t), want about \(want)")
+        }
+        // A click beside the bar seeks nowhere.
+        let before = s.effects.count
+        s.store.send(.mouse(MouseEvent(.press, x: first, y: row + 1)))
+        #expect(s.effects.count == before)
+        // Friends, as drawn: a click on the request selects it; on bob, opens the chat.
+        let text = s.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let daveRow = text.firstIndex { $0.contains("dave  wants") }!
+        let daveX = text[daveRow].distance(from: text[daveRow].startIndex, to: text[daveRow].range(of: "dave  wants")!.lowerBound)
+        s.store.send(.mouse(MouseEvent(.press, x: daveX, y: daveRow)))
+        #expect(s.state.social.selectedFriend?.username == "dave" && s.state.focus == .friends)
+        #expect(!s.sessionEffects.contains(.openConversation("dave")))
+        let bobRow = text.firstIndex { $0.contains("● bob") }!
+        let bobX = text[bobRow].distance(from: text[bobRow].startIndex, to: text[bobRow].range(of: "● bob")!.lowerBound)
+        s.store.send(.mouse(MouseEvent(.press, x: bobX, y: bobRow + 1)))  // the row under the name is bob's too
+        #expect(s.sessionEffects.last == .openConversation("bob"))
+        #expect(s.state.focus == .chat && s.text.contains("Chat: bob"))
+    }
+
     @Test("the sign-in screen: typing, a masked password, register, errors; what is sent is what was typed")
     func signIn() {
         let s = Script(width: 100, height: 30, rows: 0)
