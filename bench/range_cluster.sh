@@ -51,38 +51,8 @@ for url in "$cluster_url" "$nginx_url"; do
     [ "$got" = "206 65536" ] || { echo "range_cluster: $url answers $got, not 206 65536" >&2; exit 1; }
 done
 
-# 3 s per cell keeps the whole at about 40 s; on 2 shared cores a cell can be 20% off. A full
-# GET at 256 connections takes seconds, so wrk waits 10 s, not 2, before it calls it lost,
-# and full GETs count bytes (as bench/server.sh does): 3 s hold few whole 7 MB answers.
+# 3 s per cell keeps the whole at about 40 s; on 2 shared cores a cell can be 20% off.
 echo "== media through nginx over two instances (PostgreSQL) vs nginx serving the file; wrk, 3 s per cell"
-printf "  %-22s %12s %12s %12s\n" "" "1 conn" "16 conns" "256 conns"
-declare -A num
-for kind in range full; do
-    for who in cluster nginx; do
-        url=$([ $who = cluster ] && echo "$cluster_url" || echo "$nginx_url")
-        row=""
-        for c in 1 16 256; do
-            args=(-t "$([ $c -lt 2 ] && echo 1 || echo 2)" -c "$c" -d 3s --timeout 10s)
-            [ $kind = range ] && args+=(-s "$www/range.lua")
-            res=$(wrk "${args[@]}" "$url" 2>/dev/null)
-            if [ $kind = range ]; then
-                v=$(echo "$res" | awk '/Requests\/sec/ {printf "%.0f req/s", $2}')
-                num[$kind,$who,$c]=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
-            else
-                v=$(echo "$res" | awk '/Transfer\/sec/ {print $2 "/s"}')
-                num[$kind,$who,$c]=$(echo "$v" | awk '{ n = $1 + 0; u = $1; gsub(/[0-9.]|\/s/, "", u);
-                    m = (u == "GB") ? 1e9 : (u == "MB") ? 1e6 : (u == "KB") ? 1e3 : 1; print n * m }')
-            fi
-            # An error answer or a lost connection counts for wrk as a request: flag the cell.
-            bad=$(echo "$res" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
-            row+=$(printf " %12s" "$v$([ "$bad" = 0 ] || echo " !$bad")")
-        done
-        printf "  %-22s%s\n" "$who $kind" "$row"
-    done
-    row=""
-    for c in 1 16 256; do
-        row+=$(printf " %12s" "$(awk -v a="${num[$kind,cluster,$c]}" -v b="${num[$kind,nginx,$c]}" 'BEGIN { printf "%.2fx", a / b }')")
-    done
-    printf "  %-22s%s\n" "cluster/nginx $kind" "$row"
-done
+. "$here/wrk_table.sh"
+wrk_table 3 "$www/range.lua" cluster "$cluster_url" nginx "$nginx_url"
 echo "  (range: 64 KiB at 1 MiB; full: the whole $(($(stat -c %s "$out/track180.mp3") / 1000)) kB file; !N: N errors or non-2xx answers)"

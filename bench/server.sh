@@ -63,36 +63,8 @@ wrk.headers["Range"] = "bytes=1048576-1114111"
 LUA
 echo
 echo "== wrk on loopback, 5 s per cell (wrk shares the 2 cores with the server)"
-printf "  %-22s %12s %12s %12s\n" "" "1 conn" "16 conns" "256 conns"
-declare -A num
-for kind in range full; do
-    for who in musit nginx; do
-        url=$([ $who = musit ] && echo "$musit_url" || echo "$nginx_url")
-        row=""
-        for c in 1 16 256; do
-            t=$([ $c -lt 2 ] && echo 1 || echo 2)
-            args=(-t "$t" -c "$c" -d 5s)
-            [ $kind = range ] && args+=(-s "$out/range.lua")
-            res=$(wrk "${args[@]}" "$url" 2>/dev/null)
-            if [ $kind = range ]; then
-                v=$(echo "$res" | awk '/Requests\/sec/ {printf "%.0f req/s", $2}')
-                num[$kind,$who,$c]=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
-            else
-                v=$(echo "$res" | awk '/Transfer\/sec/ {print $2}')
-                # Bytes per second, whatever unit wrk chose.
-                num[$kind,$who,$c]=$(echo "$v" | awk '{ n = $1 + 0; u = $1; gsub(/[0-9.]/, "", u);
-                    m = (u == "GB") ? 1e9 : (u == "MB") ? 1e6 : (u == "KB") ? 1e3 : 1; print n * m }')
-            fi
-            row+=$(printf " %12s" "$v")
-        done
-        printf "  %-22s%s\n" "$who $kind" "$row"
-    done
-    row=""
-    for c in 1 16 256; do
-        row+=$(printf " %12s" "$(awk -v a="${num[$kind,musit,$c]}" -v b="${num[$kind,nginx,$c]}" 'BEGIN { printf "%.2fx", a / b }')")
-    done
-    printf "  %-22s%s\n" "musit/nginx $kind" "$row"
-done
+. "$here/wrk_table.sh"
+wrk_table 5 "$out/range.lua" musit "$musit_url" nginx "$nginx_url"
 echo "  (target: Range req/s at 16 connections >= 0.5x nginx; both log every request: Musit at info, nginx its access log)"
 
 # The 2 cores are shared by wrk, the server and whatever else runs, so one 5 s cell can be
