@@ -2,7 +2,7 @@
 # The backend on PostgreSQL: the whole server test suite again, each test in a schema of its
 # own; the exactly-once hammer against `--serve --database postgres://…`; and two instances
 # over one database: a poll held on one woken by a message sent to the other, and the hammer
-# sending to one and polling the other; presence and the login throttle agreed by both;
+# sending to one and polling the other, and through nginx; presence and the login throttle agreed by both;
 # two players in tmux through nginx over two instances,
 # one of them SIGKILLed and restarted; PostgreSQL stopped for 10 s under load; and the kill -9
 # crash test. All beside a throwaway PostgreSQL (scripts/with-postgres.sh).
@@ -28,6 +28,12 @@ scripts/with-postgres.sh bash -c '
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     python3 crash.py --rounds "${PG_CRASH_ROUNDS:-4}"
     cd ../..
+    # The hammer through nginx over two instances: senders and pollers both round-robined.
+    export MUSIT_CLUSTER_DIR=$(mktemp -d -u)
+    scripts/cluster.sh up
+    (cd Tests/sync && python3 hammer.py --rounds 1 --port "$(sed "s/.*://" "$MUSIT_CLUSTER_DIR/url")") || { scripts/cluster.sh down; exit 1; }
+    scripts/cluster.sh down
+    unset MUSIT_CLUSTER_DIR
     # scripts/cluster.sh (its own PostgreSQL, two instances, nginx) under two players in tmux.
     MUSIT_TEST_CLUSTER=1 swift test --skip-build --no-parallel --filter ClusterTests
 '
