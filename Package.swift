@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "musit-tui",
             dependencies: [
-                "MusitApp", "MusitAudio", "MusitClient", "MusitConfig", "MusitRender", "MusitServer",
+                "MusitApp", "MusitAudio", "MusitClient", "MusitConfig", "MusitRender", "MusitServer", "MusitViewModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

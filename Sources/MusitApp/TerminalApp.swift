@@ -16,11 +16,14 @@ public final class TerminalApp {
     private let inbox: Inbox
     private let session: Session?
     private let serverName: String
+    /// What the settings file got wrong, for the status bar at start.
+    private let notice: String?
 
     /// `session` connects the social panes (and, with no `paths`, the queue) to a backend;
     /// actions it posts go through `inbox`.
     public init(player: Player, paths: [String], session: Session? = nil, serverName: String = "", inbox: Inbox = Inbox(),
-                environment: [String: String] = ProcessInfo.processInfo.environment) {
+                notice: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.notice = notice
         self.player = player
         self.paths = paths
         self.session = session
@@ -90,6 +93,7 @@ public final class TerminalApp {
         initial.serverName = serverName
         if session != nil { initial.social.connection = .connecting }
         if layoutStore.loadError != nil { initial.message = "layout file unreadable; using the standard layout" }
+        if let notice { initial.message = notice }
         let renderer = Renderer(unicode: terminal.unicode)
         let layoutStore = self.layoutStore
         let store = Store(state: initial) { effect in

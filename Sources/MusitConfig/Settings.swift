@@ -45,10 +45,13 @@ public struct MusitSettings: Codable, Equatable, Sendable {
 
     public var audio: Audio?
     public var server: Server?
+    /// Keys rebound, by section and action: `{"queue": {"down": ["j", "Ctrl-n"]}}`.
+    public var keys: [String: [String: [String]]]?
 
-    public init(audio: Audio? = nil, server: Server? = nil) {
+    public init(audio: Audio? = nil, server: Server? = nil, keys: [String: [String: [String]]]? = nil) {
         self.audio = audio
         self.server = server
+        self.keys = keys
     }
 
     public struct LoadError: Error, CustomStringConvertible {

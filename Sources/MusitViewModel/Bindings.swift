@@ -42,6 +42,14 @@ public struct BindingTable<Action: Sendable>: Sendable {
 
     public func action(for key: Key) -> Action? { lookup[key] }
 
+    /// The same table with the keys of some actions replaced (by action name).
+    func rebound(_ overrides: [String: [Key]]) -> BindingTable where Action: RawRepresentable, Action.RawValue == String {
+        guard !overrides.isEmpty else { return self }
+        return BindingTable(title, bindings.map { b in
+            overrides[b.action.rawValue].map { KeyBinding($0, b.action, b.summary) } ?? b
+        })
+    }
+
     public var help: HelpSection {
         HelpSection(title: title, entries: bindings.map {
             HelpEntry(keys: $0.keys.map(\.description).joined(separator: " "), summary: $0.summary)
@@ -53,12 +61,18 @@ public struct BindingTable<Action: Sendable>: Sendable {
 /// it takes, and `perform` what they do; nil from `perform` gives the key up (to the global
 /// keys), for a pane whose key means nothing in its current state.
 protocol KeyOwner {
-    associatedtype Action: Sendable
-    static var keys: BindingTable<Action> { get }
+    associatedtype Action: RawRepresentable, CaseIterable, Sendable where Action.RawValue == String
+    /// Its name in the settings file's `keys` section.
+    static var id: String { get }
+    /// Its bindings before the settings file has its say.
+    static var standard: BindingTable<Action> { get }
     static func perform(_ action: Action, _ s: inout AppState) -> [Effect]?
 }
 
 extension KeyOwner {
+    /// Its bindings as the settings file leaves them (`KeyConfig`).
+    static var keys: BindingTable<Action> { standard.rebound(KeyConfig.overrides(for: id)) }
+
     /// What `key` does here; nil when it is not this owner's.
     static func handle(_ key: Key, _ s: inout AppState) -> [Effect]? {
         guard let action = keys.action(for: key) else { return nil }

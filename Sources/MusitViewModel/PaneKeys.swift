@@ -5,9 +5,10 @@
 // MARK: Panes
 
 enum QueuePane: KeyOwner {
-    enum Action: Sendable { case up, down, pageUp, pageDown, top, bottom, play }
+    enum Action: String, Sendable, CaseIterable { case up, down, pageUp, pageDown, top, bottom, play }
 
-    static let keys = BindingTable<Action>("Queue", [
+    static let id = "queue"
+    static let standard = BindingTable<Action>("Queue", [
         KeyBinding([.up, .char("k")], .up, "move up"),
         KeyBinding([.down, .char("j")], .down, "move down"),
         KeyBinding([.pageUp, .ctrl("b")], .pageUp, "page up"),
@@ -36,9 +37,10 @@ enum QueuePane: KeyOwner {
 }
 
 enum FriendsPane: KeyOwner {
-    enum Action: Sendable { case up, down, open, accept, decline, add, profile }
+    enum Action: String, Sendable, CaseIterable { case up, down, open, accept, decline, add, profile }
 
-    static let keys = BindingTable<Action>("Friends", [
+    static let id = "friends"
+    static let standard = BindingTable<Action>("Friends", [
         KeyBinding([.up, .char("k")], .up, "previous friend"),
         KeyBinding([.down, .char("j")], .down, "next friend"),
         KeyBinding([.enter], .open, "chat with the friend (accept a request)"),
@@ -79,9 +81,10 @@ enum FriendsPane: KeyOwner {
 }
 
 enum ChatPane: KeyOwner {
-    enum Action: Sendable { case compose, older, newer, pageOlder, pageNewer, newest }
+    enum Action: String, Sendable, CaseIterable { case compose, older, newer, pageOlder, pageNewer, newest }
 
-    static let keys = BindingTable<Action>("Chat", [
+    static let id = "chat"
+    static let standard = BindingTable<Action>("Chat", [
         KeyBinding([.enter, .char("c")], .compose, "write a message (Enter: open the selected friend's chat)"),
         KeyBinding([.up, .char("k")], .older, "scroll to older messages"),
         KeyBinding([.down, .char("j")], .newer, "scroll to newer messages"),
@@ -140,9 +143,10 @@ public enum PaneGeometry {
 
 /// Writing a chat message; other keys edit the line (`LineEditor.keys`).
 enum ComposeEditor: KeyOwner {
-    enum Action: Sendable { case send, cancel }
+    enum Action: String, Sendable, CaseIterable { case send, cancel }
 
-    static let keys = BindingTable<Action>("Chat: writing", [
+    static let id = "compose"
+    static let standard = BindingTable<Action>("Chat: writing", [
         KeyBinding([.enter], .send, "send the message"),
         KeyBinding([.escape], .cancel, "stop writing (the text stays)"),
     ])
@@ -164,9 +168,10 @@ enum ComposeEditor: KeyOwner {
 
 /// Typing a filter after `/`; characters narrow the queue as they are typed.
 enum FilterEditor: KeyOwner {
-    enum Action: Sendable { case keep, clear, erase, eraseAll }
+    enum Action: String, Sendable, CaseIterable { case keep, clear, erase, eraseAll }
 
-    static let keys = BindingTable<Action>("Filter (/)", [
+    static let id = "filter"
+    static let standard = BindingTable<Action>("Filter (/)", [
         KeyBinding([.enter], .keep, "keep the filter"),
         KeyBinding([.escape], .clear, "clear the filter"),
         KeyBinding([.backspace, .delete], .erase, "erase a character"),
@@ -196,9 +201,10 @@ enum FilterEditor: KeyOwner {
 
 /// Typing a command after `:`.
 enum CommandLineEditor: KeyOwner {
-    enum Action: Sendable { case run, cancel, erase, eraseAll }
+    enum Action: String, Sendable, CaseIterable { case run, cancel, erase, eraseAll }
 
-    static let keys = BindingTable<Action>("Command line (:)", [
+    static let id = "commandLine"
+    static let standard = BindingTable<Action>("Command line (:)", [
         KeyBinding([.enter], .run, "run it (:add PATH, :chat NAME [TEXT], :friend NAME, :seek S, :vol N, :q)"),
         KeyBinding([.escape], .cancel, "cancel"),
         KeyBinding([.backspace, .delete], .erase, "erase a character (on an empty line: cancel)"),
@@ -223,10 +229,13 @@ enum CommandLineEditor: KeyOwner {
 }
 
 extension LineEditor {
-    public enum EditAction: Sendable { case backspace, delete, left, right, home, end, clearBefore, clearAfter, deleteWord }
+    public enum EditAction: String, Sendable, CaseIterable { case backspace, delete, left, right, home, end, clearBefore, clearAfter, deleteWord }
 
     /// The editing keys of every text field (chat, sign-in); characters are typed as they are.
-    public static let keys = BindingTable<EditAction>("Editing text (chat, sign-in)", [
+    /// The editing keys as the settings file leaves them (`KeyConfig`).
+    public static var keys: BindingTable<EditAction> { standard.rebound(KeyConfig.overrides(for: "editing")) }
+
+    public static let standard = BindingTable<EditAction>("Editing text (chat, sign-in)", [
         KeyBinding([.backspace], .backspace, "erase before the cursor"),
         KeyBinding([.delete, .ctrl("d")], .delete, "erase under the cursor"),
         KeyBinding([.left, .ctrl("b")], .left, "cursor left"),
@@ -242,9 +251,10 @@ extension LineEditor {
 // MARK: Screens and overlays
 
 enum SignInPane: KeyOwner {
-    enum Action: Sendable { case switchField, toggleRegister, submit, quit }
+    enum Action: String, Sendable, CaseIterable { case switchField, toggleRegister, submit, quit }
 
-    static let keys = BindingTable<Action>("Sign in", [
+    static let id = "signIn"
+    static let standard = BindingTable<Action>("Sign in", [
         KeyBinding([.tab, .backTab, .up, .down], .switchField, "the other field"),
         KeyBinding([.ctrl("r"), .function(2)], .toggleRegister, "sign in / register a new account"),
         KeyBinding([.enter], .submit, "next field, then sign in"),
@@ -284,9 +294,10 @@ enum SignInPane: KeyOwner {
 }
 
 enum HelpPane: KeyOwner {
-    enum Action: Sendable { case close, up, down, pageUp, pageDown }
+    enum Action: String, Sendable, CaseIterable { case close, up, down, pageUp, pageDown }
 
-    static let keys = BindingTable<Action>("Help", [
+    static let id = "help"
+    static let standard = BindingTable<Action>("Help", [
         KeyBinding([.escape, .char("q"), .char("?"), .enter, .function(1)], .close, "close the help"),
         KeyBinding([.up, .char("k")], .up, "scroll up"),
         KeyBinding([.down, .char("j")], .down, "scroll down"),
@@ -314,9 +325,10 @@ enum HelpPane: KeyOwner {
 
 /// Statistics and profiles, drawn over the panes.
 enum OverlayPane: KeyOwner {
-    enum Action: Sendable { case close }
+    enum Action: String, Sendable, CaseIterable { case close }
 
-    static let keys = BindingTable<Action>("Statistics and profiles", [
+    static let id = "overlay"
+    static let standard = BindingTable<Action>("Statistics and profiles", [
         KeyBinding([.escape, .char("q"), .enter], .close, "close"),
     ])
 
@@ -327,9 +339,10 @@ enum OverlayPane: KeyOwner {
 }
 
 enum ConfirmQuitPane: KeyOwner {
-    enum Action: Sendable { case quit }
+    enum Action: String, Sendable, CaseIterable { case quit }
 
-    static let keys = BindingTable<Action>("Quit while playing?", [
+    static let id = "confirmQuit"
+    static let standard = BindingTable<Action>("Quit while playing?", [
         KeyBinding([.char("y"), .char("Y"), .enter], .quit, "quit (any other key stays)"),
     ])
 

@@ -42,7 +42,8 @@ public enum Effect: Equatable, Sendable {
 
 /// The reducer: all UI logic, as a pure function of state and action.
 public enum Reducer {
-    public static let keymap = Keymap.standard
+    /// The global keys as the settings file leaves them (`KeyConfig`).
+    public static var keymap: Keymap { Keymap.standard.rebound(KeyConfig.overrides(for: "global")) }
     static let resizeStep = 2
     static let seekStep = 5.0
     static let volumeStep = 5

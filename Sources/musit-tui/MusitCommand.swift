@@ -3,6 +3,7 @@ import Foundation
 import MusitAudio
 import MusitConfig
 import MusitRender
+import MusitViewModel
 import MusitApp
 import MusitClient
 import Synchronization
@@ -58,6 +59,9 @@ struct MusitCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Initial volume, 0–100.", valueName: "percent"))
     var volume: Int?
 
+    @Flag(help: "Print the settings in effect (the file's, then the defaults), keys included, as JSON, and exit.")
+    var printConfig = false
+
     @Flag(help: "Pace output by the clock, for ALSA devices that do not (such as type null).")
     var pace = false
 
@@ -99,13 +103,26 @@ struct MusitCommand: ParsableCommand {
                 .run(environment: environment)
             return
         }
-        SignalWatcher.blockTerminationSignals()
-        let settings: MusitSettings
+        // A broken settings file, or a bad entry in it, is said once and its part falls back
+        // to the defaults: the player still starts.
+        var problems: [String] = []
+        var settings = MusitSettings()
         do {
             settings = try MusitSettings.load(path: config, environment: environment)
         } catch {
-            throw ValidationError("\(error)")
+            problems.append("\(error); using the defaults")
         }
+        problems += KeyConfig.apply(settings.keys ?? [:])
+        if printConfig {
+            for p in problems { Output.error("musit-tui: \(p)") }
+            Output.line(SettingsReport.json(settings, device: settings.audioDevice(flag: device, environment: environment),
+                                            volume: volume ?? settings.audio?.volume ?? 100,
+                                            server: server ?? environment["MUSIT_SERVER"] ?? settings.server?.url))
+            return
+        }
+        for p in problems { Output.error("musit-tui: \(p)") }
+        let notice = problems.first.map { problems.count > 1 ? "\($0) (and \(problems.count - 1) more)" : $0 }
+        SignalWatcher.blockTerminationSignals()
         var playerConfig = PlayerConfiguration(device: settings.audioDevice(flag: device, environment: environment))
         playerConfig.paceDevice = pace
         playerConfig.initialVolume = volume ?? settings.audio?.volume ?? 100
@@ -117,16 +134,17 @@ struct MusitCommand: ParsableCommand {
             if failed > 0 { throw ExitCode(1) }
         } else if offline {
             let player = Player(configuration: playerConfig)
-            TerminalApp(player: player, paths: paths).run()
+            TerminalApp(player: player, paths: paths, notice: notice).run()
             player.shutdown()
         } else {
-            try runSynced(playerConfig, settings: settings, environment: environment)
+            try runSynced(playerConfig, settings: settings, notice: notice, environment: environment)
         }
     }
 
     /// The player with a backend: the one named, else an embedded one with a local user.
     /// Files on the command line make the queue; without them it is the server's library.
-    private func runSynced(_ playerConfig: PlayerConfiguration, settings: MusitSettings, environment: [String: String]) throws {
+    private func runSynced(_ playerConfig: PlayerConfiguration, settings: MusitSettings, notice: String?,
+                           environment: [String: String]) throws {
         let xdg = XDGPaths(environment: environment)
         let remote = server ?? environment["MUSIT_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.server?.url
         let base: String, key: String, name: String
@@ -154,8 +172,21 @@ struct MusitCommand: ParsableCommand {
         let player = Player(configuration: config)
         let session = Session(client: client, opener: opener, dataDirectory: xdg.dataHome + "/musit/client", player: player,
                               autoSignIn: autoSignIn, libraryIsQueue: files.isEmpty, post: inbox.post)
-        TerminalApp(player: player, paths: files, session: session, serverName: name, inbox: inbox).run()
+        TerminalApp(player: player, paths: files, session: session, serverName: name, inbox: inbox, notice: notice).run()
         player.shutdown()
+    }
+}
+
+/// `--print-config`: every setting the player reads, as it is in effect.
+enum SettingsReport {
+    static func json(_ settings: MusitSettings, device: String, volume: Int, server: String?) -> String {
+        let report: [String: Any] = [
+            "audio": ["device": device, "volume": volume],
+            "server": ["url": server ?? "(embedded)"],
+            "keys": KeyConfig.effective,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -85,10 +85,35 @@ struct CLITests {
         #expect(FileManager.default.fileExists(atPath: fromFlag.path))
         #expect(try PCM(raw: fromFlag.path).frames == 44100)
 
+        // A broken file is said once, and the player goes on with the defaults.
         try "{ not json".write(toFile: dir + "/musit/config.json", atomically: true, encoding: .utf8)
-        let broken = try Binary.run(["--headless", track], environment: ["XDG_CONFIG_HOME": dir])
-        #expect(broken.status == 64)
+        let broken = try Binary.run(["--headless", "--device", "testnull", track], environment: ["XDG_CONFIG_HOME": dir])
+        #expect(broken.status == 0)
         #expect(broken.stderr.contains("config file \(dir)/musit/config.json: not valid settings JSON"), "\(broken.stderr)")
+        #expect(broken.stderr.contains("using the defaults"), "\(broken.stderr)")
+        #expect(broken.stdout.contains("tag_v1"), "and it played: \(broken.stdout)")
+    }
+
+    @Test("--print-config: the settings in effect with their defaults, rebound keys included; each bad entry named once")
+    func printConfig() throws {
+        let dir = NSTemporaryDirectory() + "musit-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/musit", withIntermediateDirectories: true)
+        try #"{"audio": {"volume": 40}, "keys": {"global": {"togglePause": ["P"], "nope": ["x"]}, "queue": {"down": ["Ctrl-"], "up": ["K", "Ctrl-p"]}, "chat": {"older": ["u"], "newer": ["u"]}, "bogus": {}}}"#
+            .write(toFile: dir + "/musit/config.json", atomically: true, encoding: .utf8)
+        let r = try Binary.run(["--print-config"], environment: ["XDG_CONFIG_HOME": dir])
+        #expect(r.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let keys = try #require(json["keys"] as? [String: [String: [String]]])
+        let audio = try #require(json["audio"] as? [String: Any])
+        #expect(audio["volume"] as? Int == 40 && audio["device"] as? String == "default", "\(audio)")
+        #expect(keys["global"]?["togglePause"] == ["P"], "rebound")
+        #expect(keys["global"]?["next"] == ["n"], "a default")
+        #expect(keys["queue"]?["up"] == ["K", "Ctrl-p"] && keys["queue"]?["down"] == ["↓", "j"], "\(keys["queue"] ?? [:])")
+        #expect(keys["chat"]?["newer"] == ["↓", "j"] || keys["chat"]?["older"] == ["↑", "k"], "one of the two given u keeps its default")
+        for bad in ["keys.global.nope: no such action", "keys.queue.down: \"Ctrl-\" is not a key", "keys.bogus: no such section",
+                    "is also given to"] {
+            #expect(r.stderr.components(separatedBy: bad).count == 2, "\(bad) said once: \(r.stderr)")
+        }
     }
 
     @Test("SIGTERM stops a headless run at once and cleanly")

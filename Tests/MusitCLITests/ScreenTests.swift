@@ -201,6 +201,27 @@ struct ScreenExtraTests {
         try tmux.press("Escape", until: "┌ Queue")
     }
 
+    @Test("a key rebound in the settings file works and the help shows it; a bad entry is said and keeps its default")
+    func reboundKeys() throws {
+        let config = NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: config + "/musit", withIntermediateDirectories: true)
+        try #"{"keys": {"global": {"togglePause": ["P"], "next": ["Ctrl-"]}}}"#
+            .write(toFile: config + "/musit/config.json", atomically: true, encoding: .utf8)
+        let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", "--pace", Fixtures.path("sweep.mp3")], config: config)
+        defer { tmux.kill() }
+        try tmux.press(until: "keys.global.next: \"Ctrl-\" is not a key", "the bad entry, named, in the status bar")
+        try tmux.press(until: "▶ playing")
+        try tmux.send("Space")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try tmux.screen().contains("▶ playing"), "Space no longer pauses")
+        try tmux.press("P", until: "⏸ paused", "P pauses")
+        try tmux.press("P", until: "▶ playing", "and resumes")
+        let help = try tmux.press("?", until: "Help: keys")
+        #expect(help.contains("P") && help.contains("pause / resume"), "the help shows the new key: \(help)")
+        try tmux.press("Escape", until: "┌ Queue")
+        try tmux.press("n", until: "stopped", "n, whose bad entry kept its default, still skips (past the end of the queue)")
+    }
+
     @Test("ASCII boxes when the locale is not UTF-8")
     func asciiLocale() throws {
         let tmux = try TmuxSession(command: ["/usr/bin/env", "LANG=C", "LC_ALL=C", Binary.path, "--device", "testnull",
