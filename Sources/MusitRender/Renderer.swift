@@ -244,7 +244,13 @@ public struct Renderer: Sendable {
             drawBox(&b, f, title: pane.title, focused: focused, footer: requests > 0 ? "\(requests) request\(requests == 1 ? "" : "s")" : nil)
             if !s.signedIn { centered(&b, inner, "sign in to see friends") } else { drawFriends(&b, inner, s, focused: focused) }
         case .chat:
-            let title = s.social.chat.peer.map { "\(pane.title): \($0)" } ?? pane.title
+            var title = s.social.chat.peer.map { "\(pane.title): \($0)" } ?? pane.title
+            // The other conversations, with their unread counts: [ and ] switch.
+            let others = s.social.conversations.filter { $0 != s.social.chat.peer }.map { peer in
+                let n = s.social.unread(peer)
+                return n > 0 ? "\(peer) (\(n))" : peer
+            }
+            if !others.isEmpty { title += "  [ \(others.joined(separator: " · ")) ]" }
             drawBox(&b, f, title: title, focused: focused)
             if !s.signedIn { centered(&b, inner, "sign in to chat") } else { drawChat(&b, inner, s, focused: focused) }
         }

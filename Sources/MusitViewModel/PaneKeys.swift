@@ -81,7 +81,7 @@ enum FriendsPane: KeyOwner {
 }
 
 enum ChatPane: KeyOwner {
-    enum Action: String, Sendable, CaseIterable { case compose, older, newer, pageOlder, pageNewer, newest }
+    enum Action: String, Sendable, CaseIterable { case compose, older, newer, pageOlder, pageNewer, newest, previousConversation, nextConversation }
 
     static let id = "chat"
     static let standard = BindingTable<Action>("Chat", [
@@ -91,6 +91,8 @@ enum ChatPane: KeyOwner {
         KeyBinding([.pageUp], .pageOlder, "a page older"),
         KeyBinding([.pageDown], .pageNewer, "a page newer"),
         KeyBinding([.end, .char("G")], .newest, "the newest message"),
+        KeyBinding([.char("[")], .previousConversation, "the previous conversation (in the title)"),
+        KeyBinding([.char("]")], .nextConversation, "the next conversation"),
     ])
 
     static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
@@ -113,6 +115,15 @@ enum ChatPane: KeyOwner {
         case .newest:
             s.social.chat.scroll = 0
             return []
+        case .previousConversation, .nextConversation:
+            // In title order, which stays put while switching (the list is reordered only
+            // when a conversation is opened from elsewhere).
+            let list = s.social.conversations
+            guard list.count > 1, let peer = s.social.chat.peer, let i = list.firstIndex(of: peer) else { return [] }
+            let next = list[(i + (action == .nextConversation ? 1 : list.count - 1)) % list.count]
+            let effects = Reducer.openChat(&s, with: next)
+            s.social.conversations = list
+            return effects
         }
     }
 }

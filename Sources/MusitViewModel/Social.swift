@@ -234,6 +234,10 @@ public struct SocialState: Equatable, Sendable {
     public var friends: [Friend] = []
     public var friendCursor = 0
     public var chat = ChatState()
+    /// Conversations to switch between in the Chat pane (`[` and `]`): those opened, and
+    /// those with messages unread; the most recent first, at most `conversationsLimit`.
+    public var conversations: [String] = []
+    static let conversationsLimit = 12
     public var stats: StatsView?
     public var profile: ProfileView?
     public var upload: UploadProgress?
@@ -243,6 +247,16 @@ public struct SocialState: Equatable, Sendable {
     public init() {}
 
     public var selectedFriend: Friend? { friends.indices.contains(friendCursor) ? friends[friendCursor] : nil }
+
+    /// Puts `peer` first among the conversations.
+    mutating func remember(conversation peer: String) {
+        conversations.removeAll { $0 == peer }
+        conversations.insert(peer, at: 0)
+        if conversations.count > Self.conversationsLimit { conversations.removeLast() }
+    }
+
+    /// Unread messages from `peer`.
+    public func unread(_ peer: String) -> Int { friends.first { $0.username == peer }?.unread ?? 0 }
 
     /// Sorts, keeping the cursor on `selected` (by default whoever it is on now).
     mutating func sortFriends(keeping selected: String?? = .none) {

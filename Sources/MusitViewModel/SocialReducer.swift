@@ -134,6 +134,11 @@ extension Reducer {
         }
         if line.from != me {
             s.social.updateFriend(peer) { $0.unread += 1 }
+            // Kept after the open one, so [ and ] reach it.
+            if !s.social.conversations.contains(peer) {
+                s.social.conversations.insert(peer, at: min(1, s.social.conversations.count))
+                if s.social.conversations.count > SocialState.conversationsLimit { s.social.conversations.removeLast() }
+            }
             s.message = "\(peer): \(line.body)"
         }
         return []
@@ -152,6 +157,7 @@ extension Reducer {
             s.social.chat.peer = peer
         }
         s.social.updateFriend(peer) { $0.unread = 0 }
+        s.social.remember(conversation: peer)
         s.layout.hidden.remove(.chat)
         s.focus = .chat
         return [.session(.openConversation(peer))]

@@ -76,6 +76,27 @@ struct SocialTests {
         #expect(s.state.focus == .chat && s.text.contains("Chat: bob"))
     }
 
+    @Test("conversations: the Chat title lists the others with unread counts; [ and ] switch between them")
+    func conversations() {
+        let s = Script.signedIn()
+        s.focus(.friends)
+        s.keys(.down, .enter)
+        #expect(s.state.social.chat.peer == "bob")
+        #expect(!s.text.contains("Chat: bob  ["), "one conversation: nothing to switch to")
+        s.session(.message(s.line(7, "carol", "alice", "psst")))
+        #expect(s.text.contains("Chat: bob  [ carol (1) ]"), "\(s.text)")
+        s.keys(.char("]"))
+        #expect(s.state.social.chat.peer == "carol" && s.sessionEffects.last == .openConversation("carol"))
+        #expect(s.text.contains("Chat: carol  [ bob ]"), "carol's unread are read once open: \(s.text)")
+        #expect(s.state.social.unread("carol") == 0)
+        s.keys(.char("]"))
+        #expect(s.state.social.chat.peer == "bob", "round and round, in the title's order")
+        s.keys(.char("["))
+        #expect(s.state.social.chat.peer == "carol")
+        s.keys(.char("["))
+        #expect(s.state.social.chat.peer == "bob")
+    }
+
     @Test("the sign-in screen: typing, a masked password, register, errors; what is sent is what was typed")
     func signIn() {
         let s = Script(width: 100, height: 30, rows: 0)
