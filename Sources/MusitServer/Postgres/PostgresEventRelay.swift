@@ -118,31 +118,26 @@ public final class PostgresEventRelay: Service, Sendable {
     static func eventPayloads(_ heads: [String], event: String, instance: String) -> [String]? {
         let room = 7_500 - instance.utf8.count - event.utf8.count - 4
         guard room >= 1_000 else { return nil }
-        var out: [String] = []
-        var current = ""
-        for item in heads {
-            if !current.isEmpty, current.utf8.count + item.utf8.count + 1 > room {
-                out.append(instance + "|e|" + current + "|" + event)
-                current = ""
-            }
-            current += current.isEmpty ? item : "," + item
-        }
-        if !current.isEmpty { out.append(instance + "|e|" + current + "|" + event) }
-        return out
+        return groups(heads, room: room).map { instance + "|e|" + $0 + "|" + event }
     }
 
     /// The notices of `items`, each under PostgreSQL's 8,000-byte payload limit.
     static func payloads(_ items: [String], instance: String) -> [String] {
+        groups(items, room: 7_500 - instance.utf8.count - 1).map { instance + "|" + $0 }
+    }
+
+    /// `items` joined by commas into as few groups as keep each within `room` bytes.
+    private static func groups(_ items: [String], room: Int) -> [String] {
         var out: [String] = []
         var current = ""
         for item in items {
-            if !current.isEmpty, current.utf8.count + item.utf8.count + instance.utf8.count + 2 > 7_500 {
-                out.append(instance + "|" + current)
+            if !current.isEmpty, current.utf8.count + item.utf8.count + 1 > room {
+                out.append(current)
                 current = ""
             }
             current += current.isEmpty ? item : "," + item
         }
-        if !current.isEmpty { out.append(instance + "|" + current) }
+        if !current.isEmpty { out.append(current) }
         return out
     }
 }
