@@ -72,8 +72,9 @@ actor PresencePublisher {
     private struct Bucket {
         var tokens: Double
         var updated: ContinuousClock.Instant
-        /// The newest update held for want of a token, and whether its flush is scheduled.
-        var held: (info: NowPlayingInfo, username: String)?
+        /// Who has an update held for want of a token (its flush is scheduled); what is
+        /// published then is the state kept at that moment, the newest.
+        var held: String?
     }
 
     let interval: Duration
@@ -100,7 +101,7 @@ actor PresencePublisher {
     }
 
     /// Publishes now when the user has a token, else holds the newest update.
-    func update(user: Int64, username: String, info: NowPlayingInfo) async throws {
+    func update(user: Int64, username: String) async throws {
         let now = ContinuousClock.now
         var b = buckets[user] ?? Bucket(tokens: Double(burst), updated: now)
         refill(&b, now: now)
@@ -108,11 +109,11 @@ actor PresencePublisher {
             b.tokens -= 1
             buckets[user] = b
             forget(now: now)
-            try await publish(user: user, username: username, info: info)
+            try await publish(user: user, username: username)
             return
         }
         let scheduled = b.held != nil
-        b.held = (info, username)
+        b.held = username
         buckets[user] = b
         if !scheduled {
             let due = now + interval * (1 - b.tokens)
@@ -122,21 +123,21 @@ actor PresencePublisher {
 
     private func flush(user: Int64, at due: ContinuousClock.Instant) async {
         try? await Task.sleep(until: due, clock: .continuous)
-        guard var b = buckets[user], let held = b.held else { return }
+        guard var b = buckets[user], let username = b.held else { return }
         refill(&b, now: .now)
         b.tokens = max(0, b.tokens - 1)
         b.held = nil
         buckets[user] = b
         do {
-            try await publish(user: user, username: held.username, info: held.info)
+            try await publish(user: user, username: username)
         } catch {
             logger.error("presence not published", metadata: ["user": "\(user)", "error": "\(error)"])
         }
     }
 
-    /// Publishes the state as kept now, not `info`: on several instances a newer update
-    /// may have reached another one (see `PresenceRepository.publish`).
-    private func publish(user: Int64, username: String, info: NowPlayingInfo) async throws {
+    /// Publishes the state as kept now: on several instances a newer update may have
+    /// reached another one (see `PresenceRepository.publish`).
+    private func publish(user: Int64, username: String) async throws {
         let friends = try await social.friends(of: user).friends.map(\.id)
         await bus.announce(try await presence.publish(user: user, username: username, to: friends, via: social))
     }

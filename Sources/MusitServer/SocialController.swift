@@ -162,7 +162,7 @@ struct SocialController: Sendable {
             if let value { try TextRules.check(value, field, maxCharacters: 256, maxBytes: 1024) }
         }
         try await presence.set(userID: me.id, nowPlaying: body, seen: Date())
-        try await presencePublisher.update(user: me.id, username: me.username, info: body)
+        try await presencePublisher.update(user: me.id, username: me.username)
         return Response(status: .noContent)
     }
 
