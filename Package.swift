@@ -29,17 +29,23 @@ let package = Package(
         .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "CMPG123", pkgConfig: "libmpg123", providers: [.apt(["libmpg123-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // MP3 decoding, tags, ALSA output and the playback engine.
         .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123"]),
+        // Colours and pictures, portable: OKLab, contrast, palettes, covers as cells.
+        .target(name: "MusitArt"),
+        // Cover images (PNG, JPEG) to pixels through Debian's libpng and libjpeg-turbo.
+        .target(name: "MusitImage", dependencies: ["CPNG", "CTurboJPEG", "MusitArt"]),
         // Settings from flags, environment and the config file.
         .target(name: "MusitConfig"),
         // The UI as data: state, actions, reducer, keymap, layout, paged queue. No curses.
-        .target(name: "MusitViewModel"),
+        .target(name: "MusitViewModel", dependencies: ["MusitArt"]),
         // State to a screen buffer of cells, diffs, themes. No curses.
-        .target(name: "MusitRender", dependencies: ["MusitViewModel"]),
+        .target(name: "MusitRender", dependencies: ["MusitArt", "MusitViewModel"]),
         // ncursesw: drawing buffer diffs, input on its own thread, terminal lifecycle.
-        .target(name: "MusitTerminal", dependencies: ["CNcursesw", "MusitRender", "MusitViewModel"]),
+        .target(name: "MusitTerminal", dependencies: ["CNcursesw", "MusitArt", "MusitRender", "MusitViewModel"]),
         // Local files and folders as a paged queue source, scanned in the background.
         .target(name: "MusitLibrary", dependencies: ["MusitViewModel"]),
         // Types the server and its clients share: requests, responses, problems.
@@ -73,8 +79,8 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
         // Wires the store to the player, the library and the terminal.
-        .target(name: "MusitApp", dependencies: ["MusitAPI", "MusitAudio", "MusitClient", "MusitConfig", "MusitLibrary", "MusitRender",
-                                                 "MusitTerminal", "MusitViewModel"]),
+        .target(name: "MusitApp", dependencies: ["MusitAPI", "MusitAudio", "MusitClient", "MusitConfig", "MusitImage", "MusitLibrary",
+                                                 "MusitRender", "MusitTerminal", "MusitViewModel"]),
         // The thin executable.
         .executableTarget(
             name: "musit-tui",
@@ -89,7 +95,7 @@ let package = Package(
         // Fixtures, PCM capture reading and signal analysis shared by the tests.
         .target(name: "MusitTestSupport", path: "Tests/MusitTestSupport"),
         .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "MusitTestSupport"]),
-        .testTarget(name: "MusitViewModelTests", dependencies: ["MusitViewModel", "MusitRender", "MusitLibrary", "MusitTestSupport"]),
+        .testTarget(name: "MusitViewModelTests", dependencies: ["MusitArt", "MusitImage", "MusitViewModel", "MusitRender", "MusitLibrary", "MusitTestSupport"]),
         .testTarget(name: "MusitServerTests", dependencies: [
             "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -98,7 +104,7 @@ let package = Package(
             "MusitClient", "MusitApp", "MusitViewModel", "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitConfig", "MusitTestSupport", "MusitViewModel"]),
+        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitArt", "MusitAudio", "MusitConfig", "MusitTestSupport", "MusitViewModel"]),
     ],
     swiftLanguageModes: [.v6]
 )

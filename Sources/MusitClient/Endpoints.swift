@@ -72,6 +72,22 @@ extension APIClient {
         try await call(.GET, "/api/v1/songs/\(id)/stream")
     }
 
+    /// The song's cover image, as stored (PNG or JPEG); nil when it has none.
+    public func cover(song id: Int64, maxBytes: Int = 16 << 20) async throws(ClientError) -> [UInt8]? {
+        let build: @Sendable (String?) -> HTTPClientRequest = { [baseURL] token in
+            var request = HTTPClientRequest(url: baseURL + "/api/v1/songs/\(id)/cover")
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            return request
+        }
+        let (status, body) = try await send(build, authorized: true, timeout: requestTimeout, maxBody: maxBytes)
+        if status == .notFound { return nil }
+        guard (200..<300).contains(Int(status.code)) else {
+            let _: Empty = try Self.decode(status: status, body)
+            throw .badResponse("unexpected \(status.code)")
+        }
+        return Array(buffer: body)
+    }
+
     public func deleteSong(_ id: Int64) async throws(ClientError) {
         let _: Empty = try await call(.DELETE, "/api/v1/songs/\(id)")
     }
