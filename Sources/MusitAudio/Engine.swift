@@ -25,6 +25,7 @@ final class Engine {
     private let config: PlayerConfiguration
     private let mailbox: Mailbox
     private let hub: EventHub
+    private let tap: AudioTap
 
     private var output: any AudioOutput
     private var outputTried = false
@@ -40,10 +41,11 @@ final class Engine {
     private var lastPublish: UInt64 = 0
     private var buffering = false
 
-    init(configuration: PlayerConfiguration, mailbox: Mailbox, hub: EventHub) {
+    init(configuration: PlayerConfiguration, mailbox: Mailbox, hub: EventHub, tap: AudioTap = AudioTap()) {
         config = configuration
         self.mailbox = mailbox
         self.hub = hub
+        self.tap = tap
         volume = max(0, min(100, configuration.initialVolume))
         output = ALSAOutput(device: configuration.device, pace: configuration.paceDevice,
                             latencyMicros: configuration.latencyMicros)
@@ -61,6 +63,8 @@ final class Engine {
                 switch message {
                 case .shutdown:
                     output.discardBuffered()
+                    tap.clear()
+        tap.clear()
                     output.close()
                     hub.finishAll()
                     return
@@ -133,12 +137,14 @@ final class Engine {
     private func setVolume(_ v: Int) {
         volume = max(0, min(100, v))
         hub.update { $0.volume = volume }
+        hub.emit(.settingsChanged)
     }
 
     private func setRepeat(_ mode: RepeatMode) {
         queue.repeatMode = mode
         preload = nil
         hub.update { $0.repeatMode = mode }
+        hub.emit(.settingsChanged)
     }
 
     private func setShuffle(_ on: Bool) {
@@ -146,6 +152,7 @@ final class Engine {
         queue.setShuffle(on)
         preload = nil
         hub.update { $0.shuffle = on }
+        hub.emit(.settingsChanged)
     }
 
     private func setState(_ s: PlaybackState) {
@@ -278,6 +285,13 @@ final class Engine {
             try buffer.withUnsafeBufferPointer { b in
                 Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
             }.get()
+            if let format = output.format {
+                let pending = output.delayFrames()
+                buffer.withUnsafeBufferPointer { b in
+                    tap.append(UnsafeBufferPointer(rebasing: b[0..<count]), channels: format.channels,
+                               sampleRate: format.sampleRate, pending: pending)
+                }
+            }
         } catch {
             // The device went away mid-play: keep time on the null output.
             switchToNull(reason: error)
@@ -418,6 +432,7 @@ final class Engine {
     /// Throws away audio not yet heard; what was heard stays the position.
     private func flush() {
         output.discardBuffered()
+        tap.clear()
         written = 0
         markers = []
     }

@@ -41,6 +41,8 @@ public enum PlayerEvent: Sendable, Equatable {
     case queueFinished
     /// A streamed track stalled (true) or has bytes again (false).
     case buffering(Bool)
+    /// Volume, repeat or shuffle changed (the status has the new values).
+    case settingsChanged
 }
 
 public enum PlayerCommand: Sendable {
@@ -88,13 +90,16 @@ public final class Player: Sendable {
     private let mailbox = Mailbox()
     private let hub = EventHub()
     private let finished = DispatchSemaphore(value: 0)
+    /// What the device is playing, for the visualizer.
+    public let tap = AudioTap()
 
     public init(configuration: PlayerConfiguration = PlayerConfiguration()) {
         let mailbox = self.mailbox
         let hub = self.hub
         let finished = self.finished
+        let tap = self.tap
         let thread = Thread {
-            let engine = Engine(configuration: configuration, mailbox: mailbox, hub: hub)
+            let engine = Engine(configuration: configuration, mailbox: mailbox, hub: hub, tap: tap)
             engine.run()
             finished.signal()
         }

@@ -1,0 +1,141 @@
+import Foundation
+import Synchronization
+
+/// The last few thousand samples written to the device, mono, and how many of them the
+/// listener has heard, so a visualizer shows what is heard and not what was decoded.
+/// The audio thread appends after each write; the UI reads a window when it draws.
+public final class AudioTap: Sendable {
+    struct Ring {
+        var samples = [Float](repeating: 0, count: AudioTap.capacity)
+        /// Frames ever appended; the newest sits at `(total - 1) % capacity`.
+        var total: Int64 = 0
+        /// Of those, the frames still in the device's buffer (not heard yet).
+        var pending: Int64 = 0
+        var sampleRate = 44100
+    }
+
+    static let capacity = 16384
+    private let ring = Mutex(Ring())
+
+    public init() {}
+
+    /// Called on the audio thread with interleaved samples just written.
+    func append(_ samples: UnsafeBufferPointer<Int16>, channels: Int, sampleRate: Int, pending: Int) {
+        let channels = max(1, channels)
+        ring.withLock { r in
+            r.sampleRate = sampleRate
+            var i = 0
+            let scale = 1 / (32768 * Float(channels))
+            while i + channels <= samples.count {
+                var sum: Int32 = 0
+                for c in 0..<channels { sum += Int32(samples[i + c]) }
+                r.samples[Int(r.total % Int64(Self.capacity))] = Float(sum) * scale
+                r.total += 1
+                i += channels
+            }
+            r.pending = Int64(pending)
+        }
+    }
+
+    /// Forgets what was written (a seek or a stop throws the device's buffer away).
+    func clear() {
+        ring.withLock { r in
+            r.total = 0
+            r.pending = 0
+        }
+    }
+
+    /// The `count` samples ending where the listener is now, and their sample rate.
+    public func heard(_ count: Int) -> (samples: [Float], sampleRate: Int)? {
+        ring.withLock { r in
+            let end = r.total - r.pending
+            guard count <= Self.capacity / 2, end >= Int64(count) else { return nil }
+            var out = [Float](repeating: 0, count: count)
+            var j = Int((end - Int64(count)) % Int64(Self.capacity))
+            for i in 0..<count {
+                out[i] = r.samples[j]
+                j += 1
+                if j == Self.capacity { j = 0 }
+            }
+            return (out, r.sampleRate)
+        }
+    }
+}
+
+/// Band levels for a visualizer: a Hann-windowed FFT, summed into bands spaced evenly on
+/// a log scale from `lowest` to `highest` Hz, each mapped from −60…0 dBFS to 0…1.
+public enum Spectrum {
+    public static let size = 2048
+    public static let lowest = 40.0
+    public static let highest = 16000.0
+
+    /// The edges of `bands` bands, in Hz: band `i` spans `edges[i]..<edges[i + 1]`.
+    public static func edges(bands: Int) -> [Double] {
+        (0...bands).map { lowest * pow(highest / lowest, Double($0) / Double(bands)) }
+    }
+
+    /// The band that holds `frequency`.
+    public static func band(of frequency: Double, bands: Int) -> Int {
+        let e = edges(bands: bands)
+        return max(0, min(bands - 1, (e.lastIndex { $0 <= frequency } ?? 0)))
+    }
+
+    public static func levels(_ samples: [Float], sampleRate: Int, bands: Int) -> [Double] {
+        let n = size
+        guard samples.count >= n, bands > 0 else { return [Double](repeating: 0, count: max(0, bands)) }
+        var re = [Double](repeating: 0, count: n), im = [Double](repeating: 0, count: n)
+        let start = samples.count - n
+        for i in 0..<n {
+            let w = 0.5 - 0.5 * cos(2 * .pi * Double(i) / Double(n - 1))
+            re[i] = Double(samples[start + i]) * w
+        }
+        fft(&re, &im)
+        // Power per bin, scaled so a full-scale sine reads 0 dB (the Hann window halves it).
+        let binHz = Double(sampleRate) / Double(n)
+        let norm = 4.0 / Double(n)
+        let e = edges(bands: bands)
+        var out = [Double](repeating: 0, count: bands)
+        for b in 0..<bands {
+            let lo = max(1, Int((e[b] / binHz).rounded(.down))), hi = min(n / 2 - 1, max(lo, Int((e[b + 1] / binHz).rounded(.up)) - 1))
+            var peak = 0.0
+            if lo <= hi {
+                for k in lo...hi { peak = max(peak, (re[k] * re[k] + im[k] * im[k]).squareRoot() * norm) }
+            }
+            let db = 20 * log10(max(peak, 1e-9))
+            out[b] = max(0, min(1, (db + 60) / 60))
+        }
+        return out
+    }
+
+    /// In-place iterative radix-2 FFT; `re.count` is a power of two.
+    static func fft(_ re: inout [Double], _ im: inout [Double]) {
+        let n = re.count
+        var j = 0
+        for i in 1..<n {
+            var bit = n >> 1
+            while j & bit != 0 { j ^= bit; bit >>= 1 }
+            j |= bit
+            if i < j { re.swapAt(i, j); im.swapAt(i, j) }
+        }
+        var len = 2
+        while len <= n {
+            let angle = -2 * Double.pi / Double(len)
+            let wr = cos(angle), wi = sin(angle)
+            var i = 0
+            while i < n {
+                var cr = 1.0, ci = 0.0
+                for k in 0..<(len / 2) {
+                    let a = i + k, b = a + len / 2
+                    let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
+                    re[b] = re[a] - tr; im[b] = im[a] - ti
+                    re[a] += tr; im[a] += ti
+                    let nr = cr * wr - ci * wi
+                    ci = cr * wi + ci * wr
+                    cr = nr
+                }
+                i += len
+            }
+            len <<= 1
+        }
+    }
+}
