@@ -114,6 +114,44 @@ cp durations/no_info_tag.mp3 durations/big_cover.mp3
 mid3v2 -t "Big Cover" -p "durations/big_cover.png:Front cover:3:image/png" durations/big_cover.mp3
 rm durations/big_cover.png
 
+# Covers for the look: four solid quadrants (PNG and JPEG), extremes for the contrast
+# checks, and two albums to cross-fade between, each on a quiet 1 kHz tone.
+mkdir -p covers
+python3 - <<'EOF'
+import random, struct, zlib
+def png(name, w, h, pixel):
+    raw = b"".join(b"\x00" + b"".join(bytes(pixel(x, y)) for x in range(w)) for y in range(h))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    open(name, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                           chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+quad = [[(230, 40, 40), (40, 200, 60)], [(40, 80, 230), (240, 220, 40)]]
+png("covers/quadrants.png", 64, 64, lambda x, y: quad[y // 32][x // 32])
+png("covers/white.png", 32, 32, lambda x, y: (255, 255, 255))
+png("covers/black.png", 32, 32, lambda x, y: (0, 0, 0))
+png("covers/red.png", 32, 32, lambda x, y: (255, 0, 0))
+png("covers/blue.png", 32, 32, lambda x, y: (20, 60, 255))
+rng = random.Random(7)
+noise = [[tuple(rng.randrange(256) for _ in range(3)) for _ in range(48)] for _ in range(48)]
+png("covers/noise.png", 48, 48, lambda x, y: noise[y][x])
+EOF
+ffmpeg -loglevel error -y -i covers/quadrants.png -q:v 2 covers/quadrants.jpg
+sox -n -r 44100 -c 2 -b 16 covers/tone.wav synth 30 sine 1000 gain -12
+for c in quadrants white black red blue noise; do
+    lame --quiet -b 64 --tt "Cover $c" --ta "Fixture" --tl "Album $c" covers/tone.wav covers/$c.mp3
+    mid3v2 -p "covers/$c.png:Front cover:3:image/png" covers/$c.mp3
+done
+lame --quiet -b 64 --tt "Cover JPEG" --ta "Fixture" --tl "Album jpeg" covers/tone.wav covers/quadrants_jpeg.mp3
+mid3v2 -p "covers/quadrants.jpg:Front cover:3:image/jpeg" covers/quadrants_jpeg.mp3
+sox covers/tone.wav covers/short.wav trim 0 3
+lame --quiet -b 64 --tt "First Album Track" --ta "Fixture" --tl "Red Album" covers/short.wav covers/fade_a.mp3
+mid3v2 -p "covers/red.png:Front cover:3:image/png" covers/fade_a.mp3
+lame --quiet -b 64 --tt "Second Album Track" --ta "Fixture" --tl "Blue Album" covers/tone.wav covers/fade_b.mp3
+mid3v2 -p "covers/blue.png:Front cover:3:image/png" covers/fade_b.mp3
+lame --quiet -b 64 --tt "A Title Far Too Long For The Now Playing Pane Of This Terminal Window" --ta "Fixture" \
+    covers/tone.wav covers/long_title.mp3
+rm covers/tone.wav covers/short.wav
+
 python3 - <<'EOF'
 import json
 json.dump({

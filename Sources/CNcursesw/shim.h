@@ -10,6 +10,7 @@ static inline WINDOW *musit_stdscr(void) { return stdscr; }
 static inline int musit_lines(void) { return LINES; }
 static inline int musit_cols(void) { return COLS; }
 static inline int musit_colors(void) { return COLORS; }
+static inline int musit_color_pairs(void) { return COLOR_PAIRS; }
 static inline attr_t musit_a_bold(void) { return A_BOLD; }
 static inline attr_t musit_a_reverse(void) { return A_REVERSE; }
 static inline attr_t musit_a_dim(void) { return A_DIM; }

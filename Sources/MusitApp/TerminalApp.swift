@@ -1,6 +1,9 @@
 import Foundation
+import MusitArt
 import MusitAudio
 import MusitConfig
+import MusitClient
+import MusitImage
 import MusitLibrary
 import MusitRender
 import MusitTerminal
@@ -18,12 +21,15 @@ public final class TerminalApp {
     private let serverName: String
     /// What the settings file got wrong, for the status bar at start.
     private let notice: String?
+    private let look: LookSettings
 
     /// `session` connects the social panes (and, with no `paths`, the queue) to a backend;
     /// actions it posts go through `inbox`.
     public init(player: Player, paths: [String], session: Session? = nil, serverName: String = "", inbox: Inbox = Inbox(),
-                notice: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+                notice: String? = nil, look: LookSettings = LookSettings(),
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.notice = notice
+        self.look = look
         self.player = player
         self.paths = paths
         self.session = session
@@ -74,7 +80,11 @@ public final class TerminalApp {
                 break
             }
             switch event {
-            case .position, .seeked, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished, .buffering:
+            case .position:
+                // The frame clock reads the position when the screen needs it (`FrameClock`).
+                break
+            case .seeked, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished, .buffering,
+                 .settingsChanged:
                 inbox.post(.nowPlaying(Self.nowPlaying(player.status)))
             }
         }
@@ -94,7 +104,14 @@ public final class TerminalApp {
         if session != nil { initial.social.connection = .connecting }
         if layoutStore.loadError != nil { initial.message = "layout file unreadable; using the standard layout" }
         if let notice { initial.message = notice }
+        initial.appearance.theme = ThemeName(rawValue: look.theme) ?? .album
+        initial.appearance.coverEnabled = look.cover
+        initial.appearance.visualizer = look.visualizer
+        initial.appearance.trueColor = terminal.depth == .trueColor
+        initial.appearance.canPaint = terminal.depth != .mono && terminal.unicode
+        initial.appearance.fade(to: initial.appearance.target(albumSeeds: nil), at: 0)
         let renderer = Renderer(unicode: terminal.unicode)
+        let covers = CoverLoader(client: session?.client) { inbox.post($0) }
         let layoutStore = self.layoutStore
         let store = Store(state: initial) { effect in
             switch effect {
@@ -119,16 +136,49 @@ public final class TerminalApp {
         if serverQueue == nil { library.add(paths) }
         session?.start()
         defer { session?.stop() }
-        terminal.draw(renderer.render(store.state))
+        var shown = renderer.render(store.state)
+        terminal.draw(shown)
+        var artworkFor: String?
+        var coverAsked: CoverRequest?
         while !store.state.quitting {
+            // Sleep until something on screen moves (or input and events arrive): an idle
+            // screen wakes nobody, a playing one at most `FrameClock.maxRate` times a second.
+            let wait = FrameClock.delay(store.state, at: ProcessInfo.processInfo.systemUptime)
+            let messages = inbox.take(timeout: wait)
+            // The clock first: what the messages start (a title, a fade) starts now.
             store.send(.tick(ProcessInfo.processInfo.systemUptime))
-            for message in inbox.take(timeout: 0.5) {
+            for message in messages {
                 switch message {
                 case .action(let a): store.send(a)
                 case .quitSignal: return
                 }
             }
-            terminal.draw(renderer.render(store.state))
+            let status = player.status
+            var np = Self.nowPlaying(status)
+            np.stamp = store.state.nowPlaying.stamp
+            if np != store.state.nowPlaying { store.send(.nowPlaying(np)) }
+            // A new track: its cover and colours, worked out off the UI thread.
+            let key = status.track?.location
+            if key != artworkFor, let key {
+                artworkFor = key
+                covers.artwork(key: key, embedded: status.metadata?.cover?.data, album: status.metadata?.album ?? np.title ?? key)
+            }
+            if let request = store.state.coverRequest, request != coverAsked {
+                coverAsked = request
+                covers.scale(request)
+            }
+            if store.state.appearance.visualizer {
+                if np.state == .playing, let heard = player.tap.heard(Spectrum.size) {
+                    store.send(.spectrum(Spectrum.levels(heard.samples, sampleRate: heard.sampleRate, bands: FrameClock.bands)))
+                } else if !store.state.appearance.spectrum.isEmpty, np.state != .playing {
+                    store.send(.spectrum([]))
+                }
+            }
+            let frame = renderer.render(store.state)
+            if frame != shown {
+                terminal.draw(frame)
+                shown = frame
+            }
         }
     }
 
@@ -168,6 +218,91 @@ public final class TerminalApp {
         np.error = s.lastError?.description
         np.buffering = s.buffering
         return np
+    }
+}
+
+/// When the next frame is due: as soon as something visible moves, and never more often
+/// than `maxRate` a second.
+public enum FrameClock {
+    public static let maxRate = 30.0
+    public static let bands = 32
+    /// Nothing moves: the loop still wakes on input and events, and now and then to tick.
+    public static let idle = 30.0
+
+    public static func delay(_ s: AppState, at now: Double) -> Double {
+        let minimum = 1 / maxRate
+        let a = s.appearance
+        if a.fading(at: now) { return minimum }
+        let np = s.nowPlaying
+        var next = idle
+        if s.social.friends.contains(where: { $0.playing != nil }) { next = 1 }
+        if np.state == .playing {
+            if a.visualizer { return minimum }
+            let position = np.position(at: now)
+            // The clock's next second.
+            next = min(next, 1 - position.truncatingRemainder(dividingBy: 1))
+            // The bar's next eighth of a cell.
+            if let duration = np.duration, duration > 0, let frame = s.frames[.nowPlaying],
+               let bar = PaneGeometry.progressBar(PaneGeometry.nowPlayingText(PaneGeometry.inner(frame), s)) {
+                let step = duration / Double(bar.width * 8)
+                next = min(next, step - position.truncatingRemainder(dividingBy: step))
+            }
+        }
+        if let frame = s.frames[.nowPlaying], let title = np.title,
+           let change = Marquee.nextChange(title, width: PaneGeometry.nowPlayingText(PaneGeometry.inner(frame), s).width - 2,
+                                                clock: now - a.titleSince) {
+            next = min(next, change)
+        }
+        return max(minimum, next + 0.002)
+    }
+}
+
+/// Covers decoded, measured and scaled on their own queue (never the UI thread or Swift's
+/// cooperative pool); the last few pictures are kept for rescaling after a resize.
+final class CoverLoader: Sendable {
+    private let queue = DispatchQueue(label: "musit-covers", qos: .utility)
+    private let pictures = Mutex<[(key: String, picture: Picture)]>([])
+    private let client: APIClient?
+    private let post: @Sendable (Action) -> Void
+    static let kept = 8
+
+    init(client: APIClient?, post: @escaping @Sendable (Action) -> Void) {
+        self.client = client
+        self.post = post
+    }
+
+    /// Works out the artwork of the track at `key`: its embedded picture, or for a server
+    /// song the server's cover; the colours from the picture, else from the album's name.
+    func artwork(key: String, embedded: [UInt8]?, album: String) {
+        if embedded == nil, let id = SongLocation.id(of: key), let client {
+            Task {
+                let bytes = try? await client.cover(song: id)
+                self.queue.async { self.analyse(key: key, bytes: bytes ?? nil, album: album) }
+            }
+        } else {
+            queue.async { self.analyse(key: key, bytes: embedded, album: album) }
+        }
+    }
+
+    private func analyse(key: String, bytes: [UInt8]?, album: String) {
+        let picture = bytes.flatMap { try? ImageDecoder.decode($0) }
+        if let picture {
+            pictures.withLock { list in
+                list.removeAll { $0.key == key }
+                list.append((key, picture))
+                if list.count > Self.kept { list.removeFirst() }
+            }
+        }
+        let seeds = picture.map { Ambient.seeds(from: $0) } ?? Ambient.seeds(fromName: album)
+        post(.artwork(key: key, seeds: seeds, hasPicture: picture != nil))
+    }
+
+    func scale(_ request: CoverRequest) {
+        queue.async {
+            guard let picture = self.pictures.withLock({ $0.last { $0.key == request.key }?.picture }) else { return }
+            let fit = CoverCells.fit(width: picture.width, height: picture.height, maxColumns: request.columns, maxRows: request.rows)
+            self.post(.cover(CoverCells(key: request.key, picture: picture, columns: fit.columns, rows: fit.rows)))
+        }
     }
 }
 

@@ -47,11 +47,16 @@ public struct MusitSettings: Codable, Equatable, Sendable {
     public var server: Server?
     /// Keys rebound, by section and action: `{"queue": {"down": ["j", "Ctrl-n"]}}`.
     public var keys: [String: [String: [String]]]?
+    /// The look: `{"theme": "album", "cover": true, "visualizer": false}`; read entry by
+    /// entry (`LookSettings.resolve`) so one bad value does not cost the others.
+    public var look: [String: SettingValue]?
 
-    public init(audio: Audio? = nil, server: Server? = nil, keys: [String: [String: [String]]]? = nil) {
+    public init(audio: Audio? = nil, server: Server? = nil, keys: [String: [String: [String]]]? = nil,
+                look: [String: SettingValue]? = nil) {
         self.audio = audio
         self.server = server
         self.keys = keys
+        self.look = look
     }
 
     public struct LoadError: Error, CustomStringConvertible {
@@ -94,6 +99,67 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         @unknown default:
             return "\(error)"
         }
+    }
+}
+
+/// A settings value of whatever JSON type the file gave, checked by whoever reads it.
+public enum SettingValue: Codable, Equatable, Sendable, CustomStringConvertible {
+    case bool(Bool), number(Double), string(String), other
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else { self = .other }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .bool(let b): try c.encode(b)
+        case .number(let n): try c.encode(n)
+        case .string(let s): try c.encode(s)
+        case .other: try c.encodeNil()
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .bool(let b): return "\(b)"
+        case .number(let n): return "\(n)"
+        case .string(let s): return "\"\(s)\""
+        case .other: return "a list or object"
+        }
+    }
+}
+
+/// The `look` section in effect: each entry checked on its own; a bad one is named and
+/// keeps its default.
+public struct LookSettings: Equatable, Sendable {
+    public var theme = "album"
+    public var cover = true
+    public var visualizer = false
+
+    public init() {}
+
+    public static func resolve(_ raw: [String: SettingValue]?, themes: [String]) -> (LookSettings, problems: [String]) {
+        var out = LookSettings()
+        var problems: [String] = []
+        for (key, value) in (raw ?? [:]).sorted(by: { $0.key < $1.key }) {
+            switch (key, value) {
+            case ("theme", .string(let t)) where themes.contains(t): out.theme = t
+            case ("theme", _):
+                problems.append("look.theme: \(value) is not a theme (\(themes.joined(separator: ", "))); using album")
+            case ("cover", .bool(let b)): out.cover = b
+            case ("visualizer", .bool(let b)): out.visualizer = b
+            case ("cover", _), ("visualizer", _):
+                problems.append("look.\(key): \(value) is not true or false; using \(key == "cover" ? "true" : "false")")
+            default:
+                problems.append("look.\(key): no such setting (theme, cover, visualizer)")
+            }
+        }
+        return (out, problems)
     }
 }
 

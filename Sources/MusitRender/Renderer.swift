@@ -1,3 +1,4 @@
+import MusitArt
 import MusitViewModel
 
 /// Glyphs for UTF-8 terminals and their ASCII stand-ins.
@@ -25,6 +26,7 @@ public struct Renderer: Sendable {
 
     public func render(_ s: AppState) -> ScreenBuffer {
         var b = ScreenBuffer(width: s.width, height: s.height)
+        b.look = s.appearance.currentLook(at: s.clock)
         guard b.width > 0, b.height > 0 else { return b }
         if s.isTooSmall {
             b.put("Terminal too small", x: 0, y: 0, style: .warning, ellipsis: glyphs.ellipsis)
@@ -238,7 +240,11 @@ public struct Renderer: Sendable {
             drawQueue(&b, inner, s, focused: focused)
         case .nowPlaying:
             drawBox(&b, f, title: pane.title, focused: focused)
-            drawNowPlaying(&b, inner, s.nowPlaying)
+            drawNowPlaying(&b, inner, s)
+            // The album's gradient behind the whole pane, lighter at the top.
+            if let look = b.look {
+                for row in 0..<f.height { b.paintBackground((f.x, f.y + row, f.width, 1), look.panel(row: row, of: f.height)) }
+            }
         case .friends:
             let requests = s.social.friends.filter { $0.relation == .incoming }.count
             drawBox(&b, f, title: pane.title, focused: focused, footer: requests > 0 ? "\(requests) request\(requests == 1 ? "" : "s")" : nil)
@@ -315,7 +321,13 @@ public struct Renderer: Sendable {
         }
     }
 
-    private func drawNowPlaying(_ b: inout ScreenBuffer, _ r: Rect, _ np: NowPlaying) {
+    private func drawNowPlaying(_ b: inout ScreenBuffer, _ inner: Rect, _ s: AppState) {
+        guard !inner.isEmpty else { return }
+        let np = s.nowPlaying
+        if let box = PaneGeometry.coverBox(inner, s), let cover = s.appearance.cover, cover.key == s.appearance.artworkKey {
+            drawCover(&b, box, cover)
+        }
+        let r = PaneGeometry.nowPlayingText(inner, s)
         guard !r.isEmpty else { return }
         var y = r.y
         func line(_ text: String, _ style: Style = .normal) {
@@ -323,26 +335,60 @@ public struct Renderer: Sendable {
             b.put(text, x: r.x + 1, y: y, maxWidth: max(0, r.width - 2), style: style, ellipsis: glyphs.ellipsis)
             y += 1
         }
-        line(np.title ?? "Nothing playing", .bold)
+        // A title too long for the pane scrolls in place.
+        line(Marquee.frame(np.title ?? "Nothing playing", width: max(0, r.width - 2),
+                           clock: s.clock - s.appearance.titleSince), .bold)
         line([np.artist, np.album].compactMap { $0 }.joined(separator: " · "), .dim)
         let duration = np.duration ?? 0
+        let position = np.position(at: s.clock)
         let stateGlyph: String
         switch np.state {
         case .playing: stateGlyph = "\(glyphs.statePlaying) playing"
         case .paused: stateGlyph = "\(glyphs.statePaused) paused"
         case .stopped: stateGlyph = "\(glyphs.stateStopped) stopped"
         }
-        let times = "\(Clock.format(np.position)) / \(Clock.format(duration))"
+        let times = "\(Clock.format(position)) / \(Clock.format(duration))"
         if let bar = PaneGeometry.progressBar(r) {
-            b.put(ProgressBar.render(fraction: duration > 0 ? np.position / duration : 0, width: bar.width, unicode: glyphs.unicode),
+            b.put(ProgressBar.render(fraction: duration > 0 ? position / duration : 0, width: bar.width, unicode: glyphs.unicode),
                   x: bar.x, y: bar.y, maxWidth: bar.width, style: .progress)
             y += 1
         }
         line("\(stateGlyph)  \(times)", np.state == .playing ? .accent : .normal)
+        let bands = s.appearance.spectrum
+        if s.appearance.visualizer, !bands.isEmpty, glyphs.unicode, y < r.maxY {
+            drawSpectrum(&b, Rect(x: r.x + 1, y: y, width: max(0, r.width - 2), height: r.maxY - y), bands)
+            return
+        }
         line("vol \(np.volume)%  repeat \(np.repeatMode)  shuffle \(np.shuffle ? "on" : "off")", .dim)
         if np.buffering { line("buffering\(glyphs.ellipsis)", .warning) }
         if np.noAudioDevice { line("no audio device", .warning) }
         if let error = np.error { line(error, .error) }
+    }
+
+    /// The cover, centred in `box`: each cell an upper half block, upper pixel in front.
+    private func drawCover(_ b: inout ScreenBuffer, _ box: Rect, _ cover: CoverCells) {
+        let cols = min(cover.columns, box.width), rows = min(cover.rows, box.height)
+        let x0 = box.x + (box.width - cols) / 2, y0 = box.y + (box.height - rows) / 2
+        for y in 0..<rows {
+            for x in 0..<cols {
+                b.set(x0 + x, y0 + y, Cell("▀", .normal, paint: Paint(fg: cover.top(x, y), bg: cover.bottom(x, y))))
+            }
+        }
+    }
+
+    /// Bars with eighth-block tops, one column per band (bands spread over the width).
+    private func drawSpectrum(_ b: inout ScreenBuffer, _ r: Rect, _ bands: [Double]) {
+        guard r.width > 0, r.height > 0 else { return }
+        let heights = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
+        for x in 0..<r.width {
+            let level = bands[min(bands.count - 1, x * bands.count / r.width)]
+            let units = Int((level * Double(r.height * 8)).rounded())
+            for row in 0..<r.height {
+                let fromBottom = units - row * 8
+                guard fromBottom > 0 else { break }
+                b.put(heights[min(8, fromBottom) - 1], x: r.x + x, y: r.maxY - 1 - row, style: .progress)
+            }
+        }
     }
 
     // MARK: Status bar and overlays
@@ -424,6 +470,32 @@ public enum Clock {
         let h = total / 3600, m = (total % 3600) / 60, s = total % 60
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return h > 0 ? "\(h):\(two(m)):\(two(s))" : "\(m):\(two(s))"
+    }
+}
+
+/// A line too long for its place, scrolling: it rests at its start, then moves left four
+/// cells a second and comes round again.
+public enum Marquee {
+    public static let speed = 4.0
+    public static let rest = 2.0
+    static let gap = "   •   "
+
+    public static func frame(_ text: String, width: Int, clock: Double) -> String {
+        guard width > 0, TextWidth.of(text) > width else { return text }
+        let loop = Array(text + gap)
+        let cycle = Double(loop.count) / speed + rest
+        let t = clock.truncatingRemainder(dividingBy: cycle)
+        let offset = t < rest ? 0 : min(loop.count - 1, Int((t - rest) * speed))
+        let rotated = String(loop[offset...] + loop[..<offset])
+        return TextWidth.fit(rotated, width: width, ellipsis: "")
+    }
+
+    /// Seconds until the frame changes, from `clock`.
+    public static func nextChange(_ text: String, width: Int, clock: Double) -> Double? {
+        guard width > 0, TextWidth.of(text) > width else { return nil }
+        let cycle = Double(Array(text + gap).count) / speed + rest
+        let t = clock.truncatingRemainder(dividingBy: cycle)
+        return t < rest ? rest - t : 1 / speed - (t - rest).truncatingRemainder(dividingBy: 1 / speed)
     }
 }
 

@@ -1,8 +1,28 @@
+import MusitArt
+
 /// What a cell means; a theme turns it into colours and attributes for the terminal at hand.
 public enum Style: UInt8, CaseIterable, Sendable {
     case normal, dim, bold, border, borderFocused, title, titleFocused
     case selection, selectionInactive, playing, accent, progress, progressTrack
     case warning, error, statusBar, overlay, overlayTitle
+}
+
+/// Colours given by the picture rather than the style (cover pixels, gradients): 24-bit
+/// RGB as 0xRRGGBB, or -1 for the style's. The terminal maps them to what it can show.
+public struct Paint: Equatable, Hashable, Sendable {
+    public var fg: Int32
+    public var bg: Int32
+
+    public init(fg: Int32 = -1, bg: Int32 = -1) {
+        self.fg = fg
+        self.bg = bg
+    }
+
+    public init(fg: RGB?, bg: RGB?) {
+        self.init(fg: fg.map { Int32($0.hex) } ?? -1, bg: bg.map { Int32($0.hex) } ?? -1)
+    }
+
+    public static let none = Paint()
 }
 
 /// One terminal cell. A wide character occupies its cell and a `continuation` cell after it.
@@ -11,11 +31,13 @@ public struct Cell: Equatable, Sendable {
     public var style: Style
     /// The right half of a wide character drawn in the cell before.
     public var continuation: Bool
+    public var paint: Paint
 
-    public init(_ glyph: Character = " ", _ style: Style = .normal, continuation: Bool = false) {
+    public init(_ glyph: Character = " ", _ style: Style = .normal, continuation: Bool = false, paint: Paint = .none) {
         self.glyph = glyph
         self.style = style
         self.continuation = continuation
+        self.paint = paint
     }
 
     public static let blank = Cell()
@@ -26,6 +48,8 @@ public struct ScreenBuffer: Equatable, Sendable {
     public let width: Int
     public let height: Int
     public private(set) var cells: [Cell]
+    /// The colours styles take in this frame (following the album); nil: the terminal's theme.
+    public var look: AmbientLook?
 
     public init(width: Int, height: Int) {
         self.width = max(0, width)
@@ -71,6 +95,21 @@ public struct ScreenBuffer: Equatable, Sendable {
         }
     }
 
+    /// Gives the cells of `rect` that have no background of their own the colour `bg`.
+    public mutating func paintBackground(_ rect: (x: Int, y: Int, width: Int, height: Int), _ bg: RGB) {
+        for yy in max(0, rect.y)..<min(height, rect.y + rect.height) {
+            for xx in max(0, rect.x)..<min(width, rect.x + rect.width) where cells[yy * width + xx].paint.bg < 0 {
+                cells[yy * width + xx].paint.bg = Int32(bg.hex)
+            }
+        }
+    }
+
+    /// Sets one cell's glyph, style and paint.
+    public mutating func set(_ x: Int, _ y: Int, _ cell: Cell) {
+        guard x >= 0, y >= 0, x < width, y < height else { return }
+        cells[y * width + x] = cell
+    }
+
     /// Restyles cells without changing their glyphs.
     public mutating func restyle(x: Int, y: Int, width w: Int, style: Style) {
         guard y >= 0, y < height else { return }
@@ -90,7 +129,8 @@ public struct ScreenBuffer: Equatable, Sendable {
 
     /// Runs of changed cells per row, for the terminal backend to draw.
     public func diff(from old: ScreenBuffer?) -> [(x: Int, y: Int, cells: ArraySlice<Cell>)] {
-        guard let old, old.width == width, old.height == height else {
+        // New colours for the styles repaint everything.
+        guard let old, old.width == width, old.height == height, old.look == look else {
             return (0..<height).map { y in (0, y, cells[(y * width)..<((y + 1) * width)]) }
         }
         var runs: [(x: Int, y: Int, cells: ArraySlice<Cell>)] = []

@@ -1,3 +1,5 @@
+import MusitArt
+
 /// How many colours the terminal shows.
 public enum ColorDepth: String, Sendable {
     case mono, ansi8, palette256, trueColor
@@ -34,6 +36,54 @@ public struct Theme: Sendable {
     private let specs: [Style: StyleSpec]
 
     public func spec(_ style: Style) -> StyleSpec { specs[style] ?? StyleSpec() }
+
+    /// A picture's 24-bit colour (0xRRGGBB) as this terminal's nearest colour number.
+    public func color(_ rgb: Int32) -> Int? {
+        guard rgb >= 0 else { return nil }
+        switch depth {
+        case .trueColor: return Int(rgb)
+        case .palette256: return TerminalPalette.nearest256(RGB(hex: Int(rgb)))
+        case .ansi8: return TerminalPalette.nearestANSI(RGB(hex: Int(rgb)))
+        case .mono: return nil
+        }
+    }
+
+    /// The colours and attributes of a cell: its style's, with its picture's colours on top.
+    public func spec(_ style: Style, _ paint: Paint) -> StyleSpec {
+        var spec = self.spec(style)
+        guard depth != .mono, paint != .none else { return spec }
+        if let fg = color(paint.fg) { spec.fg = fg }
+        if let bg = color(paint.bg) { spec.bg = bg }
+        return spec
+    }
+
+    /// Every style in the colours of `look` (24-bit terminals): text on the tinted
+    /// background, borders and titles in the cover's hue, the accent for focus and progress.
+    public init(look: AmbientLook) {
+        depth = .trueColor
+        let bg = look.background.hex, bar = look.statusBackground.hex, overlay = look.overlayBackground.hex
+        let text = look.text.hex, dim = look.dim.hex, border = look.border.hex, accent = look.accent.hex
+        specs = [
+            .normal: StyleSpec(fg: text, bg: bg),
+            .dim: StyleSpec(fg: dim, bg: bg),
+            .bold: StyleSpec(fg: text, bg: bg, bold: true),
+            .border: StyleSpec(fg: border, bg: bg),
+            .borderFocused: StyleSpec(fg: accent, bg: bg, bold: true),
+            .title: StyleSpec(fg: border, bg: bg),
+            .titleFocused: StyleSpec(fg: accent, bg: bg, bold: true),
+            .selection: StyleSpec(fg: text, bg: look.selectionBackground.hex, bold: true),
+            .selectionInactive: StyleSpec(fg: text, bg: bar),
+            .playing: StyleSpec(fg: accent, bg: bg, bold: true),
+            .accent: StyleSpec(fg: accent, bg: bg, bold: true),
+            .progress: StyleSpec(fg: accent, bg: bg),
+            .progressTrack: StyleSpec(fg: dim, bg: bg),
+            .warning: StyleSpec(fg: look.warning.hex, bg: bg, bold: true),
+            .error: StyleSpec(fg: look.error.hex, bg: bg, bold: true),
+            .statusBar: StyleSpec(fg: text, bg: bar),
+            .overlay: StyleSpec(fg: text, bg: overlay),
+            .overlayTitle: StyleSpec(fg: look.warning.hex, bg: overlay, bold: true),
+        ]
+    }
 
     public init(depth: ColorDepth) {
         self.depth = depth

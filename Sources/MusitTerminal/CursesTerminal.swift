@@ -1,5 +1,6 @@
 import CNcursesw
 import Foundation
+import MusitArt
 import MusitRender
 import MusitViewModel
 import Synchronization
@@ -19,6 +20,8 @@ public final class CursesTerminal: @unchecked Sendable {
     public private(set) var depth: ColorDepth = .mono
     private let lock = NSLock()
     private var theme: Theme = Theme(depth: .mono)
+    /// The theme of the last frame's album colours, rebuilt when they change (cross-fades).
+    private var lookTheme: (look: AmbientLook, theme: Theme)?
     private var previous: ScreenBuffer?
     private var pairs: [Int64: Int32] = [:]
     private var nextPair: Int32 = 1
@@ -88,13 +91,25 @@ public final class CursesTerminal: @unchecked Sendable {
             erase()
             previous = nil
         }
+        var frameTheme = theme
+        if let look = buffer.look, depth == .trueColor {
+            if lookTheme?.look != look { lookTheme = (look, Theme(look: look)) }
+            frameTheme = lookTheme?.theme ?? theme
+        }
+        // Colour pairs are finite (covers and cross-fades use many): when a frame might not
+        // fit in what is left, start over and repaint everything with fresh pairs.
+        if Int(nextPair) + buffer.width * buffer.height >= Int(musit_color_pairs()) && depth != .mono {
+            pairs.removeAll(keepingCapacity: true)
+            nextPair = 1
+            previous = nil
+        }
         let maxX = Int(musit_cols()), maxY = Int(musit_lines())
         for run in buffer.diff(from: previous) where run.y < maxY {
             var x = run.x
             for cell in run.cells {
                 defer { x += 1 }
                 if cell.continuation || x >= maxX { continue }
-                apply(cell.style)
+                apply(frameTheme.spec(cell.style, cell.paint))
                 var scalars = cell.glyph.unicodeScalars.map { wchar_t(bitPattern: $0.value) }
                 if TextWidth.of(cell.glyph) == 2 && x + 1 >= maxX { scalars = [wchar_t(32)] }
                 scalars.append(0)
@@ -112,8 +127,7 @@ public final class CursesTerminal: @unchecked Sendable {
         previous = nil
     }
 
-    private func apply(_ style: Style) {
-        let spec = theme.spec(style)
+    private func apply(_ spec: StyleSpec) {
         var attrs: attr_t = 0
         if spec.bold { attrs |= musit_a_bold() }
         if spec.dim { attrs |= musit_a_dim() }

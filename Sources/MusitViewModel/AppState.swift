@@ -16,8 +16,18 @@ public struct NowPlaying: Equatable, Sendable {
     public var error: String?
     /// A streamed track waits for the network.
     public var buffering = false
+    /// The UI clock when `position` was read, for the bar to move on between reports.
+    public var stamp = 0.0
 
     public init() {}
+
+    /// Where playback is at UI time `clock`: the last report, moved on by the time since
+    /// while playing (at most a second, so a stalled stream does not run away).
+    public func position(at clock: Double) -> Double {
+        guard state == .playing, !buffering else { return position }
+        let moved = position + max(0, min(1, clock - stamp))
+        return duration.map { min($0, moved) } ?? moved
+    }
 }
 
 public enum Mode: Equatable, Sendable {
@@ -79,6 +89,11 @@ public struct AppState: Equatable, Sendable {
     public var serverName = ""
     /// Rows of the help scrolled past.
     public var helpScroll = 0
+    /// Cover, colours and motion.
+    public var appearance = Appearance()
+
+    /// The UI clock in seconds (advanced by `.tick`).
+    public var clock: Double { social.clock }
 
     public init(width: Int, height: Int, layout: Layout = .standard) {
         self.width = width

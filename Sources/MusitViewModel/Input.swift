@@ -54,6 +54,7 @@ public enum Command: String, CaseIterable, Sendable {
     case filter, commandLine, help, quit
     case narrower, wider, shorter, taller, maximize, hidePane
     case toggleQueue, toggleNowPlaying, toggleFriends, toggleChat
+    case toggleVisualizer
 }
 
 /// The global keys, cmus/musikcube style; a pane's own table is asked first.
@@ -88,5 +89,6 @@ extension BindingTable where Action == Command {
         KeyBinding([.char("2")], .toggleNowPlaying, "show / hide Now Playing"),
         KeyBinding([.char("3")], .toggleFriends, "show / hide Friends"),
         KeyBinding([.char("4")], .toggleChat, "show / hide Chat"),
+        KeyBinding([.char("v")], .toggleVisualizer, "visualizer on / off"),
     ])
 }

@@ -1,3 +1,5 @@
+import MusitArt
+
 public enum Action: Equatable, Sendable {
     case key(Key)
     case mouse(MouseEvent)
@@ -15,8 +17,15 @@ public enum Action: Equatable, Sendable {
     case trackFailed(index: Int, reason: String)
     /// From the backend side: connection, friends, chat, answers.
     case session(SessionEvent)
-    /// The UI clock (seconds), for friends' live progress.
+    /// The UI clock (seconds), for friends' live progress, cross-fades and motion.
     case tick(Double)
+    /// What plays has this artwork: `seeds` are its colours (from the cover, else the album's
+    /// name); `hasPicture` says a cover exists to be scaled for the pane.
+    case artwork(key: String, seeds: [OKLab], hasPicture: Bool)
+    /// A cover scaled for Now Playing (off the UI thread).
+    case cover(CoverCells)
+    /// The visualizer's band levels for this frame.
+    case spectrum([Double])
 }
 
 /// What the player should do, in the view model's words.
@@ -58,7 +67,10 @@ public enum Reducer {
             s.width = max(0, w)
             s.height = max(0, h)
             return fetches(s.queue.setCursor(s.queue.cursor, visibleRows: s.queueRows))
-        case .nowPlaying(let np):
+        case .nowPlaying(var np):
+            np.stamp = s.clock
+            // A new title scrolls from its start.
+            if np.title != s.nowPlaying.title { s.appearance.titleSince = s.clock }
             s.nowPlaying = np
             s.queue.playingIndex = np.index
             return []
@@ -81,6 +93,20 @@ public enum Reducer {
             return reduceSession(&s, event)
         case .tick(let t):
             s.social.clock = t
+            return []
+        case .artwork(let key, let seeds, let hasPicture):
+            guard key != s.appearance.artworkKey || hasPicture != s.appearance.hasPicture else { return [] }
+            s.appearance.artworkKey = key
+            s.appearance.hasPicture = hasPicture
+            s.appearance.albumSeeds = seeds
+            if s.appearance.cover?.key != key { s.appearance.cover = nil }
+            s.appearance.fade(to: s.appearance.target(albumSeeds: seeds), at: s.clock)
+            return []
+        case .cover(let cells):
+            if cells.key == s.appearance.artworkKey { s.appearance.cover = cells }
+            return []
+        case .spectrum(let bands):
+            s.appearance.spectrum = s.appearance.visualizer ? bands : []
             return []
         }
     }
@@ -175,6 +201,22 @@ public enum Reducer {
             return [.player(.seekTo(t))]
         case "filter":
             return fetches(s.queue.reset(filter: rest, visibleRows: s.queueRows))
+        case "theme":
+            guard let theme = ThemeName(rawValue: rest) else {
+                s.message = "usage: :theme " + ThemeName.allCases.map(\.rawValue).joined(separator: "|")
+                return []
+            }
+            s.appearance.theme = theme
+            s.appearance.fade(to: s.appearance.target(albumSeeds: s.appearance.albumSeeds), at: s.clock)
+            return []
+        case "cover", "visualizer":
+            guard let on = ["on": true, "off": false][rest] else {
+                s.message = "usage: :\(name) on|off"
+                return []
+            }
+            if name == "cover" { s.appearance.coverEnabled = on } else { s.appearance.visualizer = on }
+            if !s.appearance.visualizer { s.appearance.spectrum = [] }
+            return []
         default:
             if let effects = socialCommand(&s, name, rest) { return effects }
             s.message = "unknown command: \(name)"
@@ -248,6 +290,11 @@ public enum Reducer {
         case .toggleNowPlaying: return toggle(&s, .nowPlaying)
         case .toggleFriends: return toggle(&s, .friends)
         case .toggleChat: return toggle(&s, .chat)
+        case .toggleVisualizer:
+            s.appearance.visualizer.toggle()
+            if !s.appearance.visualizer { s.appearance.spectrum = [] }
+            s.message = "visualizer \(s.appearance.visualizer ? "on" : "off")"
+            return []
         }
     }
 
@@ -295,7 +342,7 @@ public enum Reducer {
                 return fetches(s.queue.setCursor(s.queue.top + (e.y - frame.y - 1), visibleRows: s.queueRows))
             case .nowPlaying:
                 // A click on the progress bar seeks there.
-                guard let bar = PaneGeometry.progressBar(inner), bar.contains(x: e.x, y: e.y),
+                guard let bar = PaneGeometry.progressBar(PaneGeometry.nowPlayingText(inner, s)), bar.contains(x: e.x, y: e.y),
                       let duration = s.nowPlaying.duration, duration > 0, s.nowPlaying.state != .stopped else { return [] }
                 let fraction = Double(e.x - bar.x) / Double(max(1, bar.width - 1))
                 return [.player(.seekTo((fraction * duration * 10).rounded() / 10))]

@@ -113,9 +113,11 @@ struct MusitCommand: ParsableCommand {
             problems.append("\(error); using the defaults")
         }
         problems += KeyConfig.apply(settings.keys ?? [:])
+        let (look, lookProblems) = LookSettings.resolve(settings.look, themes: ThemeName.allCases.map(\.rawValue))
+        problems += lookProblems
         if printConfig {
             for p in problems { Output.error("musit-tui: \(p)") }
-            Output.line(SettingsReport.json(settings, device: settings.audioDevice(flag: device, environment: environment),
+            Output.line(SettingsReport.json(settings, look: look, device: settings.audioDevice(flag: device, environment: environment),
                                             volume: volume ?? settings.audio?.volume ?? 100,
                                             server: server ?? environment["MUSIT_SERVER"] ?? settings.server?.url))
             return
@@ -134,16 +136,16 @@ struct MusitCommand: ParsableCommand {
             if failed > 0 { throw ExitCode(1) }
         } else if offline {
             let player = Player(configuration: playerConfig)
-            TerminalApp(player: player, paths: paths, notice: notice).run()
+            TerminalApp(player: player, paths: paths, notice: notice, look: look).run()
             player.shutdown()
         } else {
-            try runSynced(playerConfig, settings: settings, notice: notice, environment: environment)
+            try runSynced(playerConfig, settings: settings, look: look, notice: notice, environment: environment)
         }
     }
 
     /// The player with a backend: the one named, else an embedded one with a local user.
     /// Files on the command line make the queue; without them it is the server's library.
-    private func runSynced(_ playerConfig: PlayerConfiguration, settings: MusitSettings, notice: String?,
+    private func runSynced(_ playerConfig: PlayerConfiguration, settings: MusitSettings, look: LookSettings, notice: String?,
                            environment: [String: String]) throws {
         let xdg = XDGPaths(environment: environment)
         let remote = server ?? environment["MUSIT_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.server?.url
@@ -172,16 +174,18 @@ struct MusitCommand: ParsableCommand {
         let player = Player(configuration: config)
         let session = Session(client: client, opener: opener, dataDirectory: xdg.dataHome + "/musit/client", player: player,
                               autoSignIn: autoSignIn, libraryIsQueue: files.isEmpty, post: inbox.post)
-        TerminalApp(player: player, paths: files, session: session, serverName: name, inbox: inbox, notice: notice).run()
+        TerminalApp(player: player, paths: files, session: session, serverName: name, inbox: inbox, notice: notice,
+                    look: look).run()
         player.shutdown()
     }
 }
 
 /// `--print-config`: every setting the player reads, as it is in effect.
 enum SettingsReport {
-    static func json(_ settings: MusitSettings, device: String, volume: Int, server: String?) -> String {
+    static func json(_ settings: MusitSettings, look: LookSettings, device: String, volume: Int, server: String?) -> String {
         let report: [String: Any] = [
             "audio": ["device": device, "volume": volume],
+            "look": ["theme": look.theme, "cover": look.cover, "visualizer": look.visualizer],
             "server": ["url": server ?? "(embedded)"],
             "keys": KeyConfig.effective,
         ]
