@@ -160,11 +160,11 @@ struct ScreenExtraTests {
         try tmux.send(":")
         try tmux.send("-l", "add \(Fixtures.dir)")
         try tmux.send("Enter")
-        r = try tmux.waitFor { $0.contains("tag_v24") && $0.contains("sweep_b") }
+        r = try tmux.waitFor { $0.contains("· covers") && $0.contains("· durations") }
         #expect(r.ok, ":add scanned the folder: \(r.screen)")
         try tmux.send("/")
         try tmux.send("-l", "tag_v2")
-        r = try tmux.waitFor { $0.contains("filter: tag_v2") && !$0.contains("sweep_b") }
+        r = try tmux.waitFor { $0.contains("filter: tag_v2") && $0.contains("tag_v24") && !$0.contains("sweep_b") }
         #expect(r.ok, "filtered: \(r.screen)")
     }
 
@@ -182,15 +182,20 @@ struct ScreenExtraTests {
         let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", Fixtures.path("sine440.mp3")], width: 100, height: 24)
         defer { tmux.kill() }
         try tmux.press(until: "┌ Queue")
-        var seen = try tmux.press("?", until: "Help: keys")
-        // Page down until the screen stops changing.
-        for _ in 0..<20 {
+        var last = try tmux.press("?", until: "Help: keys")
+        var seen = last
+        // Page down while the title says there is more, each time waiting for the new page
+        // (a loaded machine may take a while to draw it).
+        for _ in 0..<30 where last.contains("PgDn: more") {
             try tmux.send("PageDown")
-            Thread.sleep(forTimeInterval: 0.15)
-            let screen = try tmux.screen()
-            if seen.hasSuffix(screen) { break }
-            seen += screen
+            let turned = try tmux.waitFor(timeout: 10) { $0 != last && $0.contains("Help: keys") }
+            #expect(turned.ok, "PageDown turned the page: \(turned.screen)")
+            guard turned.ok else { break }
+            Thread.sleep(forTimeInterval: 0.1)
+            last = try tmux.screen()
+            seen += last
         }
+        #expect(last.contains("PgUp: back"), "the last page says so: \(last)")
         for section in Help.sections {
             #expect(seen.contains(section.title), "section \(section.title) on screen")
             for e in section.entries {

@@ -210,11 +210,9 @@ struct SyncedTests {
 
         // A server that answers every request with 500.
         let port = ServeTests.freePort()
-        let broken = Process()
-        broken.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        broken.standardOutput = FileHandle.nullDevice
-        broken.standardError = FileHandle.nullDevice
-        broken.arguments = ["-c", """
+        // Spawned and reaped by hand: Foundation's Process may never see the child exit when
+        // the runner's threads block SIGCHLD, and its waitUntilExit() then waits forever.
+        let code = """
             import http.server
             class H(http.server.BaseHTTPRequestHandler):
                 def answer(self):
@@ -223,12 +221,20 @@ struct SyncedTests {
                 do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
                 def log_message(self, *a): pass
             http.server.ThreadingHTTPServer(("127.0.0.1", \(port)), H).serve_forever()
-            """]
-        try broken.run()
+            """
+        let words: [String] = ["/usr/bin/python3", "-c", code]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+        var brokenPID: pid_t = 0
+        #expect(posix_spawn(&brokenPID, "/usr/bin/python3", &actions, nil, argv, environ) == 0, "the broken server started")
         defer {
-            // SIGKILL: the child inherits the test runner's signal mask, which may block SIGTERM.
-            kill(broken.processIdentifier, SIGKILL)
-            broken.waitUntilExit()
+            kill(brokenPID, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(brokenPID, &status, 0) < 0 && errno == EINTR {}
         }
         Thread.sleep(forTimeInterval: 0.5)
         let tmux = try TmuxSession.musit(["--device", "testnull", "--server", "http://127.0.0.1:\(port)"], width: 100, height: 30)
