@@ -1,6 +1,7 @@
 import Foundation
 import MusitConfig
 import MusitTestSupport
+import MusitViewModel
 import Testing
 
 @Suite("musit-tui on the command line")
@@ -135,6 +136,20 @@ struct CLITests {
 
 @Suite("Settings")
 struct SettingsTests {
+    @Test("the look section: each entry checked alone; a bad one is named and keeps its default")
+    func look() throws {
+        let json = #"{"look": {"theme": "sepia", "cover": false, "visualizer": "yes", "sparkles": true}}"#
+        let settings = try JSONDecoder().decode(MusitSettings.self, from: Data(json.utf8))
+        let (look, problems) = LookSettings.resolve(settings.look, themes: ThemeName.allCases.map(\.rawValue))
+        #expect(look.theme == "album" && look.cover == false && look.visualizer == false)
+        #expect(problems.count == 3, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("look.theme: \"sepia\" is not a theme") })
+        #expect(problems.contains { $0.hasPrefix("look.visualizer: \"yes\" is not true or false") })
+        #expect(problems.contains { $0.hasPrefix("look.sparkles: no such setting") })
+        let good = LookSettings.resolve(["theme": .string("ember"), "visualizer": .bool(true)], themes: ["album", "ember"])
+        #expect(good.0.theme == "ember" && good.0.visualizer && good.0.cover && good.problems.isEmpty)
+    }
+
     @Test("precedence and XDG paths")
     func precedence() {
         let s = MusitSettings(audio: .init(device: "fromfile"))
