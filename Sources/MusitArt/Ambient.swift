@@ -23,12 +23,18 @@ public struct AmbientLook: Equatable, Sendable {
     /// WCAG AA for normal text, with a little room for the terminal's rounding.
     public static let minimumContrast = 4.6
 
-    public var backgrounds: [RGB] {
-        [background, panelTop, panelBottom, panelTop.mixed(with: panelBottom, 0.5), statusBackground,
-         overlayBackground, selectionBackground]
+    static var backgroundColours: [WritableKeyPath<AmbientLook, RGB>] {
+        [\.background, \.panelTop, \.panelBottom, \.statusBackground, \.overlayBackground, \.selectionBackground]
     }
 
-    public var foregrounds: [RGB] { [text, dim, border, accent, warning, error] }
+    static var textColours: [WritableKeyPath<AmbientLook, RGB>] { [\.text, \.dim, \.border, \.accent, \.warning, \.error] }
+
+    /// Every background text can be drawn on, the gradient's middle included.
+    public var backgrounds: [RGB] {
+        Self.backgroundColours.map { self[keyPath: $0] } + [panelTop.mixed(with: panelBottom, 0.5)]
+    }
+
+    public var foregrounds: [RGB] { Self.textColours.map { self[keyPath: $0] } }
 
     /// The look for a cover whose colours are `seeds`, most telling first.
     public init(seeds: [OKLab]) {
@@ -56,18 +62,7 @@ public struct AmbientLook: Equatable, Sendable {
         if t <= 0 { return self }
         if t >= 1 { return other }
         var m = self
-        m.background = background.mixed(with: other.background, t)
-        m.panelTop = panelTop.mixed(with: other.panelTop, t)
-        m.panelBottom = panelBottom.mixed(with: other.panelBottom, t)
-        m.statusBackground = statusBackground.mixed(with: other.statusBackground, t)
-        m.overlayBackground = overlayBackground.mixed(with: other.overlayBackground, t)
-        m.selectionBackground = selectionBackground.mixed(with: other.selectionBackground, t)
-        m.text = text.mixed(with: other.text, t)
-        m.dim = dim.mixed(with: other.dim, t)
-        m.border = border.mixed(with: other.border, t)
-        m.accent = accent.mixed(with: other.accent, t)
-        m.warning = warning.mixed(with: other.warning, t)
-        m.error = error.mixed(with: other.error, t)
+        for c in Self.backgroundColours + Self.textColours { m[keyPath: c] = self[keyPath: c].mixed(with: other[keyPath: c], t) }
         m.enforceContrast()
         return m
     }
@@ -90,8 +85,7 @@ public struct AmbientLook: Equatable, Sendable {
             }
             return .white
         }
-        text = ensure(text); dim = ensure(dim); border = ensure(border)
-        accent = ensure(accent); warning = ensure(warning); error = ensure(error)
+        for c in Self.textColours { self[keyPath: c] = ensure(self[keyPath: c]) }
     }
 }
 
