@@ -29,23 +29,26 @@ public enum ImageDecoder {
     }
 
     static func png(_ bytes: [UInt8]) throws -> Picture {
-        var image = png_image()
-        image.version = png_uint_32(musit_png_version())
-        let ok = bytes.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
-        defer { png_image_free(&image) }
-        guard ok != 0 else { throw ImageDecodeError.corrupt(message(&image)) }
-        let w = Int(image.width), h = Int(image.height)
-        guard w > 0, h > 0 else { throw ImageDecodeError.corrupt("empty") }
-        guard w * h <= maxPixels else { throw ImageDecodeError.tooLarge(width: w, height: h) }
-        // Transparent pixels are composed over black, the colour the cover sits on.
-        image.format = png_uint_32(musit_png_format_rgb())
-        var out = [UInt8](repeating: 0, count: w * h * 3)
-        var background = png_color(red: 0, green: 0, blue: 0)
-        let done = bytes.withUnsafeBytes { _ in
-            out.withUnsafeMutableBytes { png_image_finish_read(&image, &background, $0.baseAddress, png_int_32(w * 3), nil) }
+        // libpng reads from `bytes` until the image is freed: all of it happens inside one
+        // access to their memory.
+        try bytes.withUnsafeBytes { memory throws(ImageDecodeError) -> Picture in
+            var image = png_image()
+            image.version = png_uint_32(musit_png_version())
+            defer { png_image_free(&image) }
+            guard png_image_begin_read_from_memory(&image, memory.baseAddress, memory.count) != 0 else {
+                throw .corrupt(message(&image))
+            }
+            let w = Int(image.width), h = Int(image.height)
+            guard w > 0, h > 0 else { throw .corrupt("empty") }
+            guard w * h <= maxPixels else { throw .tooLarge(width: w, height: h) }
+            // Transparent pixels are composed over black, the colour the cover sits on.
+            image.format = png_uint_32(musit_png_format_rgb())
+            var out = [UInt8](repeating: 0, count: w * h * 3)
+            var background = png_color(red: 0, green: 0, blue: 0)
+            let done = out.withUnsafeMutableBytes { png_image_finish_read(&image, &background, $0.baseAddress, png_int_32(w * 3), nil) }
+            guard done != 0, musit_png_failed(&image) == 0 else { throw .corrupt(message(&image)) }
+            return picture(out, w, h)
         }
-        guard done != 0, musit_png_failed(&image) == 0 else { throw ImageDecodeError.corrupt(message(&image)) }
-        return picture(out, w, h)
     }
 
     private static func message(_ image: inout png_image) -> String {
