@@ -79,14 +79,10 @@ public final class TerminalApp {
             default:
                 break
             }
-            switch event {
-            case .position:
-                // The frame clock reads the position when the screen needs it (`FrameClock`).
-                break
-            case .seeked, .stateChanged, .trackStarted, .trackEnded, .trackFailed, .outputChanged, .queueFinished, .buffering,
-                 .settingsChanged:
-                inbox.post(.nowPlaying(Self.nowPlaying(player.status)))
-            }
+            // The loop reads the player's status each time it wakes; position reports do not
+            // wake it (`FrameClock` knows when the bar next moves), every other change does.
+            if case .position = event { return }
+            inbox.wake()
         }
         let serverQueue = session.flatMap { $0.libraryIsQueue && paths.isEmpty ? $0.queueSource : nil }
 
@@ -150,6 +146,7 @@ public final class TerminalApp {
             for message in messages {
                 switch message {
                 case .action(let a): store.send(a)
+                case .wake: break
                 case .quitSignal: return
                 }
             }
@@ -234,6 +231,7 @@ public enum FrameClock {
         let a = s.appearance
         if a.fading(at: now) { return minimum }
         let np = s.nowPlaying
+        let text = s.frames[.nowPlaying].map { PaneGeometry.nowPlayingText(PaneGeometry.inner($0), s) }
         var next = idle
         if s.social.friends.contains(where: { $0.playing != nil }) { next = 1 }
         if np.state == .playing {
@@ -242,15 +240,12 @@ public enum FrameClock {
             // The clock's next second.
             next = min(next, 1 - position.truncatingRemainder(dividingBy: 1))
             // The bar's next eighth of a cell.
-            if let duration = np.duration, duration > 0, let frame = s.frames[.nowPlaying],
-               let bar = PaneGeometry.progressBar(PaneGeometry.nowPlayingText(PaneGeometry.inner(frame), s)) {
+            if let duration = np.duration, duration > 0, let text, let bar = PaneGeometry.progressBar(text) {
                 let step = duration / Double(bar.width * 8)
                 next = min(next, step - position.truncatingRemainder(dividingBy: step))
             }
         }
-        if let frame = s.frames[.nowPlaying], let title = np.title,
-           let change = Marquee.nextChange(title, width: PaneGeometry.nowPlayingText(PaneGeometry.inner(frame), s).width - 2,
-                                                clock: now - a.titleSince) {
+        if let text, let title = np.title, let change = Marquee.nextChange(title, width: text.width - 2, clock: now - a.titleSince) {
             next = min(next, change)
         }
         return max(minimum, next + 0.002)
@@ -310,6 +305,7 @@ final class CoverLoader: Sendable {
 public final class Inbox: Sendable {
     enum Message: Sendable {
         case action(Action)
+        case wake
         case quitSignal
     }
 
@@ -319,6 +315,9 @@ public final class Inbox: Sendable {
     public init() {}
 
     public func post(_ action: Action) { post(.action(action)) }
+
+    /// Wakes the loop with nothing to deliver (it reads the player's status when it wakes).
+    public func wake() { post(.wake) }
 
     func post(_ message: Message) {
         messages.withLock { $0.append(message) }

@@ -84,13 +84,11 @@ public struct CoverRequest: Equatable, Sendable {
 }
 
 extension AppState {
-    /// The cover the screen wants and does not have yet (the app scales it off the UI thread).
+    /// The cover the screen wants: the playing track's picture, for the box Now Playing has
+    /// now (the app asks for it again only when this changes).
     public var coverRequest: CoverRequest? {
         guard appearance.hasPicture, let key = appearance.artworkKey, let frame = frames[.nowPlaying],
               let box = PaneGeometry.coverBox(PaneGeometry.inner(frame), self) else { return nil }
-        let fit = appearance.cover.map { CoverCells.fit(width: $0.picture.width, height: $0.picture.height,
-                                                        maxColumns: box.width, maxRows: box.height) }
-        if let c = appearance.cover, c.key == key, let fit, fit.columns == c.columns, fit.rows == c.rows { return nil }
         return CoverRequest(key: key, columns: box.width, rows: box.height)
     }
 }
