@@ -221,8 +221,10 @@ struct ScreenExtraTests {
         #expect(try tmux.screen().contains("▶ playing"), "Space no longer pauses")
         try tmux.press("P", until: "⏸ paused", "P pauses")
         try tmux.press("P", until: "▶ playing", "and resumes")
-        let help = try tmux.press("?", until: "Help: keys")
-        #expect(help.contains("P") && help.contains("pause / resume"), "the help shows the new key: \(help)")
+        try tmux.press("?", until: "Help: keys")
+        // The overlay may be read while it is still being drawn: wait for its line.
+        let help = try tmux.waitFor { $0.split(separator: "\n").contains { $0.contains(" P ") && $0.contains("pause / resume") } }
+        #expect(help.ok, "the help shows the new key on the line of its action: \(help.screen)")
         try tmux.press("Escape", until: "┌ Queue")
         try tmux.press("n", until: "stopped", "n, whose bad entry kept its default, still skips (past the end of the queue)")
     }
