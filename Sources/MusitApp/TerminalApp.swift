@@ -102,10 +102,10 @@ public final class TerminalApp {
         if let notice { initial.message = notice }
         initial.appearance.theme = ThemeName(rawValue: look.theme) ?? .album
         initial.appearance.coverEnabled = look.cover
-        initial.appearance.visualizer = look.visualizer
+        initial.appearance.setVisualizer(look.visualizer)
         initial.appearance.trueColor = terminal.depth == .trueColor
         initial.appearance.canPaint = terminal.depth != .mono && terminal.unicode
-        initial.appearance.fade(to: initial.appearance.target(albumSeeds: nil), at: 0)
+        initial.appearance.retarget(at: 0)
         let renderer = Renderer(unicode: terminal.unicode)
         let covers = CoverLoader(client: session?.client) { inbox.post($0) }
         let layoutStore = self.layoutStore

@@ -58,21 +58,29 @@ public struct Appearance: Equatable, Sendable {
         fadeFrom != nil && clock - fadeStart < Self.fadeDuration
     }
 
-    /// Starts a cross-fade to `target` at `clock` from what is on screen now.
-    public mutating func fade(to target: AmbientLook?, at clock: Double) {
-        guard target != look else { return }
-        fadeFrom = currentLook(at: clock) ?? (trueColor ? target : nil)
-        look = target
-        fadeStart = clock
-    }
-
-    /// The look a fixed theme (or the album's seeds) gives.
-    public func target(albumSeeds: [OKLab]?) -> AmbientLook? {
+    /// The look the theme gives: a fixed one's, or the album's (neutral until one plays).
+    public var target: AmbientLook? {
         switch theme {
         case .classic: return nil
         case .album: return AmbientLook(seeds: albumSeeds ?? [])
         default: return theme.seeds.map { AmbientLook(seeds: $0) }
         }
+    }
+
+    /// Cross-fades, from what is on screen at `clock`, to what the theme and the album now
+    /// call for.
+    public mutating func retarget(at clock: Double) {
+        let next = target
+        guard next != look else { return }
+        fadeFrom = currentLook(at: clock) ?? (trueColor ? next : nil)
+        look = next
+        fadeStart = clock
+    }
+
+    /// The visualizer on or off; off forgets the last bands.
+    public mutating func setVisualizer(_ on: Bool) {
+        visualizer = on
+        if !on { spectrum = [] }
     }
 }
 

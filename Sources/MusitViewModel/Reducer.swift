@@ -100,7 +100,7 @@ public enum Reducer {
             s.appearance.hasPicture = hasPicture
             s.appearance.albumSeeds = seeds
             if s.appearance.cover?.key != key { s.appearance.cover = nil }
-            s.appearance.fade(to: s.appearance.target(albumSeeds: seeds), at: s.clock)
+            s.appearance.retarget(at: s.clock)
             return []
         case .cover(let cells):
             if cells.key == s.appearance.artworkKey { s.appearance.cover = cells }
@@ -207,15 +207,14 @@ public enum Reducer {
                 return []
             }
             s.appearance.theme = theme
-            s.appearance.fade(to: s.appearance.target(albumSeeds: s.appearance.albumSeeds), at: s.clock)
+            s.appearance.retarget(at: s.clock)
             return []
         case "cover", "visualizer":
             guard let on = ["on": true, "off": false][rest] else {
                 s.message = "usage: :\(name) on|off"
                 return []
             }
-            if name == "cover" { s.appearance.coverEnabled = on } else { s.appearance.visualizer = on }
-            if !s.appearance.visualizer { s.appearance.spectrum = [] }
+            if name == "cover" { s.appearance.coverEnabled = on } else { s.appearance.setVisualizer(on) }
             return []
         default:
             if let effects = socialCommand(&s, name, rest) { return effects }
@@ -291,8 +290,7 @@ public enum Reducer {
         case .toggleFriends: return toggle(&s, .friends)
         case .toggleChat: return toggle(&s, .chat)
         case .toggleVisualizer:
-            s.appearance.visualizer.toggle()
-            if !s.appearance.visualizer { s.appearance.spectrum = [] }
+            s.appearance.setVisualizer(!s.appearance.visualizer)
             s.message = "visualizer \(s.appearance.visualizer ? "on" : "off")"
             return []
         }
