@@ -4,6 +4,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/audio.sh"
 "$here/ui.sh"
+"$here/look.sh"
 "$here/server.sh"
 "$here/chat.sh"
 "$here/client.sh"

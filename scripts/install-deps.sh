@@ -6,7 +6,7 @@ packages=(
     pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libsqlite3-dev libpng-dev libturbojpeg0-dev  # build
     ncurses-term alsa-utils                                                 # run: terminfo, ALSA config
     sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
-    mpg123 time                                                             # benchmarks: peer, /usr/bin/time
+    mpg123 time pv cmus                                                     # benchmarks: peers, /usr/bin/time, pacing
     ffmpeg curl                                                             # tests: an HLS client; API fuzzing
     prometheus                                                              # tests: promtool check metrics
     postgresql nginx-light                                                  # tests: PostgreSQL, several instances behind nginx

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The look's cost, side by side with cmus and mpg123 on the same file and device:
+#   - CPU per second of audio of the whole player in real time, with cover, album colours,
+#     motion and the visualizer on, off, and paused
+#   - time from a track change to the cover drawn
+# Needs: a release build (made here), sox, lame, mid3v2, ffmpeg, tmux, pv, cmus, mpg123.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+out="$here/out"
+mkdir -p "$out"
+
+echo "== building musit-tui (release)"
+(cd "$root" && swift build -c release --product musit-tui --static-swift-stdlib 2>&1 | tail -1)
+
+if [ ! -f "$out/look40.mp3" ]; then
+    echo "== making a 40 s track with a 600x600 JPEG cover, and a 2 s one without"
+    sox -n -r 44100 -c 2 -b 16 "$out/look40.wav" synth 40 pinknoise synth 40 sine mix 220 \
+        synth 40 sine mix 330 tremolo 3 40 gain -12
+    lame --quiet -b 320 --tt "Cover Bench" --ta "Bench" --tl "Bench Album" "$out/look40.wav" "$out/look40.mp3"
+    ffmpeg -loglevel error -y -f lavfi -i "testsrc2=size=600x600" -frames:v 1 -q:v 3 "$out/look_cover.jpg"
+    mid3v2 -p "$out/look_cover.jpg:Front cover:3:image/jpeg" "$out/look40.mp3"
+    sox "$out/look40.wav" "$out/look2.wav" trim 0 2
+    lame --quiet -b 320 --tt "First Without Cover" "$out/look2.wav" "$out/look_first.mp3"
+    rm -f "$out/look40.wav" "$out/look2.wav"
+fi
+
+python3 "$here/look_measure.py" "$root/.build/release/musit-tui" "$out"

@@ -1,0 +1,169 @@
+"""The look's cost: CPU per second of audio of the whole player (engine and UI) in tmux,
+playing in real time (the benchpaced device) with cover, album colours, motion and the
+visualizer on, with them off, and paused; cmus and mpg123 play the same file on the same
+device beside it. Then the time from a track change to its cover on screen.
+
+usage: look_measure.py MUSIT_BINARY OUT_DIR"""
+import os, shutil, statistics, subprocess, sys, tempfile, time
+
+musit, out = sys.argv[1], sys.argv[2]
+here = os.path.dirname(os.path.abspath(__file__))
+asound = os.path.join(here, "asoundrc")
+tick = os.sysconf("SC_CLK_TCK")
+WINDOW = 20.0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+class Tmux:
+    def __init__(self, command, env):
+        self.socket = f"musit-bench-{os.getpid()}-{time.monotonic_ns()}"
+        args = ["new-session", "-d", "-s", "b", "-x", "120", "-y", "40"]
+        for k, v in env.items():
+            args += ["-e", f"{k}={v}"]
+        self.run(args + [command + "; sleep 60"])
+
+    def run(self, args):
+        return subprocess.run(["tmux", "-L", self.socket] + args, capture_output=True, text=True).stdout
+
+    def screen(self, colours=False):
+        return self.run(["capture-pane", "-p", "-t", "b"] + (["-e"] if colours else []))
+
+    def send(self, *keys):
+        self.run(["send-keys", "-t", "b"] + list(keys))
+
+    def program(self, name):
+        shell = self.run(["display-message", "-p", "-t", "b", "#{pane_pid}"]).strip()
+        for _ in range(100):
+            for pid in open(f"/proc/{shell}/task/{shell}/children").read().split():
+                if os.path.basename(os.readlink(f"/proc/{pid}/exe")).startswith(name):
+                    return int(pid)
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} did not start")
+
+    def wait(self, predicate, timeout=15, colours=False):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            s = self.screen(colours)
+            if predicate(s):
+                return s
+            time.sleep(0.01)
+        return None
+
+    def kill(self):
+        self.run(["kill-server"])
+
+
+def base_env(config):
+    return {"TERM": "tmux-direct", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "ALSA_CONFIG_PATH": asound,
+            "XDG_CONFIG_HOME": config, "XDG_RUNTIME_DIR": config, "HOME": config, "NO_COLOR": ""}
+
+
+def musit_session(files, look):
+    config = tempfile.mkdtemp()
+    os.makedirs(f"{config}/musit")
+    with open(f"{config}/musit/config.json", "w") as f:
+        f.write('{"look": %s}' % look)
+    cmd = " ".join([musit, "--offline", "--device", "benchpaced"] + files)
+    return Tmux(f"env TERM=tmux-direct {cmd}", base_env(config)), config
+
+
+def measure(pid, seconds=WINDOW):
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 1000
+
+
+def musit_cpu(track, look, pause=False):
+    t, config = musit_session([track], look)
+    try:
+        pid = t.program("musit-tui")
+        if not t.wait(lambda s: "▶ playing" in s):
+            raise RuntimeError("musit did not play: " + t.screen())
+        time.sleep(3)
+        if pause:
+            t.send("Space")
+            t.wait(lambda s: "⏸ paused" in s)
+            time.sleep(1)
+        return measure(pid)
+    finally:
+        t.kill()
+        shutil.rmtree(config, ignore_errors=True)
+
+
+def cmus_cpu(track):
+    config = tempfile.mkdtemp()
+    os.makedirs(f"{config}/cmus")
+    with open(f"{config}/cmus/rc", "w") as f:
+        f.write("set output_plugin=alsa\nset dsp.alsa.device=benchpaced\n")
+    env = base_env(config)
+    t = Tmux("cmus", env)
+    try:
+        pid = t.program("cmus")
+        # Without D-Bus cmus stops at an MPRIS notice: answer it.
+        t.wait(lambda s: "Press <enter>" in s, timeout=5)
+        t.send("Enter")
+        time.sleep(0.5)
+        subprocess.run(["cmus-remote", "-f", track], env={**os.environ, **env}, check=True)
+        t.wait(lambda s: "00:01" in s or "0:01" in s)
+        time.sleep(3)
+        return measure(pid)
+    finally:
+        t.kill()
+        shutil.rmtree(config, ignore_errors=True)
+
+
+def mpg123_cpu(track):
+    p = subprocess.Popen(["mpg123", "-q", "-o", "alsa", "-a", "benchpaced", track], env={**os.environ, "ALSA_CONFIG_PATH": asound})
+    try:
+        time.sleep(3)
+        return measure(p.pid)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def cover_latency(first, second):
+    """Milliseconds from the first screen with the second track's title to the first with its cover."""
+    t, config = musit_session([first, second], '{"theme": "album", "cover": true}')
+    try:
+        s = t.wait(lambda s: "Cover Bench" in s, timeout=20)
+        if s is None:
+            return None
+        t0 = time.monotonic()
+        drawn = t.wait(lambda s: "▀" in s, timeout=5)
+        return (time.monotonic() - t0) * 1000 if drawn else None
+    finally:
+        t.kill()
+        shutil.rmtree(config, ignore_errors=True)
+
+
+track = f"{out}/look40.mp3"
+on = '{"theme": "album", "cover": true, "visualizer": true}'
+cover = '{"theme": "album", "cover": true, "visualizer": false}'
+off = '{"theme": "classic", "cover": false, "visualizer": false}'
+print(f"\n== the whole player's CPU in real time (tmux 120x40, 24-bit colour, {WINDOW:.0f} s windows, median of 3)")
+rows = []
+for label, fn in [("musit-tui, everything on (cover, album colours, motion, visualizer)", lambda: musit_cpu(track, on)),
+                  ("musit-tui, cover and album colours, no visualizer", lambda: musit_cpu(track, cover)),
+                  ("musit-tui, everything off (classic theme, no cover)", lambda: musit_cpu(track, off)),
+                  ("musit-tui, paused (idle screen)", lambda: musit_cpu(track, on, pause=True)),
+                  ("cmus 2.10 in tmux", lambda: cmus_cpu(track)),
+                  ("mpg123 CLI (no screen)", lambda: mpg123_cpu(track))]:
+    figures = [fn() for _ in range(3)]
+    rows.append((label, statistics.median(figures)))
+    print(f"  {label:<72} {statistics.median(figures):6.2f} ms CPU / s   (runs: {', '.join(f'{x:.2f}' for x in figures)})")
+cmus = dict(rows)["cmus 2.10 in tmux"]
+print(f"  ratio everything on / cmus: {rows[0][1] / cmus:.2f}x   (target <= 1)")
+print(f"  ratio everything off / cmus: {rows[2][1] / cmus:.2f}x")
+
+print("\n== track change to cover drawn (local file, embedded 600x600 JPEG, median of 5)")
+lat = [x for x in (cover_latency(f"{out}/look_first.mp3", track) for _ in range(5)) if x is not None]
+if lat:
+    print(f"  {statistics.median(lat):.0f} ms  (min {min(lat):.0f}, max {max(lat):.0f}; tmux polled every ~10 ms)")
+else:
+    print("  no cover seen")
