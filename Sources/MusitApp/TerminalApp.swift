@@ -22,6 +22,7 @@ public final class TerminalApp {
     /// What the settings file got wrong, for the status bar at start.
     private let notice: String?
     private let look: LookSettings
+    private let kittyDetected: Bool
 
     /// `session` connects the social panes (and, with no `paths`, the queue) to a backend;
     /// actions it posts go through `inbox`.
@@ -30,6 +31,7 @@ public final class TerminalApp {
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.notice = notice
         self.look = look
+        kittyDetected = KittyGraphics.detected(environment)
         self.player = player
         self.paths = paths
         self.session = session
@@ -105,6 +107,7 @@ public final class TerminalApp {
         initial.appearance.setVisualizer(look.visualizer)
         initial.appearance.trueColor = terminal.depth == .trueColor
         initial.appearance.canPaint = terminal.depth != .mono && terminal.unicode
+        initial.appearance.kitty = initial.appearance.canPaint && (look.kitty || kittyDetected)
         initial.appearance.retarget(at: 0)
         let renderer = Renderer(unicode: terminal.unicode)
         let covers = CoverLoader(client: session?.client) { inbox.post($0) }
@@ -175,6 +178,11 @@ public final class TerminalApp {
             if frame != shown {
                 terminal.draw(frame)
                 shown = frame
+            }
+            if store.state.appearance.kitty {
+                terminal.showImage(PaneGeometry.shownCover(store.state).flatMap { shown in
+                    covers.picture(shown.cover.key).map { (shown.cover.key, $0, shown.rect) }
+                })
             }
         }
     }
@@ -260,6 +268,7 @@ final class CoverLoader: Sendable {
     private let client: APIClient?
     private let post: @Sendable (Action) -> Void
     static let kept = 8
+    static let side = 256
 
     init(client: APIClient?, post: @escaping @Sendable (Action) -> Void) {
         self.client = client
@@ -280,7 +289,12 @@ final class CoverLoader: Sendable {
     }
 
     private func analyse(key: String, bytes: [UInt8]?, album: String) {
-        let picture = bytes.flatMap { try? ImageDecoder.decode($0) }
+        // At most `side` pixels a side: cells need far fewer, and the kitty protocol sends
+        // what is kept, for the terminal to scale.
+        let picture = bytes.flatMap { try? ImageDecoder.decode($0) }.map { p in
+            let scale = min(1, Double(Self.side) / Double(max(p.width, p.height)))
+            return p.scaled(width: max(1, Int(Double(p.width) * scale)), height: max(1, Int(Double(p.height) * scale)))
+        }
         if let picture {
             pictures.withLock { list in
                 list.removeAll { $0.key == key }
@@ -292,9 +306,14 @@ final class CoverLoader: Sendable {
         post(.artwork(key: key, seeds: seeds, hasPicture: picture != nil))
     }
 
+    /// The decoded picture of `key`, if kept.
+    func picture(_ key: String) -> Picture? {
+        pictures.withLock { $0.last { $0.key == key }?.picture }
+    }
+
     func scale(_ request: CoverRequest) {
         queue.async {
-            guard let picture = self.pictures.withLock({ $0.last { $0.key == request.key }?.picture }) else { return }
+            guard let picture = self.picture(request.key) else { return }
             let fit = CoverCells.fit(width: picture.width, height: picture.height, maxColumns: request.columns, maxRows: request.rows)
             self.post(.cover(CoverCells(key: request.key, picture: picture, columns: fit.columns, rows: fit.rows)))
         }

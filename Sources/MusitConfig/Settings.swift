@@ -140,6 +140,9 @@ public struct LookSettings: Equatable, Sendable {
     public var theme = "album"
     public var cover = true
     public var visualizer = false
+    /// Draw the real cover with the kitty graphics protocol (also when the terminal says it
+    /// is kitty).
+    public var kitty = false
 
     public init() {}
 
@@ -153,10 +156,11 @@ public struct LookSettings: Equatable, Sendable {
                 problems.append("look.theme: \(value) is not a theme (\(themes.joined(separator: ", "))); using album")
             case ("cover", .bool(let b)): out.cover = b
             case ("visualizer", .bool(let b)): out.visualizer = b
-            case ("cover", _), ("visualizer", _):
+            case ("kitty", .bool(let b)): out.kitty = b
+            case ("cover", _), ("visualizer", _), ("kitty", _):
                 problems.append("look.\(key): \(value) is not true or false; using \(key == "cover" ? "true" : "false")")
             default:
-                problems.append("look.\(key): no such setting (theme, cover, visualizer)")
+                problems.append("look.\(key): no such setting (theme, cover, visualizer, kitty)")
             }
         }
         return (out, problems)

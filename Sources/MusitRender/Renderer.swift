@@ -324,8 +324,9 @@ public struct Renderer: Sendable {
     private func drawNowPlaying(_ b: inout ScreenBuffer, _ inner: Rect, _ s: AppState) {
         guard !inner.isEmpty else { return }
         let np = s.nowPlaying
-        if let box = PaneGeometry.coverBox(inner, s), let cover = s.appearance.cover, cover.key == s.appearance.artworkKey {
-            drawCover(&b, box, cover)
+        // With the kitty protocol the terminal places the image itself over these blank cells.
+        if !s.appearance.kitty, let (cover, rect) = PaneGeometry.shownCover(s) {
+            drawCover(&b, rect, cover)
         }
         let r = PaneGeometry.nowPlayingText(inner, s)
         guard !r.isEmpty else { return }
@@ -365,13 +366,11 @@ public struct Renderer: Sendable {
         if let error = np.error { line(error, .error) }
     }
 
-    /// The cover, centred in `box`: each cell an upper half block, upper pixel in front.
-    private func drawCover(_ b: inout ScreenBuffer, _ box: Rect, _ cover: CoverCells) {
-        let cols = min(cover.columns, box.width), rows = min(cover.rows, box.height)
-        let x0 = box.x + (box.width - cols) / 2, y0 = box.y + (box.height - rows) / 2
-        for y in 0..<rows {
-            for x in 0..<cols {
-                b.set(x0 + x, y0 + y, Cell("▀", .normal, paint: Paint(fg: cover.top(x, y), bg: cover.bottom(x, y))))
+    /// The cover in `rect`: each cell an upper half block, upper pixel in front.
+    private func drawCover(_ b: inout ScreenBuffer, _ rect: Rect, _ cover: CoverCells) {
+        for y in 0..<rect.height {
+            for x in 0..<rect.width {
+                b.set(rect.x + x, rect.y + y, Cell("▀", .normal, paint: Paint(fg: cover.top(x, y), bg: cover.bottom(x, y))))
             }
         }
     }

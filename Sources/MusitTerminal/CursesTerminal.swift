@@ -23,6 +23,10 @@ public final class CursesTerminal: @unchecked Sendable {
     /// The theme of the last frame's album colours, rebuilt when they change (cross-fades).
     private var lookTheme: (look: AmbientLook, theme: Theme)?
     private var previous: ScreenBuffer?
+    /// The kitty-protocol picture on screen, and where.
+    private var placed: (key: String, rect: Rect)?
+    private var placedStale = false
+    private var nextImageID: UInt32 = 1
     private var pairs: [Int64: Int32] = [:]
     private var nextPair: Int32 = 1
     private var inputThread: Thread?
@@ -90,6 +94,8 @@ public final class CursesTerminal: @unchecked Sendable {
         if previous.map({ $0.width != buffer.width || $0.height != buffer.height }) ?? true {
             erase()
             previous = nil
+            // A cleared screen may have taken a placed picture with it: place it again.
+            placedStale = true
         }
         var frameTheme = theme
         if let look = buffer.look, depth == .trueColor {
@@ -119,6 +125,37 @@ public final class CursesTerminal: @unchecked Sendable {
         musit_set_style(0, 0)
         previous = buffer
         refresh()
+    }
+
+    /// Shows `image` (the real cover, for a terminal that speaks the kitty graphics protocol)
+    /// over the cells of its rectangle, or removes the one shown. Sent only when the picture
+    /// or its place changes, or after a full repaint.
+    public func showImage(_ image: (key: String, picture: Picture, rect: Rect)?) {
+        lock.lock(); defer { lock.unlock() }
+        guard started else { return }
+        let same = placed.map { p in image.map { $0.key == p.key && $0.rect == p.rect } ?? false } ?? (image == nil)
+        if same && !placedStale { return }
+        placedStale = false
+        var out = ""
+        if placed != nil { out += KittyGraphics.delete(id: nextImageID) }
+        placed = nil
+        if let image, !image.rect.isEmpty {
+            nextImageID = nextImageID % 0xFFFF + 1
+            // Saved cursor, the rectangle's corner, the picture, the cursor back: curses
+            // keeps its idea of where the cursor is.
+            out += "\u{1B}7\u{1B}[\(image.rect.y + 1);\(image.rect.x + 1)H"
+                + KittyGraphics.place(image.picture, id: nextImageID, columns: image.rect.width, rows: image.rect.height)
+                + "\u{1B}8"
+            placed = (image.key, image.rect)
+        }
+        let bytes = Array(out.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            offset += n
+        }
     }
 
     /// Forgets the last frame so the next draw repaints everything.

@@ -25,6 +25,9 @@ public struct Appearance: Equatable, Sendable {
     public var trueColor = false
     /// The terminal shows colours at all and speaks UTF-8: covers are drawn.
     public var canPaint = false
+    /// The terminal speaks the kitty graphics protocol: the cover is the real image, placed
+    /// by the terminal over blank cells, not half blocks.
+    public var kitty = false
 
     /// The artwork of what plays: its key (the track) and whether it has a picture.
     public var artworkKey: String?
@@ -109,6 +112,19 @@ extension PaneGeometry {
         guard a.coverEnabled, a.canPaint, a.hasPicture, inner.height >= 3, inner.width >= 36 else { return nil }
         let cols = min(inner.height * 2, inner.width / 3)
         return Rect(x: inner.x + 1, y: inner.y, width: cols, height: inner.height)
+    }
+
+    /// Where a cover of `cover`'s cells sits in `box`: centred, clipped to it.
+    public static func coverRect(_ box: Rect, _ cover: CoverCells) -> Rect {
+        let cols = min(cover.columns, box.width), rows = min(cover.rows, box.height)
+        return Rect(x: box.x + (box.width - cols) / 2, y: box.y + (box.height - rows) / 2, width: cols, height: rows)
+    }
+
+    /// The cover on screen now, and where: for a terminal that places the real image.
+    public static func shownCover(_ s: AppState) -> (cover: CoverCells, rect: Rect)? {
+        guard let frame = s.frames[.nowPlaying], let cover = s.appearance.cover, cover.key == s.appearance.artworkKey,
+              let box = coverBox(inner(frame), s) else { return nil }
+        return (cover, coverRect(box, cover))
     }
 
     /// Where Now Playing's text goes: right of the cover, when there is one.

@@ -185,7 +185,7 @@ enum SettingsReport {
     static func json(_ settings: MusitSettings, look: LookSettings, device: String, volume: Int, server: String?) -> String {
         let report: [String: Any] = [
             "audio": ["device": device, "volume": volume],
-            "look": ["theme": look.theme, "cover": look.cover, "visualizer": look.visualizer],
+            "look": ["theme": look.theme, "cover": look.cover, "visualizer": look.visualizer, "kitty": look.kitty],
             "server": ["url": server ?? "(embedded)"],
             "keys": KeyConfig.effective,
         ]
