@@ -165,6 +165,24 @@ struct LookTests {
         }
     }
 
+    @Test("a streamed song's cover comes from the server: the quadrants, in place")
+    func streamedCover() throws {
+        let server = ServerProcess()
+        try server.start()
+        let tmux = try TmuxSession.player("gwen", server: server.url, term: "tmux-direct")
+        defer { tmux.kill() }
+        try tmux.command("upload \(Fixtures.path("covers/quadrants.mp3"))")
+        try tmux.press(until: "Cover quadrants", "uploaded and listed")
+        try tmux.send("Enter")
+        try tmux.press(until: "▶ playing", "the server's song plays")
+        let screen = try tmux.screen()
+        let c = try #require(try Self.corners(tmux), "no cover drawn: \(screen)")
+        let q = Self.quadrants
+        for (cell, want) in zip([c.tl, c.tr, c.bl, c.br], q) {
+            #expect(Self.close(cell.fg, want, within: 2) && Self.close(cell.bg, want, within: 2), "\(cell) for \(want)")
+        }
+    }
+
     @Test("the border colour cross-fades from one album's colour to the next on a track change")
     func crossFade() throws {
         let tmux = try Self.player(["covers/fade_a.mp3", "covers/fade_b.mp3"])

@@ -5,9 +5,11 @@ import Testing
 
 extension TmuxSession {
     /// musit-tui with `arguments` in a fresh session with a private config directory.
+    /// `term`: a TERM other than tmux's (such as `tmux-direct` for 24-bit colour).
     static func musit(_ arguments: [String], width: Int = 100, height: Int = 30, config: String? = nil,
-                      after: String = "") throws -> TmuxSession {
-        try TmuxSession(command: [Binary.path] + arguments, width: width, height: height,
+                      after: String = "", term: String? = nil) throws -> TmuxSession {
+        try TmuxSession(command: (term.map { ["/usr/bin/env", "TERM=\($0)", "NO_COLOR="] } ?? []) + [Binary.path] + arguments,
+                        width: width, height: height,
                         environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
                                       "XDG_CONFIG_HOME": config ?? NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"],
                         after: after)

@@ -33,8 +33,10 @@ final class ServerProcess: @unchecked Sendable {
 
 extension TmuxSession {
     /// A player signed up as `name` against `server`, in a 120×36 window.
-    static func player(_ name: String, server: String, device: String = "testnull", config: String? = nil) throws -> TmuxSession {
-        let tmux = try TmuxSession.musit(["--device", device, "--pace", "--server", server], width: 120, height: 36, config: config)
+    static func player(_ name: String, server: String, device: String = "testnull", config: String? = nil,
+                       term: String? = nil) throws -> TmuxSession {
+        let tmux = try TmuxSession.musit(["--device", device, "--pace", "--server", server], width: 120, height: 36, config: config,
+                                         term: term)
         try tmux.press(until: "Sign in", "the sign-in screen")
         try tmux.send("-l", name)
         try tmux.send("Enter")
