@@ -85,10 +85,8 @@ public enum Spectrum {
         guard samples.count >= n, bands > 0 else { return [Double](repeating: 0, count: max(0, bands)) }
         var re = [Double](repeating: 0, count: n), im = [Double](repeating: 0, count: n)
         let start = samples.count - n
-        for i in 0..<n {
-            let w = 0.5 - 0.5 * cos(2 * .pi * Double(i) / Double(n - 1))
-            re[i] = Double(samples[start + i]) * w
-        }
+        let window = hann
+        for i in 0..<n { re[i] = Double(samples[start + i]) * window[i] }
         fft(&re, &im)
         // Power per bin, scaled so a full-scale sine reads 0 dB (the Hann window halves it).
         let binHz = Double(sampleRate) / Double(n)
@@ -107,35 +105,46 @@ public enum Spectrum {
         return out
     }
 
-    /// In-place iterative radix-2 FFT; `re.count` is a power of two.
+    /// The Hann window and the twiddle factors of a `size`-point FFT, worked out once: the
+    /// visualizer runs up to 30 times a second and trigonometry would be most of its cost.
+    static let hann: [Double] = (0..<size).map { 0.5 - 0.5 * cos(2 * .pi * Double($0) / Double(size - 1)) }
+    static let twiddles: (re: [Double], im: [Double]) = {
+        let half = size / 2
+        return ((0..<half).map { cos(-2 * .pi * Double($0) / Double(size)) },
+                (0..<half).map { sin(-2 * .pi * Double($0) / Double(size)) })
+    }()
+
+    /// In-place iterative radix-2 FFT; `re.count` is a power of two no larger than `size`.
     static func fft(_ re: inout [Double], _ im: inout [Double]) {
         let n = re.count
-        var j = 0
-        for i in 1..<n {
-            var bit = n >> 1
-            while j & bit != 0 { j ^= bit; bit >>= 1 }
-            j |= bit
-            if i < j { re.swapAt(i, j); im.swapAt(i, j) }
-        }
-        var len = 2
-        while len <= n {
-            let angle = -2 * Double.pi / Double(len)
-            let wr = cos(angle), wi = sin(angle)
-            var i = 0
-            while i < n {
-                var cr = 1.0, ci = 0.0
-                for k in 0..<(len / 2) {
-                    let a = i + k, b = a + len / 2
-                    let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
-                    re[b] = re[a] - tr; im[b] = im[a] - ti
-                    re[a] += tr; im[a] += ti
-                    let nr = cr * wr - ci * wi
-                    ci = cr * wi + ci * wr
-                    cr = nr
+        precondition(n <= size && n & (n - 1) == 0 && im.count == n)
+        let (twRe, twIm) = twiddles
+        re.withUnsafeMutableBufferPointer { re in
+            im.withUnsafeMutableBufferPointer { im in
+                var j = 0
+                for i in 1..<n {
+                    var bit = n >> 1
+                    while j & bit != 0 { j ^= bit; bit >>= 1 }
+                    j |= bit
+                    if i < j { re.swapAt(i, j); im.swapAt(i, j) }
                 }
-                i += len
+                var len = 2
+                while len <= n {
+                    let half = len / 2, stride = size / len
+                    var i = 0
+                    while i < n {
+                        for k in 0..<half {
+                            let a = i + k, b = a + half
+                            let cr = twRe[k * stride], ci = twIm[k * stride]
+                            let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
+                            re[b] = re[a] - tr; im[b] = im[a] - ti
+                            re[a] += tr; im[a] += ti
+                        }
+                        i += len
+                    }
+                    len <<= 1
+                }
             }
-            len <<= 1
         }
     }
 }
