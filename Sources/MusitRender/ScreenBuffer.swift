@@ -1,4 +1,9 @@
 import MusitArt
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What a cell means; a theme turns it into colours and attributes for the terminal at hand.
 public enum Style: UInt8, CaseIterable, Sendable {
@@ -45,6 +50,27 @@ public struct Cell: Equatable, Sendable {
 
 /// A screen's worth of cells: the renderer draws into it, the terminal backend diffs it.
 public struct ScreenBuffer: Equatable, Sendable {
+    public static func == (a: ScreenBuffer, b: ScreenBuffer) -> Bool {
+        guard a.width == b.width, a.height == b.height, a.look == b.look else { return false }
+        return (0..<a.height).allSatisfy { a.sameRow($0, as: b) }
+    }
+
+    /// Whether row `y` holds the same cells in `other` (of the same size). Rows are first
+    /// compared as bytes: a frame mostly repeats the last one, and equal bytes are equal
+    /// cells (a glyph's bytes are its characters, or a reference to them). Unequal bytes
+    /// (padding may differ) fall back to comparing cell by cell.
+    func sameRow(_ y: Int, as other: ScreenBuffer) -> Bool {
+        guard width > 0 else { return true }
+        let range = (y * width)..<((y + 1) * width)
+        let bytesEqual = cells.withUnsafeBufferPointer { a in
+            other.cells.withUnsafeBufferPointer { b in
+                memcmp(a.baseAddress! + range.lowerBound, b.baseAddress! + range.lowerBound,
+                       range.count * MemoryLayout<Cell>.stride) == 0
+            }
+        }
+        return bytesEqual || cells[range] == other.cells[range]
+    }
+
     public let width: Int
     public let height: Int
     public private(set) var cells: [Cell]
@@ -70,6 +96,24 @@ public struct ScreenBuffer: Equatable, Sendable {
         guard y >= 0, y < height, x < width else { return 0 }
         let room = min(maxWidth ?? (width - x), width - x)
         guard room > 0 else { return 0 }
+        // Printable ASCII that fits, the common case: one cell a byte, nothing to measure.
+        if text.utf8.count <= room, text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            var cx = x
+            var first = true
+            for byte in text.utf8 {
+                if cx >= 0 {
+                    let i = y * width + cx
+                    // Overwriting the right half of a wide character blanks its left half.
+                    if first, cells[i].continuation, cx > 0 { cells[i - 1] = Cell(" ", cells[i - 1].style) }
+                    first = false
+                    cells[i] = Cell(Character(Unicode.Scalar(byte)), style)
+                }
+                cx += 1
+            }
+            // ... and its left half, the right.
+            if !first, cx < width, cells[y * width + cx].continuation { cells[y * width + cx] = Cell(" ", style) }
+            return cx - x
+        }
         let fitted = TextWidth.fit(text, width: room, ellipsis: ellipsis)
         var cx = x
         for ch in fitted {
@@ -134,7 +178,7 @@ public struct ScreenBuffer: Equatable, Sendable {
             return (0..<height).map { y in (0, y, cells[(y * width)..<((y + 1) * width)]) }
         }
         var runs: [(x: Int, y: Int, cells: ArraySlice<Cell>)] = []
-        for y in 0..<height {
+        for y in 0..<height where !sameRow(y, as: old) {
             var x = 0
             while x < width {
                 let i = y * width + x
@@ -163,6 +207,25 @@ public struct ScreenBuffer: Equatable, Sendable {
 /// combining marks none.
 public enum TextWidth {
     public static func of(_ c: Character) -> Int {
+        // Most cells are ASCII, box drawing or blocks: one scalar of the Basic Multilingual
+        // Plane, answered from a table instead of Unicode property lookups (which were a
+        // sixth of a frame's cost).
+        if let ascii = c.asciiValue { return ascii < 0x20 || ascii == 0x7F ? 0 : 1 }
+        let scalars = c.unicodeScalars
+        guard let first = scalars.first else { return 0 }
+        if first.value < 0x10000, scalars.index(after: scalars.startIndex) == scalars.endIndex {
+            return Int(bmp[Int(first.value)])
+        }
+        return slow(c)
+    }
+
+    /// The width of every single-scalar character below U+10000, worked out once.
+    static let bmp: [UInt8] = (0..<0x10000).map { v in
+        guard let scalar = Unicode.Scalar(UInt32(v)) else { return 1 }
+        return UInt8(slow(Character(scalar)))
+    }
+
+    static func slow(_ c: Character) -> Int {
         guard let first = c.unicodeScalars.first else { return 0 }
         if c.unicodeScalars.count == 1 && first.value < 0x300 {
             return first.value < 0x20 || (0x7F..<0xA0).contains(first.value) ? 0 : 1
@@ -187,7 +250,10 @@ public enum TextWidth {
         }
     }
 
-    public static func of(_ s: String) -> Int { s.reduce(0) { $0 + of($1) } }
+    public static func of(_ s: String) -> Int {
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return s.utf8.count }
+        return s.reduce(0) { $0 + of($1) }
+    }
 
     /// `s` cut to `width` cells, ending in `ellipsis` when cut.
     public static func fit(_ s: String, width: Int, ellipsis: String = "…") -> String {

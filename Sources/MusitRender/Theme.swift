@@ -33,9 +33,17 @@ public struct StyleSpec: Equatable, Hashable, Sendable {
 /// The look of every style at a colour depth.
 public struct Theme: Sendable {
     public let depth: ColorDepth
-    private let specs: [Style: StyleSpec]
+    /// Indexed by the style's raw value: looked up for every cell drawn, so no hashing.
+    private let specs: [StyleSpec]
 
-    public func spec(_ style: Style) -> StyleSpec { specs[style] ?? StyleSpec() }
+    public func spec(_ style: Style) -> StyleSpec {
+        let i = Int(style.rawValue)
+        return i < specs.count ? specs[i] : StyleSpec()
+    }
+
+    private static func table(_ specs: [Style: StyleSpec]) -> [StyleSpec] {
+        Style.allCases.map { specs[$0] ?? StyleSpec() }
+    }
 
     /// A picture's 24-bit colour (0xRRGGBB) as this terminal's nearest colour number.
     public func color(_ rgb: Int32) -> Int? {
@@ -63,7 +71,7 @@ public struct Theme: Sendable {
         depth = .trueColor
         let bg = look.background.hex, bar = look.statusBackground.hex, overlay = look.overlayBackground.hex
         let text = look.text.hex, dim = look.dim.hex, border = look.border.hex, accent = look.accent.hex
-        specs = [
+        specs = Self.table([
             .normal: StyleSpec(fg: text, bg: bg),
             .dim: StyleSpec(fg: dim, bg: bg),
             .bold: StyleSpec(fg: text, bg: bg, bold: true),
@@ -82,7 +90,7 @@ public struct Theme: Sendable {
             .statusBar: StyleSpec(fg: text, bg: bar),
             .overlay: StyleSpec(fg: text, bg: overlay),
             .overlayTitle: StyleSpec(fg: look.warning.hex, bg: overlay, bold: true),
-        ]
+        ])
     }
 
     public init(depth: ColorDepth) {
@@ -101,7 +109,7 @@ public struct Theme: Sendable {
         let selBg = c(0x3A3A5A, 60, 4), inactiveBg = c(0x303030, 236, 0), barBg = c(0x262626, 235, 0)
         let overlayBg = c(0x1C1C2C, 234, 0)
         let mono = depth == .mono
-        specs = [
+        specs = Self.table([
             .normal: StyleSpec(),
             .dim: StyleSpec(fg: grey, dim: mono),
             .bold: StyleSpec(bold: true),
@@ -120,6 +128,6 @@ public struct Theme: Sendable {
             .statusBar: StyleSpec(fg: mono ? nil : c(0xD0D0D0, 252, 7), bg: barBg, reverse: mono),
             .overlay: StyleSpec(bg: overlayBg),
             .overlayTitle: StyleSpec(fg: yellow, bg: overlayBg, bold: true),
-        ]
+        ])
     }
 }
