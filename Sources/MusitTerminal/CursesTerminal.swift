@@ -23,6 +23,8 @@ public final class CursesTerminal: @unchecked Sendable {
     /// The theme of the last frame's album colours, rebuilt when they change (cross-fades).
     private var lookTheme: (look: AmbientLook, theme: Theme)?
     private var previous: ScreenBuffer?
+    /// The wide characters of one stretch of a frame, kept between frames.
+    private var scratch: [wchar_t] = []
     /// The kitty-protocol picture on screen, and where.
     private var placed: (key: String, rect: Rect)?
     private var placedStale = false
@@ -110,18 +112,50 @@ public final class CursesTerminal: @unchecked Sendable {
             previous = nil
         }
         let maxX = Int(musit_cols()), maxY = Int(musit_lines())
+        // Cells of one style and paint go to curses as one string: one call and one
+        // attribute change per stretch of text instead of per cell.
+        var text = scratch
+        text.removeAll(keepingCapacity: true)
         for run in buffer.diff(from: previous) where run.y < maxY {
-            var x = run.x
+            var x = run.x, start = run.x
+            var current: (style: Style, paint: Paint)?
+            func flush() {
+                guard !text.isEmpty else { return }
+                text.append(0)
+                mvaddnwstr(Int32(run.y), Int32(start), text, Int32(text.count - 1))
+                text.removeAll(keepingCapacity: true)
+            }
             for cell in run.cells {
                 defer { x += 1 }
-                if cell.continuation || x >= maxX { continue }
-                apply(frameTheme.spec(cell.style, cell.paint))
-                var scalars = cell.glyph.unicodeScalars.map { wchar_t(bitPattern: $0.value) }
-                if TextWidth.of(cell.glyph) == 2 && x + 1 >= maxX { scalars = [wchar_t(32)] }
-                scalars.append(0)
-                mvaddnwstr(Int32(run.y), Int32(x), scalars, Int32(scalars.count - 1))
+                // The right half of a wide character: curses moved past it already.
+                if cell.continuation { continue }
+                if x >= maxX { break }
+                if current?.style != cell.style || current?.paint != cell.paint {
+                    flush()
+                    apply(frameTheme.spec(cell.style, cell.paint))
+                    current = (cell.style, cell.paint)
+                    start = x
+                }
+                if cell.glyph.asciiValue != nil {
+                    text.append(wchar_t(cell.glyph.asciiValue!))
+                    continue
+                }
+                let width = TextWidth.of(cell.glyph)
+                if x + 1 >= maxX && width == 2 {
+                    text.append(wchar_t(32))
+                    continue
+                }
+                for scalar in cell.glyph.unicodeScalars { text.append(wchar_t(bitPattern: scalar.value)) }
+                // Where the C library measures a character differently, what follows it
+                // is placed by position, so one odd glyph cannot shift the rest of the row.
+                if let first = cell.glyph.unicodeScalars.first, Int(wcwidth(wchar_t(bitPattern: first.value))) != width {
+                    flush()
+                    current = nil
+                }
             }
+            flush()
         }
+        scratch = text
         musit_set_style(0, 0)
         previous = buffer
         refresh()
