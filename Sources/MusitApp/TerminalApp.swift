@@ -135,8 +135,8 @@ public final class TerminalApp {
         if serverQueue == nil { library.add(paths) }
         session?.start()
         defer { session?.stop() }
-        var shown = renderer.render(store.state)
-        terminal.draw(shown)
+        var shown = (state: store.state, frame: renderer.render(store.state))
+        terminal.draw(shown.frame)
         var artworkFor: String?
         var coverAsked: CoverRequest?
         while !store.state.quitting {
@@ -174,11 +174,10 @@ public final class TerminalApp {
                     store.send(.spectrum([]))
                 }
             }
-            let frame = renderer.render(store.state)
-            if frame != shown {
-                terminal.draw(frame)
-                shown = frame
-            }
+            // Only what moved is drawn again when nothing but time has changed.
+            let frame = renderer.render(store.state, after: shown)
+            if frame != shown.frame { terminal.draw(frame) }
+            shown = (store.state, frame)
             if store.state.appearance.kitty {
                 terminal.showImage(PaneGeometry.shownCover(store.state).flatMap { shown in
                     covers.picture(shown.cover.key).map { (shown.cover.key, $0, shown.rect) }

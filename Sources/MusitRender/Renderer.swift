@@ -53,6 +53,47 @@ public struct Renderer: Sendable {
         return b
     }
 
+    /// The frame for `s`, given the last frame drawn and the state it was drawn from. When
+    /// only time has moved since (the clock, the position, the visualizer's bands), only the
+    /// panes that show time are drawn again over the last frame; otherwise the whole screen
+    /// is. Either way the cells are those `render(s)` gives: panes never draw outside their
+    /// frames, and everything else on screen is a function of what is compared here.
+    public func render(_ s: AppState, after last: (state: AppState, frame: ScreenBuffer)?) -> ScreenBuffer {
+        guard let last, let panes = Self.panesShowingTime(from: last.state, to: s) else { return render(s) }
+        var b = last.frame
+        // A cross-fade recolours every style: the whole screen changes.
+        guard b.look == s.appearance.currentLook(at: s.clock) else { return render(s) }
+        let frames = s.frames
+        for pane in panes {
+            guard let f = frames[pane] else { continue }
+            b.fill((f.x, f.y, f.width, f.height), style: .normal)
+            drawPane(&b, pane, f, s)
+        }
+        return b
+    }
+
+    /// The panes to draw again when `new` differs from `old` only in time, or nil when
+    /// anything else changed (or something is drawn over the panes).
+    static func panesShowingTime(from old: AppState, to new: AppState) -> [PaneID]? {
+        switch new.mode {
+        case .normal, .filter, .command, .compose: break
+        case .help, .confirmQuit, .signIn, .stats, .profile: return nil
+        }
+        func timeless(_ s: AppState) -> AppState {
+            var s = s
+            s.social.clock = 0
+            s.nowPlaying.position = 0
+            s.nowPlaying.stamp = 0
+            s.appearance.spectrum = []
+            return s
+        }
+        guard timeless(old) == timeless(new) else { return nil }
+        var panes: [PaneID] = [.nowPlaying]
+        // Friends' positions move with the clock too.
+        if new.social.friends.contains(where: { $0.playing != nil }) { panes.append(.friends) }
+        return panes
+    }
+
     // MARK: Friends and chat
 
     private func drawFriends(_ b: inout ScreenBuffer, _ r: Rect, _ s: AppState, focused: Bool) {
@@ -212,13 +253,18 @@ public struct Renderer: Sendable {
     private func drawBox(_ b: inout ScreenBuffer, _ f: Rect, title: String, focused: Bool, footer: String? = nil) {
         guard f.width >= 2, f.height >= 2 else { return }
         let style: Style = focused ? .borderFocused : .border
-        let top = String(glyphs.topLeft) + String(repeating: glyphs.top, count: f.width - 2) + String(glyphs.topRight)
-        let bottom = String(glyphs.bottomLeft) + String(repeating: glyphs.top, count: f.width - 2) + String(glyphs.bottomRight)
-        b.put(top, x: f.x, y: f.y, maxWidth: f.width, style: style)
-        b.put(bottom, x: f.x, y: f.maxY - 1, maxWidth: f.width, style: style)
+        // Border glyphs are one cell wide: set cell by cell, without measuring text.
+        for x in (f.x + 1)..<(f.maxX - 1) {
+            b.set(x, f.y, Cell(glyphs.top, style))
+            b.set(x, f.maxY - 1, Cell(glyphs.top, style))
+        }
+        b.set(f.x, f.y, Cell(glyphs.topLeft, style))
+        b.set(f.maxX - 1, f.y, Cell(glyphs.topRight, style))
+        b.set(f.x, f.maxY - 1, Cell(glyphs.bottomLeft, style))
+        b.set(f.maxX - 1, f.maxY - 1, Cell(glyphs.bottomRight, style))
         for y in (f.y + 1)..<(f.maxY - 1) {
-            b.put(String(glyphs.side), x: f.x, y: y, style: style)
-            b.put(String(glyphs.side), x: f.maxX - 1, y: y, style: style)
+            b.set(f.x, y, Cell(glyphs.side, style))
+            b.set(f.maxX - 1, y, Cell(glyphs.side, style))
         }
         if f.width > 4 {
             b.put(" \(title) ", x: f.x + 1, y: f.y, maxWidth: f.width - 2, style: focused ? .titleFocused : .title,

@@ -1,0 +1,89 @@
+import MusitArt
+@testable import MusitRender
+import MusitViewModel
+import Testing
+
+@Suite("Frames drawn in part")
+struct FrameTests {
+    /// A small deterministic generator, so a failure repeats.
+    struct Rand {
+        var x: UInt64
+        mutating func next(_ n: Int) -> Int {
+            x = x &* 6364136223846793005 &+ 1442695040888963407
+            return Int((x >> 33) % UInt64(n))
+        }
+    }
+
+    @Test("a frame drawn over the last one is the frame drawn whole, whatever happens between")
+    func partialEqualsWhole() {
+        let renderer = Renderer(unicode: true)
+        var s = AppState(width: 100, height: 32)
+        s.appearance.trueColor = true
+        s.appearance.canPaint = true
+        s.appearance.setVisualizer(true)
+        s.signedIn = true
+        _ = Reducer.reduce(&s, .queueChanged(total: 40, hasMore: false))
+        _ = Reducer.reduce(&s, .tick(100))
+        var np = NowPlaying()
+        np.state = .playing
+        np.title = "A title far too long for the pane it is drawn in, so it scrolls along"
+        np.artist = "Artist"
+        np.duration = 180
+        _ = Reducer.reduce(&s, .nowPlaying(np))
+        s.social.friends = [Friend(username: "ana", displayName: "Ana", relation: .friend, online: true,
+                                   playing: FriendPlaying(state: .playing, title: "Song", artist: "Band", position: 3,
+                                                          duration: 200, reportedAt: 100))]
+        var rand = Rand(x: 7)
+        var last = (state: s, frame: renderer.render(s))
+        var clock = 100.0, partial = 0, whole = 0
+        for step in 0..<2000 {
+            // Mostly time passing, as when playing; now and then anything else.
+            clock += Double(rand.next(40)) / 1000
+            _ = Reducer.reduce(&s, .tick(clock))
+            switch rand.next(40) {
+            case 0: _ = Reducer.reduce(&s, .key(.char("j")))
+            case 1: _ = Reducer.reduce(&s, .key(.tab))
+            case 2: _ = Reducer.reduce(&s, .key(.char("?")))
+            case 3: _ = Reducer.reduce(&s, .key(.escape))
+            case 4: _ = Reducer.reduce(&s, .artwork(key: "k\(rand.next(3))", seeds: [OKLab(RGB(UInt8(rand.next(256)), 40, 200))],
+                                                    hasPicture: false))
+            case 5: _ = Reducer.reduce(&s, .resize(width: 90 + rand.next(20), height: 28 + rand.next(8)))
+            case 6:
+                np.volume = rand.next(100)
+                _ = Reducer.reduce(&s, .nowPlaying(np))
+            case 7:
+                np.state = np.state == .playing ? .paused : .playing
+                _ = Reducer.reduce(&s, .nowPlaying(np))
+            default:
+                np.position = min(180, np.position + Double(rand.next(60)) / 1000)
+                _ = Reducer.reduce(&s, .nowPlaying(np))
+                _ = Reducer.reduce(&s, .spectrum((0..<32).map { _ in Double(rand.next(100)) / 100 }))
+            }
+            if Renderer.panesShowingTime(from: last.state, to: s) != nil { partial += 1 } else { whole += 1 }
+            let frame = renderer.render(s, after: last)
+            let want = renderer.render(s)
+            #expect(frame == want, "step \(step): drawn in part:\n\(frame.text)\nwhole:\n\(want.text)")
+            if frame != want { return }
+            last = (s, frame)
+        }
+        // Both ways were taken, most often the partial one.
+        #expect(partial > 1000 && whole > 50, "partial \(partial), whole \(whole)")
+    }
+
+    @Test("printable ASCII written the fast way gives the cells the measured way gives")
+    func asciiFastPath() {
+        var rand = Rand(x: 11)
+        let pieces = ["ab", "東", "x", "🎵", "hello", " ", "é", "京都"]
+        for _ in 0..<500 {
+            var fast = ScreenBuffer(width: 12, height: 1), slow = ScreenBuffer(width: 12, height: 1)
+            for _ in 0..<6 {
+                let text = (0..<(1 + rand.next(3))).map { _ in pieces[rand.next(pieces.count)] }.joined()
+                let x = rand.next(14) - 2, room = rand.next(14)
+                // A zero-width space sends the same text down the measuring path.
+                fast.put(text, x: x, y: 0, maxWidth: room)
+                slow.put(text + "\u{200B}", x: x, y: 0, maxWidth: room)
+                #expect(fast == slow, "\(text) at \(x) in \(room): \(fast.text) vs \(slow.text)")
+            }
+        }
+    }
+}
