@@ -66,6 +66,17 @@ public struct Renderer: Sendable {
         let frames = s.frames
         for pane in panes {
             guard let f = frames[pane] else { continue }
+            if pane == .nowPlaying {
+                // Its border and cover stay: only the text beside the cover moves.
+                let r = PaneGeometry.nowPlayingText(PaneGeometry.inner(f), s)
+                guard !r.isEmpty else { continue }
+                b.fill((r.x, r.y, r.width, r.height), style: .normal)
+                drawNowPlayingText(&b, r, s)
+                if let look = b.look {
+                    for y in r.y..<r.maxY { b.paintBackground((r.x, y, r.width, 1), look.panel(row: y - f.y, of: f.height)) }
+                }
+                continue
+            }
             b.fill((f.x, f.y, f.width, f.height), style: .normal)
             drawPane(&b, pane, f, s)
         }
@@ -374,8 +385,14 @@ public struct Renderer: Sendable {
         if !s.appearance.kitty, let (cover, rect) = PaneGeometry.shownCover(s) {
             drawCover(&b, rect, cover)
         }
-        let r = PaneGeometry.nowPlayingText(inner, s)
+        drawNowPlayingText(&b, PaneGeometry.nowPlayingText(inner, s), s)
+    }
+
+    /// Now Playing's text: title, artist, bar, state and times, then the visualizer or the
+    /// settings. Drawn inside `r` only (frames drawn in part rely on it).
+    private func drawNowPlayingText(_ b: inout ScreenBuffer, _ r: Rect, _ s: AppState) {
         guard !r.isEmpty else { return }
+        let np = s.nowPlaying
         var y = r.y
         func line(_ text: String, _ style: Style = .normal) {
             guard y < r.maxY else { return }

@@ -35,7 +35,7 @@ struct FrameTests {
                                                           duration: 200, reportedAt: 100))]
         var rand = Rand(x: 7)
         var last = (state: s, frame: renderer.render(s))
-        var clock = 100.0, partial = 0, whole = 0
+        var clock = 100.0, partial = 0, whole = 0, covered = 0
         for step in 0..<2000 {
             // Mostly time passing, as when playing; now and then anything else.
             clock += Double(rand.next(40)) / 1000
@@ -45,8 +45,14 @@ struct FrameTests {
             case 1: _ = Reducer.reduce(&s, .key(.tab))
             case 2: _ = Reducer.reduce(&s, .key(.char("?")))
             case 3: _ = Reducer.reduce(&s, .key(.escape))
-            case 4: _ = Reducer.reduce(&s, .artwork(key: "k\(rand.next(3))", seeds: [OKLab(RGB(UInt8(rand.next(256)), 40, 200))],
-                                                    hasPicture: false))
+            case 4:
+                // A new album: its colours, and (mostly) its cover.
+                let key = "k\(rand.next(3))", hue = UInt8(rand.next(256))
+                _ = Reducer.reduce(&s, .artwork(key: key, seeds: [OKLab(RGB(hue, 40, 200))], hasPicture: true))
+                if rand.next(4) > 0 {
+                    let picture = Picture(width: 8, height: 8, pixels: (0..<64).map { RGB(UInt8($0 * 4), hue, 90) })
+                    _ = Reducer.reduce(&s, .cover(CoverCells(key: key, picture: picture, columns: 12, rows: 6)))
+                }
             case 5: _ = Reducer.reduce(&s, .resize(width: 90 + rand.next(20), height: 28 + rand.next(8)))
             case 6:
                 np.volume = rand.next(100)
@@ -60,6 +66,7 @@ struct FrameTests {
                 _ = Reducer.reduce(&s, .spectrum((0..<32).map { _ in Double(rand.next(100)) / 100 }))
             }
             if Renderer.panesShowingTime(from: last.state, to: s) != nil { partial += 1 } else { whole += 1 }
+            if PaneGeometry.shownCover(s) != nil { covered += 1 }
             let frame = renderer.render(s, after: last)
             let want = renderer.render(s)
             #expect(frame == want, "step \(step): drawn in part:\n\(frame.text)\nwhole:\n\(want.text)")
@@ -68,6 +75,7 @@ struct FrameTests {
         }
         // Both ways were taken, most often the partial one.
         #expect(partial > 1000 && whole > 50, "partial \(partial), whole \(whole)")
+        #expect(covered > 200, "frames with a cover: \(covered)")
     }
 
     @Test("printable ASCII written the fast way gives the cells the measured way gives")
