@@ -1,3 +1,4 @@
+import Synchronization
 /// A rectangle of terminal cells.
 public struct Rect: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var x: Int, y: Int, width: Int, height: Int
@@ -121,6 +122,18 @@ public struct Layout: Equatable, Codable, Sendable {
 
     /// The rectangle of every visible pane within `area`.
     public func frames(in area: Rect) -> [PaneID: Rect] {
+        // Asked several times a frame, for the same layout and screen almost always.
+        if let hit = Self.lastFrames.withLock({ last in last.flatMap { $0.layout == self && $0.area == area ? $0.frames : nil } }) {
+            return hit
+        }
+        let out = computeFrames(in: area)
+        Self.lastFrames.withLock { $0 = (self, area, out) }
+        return out
+    }
+
+    private static let lastFrames = Mutex<(layout: Layout, area: Rect, frames: [PaneID: Rect])?>(nil)
+
+    private func computeFrames(in area: Rect) -> [PaneID: Rect] {
         var out: [PaneID: Rect] = [:]
         if let maximized {
             out[maximized] = area
