@@ -83,11 +83,27 @@ public enum Spectrum {
     public static func levels(_ samples: [Float], sampleRate: Int, bands: Int) -> [Double] {
         let n = size
         guard samples.count >= n, bands > 0 else { return [Double](repeating: 0, count: max(0, bands)) }
-        var re = [Double](repeating: 0, count: n), im = [Double](repeating: 0, count: n)
+        // A real signal's spectrum from a complex FFT of half the size: even samples as the
+        // real part, odd as the imaginary, then the two halves untangled (half the work).
+        let h = n / 2
+        var re = [Double](repeating: 0, count: h), im = [Double](repeating: 0, count: h)
         let start = samples.count - n
         let window = hann
-        for i in 0..<n { re[i] = Double(samples[start + i]) * window[i] }
+        for k in 0..<h {
+            re[k] = Double(samples[start + 2 * k]) * window[2 * k]
+            im[k] = Double(samples[start + 2 * k + 1]) * window[2 * k + 1]
+        }
         fft(&re, &im)
+        let (twRe, twIm) = twiddles
+        var magnitude = [Double](repeating: 0, count: h)
+        for k in 1..<h {
+            let cr = re[h - k], ci = -im[h - k]
+            let er = (re[k] + cr) / 2, ei = (im[k] + ci) / 2
+            let or = (im[k] - ci) / 2, oi = -(re[k] - cr) / 2
+            let wr = twRe[k], wi = twIm[k]
+            let xr = er + wr * or - wi * oi, xi = ei + wr * oi + wi * or
+            magnitude[k] = (xr * xr + xi * xi).squareRoot()
+        }
         // Power per bin, scaled so a full-scale sine reads 0 dB (the Hann window halves it).
         let binHz = Double(sampleRate) / Double(n)
         let norm = 4.0 / Double(n)
@@ -97,7 +113,7 @@ public enum Spectrum {
             let lo = max(1, Int((e[b] / binHz).rounded(.down))), hi = min(n / 2 - 1, max(lo, Int((e[b + 1] / binHz).rounded(.up)) - 1))
             var peak = 0.0
             if lo <= hi {
-                for k in lo...hi { peak = max(peak, (re[k] * re[k] + im[k] * im[k]).squareRoot() * norm) }
+                for k in lo...hi { peak = max(peak, magnitude[k] * norm) }
             }
             let db = 20 * log10(max(peak, 1e-9))
             out[b] = max(0, min(1, (db + 60) / 60))
