@@ -441,14 +441,14 @@ public struct Renderer: Sendable {
     /// Bars with eighth-block tops, one column per band (bands spread over the width).
     private func drawSpectrum(_ b: inout ScreenBuffer, _ r: Rect, _ bands: [Double]) {
         guard r.width > 0, r.height > 0 else { return }
-        let heights = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
+        let heights: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
         for x in 0..<r.width {
             let level = bands[min(bands.count - 1, x * bands.count / r.width)]
             let units = Int((level * Double(r.height * 8)).rounded())
             for row in 0..<r.height {
                 let fromBottom = units - row * 8
                 guard fromBottom > 0 else { break }
-                b.put(heights[min(8, fromBottom) - 1], x: r.x + x, y: r.maxY - 1 - row, style: .progress)
+                b.set(r.x + x, r.maxY - 1 - row, Cell(heights[min(8, fromBottom) - 1], .progress))
             }
         }
     }
