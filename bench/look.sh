@@ -3,6 +3,7 @@
 #   - CPU per second of audio of the whole player in real time, with cover, album colours,
 #     motion and the visualizer on, off, and paused
 #   - time from a track change to the cover drawn
+# The track is three minutes with a 600x600 JPEG cover.
 # Needs: a release build (made here), sox, lame, mid3v2, ffmpeg, tmux, pv, cmus, mpg123.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,16 +14,18 @@ mkdir -p "$out"
 echo "== building musit-tui (release)"
 (cd "$root" && swift build -c release --product musit-tui --static-swift-stdlib 2>&1 | tail -1)
 
-if [ ! -f "$out/look40.mp3" ]; then
-    echo "== making a 40 s track with a 600x600 JPEG cover, and a 2 s one without"
-    sox -n -r 44100 -c 2 -b 16 "$out/look40.wav" synth 40 pinknoise synth 40 sine mix 220 \
-        synth 40 sine mix 330 tremolo 3 40 gain -12
-    lame --quiet -b 320 --tt "Cover Bench" --ta "Bench" --tl "Bench Album" "$out/look40.wav" "$out/look40.mp3"
+if [ ! -f "$out/look180.mp3" ]; then
+    # Three minutes, a typical song: the progress bar steps once per eighth of a cell over
+    # the whole song, so a short track would overstate its redraws.
+    echo "== making a 180 s track with a 600x600 JPEG cover, and a 2 s one without"
+    sox -n -r 44100 -c 2 -b 16 "$out/look180.wav" synth 180 pinknoise synth 180 sine mix 220 \
+        synth 180 sine mix 330 tremolo 3 40 gain -12
+    lame --quiet -b 320 --tt "Cover Bench" --ta "Bench" --tl "Bench Album" "$out/look180.wav" "$out/look180.mp3"
     ffmpeg -loglevel error -y -f lavfi -i "testsrc2=size=600x600" -frames:v 1 -q:v 3 "$out/look_cover.jpg"
-    mid3v2 -p "$out/look_cover.jpg:Front cover:3:image/jpeg" "$out/look40.mp3"
-    sox "$out/look40.wav" "$out/look2.wav" trim 0 2
+    mid3v2 -p "$out/look_cover.jpg:Front cover:3:image/jpeg" "$out/look180.mp3"
+    sox "$out/look180.wav" "$out/look2.wav" trim 0 2
     lame --quiet -b 320 --tt "First Without Cover" "$out/look2.wav" "$out/look_first.mp3"
-    rm -f "$out/look40.wav" "$out/look2.wav"
+    rm -f "$out/look180.wav" "$out/look2.wav"
 fi
 
 python3 "$here/look_measure.py" "$root/.build/release/musit-tui" "$out"

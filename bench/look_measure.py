@@ -142,7 +142,7 @@ def cover_latency(first, second):
         shutil.rmtree(config, ignore_errors=True)
 
 
-track = f"{out}/look40.mp3"
+track = f"{out}/look180.mp3"
 on = '{"theme": "album", "cover": true, "visualizer": true}'
 cover = '{"theme": "album", "cover": true, "visualizer": false}'
 off = '{"theme": "classic", "cover": false, "visualizer": false}'
