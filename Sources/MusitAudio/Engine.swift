@@ -39,6 +39,7 @@ final class Engine {
     private var audible: Marker?
     private var buffer: [Int16]
     private var lastPublish: UInt64 = 0
+    private var lastPublished: Double?
     private var buffering = false
 
     init(configuration: PlayerConfiguration, mailbox: Mailbox, hub: EventHub, tap: AudioTap = AudioTap()) {
@@ -57,24 +58,30 @@ final class Engine {
     }
 
     func run() {
+        var current = true
         while true {
             let busy = state == .playing && decoding != nil
-            for message in mailbox.take(timeout: busy ? 0 : config.positionInterval) {
+            // Paused or stopped with the last position told, nothing changes until a
+            // command comes: sleep (a command wakes the mailbox at once) instead of waking
+            // twenty times a second. The second's timeout only bounds the wait.
+            let idle = state != .playing && current
+            for message in mailbox.take(timeout: busy ? 0 : idle ? 1 : config.positionInterval) {
                 switch message {
                 case .shutdown:
                     output.discardBuffered()
                     tap.clear()
-        tap.clear()
                     output.close()
                     hub.finishAll()
                     return
                 case .command(let command):
                     handle(command)
+                    // Every command is answered by a position event, as before.
+                    lastPublished = nil
                 }
             }
             if state == .playing { step() }
             followEar()
-            publishPosition()
+            current = publishPosition()
         }
     }
 
@@ -511,14 +518,19 @@ final class Engine {
         }
     }
 
-    private func publishPosition() {
-        let now = monotonicNanos()
-        guard Double(now - lastPublish) / 1e9 >= config.positionInterval else { return }
-        lastPublish = now
-        guard let a = audible else { return }
+    /// Tells the heard position, at most every `positionInterval` and only when it moved;
+    /// returns whether listeners have the current one.
+    private func publishPosition() -> Bool {
+        guard let a = audible else { return true }
         let seconds = Double(a.offset + max(0, played - a.deviceFrame)) / Double(a.metadata.format.sampleRate)
         let clamped = a.metadata.duration.map { min(seconds, $0) } ?? seconds
+        if clamped == lastPublished { return true }
+        let now = monotonicNanos()
+        guard Double(now - lastPublish) / 1e9 >= config.positionInterval else { return false }
+        lastPublish = now
+        lastPublished = clamped
         hub.update { $0.position = clamped }
         hub.emit(.position(seconds: clamped, duration: a.metadata.duration))
+        return true
     }
 }
