@@ -413,8 +413,13 @@ public struct Renderer: Sendable {
         }
         let times = "\(Clock.format(position)) / \(Clock.format(duration))"
         if let bar = PaneGeometry.progressBar(r) {
-            b.put(ProgressBar.render(fraction: duration > 0 ? position / duration : 0, width: bar.width, unicode: glyphs.unicode),
-                  x: bar.x, y: bar.y, maxWidth: bar.width, style: .progress)
+            // One cell a scalar: set directly, nothing to measure or cut.
+            var x = bar.x
+            for scalar in ProgressBar.render(fraction: duration > 0 ? position / duration : 0, width: bar.width,
+                                             unicode: glyphs.unicode).unicodeScalars where x < bar.x + bar.width {
+                b.set(x, bar.y, Cell(code: scalar.value, .progress))
+                x += 1
+            }
             y += 1
         }
         line("\(stateGlyph)  \(times)", np.state == .playing ? .accent : .normal)
@@ -433,7 +438,7 @@ public struct Renderer: Sendable {
     private func drawCover(_ b: inout ScreenBuffer, _ rect: Rect, _ cover: CoverCells) {
         for y in 0..<rect.height {
             for x in 0..<rect.width {
-                b.set(rect.x + x, rect.y + y, Cell("▀", .normal, paint: Paint(fg: cover.top(x, y), bg: cover.bottom(x, y))))
+                b.set(rect.x + x, rect.y + y, Cell(code: 0x2580, .normal, paint: Paint(fg: cover.top(x, y), bg: cover.bottom(x, y))))
             }
         }
     }
@@ -441,14 +446,14 @@ public struct Renderer: Sendable {
     /// Bars with eighth-block tops, one column per band (bands spread over the width).
     private func drawSpectrum(_ b: inout ScreenBuffer, _ r: Rect, _ bands: [Double]) {
         guard r.width > 0, r.height > 0 else { return }
-        let heights: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
+        // ▁ ▂ ▃ ▄ ▅ ▆ ▇ █: U+2581 to U+2588, one eighth more each.
         for x in 0..<r.width {
             let level = bands[min(bands.count - 1, x * bands.count / r.width)]
             let units = Int((level * Double(r.height * 8)).rounded())
             for row in 0..<r.height {
                 let fromBottom = units - row * 8
                 guard fromBottom > 0 else { break }
-                b.set(r.x + x, r.maxY - 1 - row, Cell(heights[min(8, fromBottom) - 1], .progress))
+                b.set(r.x + x, r.maxY - 1 - row, Cell(code: 0x2580 + UInt32(min(8, fromBottom)), .progress))
             }
         }
     }

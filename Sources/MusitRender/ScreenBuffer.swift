@@ -1,4 +1,5 @@
 import MusitArt
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -31,21 +32,69 @@ public struct Paint: Equatable, Hashable, Sendable {
 }
 
 /// One terminal cell. A wide character occupies its cell and a `continuation` cell after it.
+///
+/// Plain data, without references: every frame is copied, compared and diffed whole, and
+/// cells that held a `Character` cost a retain and a release each time (a tenth of a frame's
+/// CPU). A glyph of one Unicode scalar is kept as that scalar; a cluster of several (a flag,
+/// a letter with combining marks, an emoji sequence) as its number in `GlyphCodes`.
 public struct Cell: Equatable, Sendable {
-    public var glyph: Character
+    /// A Unicode scalar value, or from `GlyphCodes.clusterBase` on, a cluster kept by `GlyphCodes`.
+    public var code: UInt32
+    public var paint: Paint
     public var style: Style
     /// The right half of a wide character drawn in the cell before.
     public var continuation: Bool
-    public var paint: Paint
+
+    public var glyph: Character {
+        get { GlyphCodes.character(code) }
+        set { code = GlyphCodes.code(newValue) }
+    }
 
     public init(_ glyph: Character = " ", _ style: Style = .normal, continuation: Bool = false, paint: Paint = .none) {
-        self.glyph = glyph
+        self.init(code: GlyphCodes.code(glyph), style, continuation: continuation, paint: paint)
+    }
+
+    public init(code: UInt32, _ style: Style = .normal, continuation: Bool = false, paint: Paint = .none) {
+        self.code = code
         self.style = style
         self.continuation = continuation
         self.paint = paint
     }
 
     public static let blank = Cell()
+}
+
+/// Numbers for the grapheme clusters of more than one scalar that cells show; a single
+/// scalar is its own number. Interned once per process and never freed; bounded: past
+/// `capacity` distinct clusters (a session shows a few dozen) a new one shows as U+FFFD.
+public enum GlyphCodes {
+    public static let clusterBase: UInt32 = 0x11_0000
+    static let capacity = 1 << 16
+    private static let table = Mutex<(codes: [String: UInt32], clusters: [Character])>(([:], []))
+
+    public static func code(_ c: Character) -> UInt32 {
+        let scalars = c.unicodeScalars
+        if let first = scalars.first, scalars.index(after: scalars.startIndex) == scalars.endIndex {
+            return first.value
+        }
+        let key = String(c)
+        return table.withLock { t in
+            if let code = t.codes[key] { return code }
+            guard t.clusters.count < capacity else { return 0xFFFD }
+            let code = clusterBase + UInt32(t.clusters.count)
+            t.codes[key] = code
+            t.clusters.append(c)
+            return code
+        }
+    }
+
+    public static func character(_ code: UInt32) -> Character {
+        if code < clusterBase { return Character(Unicode.Scalar(code) ?? "\u{FFFD}") }
+        return table.withLock { t in
+            let i = Int(code - clusterBase)
+            return i < t.clusters.count ? t.clusters[i] : "\u{FFFD}"
+        }
+    }
 }
 
 /// A screen's worth of cells: the renderer draws into it, the terminal backend diffs it.
@@ -56,9 +105,9 @@ public struct ScreenBuffer: Equatable, Sendable {
     }
 
     /// Whether row `y` holds the same cells in `other` (of the same size). Rows are first
-    /// compared as bytes: a frame mostly repeats the last one, and equal bytes are equal
-    /// cells (a glyph's bytes are its characters, or a reference to them). Unequal bytes
-    /// (padding may differ) fall back to comparing cell by cell.
+    /// compared as bytes: a frame mostly repeats the last one, and cells are plain data, so
+    /// equal bytes are equal cells. Unequal bytes (padding may differ) fall back to
+    /// comparing cell by cell.
     func sameRow(_ y: Int, as other: ScreenBuffer) -> Bool {
         guard width > 0 else { return true }
         let range = (y * width)..<((y + 1) * width)
@@ -106,7 +155,7 @@ public struct ScreenBuffer: Equatable, Sendable {
                     // Overwriting the right half of a wide character blanks its left half.
                     if first, cells[i].continuation, cx > 0 { cells[i - 1] = Cell(" ", cells[i - 1].style) }
                     first = false
-                    cells[i] = Cell(Character(Unicode.Scalar(byte)), style)
+                    cells[i] = Cell(code: UInt32(byte), style)
                 }
                 cx += 1
             }
@@ -167,7 +216,14 @@ public struct ScreenBuffer: Equatable, Sendable {
 
     public func line(_ y: Int) -> String {
         var s = ""
-        for x in 0..<width where !self[x, y].continuation { s.append(self[x, y].glyph) }
+        for x in 0..<width where !self[x, y].continuation {
+            let code = self[x, y].code
+            if code < GlyphCodes.clusterBase, let scalar = Unicode.Scalar(code) {
+                s.unicodeScalars.append(scalar)
+            } else {
+                s.append(GlyphCodes.character(code))
+            }
+        }
         return s
     }
 
@@ -217,6 +273,12 @@ public enum TextWidth {
             return Int(bmp[Int(first.value)])
         }
         return slow(c)
+    }
+
+    /// The width of a cell's glyph.
+    public static func of(code: UInt32) -> Int {
+        if code < 0x10000 { return Int(bmp[Int(code)]) }
+        return slow(GlyphCodes.character(code))
     }
 
     /// The width of every single-scalar character below U+10000, worked out once.

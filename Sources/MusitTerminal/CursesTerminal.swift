@@ -136,19 +136,28 @@ public final class CursesTerminal: @unchecked Sendable {
                     current = (cell.style, cell.paint)
                     start = x
                 }
-                if cell.glyph.asciiValue != nil {
-                    text.append(wchar_t(cell.glyph.asciiValue!))
+                let code = cell.code
+                if code >= 0x20 && code < 0x7F {
+                    text.append(wchar_t(code))
                     continue
                 }
-                let width = TextWidth.of(cell.glyph)
+                let width = TextWidth.of(code: code)
                 if x + 1 >= maxX && width == 2 {
                     text.append(wchar_t(32))
                     continue
                 }
-                for scalar in cell.glyph.unicodeScalars { text.append(wchar_t(bitPattern: scalar.value)) }
+                let first: UInt32
+                if code < GlyphCodes.clusterBase {
+                    text.append(wchar_t(bitPattern: code))
+                    first = code
+                } else {
+                    let scalars = GlyphCodes.character(code).unicodeScalars
+                    for scalar in scalars { text.append(wchar_t(bitPattern: scalar.value)) }
+                    first = scalars.first?.value ?? 0x20
+                }
                 // Where the C library measures a character differently, what follows it
                 // is placed by position, so one odd glyph cannot shift the rest of the row.
-                if let first = cell.glyph.unicodeScalars.first, Int(wcwidth(wchar_t(bitPattern: first.value))) != width {
+                if Int(wcwidth(wchar_t(bitPattern: first))) != width {
                     flush()
                     current = nil
                 }

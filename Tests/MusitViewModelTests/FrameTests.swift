@@ -94,4 +94,23 @@ struct FrameTests {
             }
         }
     }
+
+    @Test("cells are plain data and keep every glyph they are given")
+    func cellsArePlainData() {
+        // No references: copying a frame is a memcpy, comparing it a memcmp.
+        #expect(_isPOD(Cell.self))
+        let glyphs: [Character] = ["a", " ", "▀", "█", "東", "🎵", "é", "e\u{301}", "🇫🇷", "👩‍👩‍👧", "\u{FFFD}"]
+        for g in glyphs {
+            let cell = Cell(g, .accent)
+            #expect(cell.glyph == g, "\(g) came back as \(cell.glyph)")
+            #expect(TextWidth.of(code: cell.code) == TextWidth.of(g), "\(g)")
+        }
+        // A cluster of several scalars gets one number, the same each time.
+        #expect(Cell("e\u{301}").code == Cell("e\u{301}").code)
+        #expect(Cell("e\u{301}").code != Cell("🇫🇷").code)
+        #expect(Cell("e\u{301}").code >= GlyphCodes.clusterBase)
+        var b = ScreenBuffer(width: 8, height: 1)
+        b.put("a🇫🇷é東", x: 0, y: 0)
+        #expect(b.line(0) == "a🇫🇷é東  ")
+    }
 }
