@@ -94,31 +94,58 @@ public enum Spectrum {
             im[k] = Double(samples[start + 2 * k + 1]) * window[2 * k + 1]
         }
         fft(&re, &im)
-        let (twRe, twIm) = twiddles
-        var magnitude = [Double](repeating: 0, count: h)
-        for k in 1..<h {
-            let cr = re[h - k], ci = -im[h - k]
-            let er = (re[k] + cr) / 2, ei = (im[k] + ci) / 2
-            let or = (im[k] - ci) / 2, oi = -(re[k] - cr) / 2
-            let wr = twRe[k], wi = twIm[k]
-            let xr = er + wr * or - wi * oi, xi = ei + wr * oi + wi * or
-            magnitude[k] = (xr * xr + xi * xi).squareRoot()
-        }
-        // Power per bin, scaled so a full-scale sine reads 0 dB (the Hann window halves it).
-        let binHz = Double(sampleRate) / Double(n)
-        let norm = 4.0 / Double(n)
-        let e = edges(bands: bands)
-        var out = [Double](repeating: 0, count: bands)
-        for b in 0..<bands {
-            let lo = max(1, Int((e[b] / binHz).rounded(.down))), hi = min(n / 2 - 1, max(lo, Int((e[b + 1] / binHz).rounded(.up)) - 1))
-            var peak = 0.0
-            if lo <= hi {
-                for k in lo...hi { peak = max(peak, magnitude[k] * norm) }
+        let bins = binRanges(bands: bands, sampleRate: sampleRate)
+        let top = min(h - 1, (bins.map(\.upperBound).max() ?? 1) - 1)
+        // Power per bin (the square root is taken once per band, not per bin).
+        var power = [Double](repeating: 0, count: h)
+        twiddles.re.withUnsafeBufferPointer { twRe in
+            twiddles.im.withUnsafeBufferPointer { twIm in
+                re.withUnsafeBufferPointer { re in
+                    im.withUnsafeBufferPointer { im in
+                        power.withUnsafeMutableBufferPointer { power in
+                            guard top >= 1 else { return }
+                            for k in 1...top {
+                                let cr = re[h - k], ci = -im[h - k]
+                                let er = (re[k] + cr) / 2, ei = (im[k] + ci) / 2
+                                let or = (im[k] - ci) / 2, oi = -(re[k] - cr) / 2
+                                let wr = twRe[k], wi = twIm[k]
+                                let xr = er + wr * or - wi * oi, xi = ei + wr * oi + wi * or
+                                power[k] = xr * xr + xi * xi
+                            }
+                        }
+                    }
+                }
             }
-            let db = 20 * log10(max(peak, 1e-9))
+        }
+        // Scaled so a full-scale sine reads 0 dB (the Hann window halves it).
+        let norm = 4.0 / Double(n)
+        var out = [Double](repeating: 0, count: bands)
+        for (b, range) in bins.enumerated() {
+            var peak = 0.0
+            for k in range { peak = max(peak, power[k]) }
+            let db = 20 * log10(max(peak.squareRoot() * norm, 1e-9))
             out[b] = max(0, min(1, (db + 60) / 60))
         }
         return out
+    }
+
+    /// The FFT bins of each band, for the last band count and sample rate asked (the same
+    /// every frame): band edges are powers, too dear to work out thirty times a second.
+    private static let lastBins = Mutex<(bands: Int, sampleRate: Int, bins: [Range<Int>])?>(nil)
+
+    static func binRanges(bands: Int, sampleRate: Int) -> [Range<Int>] {
+        if let last = lastBins.withLock({ $0 }), last.bands == bands, last.sampleRate == sampleRate { return last.bins }
+        let n = size
+        let binHz = Double(sampleRate) / Double(n)
+        let e = edges(bands: bands)
+        let bins = (0..<bands).map { b -> Range<Int> in
+            let lo = max(1, Int((e[b] / binHz).rounded(.down)))
+            let hi = min(n / 2 - 1, max(lo, Int((e[b + 1] / binHz).rounded(.up)) - 1))
+            // A band above the highest bin (a low sample rate) holds none.
+            return lo <= hi ? lo..<(hi + 1) : (n / 2)..<(n / 2)
+        }
+        lastBins.withLock { $0 = (bands, sampleRate, bins) }
+        return bins
     }
 
     /// The Hann window and the twiddle factors of a `size`-point FFT, worked out once: the
