@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The colours of the screen when it follows the album: a dark background tinted by the
 /// cover, a lighter gradient behind Now Playing, and text, borders and accents in the
@@ -69,8 +70,23 @@ public struct AmbientLook: Equatable, Sendable {
 
     /// The gradient's colour at `row` of `rows`.
     public func panel(row: Int, of rows: Int) -> RGB {
-        rows <= 1 ? panelTop : panelTop.mixed(with: panelBottom, Double(row) / Double(rows - 1))
+        guard rows > 1 else { return panelTop }
+        guard (0..<rows).contains(row), rows <= 1024 else {
+            return panelTop.mixed(with: panelBottom, Double(row) / Double(rows - 1))
+        }
+        // Mixing in OKLab takes powers and cube roots; the pane asks for the same rows
+        // every frame, so the last gradient is kept.
+        return Self.lastGradient.withLock { last in
+            if let last, last.top == panelTop, last.bottom == panelBottom, last.colours.count == rows {
+                return last.colours[row]
+            }
+            let colours = (0..<rows).map { panelTop.mixed(with: panelBottom, Double($0) / Double(rows - 1)) }
+            last = (panelTop, panelBottom, colours)
+            return colours[row]
+        }
     }
+
+    private static let lastGradient = Mutex<(top: RGB, bottom: RGB, colours: [RGB])?>(nil)
 
     /// Lightens each text colour until it stands out from every background.
     private mutating func enforceContrast() {

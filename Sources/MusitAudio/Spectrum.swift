@@ -161,33 +161,42 @@ public enum Spectrum {
     static func fft(_ re: inout [Double], _ im: inout [Double]) {
         let n = re.count
         precondition(n <= size && n & (n - 1) == 0 && im.count == n)
-        let (twRe, twIm) = twiddles
-        re.withUnsafeMutableBufferPointer { re in
-            im.withUnsafeMutableBufferPointer { im in
-                var j = 0
-                for i in 1..<n {
-                    var bit = n >> 1
-                    while j & bit != 0 { j ^= bit; bit >>= 1 }
-                    j |= bit
-                    if i < j { re.swapAt(i, j); im.swapAt(i, j) }
-                }
-                var len = 2
-                while len <= n {
-                    let half = len / 2, stride = size / len
-                    var i = 0
-                    while i < n {
-                        for k in 0..<half {
-                            let a = i + k, b = a + half
-                            let cr = twRe[k * stride], ci = twIm[k * stride]
-                            let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
-                            re[b] = re[a] - tr; im[b] = im[a] - ti
-                            re[a] += tr; im[a] += ti
-                        }
-                        i += len
+        twiddles.re.withUnsafeBufferPointer { twRe in
+            twiddles.im.withUnsafeBufferPointer { twIm in
+                re.withUnsafeMutableBufferPointer { re in
+                    im.withUnsafeMutableBufferPointer { im in
+                        butterflies(re, im, twRe, twIm)
                     }
-                    len <<= 1
                 }
             }
+        }
+    }
+
+    private static func butterflies(_ re: UnsafeMutableBufferPointer<Double>, _ im: UnsafeMutableBufferPointer<Double>,
+                                    _ twRe: UnsafeBufferPointer<Double>, _ twIm: UnsafeBufferPointer<Double>) {
+        let n = re.count
+        var j = 0
+        for i in 1..<n {
+            var bit = n >> 1
+            while j & bit != 0 { j ^= bit; bit >>= 1 }
+            j |= bit
+            if i < j { re.swapAt(i, j); im.swapAt(i, j) }
+        }
+        var len = 2
+        while len <= n {
+            let half = len / 2, stride = size / len
+            var i = 0
+            while i < n {
+                for k in 0..<half {
+                    let a = i + k, b = a + half
+                    let cr = twRe[k * stride], ci = twIm[k * stride]
+                    let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
+                    re[b] = re[a] - tr; im[b] = im[a] - ti
+                    re[a] += tr; im[a] += ti
+                }
+                i += len
+            }
+            len <<= 1
         }
     }
 }
