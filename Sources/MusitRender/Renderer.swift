@@ -70,6 +70,19 @@ public struct Renderer: Sendable {
                 // Its border and cover stay: only the text beside the cover moves.
                 let r = PaneGeometry.nowPlayingText(PaneGeometry.inner(f), s)
                 guard !r.isEmpty else { continue }
+                // Most frames of the visualizer move nothing but its bars: only they are
+                // drawn again.
+                if let bars = spectrumRect(r, s), spectrumRect(r, last.state) == bars,
+                   textMoment(r, last.state) == textMoment(r, s) {
+                    b.fill((bars.x, bars.y, bars.width, bars.height), style: .normal)
+                    drawSpectrum(&b, bars, s.appearance.spectrum)
+                    if let look = b.look {
+                        for y in bars.y..<bars.maxY {
+                            b.paintBackground((r.x, y, r.width, 1), look.panel(row: y - f.y, of: f.height))
+                        }
+                    }
+                    continue
+                }
                 b.fill((r.x, r.y, r.width, r.height), style: .normal)
                 drawNowPlayingText(&b, r, s)
                 if let look = b.look {
@@ -423,15 +436,35 @@ public struct Renderer: Sendable {
             y += 1
         }
         line("\(stateGlyph)  \(times)", np.state == .playing ? .accent : .normal)
-        let bands = s.appearance.spectrum
-        if s.appearance.visualizer, !bands.isEmpty, glyphs.unicode, y < r.maxY {
-            drawSpectrum(&b, Rect(x: r.x + 1, y: y, width: max(0, r.width - 2), height: r.maxY - y), bands)
+        if let bars = spectrumRect(r, s) {
+            drawSpectrum(&b, bars, s.appearance.spectrum)
             return
         }
         line("vol \(np.volume)%  repeat \(np.repeatMode)  shuffle \(np.shuffle ? "on" : "off")", .dim)
         if np.buffering { line("buffering\(glyphs.ellipsis)", .warning) }
         if np.noAudioDevice { line("no audio device", .warning) }
         if let error = np.error { line(error, .error) }
+    }
+
+    /// Where the visualizer's bars go in Now Playing's text `r`: below the title, artist,
+    /// bar and state lines, to the bottom; nil when they are not shown.
+    private func spectrumRect(_ r: Rect, _ s: AppState) -> Rect? {
+        guard s.appearance.visualizer, !s.appearance.spectrum.isEmpty, glyphs.unicode else { return nil }
+        let y = r.y + (PaneGeometry.progressBar(r) != nil ? 4 : 3)
+        guard y < r.maxY else { return nil }
+        return Rect(x: r.x + 1, y: y, width: max(0, r.width - 2), height: r.maxY - y)
+    }
+
+    /// What the moving text of Now Playing shows at `s.clock`: the title's scroll step, the
+    /// bar's eighths and the time. Equal moments (of states equal but for time) draw equal text.
+    private func textMoment(_ r: Rect, _ s: AppState) -> (title: Int, bar: Int, time: String) {
+        let np = s.nowPlaying
+        let position = np.position(at: s.clock), duration = np.duration ?? 0
+        let bar = PaneGeometry.progressBar(r).map {
+            ProgressBar.units(fraction: duration > 0 ? position / duration : 0, width: $0.width)
+        } ?? 0
+        return (Marquee.step(np.title ?? "Nothing playing", width: max(0, r.width - 2), clock: s.clock - s.appearance.titleSince),
+                bar, Clock.format(position))
     }
 
     /// The cover in `rect`: each cell an upper half block, upper pixel in front.
@@ -550,11 +583,18 @@ public enum Marquee {
     public static func frame(_ text: String, width: Int, clock: Double) -> String {
         guard width > 0, TextWidth.of(text) > width else { return text }
         let loop = Array(text + gap)
-        let cycle = Double(loop.count) / speed + rest
-        let t = clock.truncatingRemainder(dividingBy: cycle)
-        let offset = t < rest ? 0 : min(loop.count - 1, Int((t - rest) * speed))
+        let offset = step(text, width: width, clock: clock)
         let rotated = String(loop[offset...] + loop[..<offset])
         return TextWidth.fit(rotated, width: width, ellipsis: "")
+    }
+
+    /// How many characters the title has scrolled by at `clock` (0 when it fits).
+    public static func step(_ text: String, width: Int, clock: Double) -> Int {
+        guard width > 0, TextWidth.of(text) > width else { return 0 }
+        let count = text.count + gap.count
+        let cycle = Double(count) / speed + rest
+        let t = clock.truncatingRemainder(dividingBy: cycle)
+        return t < rest ? 0 : min(count - 1, Int((t - rest) * speed))
     }
 
     /// Seconds until the frame changes, from `clock`.
@@ -570,6 +610,12 @@ public enum Marquee {
 public enum ProgressBar {
     static let eighths = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"]
 
+    /// The eighths of a cell filled at `fraction`.
+    public static func units(fraction: Double, width: Int) -> Int {
+        let f = max(0, min(1, fraction.isFinite ? fraction : 0))
+        return Int((f * Double(max(0, width) * 8)).rounded(.down))
+    }
+
     public static func render(fraction: Double, width: Int, unicode: Bool = true) -> String {
         guard width > 0 else { return "" }
         let f = max(0, min(1, fraction.isFinite ? fraction : 0))
@@ -577,7 +623,7 @@ public enum ProgressBar {
             let filled = Int((f * Double(width)).rounded(.down))
             return String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         }
-        let units = Int((f * Double(width * 8)).rounded(.down))
+        let units = units(fraction: f, width: width)
         let full = units / 8, part = units % 8
         var s = String(repeating: "█", count: full)
         if full < width {

@@ -60,6 +60,9 @@ struct FrameTests {
             case 7:
                 np.state = np.state == .playing ? .paused : .playing
                 _ = Reducer.reduce(&s, .nowPlaying(np))
+            case 8..<20:
+                // The visualizer alone, as between most frames.
+                _ = Reducer.reduce(&s, .spectrum((0..<32).map { _ in Double(rand.next(100)) / 100 }))
             default:
                 np.position = min(180, np.position + Double(rand.next(60)) / 1000)
                 _ = Reducer.reduce(&s, .nowPlaying(np))
