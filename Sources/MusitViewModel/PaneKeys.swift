@@ -1,10 +1,16 @@
 /// The keys of each pane, editor and overlay: each type owns its table (what the help
-/// lists) and what its actions do. `Reducer.handleKey` asks the focused pane, or the mode's
+/// lists) and what its actions do; a pane also answers mouse presses in its frame, and
+/// MusitRender extends it with its drawing (`PaneView`). `Reducer.handleKey` asks the focused pane, or the mode's
 /// owner, first; the global keys (`Keymap.standard`) come after a pane gives a key up.
 
 // MARK: Panes
 
-enum QueuePane: KeyOwner {
+/// A pane's answer to a mouse press at (x, y) inside its `frame` (the pane has the focus).
+protocol MouseOwner {
+    static func press(x: Int, y: Int, frame: Rect, _ s: inout AppState) -> [Effect]
+}
+
+public enum QueuePane: KeyOwner, MouseOwner {
     enum Action: String, Sendable, CaseIterable { case up, down, pageUp, pageDown, top, bottom, play }
 
     static let id = "queue"
@@ -34,9 +40,27 @@ enum QueuePane: KeyOwner {
         }
         return requests.map { .fetch($0) }
     }
+
+    /// A press on a row selects it.
+    static func press(x: Int, y: Int, frame: Rect, _ s: inout AppState) -> [Effect] {
+        guard y > frame.y && y < frame.maxY - 1 else { return [] }
+        return Reducer.fetches(s.queue.setCursor(s.queue.top + (y - frame.y - 1), visibleRows: s.queueRows))
+    }
 }
 
-enum FriendsPane: KeyOwner {
+/// Now Playing has no keys of its own (the player's are global); it answers the mouse.
+public enum NowPlayingPane: MouseOwner {
+    /// A press on the progress bar seeks there.
+    static func press(x: Int, y: Int, frame: Rect, _ s: inout AppState) -> [Effect] {
+        guard let bar = PaneGeometry.progressBar(PaneGeometry.nowPlayingText(PaneGeometry.inner(frame), s)),
+              bar.contains(x: x, y: y), let duration = s.nowPlaying.duration, duration > 0,
+              s.nowPlaying.state != .stopped else { return [] }
+        let fraction = Double(x - bar.x) / Double(max(1, bar.width - 1))
+        return [.player(.seekTo((fraction * duration * 10).rounded() / 10))]
+    }
+}
+
+public enum FriendsPane: KeyOwner, MouseOwner {
     enum Action: String, Sendable, CaseIterable { case up, down, open, accept, decline, add, profile }
 
     static let id = "friends"
@@ -78,9 +102,21 @@ enum FriendsPane: KeyOwner {
         }
         return []
     }
+
+    /// A press on a friend opens the chat; on a request, selects it (a / d answer it).
+    static func press(x: Int, y: Int, frame: Rect, _ s: inout AppState) -> [Effect] {
+        let inner = PaneGeometry.inner(frame)
+        guard s.signedIn, inner.contains(x: x, y: y) else { return [] }
+        let (perRow, top) = PaneGeometry.friends(inner, count: s.social.friends.count, cursor: s.social.friendCursor)
+        let i = top + (y - inner.y) / perRow
+        guard s.social.friends.indices.contains(i) else { return [] }
+        s.social.friendCursor = i
+        let f = s.social.friends[i]
+        return f.relation == .friend ? Reducer.openChat(&s, with: f.username) : []
+    }
 }
 
-enum ChatPane: KeyOwner {
+public enum ChatPane: KeyOwner, MouseOwner {
     enum Action: String, Sendable, CaseIterable { case compose, older, newer, pageOlder, pageNewer, newest, previousConversation, nextConversation }
 
     static let id = "chat"
@@ -126,6 +162,9 @@ enum ChatPane: KeyOwner {
             return effects
         }
     }
+
+    /// A press only focuses the chat.
+    static func press(x: Int, y: Int, frame: Rect, _ s: inout AppState) -> [Effect] { [] }
 }
 
 /// Where the panes draw what a click can hit: one answer for the renderer and the reducer.
@@ -261,7 +300,7 @@ extension LineEditor {
 
 // MARK: Screens and overlays
 
-enum SignInPane: KeyOwner {
+public enum SignInPane: KeyOwner {
     enum Action: String, Sendable, CaseIterable { case switchField, toggleRegister, submit, quit }
 
     static let id = "signIn"
@@ -304,7 +343,7 @@ enum SignInPane: KeyOwner {
     }
 }
 
-enum HelpPane: KeyOwner {
+public enum HelpPane: KeyOwner {
     enum Action: String, Sendable, CaseIterable { case close, up, down, pageUp, pageDown }
 
     static let id = "help"
@@ -335,7 +374,7 @@ enum HelpPane: KeyOwner {
 }
 
 /// Statistics and profiles, drawn over the panes.
-enum OverlayPane: KeyOwner {
+public enum OverlayPane: KeyOwner {
     enum Action: String, Sendable, CaseIterable { case close }
 
     static let id = "overlay"
@@ -349,7 +388,7 @@ enum OverlayPane: KeyOwner {
     }
 }
 
-enum ConfirmQuitPane: KeyOwner {
+public enum ConfirmQuitPane: KeyOwner {
     enum Action: String, Sendable, CaseIterable { case quit }
 
     static let id = "confirmQuit"

@@ -111,7 +111,7 @@ public enum Reducer {
         }
     }
 
-    private static func fetches(_ requests: [QueuePageRequest]) -> [Effect] {
+    static func fetches(_ requests: [QueuePageRequest]) -> [Effect] {
         requests.map { .fetch($0) }
     }
 
@@ -334,26 +334,12 @@ public enum Reducer {
             }
             guard let (pane, frame) = s.frames.first(where: { $0.value.contains(x: e.x, y: e.y) }) else { return [] }
             s.focus = pane
-            let inner = PaneGeometry.inner(frame)
+            // The pane under the pointer answers the press.
             switch pane {
-            case .queue where e.y > frame.y && e.y < frame.maxY - 1:
-                return fetches(s.queue.setCursor(s.queue.top + (e.y - frame.y - 1), visibleRows: s.queueRows))
-            case .nowPlaying:
-                // A click on the progress bar seeks there.
-                guard let bar = PaneGeometry.progressBar(PaneGeometry.nowPlayingText(inner, s)), bar.contains(x: e.x, y: e.y),
-                      let duration = s.nowPlaying.duration, duration > 0, s.nowPlaying.state != .stopped else { return [] }
-                let fraction = Double(e.x - bar.x) / Double(max(1, bar.width - 1))
-                return [.player(.seekTo((fraction * duration * 10).rounded() / 10))]
-            case .friends where s.signedIn && inner.contains(x: e.x, y: e.y):
-                // A click on a friend opens the chat; on a request, selects it (a / d answer it).
-                let (perRow, top) = PaneGeometry.friends(inner, count: s.social.friends.count, cursor: s.social.friendCursor)
-                let i = top + (e.y - inner.y) / perRow
-                guard s.social.friends.indices.contains(i) else { return [] }
-                s.social.friendCursor = i
-                let f = s.social.friends[i]
-                return f.relation == .friend ? openChat(&s, with: f.username) : []
-            default:
-                return []
+            case .queue: return QueuePane.press(x: e.x, y: e.y, frame: frame, &s)
+            case .nowPlaying: return NowPlayingPane.press(x: e.x, y: e.y, frame: frame, &s)
+            case .friends: return FriendsPane.press(x: e.x, y: e.y, frame: frame, &s)
+            case .chat: return ChatPane.press(x: e.x, y: e.y, frame: frame, &s)
             }
         case .drag, .release:
             guard let id = s.dragging, let border = s.layout.borders(in: area).first(where: { $0.id == id }) else {
