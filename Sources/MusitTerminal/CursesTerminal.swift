@@ -51,11 +51,9 @@ public final class CursesTerminal: @unchecked Sendable {
     public func start() {
         lock.lock(); defer { lock.unlock() }
         musit_install_crash_restore()
-        // A parent may have left SIGWINCH blocked; resizes depend on it.
-        var winch = sigset_t()
-        sigemptyset(&winch)
-        sigaddset(&winch, SIGWINCH)
-        pthread_sigmask(SIG_UNBLOCK, &winch, nil)
+        // SIGWINCH stays blocked everywhere (whatever a parent left): the input thread
+        // takes it while it waits for keys (`musit_wait_input`).
+        musit_block_winch()
         set_escdelay(25)
         initscr()
         cbreak()
@@ -229,14 +227,20 @@ public final class CursesTerminal: @unchecked Sendable {
 
     // MARK: Input
 
+    /// Blocks SIGWINCH in the calling thread and every thread it starts later: call it
+    /// first thing in main, so that resizes reach only the input thread's wait.
+    public static func routeResizesToInput() { musit_block_winch() }
+
     /// Starts the input thread; `deliver` is called on it for every event.
     public func startInput(_ deliver: @escaping @Sendable (TerminalInput) -> Void) {
         stopInput.store(false, ordering: .relaxed)
         let thread = Thread { [self] in
             while !stopInput.load(ordering: .relaxed) {
-                var pfd = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
-                _ = poll(&pfd, 1, 100)
+                // Keys, or a resize (SIGWINCH interrupts only this wait): read what curses
+                // has. A timeout reads nothing, so an idle screen costs one wake a second.
+                let ready = musit_wait_input(STDIN_FILENO, 1000)
                 if stopInput.load(ordering: .relaxed) { break }
+                if ready == 0 { continue }
                 for event in readAvailable() { deliver(event) }
             }
         }

@@ -4,6 +4,7 @@ import MusitAudio
 import MusitConfig
 import MusitRender
 import MusitViewModel
+import MusitTerminal
 import MusitApp
 import MusitClient
 import Synchronization
@@ -125,6 +126,7 @@ struct MusitCommand: ParsableCommand {
         for p in problems { Output.error("musit-tui: \(p)") }
         let notice = problems.first.map { problems.count > 1 ? "\($0) (and \(problems.count - 1) more)" : $0 }
         SignalWatcher.blockTerminationSignals()
+        CursesTerminal.routeResizesToInput()
         var playerConfig = PlayerConfiguration(device: settings.audioDevice(flag: device, environment: environment))
         playerConfig.paceDevice = pace
         playerConfig.initialVolume = volume ?? settings.audio?.volume ?? 100

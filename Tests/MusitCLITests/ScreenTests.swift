@@ -87,6 +87,7 @@ struct ScreenTests {
         #expect(r.ok, "n: next track: \(r.screen)")
 
         for (w, h) in [(80, 24), (200, 60), (30, 8), (120, 36)] {
+            let asked = Date()
             try tmux.resize(width: w, height: h)
             if w < 40 {
                 r = try tmux.waitFor(text: "Terminal too small")
@@ -96,6 +97,8 @@ struct ScreenTests {
                 }
             }
             #expect(r.ok, "redrawn at \(w)x\(h): \(r.screen)")
+            // The resize signal wakes the input thread at once (the idle wait is a second).
+            #expect(Date().timeIntervalSince(asked) < 0.6, "redrawn at \(w)x\(h) after \(Date().timeIntervalSince(asked)) s")
         }
 
         // Drag the border between the left side and Friends from its column to column 40.
