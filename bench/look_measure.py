@@ -14,15 +14,23 @@ WINDOW = 20.0
 
 
 def cpu_seconds(pid):
-    """CPU time of all of the process's threads: nanoseconds from schedstat where the kernel
-    keeps it (clock ticks are 10 ms, too coarse for a few ms a second), else ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def thread_ns(pid):
+    """Each thread's run time in nanoseconds (schedstat), or None where the kernel keeps none."""
     try:
-        return sum(int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
-                   for t in os.listdir(f"/proc/{pid}/task")) / 1e9
-    except (OSError, ValueError, IndexError):
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
+        out = {}
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                out[t] = int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return out or None
+    except OSError:
+        return None
 
 
 class Tmux:
@@ -79,9 +87,17 @@ def musit_session(files, look):
 
 
 def measure(pid, seconds=WINDOW):
-    c0, t0 = cpu_seconds(pid), time.monotonic()
+    """ms of CPU per second of the whole process. Clock ticks are 10 ms, too coarse for a few
+    ms a second, so threads' schedstat nanoseconds are summed where the kernel keeps them:
+    the growth of threads alive at both ends, plus all of threads born in the window (a
+    thread that ends inside it loses its last slice)."""
+    c0, n0, t0 = cpu_seconds(pid), thread_ns(pid), time.monotonic()
     time.sleep(seconds)
-    return (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 1000
+    c1, n1, elapsed = cpu_seconds(pid), thread_ns(pid), time.monotonic() - t0
+    if n0 is not None and n1 is not None:
+        ns = sum(v - n0.get(t, 0) for t, v in n1.items())
+        return ns / 1e9 / elapsed * 1000
+    return (c1 - c0) / elapsed * 1000
 
 
 def musit_cpu(track, look, pause=False):
