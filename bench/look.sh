@@ -2,7 +2,8 @@
 # The look's cost, side by side with cmus and mpg123 on the same file and device:
 #   - CPU per second of audio of the whole player in real time, with cover, album colours,
 #     motion and the visualizer on, off, and paused
-#   - time from a track change to the cover drawn
+#   - time from a track change to the cover drawn, for a local file and for a song streamed
+#     from the backend (its cover from the cover endpoint)
 # The track is three minutes with a 600x600 JPEG cover.
 # Needs: a release build (made here), sox, lame, mid3v2, ffmpeg, tmux, pv, cmus, mpg123.
 set -euo pipefail

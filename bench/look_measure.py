@@ -164,6 +164,84 @@ def cover_latency(first, second):
         shutil.rmtree(config, ignore_errors=True)
 
 
+def streamed_cover_latencies(musit, first, covered, rounds=5):
+    """Milliseconds from Now Playing showing a streamed song (its time line, "/ 3:00") to its
+    cover on screen: a backend on loopback, the cover fetched from its cover endpoint. Each
+    round is a new player, so nothing is cached."""
+    import json, socket, urllib.request
+    work = tempfile.mkdtemp(prefix="musit-look-bench-")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([musit, "--serve", "--port", str(port), "--data", f"{work}/data"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, MUSIT_BCRYPT_COST="4"))
+
+    def api(method, path, body=None, token=None, data=None, ctype="application/json"):
+        req = urllib.request.Request(base + path, method=method,
+                                     data=data if data is not None else (json.dumps(body).encode() if body is not None else None))
+        if body is not None or data is not None:
+            req.add_header("Content-Type", ctype)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            text = r.read()
+            return json.loads(text) if text else None
+
+    try:
+        for _ in range(100):
+            try:
+                api("GET", "/healthz")
+                break
+            except Exception:
+                time.sleep(0.1)
+        token = api("POST", "/api/v1/auth/register", {"username": "ana", "password": "correct horse"})["accessToken"]
+        for path in (first, covered):
+            with open(path, "rb") as f:
+                api("POST", "/api/v1/songs", token=token, data=f.read(), ctype="audio/mpeg")
+        out = []
+        for _ in range(rounds):
+            home = tempfile.mkdtemp(dir=work)
+            os.makedirs(f"{home}/musit")
+            tokens = api("POST", "/api/v1/auth/login", {"username": "ana", "password": "correct horse"})
+            with open(f"{home}/musit/session.json", "w") as f:
+                json.dump({"server": base, "user": tokens["user"], "accessToken": tokens["accessToken"],
+                           "refreshToken": tokens["refreshToken"], "expiresAt": time.time() + 800, "cursor": 0}, f)
+            os.chmod(f"{home}/musit/session.json", 0o600)
+            with open(f"{home}/musit/config.json", "w") as f:
+                f.write('{"look": {"theme": "album", "cover": true}}')
+            t = Tmux(f"env TERM=tmux-direct {musit} --device benchpaced --server {base}", base_env(home))
+            try:
+                # The first song listed is cued at start: when it is the one without a
+                # cover, the other is played next. Either way the covered song has just
+                # become the current one, its cover not yet fetched.
+                cued = t.wait(lambda s: "/ 0:02" in s or "/ 3:00" in s, timeout=20)
+                if cued is None:
+                    continue
+                t0 = time.monotonic()
+                if "/ 3:00" not in cued:
+                    t.send("j", "Enter")
+                    if t.wait(lambda s: "/ 3:00" in s, timeout=10) is None:
+                        continue
+                    t0 = time.monotonic()
+                if t.wait(lambda s: "▀" in s, timeout=10) is not None:
+                    out.append((time.monotonic() - t0) * 1000)
+            finally:
+                t.kill()
+        return out
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if os.environ.get("LOOK_ONLY") == "streamed":
+    lat = streamed_cover_latencies(musit, f"{out}/look_first.mp3", f"{out}/look180.mp3")
+    print(lat)
+    sys.exit(0)
+
 track = f"{out}/look180.mp3"
 on = '{"theme": "album", "cover": true, "visualizer": true}'
 cover = '{"theme": "album", "cover": true, "visualizer": false}'
@@ -185,6 +263,13 @@ print(f"  ratio everything off / cmus: {rows[2][1] / cmus:.2f}x")
 
 print("\n== track change to cover drawn (local file, embedded 600x600 JPEG, median of 5)")
 lat = [x for x in (cover_latency(f"{out}/look_first.mp3", track) for _ in range(5)) if x is not None]
+if lat:
+    print(f"  {statistics.median(lat):.0f} ms  (min {min(lat):.0f}, max {max(lat):.0f}; tmux polled every ~10 ms)")
+else:
+    print("  no cover seen")
+
+print("\n== track change to cover drawn (streamed song, cover from the backend on loopback, median of 5)")
+lat = streamed_cover_latencies(musit, f"{out}/look_first.mp3", track)
 if lat:
     print(f"  {statistics.median(lat):.0f} ms  (min {min(lat):.0f}, max {max(lat):.0f}; tmux polled every ~10 ms)")
 else:
