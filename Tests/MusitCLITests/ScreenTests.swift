@@ -234,6 +234,26 @@ struct ScreenExtraTests {
         try tmux.press("n", until: "stopped", "n, whose bad entry kept its default, still skips (past the end of the queue)")
     }
 
+    @Test("the look section of the settings file: its visualizer switch works; a bad theme is said and keeps its default")
+    func lookSettings() throws {
+        let config = NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: config + "/musit", withIntermediateDirectories: true)
+        try #"{"look": {"theme": "sepia", "visualizer": true}}"#
+            .write(toFile: config + "/musit/config.json", atomically: true, encoding: .utf8)
+        let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", "--pace", Fixtures.path("sweep.mp3")], config: config)
+        defer { tmux.kill() }
+        try tmux.press(until: "look.theme: \"sepia\" is not a theme", "the bad entry, named, in the status bar")
+        try tmux.press(until: "▶ playing")
+        // Eighth blocks below the full one are the visualizer's alone (the progress bar's
+        // partial cells are left eighths).
+        let bars: (Character) -> Bool = { "▁▂▃▄▅▆▇".contains($0) }
+        let on = try tmux.waitFor { $0.contains(where: bars) }
+        #expect(on.ok, "the visualizer, on from the settings file, draws bars: \(on.screen)")
+        try tmux.send("v")
+        let off = try tmux.waitFor { !$0.contains(where: bars) && $0.contains("vol ") }
+        #expect(off.ok, "v turns it off: \(off.screen)")
+    }
+
     @Test("ASCII boxes when the locale is not UTF-8")
     func asciiLocale() throws {
         let tmux = try TmuxSession(command: ["/usr/bin/env", "LANG=C", "LC_ALL=C", Binary.path, "--device", "testnull",
