@@ -110,6 +110,11 @@ class Client:
                 self.close()
                 if attempt == 1:
                     raise
+            except Exception:
+                # Anything else (a timeout, an answer cut short) leaves http.client's
+                # connection mid-request, refusing every later request: drop it.
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
     def close(self):
