@@ -315,3 +315,42 @@ struct ThrottleTests {
         #expect(await throttle.begin(account: "victim", address: "10.9.9.9") != nil)
     }
 }
+
+@Suite("The database's timeout")
+struct DatabaseTimeoutTests {
+    /// Waits `seconds` on a dispatch timer that ignores cancellation, as a query on a
+    /// connection whose database stopped answering can.
+    static func deaf(_ seconds: Double) async -> Int {
+        await withCheckedContinuation { (c: CheckedContinuation<Int, Never>) in
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { c.resume(returning: 7) }
+        }
+    }
+
+    @Test("the caller is answered at the deadline even when the work does not heed cancellation")
+    func answersAtTheDeadline() async throws {
+        let started = ContinuousClock.now
+        await #expect(throws: CancellationError.self) {
+            try await PostgresStore.withTimeout(seconds: 0.2) { await Self.deaf(3) }
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(1.5), "waited \(waited) for a 0.2 s timeout")
+        // In time, the work's own answer.
+        let quick = try await PostgresStore.withTimeout(seconds: 2) { await Self.deaf(0.05) }
+        #expect(quick == 7)
+        // Its own error passes through.
+        struct Refused: Error {}
+        await #expect(throws: Refused.self) {
+            try await PostgresStore.withTimeout(seconds: 2) { () async throws -> Int in throw Refused() }
+        }
+    }
+
+    @Test("a cancelled caller is answered at once")
+    func cancelledCaller() async throws {
+        let started = ContinuousClock.now
+        let task = Task { try await PostgresStore.withTimeout(seconds: 10) { await Self.deaf(3) } }
+        try await Task.sleep(for: .milliseconds(100))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await task.value }
+        #expect(ContinuousClock.now - started < .seconds(1.5))
+    }
+}

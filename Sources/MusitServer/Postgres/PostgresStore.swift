@@ -3,6 +3,7 @@ import Logging
 import MusitAPI
 import MusitAudio
 import PostgresNIO
+import Synchronization
 
 /// Every repository on PostgreSQL through postgres-nio's pooled client: the same contracts
 /// as `SQLiteStore`, for several instances over one database.
@@ -44,7 +45,7 @@ public final class PostgresStore: Sendable {
         var delay = 0.1
         while true {
             do {
-                try await Self.withTimeout(seconds: 5) {
+                _ = try await Self.withTimeout(seconds: 5) {
                     try await client.query("SELECT 1", logger: logger)
                 }
                 break
@@ -66,15 +67,71 @@ public final class PostgresStore: Sendable {
         runner.cancel()
     }
 
+    /// `body`'s result, or a `CancellationError` after `seconds`, whichever comes first.
+    ///
+    /// The caller is answered at the deadline even when `body` does not heed cancellation
+    /// (a query on a connection whose database stopped answering, a wait in the pool): a
+    /// task group would wait for its child to end, and a request would hang as long as
+    /// the database is away. `body` runs in a task of its own, cancelled at the deadline and
+    /// left to end when it can; its late result is dropped.
     static func withTimeout<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(seconds))
-                throw CancellationError()
+        let race = Race<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                race.start(continuation, seconds: seconds, body)
             }
-            defer { group.cancelAll() }
-            return try await group.next()!
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// One answer to a `withTimeout` caller: the first of `body`'s result, the deadline and
+    /// the caller's cancellation; the others find the continuation gone.
+    private final class Race<T: Sendable>: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, work: Task<Void, Never>?, timer: Task<Void, Never>?, done: Bool)>((nil, nil, nil, false))
+
+        func start(_ continuation: CheckedContinuation<T, any Error>, seconds: Double,
+                   _ body: @escaping @Sendable () async throws -> T) {
+            // The continuation first: whatever ends first from here on finds it.
+            let cancelled = state.withLock { s -> Bool in
+                if s.done { return true }
+                s.continuation = continuation
+                return false
+            }
+            if cancelled {
+                continuation.resume(throwing: CancellationError())
+                return
+            }
+            let work = Task {
+                do { self.finish(.success(try await body())) } catch { self.finish(.failure(error)) }
+            }
+            let timer = Task {
+                guard (try? await Task.sleep(for: .seconds(seconds))) != nil else { return }
+                self.finish(.failure(CancellationError()))
+            }
+            // Already answered (a quick body, a cancelled caller): stop what is left.
+            let answered = state.withLock { s -> Bool in
+                if s.done { return true }
+                (s.work, s.timer) = (work, timer)
+                return false
+            }
+            if answered {
+                work.cancel()
+                timer.cancel()
+            }
+        }
+
+        func finish(_ result: Result<T, any Error>) {
+            let taken = state.withLock { s -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, Never>?) in
+                if s.done { return (nil, nil, nil) }
+                s.done = true
+                defer { (s.continuation, s.work, s.timer) = (nil, nil, nil) }
+                return (s.continuation, s.work, s.timer)
+            }
+            guard let continuation = taken.0 else { return }
+            taken.1?.cancel()
+            taken.2?.cancel()
+            continuation.resume(with: result)
         }
     }
 
