@@ -168,44 +168,22 @@ def streamed_cover_latencies(musit, first, covered, rounds=5):
     """Milliseconds from Now Playing showing a streamed song (its time line, "/ 3:00") to its
     cover on screen: a backend on loopback, the cover fetched from its cover endpoint. Each
     round is a new player, so nothing is cached."""
-    import json, socket, urllib.request
+    import json
+    sys.path.insert(0, here)
+    from serverutil import call, start_server
     work = tempfile.mkdtemp(prefix="musit-look-bench-")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    server, port = start_server(musit)
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([musit, "--serve", "--port", str(port), "--data", f"{work}/data"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=dict(os.environ, MUSIT_BCRYPT_COST="4"))
-
-    def api(method, path, body=None, token=None, data=None, ctype="application/json"):
-        req = urllib.request.Request(base + path, method=method,
-                                     data=data if data is not None else (json.dumps(body).encode() if body is not None else None))
-        if body is not None or data is not None:
-            req.add_header("Content-Type", ctype)
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            text = r.read()
-            return json.loads(text) if text else None
-
     try:
-        for _ in range(100):
-            try:
-                api("GET", "/healthz")
-                break
-            except Exception:
-                time.sleep(0.1)
-        token = api("POST", "/api/v1/auth/register", {"username": "ana", "password": "correct horse"})["accessToken"]
+        token = call(port, "POST", "/api/v1/auth/register", {"username": "ana", "password": "correct horse"})["accessToken"]
         for path in (first, covered):
             with open(path, "rb") as f:
-                api("POST", "/api/v1/songs", token=token, data=f.read(), ctype="audio/mpeg")
+                call(port, "POST", "/api/v1/songs", token=token, data=f.read(), content_type="audio/mpeg")
         out = []
         for _ in range(rounds):
             home = tempfile.mkdtemp(dir=work)
             os.makedirs(f"{home}/musit")
-            tokens = api("POST", "/api/v1/auth/login", {"username": "ana", "password": "correct horse"})
+            tokens = call(port, "POST", "/api/v1/auth/login", {"username": "ana", "password": "correct horse"})
             with open(f"{home}/musit/session.json", "w") as f:
                 json.dump({"server": base, "user": tokens["user"], "accessToken": tokens["accessToken"],
                            "refreshToken": tokens["refreshToken"], "expiresAt": time.time() + 800, "cursor": 0}, f)

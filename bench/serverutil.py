@@ -16,10 +16,11 @@ def free_port():
     return port
 
 
-def call(port, method, path, body=None, token=None):
+def call(port, method, path, body=None, token=None, data=None, content_type="application/json"):
+    """A JSON call, or with `data`, those bytes as the body in `content_type`."""
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("content-type", "application/json")
+                                 data=data if data is not None else json.dumps(body).encode() if body is not None else None)
+    req.add_header("content-type", content_type)
     if token:
         req.add_header("authorization", f"Bearer {token}")
     with urllib.request.urlopen(req, timeout=30) as r:
