@@ -132,7 +132,6 @@ public struct Renderer: Sendable {
         b.put(text, x: 0, y: y, maxWidth: s.width, style: s.message != nil && s.mode == .normal ? .warning : .statusBar,
               ellipsis: glyphs.ellipsis)
     }
-
 }
 
 public enum Clock {

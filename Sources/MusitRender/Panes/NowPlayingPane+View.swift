@@ -37,7 +37,6 @@ extension NowPlayingPane: PaneView {
 
     private static func content(_ b: inout ScreenBuffer, _ inner: Rect, _ s: AppState, _ pen: Pen) {
         guard !inner.isEmpty else { return }
-        let np = s.nowPlaying
         // With the kitty protocol the terminal places the image itself over these blank cells.
         if !s.appearance.kitty, let (cover, rect) = PaneGeometry.shownCover(s) {
             drawCover(&b, rect, cover)
