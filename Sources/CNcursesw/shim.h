@@ -29,11 +29,12 @@ static inline int musit_wcwidth(unsigned int c) { return wcwidth((wchar_t)c); }
 static inline int musit_setlocale_all(void) { return setlocale(LC_ALL, "") != NULL; }
 static inline mmask_t musit_button1_clicked(void) { return BUTTON1_CLICKED; }
 
-/* Waits up to timeout_ms for input on fd with SIGWINCH unblocked only for the wait (ppoll
- * swaps the mask atomically): every thread keeps SIGWINCH blocked, so a resize interrupts
- * this wait and no other, and one that comes between two waits is taken by the next.
- * Returns > 0 when input is ready, 0 on timeout, -1 when interrupted or on error. ppoll is
- * declared here because the C library shows it only to _GNU_SOURCE builds. */
+/* Waits up to timeout_ms for input on fd with SIGWINCH and SIGTSTP unblocked only for the
+ * wait (ppoll swaps the mask atomically): every thread keeps them blocked, so a resize or a
+ * suspend (curses' handler: the terminal restored, the process stopped, curses' modes back
+ * on SIGCONT) interrupts this wait and no other, and one that comes between two waits is
+ * taken by the next. Returns > 0 when input is ready, 0 on timeout, -1 when interrupted or
+ * on error. ppoll is declared here because the C library shows it only to _GNU_SOURCE builds. */
 #include <poll.h>
 #include <signal.h>
 #include <pthread.h>
@@ -44,17 +45,29 @@ static inline int musit_wait_input(int fd, int timeout_ms) {
     sigset_t mask;
     pthread_sigmask(SIG_SETMASK, NULL, &mask);
     sigdelset(&mask, SIGWINCH);
+    sigdelset(&mask, SIGTSTP);
     struct timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
     return ppoll(&p, 1, &ts, &mask);
 }
 
-/* Blocks SIGWINCH in the calling thread and the threads it starts from now on. */
+/* Blocks SIGWINCH and SIGTSTP in the calling thread and the threads it starts from now on. */
 static inline void musit_block_winch(void) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGWINCH);
+    sigaddset(&set, SIGTSTP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
+/* terminfo for the frame encoder: tiparm is variadic (Swift cannot call it) and tigetstr
+ * answers (char *)-1 for a name that is not a string capability. */
+static inline const char *musit_tigetstr(const char *name) {
+    char *s = tigetstr(name);
+    return (s == NULL || s == (char *)-1) ? NULL : s;
+}
+static inline int musit_tigetflag(const char *name) { return tigetflag(name) > 0; }
+static inline const char *musit_tiparm1(const char *cap, int a) { return tiparm(cap, a); }
+static inline const char *musit_tiparm2(const char *cap, int a, int b) { return tiparm(cap, a, b); }
+
 static inline int musit_key_code_yes(void) { return KEY_CODE_YES; }
 
 /* Sets attributes and an extended colour pair (pairs above 32767 need the opts pointer). */

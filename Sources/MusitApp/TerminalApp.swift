@@ -129,6 +129,7 @@ public final class TerminalApp {
             case .key(let k): inbox.post(.action(.key(k)))
             case .mouse(let m): inbox.post(.action(.mouse(m)))
             case .resize(let w, let h): inbox.post(.action(.resize(width: w, height: h)))
+            case .repaint: inbox.wake()
             }
         }
         store.send(.resize(width: size.width, height: size.height))
@@ -176,7 +177,7 @@ public final class TerminalApp {
             }
             // Only what moved is drawn again when nothing but time has changed.
             let frame = renderer.render(store.state, after: shown)
-            if frame != shown.frame { terminal.draw(frame) }
+            if frame != shown.frame || terminal.wantsRepaint { terminal.draw(frame) }
             shown = (store.state, frame)
             if store.state.appearance.kitty {
                 terminal.showImage(PaneGeometry.shownCover(store.state).flatMap { shown in

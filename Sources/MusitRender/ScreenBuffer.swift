@@ -174,7 +174,8 @@ public struct ScreenBuffer: Equatable, Sendable {
             if cells[y * width + cx].continuation, cx > 0 { self[cx - 1, y] = Cell(" ", self[cx - 1, y].style) }
             self[cx, y] = Cell(ch, style)
             if w == 2 { self[cx + 1, y] = Cell(" ", style, continuation: true) }
-            else if cx + 1 < width, self[cx + 1, y].continuation { self[cx + 1, y] = Cell(" ", style) }
+            // Overwriting the left half of a wide character blanks its right half.
+            if cx + w < width, self[cx + w, y].continuation { self[cx + w, y] = Cell(" ", style) }
             cx += w
         }
         return cx - x

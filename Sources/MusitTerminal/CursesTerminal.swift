@@ -10,11 +10,16 @@ public enum TerminalInput: Sendable {
     case key(Key)
     case mouse(MouseEvent)
     case resize(width: Int, height: Int)
+    /// The screen must be drawn again whole (its contents are unknown).
+    case repaint
 }
 
-/// ncursesw behind one lock: the drawing thread applies screen-buffer diffs, the input
-/// thread waits on stdin with poll() (never on Swift's cooperative pool) and decodes keys
-/// and mouse events. ncurses is not thread-safe, so every curses call holds `lock`.
+/// ncursesw behind one lock: curses sets the terminal up, restores it, and decodes keys and
+/// mouse events on the input thread, which waits on stdin with ppoll() (never on Swift's
+/// cooperative pool). Frames are drawn without curses: `FrameEncoder` turns each frame's
+/// changes into one write, with the terminal's own control strings from terminfo. Keys are
+/// read through a pad, which curses never refreshes, so curses never draws over a frame.
+/// ncurses is not thread-safe, so every curses call holds `lock`.
 public final class CursesTerminal: @unchecked Sendable {
     public let unicode: Bool
     public private(set) var depth: ColorDepth = .mono
@@ -23,14 +28,15 @@ public final class CursesTerminal: @unchecked Sendable {
     /// The theme of the last frame's album colours, rebuilt when they change (cross-fades).
     private var lookTheme: (look: AmbientLook, theme: Theme)?
     private var previous: ScreenBuffer?
-    /// The wide characters of one stretch of a frame, kept between frames.
-    private var scratch: [wchar_t] = []
+    private var encoder: FrameEncoder?
+    /// A frame's bytes, kept between frames.
+    private var scratch: [UInt8] = []
+    /// Where keys are read: a pad, so reading never refreshes (draws) anything.
+    private var keys: UnsafeMutablePointer<WINDOW>?
     /// The kitty-protocol picture on screen, and where.
     private var placed: (key: String, rect: Rect)?
     private var placedStale = false
     private var nextImageID: UInt32 = 1
-    private var pairs: [Int64: Int32] = [:]
-    private var nextPair: Int32 = 1
     private var inputThread: Thread?
     private let stopInput = Atomic<Bool>(false)
     private var started = false
@@ -59,8 +65,9 @@ public final class CursesTerminal: @unchecked Sendable {
         cbreak()
         noecho()
         nonl()
-        keypad(musit_stdscr(), true)
-        nodelay(musit_stdscr(), true)
+        keys = newpad(1, 1)
+        keypad(keys, true)
+        nodelay(keys, true)
         curs_set(0)
         mouseinterval(0)
         mousemask(musit_all_mouse_events(), nil)
@@ -73,7 +80,36 @@ public final class CursesTerminal: @unchecked Sendable {
             depth = .mono
         }
         theme = Theme(depth: depth)
+        encoder = FrameEncoder(codes: Self.codes(unicode: unicode))
+        // Curses' one refresh: the alternate screen, cleared. Frames are drawn by `draw`.
+        refresh()
         started = true
+    }
+
+    /// The terminal's control strings from its terminfo entry.
+    private static func codes(unicode: Bool) -> TerminalCodes {
+        func string(_ name: String) -> [CChar]? {
+            musit_tigetstr(name).map { Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1)) }
+        }
+        func bytes(_ name: String) -> [UInt8] {
+            string(name).map { $0.dropLast().map { UInt8(bitPattern: $0) } } ?? []
+        }
+        @Sendable func parameterised(_ cap: [CChar]?, _ a: Int, _ b: Int? = nil) -> [UInt8] {
+            guard let cap else { return [] }
+            let out = cap.withUnsafeBufferPointer { c -> UnsafePointer<CChar>? in
+                if let b { return musit_tiparm2(c.baseAddress!, Int32(a), Int32(b)) }
+                return musit_tiparm1(c.baseAddress!, Int32(a))
+            }
+            guard let out else { return [] }
+            return Array(UnsafeRawBufferPointer(start: out, count: strlen(out)))
+        }
+        let cup = string("cup"), setaf = string("setaf"), setab = string("setab")
+        return TerminalCodes(moveTo: { parameterised(cup, $0, $1) }, foreground: { parameterised(setaf, $0) },
+                             background: { parameterised(setab, $0) }, defaultColors: bytes("op"), reset: bytes("sgr0"),
+                             bold: bytes("bold"), dim: bytes("dim"), reverse: bytes("rev"), underline: bytes("smul"),
+                             clear: bytes("clear"),
+                             bottomRightScrolls: musit_tigetflag("am") != 0 && musit_tigetflag("xenl") == 0,
+                             utf8: unicode)
     }
 
     /// Leaves curses mode and restores the terminal. Idempotent.
@@ -84,15 +120,16 @@ public final class CursesTerminal: @unchecked Sendable {
         guard started else { return }
         started = false
         mousemask(0, nil)
+        if let keys { delwin(keys) }
+        keys = nil
         endwin()
     }
 
-    /// Draws what changed since the last frame.
+    /// Draws what changed since the last frame, in one write.
     public func draw(_ buffer: ScreenBuffer) {
         lock.lock(); defer { lock.unlock() }
-        guard started else { return }
+        guard started, var encoder else { return }
         if previous.map({ $0.width != buffer.width || $0.height != buffer.height }) ?? true {
-            erase()
             previous = nil
             // A cleared screen may have taken a placed picture with it: place it again.
             placedStale = true
@@ -102,70 +139,31 @@ public final class CursesTerminal: @unchecked Sendable {
             if lookTheme?.look != look { lookTheme = (look, Theme(look: look)) }
             frameTheme = lookTheme?.theme ?? theme
         }
-        // Colour pairs are finite (covers and cross-fades use many): when a frame might not
-        // fit in what is left, start over and repaint everything with fresh pairs.
-        if Int(nextPair) + buffer.width * buffer.height >= Int(musit_color_pairs()) && depth != .mono {
-            pairs.removeAll(keepingCapacity: true)
-            nextPair = 1
-            previous = nil
-        }
-        let maxX = Int(musit_cols()), maxY = Int(musit_lines())
-        // Cells of one style and paint go to curses as one string: one call and one
-        // attribute change per stretch of text instead of per cell.
-        var text = scratch
-        text.removeAll(keepingCapacity: true)
-        for run in buffer.diff(from: previous) where run.y < maxY {
-            var x = run.x, start = run.x
-            var current: (style: Style, paint: Paint)?
-            func flush() {
-                guard !text.isEmpty else { return }
-                text.append(0)
-                mvaddnwstr(Int32(run.y), Int32(start), text, Int32(text.count - 1))
-                text.removeAll(keepingCapacity: true)
-            }
-            for cell in run.cells {
-                defer { x += 1 }
-                // The right half of a wide character: curses moved past it already.
-                if cell.continuation { continue }
-                if x >= maxX { break }
-                if current?.style != cell.style || current?.paint != cell.paint {
-                    flush()
-                    apply(frameTheme.spec(cell.style, cell.paint))
-                    current = (cell.style, cell.paint)
-                    start = x
-                }
-                let code = cell.code
-                if code >= 0x20 && code < 0x7F {
-                    text.append(wchar_t(code))
-                    continue
-                }
-                let width = TextWidth.of(code: code)
-                if x + 1 >= maxX && width == 2 {
-                    text.append(wchar_t(32))
-                    continue
-                }
-                let first: UInt32
-                if code < GlyphCodes.clusterBase {
-                    text.append(wchar_t(bitPattern: code))
-                    first = code
-                } else {
-                    let scalars = GlyphCodes.character(code).unicodeScalars
-                    for scalar in scalars { text.append(wchar_t(bitPattern: scalar.value)) }
-                    first = scalars.first?.value ?? 0x20
-                }
-                // Where the C library measures a character differently, what follows it
-                // is placed by position, so one odd glyph cannot shift the rest of the row.
-                if Int(wcwidth(wchar_t(bitPattern: first))) != width {
-                    flush()
-                    current = nil
-                }
-            }
-            flush()
-        }
-        scratch = text
-        musit_set_style(0, 0)
+        // Curses' idea of the size, which a resize changes before the frame for it comes.
+        guard buffer.width <= Int(musit_cols()), buffer.height <= Int(musit_lines()) else { return }
+        var out = scratch
+        out.removeAll(keepingCapacity: true)
+        encoder.encode(buffer, from: previous, theme: frameTheme, into: &out)
+        self.encoder = encoder
+        Self.writeAll(out)
+        scratch = out
         previous = buffer
-        refresh()
+    }
+
+    /// Whether the next frame must be drawn whole (after a resize or a suspend).
+    public var wantsRepaint: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return previous == nil
+    }
+
+    private static func writeAll(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            offset += n
+        }
     }
 
     /// Shows `image` (the real cover, for a terminal that speaks the kitty graphics protocol)
@@ -189,40 +187,13 @@ public final class CursesTerminal: @unchecked Sendable {
                 + "\u{1B}8"
             placed = (image.key, image.rect)
         }
-        let bytes = Array(out.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            offset += n
-        }
+        Self.writeAll(Array(out.utf8))
     }
 
     /// Forgets the last frame so the next draw repaints everything.
     public func invalidate() {
         lock.lock(); defer { lock.unlock() }
         previous = nil
-    }
-
-    private func apply(_ spec: StyleSpec) {
-        var attrs: attr_t = 0
-        if spec.bold { attrs |= musit_a_bold() }
-        if spec.dim { attrs |= musit_a_dim() }
-        if spec.reverse { attrs |= musit_a_reverse() }
-        if spec.underline { attrs |= musit_a_underline() }
-        musit_set_style(attrs, pair(fg: spec.fg, bg: spec.bg))
-    }
-
-    private func pair(fg: Int?, bg: Int?) -> Int32 {
-        if fg == nil && bg == nil || depth == .mono { return 0 }
-        let key = Int64(fg ?? -1) << 32 | Int64(UInt32(bitPattern: Int32(bg ?? -1)))
-        if let p = pairs[key] { return p }
-        let p = nextPair
-        guard init_extended_pair(p, Int32(fg ?? -1), Int32(bg ?? -1)) == OK else { return 0 }
-        nextPair += 1
-        pairs[key] = p
-        return p
     }
 
     // MARK: Input
@@ -241,6 +212,12 @@ public final class CursesTerminal: @unchecked Sendable {
                 let ready = musit_wait_input(STDIN_FILENO, 1000)
                 if stopInput.load(ordering: .relaxed) { break }
                 if ready == 0 { continue }
+                if ready < 0 && errno == EINTR {
+                    // A resize (its key follows) or a return from a suspend, after which
+                    // the screen holds whatever the shell left: draw everything again.
+                    invalidate()
+                    deliver(.repaint)
+                }
                 for event in readAvailable() { deliver(event) }
             }
         }
@@ -258,7 +235,7 @@ public final class CursesTerminal: @unchecked Sendable {
         while budget > 0 {
             budget -= 1
             var ch: wint_t = 0
-            let r = wget_wch(musit_stdscr(), &ch)
+            let r = wget_wch(keys, &ch)
             if r == ERR { break }
             if r == musit_key_code_yes() {
                 let code = Int32(ch)

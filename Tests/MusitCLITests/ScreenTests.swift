@@ -127,6 +127,38 @@ struct ScreenTests {
         #expect(r.ok, "layout restored: \(r.screen)")
     }
 
+    @Test("Ctrl-Z hands the terminal back to the shell; fg draws the whole screen again", arguments: [false, true])
+    func suspendAndResume(visualizer: Bool) throws {
+        // An interactive shell, for job control: Ctrl-Z stops the player, fg brings it back.
+        let config = NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: config + "/musit", withIntermediateDirectories: true)
+        try #"{"look": {"visualizer": \#(visualizer)}}"#.write(toFile: config + "/musit/config.json", atomically: true, encoding: .utf8)
+        let tmux = try TmuxSession(command: ["/bin/bash", "--norc", "--noprofile", "-i"], width: 100, height: 30,
+                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig, "XDG_CONFIG_HOME": config,
+                                                 "PS1": "$ "])
+        defer { tmux.kill() }
+        try tmux.send(["-l", "\(Binary.path) --offline --device testnull --pace \(Fixtures.path("sine440.mp3"))"])
+        try tmux.send(["Enter"])
+        var r = try tmux.waitFor { s in ["┌ Queue", "┌ Now Playing", "▶ playing"].allSatisfy { s.contains($0) } }
+        #expect(r.ok, "plays: \(r.screen)")
+        for round in 0..<2 {
+            try tmux.send(["C-z"])
+            r = try tmux.waitFor { $0.contains("Stopped") && !$0.contains("┌ Queue") }
+            #expect(r.ok, "round \(round): Ctrl-Z shows the shell: \(r.screen)")
+            #expect(try tmux.paneValue("#{alternate_on}") == "0")
+            try tmux.send(["-l", "clear; fg"])
+            try tmux.send(["Enter"])
+            r = try tmux.waitFor { s in ["┌ Queue", "┌ Now Playing", "┌ Friends", "┌ Chat", "sine440"].allSatisfy { s.contains($0) } }
+            #expect(r.ok, "round \(round): fg draws every pane again: \(r.screen)")
+        }
+        try tmux.send(["q"])
+        r = try tmux.waitFor { $0.contains("Quit while playing?") || !$0.contains("┌ Queue") }
+        if r.screen.contains("Quit while playing?") { try tmux.send(["y"]) }
+        r = try tmux.waitFor { !$0.contains("┌ Queue") }
+        let alternate = try tmux.paneValue("#{alternate_on}")
+        #expect(r.ok && alternate == "0", "q hands the terminal back: \(r.screen)")
+    }
+
     @Test("a 10x4 window, resize storms and signals: the terminal is always restored", arguments: [SIGTERM, SIGINT, SIGHUP])
     func tinyAndSignals(signal: Int32) throws {
         let tmux = try TmuxSession.musit(["--device", "testnull", "--pace", Fixtures.path("sine440.mp3")], width: 10, height: 4)
