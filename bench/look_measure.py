@@ -82,7 +82,7 @@ def musit_session(files, look):
     os.makedirs(f"{config}/musit")
     with open(f"{config}/musit/config.json", "w") as f:
         f.write('{"look": %s}' % look)
-    cmd = " ".join([musit, "--offline", "--device", "benchpaced"] + files)
+    cmd = " ".join([musit, "--offline"] + os.environ.get("MUSIT_DEVICE", "--device benchpaced").split() + files)
     return Tmux(f"env TERM=tmux-direct {cmd}", base_env(config)), config
 
 

@@ -140,11 +140,30 @@ public final class TerminalApp {
         terminal.draw(shown.frame)
         var artworkFor: String?
         var coverAsked: CoverRequest?
+        var analyser = SpectrumAnalyser()
+        // When something other than the visualizer next moves, and how much the visualizer
+        // had heard when it last drew.
+        var due = 0.0
+        var heardEnd: Int64 = -1
+        var drawnAt: UInt64 = 0
         while !store.state.quitting {
             // Sleep until something on screen moves (or input and events arrive): an idle
             // screen wakes nobody, a playing one at most `FrameClock.maxRate` times a second.
-            let wait = FrameClock.delay(store.state, at: ProcessInfo.processInfo.systemUptime)
+            var wait = FrameClock.delay(store.state, at: ProcessInfo.processInfo.systemUptime)
+            if store.state.appearance.visualizer, store.state.nowPlaying.state == .playing, !player.tap.movesBetweenWrites() {
+                // The device takes audio in blocks and tells no delay: what is heard moves
+                // only when the engine writes, and the tap wakes the loop then (no sooner
+                // than a frame after the last).
+                wait = max(wait, due - ProcessInfo.processInfo.systemUptime)
+                player.tap.wakeAfterWrite(notBefore: drawnAt + UInt64(1e9 / FrameClock.maxRate)) { [inbox] in inbox.wake() }
+            }
             let messages = inbox.take(timeout: wait)
+            // Woken for the visualizer, but the device has played nothing since it was drawn
+            // (a device that takes audio in large blocks and tells no delay): nothing moved.
+            if messages.isEmpty, store.state.appearance.visualizer, store.state.nowPlaying.state == .playing,
+               ProcessInfo.processInfo.systemUptime < due, player.tap.heardEnd() == heardEnd {
+                continue
+            }
             // The clock first: what the messages start (a title, a fade) starts now.
             store.send(.tick(ProcessInfo.processInfo.systemUptime))
             for message in messages {
@@ -169,8 +188,10 @@ public final class TerminalApp {
                 covers.scale(request)
             }
             if store.state.appearance.visualizer {
-                if np.state == .playing, let heard = player.tap.heard(Spectrum.size) {
-                    store.send(.spectrum(Spectrum.levels(heard.samples, sampleRate: heard.sampleRate, bands: FrameClock.bands)))
+                heardEnd = player.tap.heardEnd()
+                if np.state == .playing,
+                   let rate = analyser.samples.withUnsafeMutableBufferPointer({ player.tap.heard(into: $0) }) {
+                    store.send(.spectrum(analyser.levels(sampleRate: rate, bands: FrameClock.bands)))
                 } else if !store.state.appearance.spectrum.isEmpty, np.state != .playing {
                     store.send(.spectrum([]))
                 }
@@ -179,6 +200,9 @@ public final class TerminalApp {
             let frame = renderer.render(store.state, after: shown)
             if frame != shown.frame || terminal.wantsRepaint { terminal.draw(frame) }
             shown = (store.state, frame)
+            let now = ProcessInfo.processInfo.systemUptime
+            due = now + FrameClock.delay(store.state, at: now, visualizer: false)
+            drawnAt = AudioTap.now()
             if store.state.appearance.kitty {
                 terminal.showImage(PaneGeometry.shownCover(store.state).flatMap { shown in
                     covers.picture(shown.cover.key).map { (shown.cover.key, $0, shown.rect) }
@@ -234,16 +258,17 @@ public enum FrameClock {
     /// Nothing moves: the loop still wakes on input and events, and now and then to tick.
     public static let idle = 30.0
 
-    public static func delay(_ s: AppState, at now: Double) -> Double {
+    /// Seconds until the next frame is due; without `visualizer`, as if it were off.
+    public static func delay(_ s: AppState, at now: Double, visualizer: Bool = true) -> Double {
         let minimum = 1 / maxRate
         let a = s.appearance
         if a.fading(at: now) { return minimum }
         let np = s.nowPlaying
+        if np.state == .playing && a.visualizer && visualizer { return minimum }
         let text = s.frames[.nowPlaying].map { PaneGeometry.nowPlayingText(PaneGeometry.inner($0), s) }
         var next = idle
         if s.social.friends.contains(where: { $0.playing != nil }) { next = 1 }
         if np.state == .playing {
-            if a.visualizer { return minimum }
             let position = np.position(at: now)
             // The clock's next second.
             next = min(next, 1 - position.truncatingRemainder(dividingBy: 1))

@@ -9,9 +9,13 @@ public final class AudioTap: Sendable {
         var samples = [Float](repeating: 0, count: AudioTap.capacity)
         /// Frames ever appended; the newest sits at `(total - 1) % capacity`.
         var total: Int64 = 0
-        /// Of those, the frames still in the device's buffer (not heard yet).
+        /// Of those, the frames still in the device's buffer (not heard yet) at `writtenAt`.
         var pending: Int64 = 0
+        /// When the last frames were appended (monotonic nanoseconds).
+        var writtenAt: UInt64 = 0
         var sampleRate = 44100
+        /// Who to wake after the next write at or after a moment (monotonic nanoseconds).
+        var waiter: (notBefore: UInt64, wake: @Sendable () -> Void)?
     }
 
     static let capacity = 16384
@@ -20,21 +24,45 @@ public final class AudioTap: Sendable {
     public init() {}
 
     /// Called on the audio thread with interleaved samples just written.
-    func append(_ samples: UnsafeBufferPointer<Int16>, channels: Int, sampleRate: Int, pending: Int) {
+    func append(_ samples: UnsafeBufferPointer<Int16>, channels: Int, sampleRate: Int, pending: Int,
+                at now: UInt64 = AudioTap.now()) {
         let channels = max(1, channels)
-        ring.withLock { r in
+        ring.withLock { r -> (@Sendable () -> Void)? in
             r.sampleRate = sampleRate
-            var i = 0
+            let frames = samples.count / channels
             let scale = 1 / (32768 * Float(channels))
-            while i + channels <= samples.count {
-                var sum: Int32 = 0
-                for c in 0..<channels { sum += Int32(samples[i + c]) }
-                r.samples[Int(r.total % Int64(Self.capacity))] = Float(sum) * scale
-                r.total += 1
-                i += channels
+            var j = Int(r.total % Int64(Self.capacity))
+            r.samples.withUnsafeMutableBufferPointer { ring in
+                var i = 0
+                for _ in 0..<frames {
+                    var sum: Int32 = 0
+                    for c in 0..<channels { sum += Int32(samples[i + c]) }
+                    ring[j] = Float(sum) * scale
+                    j += 1
+                    if j == Self.capacity { j = 0 }
+                    i += channels
+                }
             }
+            r.total += Int64(frames)
             r.pending = Int64(pending)
-        }
+            r.writtenAt = now
+            guard let w = r.waiter, now >= w.notBefore else { return nil }
+            r.waiter = nil
+            return w.wake
+        }?()
+    }
+
+    /// Whether what is heard moves on between writes: the device tells how much it still
+    /// holds. One that does not (it takes audio in blocks and plays it at its own pace) moves
+    /// only when written to.
+    public func movesBetweenWrites() -> Bool {
+        ring.withLock { $0.pending > 0 }
+    }
+
+    /// Calls `wake` once, on the audio thread, after the first write at or after `notBefore`
+    /// (monotonic nanoseconds), in place of any earlier such request.
+    public func wakeAfterWrite(notBefore: UInt64, _ wake: @escaping @Sendable () -> Void) {
+        ring.withLock { $0.waiter = (notBefore, wake) }
     }
 
     /// Forgets what was written (a seek or a stop throws the device's buffer away).
@@ -45,19 +73,46 @@ public final class AudioTap: Sendable {
         }
     }
 
+    /// Monotonic nanoseconds, the clock `heard(into:at:)` counts in.
+    public static func now() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    /// How many frames the listener has heard by `now`: it moves when the device plays, so
+    /// a visualizer has nothing new to show while it stands still.
+    public func heardEnd(at now: UInt64 = AudioTap.now()) -> Int64 {
+        ring.withLock { Self.heardEnd($0, at: now) }
+    }
+
+    private static func heardEnd(_ r: Ring, at now: UInt64) -> Int64 {
+        let played = now > r.writtenAt ? Int64(Double(now - r.writtenAt) * Double(r.sampleRate) / 1e9) : 0
+        return r.total - r.pending + min(r.pending, played)
+    }
+
     /// The `count` samples ending where the listener is now, and their sample rate.
     public func heard(_ count: Int) -> (samples: [Float], sampleRate: Int)? {
+        var out = [Float](repeating: 0, count: count)
+        let rate = out.withUnsafeMutableBufferPointer { heard(into: $0) }
+        return rate.map { (out, $0) }
+    }
+
+    /// Fills `out` with the samples ending where the listener is now and gives their sample
+    /// rate, or nil when not that many have been heard. The device plays on between writes
+    /// (which come a period or more apart): the time since the last one says how far.
+    public func heard(into out: UnsafeMutableBufferPointer<Float>, at now: UInt64 = AudioTap.now()) -> Int? {
         ring.withLock { r in
-            let end = r.total - r.pending
+            let count = out.count
+            let end = Self.heardEnd(r, at: now)
             guard count <= Self.capacity / 2, end >= Int64(count) else { return nil }
-            var out = [Float](repeating: 0, count: count)
-            var j = Int((end - Int64(count)) % Int64(Self.capacity))
-            for i in 0..<count {
-                out[i] = r.samples[j]
-                j += 1
-                if j == Self.capacity { j = 0 }
+            let start = Int((end - Int64(count)) % Int64(Self.capacity))
+            let first = min(count, Self.capacity - start)
+            r.samples.withUnsafeBufferPointer { ring in
+                out.baseAddress!.update(from: ring.baseAddress! + start, count: first)
+                if first < count { (out.baseAddress! + first).update(from: ring.baseAddress!, count: count - first) }
             }
-            return (out, r.sampleRate)
+            return r.sampleRate
         }
     }
 }
@@ -80,26 +135,139 @@ public enum Spectrum {
         return max(0, min(bands - 1, (e.lastIndex { $0 <= frequency } ?? 0)))
     }
 
+    /// The levels of the last `size` of `samples` (a one-off: a visualizer keeps an analyser).
     public static func levels(_ samples: [Float], sampleRate: Int, bands: Int) -> [Double] {
-        let n = size
-        guard samples.count >= n, bands > 0 else { return [Double](repeating: 0, count: max(0, bands)) }
+        guard samples.count >= size, bands > 0 else { return [Double](repeating: 0, count: max(0, bands)) }
+        var analyser = SpectrumAnalyser()
+        samples.withUnsafeBufferPointer { s in
+            analyser.samples.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: s.baseAddress! + s.count - size, count: size) }
+        }
+        return analyser.levels(sampleRate: sampleRate, bands: bands)
+    }
+
+    /// In-place iterative radix-2 FFT; `re.count` is a power of two no larger than `size`.
+    static func fft(_ re: inout [Float], _ im: inout [Float]) {
+        let n = re.count
+        precondition(n <= size && n & (n - 1) == 0 && im.count == n)
+        let tables = FFTTables(size: size, points: n)
+        re.withUnsafeMutableBufferPointer { re in
+            im.withUnsafeMutableBufferPointer { im in tables.transform(re, im) }
+        }
+    }
+}
+
+/// What an FFT of `points` points needs, worked out once: the bit-reversal swaps and the
+/// twiddle factors of a `size`-point transform (a `points`-point one takes every
+/// `size / points`-th; the real-signal untangling takes them all).
+struct FFTTables: Sendable {
+    let size: Int, points: Int
+    let twRe: [Float], twIm: [Float]
+    let swaps: [(Int32, Int32)]
+
+    init(size: Int, points: Int) {
+        self.size = size
+        self.points = points
+        let half = size / 2
+        twRe = (0..<half).map { Float(cos(-2 * .pi * Double($0) / Double(size))) }
+        twIm = (0..<half).map { Float(sin(-2 * .pi * Double($0) / Double(size))) }
+        var swaps: [(Int32, Int32)] = []
+        var j = 0
+        for i in 1..<points {
+            var bit = points >> 1
+            while j & bit != 0 { j ^= bit; bit >>= 1 }
+            j |= bit
+            if i < j { swaps.append((Int32(i), Int32(j))) }
+        }
+        self.swaps = swaps
+    }
+
+    func transform(_ re: UnsafeMutableBufferPointer<Float>, _ im: UnsafeMutableBufferPointer<Float>) {
+        let n = points
+        let re = re.baseAddress!, im = im.baseAddress!
+        for (a, b) in swaps {
+            let a = Int(a), b = Int(b)
+            (re[a], re[b]) = (re[b], re[a])
+            (im[a], im[b]) = (im[b], im[a])
+        }
+        twRe.withUnsafeBufferPointer { twRe in
+            twIm.withUnsafeBufferPointer { twIm in
+                let twRe = twRe.baseAddress!, twIm = twIm.baseAddress!
+                // The first stage's twiddle is 1.
+                var i = 0
+                while i < n {
+                    let tr = re[i + 1], ti = im[i + 1]
+                    re[i + 1] = re[i] - tr; im[i + 1] = im[i] - ti
+                    re[i] += tr; im[i] += ti
+                    i += 2
+                }
+                var len = 4
+                while len <= n {
+                    let half = len / 2, stride = size / len
+                    // One twiddle per k, for every block: loaded once.
+                    for k in 0..<half {
+                        let cr = twRe[k * stride], ci = twIm[k * stride]
+                        var a = k
+                        while a < n {
+                            let b = a + half
+                            let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
+                            re[b] = re[a] - tr; im[b] = im[a] - ti
+                            re[a] += tr; im[a] += ti
+                            a += len
+                        }
+                    }
+                    len <<= 1
+                }
+            }
+        }
+    }
+}
+
+/// A visualizer's spectrum, with everything it needs kept between frames: the window, the
+/// FFT's tables, the scratch buffers and each band's bins. Thirty times a second, it
+/// allocates nothing and does no trigonometry.
+public struct SpectrumAnalyser: Sendable {
+    /// The samples to analyse: fill them, then ask for `levels`.
+    public var samples = [Float](repeating: 0, count: Spectrum.size)
+    private var re = [Float](repeating: 0, count: Spectrum.size / 2)
+    private var im = [Float](repeating: 0, count: Spectrum.size / 2)
+    private var power = [Float](repeating: 0, count: Spectrum.size / 2)
+    private let window: [Float] = (0..<Spectrum.size).map {
+        Float(0.5 - 0.5 * cos(2 * .pi * Double($0) / Double(Spectrum.size - 1)))
+    }
+    private let tables = FFTTables(size: Spectrum.size, points: Spectrum.size / 2)
+    private var bins: (bands: Int, sampleRate: Int, ranges: [Range<Int>])?
+
+    public init() {}
+
+    /// Each band's level, 0…1, for `samples`.
+    public mutating func levels(sampleRate: Int, bands: Int) -> [Double] {
+        guard bands > 0 else { return [] }
+        let n = Spectrum.size, h = n / 2
+        if bins?.bands != bands || bins?.sampleRate != sampleRate {
+            bins = (bands, sampleRate, Self.binRanges(bands: bands, sampleRate: sampleRate))
+        }
+        let ranges = bins!.ranges
+        let top = min(h - 1, (ranges.map(\.upperBound).max() ?? 1) - 1)
+        let tables = self.tables
+        let window = self.window
         // A real signal's spectrum from a complex FFT of half the size: even samples as the
         // real part, odd as the imaginary, then the two halves untangled (half the work).
-        let h = n / 2
-        var re = [Double](repeating: 0, count: h), im = [Double](repeating: 0, count: h)
-        let start = samples.count - n
-        let window = hann
-        for k in 0..<h {
-            re[k] = Double(samples[start + 2 * k]) * window[2 * k]
-            im[k] = Double(samples[start + 2 * k + 1]) * window[2 * k + 1]
+        samples.withUnsafeBufferPointer { x in
+            window.withUnsafeBufferPointer { w in
+                re.withUnsafeMutableBufferPointer { re in
+                    im.withUnsafeMutableBufferPointer { im in
+                        for k in 0..<h {
+                            re[k] = x[2 * k] * w[2 * k]
+                            im[k] = x[2 * k + 1] * w[2 * k + 1]
+                        }
+                        tables.transform(re, im)
+                    }
+                }
+            }
         }
-        fft(&re, &im)
-        let bins = binRanges(bands: bands, sampleRate: sampleRate)
-        let top = min(h - 1, (bins.map(\.upperBound).max() ?? 1) - 1)
         // Power per bin (the square root is taken once per band, not per bin).
-        var power = [Double](repeating: 0, count: h)
-        twiddles.re.withUnsafeBufferPointer { twRe in
-            twiddles.im.withUnsafeBufferPointer { twIm in
+        tables.twRe.withUnsafeBufferPointer { twRe in
+            tables.twIm.withUnsafeBufferPointer { twIm in
                 re.withUnsafeBufferPointer { re in
                     im.withUnsafeBufferPointer { im in
                         power.withUnsafeMutableBufferPointer { power in
@@ -120,83 +288,27 @@ public enum Spectrum {
         // Scaled so a full-scale sine reads 0 dB (the Hann window halves it).
         let norm = 4.0 / Double(n)
         var out = [Double](repeating: 0, count: bands)
-        for (b, range) in bins.enumerated() {
-            var peak = 0.0
-            for k in range { peak = max(peak, power[k]) }
-            let db = 20 * log10(max(peak.squareRoot() * norm, 1e-9))
-            out[b] = max(0, min(1, (db + 60) / 60))
+        power.withUnsafeBufferPointer { power in
+            for (b, range) in ranges.enumerated() {
+                var peak: Float = 0
+                for k in range { peak = max(peak, power[k]) }
+                let db = 20 * log10(max(Double(peak).squareRoot() * norm, 1e-9))
+                out[b] = max(0, min(1, (db + 60) / 60))
+            }
         }
         return out
     }
 
-    /// The FFT bins of each band, for the last band count and sample rate asked (the same
-    /// every frame): band edges are powers, too dear to work out thirty times a second.
-    private static let lastBins = Mutex<(bands: Int, sampleRate: Int, bins: [Range<Int>])?>(nil)
-
+    /// The FFT bins of each band: band edges are powers, too dear to work out every frame.
     static func binRanges(bands: Int, sampleRate: Int) -> [Range<Int>] {
-        if let last = lastBins.withLock({ $0 }), last.bands == bands, last.sampleRate == sampleRate { return last.bins }
-        let n = size
+        let n = Spectrum.size
         let binHz = Double(sampleRate) / Double(n)
-        let e = edges(bands: bands)
-        let bins = (0..<bands).map { b -> Range<Int> in
+        let e = Spectrum.edges(bands: bands)
+        return (0..<bands).map { b -> Range<Int> in
             let lo = max(1, Int((e[b] / binHz).rounded(.down)))
             let hi = min(n / 2 - 1, max(lo, Int((e[b + 1] / binHz).rounded(.up)) - 1))
             // A band above the highest bin (a low sample rate) holds none.
             return lo <= hi ? lo..<(hi + 1) : (n / 2)..<(n / 2)
-        }
-        lastBins.withLock { $0 = (bands, sampleRate, bins) }
-        return bins
-    }
-
-    /// The Hann window and the twiddle factors of a `size`-point FFT, worked out once: the
-    /// visualizer runs up to 30 times a second and trigonometry would be most of its cost.
-    static let hann: [Double] = (0..<size).map { 0.5 - 0.5 * cos(2 * .pi * Double($0) / Double(size - 1)) }
-    static let twiddles: (re: [Double], im: [Double]) = {
-        let half = size / 2
-        return ((0..<half).map { cos(-2 * .pi * Double($0) / Double(size)) },
-                (0..<half).map { sin(-2 * .pi * Double($0) / Double(size)) })
-    }()
-
-    /// In-place iterative radix-2 FFT; `re.count` is a power of two no larger than `size`.
-    static func fft(_ re: inout [Double], _ im: inout [Double]) {
-        let n = re.count
-        precondition(n <= size && n & (n - 1) == 0 && im.count == n)
-        twiddles.re.withUnsafeBufferPointer { twRe in
-            twiddles.im.withUnsafeBufferPointer { twIm in
-                re.withUnsafeMutableBufferPointer { re in
-                    im.withUnsafeMutableBufferPointer { im in
-                        butterflies(re, im, twRe, twIm)
-                    }
-                }
-            }
-        }
-    }
-
-    private static func butterflies(_ re: UnsafeMutableBufferPointer<Double>, _ im: UnsafeMutableBufferPointer<Double>,
-                                    _ twRe: UnsafeBufferPointer<Double>, _ twIm: UnsafeBufferPointer<Double>) {
-        let n = re.count
-        var j = 0
-        for i in 1..<n {
-            var bit = n >> 1
-            while j & bit != 0 { j ^= bit; bit >>= 1 }
-            j |= bit
-            if i < j { re.swapAt(i, j); im.swapAt(i, j) }
-        }
-        var len = 2
-        while len <= n {
-            let half = len / 2, stride = size / len
-            var i = 0
-            while i < n {
-                for k in 0..<half {
-                    let a = i + k, b = a + half
-                    let cr = twRe[k * stride], ci = twIm[k * stride]
-                    let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
-                    re[b] = re[a] - tr; im[b] = im[a] - ti
-                    re[a] += tr; im[a] += ti
-                }
-                i += len
-            }
-            len <<= 1
         }
     }
 }

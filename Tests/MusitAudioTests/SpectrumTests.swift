@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import MusitAudio
 import Testing
 
@@ -29,20 +30,71 @@ struct SpectrumTests {
     func fftMatchesDFT() {
         var seed: UInt64 = 3
         let n = 64
-        var re = (0..<n).map { _ -> Double in
+        var re = (0..<n).map { _ -> Float in
             seed = seed &* 6364136223846793005 &+ 1
-            return Double(seed >> 40) / Double(1 << 24) - 0.5
+            return Float(seed >> 40) / Float(1 << 24) - 0.5
         }
-        var im = [Double](repeating: 0, count: n)
+        var im = [Float](repeating: 0, count: n)
         let x = re
         Spectrum.fft(&re, &im)
         for k in 0..<n {
             var wr = 0.0, wi = 0.0
             for t in 0..<n {
-                wr += x[t] * cos(-2 * .pi * Double(k * t) / Double(n))
-                wi += x[t] * sin(-2 * .pi * Double(k * t) / Double(n))
+                wr += Double(x[t]) * cos(-2 * .pi * Double(k * t) / Double(n))
+                wi += Double(x[t]) * sin(-2 * .pi * Double(k * t) / Double(n))
             }
-            #expect(abs(re[k] - wr) < 1e-9 && abs(im[k] - wi) < 1e-9, "bin \(k)")
+            // Single precision: a few parts in a million of the inputs' sum.
+            #expect(abs(Double(re[k]) - wr) < 1e-4 && abs(Double(im[k]) - wi) < 1e-4, "bin \(k)")
         }
+    }
+}
+
+@Suite("The audio tap")
+struct AudioTapTests {
+    @Test("what is heard moves on with the clock between the device's writes, and stops at what was written")
+    func heardFollowsTheClock() {
+        let tap = AudioTap()
+        // A ramp: each sample says its own index.
+        let samples = (0..<8192).map { Int16($0) }
+        let written: UInt64 = 1_000_000_000
+        samples.withUnsafeBufferPointer { tap.append($0, channels: 1, sampleRate: 44100, pending: 4096, at: written) }
+        var out = [Float](repeating: 0, count: 1024)
+        func end(after seconds: Double) -> Int? {
+            let rate = out.withUnsafeMutableBufferPointer { tap.heard(into: $0, at: written + UInt64(seconds * 1e9)) }
+            #expect(rate == nil || rate == 44100)
+            // The ramp is contiguous: the window is the 1024 samples before its end.
+            for i in 1..<out.count where out[i] * 32768 != out[i - 1] * 32768 + 1 { Issue.record("gap at \(i)"); break }
+            return rate.map { _ in Int(out[out.count - 1] * 32768) + 1 }
+        }
+        // Written 8192, 4096 still in the device's buffer: 4096 heard.
+        #expect(end(after: 0) == 4096)
+        #expect(tap.heardEnd(at: written) == 4096)
+        // 50 ms later the device has played 2205 more.
+        #expect(end(after: 0.05) == 4096 + 2205)
+        // Never past what was written.
+        #expect(end(after: 5) == 8192)
+        #expect(tap.movesBetweenWrites())
+        tap.clear()
+        #expect(end(after: 0) == nil)
+    }
+
+    @Test("a device that tells no delay: what is heard moves only with writes, and the first write due wakes the visualizer once")
+    func wakesAfterWrite() {
+        let tap = AudioTap()
+        let block = [Int16](repeating: 100, count: 4096)
+        let woken = Mutex(0)
+        let t0: UInt64 = 5_000_000_000
+        block.withUnsafeBufferPointer { tap.append($0, channels: 2, sampleRate: 44100, pending: 0, at: t0) }
+        #expect(!tap.movesBetweenWrites())
+        #expect(tap.heardEnd(at: t0 + 500_000_000) == 2048)
+        tap.wakeAfterWrite(notBefore: t0 + 33_000_000) { woken.withLock { $0 += 1 } }
+        // A write sooner than a frame after the last draw does not wake...
+        block.withUnsafeBufferPointer { tap.append($0, channels: 2, sampleRate: 44100, pending: 0, at: t0 + 20_000_000) }
+        #expect(woken.withLock { $0 } == 0)
+        // ... the first one after does, once.
+        block.withUnsafeBufferPointer { tap.append($0, channels: 2, sampleRate: 44100, pending: 0, at: t0 + 40_000_000) }
+        block.withUnsafeBufferPointer { tap.append($0, channels: 2, sampleRate: 44100, pending: 0, at: t0 + 60_000_000) }
+        #expect(woken.withLock { $0 } == 1)
+        #expect(tap.heardEnd(at: t0 + 60_000_000) == 4 * 2048)
     }
 }

@@ -77,8 +77,9 @@ struct ColourScreen {
 @Suite("musit-tui's look: cover art, album colours, motion (tmux)", .serialized)
 struct LookTests {
     static func player(_ files: [String], term: String = "tmux-direct", extra: [String] = [], env: [String] = [],
-                       width: Int = 100, height: Int = 30, config: String? = nil) throws -> TmuxSession {
-        try TmuxSession(command: ["/usr/bin/env", "TERM=\(term)", "NO_COLOR="] + env + [Binary.path, "--device", "testnull", "--pace", "--offline"]
+                       width: Int = 100, height: Int = 30, config: String? = nil,
+                       device: [String] = ["--device", "testnull", "--pace"]) throws -> TmuxSession {
+        try TmuxSession(command: ["/usr/bin/env", "TERM=\(term)", "NO_COLOR="] + env + [Binary.path] + device + ["--offline"]
                             + extra + files.map { Fixtures.path($0) },
                         width: width, height: height,
                         environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
@@ -246,9 +247,10 @@ struct LookTests {
         }
     }
 
-    @Test("the visualizer (v) lights the band of a 1 kHz tone")
-    func visualizer() throws {
-        let tmux = try Self.player(["covers/quadrants.mp3"])
+    @Test("the visualizer (v) lights the band of a 1 kHz tone, on a device that tells its delay and on one that does not",
+          arguments: [["--device", "testnull", "--pace"], ["--device", "testpaced"]])
+    func visualizer(device: [String]) throws {
+        let tmux = try Self.player(["covers/quadrants.mp3"], device: device)
         defer { tmux.kill() }
         _ = try tmux.waitFor(text: "▶ playing")
         try tmux.send("v")
@@ -287,6 +289,16 @@ struct LookTests {
         }
         let last = try tmux.screen()
         #expect(verdicts.filter { $0 }.count >= 3, "1 kHz lit its band in \(verdicts): \(last)")
+        // The clock goes on with the bars, in real time.
+        func time(_ screen: String) -> Int? {
+            guard let r = screen.range(of: #"\d:\d\d /"#, options: .regularExpression) else { return nil }
+            let t = screen[r].dropLast(2).split(separator: ":")
+            return Int(t[0])! * 60 + Int(t[1])!
+        }
+        let t0 = time(last), start = Date()
+        let moved = try tmux.waitFor(timeout: 5) { s in time(s).map { $0 >= (t0 ?? 0) + 2 } ?? false }
+        let took = Date().timeIntervalSince(start)
+        #expect(t0 != nil && moved.ok && took > 0.9 && took < 3.5, "the time moves on in real time with the visualizer on (\(took) s): \(moved.screen)")
         try tmux.send("v")
         let r = try tmux.waitFor(text: "visualizer off")
         #expect(r.ok, "\(r.screen)")

@@ -57,6 +57,18 @@ public enum Fixtures {
                 file $FILE
                 format "raw"
             }
+            # A device that takes audio in blocks and plays it in real time through pv (as a
+            # network or pipe sink does), telling no delay.
+            pcm.testpaced {
+                type plug
+                slave { pcm "testpacedraw" format S16_LE rate 44100 channels 2 }
+            }
+            pcm.testpacedraw {
+                type file
+                slave.pcm "testnull"
+                file "| pv -q -L 176400 > /dev/null"
+                format "raw"
+            }
 
             """
         try! text.write(toFile: file, atomically: true, encoding: .utf8)
