@@ -77,13 +77,27 @@ def base_env(config):
             "XDG_CONFIG_HOME": config, "XDG_RUNTIME_DIR": config, "HOME": config, "NO_COLOR": ""}
 
 
-def musit_session(files, look):
+def musit_session(files, look, device=("--device", "benchpaced")):
     config = tempfile.mkdtemp()
     os.makedirs(f"{config}/musit")
     with open(f"{config}/musit/config.json", "w") as f:
         f.write('{"look": %s}' % look)
-    cmd = " ".join([musit, "--offline"] + os.environ.get("MUSIT_DEVICE", "--device benchpaced").split() + files)
+    cmd = " ".join([musit, "--offline"] + list(device) + files)
     return Tmux(f"env TERM=tmux-direct {cmd}", base_env(config)), config
+
+
+def writes(pid):
+    """Write calls of the main (UI) thread: one per frame drawn."""
+    try:
+        for line in open(f"/proc/{pid}/task/{pid}/io"):
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+FRAMES = {}
 
 
 def measure(pid, seconds=WINDOW):
@@ -91,17 +105,19 @@ def measure(pid, seconds=WINDOW):
     ms a second, so threads' schedstat nanoseconds are summed where the kernel keeps them:
     the growth of threads alive at both ends, plus all of threads born in the window (a
     thread that ends inside it loses its last slice)."""
-    c0, n0, t0 = cpu_seconds(pid), thread_ns(pid), time.monotonic()
+    c0, n0, t0, w0 = cpu_seconds(pid), thread_ns(pid), time.monotonic(), writes(pid)
     time.sleep(seconds)
-    c1, n1, elapsed = cpu_seconds(pid), thread_ns(pid), time.monotonic() - t0
+    c1, n1, elapsed, w1 = cpu_seconds(pid), thread_ns(pid), time.monotonic() - t0, writes(pid)
+    if w0 is not None and w1 is not None:
+        FRAMES[pid] = (w1 - w0) / elapsed
     if n0 is not None and n1 is not None:
         ns = sum(v - n0.get(t, 0) for t, v in n1.items())
         return ns / 1e9 / elapsed * 1000
     return (c1 - c0) / elapsed * 1000
 
 
-def musit_cpu(track, look, pause=False):
-    t, config = musit_session([track], look)
+def musit_cpu(track, look, pause=False, device=("--device", "benchpaced")):
+    t, config = musit_session([track], look, device)
     try:
         pid = t.program("musit-tui")
         if not t.wait(lambda s: "▶ playing" in s):
@@ -111,10 +127,15 @@ def musit_cpu(track, look, pause=False):
             t.send("Space")
             t.wait(lambda s: "⏸ paused" in s)
             time.sleep(1)
-        return measure(pid)
+        cpu = measure(pid)
+        frame_rates.append(FRAMES.get(pid))
+        return cpu
     finally:
         t.kill()
         shutil.rmtree(config, ignore_errors=True)
+
+
+frame_rates = []
 
 
 def cmus_cpu(track):
@@ -230,14 +251,25 @@ for label, fn in [("musit-tui, everything on (cover, album colours, motion, visu
                   ("musit-tui, cover and album colours, no visualizer", lambda: musit_cpu(track, cover)),
                   ("musit-tui, everything off (classic theme, no cover)", lambda: musit_cpu(track, off)),
                   ("musit-tui, paused (idle screen)", lambda: musit_cpu(track, on, pause=True)),
+                  # A sound card tells the player how much it still holds, so the visualizer
+                  # follows the sound at 30 frames a second; the paced pipe tells nothing and
+                  # the bars move when it takes audio. The player's own pacing on a null
+                  # device tells its delay as a card does (the engine then sleeps instead of
+                  # writing to a pipe, so its share is a little lower than on the pipe).
+                  ("musit-tui, everything on, device telling its delay (null, --pace)",
+                   lambda: musit_cpu(track, on, device=("--device", "benchnull", "--pace"))),
                   ("cmus 2.10 in tmux", lambda: cmus_cpu(track)),
                   ("mpg123 CLI (no screen)", lambda: mpg123_cpu(track))]:
+    frame_rates.clear()
     figures = [fn() for _ in range(3)]
     rows.append((label, statistics.median(figures)))
-    print(f"  {label:<72} {statistics.median(figures):6.2f} ms CPU / s   (runs: {', '.join(f'{x:.2f}' for x in figures)})")
+    rates = [r for r in frame_rates if r is not None]
+    drawn = f"   frames drawn {statistics.median(rates):5.1f}/s" if rates else ""
+    print(f"  {label:<72} {statistics.median(figures):6.2f} ms CPU / s   (runs: {', '.join(f'{x:.2f}' for x in figures)}){drawn}")
 cmus = dict(rows)["cmus 2.10 in tmux"]
 print(f"  ratio everything on / cmus: {rows[0][1] / cmus:.2f}x   (target <= 1)")
 print(f"  ratio everything off / cmus: {rows[2][1] / cmus:.2f}x")
+print(f"  ratio everything on, device telling its delay / cmus: {rows[4][1] / cmus:.2f}x")
 
 print("\n== track change to cover drawn (local file, embedded 600x600 JPEG, median of 5)")
 lat = [x for x in (cover_latency(f"{out}/look_first.mp3", track) for _ in range(5)) if x is not None]
