@@ -198,7 +198,8 @@ public final class TerminalApp {
             }
             // Only what moved is drawn again when nothing but time has changed.
             let frame = renderer.render(store.state, after: shown)
-            if frame != shown.frame || terminal.wantsRepaint { terminal.draw(frame) }
+            // The terminal draws only what differs from what it drew last (nothing, often).
+            terminal.draw(frame)
             shown = (store.state, frame)
             let now = ProcessInfo.processInfo.systemUptime
             due = now + FrameClock.delay(store.state, at: now, visualizer: false)

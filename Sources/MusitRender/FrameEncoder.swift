@@ -66,6 +66,8 @@ public struct FrameEncoder: Sendable {
     public let codes: TerminalCodes
     private var fgCache: [Int: [UInt8]] = [:]
     private var bgCache: [Int: [UInt8]] = [:]
+    /// Cursor moves, by row and column (a screen's worth at most).
+    private var moves: [Int: [UInt8]] = [:]
     /// Colour strings kept (covers and fades bring many colours; most frames reuse a few).
     static let cacheLimit = 4096
 
@@ -105,7 +107,7 @@ public struct FrameEncoder: Sendable {
                 // The right half of a wide character: the terminal moved past it already.
                 if cell.continuation { continue }
                 if !placed {
-                    out += codes.moveTo(run.y, x)
+                    out += move(run.y, x)
                     placed = true
                 }
                 if last?.style != cell.style || last?.paint != cell.paint {
@@ -167,19 +169,19 @@ public struct FrameEncoder: Sendable {
         pen = want
     }
 
-    private mutating func foreground(_ c: Int) -> [UInt8] {
-        if let s = fgCache[c] { return s }
-        if fgCache.count >= Self.cacheLimit { fgCache.removeAll(keepingCapacity: true) }
-        let s = codes.foreground(c)
-        fgCache[c] = s
-        return s
+    private mutating func foreground(_ c: Int) -> [UInt8] { Self.cached(c, in: &fgCache, codes.foreground) }
+    private mutating func background(_ c: Int) -> [UInt8] { Self.cached(c, in: &bgCache, codes.background) }
+    private mutating func move(_ row: Int, _ column: Int) -> [UInt8] {
+        Self.cached(row << 16 | column, in: &moves) { [codes] in codes.moveTo($0 >> 16, $0 & 0xFFFF) }
     }
 
-    private mutating func background(_ c: Int) -> [UInt8] {
-        if let s = bgCache[c] { return s }
-        if bgCache.count >= Self.cacheLimit { bgCache.removeAll(keepingCapacity: true) }
-        let s = codes.background(c)
-        bgCache[c] = s
+    /// A control string from `cache`, made (by terminfo, which formats it each time) when
+    /// missing; past `cacheLimit` strings the cache starts again.
+    private static func cached(_ key: Int, in cache: inout [Int: [UInt8]], _ make: (Int) -> [UInt8]) -> [UInt8] {
+        if let s = cache[key] { return s }
+        if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+        let s = make(key)
+        cache[key] = s
         return s
     }
 

@@ -150,12 +150,6 @@ public final class CursesTerminal: @unchecked Sendable {
         previous = buffer
     }
 
-    /// Whether the next frame must be drawn whole (after a resize or a suspend).
-    public var wantsRepaint: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return previous == nil
-    }
-
     private static func writeAll(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {

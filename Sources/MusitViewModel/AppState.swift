@@ -62,9 +62,12 @@ public struct ScanProgress: Equatable, Sendable {
 }
 
 public struct AppState: Equatable, Sendable {
-    public var width: Int
-    public var height: Int
-    public var layout: Layout
+    public var width: Int { didSet { if width != oldValue { placePanes() } } }
+    public var height: Int { didSet { if height != oldValue { placePanes() } } }
+    public var layout: Layout { didSet { if layout != oldValue { placePanes() } } }
+    /// Where each visible pane is. Kept rather than worked out from the layout on each use:
+    /// the loop, the renderer and the cover ask several times a frame.
+    public private(set) var frames: [PaneID: Rect] = [:]
     public var focus: PaneID = .queue
     public var queue = QueueState()
     public var nowPlaying = NowPlaying()
@@ -99,6 +102,11 @@ public struct AppState: Equatable, Sendable {
         self.width = width
         self.height = height
         self.layout = layout
+        placePanes()
+    }
+
+    private mutating func placePanes() {
+        frames = isTooSmall ? [:] : layout.frames(in: paneArea)
     }
 
     /// Smallest terminal the full UI draws in.
@@ -109,7 +117,6 @@ public struct AppState: Equatable, Sendable {
     /// Panes take all rows but the status line.
     public var paneArea: Rect { Rect(x: 0, y: 0, width: width, height: max(0, height - 1)) }
 
-    public var frames: [PaneID: Rect] { isTooSmall ? [:] : layout.frames(in: paneArea) }
 
     /// Queue rows that fit inside the Queue pane's border.
     public var queueRows: Int {

@@ -121,17 +121,7 @@ public struct Layout: Equatable, Codable, Sendable {
     }
 
     /// The rectangle of every visible pane within `area`.
-    public func frames(in area: Rect) -> [PaneID: Rect] {
-        // Asked several times a frame, for the same layout and screen almost always.
-        if let hit = Self.lastFrames.withLock({ last in last.flatMap { $0.layout == self && $0.area == area ? $0.frames : nil } }) {
-            return hit
-        }
-        let out = computeFrames(in: area)
-        Self.lastFrames.withLock { $0 = (self, area, out) }
-        return out
-    }
-
-    private static let lastFrames = Mutex<(layout: Layout, area: Rect, frames: [PaneID: Rect])?>(nil)
+    public func frames(in area: Rect) -> [PaneID: Rect] { computeFrames(in: area) }
 
     private func computeFrames(in area: Rect) -> [PaneID: Rect] {
         var out: [PaneID: Rect] = [:]
