@@ -158,41 +158,46 @@ public final class TerminalApp {
                 player.tap.wakeAfterWrite(notBefore: drawnAt + UInt64(1e9 / FrameClock.maxRate)) { [inbox] in inbox.wake() }
             }
             let messages = inbox.take(timeout: wait)
-            // Woken for the visualizer, but the device has played nothing since it was drawn
-            // (a device that takes audio in large blocks and tells no delay): nothing moved.
-            if messages.isEmpty, store.state.appearance.visualizer, store.state.nowPlaying.state == .playing,
-               ProcessInfo.processInfo.systemUptime < due, player.tap.heardEnd() == heardEnd {
-                continue
-            }
-            // The clock first: what the messages start (a title, a fade) starts now.
-            store.send(.tick(ProcessInfo.processInfo.systemUptime))
-            for message in messages {
-                switch message {
-                case .action(let a): store.send(a)
-                case .wake: break
-                case .quitSignal: return
+            // Woken for the visualizer alone: no input, no event, and nothing else on screen
+            // due (`due` says when the clock, the bar, a scrolling title or a fade next move).
+            // The state then moves only by the bars: the clock, the player's status and the
+            // cover are not read again.
+            let barsOnly = messages.isEmpty && store.state.appearance.visualizer
+                && store.state.nowPlaying.state == .playing && ProcessInfo.processInfo.systemUptime < due
+            // ... and when the device has played nothing since they were drawn (one that
+            // takes audio in large blocks and tells no delay), not even they moved.
+            if barsOnly && player.tap.heardEnd() == heardEnd { continue }
+            if !barsOnly {
+                // The clock first: what the messages start (a title, a fade) starts now.
+                store.send(.tick(ProcessInfo.processInfo.systemUptime))
+                for message in messages {
+                    switch message {
+                    case .action(let a): store.send(a)
+                    case .wake: break
+                    case .quitSignal: return
+                    }
                 }
-            }
-            let status = player.status
-            var np = Self.nowPlaying(status)
-            np.stamp = store.state.nowPlaying.stamp
-            if np != store.state.nowPlaying { store.send(.nowPlaying(np)) }
-            // A new track: its cover and colours, worked out off the UI thread.
-            let key = status.track?.location
-            if key != artworkFor, let key {
-                artworkFor = key
-                covers.artwork(key: key, embedded: status.metadata?.cover?.data, album: status.metadata?.album ?? np.title ?? key)
-            }
-            if let request = store.state.coverRequest, request != coverAsked {
-                coverAsked = request
-                covers.scale(request)
+                let status = player.status
+                var np = Self.nowPlaying(status)
+                np.stamp = store.state.nowPlaying.stamp
+                if np != store.state.nowPlaying { store.send(.nowPlaying(np)) }
+                // A new track: its cover and colours, worked out off the UI thread.
+                let key = status.track?.location
+                if key != artworkFor, let key {
+                    artworkFor = key
+                    covers.artwork(key: key, embedded: status.metadata?.cover?.data, album: status.metadata?.album ?? np.title ?? key)
+                }
+                if let request = store.state.coverRequest, request != coverAsked {
+                    coverAsked = request
+                    covers.scale(request)
+                }
             }
             if store.state.appearance.visualizer {
                 heardEnd = player.tap.heardEnd()
-                if np.state == .playing,
-                   let rate = analyser.samples.withUnsafeMutableBufferPointer({ player.tap.heard(into: $0) }) {
+                let playing = store.state.nowPlaying.state == .playing
+                if playing, let rate = analyser.samples.withUnsafeMutableBufferPointer({ player.tap.heard(into: $0) }) {
                     store.send(.spectrum(analyser.levels(sampleRate: rate, bands: FrameClock.bands)))
-                } else if !store.state.appearance.spectrum.isEmpty, np.state != .playing {
+                } else if !store.state.appearance.spectrum.isEmpty, !playing {
                     store.send(.spectrum([]))
                 }
             }
@@ -201,9 +206,10 @@ public final class TerminalApp {
             // The terminal draws only what differs from what it drew last (nothing, often).
             terminal.draw(frame)
             shown = (store.state, frame)
+            drawnAt = AudioTap.now()
+            if barsOnly { continue }
             let now = ProcessInfo.processInfo.systemUptime
             due = now + FrameClock.delay(store.state, at: now, visualizer: false)
-            drawnAt = AudioTap.now()
             if store.state.appearance.kitty {
                 terminal.showImage(PaneGeometry.shownCover(store.state).flatMap { shown in
                     covers.picture(shown.cover.key).map { (shown.cover.key, $0, shown.rect) }
