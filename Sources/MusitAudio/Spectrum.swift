@@ -91,13 +91,6 @@ public final class AudioTap: Sendable {
         return r.total - r.pending + min(r.pending, played)
     }
 
-    /// The `count` samples ending where the listener is now, and their sample rate.
-    public func heard(_ count: Int) -> (samples: [Float], sampleRate: Int)? {
-        var out = [Float](repeating: 0, count: count)
-        let rate = out.withUnsafeMutableBufferPointer { heard(into: $0) }
-        return rate.map { (out, $0) }
-    }
-
     /// Fills `out` with the samples ending where the listener is now and gives their sample
     /// rate, or nil when not that many have been heard. The device plays on between writes
     /// (which come a period or more apart): the time since the last one says how far.

@@ -75,19 +75,6 @@ public struct FrameEncoder: Sendable {
         self.codes = codes
     }
 
-    /// What the terminal's pen is set to.
-    private struct Pen: Equatable {
-        var fg: Int?
-        var bg: Int?
-        var bold = false, dim = false, reverse = false, underline = false
-
-        init(_ s: StyleSpec) {
-            fg = s.fg; bg = s.bg; bold = s.bold; dim = s.dim; reverse = s.reverse; underline = s.underline
-        }
-
-        init() {}
-    }
-
     /// Appends to `out` the bytes that turn the screen showing `old` (nil: unknown, so
     /// everything is drawn after a clear) into one showing `new`, in `theme`'s colours.
     public mutating func encode(_ new: ScreenBuffer, from old: ScreenBuffer?, theme: Theme, into out: inout [UInt8]) {
@@ -96,7 +83,8 @@ public struct FrameEncoder: Sendable {
         guard !runs.isEmpty else { return }
         out += codes.reset
         out += codes.defaultColors
-        var pen = Pen()
+        // What the terminal's pen is set to.
+        var pen = StyleSpec()
         var last: (style: Style, paint: Paint)?
         let width = new.width, height = new.height
         for run in runs {
@@ -111,7 +99,7 @@ public struct FrameEncoder: Sendable {
                     placed = true
                 }
                 if last?.style != cell.style || last?.paint != cell.paint {
-                    let want = Pen(theme.spec(cell.style, cell.paint))
+                    let want = theme.spec(cell.style, cell.paint)
                     if want != pen { set(want, over: &pen, into: &out) }
                     last = (cell.style, cell.paint)
                 }
@@ -133,7 +121,7 @@ public struct FrameEncoder: Sendable {
                     continue
                 }
                 if code < GlyphCodes.clusterBase {
-                    if let scalar = Unicode.Scalar(code) { Self.appendUTF8(scalar, to: &out) } else { out.append(0x20) }
+                    if let scalar = Unicode.Scalar(code) { UTF8.encode(scalar) { out.append($0) } } else { out.append(0x20) }
                 } else {
                     out += Array(String(GlyphCodes.character(code)).utf8)
                 }
@@ -147,13 +135,13 @@ public struct FrameEncoder: Sendable {
         out += codes.defaultColors
     }
 
-    private mutating func set(_ want: Pen, over pen: inout Pen, into out: inout [UInt8]) {
+    private mutating func set(_ want: StyleSpec, over pen: inout StyleSpec, into out: inout [UInt8]) {
         // Attributes can only be turned off all at once, colours with them.
         if (pen.bold && !want.bold) || (pen.dim && !want.dim) || (pen.reverse && !want.reverse)
             || (pen.underline && !want.underline) {
             out += codes.reset
             out += codes.defaultColors
-            pen = Pen()
+            pen = StyleSpec()
         }
         if want.bold && !pen.bold { out += codes.bold }
         if want.dim && !pen.dim { out += codes.dim }
@@ -183,19 +171,5 @@ public struct FrameEncoder: Sendable {
         let s = make(key)
         cache[key] = s
         return s
-    }
-
-    private static func appendUTF8(_ scalar: Unicode.Scalar, to out: inout [UInt8]) {
-        let v = scalar.value
-        switch v {
-        case ..<0x80: out.append(UInt8(v))
-        case ..<0x800:
-            out.append(UInt8(0xC0 | v >> 6)); out.append(UInt8(0x80 | v & 0x3F))
-        case ..<0x10000:
-            out.append(UInt8(0xE0 | v >> 12)); out.append(UInt8(0x80 | v >> 6 & 0x3F)); out.append(UInt8(0x80 | v & 0x3F))
-        default:
-            out.append(UInt8(0xF0 | v >> 18)); out.append(UInt8(0x80 | v >> 12 & 0x3F))
-            out.append(UInt8(0x80 | v >> 6 & 0x3F)); out.append(UInt8(0x80 | v & 0x3F))
-        }
     }
 }

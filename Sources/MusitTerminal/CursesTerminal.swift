@@ -128,7 +128,7 @@ public final class CursesTerminal: @unchecked Sendable {
     /// Draws what changed since the last frame, in one write.
     public func draw(_ buffer: ScreenBuffer) {
         lock.lock(); defer { lock.unlock() }
-        guard started, var encoder else { return }
+        guard started, encoder != nil else { return }
         if previous.map({ $0.width != buffer.width || $0.height != buffer.height }) ?? true {
             previous = nil
             // A cleared screen may have taken a placed picture with it: place it again.
@@ -141,10 +141,12 @@ public final class CursesTerminal: @unchecked Sendable {
         }
         // Curses' idea of the size, which a resize changes before the frame for it comes.
         guard buffer.width <= Int(musit_cols()), buffer.height <= Int(musit_lines()) else { return }
-        var out = scratch
+        // The buffer is taken from `scratch` and given back, so it is never shared (and so
+        // never copied) while written.
+        var out: [UInt8] = []
+        swap(&out, &scratch)
         out.removeAll(keepingCapacity: true)
-        encoder.encode(buffer, from: previous, theme: frameTheme, into: &out)
-        self.encoder = encoder
+        encoder?.encode(buffer, from: previous, theme: frameTheme, into: &out)
         Self.writeAll(out)
         scratch = out
         previous = buffer
