@@ -136,8 +136,11 @@ public final class TerminalApp {
         if serverQueue == nil { library.add(paths) }
         session?.start()
         defer { session?.stop() }
-        var shown = (state: store.state, frame: renderer.render(store.state))
-        terminal.draw(shown.frame)
+        // The last frame and the state it shows. The frame is drawn over in place: the
+        // terminal keeps its own copy, so nothing else holds it and nothing is copied.
+        var shownState = store.state
+        var frame = renderer.render(shownState)
+        terminal.draw(frame)
         var artworkFor: String?
         var coverAsked: CoverRequest?
         var analyser = SpectrumAnalyser()
@@ -202,10 +205,14 @@ public final class TerminalApp {
                 }
             }
             // Only what moved is drawn again when nothing but time has changed.
-            let frame = renderer.render(store.state, after: shown)
+            if barsOnly {
+                renderer.redrawBands(store.state, over: &frame, drawnFrom: shownState)
+            } else {
+                renderer.render(store.state, over: &frame, drawnFrom: shownState)
+            }
+            shownState = store.state
             // The terminal draws only what differs from what it drew last (nothing, often).
             terminal.draw(frame)
-            shown = (store.state, frame)
             drawnAt = AudioTap.now()
             if barsOnly { continue }
             let now = ProcessInfo.processInfo.systemUptime

@@ -56,22 +56,43 @@ public struct Renderer: Sendable {
     /// panes that show time are drawn again over the last frame; otherwise the whole screen
     /// is. Either way the cells are those `render(s)` gives: panes never draw outside their
     /// frames, and everything else on screen is a function of what is compared here.
-    public func render(_ s: AppState, after last: (state: AppState, frame: ScreenBuffer)?) -> ScreenBuffer {
-        guard let last, let panes = Self.panesShowingTime(from: last.state, to: s) else { return render(s) }
-        var b = last.frame
+    ///
+    /// The frame is drawn over in place: one held nowhere else (the terminal keeps its own
+    /// copy) is not copied.
+    public func render(_ s: AppState, over b: inout ScreenBuffer, drawnFrom last: AppState) {
         // A cross-fade recolours every style: the whole screen changes.
-        guard b.look == s.appearance.currentLook(at: s.clock) else { return render(s) }
+        guard let panes = Self.panesShowingTime(from: last, to: s), b.look == s.appearance.currentLook(at: s.clock) else {
+            b = render(s)
+            return
+        }
         let frames = s.frames
         for pane in panes {
             guard let f = frames[pane] else { continue }
             if pane == .nowPlaying {
-                NowPlayingPane.redrawTime(&b, f, from: last.state, to: s, pen)
+                NowPlayingPane.redrawTime(&b, f, from: last, to: s, pen)
                 continue
             }
             b.fill((f.x, f.y, f.width, f.height), style: .normal)
             Self.view(pane).draw(&b, f, s, pen)
         }
-        return b
+    }
+
+    /// The frame for `s` over the one drawn from `last`, when the caller knows that only the
+    /// visualizer's bands have changed since (no clock tick, no event, no key): just the bars
+    /// are drawn again, in place, without comparing the states (checked in debug builds).
+    public func redrawBands(_ s: AppState, over b: inout ScreenBuffer, drawnFrom last: AppState) {
+        assert({
+            var old = last
+            old.appearance.spectrum = s.appearance.spectrum
+            return old == s
+        }(), "more than the bands changed")
+        // Something drawn over the panes (help, a dialog) may cover the bars.
+        guard !Self.overlaid(s) else {
+            b = render(s)
+            return
+        }
+        guard let f = s.frames[.nowPlaying] else { return }
+        NowPlayingPane.redrawBands(&b, f, from: last, to: s, pen)
     }
 
     /// The type that draws `pane`.
@@ -84,13 +105,18 @@ public struct Renderer: Sendable {
         }
     }
 
+    /// Whether something is drawn over the panes.
+    static func overlaid(_ s: AppState) -> Bool {
+        switch s.mode {
+        case .normal, .filter, .command, .compose: return false
+        case .help, .confirmQuit, .signIn, .stats, .profile: return true
+        }
+    }
+
     /// The panes to draw again when `new` differs from `old` only in time, or nil when
     /// anything else changed (or something is drawn over the panes).
     static func panesShowingTime(from old: AppState, to new: AppState) -> [PaneID]? {
-        switch new.mode {
-        case .normal, .filter, .command, .compose: break
-        case .help, .confirmQuit, .signIn, .stats, .profile: return nil
-        }
+        guard !overlaid(new) else { return nil }
         func timeless(_ s: AppState) -> AppState {
             var s = s
             s.social.clock = 0

@@ -149,7 +149,7 @@ public final class CursesTerminal: @unchecked Sendable {
         encoder?.encode(buffer, from: previous, theme: frameTheme, into: &out)
         Self.writeAll(out)
         scratch = out
-        previous = buffer
+        if previous == nil { previous = buffer } else { previous!.become(buffer) }
     }
 
     private static func writeAll(_ bytes: [UInt8]) {

@@ -144,7 +144,9 @@ struct FrameEncoderTests {
                     }
                 }
             }
-            last = frame
+            // Kept as the terminal keeps it: only the rows that differ are copied. A row
+            // missed here would be diffed against wrongly, and shown wrong, next frame.
+            if last == nil { last = frame } else { last!.become(frame) }
         }
         // Only changes are sent: far less than drawing every frame whole.
         #expect(bytes * 4 < wholeBytes)

@@ -16,11 +16,20 @@ extension NowPlayingPane: PaneView {
     /// visualizer's bars when the title's scroll step, the bar and the time stayed. Its
     /// border and cover stay.
     static func redrawTime(_ b: inout ScreenBuffer, _ f: Rect, from last: AppState, to s: AppState, _ pen: Pen) {
+        redraw(&b, f, from: last, to: s, pen, textMoved: { r in textMoment(r, last) != textMoment(r, s) })
+    }
+
+    /// `redrawTime` when only the bands changed: the text cannot have moved.
+    static func redrawBands(_ b: inout ScreenBuffer, _ f: Rect, from last: AppState, to s: AppState, _ pen: Pen) {
+        redraw(&b, f, from: last, to: s, pen, textMoved: { _ in false })
+    }
+
+    private static func redraw(_ b: inout ScreenBuffer, _ f: Rect, from last: AppState, to s: AppState, _ pen: Pen,
+                               textMoved: (Rect) -> Bool) {
         let r = PaneGeometry.nowPlayingText(PaneGeometry.inner(f), s)
         guard !r.isEmpty else { return }
         var redrawn = r
-        if let bars = spectrumRect(r, s, pen), spectrumRect(r, last, pen) == bars,
-           textMoment(r, last) == textMoment(r, s) {
+        if let bars = spectrumRect(r, s, pen), spectrumRect(r, last, pen) == bars, !textMoved(r) {
             b.fill((bars.x, bars.y, bars.width, bars.height), style: .normal)
             drawSpectrum(&b, bars, s.appearance.spectrum)
             redrawn = Rect(x: r.x, y: bars.y, width: r.width, height: bars.height)
