@@ -78,8 +78,22 @@ public struct FrameEncoder: Sendable {
     /// Appends to `out` the bytes that turn the screen showing `old` (nil: unknown, so
     /// everything is drawn after a clear) into one showing `new`, in `theme`'s colours.
     public mutating func encode(_ new: ScreenBuffer, from old: ScreenBuffer?, theme: Theme, into out: inout [UInt8]) {
+        var old = old
+        encode(new, over: &old, theme: theme, into: &out)
+    }
+
+    /// `encode(_:from:theme:into:)`, then makes `old` what the screen shows: only the cells
+    /// sent are copied into it. A terminal keeps what it drew this way, so its copy is never
+    /// shared with the frame the loop draws into next, and drawing in place copies nothing.
+    public mutating func encode(_ new: ScreenBuffer, over old: inout ScreenBuffer?, theme: Theme, into out: inout [UInt8]) {
         let runs = new.diff(from: old)
-        if old == nil || old?.width != new.width || old?.height != new.height { out += codes.clear }
+        let cleared = old == nil || old?.width != new.width || old?.height != new.height
+        if cleared { out += codes.clear }
+        if cleared || old?.look != new.look {
+            old = new
+        } else {
+            for run in runs { old!.replace(x: run.x, y: run.y, with: run.cells) }
+        }
         guard !runs.isEmpty else { return }
         out += codes.reset
         out += codes.defaultColors

@@ -120,22 +120,13 @@ public struct ScreenBuffer: Equatable, Sendable {
         return bytesEqual || cells[range] == other.cells[range]
     }
 
-    /// Makes this frame equal to `other`, copying only the rows that differ. A terminal
-    /// keeps what it drew this way, so its copy is never shared with the frame the loop
-    /// draws into next, and drawing in place copies nothing.
-    public mutating func become(_ other: ScreenBuffer) {
-        guard width == other.width, height == other.height else {
-            self = other
-            return
-        }
-        look = other.look
-        for y in 0..<height where !sameRow(y, as: other) {
-            let start = y * width
-            cells.withUnsafeMutableBufferPointer { mine in
-                other.cells.withUnsafeBufferPointer { theirs in
-                    (mine.baseAddress! + start).update(from: theirs.baseAddress! + start, count: width)
-                }
-            }
+    /// Puts `run` (cells of a frame of the same size) at `x`, `y`.
+    mutating func replace(x: Int, y: Int, with run: ArraySlice<Cell>) {
+        guard !run.isEmpty else { return }
+        let start = y * width + x
+        precondition(x >= 0 && y >= 0 && x + run.count <= width && y < height)
+        cells.withUnsafeMutableBufferPointer { mine in
+            run.withUnsafeBufferPointer { (mine.baseAddress! + start).update(from: $0.baseAddress!, count: $0.count) }
         }
     }
 

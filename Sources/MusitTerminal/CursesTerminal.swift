@@ -146,10 +146,9 @@ public final class CursesTerminal: @unchecked Sendable {
         var out: [UInt8] = []
         swap(&out, &scratch)
         out.removeAll(keepingCapacity: true)
-        encoder?.encode(buffer, from: previous, theme: frameTheme, into: &out)
+        encoder?.encode(buffer, over: &previous, theme: frameTheme, into: &out)
         Self.writeAll(out)
         scratch = out
-        if previous == nil { previous = buffer } else { previous!.become(buffer) }
     }
 
     private static func writeAll(_ bytes: [UInt8]) {

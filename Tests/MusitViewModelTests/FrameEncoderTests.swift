@@ -117,10 +117,15 @@ struct FrameEncoderTests {
         var frame = ScreenBuffer(width: width, height: height)
         var bytes = 0, wholeBytes = 0
         var whole = FrameEncoder(codes: .xtermDirect())
+        var older: [ScreenBuffer] = []
         for step in 0..<600 {
-            // A few cells change, as between frames; now and then many.
+            // A few cells change, as between frames; now and then many; and now and then the
+            // screen goes back to what it was a few frames ago (as bars fall back).
             let changes = step % 50 == 0 ? 300 : 1 + rand.next(12)
-            for _ in 0..<changes {
+            older.append(frame)
+            if older.count > 4 { older.removeFirst() }
+            if step % 5 == 4 { frame = older[rand.next(older.count)] }
+            for _ in 0..<(step % 5 == 4 ? 0 : changes) {
                 let x = rand.next(width), y = rand.next(height)
                 let style = Style.allCases[rand.next(Style.allCases.count)]
                 let paint = rand.next(3) == 0 ? Paint(fg: Int32(rand.next(0x1000000)), bg: Int32(rand.next(0x1000000))) : .none
@@ -129,7 +134,9 @@ struct FrameEncoderTests {
                 if paint != .none, !frame[x, y].continuation { frame[x, y].paint = paint }
             }
             var out: [UInt8] = []
-            encoder.encode(frame, from: last, theme: theme, into: &out)
+            // `last` is kept as the terminal keeps it: only the cells sent are copied in. A
+            // cell missed there would be diffed against wrongly, and shown wrong, later.
+            encoder.encode(frame, over: &last, theme: theme, into: &out)
             bytes += out.count
             var all: [UInt8] = []
             whole.encode(frame, from: nil, theme: theme, into: &all)
@@ -144,9 +151,6 @@ struct FrameEncoderTests {
                     }
                 }
             }
-            // Kept as the terminal keeps it: only the rows that differ are copied. A row
-            // missed here would be diffed against wrongly, and shown wrong, next frame.
-            if last == nil { last = frame } else { last!.become(frame) }
         }
         // Only changes are sent: far less than drawing every frame whole.
         #expect(bytes * 4 < wholeBytes)
