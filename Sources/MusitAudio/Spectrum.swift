@@ -149,13 +149,16 @@ public enum Spectrum {
     }
 }
 
-/// What an FFT of `points` points needs, worked out once: the bit-reversal swaps and the
-/// twiddle factors of a `size`-point transform (a `points`-point one takes every
-/// `size / points`-th; the real-signal untangling takes them all).
+/// What an FFT of `points` points needs, worked out once: the bit-reversal swaps, the
+/// twiddle factors of a `size`-point transform (the real-signal untangling takes them all),
+/// and each stage's own twiddles side by side, so its butterflies run four at a time.
 struct FFTTables: Sendable {
     let size: Int, points: Int
     let twRe: [Float], twIm: [Float]
     let swaps: [(Int32, Int32)]
+    /// The twiddles of the stages of 8 points and more: the stage of `len` points keeps its
+    /// `len / 2` from offset `len / 2 - 4`.
+    let stageRe: [Float], stageIm: [Float]
 
     init(size: Int, points: Int) {
         self.size = size
@@ -172,6 +175,17 @@ struct FFTTables: Sendable {
             if i < j { swaps.append((Int32(i), Int32(j))) }
         }
         self.swaps = swaps
+        var stageRe: [Float] = [], stageIm: [Float] = []
+        var len = 8
+        while len <= points {
+            for k in 0..<(len / 2) {
+                stageRe.append(Float(cos(-2 * .pi * Double(k) / Double(len))))
+                stageIm.append(Float(sin(-2 * .pi * Double(k) / Double(len))))
+            }
+            len <<= 1
+        }
+        self.stageRe = stageRe
+        self.stageIm = stageIm
     }
 
     func transform(_ re: UnsafeMutableBufferPointer<Float>, _ im: UnsafeMutableBufferPointer<Float>) {
@@ -182,31 +196,56 @@ struct FFTTables: Sendable {
             (re[a], re[b]) = (re[b], re[a])
             (im[a], im[b]) = (im[b], im[a])
         }
-        twRe.withUnsafeBufferPointer { twRe in
-            twIm.withUnsafeBufferPointer { twIm in
-                let twRe = twRe.baseAddress!, twIm = twIm.baseAddress!
-                // The first stage's twiddle is 1.
-                var i = 0
-                while i < n {
-                    let tr = re[i + 1], ti = im[i + 1]
-                    re[i + 1] = re[i] - tr; im[i + 1] = im[i] - ti
-                    re[i] += tr; im[i] += ti
-                    i += 2
-                }
-                var len = 4
+        // The first stage's twiddle is 1.
+        var i = 0
+        while i + 1 < n {
+            let tr = re[i + 1], ti = im[i + 1]
+            re[i + 1] = re[i] - tr; im[i + 1] = im[i] - ti
+            re[i] += tr; im[i] += ti
+            i += 2
+        }
+        // The second's are 1 and -i.
+        i = 0
+        while i + 3 < n {
+            var (a, b) = (i, i + 2)
+            var tr = re[b], ti = im[b]
+            re[b] = re[a] - tr; im[b] = im[a] - ti
+            re[a] += tr; im[a] += ti
+            // Times -i: (x + iy)(-i) = y - ix.
+            (a, b) = (i + 1, i + 3)
+            (tr, ti) = (im[b], -re[b])
+            re[b] = re[a] - tr; im[b] = im[a] - ti
+            re[a] += tr; im[a] += ti
+            i += 4
+        }
+        typealias F4 = SIMD4<Float>
+        stageRe.withUnsafeBufferPointer { sr in
+            stageIm.withUnsafeBufferPointer { si in
+                let sr = UnsafeRawPointer(sr.baseAddress!), si = UnsafeRawPointer(si.baseAddress!)
+                let rr = UnsafeMutableRawPointer(re), ri = UnsafeMutableRawPointer(im)
+                let f = MemoryLayout<Float>.stride
+                var len = 8
                 while len <= n {
-                    let half = len / 2, stride = size / len
-                    // One twiddle per k, for every block: loaded once.
-                    for k in 0..<half {
-                        let cr = twRe[k * stride], ci = twIm[k * stride]
-                        var a = k
-                        while a < n {
-                            let b = a + half
-                            let tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr
-                            re[b] = re[a] - tr; im[b] = im[a] - ti
-                            re[a] += tr; im[a] += ti
-                            a += len
+                    let half = len / 2, tw = (half - 4) * f
+                    var start = 0
+                    while start < n {
+                        var k = 0
+                        while k < half {
+                            let a = (start + k) * f, b = a + half * f
+                            let cr = sr.loadUnaligned(fromByteOffset: tw + k * f, as: F4.self)
+                            let ci = si.loadUnaligned(fromByteOffset: tw + k * f, as: F4.self)
+                            let ar = rr.loadUnaligned(fromByteOffset: a, as: F4.self)
+                            let ai = ri.loadUnaligned(fromByteOffset: a, as: F4.self)
+                            let br = rr.loadUnaligned(fromByteOffset: b, as: F4.self)
+                            let bi = ri.loadUnaligned(fromByteOffset: b, as: F4.self)
+                            let tr = br * cr - bi * ci, ti = br * ci + bi * cr
+                            rr.storeBytes(of: ar - tr, toByteOffset: b, as: F4.self)
+                            ri.storeBytes(of: ai - ti, toByteOffset: b, as: F4.self)
+                            rr.storeBytes(of: ar + tr, toByteOffset: a, as: F4.self)
+                            ri.storeBytes(of: ai + ti, toByteOffset: a, as: F4.self)
+                            k += 4
                         }
+                        start += len
                     }
                     len <<= 1
                 }
