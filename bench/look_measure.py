@@ -170,6 +170,34 @@ def mpg123_cpu(track):
         p.wait()
 
 
+def headless_cpu(track, device):
+    """The engine alone: no screen at all."""
+    p = subprocess.Popen([musit, "--headless", "--offline"] + list(device) + [track], stdout=subprocess.DEVNULL,
+                         env={**os.environ, "ALSA_CONFIG_PATH": asound})
+    try:
+        time.sleep(3)
+        return measure(p.pid)
+    finally:
+        p.kill()
+        p.wait()
+
+
+FLOOR = os.path.join(tempfile.gettempdir(), f"musit-frame-floor-{os.getpid()}")
+
+
+def floor_cpu():
+    """bench/frame_floor.c in tmux: 30 frames a second of about 210 bytes, nothing else."""
+    config = tempfile.mkdtemp()
+    t = Tmux(FLOOR, base_env(config))
+    try:
+        pid = t.program(os.path.basename(FLOOR))
+        time.sleep(2)
+        return measure(pid)
+    finally:
+        t.kill()
+        shutil.rmtree(config, ignore_errors=True)
+
+
 def cover_latency(first, second):
     """Milliseconds from the first screen with the second track's title to the first with its cover."""
     t, config = musit_session([first, second], '{"theme": "album", "cover": true}')
@@ -241,6 +269,7 @@ if os.environ.get("LOOK_ONLY") == "streamed":
     print(lat)
     sys.exit(0)
 
+subprocess.run(["gcc", "-O2", "-o", FLOOR, os.path.join(here, "frame_floor.c")], check=True)
 track = f"{out}/look180.mp3"
 on = '{"theme": "album", "cover": true, "visualizer": true}'
 cover = '{"theme": "album", "cover": true, "visualizer": false}'
@@ -254,10 +283,13 @@ for label, fn in [("musit-tui, everything on (cover, album colours, motion, visu
                   # A sound card tells the player how much it still holds, so the visualizer
                   # follows the sound at 30 frames a second; the paced pipe tells nothing and
                   # the bars move when it takes audio. The player's own pacing on a null
-                  # device tells its delay as a card does (the engine then sleeps instead of
-                  # writing to a pipe, so its share is a little lower than on the pipe).
+                  # device tells its delay as a card does. The engine then sleeps on a timer
+                  # of its own, whose wakes it pays for (on the pipe pv's timer wakes it).
                   ("musit-tui, everything on, device telling its delay (null, --pace)",
                    lambda: musit_cpu(track, on, device=("--device", "benchnull", "--pace"))),
+                  ("musit-tui --headless (engine alone), null, --pace",
+                   lambda: headless_cpu(track, ("--device", "benchnull", "--pace"))),
+                  ("C floor: 30 frames/s of ~210 bytes to tmux, nothing else (frame_floor.c)", floor_cpu),
                   ("cmus 2.10 in tmux", lambda: cmus_cpu(track)),
                   ("mpg123 CLI (no screen)", lambda: mpg123_cpu(track))]:
     frame_rates.clear()
@@ -270,6 +302,12 @@ cmus = dict(rows)["cmus 2.10 in tmux"]
 print(f"  ratio everything on / cmus: {rows[0][1] / cmus:.2f}x   (target <= 1)")
 print(f"  ratio everything off / cmus: {rows[2][1] / cmus:.2f}x")
 print(f"  ratio everything on, device telling its delay / cmus: {rows[4][1] / cmus:.2f}x")
+# What 30 frames a second cannot cost less than here: the same engine alone, plus a program
+# that only sleeps, wakes and writes frames of the same size to the same terminal.
+floor = rows[5][1] + rows[6][1]
+os.unlink(FLOOR)
+print(f"  floor at 30 frames/s (engine alone + C frame floor): {floor:.2f} ms CPU / s;"
+      f" everything on at 30 frames/s / floor: {rows[4][1] / floor:.2f}x; floor / cmus: {floor / cmus:.2f}x")
 
 print("\n== track change to cover drawn (local file, embedded 600x600 JPEG, median of 5)")
 lat = [x for x in (cover_latency(f"{out}/look_first.mp3", track) for _ in range(5)) if x is not None]
