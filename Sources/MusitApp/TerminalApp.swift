@@ -207,10 +207,13 @@ public final class TerminalApp {
             // Only what moved is drawn again when nothing but time has changed.
             if barsOnly {
                 renderer.redrawBands(store.state, over: &frame, drawnFrom: shownState)
+                // Only the bands moved: the rest of the state (a large struct) is not copied.
+                shownState.appearance.spectrum = store.state.appearance.spectrum
+                assert(shownState == store.state)
             } else {
                 renderer.render(store.state, over: &frame, drawnFrom: shownState)
+                shownState = store.state
             }
-            shownState = store.state
             // The terminal draws only what differs from what it drew last (nothing, often).
             terminal.draw(frame)
             drawnAt = AudioTap.now()

@@ -267,7 +267,8 @@ public struct SpectrumAnalyser: Sendable {
         Float(0.5 - 0.5 * cos(2 * .pi * Double($0) / Double(Spectrum.size - 1)))
     }
     private let tables = FFTTables(size: Spectrum.size, points: Spectrum.size / 2)
-    private var bins: (bands: Int, sampleRate: Int, ranges: [Range<Int>])?
+    /// Each band's bins for a band count and sample rate, and the highest bin of any.
+    private var bins: (bands: Int, sampleRate: Int, ranges: [Range<Int>], top: Int)?
 
     public init() {}
 
@@ -276,21 +277,27 @@ public struct SpectrumAnalyser: Sendable {
         guard bands > 0 else { return [] }
         let n = Spectrum.size, h = n / 2
         if bins?.bands != bands || bins?.sampleRate != sampleRate {
-            bins = (bands, sampleRate, Self.binRanges(bands: bands, sampleRate: sampleRate))
+            let ranges = Self.binRanges(bands: bands, sampleRate: sampleRate)
+            bins = (bands, sampleRate, ranges, min(h - 1, (ranges.map(\.upperBound).max() ?? 1) - 1))
         }
-        let ranges = bins!.ranges
-        let top = min(h - 1, (ranges.map(\.upperBound).max() ?? 1) - 1)
-        let tables = self.tables
-        let window = self.window
+        let (ranges, top) = (bins!.ranges, bins!.top)
         // A real signal's spectrum from a complex FFT of half the size: even samples as the
         // real part, odd as the imaginary, then the two halves untangled (half the work).
         samples.withUnsafeBufferPointer { x in
             window.withUnsafeBufferPointer { w in
                 re.withUnsafeMutableBufferPointer { re in
                     im.withUnsafeMutableBufferPointer { im in
-                        for k in 0..<h {
-                            re[k] = x[2 * k] * w[2 * k]
-                            im[k] = x[2 * k + 1] * w[2 * k + 1]
+                        // Eight samples at a time: windowed, then split into even and odd.
+                        let x = UnsafeRawPointer(x.baseAddress!), w = UnsafeRawPointer(w.baseAddress!)
+                        let rr = UnsafeMutableRawPointer(re.baseAddress!), ri = UnsafeMutableRawPointer(im.baseAddress!)
+                        let f = MemoryLayout<Float>.stride
+                        var k = 0
+                        while k < h {
+                            let v = x.loadUnaligned(fromByteOffset: 2 * k * f, as: SIMD8<Float>.self)
+                                * w.loadUnaligned(fromByteOffset: 2 * k * f, as: SIMD8<Float>.self)
+                            rr.storeBytes(of: v.evenHalf, toByteOffset: k * f, as: SIMD4<Float>.self)
+                            ri.storeBytes(of: v.oddHalf, toByteOffset: k * f, as: SIMD4<Float>.self)
+                            k += 4
                         }
                         tables.transform(re, im)
                     }
@@ -317,18 +324,17 @@ public struct SpectrumAnalyser: Sendable {
                 }
             }
         }
-        // Scaled so a full-scale sine reads 0 dB (the Hann window halves it).
-        let norm = 4.0 / Double(n)
-        var out = [Double](repeating: 0, count: bands)
-        power.withUnsafeBufferPointer { power in
-            for (b, range) in ranges.enumerated() {
+        // Scaled so a full-scale sine reads 0 dB (the Hann window halves it): the level of
+        // power p is 10·log10(p) + 20·log10(4 / n) dB, 0 dB at 1 and −60 dB at 0, clamped.
+        let offset = 20 * log10(Float(4) / Float(n))
+        return power.withUnsafeBufferPointer { power in
+            ranges.map { range -> Double in
                 var peak: Float = 0
                 for k in range { peak = max(peak, power[k]) }
-                let db = 20 * log10(max(Double(peak).squareRoot() * norm, 1e-9))
-                out[b] = max(0, min(1, (db + 60) / 60))
+                let db = 10 * log10(max(peak, 1e-18)) + offset
+                return Double(max(0, min(1, (db + 60) / 60)))
             }
         }
-        return out
     }
 
     /// The FFT bins of each band: band edges are powers, too dear to work out every frame.
