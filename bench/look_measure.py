@@ -160,26 +160,24 @@ def cmus_cpu(track):
         shutil.rmtree(config, ignore_errors=True)
 
 
-def mpg123_cpu(track):
-    p = subprocess.Popen(["mpg123", "-q", "-o", "alsa", "-a", "benchpaced", track], env={**os.environ, "ALSA_CONFIG_PATH": asound})
+def screenless_cpu(args):
+    """A player with no screen, from 3 s after its start."""
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, "ALSA_CONFIG_PATH": asound})
     try:
         time.sleep(3)
         return measure(p.pid)
     finally:
         p.kill()
         p.wait()
+
+
+def mpg123_cpu(track):
+    return screenless_cpu(["mpg123", "-q", "-o", "alsa", "-a", "benchpaced", track])
 
 
 def headless_cpu(track, device):
     """The engine alone: no screen at all."""
-    p = subprocess.Popen([musit, "--headless", "--offline"] + list(device) + [track], stdout=subprocess.DEVNULL,
-                         env={**os.environ, "ALSA_CONFIG_PATH": asound})
-    try:
-        time.sleep(3)
-        return measure(p.pid)
-    finally:
-        p.kill()
-        p.wait()
+    return screenless_cpu([musit, "--headless", "--offline"] + list(device) + [track])
 
 
 FLOOR = os.path.join(tempfile.gettempdir(), f"musit-frame-floor-{os.getpid()}")

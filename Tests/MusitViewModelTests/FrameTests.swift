@@ -36,17 +36,22 @@ struct FrameTests {
         var rand = Rand(x: 7)
         var last = (state: s, frame: renderer.render(s))
         var clock = 100.0, partial = 0, whole = 0, covered = 0, bandsAlone = 0
+        /// Draws over the last frame with `draw`: it must give the frame drawn whole.
+        func drawnOver(_ step: Int, _ how: String, _ draw: (inout ScreenBuffer) -> Void) -> Bool {
+            var frame = last.frame
+            draw(&frame)
+            let want = renderer.render(s)
+            #expect(frame == want, "step \(step): \(how):\n\(frame.text)\nwhole:\n\(want.text)")
+            last = (s, frame)
+            return frame == want
+        }
         for step in 0..<2000 {
             // Mostly time passing, as when playing; now and then anything else.
             if rand.next(3) == 0 {
                 // A wake for the visualizer alone: no tick, only new bands, drawn in place.
                 _ = Reducer.reduce(&s, .spectrum((0..<32).map { _ in Double(rand.next(100)) / 100 }))
-                var frame = last.frame
-                renderer.redrawBands(s, over: &frame, drawnFrom: last.state)
-                let want = renderer.render(s)
-                #expect(frame == want, "step \(step): bands drawn alone:\n\(frame.text)\nwhole:\n\(want.text)")
-                if frame != want { return }
-                last = (s, frame)
+                let state = last.state
+                guard drawnOver(step, "bands drawn alone", { renderer.redrawBands(s, over: &$0, drawnFrom: state) }) else { return }
                 bandsAlone += 1
                 continue
             }
@@ -82,12 +87,8 @@ struct FrameTests {
             }
             if Renderer.panesShowingTime(from: last.state, to: s) != nil { partial += 1 } else { whole += 1 }
             if PaneGeometry.shownCover(s) != nil { covered += 1 }
-            var frame = last.frame
-            renderer.render(s, over: &frame, drawnFrom: last.state)
-            let want = renderer.render(s)
-            #expect(frame == want, "step \(step): drawn in part:\n\(frame.text)\nwhole:\n\(want.text)")
-            if frame != want { return }
-            last = (s, frame)
+            let state = last.state
+            guard drawnOver(step, "drawn in part", { renderer.render(s, over: &$0, drawnFrom: state) }) else { return }
         }
         // Both ways were taken, most often the partial one.
         #expect(partial > 700 && whole > 50 && bandsAlone > 400, "partial \(partial), whole \(whole), bands \(bandsAlone)")
