@@ -103,6 +103,7 @@ struct AccountsController: Sendable {
                 try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(s.config.media, id))
             }
             await s.presence.remove(userID: me.id)
+            await s.bus.remove(user: me.id)
             await s.bus.announce(events)
             return Response(status: .noContent)
         }

@@ -4,6 +4,14 @@ import MusitAPI
 import ServiceLifecycle
 import Synchronization
 
+/// A poll held on an event loop with no task (`PollHandler`): the bus hands it its answer
+/// once, on its own loop, through `EventBus.deliver`.
+protocol ParkedPoll: AnyObject, Sendable {
+    var eventLoop: any EventLoop { get }
+    /// Called on `eventLoop`, once per park, with what the poll `id` learned.
+    func wake(id: UInt64, _ wake: EventBus.Wake)
+}
+
 /// Wakes held long-polls when their user's log grows.
 ///
 /// The bus never decides what a poll answers on its own: storage does (see `LongPoll`). It
@@ -12,6 +20,11 @@ import Synchronization
 /// when it holds every id from the poll's cursor up to that head: announcements may arrive
 /// out of id order (two writers finish, then race to the actor), and a run with a hole in it
 /// is never answered from here; such a poll reads storage, where ids are visible in order.
+///
+/// A poll is held in one of two ways: a task suspended in `wait` (the route's path), or a
+/// `ParkedPoll` on an event loop (`park`), which costs no task and no async frame. Polls are
+/// woken in the order they were held, and a wake of parked polls is one `execute` per event
+/// loop, whatever their number.
 public actor EventBus: Service {
     /// What a held poll learned.
     enum Wake: Equatable, Sendable {
@@ -21,11 +34,19 @@ public actor EventBus: Service {
         case events([ServerEvent])
         /// Something after its cursor was committed; read it from storage.
         case readStorage
+        /// The poll's account was deleted while it was held.
+        case accountDeleted
+    }
+
+    private enum Holder {
+        case task(CheckedContinuation<Void, Never>)
+        case parked(any ParkedPoll, limit: Int)
     }
 
     private struct Waiter {
+        let id: UInt64
         let cursor: Int64
-        let continuation: CheckedContinuation<Void, Never>
+        let holder: Holder
     }
 
     /// The highest id announced per user.
@@ -35,7 +56,9 @@ public actor EventBus: Service {
     static let recentLimit = 64
     /// Users whose latest events are kept; past it the table starts over (a miss costs a read).
     static let recentUsersLimit = 8192
-    private var waiters: [Int64: [UInt64: Waiter]] = [:]
+    /// Each user's held polls in the order they were held (ids ascend): a wake answers them
+    /// in that order, not in a hash table's.
+    private var waiters: [Int64: [Waiter]] = [:]
     /// Names each wait (a counter: `UUID()` reads /dev/urandom on every call). Outside the
     /// actor, so a poll can name its wait before it starts and cancel it from anywhere.
     private nonisolated let waitIDs = WaitIDs()
@@ -44,8 +67,10 @@ public actor EventBus: Service {
     private var early: Set<UInt64> = []
     /// Polls between the start and the end of `wait`.
     private var active: Set<UInt64> = []
+    /// Waits in `wait` released because their account was deleted.
+    private var deletedWaits: Set<UInt64> = []
     /// When each held poll times out. One sweeper task releases them, instead of a timer
-    /// task per poll that had to be made when it was held and cancelled when it was answered.
+    /// per poll that had to be made when it was held and cancelled when it was answered.
     private var deadlines: [UInt64: (user: Int64, at: ContinuousClock.Instant)] = [:]
     private var sweeper: Task<Void, Never>?
     /// How late a timeout may be answered.
@@ -82,22 +107,42 @@ public actor EventBus: Service {
                 if early.remove(id) != nil || closed || gone?.isGone == true {
                     c.resume()
                 } else {
-                    waiters[user, default: [:]][id] = Waiter(cursor: cursor, continuation: c)
-                    heldPolls += 1
+                    hold(user, Waiter(id: id, cursor: cursor, holder: .task(c)))
                 }
             }
         } onCancel: {
             Task { await self.release(user: user, id: id) }
         }
         deadlines[id] = nil
+        if deletedWaits.remove(id) != nil { return .accountDeleted }
         return answer(user, after: cursor, limit: limit)
+    }
+
+    /// Holds `poll` (wait `id`) until an event after `cursor` is announced for `user`, its
+    /// `timeout` passes or the bus closes; then `poll.wake` gets the answer on its loop.
+    /// Returns nil when held, or the answer at once when there is no reason to hold it. The
+    /// caller read storage first (see `wait`).
+    func park(_ poll: any ParkedPoll, id: UInt64, user: Int64, after cursor: Int64, timeout: Double, limit: Int) -> Wake? {
+        guard !closed, heads[user] ?? 0 <= cursor, timeout > 0 else {
+            return answer(user, after: cursor, limit: limit)
+        }
+        deadlines[id] = (user, .now + .milliseconds(Int(timeout * 1000)))
+        startSweeper()
+        hold(user, Waiter(id: id, cursor: cursor, holder: .parked(poll, limit: limit)))
+        return nil
+    }
+
+    private func hold(_ user: Int64, _ waiter: Waiter) {
+        waiters[user, default: []].append(waiter)
+        heldPolls += 1
     }
 
     nonisolated func makeWaitID() -> UInt64 { waitIDs.next() }
 
     /// Ends wait `id` of `user` now (its client went away); harmless when it already ended.
+    /// A parked poll released this way is not woken: its connection is gone.
     nonisolated func cancel(user: Int64, id: UInt64) {
-        Task { await self.release(user: user, id: id) }
+        Task { await self.release(user: user, id: id, wakeParked: false) }
     }
 
     /// The events after `cursor` when this bus holds all of them, gapless, through the head.
@@ -131,19 +176,32 @@ public actor EventBus: Service {
     /// Answers the polls whose time is up; false, and the sweeper ends, when none is held.
     private func sweep() -> Bool {
         let now = ContinuousClock.now
+        var wakes = ParkedWakes()
         for (id, d) in deadlines where d.at <= now {
             deadlines[id] = nil
-            release(user: d.user, id: id)
+            release(user: d.user, id: id, into: &wakes)
         }
+        wakes.send()
         guard deadlines.isEmpty else { return true }
         sweeper = nil
         return false
     }
 
-    private func release(user: Int64, id: UInt64) {
-        if let w = waiters[user]?.removeValue(forKey: id) {
+    private func release(user: Int64, id: UInt64, wakeParked: Bool = true) {
+        var wakes = ParkedWakes()
+        release(user: user, id: id, into: &wakes, wakeParked: wakeParked)
+        wakes.send()
+    }
+
+    private func release(user: Int64, id: UInt64, into wakes: inout ParkedWakes, wakeParked: Bool = true) {
+        if let at = waiters[user]?.firstIndex(where: { $0.id == id }), let w = waiters[user]?.remove(at: at) {
             heldPolls -= 1
-            w.continuation.resume()
+            deadlines[id] = nil
+            switch w.holder {
+            case .task(let c): c.resume()
+            case .parked(let poll, let limit):
+                if wakeParked { wakes.add(poll, id: id, answer(user, after: w.cursor, limit: limit)) }
+            }
         } else if active.contains(id) {
             early.insert(id)
         }
@@ -153,6 +211,7 @@ public actor EventBus: Service {
     /// Events just committed: raise their users' heads, keep them, and wake the polls
     /// whose cursor is below the new head. Call after the transaction commits, never before.
     func announce(_ committed: [CommittedEvent]) {
+        var wakes = ParkedWakes()
         for c in committed {
             let user = c.userID
             let id = c.event.id
@@ -165,54 +224,98 @@ public actor EventBus: Service {
             if at == list.startIndex || list[at - 1].id != id { list.insert(c.event, at: at) }
             if list.count > Self.recentLimit { list.removeFirst(list.count - Self.recentLimit) }
             recent[user] = list
-            wake(user)
+            wake(user, into: &wakes)
         }
+        wakes.send()
     }
 
     /// Another instance committed events: raise the heads, so polls behind them, held or
     /// about to be, read storage (this bus holds none of those events).
     func announceRemote(_ heads: [(user: Int64, seq: Int64)]) {
+        var wakes = ParkedWakes()
         for (user, seq) in heads where seq > self.heads[user] ?? 0 {
             self.heads[user] = seq
-            wake(user)
+            wake(user, into: &wakes)
         }
+        wakes.send()
+    }
+
+    /// `user`'s account is gone: its held polls are answered so at once, and what the bus
+    /// kept of it is dropped.
+    func remove(user: Int64) {
+        heads[user] = nil
+        recent[user] = nil
+        var wakes = ParkedWakes()
+        for w in waiters.removeValue(forKey: user) ?? [] {
+            heldPolls -= 1
+            deadlines[w.id] = nil
+            switch w.holder {
+            case .task(let c):
+                deletedWaits.insert(w.id)
+                c.resume()
+            case .parked(let poll, _): wakes.add(poll, id: w.id, .accountDeleted)
+            }
+        }
+        wakes.send()
     }
 
     /// Every held poll reads storage now (after notices from other instances may have been lost).
     func wakeAll() {
-        for (_, held) in waiters {
-            for (_, w) in held { w.continuation.resume() }
-            heldPolls -= held.count
-        }
-        waiters.removeAll()
+        releaseAll { _ in .readStorage }
     }
 
-    private func wake(_ user: Int64) {
+    private func wake(_ user: Int64, into wakes: inout ParkedWakes) {
         guard let held = waiters[user] else { return }
         let head = heads[user] ?? 0
         // Usually every waiter of the user is behind the new head: hand them all over at once.
-        var kept: [UInt64: Waiter] = [:]
+        var kept: [Waiter] = []
         var woken = 0
-        for (id, w) in held {
-            if w.cursor < head {
-                w.continuation.resume()
-                woken += 1
-            } else {
-                kept[id] = w
+        for w in held {
+            guard w.cursor < head else {
+                kept.append(w)
+                continue
             }
+            deadlines[w.id] = nil
+            switch w.holder {
+            case .task(let c): c.resume()
+            case .parked(let poll, let limit): wakes.add(poll, id: w.id, answer(user, after: w.cursor, limit: limit))
+            }
+            woken += 1
         }
         waiters[user] = kept.isEmpty ? nil : kept
         heldPolls -= woken  // one gauge update, not one per poll
     }
 
-    /// Answers every held poll and refuses to hold new ones.
-    public func close() {
-        closed = true
-        for (_, held) in waiters {
-            for (_, w) in held { w.continuation.resume() }
+    /// Releases every held poll; a parked one gets `parkedAnswer` of its user and cursor.
+    private func releaseAll(_ parkedAnswer: (_ user: Int64, _ cursor: Int64, _ limit: Int) -> Wake) {
+        var wakes = ParkedWakes()
+        for (user, held) in waiters.sorted(by: { $0.key < $1.key }) {
+            for w in held {
+                deadlines[w.id] = nil
+                switch w.holder {
+                case .task(let c): c.resume()
+                case .parked(let poll, let limit): wakes.add(poll, id: w.id, parkedAnswer(user, w.cursor, limit))
+                }
+            }
             heldPolls -= held.count
         }
         waiters.removeAll()
+        wakes.send()
+    }
+
+    private func releaseAll(_ parkedAnswer: (Int64) -> Wake) {
+        releaseAll { user, _, _ in parkedAnswer(user) }
+    }
+
+    /// Answers every held poll and refuses to hold new ones. A parked poll gets what this bus
+    /// holds for it, or an empty page: at shutdown it does not read storage (it resumes from
+    /// its cursor on another instance, or after the restart, and loses nothing).
+    public func close() {
+        closed = true
+        releaseAll { user, cursor, limit in
+            let wake = answer(user, after: cursor, limit: limit)
+            return wake == .readStorage ? .nothing : wake
+        }
     }
 
     /// What tells this bus of events committed by other instances (`PostgresEventRelay`).
@@ -231,6 +334,31 @@ public actor EventBus: Service {
         close()
         listening.cancel()
         _ = await listening.value
+    }
+}
+
+/// Parked polls woken by one step of the bus, grouped by event loop, so that each loop gets
+/// one `execute` for all of its polls, in the order they were woken.
+private struct ParkedWakes {
+    private var loops: [ObjectIdentifier: (loop: any EventLoop, polls: [(poll: any ParkedPoll, id: UInt64, wake: EventBus.Wake)])] = [:]
+    private var order: [ObjectIdentifier] = []
+
+    mutating func add(_ poll: any ParkedPoll, id: UInt64, _ wake: EventBus.Wake) {
+        let key = ObjectIdentifier(poll.eventLoop)
+        if loops[key] == nil {
+            loops[key] = (poll.eventLoop, [])
+            order.append(key)
+        }
+        loops[key]!.polls.append((poll, id, wake))
+    }
+
+    func send() {
+        for key in order {
+            guard let (loop, polls) = loops[key] else { continue }
+            loop.execute {
+                for p in polls { p.poll.wake(id: p.id, p.wake) }
+            }
+        }
     }
 }
 
@@ -253,6 +381,22 @@ struct LongPoll: Sendable {
 
     /// `disconnect`: the connection's signal; a held wait ends when the client goes away.
     func page(user: Int64, after cursor: Int64, timeout: Int, disconnect: ClientDisconnectSignal? = nil) async throws -> EventsPage {
+        var events = try await current(user: user, after: cursor)
+        if events.isEmpty, timeout > 0 {
+            let bus = bus
+            let id = bus.makeWaitID()
+            // No task per held poll: the connection's signal ends the wait directly.
+            let callback = disconnect?.onDisconnect { bus.cancel(user: user, id: id) }
+            defer { disconnect?.remove(callback) }
+            events = try await woken(user: user, after: cursor,
+                                     await bus.wait(id: id, user: user, after: cursor, timeout: Double(timeout),
+                                                    limit: Self.pageLimit, gone: disconnect))
+        }
+        return EventsPage(events: events, cursor: events.last?.id ?? cursor)
+    }
+
+    /// Step 1: the events after `cursor` in storage now; 410 for a cursor out of the log.
+    func current(user: Int64, after cursor: Int64) async throws -> [ServerEvent] {
         let slice = try await store.events(for: user, after: cursor, limit: Self.pageLimit)
         if cursor < slice.prunedThrough {
             throw Problem.resync("Events after \(cursor) are no longer kept; reload state and resume from \(slice.prunedThrough)",
@@ -262,21 +406,17 @@ struct LongPoll: Sendable {
             throw Problem.resync("Cursor \(cursor) is past the newest event (\(slice.head)); reload state and resume from \(slice.head)",
                                  resumeFrom: slice.head)
         }
-        var events = slice.events
-        if events.isEmpty, timeout > 0 {
-            let bus = bus
-            let id = bus.makeWaitID()
-            // No task per held poll: the connection's signal ends the wait directly.
-            let callback = disconnect?.onDisconnect { bus.cancel(user: user, id: id) }
-            defer { disconnect?.remove(callback) }
-            switch await bus.wait(id: id, user: user, after: cursor, timeout: Double(timeout), limit: Self.pageLimit,
-                                  gone: disconnect) {
-            case .nothing: break
-            case .events(let fresh): events = fresh
-            case .readStorage: events = try await store.events(for: user, after: cursor, limit: Self.pageLimit).events
-            }
+        return slice.events
+    }
+
+    /// Step 3: what a woken poll answers.
+    func woken(user: Int64, after cursor: Int64, _ wake: EventBus.Wake) async throws -> [ServerEvent] {
+        switch wake {
+        case .nothing: return []
+        case .events(let fresh): return fresh
+        case .readStorage: return try await store.events(for: user, after: cursor, limit: Self.pageLimit).events
+        case .accountDeleted: throw Problem.unauthorized("No such user")
         }
-        return EventsPage(events: events, cursor: events.last?.id ?? cursor)
     }
 }
 
