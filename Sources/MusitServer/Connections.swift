@@ -4,6 +4,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
 
 /// Limits on connections, so idle and slow clients cannot take the descriptors that
 /// healthy ones need.
@@ -46,10 +48,17 @@ public struct ConnectionLimits: Sendable, Equatable {
 /// Hummingbird turns NIO's request head into an `HTTPRequest` that no longer says which
 /// HTTP version the client spoke, and it has no header-read timeout; both need a handler
 /// that sees NIO's parts, so the guard is inserted right after NIO's request decoder.
+///
+/// Each connection runs in a task of its own, not as a child of the server's task group:
+/// the Swift 6.3 runtime removes a finished child by walking the group's list of children
+/// from its head (swiftlang/swift#71212), so with 10,000 connections open each one that
+/// closes would walk past the others. The group's child only starts the task and ends at
+/// once; `ConnectionTasks` counts the tasks, and shutdown waits for them.
 struct GuardedHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let inner: HTTP1Channel
     let registry: ConnectionRegistry
+    let tasks: ConnectionTasks
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
@@ -63,7 +72,79 @@ struct GuardedHTTP1Channel: ServerChildChannel {
     }
 
     func handle(value: Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
+        let inner = inner
+        let tasks = tasks
+        tasks.started()
+        Task {
+            await inner.handle(value: value, logger: logger)
+            tasks.ended()
+        }
+    }
+}
+
+/// The connections' tasks: how many run, and a wait for none at shutdown. After the server
+/// has closed every connection (its quiesce), each task only has its last steps to run.
+public final class ConnectionTasks: Service, Sendable {
+    private struct State {
+        var running = 0
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    /// How long shutdown waits for the last connections' tasks.
+    let drainTimeout: Duration
+
+    init(drainTimeout: Duration = .seconds(5)) {
+        self.drainTimeout = drainTimeout
+    }
+
+    var running: Int { state.withLock { $0.running } }
+
+    func started() {
+        state.withLock { $0.running += 1 }
+    }
+
+    func ended() {
+        let done = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.running -= 1
+            guard s.running == 0 else { return [] }
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for c in done { c.resume() }
+    }
+
+    /// Returns when no connection task runs, or after `drainTimeout`.
+    func drained() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { c in
+                    let now = self.state.withLock { s -> Bool in
+                        if s.running == 0 { return true }
+                        s.waiters.append(c)
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+            }
+            group.addTask { [drainTimeout] in try? await Task.sleep(for: drainTimeout) }
+            await group.next()
+            group.cancelAll()
+            // The other child may be a continuation no one resumes before the timeout ends
+            // the wait: release it.
+            let left = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                defer { s.waiters = [] }
+                return s.waiters
+            }
+            for c in left { c.resume() }
+        }
+    }
+
+    /// As a service, listed before the server: it stops after it, and waits for the
+    /// connections' tasks then.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await drained()
     }
 }
 

@@ -127,6 +127,7 @@ public typealias Store = UserRepository & RefreshTokenRepository & SocialReposit
 
 public enum MusitBackend {
     public typealias App = Application<MusitResponder>
+    static let serverName = "Musit"
 
     /// Builds the application: storage opened and migrated, routes registered.
     public static func makeApplication(_ config: ServerConfiguration, logger: Logger? = nil) async throws -> App {
@@ -136,15 +137,24 @@ public enum MusitBackend {
     /// Runs the server until SIGTERM or SIGINT; held long-polls are answered before it stops.
     public static func run(_ config: ServerConfiguration, logger: Logger, shutdownSignals: [UnixSignal] = [.sigterm, .sigint],
                            onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
-        let (app, bus) = try await make(config, logger: logger, onServerRunning: onServerRunning)
-        // Services stop in reverse order: the bus releases held polls while the app still answers.
-        let group = ServiceGroup(configuration: .init(services: [app, bus], gracefulShutdownSignals: shutdownSignals,
+        let (app, bus, tasks) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
+        // Services stop in reverse order: the bus answers held polls while the server still
+        // writes, the server then closes its connections, and the connections' tasks end last.
+        let group = ServiceGroup(configuration: .init(services: [tasks, app, bus], gracefulShutdownSignals: shutdownSignals,
                                                       logger: logger))
         try await group.run()
     }
 
     public static func make(_ config: ServerConfiguration, logger: Logger? = nil,
                             onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws -> (app: App, bus: EventBus) {
+        let (app, bus, _) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
+        return (app, bus)
+    }
+
+    /// The application, the event bus and the connections' tasks, the services `run` runs.
+    public static func makeServices(_ config: ServerConfiguration, logger: Logger? = nil,
+                                    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+        async throws -> (app: App, bus: EventBus, tasks: ConnectionTasks) {
         try DataDirectory.prepare(config.dataDirectory)
         try FileManager.default.createDirectory(atPath: config.media + "/uploads", withIntermediateDirectories: true)
         var log = logger ?? Logger(label: "musit.server")
@@ -181,7 +191,8 @@ public enum MusitBackend {
         MetricsSetup.listFamilies()
         let router = Router(context: MusitContext.self)
         let table = RouteTable()
-        router.add(middleware: RequestMiddleware(logger: log, routes: services.routes, table: table, cors: config.cors))
+        let middleware = RequestMiddleware(logger: log, routes: services.routes, table: table, cors: config.cors)
+        router.add(middleware: middleware)
         // Two views of /api/v1: the open one (accounts, media by token), and the one
         // behind authentication, whose handlers find the user in their context.
         let open = router.group("/api/v1")
@@ -193,23 +204,30 @@ public enum MusitBackend {
                          presencePublisher: PresencePublisher(interval: .milliseconds(Int64(config.presenceInterval * 1000)),
                                                               social: store, presence: services.presence, bus: services.bus, logger: log))
             .addRoutes(to: signedIn)
-        EventsController(social: store, presence: services.presence, poll: LongPoll(store: store, bus: services.bus),
-                         pages: services.pages).addRoutes(to: signedIn)
+        let events = EventsController(social: store, presence: services.presence, poll: LongPoll(store: store, bus: services.bus),
+                                      pages: services.pages)
+        events.addRoutes(to: signedIn)
+        let pollEdge = PollEdge(events: events, tokens: services.tokens, users: store, problems: middleware.problems,
+                                metrics: middleware.metrics, routes: services.routes, cors: config.cors, logger: log,
+                                serverName: Self.serverName)
         let songs = try await SongsController(services: services, store: store, logger: log)
         songs.addRoutes(open: open, signedIn: signedIn)
         AdminController(services: services).addRoutes(to: router, signedIn: signedIn)
         let registry = ConnectionRegistry(limits: config.connections,
                                           descriptorLimit: ConnectionLimits.raiseDescriptorLimit(), logger: log)
+        let tasks = ConnectionTasks()
         let server = HTTPServerBuilder { responder in
             GuardedHTTP1Channel(inner: HTTP1Channel(responder: responder,
-                                                    configuration: .init(additionalChannelHandlers: [ClientDisconnectHandler()])),
-                                registry: registry)
+                                                    configuration: .init(additionalChannelHandlers: [
+                                                        ClientDisconnectHandler(), PollHandler(edge: pollEdge),
+                                                    ])),
+                                registry: registry, tasks: tasks)
         }
         table.load(router.routes)
         let app = Application(responder: MusitResponder(router: router.buildResponder()), server: server,
-                              configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Musit"),
+                              configuration: .init(address: .hostname(config.host, port: config.port), serverName: Self.serverName),
                               onServerRunning: onServerRunning, logger: log)
-        return (app, services.bus)
+        return (app, services.bus, tasks)
     }
 }
 
@@ -228,39 +246,49 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The problem answer for `error`; an error that is not the client's is logged. A 401
     /// names the scheme to use (RFC 9110 §11.6.1, RFC 6750 §3).
     func response(for error: any Error, request: Request) -> Response {
-        var response = problemResponse(for: error, request: request)
-        if response.status == .unauthorized, response.headers[.wwwAuthenticate] == nil {
-            response.headers[.wwwAuthenticate] = request.headers[.authorization] == nil
-                ? #"Bearer realm="musit""# : #"Bearer realm="musit", error="invalid_token""#
-        }
-        return response
+        let (status, headers, body) = parts(for: error, request: request)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
-    private func problemResponse(for error: any Error, request: Request) -> Response {
+    /// `response(for:request:)` as status, headers and body, for answers written to a
+    /// channel directly (`PollHandler`).
+    func parts(for error: any Error, request: Request) -> (HTTPResponse.Status, HTTPFields, ByteBuffer) {
+        var (problem, headers) = problem(for: error, request: request)
+        if problem.status == 401, headers[.wwwAuthenticate] == nil {
+            headers[.wwwAuthenticate] = request.headers[.authorization] == nil
+                ? #"Bearer realm="musit""# : #"Bearer realm="musit", error="invalid_token""#
+        }
+        return Self.parts(problem, headers: headers)
+    }
+
+    private func problem(for error: any Error, request: Request) -> (Problem, HTTPFields) {
         switch error {
         case let problem as Problem:
-            return Self.response(problem)
+            return (problem, [:])
         case let error as HTTPError:
-            return Self.response(Problem(status: Int(error.status.code), title: error.status.reasonPhrase,
-                                         detail: error.body), headers: error.headers)
+            return (Problem(status: Int(error.status.code), title: error.status.reasonPhrase, detail: error.body), error.headers)
         case let error as any HTTPResponseError:
-            return Self.response(Problem(status: Int(error.status.code), title: error.status.reasonPhrase))
+            return (Problem(status: Int(error.status.code), title: error.status.reasonPhrase), [:])
         case is DecodingError:
-            return Self.response(Problem(status: 400, title: "Bad Request", detail: "The body is not the JSON this endpoint takes"))
+            return (Problem(status: 400, title: "Bad Request", detail: "The body is not the JSON this endpoint takes"), [:])
         default:
             logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
-            return Self.response(Problem(status: 500, title: "Internal Server Error"))
+            return (Problem(status: 500, title: "Internal Server Error"), [:])
         }
     }
 
     static func response(_ problem: Problem, headers extra: HTTPFields = [:]) -> Response {
+        let (status, headers, body) = parts(problem, headers: extra)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    static func parts(_ problem: Problem, headers extra: HTTPFields = [:]) -> (HTTPResponse.Status, HTTPFields, ByteBuffer) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(problem)) ?? Data("{}".utf8)
         var headers = extra
         headers[.contentType] = "application/problem+json"
-        return Response(status: .init(code: problem.status), headers: headers,
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return (.init(code: problem.status), headers, ByteBuffer(bytes: data))
     }
 }
 

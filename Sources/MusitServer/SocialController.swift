@@ -184,20 +184,37 @@ struct EventsController: Sendable {
         group.get("events", use: events)
     }
 
+    /// The route takes the polls `PollHandler` leaves to it: a HEAD, a conditional GET, or a
+    /// poll pipelined behind a request the router is still answering.
     @Sendable func events(_ request: Request, context: MusitContext) async throws -> Response {
         let me = try context.requireUser()
+        let (cursor, timeout) = try Self.parameters(request)
+        try await arrived(me)
+        let disconnect = timeout > 0 ? ClientDisconnectSignal.of(context.channel) : nil
+        let page = try await poll.page(user: me.id, after: cursor, timeout: timeout, disconnect: disconnect)
+        try await answered(me.id)
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: try pages.body(user: me.id, after: cursor, page: page)))
+    }
+
+    /// `cursor` and `timeout` from the query; 400 when either is bad.
+    static func parameters(_ request: Request) throws -> (cursor: Int64, timeout: Int) {
         let query = QueryParameters(request)
-        let cursor = try query.integer("cursor", in: 0...Int64.max, default: 0)
-        let timeout = try query.integer("timeout", in: 0...APILimits.maxPollSeconds, default: APILimits.defaultPollSeconds)
+        return (try query.integer("cursor", in: 0...Int64.max, default: 0),
+                try query.integer("timeout", in: 0...APILimits.maxPollSeconds, default: APILimits.defaultPollSeconds))
+    }
+
+    /// A poll marks its user online; friends learn when that is news.
+    func arrived(_ me: User) async throws {
         if try await presence.touch(userID: me.id, seen: Date()) {
             let friends = try await social.friends(of: me.id).friends.map(\.id)
             await poll.bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, online: true), to: friends))
         }
-        let disconnect = timeout > 0 ? ClientDisconnectSignal.of(context.channel) : nil
-        let page = try await poll.page(user: me.id, after: cursor, timeout: timeout, disconnect: disconnect)
-        _ = try await presence.touch(userID: me.id, seen: Date())  // a held poll keeps its user online
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                        body: .init(byteBuffer: try pages.body(user: me.id, after: cursor, page: page)))
+    }
+
+    /// A held poll keeps its user online.
+    func answered(_ user: Int64) async throws {
+        _ = try await presence.touch(userID: user, seen: Date())
     }
 }
 
