@@ -103,6 +103,8 @@ public final class FileTrack: PCMSource {
             }.get()
             switch out {
             case .newFormat:
+                // The leading tags, which the scan checked, are read; later ones are not.
+                decoder.skipLaterTags()
                 return
             case .pcm:
                 throw .decode("audio before the format was known")

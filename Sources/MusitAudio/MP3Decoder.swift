@@ -47,6 +47,15 @@ public final class MP3Decoder {
         mpg123_delete(handle)
     }
 
+    /// From now on ID3v2 tags are skipped, not parsed: call once the leading tags are read
+    /// (at the first `.newFormat`). A tag further on (two files joined, or one put there)
+    /// lies past where the scan stopped, so no limit was checked on it, and libmpg123
+    /// spends the square of its frame count parsing it (see `MP3Probe.keptFrames`):
+    /// 30,000 comments stall playback for 1.4 s. Skipping costs nothing and plays the same.
+    public func skipLaterTags() {
+        mpg123_param2(handle, Int32(MPG123_ADD_FLAGS.rawValue), Int(MPG123_SKIP_ID3V2.rawValue), 0)
+    }
+
     /// Tells the decoder the stream's total size, so it can estimate length without an Info tag.
     public func setStreamSize(_ bytes: Int) {
         mpg123_set_filesize(handle, bytes)

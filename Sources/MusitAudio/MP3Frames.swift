@@ -98,13 +98,164 @@ public enum MP3Probe {
     }
 
     /// Size of the ID3v2 tag at the start of `bytes`, footer included; 0 when none.
+    /// A version or revision of 0xFF is no tag, as libmpg123 sees it.
     public static func id3v2Size(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard bytes.count >= 10, bytes[0] == 0x49, bytes[1] == 0x44, bytes[2] == 0x33 else { return 0 }
-        let sizeBytes = [bytes[6], bytes[7], bytes[8], bytes[9]]
-        guard sizeBytes.allSatisfy({ $0 & 0x80 == 0 }) else { return 0 }
-        let size = sizeBytes.reduce(0) { ($0 << 7) | Int($1) }
+        guard bytes.count >= 10, bytes[0] == 0x49, bytes[1] == 0x44, bytes[2] == 0x33,
+              bytes[3] != 0xFF, bytes[4] != 0xFF,
+              (bytes[6] | bytes[7] | bytes[8] | bytes[9]) & 0x80 == 0 else { return 0 }
+        let size = Int(bytes[6]) << 21 | Int(bytes[7]) << 14 | Int(bytes[8]) << 7 | Int(bytes[9])
         let footer = bytes[5] & 0x10 != 0 ? 10 : 0
         return 10 + size + footer
+    }
+
+    /// ID3v2 tags one after another before the audio that a file may have. Editors that
+    /// add a tag in front of another make two, and eight leaves room for worse. libmpg123
+    /// skips any number, but a run of 100,000 empty headers is a 1 MB attack on whoever
+    /// walks it, not a song.
+    public static let maxLeadingTags = 8
+
+    /// Bytes of ID3v2 tags before the audio that a file may have. A tag is kept whole
+    /// (the walk's head, then libmpg123) until the audio starts, so a header that claims
+    /// 256 MB would hold the whole upload in memory to learn, at its end, that there was
+    /// no audio; real tags, covers included, are rarely more than a few megabytes.
+    public static let maxTagBytes = 64 << 20
+
+    static func tagsTooLarge(_ bytes: Int) -> AudioError.Reason {
+        .decode("its ID3v2 tags claim \(bytes) bytes; at most \(maxTagBytes) are read before the audio")
+    }
+
+    /// Frames libmpg123 keeps in its tag lists (see `keptFrames`) that the leading tags
+    /// may hold. Real tags hold tens; libmpg123's cost grows with the square of the count.
+    public static let maxKeptFrames = 256
+
+    /// The longest description (of a comment, lyrics, user text or picture) the leading
+    /// tags may hold. libmpg123 compares a new frame's whole description with those of the
+    /// frames it kept, so 256 descriptions of 800 KB that differ in their last byte would
+    /// cost it 26 GB of comparisons; real descriptions are names ("iTunNORM", "Front cover").
+    public static let maxDescriptionBytes = 4096
+
+    static func tooManyTags() -> AudioError.Reason {
+        .decode("more than \(maxLeadingTags) ID3v2 tags in a row before the audio")
+    }
+
+    /// What the leading tags hold that libmpg123's cost depends on (see `keptFrames`).
+    struct TagFrames {
+        var kept = 0
+        var longestDescription = 0
+
+        static func + (a: TagFrames, b: TagFrames) -> TagFrames {
+            TagFrames(kept: a.kept + b.kept, longestDescription: max(a.longestDescription, b.longestDescription))
+        }
+
+        /// Why libmpg123 is not given these tags, or nil when they are fine.
+        var refusal: AudioError.Reason? {
+            if kept > maxKeptFrames {
+                return .decode("its ID3v2 tags hold more than \(maxKeptFrames) text, comment and picture frames")
+            }
+            if longestDescription > maxDescriptionBytes {
+                return .decode("its ID3v2 tags hold a description of more than \(maxDescriptionBytes) bytes")
+            }
+            return nil
+        }
+    }
+
+    /// The frames of the ID3v2 tag `tag` (the whole tag, header first) that libmpg123
+    /// would keep in its lists, text frames (`T…`, `TXXX` included), comments, lyrics and
+    /// pictures of a non-empty size, and the longest description among them.
+    ///
+    /// libmpg123 finds the entry a new frame replaces by going through the list it keeps
+    /// (id3.c, `add_id3_text`, `add_id3_picture`), comparing ids and whole descriptions:
+    /// n such frames cost it n²/2 comparisons, and 60,000 comments in a 1.4 MB tag take it
+    /// 6 s. This walk steps from frame header to frame header as libmpg123's does
+    /// (`parse_new_id3`: the same skipped tags, extended header, frame-id characters, size
+    /// rules and stops), so it never counts fewer frames than libmpg123 reads; it counts
+    /// frames libmpg123 would then skip for their flags, which only errs on the safe side.
+    /// Each frame costs one step, and a description at most `maxDescriptionBytes` more; the
+    /// walk ends as soon as the tag is known to be refused.
+    static func keptFrames(inTag tag: UnsafeRawBufferPointer) -> TagFrames {
+        var found = TagFrames()
+        guard tag.count >= 10 else { return found }
+        let major = tag[3], flags = tag[5]
+        // Tags libmpg123 does not parse at all.
+        if flags & 0x0F != 0 || major < 2 || major > 4 || (major == 2 && flags & 0x40 != 0) { return found }
+        let length = min(tag.count - 10, Int(tag[6]) << 21 | Int(tag[7]) << 14 | Int(tag[8]) << 7 | Int(tag[9]))
+        guard length >= 10 else { return found }
+        let data = UnsafeRawBufferPointer(rebasing: tag[10..<(10 + length)])
+        func u32(_ i: Int) -> Int { Int(data[i]) << 24 | Int(data[i + 1]) << 16 | Int(data[i + 2]) << 8 | Int(data[i + 3]) }
+        func synchsafe(_ i: Int) -> Int? {
+            (data[i] | data[i + 1] | data[i + 2] | data[i + 3]) & 0x80 != 0 ? nil
+                : Int(data[i]) << 21 | Int(data[i + 1]) << 14 | Int(data[i + 2]) << 7 | Int(data[i + 3])
+        }
+        var pos = 0
+        if major > 2, flags & 0x40 != 0 {
+            // The extended header: v2.3 gives its size less its own 4 bytes, v2.4 in full.
+            guard let ext = major == 3 ? u32(0) : synchsafe(0), ext >= 6, ext < length else { return found }
+            pos = major == 3 ? ext + 4 : ext
+            guard pos < length else { return found }
+        }
+        let idBytes = major > 2 ? 4 : 3
+        let headerBytes = major > 2 ? 10 : 6
+        while length >= pos + headerBytes {
+            // Padding, or anything that is not a frame id, ends the frames.
+            for i in 0..<idBytes {
+                let c = data[pos + i]
+                guard (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) else { return found }
+            }
+            let size: Int
+            switch major {
+            case 2: size = Int(data[pos + 3]) << 16 | Int(data[pos + 4]) << 8 | Int(data[pos + 5])
+            case 3: size = u32(pos + 4)
+            default:
+                guard let s = synchsafe(pos + 4) else { return found }
+                size = s
+            }
+            var id = (data[pos], data[pos + 1], data[pos + 2], idBytes == 4 ? data[pos + 3] : 0x20)
+            if idBytes == 3 {
+                // v2.2's COM and TXX, as libmpg123 renames them; its other T.. stay texts.
+                if id == (0x43, 0x4F, 0x4D, 0x20) { id.3 = 0x4D }
+                if id == (0x54, 0x58, 0x58, 0x20) { id.3 = 0x58 }
+            }
+            pos += headerBytes
+            guard length - pos >= size else { return found }
+            let body = UnsafeRawBufferPointer(rebasing: data[pos..<(pos + size)])
+            pos += size
+            guard size > 0 else { continue }
+            let comment = id == (0x43, 0x4F, 0x4D, 0x4D) || id == (0x55, 0x53, 0x4C, 0x54)  // COMM, USLT
+            let userText = id == (0x54, 0x58, 0x58, 0x58)  // TXXX
+            let picture = id == (0x41, 0x50, 0x49, 0x43) && idBytes == 4  // APIC (v2.2's PIC is not read)
+            guard id.0 == 0x54 || comment || picture else { continue }
+            found.kept += 1
+            // Where the description starts: after the encoding (and a comment's language,
+            // and a picture's MIME type and picture type).
+            var start: Int?
+            if comment {
+                start = 4
+            } else if userText {
+                start = 1
+            } else if picture, let nul = body.dropFirst().firstIndex(of: 0) {
+                start = nul + 2
+            }
+            if let start, start < body.count {
+                found.longestDescription = max(found.longestDescription, descriptionLength(body, from: start))
+            }
+            if found.refusal != nil { return found }
+        }
+        return found
+    }
+
+    /// Bytes of the description that starts at `start` in a frame whose first byte is its
+    /// text encoding, up to its terminator (one zero byte, or two aligned in UTF-16), as
+    /// libmpg123's `next_text` finds it; a description that does not end in its frame is
+    /// not kept (0). Looks at no more than `maxDescriptionBytes` and a terminator.
+    private static func descriptionLength(_ frame: UnsafeRawBufferPointer, from start: Int) -> Int {
+        let width = frame[0] == 1 || frame[0] == 2 ? 2 : 1
+        let limit = min(frame.count, start + maxDescriptionBytes + 2 * width)
+        var i = start
+        while i + width <= limit {
+            if frame[i] == 0 && (width == 1 || frame[i + 1] == 0) { return i - start }
+            i += width
+        }
+        return limit < frame.count ? limit - start : 0
     }
 
     /// How many consecutive consistent headers make a stream.
@@ -125,14 +276,24 @@ public enum MP3Probe {
         if hasPrefix("OggS") { throw .otherFormat("an Ogg file") }
         if hasPrefix("ftyp", at: 4) { throw .otherFormat("an MP4/M4A file") }
 
-        // Several ID3v2 tags may follow each other.
+        // Several ID3v2 tags may follow each other, a few of them (`maxLeadingTags`).
         var tagEnd = 0
+        var tags = 0
+        var frames = TagFrames()
         while tagEnd < bytes.count {
             let size = id3v2Size(UnsafeRawBufferPointer(rebasing: bytes[tagEnd...]))
             if size == 0 { break }
+            tags += 1
+            if tags > maxLeadingTags { throw tooManyTags() }
+            if tagEnd + size > maxTagBytes { throw tagsTooLarge(tagEnd + size) }
+            if tagEnd + size <= bytes.count {
+                frames = frames + keptFrames(inTag: UnsafeRawBufferPointer(rebasing: bytes[tagEnd..<(tagEnd + size)]))
+                if let refusal = frames.refusal { throw refusal }
+            }
             tagEnd += size
         }
-        if tagEnd >= fileSize { throw .noAudioFrames(tagOnly: true) }
+        if tagEnd > fileSize { throw .decode("its ID3v2 tags claim \(tagEnd) bytes; the file holds \(fileSize)") }
+        if tagEnd == fileSize { throw .noAudioFrames(tagOnly: true) }
 
         let searchLimit = min(bytes.count, tagEnd + 64 * 1024)
         var offset = tagEnd

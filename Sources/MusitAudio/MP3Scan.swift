@@ -15,7 +15,15 @@ import Foundation
 ///
 /// One rule for the player and the server (`verdict`): no audio frames, no samples left
 /// after the trims, or fewer frames than the Info header promises is refused, each with
-/// its reason; anything else plays, for exactly `samples` samples.
+/// its reason; so are leading ID3v2 tags no real file has, which would cost libmpg123 (or
+/// this walk) far more than their bytes (more than `MP3Probe.maxLeadingTags` in a row, more
+/// than `MP3Probe.maxKeptFrames` frames for libmpg123's lists or a description longer than
+/// `MP3Probe.maxDescriptionBytes`, more than `MP3Probe.maxTagBytes` in all, a size past the
+/// end of the file); anything else plays, for exactly `samples` samples.
+///
+/// The walk costs the same per byte whatever the bytes claim: a byte is looked at a few
+/// times at most (tag and frame headers, the 64 KiB searched for the first frame), and
+/// nothing is walked again from the start as more bytes arrive.
 public struct MP3Scanner: Sendable {
     /// What the walk found.
     public struct Summary: Sendable, Equatable {
@@ -52,6 +60,10 @@ public struct MP3Scanner: Sendable {
     private var head: [UInt8] = []
     private var headNeeded = 10
     private var tagEnd: Int?
+    /// Where the next leading tag may start, and how many came before it: the tags are
+    /// walked on from here as bytes come, never again from the start.
+    private var tagScan = 0
+    private var tags = 0
     private var tail: [UInt8] = []
     private var position = 0
     private var started = false
@@ -100,7 +112,7 @@ public struct MP3Scanner: Sendable {
         // A frame whose bytes did not all arrive is not played.
         while let last = frames.last, last.offset + last.length > position { frames.removeLast() }
         let spf = reference.samplesPerFrame
-        let audio = frames.filter { $0.samples > 0 }.count
+        let audio = frames.reduce(0) { $0 + ($1.samples > 0 ? 1 : 0) }
         guard audio > 0 else { throw .noSamples }
         let raw = audio * spf
         var begin = 0
@@ -121,25 +133,39 @@ public struct MP3Scanner: Sendable {
         return Summary(sampleRate: reference.sampleRate, channels: reference.channels, firstFrameOffset: firstFrameOffset,
                        audioFrames: audio, samplesPerFrame: spf, promisedFrames: info?.frames, encoderDelay: info?.delay,
                        encoderPadding: info?.padding, samples: Int64(samples),
-                       index: segments(begin: begin, end: end), head: head, tail: tail)
+                       index: segments(begin: begin, end: end), head: head, tail: Array(tail.suffix(128)))
     }
+
+    /// Why the stream is already known not to play (its tags, or no frames where the audio
+    /// must start), before it ends; nil while it may still play. `finish()` throws the same.
+    public var refusal: AudioError.Reason? { probeFailure }
 
     // MARK: - Head: tags, probe, Info header
 
     private mutating func settleHead(final: Bool) {
         if tagEnd == nil {
-            // Chained ID3v2 tags: each header says how far the next one is.
-            var end = 0
-            while head.count >= end + 10 {
-                let size = head.withUnsafeBytes { MP3Probe.id3v2Size(UnsafeRawBufferPointer(rebasing: $0[end...])) }
+            // Chained ID3v2 tags: each header says how far the next one is. The walk goes on
+            // from the last tag it found: walking again from the first on every call, 10
+            // bytes further each time, made a run of 100,000 empty headers cost 5·10⁹ steps.
+            while head.count >= tagScan + 10 {
+                let size = head.withUnsafeBytes { MP3Probe.id3v2Size(UnsafeRawBufferPointer(rebasing: $0[tagScan...])) }
                 if size == 0 { break }
-                end += size
+                tags += 1
+                if tags > MP3Probe.maxLeadingTags {
+                    refuse(MP3Probe.tooManyTags())
+                    return
+                }
+                if tagScan + size > MP3Probe.maxTagBytes {
+                    refuse(MP3Probe.tagsTooLarge(tagScan + size))
+                    return
+                }
+                tagScan += size
             }
-            if head.count >= end + 10 || final {
-                tagEnd = end
-                headNeeded = end + Self.headAudioBytes
+            if head.count >= tagScan + 10 || final {
+                tagEnd = tagScan
+                headNeeded = tagScan + Self.headAudioBytes
             } else {
-                headNeeded = end + 10
+                headNeeded = tagScan + 10
                 return
             }
             if head.count < headNeeded && !final { return }
@@ -160,9 +186,16 @@ public struct MP3Scanner: Sendable {
             let walked = head  // a copy: `walk` mutates self
             walked.withUnsafeBytes { walk($0, at: 0) }
         case .failure(let reason):
-            probeFailure = reason
-            stopped = true
+            refuse(reason)
         }
+    }
+
+    /// Refused for good: the rest of the stream is only counted, and the head let go.
+    private mutating func refuse(_ reason: AudioError.Reason) {
+        probeFailure = reason
+        started = true
+        stopped = true
+        head = []
     }
 
     /// The Xing/Info header of the first frame (frame count), with the LAME extension's
@@ -211,12 +244,16 @@ public struct MP3Scanner: Sendable {
 
     // MARK: - The walk
 
+    /// Keeps at least the last 128 bytes (`finish` takes them). Small pieces are trimmed in
+    /// batches: trimming to 128 after each one moved 128 bytes for every byte of a stream
+    /// that arrives a few bytes at a time.
     private mutating func keepTail(_ bytes: UnsafeRawBufferPointer) {
         if bytes.count >= 128 {
-            tail = Array(bytes.suffix(128))
+            tail.removeAll(keepingCapacity: true)
+            tail.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - 128)...]))
         } else {
             tail.append(contentsOf: bytes)
-            if tail.count > 128 { tail.removeFirst(tail.count - 128) }
+            if tail.count >= 1024 { tail.removeFirst(tail.count - 128) }
         }
     }
 
@@ -228,22 +265,30 @@ public struct MP3Scanner: Sendable {
             // The header may straddle the previous chunk and this one.
             let headerStart = nextFrame
             guard headerStart + 4 <= end else {
-                if headerStart < end, headerStart >= base {
+                // The header's first bytes are kept for the next piece; when it began in an
+                // earlier piece, these bytes go after the ones carried (pieces of a byte or
+                // two, as a form's parser hands them on, were lost here).
+                if headerStart >= base, headerStart < end {
                     carry = Array(bytes[(headerStart - base)...])
+                } else if headerStart < base {
+                    carry.append(contentsOf: bytes)
                 }
                 return
             }
-            var h = [UInt8](repeating: 0, count: 4)
-            for k in 0..<4 {
+            // Read in place (no array per frame: a megabyte of 24-byte frames is 43,000 of them).
+            let carried = carry
+            func byte(_ k: Int) -> UInt8? {
                 let at = headerStart + k
-                if at >= base { h[k] = bytes[at - base] } else {
-                    let c = at - (base - carry.count)
-                    guard c >= 0, c < carry.count else { stopped = true; return }
-                    h[k] = carry[c]
-                }
+                if at >= base { return bytes[at - base] }
+                let c = at - (base - carried.count)
+                return c >= 0 && c < carried.count ? carried[c] : nil
             }
-            carry = []
-            guard let header = MP3FrameHeader(h[0], h[1], h[2], h[3]), header.isConsistent(with: reference) else {
+            guard let b0 = byte(0), let b1 = byte(1), let b2 = byte(2), let b3 = byte(3) else {
+                stopped = true
+                return
+            }
+            if !carry.isEmpty { carry = [] }
+            guard let header = MP3FrameHeader(b0, b1, b2, b3), header.isConsistent(with: reference) else {
                 stopped = true
                 return
             }
@@ -299,6 +344,9 @@ extension MP3Scanner {
             if n == 0 { break }
             buffer.withUnsafeBytes { scanner.consume(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             offset += n
+            // Refused already (its tags, no frames where the audio must start): the rest
+            // of the file would change nothing.
+            if scanner.refusal != nil { break }
         }
         if offset == 0 { throw .empty }
         return try scanner.finish()
@@ -333,6 +381,8 @@ extension MP3Scanner.Summary {
                 if meta == nil {
                     meta = decoder.metadata()
                     meta?.format = format
+                    // As the player does: a tag past the leading ones is not parsed.
+                    decoder.skipLaterTags()
                 }
             case .pcm(let n):
                 played += n
