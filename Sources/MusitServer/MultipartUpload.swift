@@ -61,11 +61,16 @@ struct MultipartFile<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wh
             /// nil until the current part's headers are known.
             var isFile: Bool?
             var fileDone = false
-            var ready: [ByteBuffer] = []
+            /// The file's bytes from one piece of the body, gathered into one buffer. The
+            /// parser calls back at every CR (a CR may start the boundary), with the run of
+            /// bytes before it and then the CR alone: a piece of 64 KiB of CRs was 65,536
+            /// one-byte buffers, each hashed, walked and written to disk on its own, taken
+            /// off the front of an array at a cost of the array's length.
+            var ready = ByteBuffer()
         }
 
         mutating func next() async throws -> ByteBuffer? {
-            while state.ready.isEmpty {
+            while state.ready.readableBytes == 0 {
                 guard let buffer = try await base.next() else {
                     guard state.fileDone else {
                         throw Problem.badRequest("The multipart body ended without a complete part named \"\(MultipartFile.fieldName)\"")
@@ -82,7 +87,8 @@ struct MultipartFile<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wh
                     throw Problem.badRequest("The multipart body is malformed")
                 }
             }
-            return state.ready.removeFirst()
+            defer { state.ready = ByteBuffer() }
+            return state.ready
         }
     }
 
@@ -99,7 +105,9 @@ struct MultipartFile<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wh
         }
         parser.onBody = { buffer in
             decide()
-            if state.isFile == true, buffer.readableBytes > 0 { state.ready.append(buffer) }
+            guard state.isFile == true, buffer.readableBytes > 0 else { return }
+            // The first run is taken as it is (no copy); later ones are appended to it.
+            if state.ready.readableBytes == 0 { state.ready = buffer } else { state.ready.writeBuffer(&buffer) }
         }
         parser.onPartComplete = {
             decide()
