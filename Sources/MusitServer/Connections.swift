@@ -154,9 +154,21 @@ public final class ConnectionTasks: Service, Sendable {
 /// when it runs out of connections); only when none is idle is the new one refused. Either
 /// way a line is logged, at most once a second, so a flood does not flood the log.
 final class ConnectionRegistry: Sendable {
-    private struct Entry {
+    /// One open connection. Its idle time is an atomic the connection's handler sets without
+    /// the registry's lock: it changes twice per request, and is read only at the cap.
+    final class Entry: Sendable {
         let channel: any Channel
-        var idleSince: UInt64?
+        /// Uptime in nanoseconds since the connection became idle; 0 while it is busy.
+        let idleSince: Synchronization.Atomic<UInt64>
+
+        init(channel: any Channel, idleSince: UInt64) {
+            self.channel = channel
+            self.idleSince = Synchronization.Atomic(idleSince)
+        }
+
+        func setIdle(_ idle: Bool) {
+            idleSince.store(idle ? max(1, DispatchTime.now().uptimeNanoseconds) : 0, ordering: .relaxed)
+        }
     }
 
     private struct State {
@@ -180,14 +192,18 @@ final class ConnectionRegistry: Sendable {
     var count: Int { state.withLockedValue { $0.entries.count } }
 
     /// Registers a new connection; closes the oldest idle one, or this one, at the cap.
-    func opened(_ channel: any Channel) {
+    /// Returns the connection's entry, for `Entry.setIdle`.
+    @discardableResult
+    func opened(_ channel: any Channel) -> Entry {
         let now = DispatchTime.now().uptimeNanoseconds
+        let entry = Entry(channel: channel, idleSince: max(1, now))
         let (victim, refuse, log) = state.withLockedValue { s -> ((any Channel)?, Bool, String?) in
-            s.entries[ObjectIdentifier(channel)] = Entry(channel: channel, idleSince: now)
+            s.entries[ObjectIdentifier(channel)] = entry
             guard s.entries.count > maxConnections else { return (nil, false, nil) }
             var oldest: (ObjectIdentifier, UInt64)?
             for (id, e) in s.entries where id != ObjectIdentifier(channel) {
-                if let since = e.idleSince, since < (oldest?.1 ?? .max) { oldest = (id, since) }
+                let since = e.idleSince.load(ordering: .relaxed)
+                if since != 0, since < (oldest?.1 ?? .max) { oldest = (id, since) }
             }
             var victim: (any Channel)?
             if let oldest {
@@ -210,19 +226,11 @@ final class ConnectionRegistry: Sendable {
         if let log { logger.warning("\(log)") }
         victim?.close(promise: nil)
         if refuse { channel.close(promise: nil) }
+        return entry
     }
 
     func closed(_ channel: any Channel) {
         state.withLockedValue { _ = $0.entries.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-
-    /// A connection with no request in progress may be shed first, oldest first.
-    func setIdle(_ channel: any Channel, _ idle: Bool) {
-        let now = DispatchTime.now().uptimeNanoseconds
-        state.withLockedValue { s in
-            guard s.entries[ObjectIdentifier(channel)] != nil else { return }
-            s.entries[ObjectIdentifier(channel)]?.idleSince = idle ? now : nil
-        }
     }
 }
 
@@ -251,7 +259,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     let registry: ConnectionRegistry
+    private var entry: ConnectionRegistry.Entry?
+    /// The one timer of the connection, and when it fires.
     private var timer: Scheduled<Void>?
+    private var timerAt: UInt64 = 0
+    /// When the connection must have made progress, and what it is closed for if not; nil:
+    /// no limit now (a request being answered has its own).
+    private var deadline: (at: UInt64, reason: String)?
     private var readingRequest = false
     /// Requests whose response has not ended, oldest first (pipelining).
     private var pending: [Pending] = []
@@ -265,19 +279,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var isIdle: Bool { pending.isEmpty && !readingRequest }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        registry.opened(context.channel)
+        entry = registry.opened(context.channel)
         armIdle(context)
+        schedule(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        stopTimer()
         registry.closed(context.channel)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        stopTimer()
         registry.closed(context.channel)
         context.fireChannelInactive()
     }
@@ -295,7 +308,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             headerDeadlineSet = false
             readingRequest = true
             pending.append(Pending(version: head.version, keepAlive: head.isKeepAlive))
-            registry.setIdle(context.channel, false)
+            entry?.setIdle(false)
             arm(context, after: registry.limits.idleTimeout, reason: "request body stalled")
             // A client that asks before sending its body (curl does for bodies over 1 MB)
             // waits a second for this, or for ever (RFC 9110 §10.1.1); Hummingbird never
@@ -309,9 +322,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if readingRequest { arm(context, after: registry.limits.idleTimeout, reason: "request body stalled") }
         case .end:
             readingRequest = false
-            cancelTimer()
+            deadline = nil
         }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Deadlines move on every request; the timer follows only when one comes before it
+        // would fire, and only once per read, not per request part.
+        schedule(context)
+        context.fireChannelReadComplete()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -340,8 +360,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             if isIdle {
-                registry.setIdle(context.channel, true)
+                entry?.setIdle(true)
                 armIdle(context)
+                schedule(context)
             }
         }
         context.write(data, promise: promise)
@@ -351,21 +372,43 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         arm(context, after: registry.limits.idleTimeout, reason: "idle")
     }
 
+    /// Sets the deadline; the timer is moved by `schedule`, at the end of the read.
     private func arm(_ context: ChannelHandlerContext, after delay: TimeAmount, reason: String) {
+        deadline = (DispatchTime.now().uptimeNanoseconds + UInt64(delay.nanoseconds), reason)
+    }
+
+    /// Makes the timer fire by the deadline. A timer due later is replaced; one due earlier
+    /// is left: when it fires it finds the deadline moved and sleeps again until it. So a
+    /// kept-alive connection's requests cost no timer each, only a clock read.
+    private func schedule(_ context: ChannelHandlerContext) {
+        guard let deadline else { return }
+        if timer != nil, timerAt <= deadline.at { return }
         timer?.cancel()
-        let channel = context.channel
-        let logger = registry.logger
+        timerAt = deadline.at
+        let now = DispatchTime.now().uptimeNanoseconds
+        let delay = TimeAmount.nanoseconds(Int64(deadline.at > now ? deadline.at - now : 0))
         timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [weak self] in
-            self?.timer = nil
-            logger.debug("closing connection", metadata: ["reason": .string(reason),
-                                                          "peer": .string(channel.remoteAddress?.description ?? "?")])
-            channel.close(promise: nil)
+            self?.fire(context)
         }
     }
 
-    private func cancelTimer() {
+    private func fire(_ context: ChannelHandlerContext) {
+        timer = nil
+        guard let deadline else { return }
+        if deadline.at > DispatchTime.now().uptimeNanoseconds {
+            schedule(context)
+            return
+        }
+        let channel = context.channel
+        registry.logger.debug("closing connection", metadata: ["reason": .string(deadline.reason),
+                                                               "peer": .string(channel.remoteAddress?.description ?? "?")])
+        channel.close(promise: nil)
+    }
+
+    private func stopTimer() {
         timer?.cancel()
         timer = nil
+        deadline = nil
     }
 }
 
