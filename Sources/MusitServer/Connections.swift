@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOConcurrencyHelpers
@@ -348,7 +349,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
             if closeAfterResponse { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            let send = head.headers.first(name: FileSends.header.canonicalName).flatMap(FileSends.take)
+            if send != nil { head.headers.remove(name: FileSends.header.canonicalName) }
             context.write(wrapOutboundOut(.head(head)), promise: promise)
+            if let send { sendFile(send, context: context) }
             return
         case .body:
             break
@@ -366,6 +370,20 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         context.write(data, promise: promise)
+    }
+
+    /// The body of an answer that named a file (`FileSends`): one region, written with
+    /// sendfile(2) from a descriptor of its own, closed when it is written.
+    private func sendFile(_ send: FileSends.Pending, context: ChannelHandlerContext) {
+        guard let (region, handle) = FileSends.region(send) else {
+            context.close(promise: nil)
+            return
+        }
+        MetricsSetup.activeStreams.increment()
+        context.write(wrapOutboundOut(.body(.fileRegion(region)))).whenComplete { _ in
+            MetricsSetup.activeStreams.decrement()
+            try? handle.close()
+        }
     }
 
     private func armIdle(_ context: ChannelHandlerContext) {

@@ -66,6 +66,12 @@ public struct MusitResponder: HTTPResponder {
         var context = context
         context.isHead = true
         var response = try await router.respond(to: get, context: context)
+        if let send = response.headers[FileSends.header] {
+            // A file the connection would have sent: its length stays, the file is let go.
+            _ = FileSends.take(send)
+            response.headers[FileSends.header] = nil
+            return response
+        }
         let length = response.body.contentLength
         response.body = ResponseBody()
         response.headers[.contentLength] = length.map(String.init)

@@ -316,8 +316,8 @@ enum SongRoutes {
             if honour { range = try parseRange(header, size: size) }
         }
         guard let range else {
-            headers[.contentLength] = String(size)
-            return Response(status: .ok, headers: headers, body: counted(try await fileIO.loadFile(path: path, context: context)))
+            return try await sendFile(cache: cache, song: song, path: path, headers: headers, status: .ok, range: 0...(size - 1),
+                                      size: size)
         }
         headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
         headers[.contentLength] = String(range.count)
@@ -339,8 +339,20 @@ enum SongRoutes {
             // One buffer, written with its head in one go; not a stream to count.
             return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: bytes))
         }
-        return Response(status: .partialContent, headers: headers,
-                        body: counted(try await fileIO.loadFile(path: path, range: range, context: context)))
+        return try await sendFile(cache: cache, song: song, path: path, headers: headers, status: .partialContent, range: range,
+                                  size: size)
+    }
+
+    /// An answer whose body `ConnectionGuard` sends from the file with sendfile(2); the file
+    /// is opened here, before the head promises its length (`FileSends`).
+    static func sendFile(cache: MediaCache, song: Int64, path: String, headers: HTTPFields, status: HTTPResponse.Status,
+                         range: ClosedRange<Int>, size: Int) async throws -> Response {
+        var headers = headers
+        headers[.contentLength] = String(range.count)
+        guard size > 0 else { return Response(status: status, headers: headers) }
+        let file = try await runBlocking { try cache.file(song: song, path: path) }
+        headers[FileSends.header] = FileSends.add(file, offset: range.lowerBound, length: range.count)
+        return Response(status: status, headers: headers, body: ResponseBody())
     }
 
     /// A body streamed from disk (a whole file, a large range) that counts itself in the
