@@ -153,6 +153,8 @@ public final class TerminalApp {
             // Sleep until something on screen moves (or input and events arrive): an idle
             // screen wakes nobody, a playing one at most `FrameClock.maxRate` times a second.
             var wait = FrameClock.delay(store.state, at: ProcessInfo.processInfo.systemUptime)
+            // The engine feeds the tap only while a visualizer shows it.
+            player.tap.listen(store.state.appearance.visualizer)
             if store.state.appearance.visualizer, store.state.nowPlaying.state == .playing, !player.tap.movesBetweenWrites() {
                 // The device takes audio in blocks and tells no delay: what is heard moves
                 // only when the engine writes, and the tap wakes the loop then (no sooner

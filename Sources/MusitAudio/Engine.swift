@@ -292,7 +292,7 @@ final class Engine {
             try buffer.withUnsafeBufferPointer { b in
                 Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
             }.get()
-            if let format = output.format {
+            if tap.isListening, let format = output.format {
                 let pending = output.delayFrames()
                 buffer.withUnsafeBufferPointer { b in
                     tap.append(UnsafeBufferPointer(rebasing: b[0..<count]), channels: format.channels,

@@ -80,6 +80,39 @@ struct AudioTapTests {
         #expect(end(after: 0) == nil)
     }
 
+    @Test("stereo and mono mix down to the mean of their channels, across the ring's wrap")
+    func mixdownAcrossWrap() {
+        for channels in [1, 2, 3] {
+            let tap = AudioTap()
+            // Fill to 100 frames short of the ring's end, so the next write wraps.
+            let filler = [Int16](repeating: 0, count: (16384 - 100) * channels)
+            filler.withUnsafeBufferPointer { tap.append($0, channels: channels, sampleRate: 44100, pending: 0, at: 1) }
+            // Frame k holds k + c * 7 in channel c: its mean is k + 7 (c̄), exact in Float.
+            let frames = 300
+            let samples = (0..<frames).flatMap { k in (0..<channels).map { c in Int16(k + c * 7) } }
+            samples.withUnsafeBufferPointer { tap.append($0, channels: channels, sampleRate: 44100, pending: 0, at: 2) }
+            var out = [Float](repeating: 0, count: frames)
+            let rate = out.withUnsafeMutableBufferPointer { tap.heard(into: $0, at: 2) }
+            #expect(rate == 44100)
+            let mean = Float(7 * (channels - 1)) / 2
+            let got = out.map { $0 * 32768 }
+            let want = (0..<frames).map { Float($0) + mean }
+            #expect(zip(got, want).allSatisfy { abs($0 - $1) < 0.01 }, "\(channels) channels: \(Array(got.prefix(4)))…\(Array(got.suffix(4)))")
+        }
+    }
+
+    @Test("the tap is fed only while someone listens; turned on, it starts from the next write")
+    func listening() {
+        let tap = AudioTap()
+        #expect(!tap.isListening)
+        [Int16](repeating: 1000, count: 2048).withUnsafeBufferPointer { tap.append($0, channels: 1, sampleRate: 44100, pending: 0, at: 1) }
+        tap.listen(true)
+        #expect(tap.isListening)
+        #expect(tap.heardEnd(at: 1) == 0, "what was there before is forgotten")
+        tap.listen(false)
+        #expect(!tap.isListening)
+    }
+
     @Test("a device that tells no delay: what is heard moves only with writes, and the first write due wakes the visualizer once")
     func wakesAfterWrite() {
         let tap = AudioTap()
