@@ -76,10 +76,29 @@ struct GuardedHTTP1Channel: ServerChildChannel {
         let inner = inner
         let tasks = tasks
         tasks.started()
-        Task {
+        // On the connection's event loop: a request read there is answered there, without a
+        // switch to the cooperative pool and back. Blocking work goes to NIO's thread pool
+        // (`runBlocking`), as it must anyway.
+        let executor = EventLoopTaskExecutor(value.channel.eventLoop)
+        Task(executorPreference: executor) {
             await inner.handle(value: value, logger: logger)
             tasks.ended()
         }
+    }
+}
+
+/// Runs a task's jobs on an event loop.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        loop.execute { job.runSynchronously(on: executor) }
     }
 }
 
@@ -261,9 +280,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     let registry: ConnectionRegistry
     private var entry: ConnectionRegistry.Entry?
-    /// The one timer of the connection, and when it fires.
-    private var timer: Scheduled<Void>?
-    private var timerAt: UInt64 = 0
+    /// The loop's clock, which closes the connection at its deadline, and this handler's
+    /// context for it.
+    private var clock: ConnectionClock?
+    private var clockContext: ChannelHandlerContext?
     /// When the connection must have made progress, and what it is closed for if not; nil:
     /// no limit now (a request being answered has its own).
     private var deadline: (at: UInt64, reason: String)?
@@ -281,12 +301,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         entry = registry.opened(context.channel)
+        clockContext = context
         armIdle(context)
         schedule(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         stopTimer()
+        clockContext = nil
         registry.closed(context.channel)
     }
 
@@ -395,38 +417,116 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         deadline = (DispatchTime.now().uptimeNanoseconds + UInt64(delay.nanoseconds), reason)
     }
 
-    /// Makes the timer fire by the deadline. A timer due later is replaced; one due earlier
-    /// is left: when it fires it finds the deadline moved and sleeps again until it. So a
-    /// kept-alive connection's requests cost no timer each, only a clock read.
+    /// Files the connection with its loop's clock by the deadline. Filed under a later tick,
+    /// it moves; filed under an earlier one, it stays: when that tick comes the clock finds
+    /// the deadline moved and files it again. So a kept-alive connection's requests usually
+    /// cost no more than a clock read.
     private func schedule(_ context: ChannelHandlerContext) {
         guard let deadline else { return }
-        if timer != nil, timerAt <= deadline.at { return }
-        timer?.cancel()
-        timerAt = deadline.at
-        let now = DispatchTime.now().uptimeNanoseconds
-        let delay = TimeAmount.nanoseconds(Int64(deadline.at > now ? deadline.at - now : 0))
-        timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [weak self] in
-            self?.fire(context)
-        }
+        if clock == nil { clock = ConnectionClock.of(context.eventLoop) }
+        clock?.file(self, by: deadline.at)
     }
 
-    private func fire(_ context: ChannelHandlerContext) {
-        timer = nil
-        guard let deadline else { return }
-        if deadline.at > DispatchTime.now().uptimeNanoseconds {
-            schedule(context)
-            return
-        }
+    /// Called by the clock at or after the tick the connection was filed under.
+    func due(now: UInt64) -> UInt64? {
+        guard let deadline, let context = clockContext else { return nil }
+        if deadline.at > now { return deadline.at }
         let channel = context.channel
         registry.logger.debug("closing connection", metadata: ["reason": .string(deadline.reason),
                                                                "peer": .string(channel.remoteAddress?.description ?? "?")])
+        self.deadline = nil
         channel.close(promise: nil)
+        return nil
     }
 
     private func stopTimer() {
-        timer?.cancel()
-        timer = nil
+        clock?.remove(self)
         deadline = nil
+    }
+
+    /// Where the clock's tick, if any, has this connection filed.
+    var filedTick: UInt64?
+}
+
+/// The deadlines of one event loop's connections, checked by one timer for the loop.
+///
+/// A NIO timer per connection would do, but NIO cancels a scheduled task by searching the
+/// loop's queue of them from the front: with 10,000 connections open, every connection that
+/// closes (and cancels its timer) walked past the others, and closing them all at shutdown
+/// took seconds. Here a connection is filed under the tick (100 ms) of its deadline, in a
+/// table by tick; filing and removing cost O(1), and the loop's one timer runs every tick
+/// while any connection is filed. Deadlines are met within a tick.
+final class ConnectionClock {
+    static let tick: UInt64 = 100_000_000
+
+    private let eventLoop: any EventLoop
+    private var buckets: [UInt64: [ObjectIdentifier: ConnectionGuard]] = [:]
+    private var filed = 0
+    private var timer: Scheduled<Void>?
+    /// The last tick whose connections were looked at.
+    private var done: UInt64
+
+    private init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        done = DispatchTime.now().uptimeNanoseconds / Self.tick
+    }
+
+    private static let clocks = NIOLockedValueBox([ObjectIdentifier: NIOLoopBound<ConnectionClock>]())
+
+    /// The clock of `loop`; call on it.
+    static func of(_ loop: any EventLoop) -> ConnectionClock {
+        clocks.withLockedValue { c in
+            if let clock = c[ObjectIdentifier(loop)] { return clock.value }
+            let clock = ConnectionClock(eventLoop: loop)
+            c[ObjectIdentifier(loop)] = NIOLoopBound(clock, eventLoop: loop)
+            return clock
+        }
+    }
+
+    func file(_ connection: ConnectionGuard, by deadline: UInt64) {
+        // The tick after the deadline, and never one already looked at.
+        let tick = max(done + 1, (deadline + Self.tick - 1) / Self.tick)
+        if let at = connection.filedTick {
+            if at <= tick { return }
+            buckets[at]?.removeValue(forKey: ObjectIdentifier(connection))
+            filed -= 1
+        }
+        buckets[tick, default: [:]][ObjectIdentifier(connection)] = connection
+        connection.filedTick = tick
+        filed += 1
+        start()
+    }
+
+    func remove(_ connection: ConnectionGuard) {
+        guard let at = connection.filedTick else { return }
+        connection.filedTick = nil
+        if buckets[at]?.removeValue(forKey: ObjectIdentifier(connection)) != nil {
+            filed -= 1
+            if buckets[at]?.isEmpty == true { buckets[at] = nil }
+        }
+    }
+
+    private func start() {
+        guard timer == nil, filed > 0 else { return }
+        timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(Int64(Self.tick))) { [self] in
+            timer = nil
+            run()
+            start()
+        }
+    }
+
+    private func run() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let current = now / Self.tick
+        while done < current {
+            done += 1
+            guard let due = buckets.removeValue(forKey: done) else { continue }
+            filed -= due.count
+            for connection in due.values {
+                connection.filedTick = nil
+                if let later = connection.due(now: now) { file(connection, by: later) }
+            }
+        }
     }
 }
 
