@@ -93,7 +93,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Resident memory of the player: the executable stays position-independent, but
+            // its 150,000 relocations are packed (RELR: 30 KB instead of 3.7 MB to read and
+            // apply at start), and its symbols are not exported, so the dynamic symbol table
+            // (2.5 MB that the runtime's backtracer walks at start) is not made. 29 → 19 MB
+            // for `--headless`.
+            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic",
+                                           "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
         ),
 
         // Fixtures, PCM capture reading and signal analysis shared by the tests.
