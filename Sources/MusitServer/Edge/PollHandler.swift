@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOConcurrencyHelpers
 import MusitAPI
 import NIOCore
 import NIOHTTPTypes
@@ -180,9 +181,19 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .preparing(id: id)
         let edge = edge
         let head = poll.head
-        Task {
-            let step = await edge.prepare(head, mailbox: mailbox, id: id)
-            mailbox.eventLoop.execute { mailbox.handler.value.prepared(id: id, step) }
+        let slots = PollSlots.of(context.eventLoop)
+        slots.run { [self] in
+            // The connection may have gone while the poll waited for its turn.
+            guard state == .preparing(id: id) else { return false }
+            let bound = NIOLoopBound(slots, eventLoop: mailbox.eventLoop)
+            Task {
+                let step = await edge.prepare(head, mailbox: mailbox, id: id)
+                mailbox.eventLoop.execute {
+                    bound.value.done()
+                    mailbox.handler.value.prepared(id: id, step)
+                }
+            }
+            return true
         }
     }
 
@@ -217,9 +228,18 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let edge = edge
                 let cursor = poll.cursor
                 let head = poll.head
-                Task {
-                    let answer = await edge.answer(head, user: user, cursor: cursor, wake)
-                    mailbox.eventLoop.execute { mailbox.handler.value.answered(id: id, answer) }
+                let slots = PollSlots.of(mailbox.eventLoop)
+                slots.run { [self] in
+                    guard state == .answering(id: id) else { return false }
+                    let bound = NIOLoopBound(slots, eventLoop: mailbox.eventLoop)
+                    Task {
+                        let answer = await edge.answer(head, user: user, cursor: cursor, wake)
+                        mailbox.eventLoop.execute {
+                            bound.value.done()
+                            mailbox.handler.value.answered(id: id, answer)
+                        }
+                    }
+                    return true
                 }
             } else {
                 finish(edge.answerNow(poll.head, user: user, cursor: poll.cursor, wake))
@@ -261,6 +281,49 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if !state.isBusy, readPending {
             readPending = false
             context.read()
+        }
+    }
+}
+
+/// The short tasks of one event loop's polls, a few at a time.
+///
+/// Ten thousand polls that arrive at once would otherwise make ten thousand tasks at once,
+/// each with its frames, waiting on the token check and the database; their memory is
+/// freed when they end, but the process keeps its high-water mark. Here the polls beyond
+/// `limit` wait in their handlers (a closure each, no task) and start as others end: the
+/// database is the bottleneck anyway, so they are answered no later.
+final class PollSlots {
+    static let limit = 32
+    private var running = 0
+    /// Each returns whether it started a task (false: its connection went meanwhile).
+    private var waiting = CircularBuffer<() -> Bool>()
+
+    private static let slots = NIOLockedValueBox([ObjectIdentifier: NIOLoopBound<PollSlots>]())
+
+    /// The slots of `loop`; call on it.
+    static func of(_ loop: any EventLoop) -> PollSlots {
+        slots.withLockedValue { s in
+            if let slots = s[ObjectIdentifier(loop)] { return slots.value }
+            let slots = PollSlots()
+            s[ObjectIdentifier(loop)] = NIOLoopBound(slots, eventLoop: loop)
+            return slots
+        }
+    }
+
+    /// Runs `start` now if a slot is free, else when one is.
+    func run(_ start: @escaping () -> Bool) {
+        guard running < Self.limit else {
+            waiting.append(start)
+            return
+        }
+        if start() { running += 1 }
+    }
+
+    /// A task reported back: the next waiting poll starts.
+    func done() {
+        running -= 1
+        while running < Self.limit, let next = waiting.popFirst() {
+            if next() { running += 1 }
         }
     }
 }
