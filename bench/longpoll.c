@@ -6,6 +6,10 @@
  * poll, and an answer is complete when its Content-Length bytes are in) or "close" (one
  * connection per poll, an answer is complete at EOF).
  *
+ * The connections are opened first, then the polls are sent: "connected" and "held" on
+ * stderr mark the two stages, so the caller can read the server's memory with the
+ * connections alone and with a poll held on each.
+ *
  * usage: longpoll PORT TOKEN CURSOR N POST_TOKEN HOLD_MS MODE
  * prints: p50_ms p99_ms max_ms answered bytes_per_answer
  */
@@ -66,14 +70,19 @@ int main(int argc, char **argv) {
     double *done = calloc(n, sizeof(double));
     long *got = calloc(n, sizeof(long)), *want = calloc(n, sizeof(long));
     char (*head)[1024] = calloc(n, sizeof *head);  /* the first bytes of each answer */
+    for (int i = 0; i < n; i++) fds[i] = connect_to(port);
+    usleep((useconds_t)hold * 500);  /* let the server accept every connection */
+    fprintf(stderr, "connected\n");
+    usleep((useconds_t)hold * 500);
     for (int i = 0; i < n; i++) {
-        fds[i] = connect_to(port);
         send_all(fds[i], req, (size_t)len);
         fcntl(fds[i], F_SETFL, O_NONBLOCK);
         struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e);
     }
     usleep((useconds_t)hold * 1000);  /* let the server take every request and hold it */
+    fprintf(stderr, "held\n");
+    usleep((useconds_t)hold * 300);
     char body[256], post[2048];
     int blen = snprintf(body, sizeof body, "{\"to\":\"bob\",\"body\":\"ping\",\"clientId\":\"bench-%d\"}", getpid());
     int plen = snprintf(post, sizeof post, "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"

@@ -6,6 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/ui.sh"
 "$here/look.sh"
 "$here/server.sh"
+MUSIT_BIN="$here/../.build/release/musit-tui" "$here/edge.sh"
 "$here/chat.sh"
 "$here/client.sh"
 "$here/scale.sh"
