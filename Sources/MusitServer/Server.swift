@@ -209,7 +209,7 @@ public enum MusitBackend {
         events.addRoutes(to: signedIn)
         let pollEdge = PollEdge(events: events, tokens: services.tokens, users: store, problems: middleware.problems,
                                 metrics: middleware.metrics, routes: services.routes, cors: config.cors, logger: log,
-                                serverName: Self.serverName)
+                                serverName: Self.serverName, media: MediaFastPath(cache: services.mediaCache))
         let songs = try await SongsController(services: services, store: store, logger: log)
         songs.addRoutes(open: open, signedIn: signedIn)
         AdminController(services: services).addRoutes(to: router, signedIn: signedIn)

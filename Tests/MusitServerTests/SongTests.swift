@@ -273,6 +273,37 @@ struct SongTests {
         }
     }
 
+    @Test("a hot song's ranges come from memory below the router with the route's very answer; a deleted song's do not")
+    func rangesFromMemory() async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload("long20.mp3"))
+            let file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("long20.mp3"))))
+            let urls = try T.decode(StreamURLs.self, try await alice.call(.get, "/api/v1/songs/\(song.id)/stream"))
+            // Asked for by range twice, the song is held in memory; then a range is answered there.
+            for _ in 0..<3 { _ = try await http.execute(uri: urls.audio, method: .get, headers: [.range: "bytes=0-99"]) }
+            for (header, range) in [("bytes=1000-70000", 1000...70000), ("bytes=-100", (file.count - 100)...(file.count - 1)),
+                                    ("bytes=400000-", 400_000...(file.count - 1))] {
+                let fast = try await http.execute(uri: urls.audio, method: .get, headers: [.range: header])
+                // An Origin (CORS is off) sends the same request through the router.
+                let routed = try await http.execute(uri: urls.audio, method: .get, headers: [.range: header, .origin: "http://x"])
+                #expect(fast.status == .partialContent && routed.status == .partialContent)
+                #expect([UInt8](buffer: fast.body) == Array(file[range]), "\(header)")
+                #expect([UInt8](buffer: routed.body) == Array(file[range]))
+                var a = fast.headers, b = routed.headers
+                a[.date] = nil
+                b[.date] = nil
+                #expect(a == b, "\(header): \(a) vs \(b)")
+            }
+            let metrics = String(buffer: try await http.execute(uri: "/metrics", method: .get).body)
+            #expect(metrics.contains(#"hb_requests_total{http_route="/api/v1/songs/{id}/audio",http_request_method="GET",http_response_status_code="206"}"#))
+            #expect(try await alice.call(.delete, "/api/v1/songs/\(song.id)").status == .noContent)
+            let gone = try await http.execute(uri: urls.audio, method: .get, headers: [.range: "bytes=1000-70000"])
+            #expect(gone.status == .unauthorized || gone.status == .notFound, "\(gone.status)")
+        }
+    }
+
     @Test("HLS: a VOD playlist of packed-audio segments, each with its PRIV timestamp, that ffmpeg plays end to end")
     func hls() async throws {
         let app = try await MusitBackend.makeApplication(T.config())

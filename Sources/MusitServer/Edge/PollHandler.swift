@@ -65,6 +65,10 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private struct Poll {
         var head: HTTPRequest
         var start: UInt64
+        /// The metrics' route.
+        var route = PollEdge.path
+        /// A media request answered from memory (`MediaFastPath`), to write at its end.
+        var media: PollEdge.Answer?
         var user: Int64?
         var cursor: Int64 = 0
         /// A wake that came before the task that parked the poll reported back.
@@ -104,7 +108,11 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .head: break  // cannot happen: a head after a head without its end
             case .body: return  // a GET's body means nothing; it is dropped
             case .end:
-                start(context)
+                if let media = poll?.media {
+                    finish(media)
+                } else {
+                    start(context)
+                }
                 return
             }
         }
@@ -118,10 +126,18 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An arriving part, with nothing in progress here: a poll is taken, the rest goes on.
     private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         if case .head(let head) = part {
-            if forwarded == 0, state == .idle, edge.takes(head) {
-                state = .reading
-                poll = Poll(head: head, start: DispatchTime.now().uptimeNanoseconds)
-                return
+            if forwarded == 0, state == .idle {
+                if edge.takes(head) {
+                    state = .reading
+                    poll = Poll(head: head, start: DispatchTime.now().uptimeNanoseconds)
+                    return
+                }
+                if let answer = edge.media?.answer(head) {
+                    edge.log(head)
+                    state = .reading
+                    poll = Poll(head: head, start: DispatchTime.now().uptimeNanoseconds, route: MediaFastPath.route, media: answer)
+                    return
+                }
             }
             forwarded += 1
         }
@@ -264,7 +280,7 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
         edge.decorate(&head, request: poll.head)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(answer.body)), promise: nil)
-        edge.record(answer.status, since: poll.start)
+        edge.record(answer.status, route: poll.route, since: poll.start)
         if quiescePending {
             state = .closed
             held.removeAll()
@@ -370,10 +386,14 @@ final class PollEdge: Sendable {
     let cors: CORSPolicy
     let logger: Logger
     let serverName: String
+    /// Ranges of hot songs, answered from memory; nil: all go to the route.
+    let media: MediaFastPath?
     var bus: EventBus { events.poll.bus }
 
     init(events: EventsController, tokens: TokenService, users: any UserRepository, problems: ProblemMiddleware<MusitContext>,
-         metrics: RequestMetrics, routes: RouteCounter, cors: CORSPolicy, logger: Logger, serverName: String) {
+         metrics: RequestMetrics, routes: RouteCounter, cors: CORSPolicy, logger: Logger, serverName: String,
+         media: MediaFastPath? = nil) {
+        self.media = media
         self.events = events
         self.tokens = tokens
         self.users = users
@@ -476,9 +496,15 @@ final class PollEdge: Sendable {
         }
     }
 
-    /// The request middleware's metrics, for a poll answered here.
-    func record(_ status: HTTPResponse.Status, since start: UInt64) {
-        let endpoint = metrics.endpoint(Self.path, .get, status)
+    /// The request middleware's log line, for a request answered here.
+    func log(_ head: HTTPRequest) {
+        logger.info("Request", metadata: ["hb.request.method": "GET",
+                                          "hb.request.path": .string(RequestMiddleware.redacted(URI(head.path ?? "")))])
+    }
+
+    /// The request middleware's metrics, for a request answered here.
+    func record(_ status: HTTPResponse.Status, route: String, since start: UInt64) {
+        let endpoint = metrics.endpoint(route, .get, status)
         endpoint.requests.increment()
         endpoint.errors?.increment()
         endpoint.duration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
