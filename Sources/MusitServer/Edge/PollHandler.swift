@@ -197,16 +197,25 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .preparing(id: id)
         let edge = edge
         let head = poll.head
-        let slots = PollSlots.of(context.eventLoop)
+        shortTask(while: .preparing(id: id), { await edge.prepare(head, mailbox: mailbox, id: id) },
+                  then: { $0.prepared(id: id, $1) })
+    }
+
+    /// Runs `work` in a short task once this loop has a slot for it (`PollSlots`), if the
+    /// poll is still in `expected` then (its connection may have gone while it waited);
+    /// `report` gets the result back on the loop.
+    private func shortTask<T: Sendable>(while expected: State, _ work: @escaping @Sendable () async -> T,
+                                        then report: @escaping @Sendable (PollHandler, T) -> Void) {
+        guard let mailbox else { return }
+        let slots = PollSlots.of(mailbox.eventLoop)
         slots.run { [self] in
-            // The connection may have gone while the poll waited for its turn.
-            guard state == .preparing(id: id) else { return false }
+            guard state == expected else { return false }
             let bound = NIOLoopBound(slots, eventLoop: mailbox.eventLoop)
             Task {
-                let step = await edge.prepare(head, mailbox: mailbox, id: id)
+                let result = await work()
                 mailbox.eventLoop.execute {
                     bound.value.done()
-                    mailbox.handler.value.prepared(id: id, step)
+                    report(mailbox.handler.value, result)
                 }
             }
             return true
@@ -238,25 +247,14 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .preparing(id):
             poll?.earlyWake = wake
         case .parked(id):
-            guard let poll, let user = poll.user, let mailbox else { return }
+            guard let poll, let user = poll.user else { return }
             if wake == .readStorage {
                 state = .answering(id: id)
                 let edge = edge
                 let cursor = poll.cursor
                 let head = poll.head
-                let slots = PollSlots.of(mailbox.eventLoop)
-                slots.run { [self] in
-                    guard state == .answering(id: id) else { return false }
-                    let bound = NIOLoopBound(slots, eventLoop: mailbox.eventLoop)
-                    Task {
-                        let answer = await edge.answer(head, user: user, cursor: cursor, wake)
-                        mailbox.eventLoop.execute {
-                            bound.value.done()
-                            mailbox.handler.value.answered(id: id, answer)
-                        }
-                    }
-                    return true
-                }
+                shortTask(while: .answering(id: id), { await edge.answer(head, user: user, cursor: cursor, wake) },
+                          then: { $0.answered(id: id, $1) })
             } else {
                 finish(edge.answerNow(poll.head, user: user, cursor: poll.cursor, wake))
             }
