@@ -454,8 +454,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 /// loop's queue of them from the front: with 10,000 connections open, every connection that
 /// closes (and cancels its timer) walked past the others, and closing them all at shutdown
 /// took seconds. Here a connection is filed under the tick (100 ms) of its deadline, in a
-/// table by tick; filing and removing cost O(1), and the loop's one timer runs every tick
-/// while any connection is filed. Deadlines are met within a tick.
+/// table by tick; filing and removing cost O(1), and the loop's one timer runs
+/// when the earliest filed tick comes (an idle connection's loop wakes once a minute, not
+/// ten times a second). Deadlines are met within a tick.
 final class ConnectionClock {
     static let tick: UInt64 = 100_000_000
 
@@ -463,6 +464,7 @@ final class ConnectionClock {
     private var buckets: [UInt64: [ObjectIdentifier: ConnectionGuard]] = [:]
     private var filed = 0
     private var timer: Scheduled<Void>?
+    private var timerTick: UInt64 = 0
     /// The last tick whose connections were looked at.
     private var done: UInt64
 
@@ -494,7 +496,7 @@ final class ConnectionClock {
         buckets[tick, default: [:]][ObjectIdentifier(connection)] = connection
         connection.filedTick = tick
         filed += 1
-        start()
+        wake(at: tick)
     }
 
     func remove(_ connection: ConnectionGuard) {
@@ -506,12 +508,18 @@ final class ConnectionClock {
         }
     }
 
-    private func start() {
-        guard timer == nil, filed > 0 else { return }
-        timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(Int64(Self.tick))) { [self] in
+    /// Makes the timer fire by `tick`. Moving it costs a search of the loop's few timers.
+    private func wake(at tick: UInt64) {
+        if timer != nil, timerTick <= tick { return }
+        timer?.cancel()
+        timerTick = tick
+        let now = DispatchTime.now().uptimeNanoseconds
+        let at = tick * Self.tick
+        timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(Int64(at > now ? at - now : 0))) { [self] in
             timer = nil
             run()
-            start()
+            // The earliest tick still filed: at most one per 100 ms of the longest timeout.
+            if let next = buckets.keys.min() { wake(at: next) }
         }
     }
 
