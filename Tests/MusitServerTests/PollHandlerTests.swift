@@ -246,6 +246,22 @@ struct PollHandlerTests {
         _ = try? await channel.finish()
     }
 
+    @Test("two polls pipelined in one write: the second starts when the first is answered")
+    func pollBehindPoll() async throws {
+        let world = try await World.make()
+        let router = StandInRouter()
+        let channel = try await Self.channel(world, router: router)
+        try await channel.writeInbound(ByteBuffer(string: world.request("cursor=0&timeout=30") + world.request("cursor=0&timeout=30")))
+        #expect(try await Self.heldPolls(world.bus, become: 1), "the first is held; the second waits behind it")
+        try await world.send("first")
+        let answers = try await Self.answers(channel, count: 2)
+        #expect(answers.count == 2, "\(answers)")
+        #expect(answers.allSatisfy { Self.page($0)?.events.first?.message?.body == "first" }, "\(answers)")
+        #expect(router.paths.isEmpty)
+        #expect(try await Self.heldPolls(world.bus, become: 0))
+        _ = try? await channel.finish()
+    }
+
     @Test("a poll pipelined behind a request the router is answering goes to the route")
     func pollBehindRequest() async throws {
         let world = try await World.make()

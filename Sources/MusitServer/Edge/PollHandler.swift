@@ -83,7 +83,9 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests handed to the router whose answers have not ended.
     private var forwarded = 0
     /// Parts that arrived behind a poll in progress, in order.
-    private var held = CircularBuffer<HTTPRequestPart>()
+    /// (An array, not a `CircularBuffer`: an empty array allocates nothing, and every
+    /// connection has one; this one is rarely used, and holds one read's parts at most.)
+    private var held: [HTTPRequestPart] = []
     private var readPending = false
     private var quiescePending = false
 
@@ -103,6 +105,15 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if state.isBusy || !held.isEmpty {
+            held.append(part)
+            return
+        }
+        take(part, context: context)
+    }
+
+    /// A part in order, with no poll in progress (reading a poll's own parts is not progress).
+    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         if state == .reading {
             switch part {
             case .head: break  // cannot happen: a head after a head without its end
@@ -115,10 +126,6 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 return
             }
-        }
-        if state.isBusy || !held.isEmpty {
-            held.append(part)
-            return
         }
         route(part, context: context)
     }
@@ -286,9 +293,11 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        // What waited, in order, until another poll is in progress (a poll's own end, held
+        // behind its head, starts it).
         var replayed = false
-        while state == .idle, let part = held.popFirst() {
-            route(part, context: context)
+        while !held.isEmpty, state == .idle || state == .reading {
+            take(held.removeFirst(), context: context)
             replayed = true
         }
         if replayed { context.fireChannelReadComplete() }
