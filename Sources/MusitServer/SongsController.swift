@@ -160,7 +160,7 @@ struct SongsController: Sendable {
         // Media: a bearer header or a media token in the URL (players that cannot send headers).
         open.get("songs/:id/audio") { request, context in
             let stored = try await SongRoutes.mediaSong(request, context, s)
-            return try await SongRoutes.rangeResponse(request, context, fileIO: fileIO, cache: s.mediaCache, song: stored.id,
+            return try await SongRoutes.rangeResponse(request, cache: s.mediaCache, song: stored.id,
                                                       path: SongRoutes.audioPath(media, stored.id),
                                                       size: Int(stored.bytes), etag: "\"\(stored.sha256.prefix(32))\"",
                                                       lastModified: stored.createdAt)
@@ -297,11 +297,11 @@ enum SongRoutes {
     }
 
     /// GET with Range (one range: a-b, a-, -n), If-Range (ETag or date) and ETag.
-    /// Ranges up to this size are read with one `pread` of an already open file; larger ones
-    /// and whole files stream through `FileIO` in chunks.
+    /// Ranges up to this size are one slice of memory or one `pread` of an already open file;
+    /// larger ones and whole files go out with sendfile(2) (`sendFile`).
     static let smallRange = 1 << 20
 
-    static func rangeResponse(_ request: Request, _ context: MusitContext, fileIO: FileIO, cache: MediaCache, song: Int64,
+    static func rangeResponse(_ request: Request, cache: MediaCache, song: Int64,
                               path: String, size: Int, etag: String, lastModified: Date) async throws -> Response {
         var headers: HTTPFields = [.contentType: "audio/mpeg", .acceptRanges: "bytes", .eTag: etag,
                                    .lastModified: lastModified.httpDate]
@@ -353,16 +353,6 @@ enum SongRoutes {
         let file = try await runBlocking { try cache.file(song: song, path: path) }
         headers[FileSends.header] = FileSends.add(file, offset: range.lowerBound, length: range.count)
         return Response(status: status, headers: headers, body: ResponseBody())
-    }
-
-    /// A body streamed from disk (a whole file, a large range) that counts itself in the
-    /// active-streams gauge while it is being written.
-    static func counted(_ body: ResponseBody) -> ResponseBody {
-        ResponseBody(contentLength: body.contentLength) { writer in
-            MetricsSetup.activeStreams.increment()
-            defer { MetricsSetup.activeStreams.decrement() }
-            try await body.write(writer)
-        }
     }
 
     /// One byte range of a file of `size` bytes; nil to serve the whole file (several ranges,
