@@ -53,19 +53,9 @@ for i in "${!bins[@]}"; do
     media=$(curl -sf "$base/songs/$id/stream" -H "authorization: Bearer $token" | json token)
     urls+=("$base/songs/$id/audio?token=$media")
 done
-mkdir -p "$out/www"
-cp "$out/track180.mp3" "$out/www/track.mp3"
-nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$out/nginx.conf" <<CONF
-worker_processes 2;
-pid $out/nginx.pid;
-error_log /dev/null;
-events { worker_connections 4096; }
-http { access_log $out/nginx-access.log combined buffer=64k; sendfile on; server { listen 127.0.0.1:$nport; root $out/www; } }
-CONF
-nginx -c "$out/nginx.conf"
-sleep 0.5
-nginx_url="http://127.0.0.1:$nport/track.mp3"
+# nginx serving the same file.
+. "$here/nginx.sh"
+nginx_serve "$out" "$out/track180.mp3"
 cat > "$out/range.lua" <<'LUA'
 wrk.headers["Range"] = "bytes=1048576-1114111"
 LUA

@@ -43,21 +43,9 @@ media=$(curl -sf "http://127.0.0.1:$port/api/v1/songs/$id/stream" -H "authorizat
     python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
 
 # nginx serving the same file.
-mkdir -p "$out/www"
-cp "$out/track180.mp3" "$out/www/track.mp3"
-nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$out/nginx.conf" <<CONF
-worker_processes 2;
-pid $out/nginx.pid;
-error_log /dev/null;
-events { worker_connections 4096; }
-http { access_log $out/nginx-access.log combined buffer=64k; sendfile on; server { listen 127.0.0.1:$nport; root $out/www; } }
-CONF
-nginx -c "$out/nginx.conf"
-sleep 0.5
-
+. "$here/nginx.sh"
+nginx_serve "$out" "$out/track180.mp3"
 musit_url="http://127.0.0.1:$port/api/v1/songs/$id/audio?token=$media"
-nginx_url="http://127.0.0.1:$nport/track.mp3"
 cat > "$out/range.lua" <<'LUA'
 wrk.headers["Range"] = "bytes=1048576-1114111"
 LUA
