@@ -203,10 +203,13 @@ struct PollHandlerTests {
     func clientClose() async throws {
         let world = try await World.make()
         let channel = try await Self.channel(world, router: StandInRouter())
+        weak var handler = try await channel.pipeline.handler(type: PollHandler.self).get()
         try await channel.writeInbound(ByteBuffer(string: world.request("cursor=0&timeout=60")))
         #expect(try await Self.heldPolls(world.bus, become: 1))
         try await channel.close()
         #expect(try await Self.heldPolls(world.bus, become: 0), "the bus let go of it")
+        for _ in 0..<100 where handler != nil { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(handler == nil, "nothing keeps the connection's handler alive after it closed")
         // An event for the user after that wakes nothing and breaks nothing.
         try await world.send("nobody listens")
     }

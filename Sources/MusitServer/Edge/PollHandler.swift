@@ -101,6 +101,9 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         leave()
         self.context = nil
+        // The mailbox holds this handler for the bus and the short tasks: let go of it, or
+        // the two would keep each other alive after the connection.
+        mailbox = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
