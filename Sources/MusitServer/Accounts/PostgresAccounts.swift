@@ -1,0 +1,199 @@
+import Foundation
+import MusitAPI
+import MusitAudio
+import PostgresNIO
+
+// The repositories on PostgreSQL; see `PostgresStore` for why each is exact.
+
+let userColumns = "id, username, displayName, passwordHash, role, bio"
+typealias UserRow = (Int64, String, String, String, String, String)
+
+func makeUser(_ r: UserRow) -> User {
+    User(id: r.0, username: r.1, displayName: r.2, passwordHash: r.3, role: Role(rawValue: r.4) ?? .user, bio: r.5)
+}
+
+extension PostgresStore {
+    func users(_ conn: PostgresConnection, _ query: PostgresQuery) async throws -> [User] {
+        var out: [User] = []
+        for try await r in try await conn.query(query, logger: logger).decode(UserRow.self) { out.append(makeUser(r)) }
+        return out
+    }
+
+    func int64s(_ conn: PostgresConnection, _ query: PostgresQuery) async throws -> [Int64] {
+        var out: [Int64] = []
+        for try await v in try await conn.query(query, logger: logger).decode(Int64.self) { out.append(v) }
+        return out
+    }
+
+    func rowCount(_ conn: PostgresConnection, _ query: PostgresQuery) async throws -> Int {
+        // "RETURNING 1" rows stand for the rows a statement changed.
+        var n = 0
+        for try await _ in try await conn.query(query, logger: logger) { n += 1 }
+        return n
+    }
+
+    /// Appends `event` to the logs of `users` inside the caller's transaction; ascending ids.
+    func appendEvent(_ conn: PostgresConnection, _ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
+        guard !users.isEmpty else { return [] }
+        let now = Date()
+        let created = now.ISO8601Format()
+        let payload = String(decoding: try event.storedPayload(), as: UTF8.self)
+        let kind = event.kind.rawValue
+        // Three statements, whatever the number of users (an event for everyone is not two
+        // per user). The first locks the user rows in ascending id order (its row locks are
+        // taken above the sort), so writers cannot deadlock on each other; the UPDATE then
+        // moves heads it already holds. The lock is the UPDATE's own, FOR NO KEY UPDATE:
+        // FOR UPDATE would also block the key-share locks that inserting a message or a
+        // log row takes on its user, and under the hammer that deadlocked thousands of times.
+        let ids = Set(users).sorted()
+        try await conn.query(#"SELECT id FROM "user" WHERE id = ANY(\#(ids)) ORDER BY id FOR NO KEY UPDATE"#, logger: logger)
+        var heads: [(Int64, Int64)] = []
+        for try await r in try await conn.query("""
+            UPDATE "user" SET eventHead = eventHead + 1 WHERE id = ANY(\(ids)) RETURNING id, eventHead
+            """, logger: logger).decode((Int64, Int64).self) { heads.append(r) }
+        heads.sort { $0.0 < $1.0 }
+        try await conn.query("""
+            INSERT INTO userEvent (userID, seq, kind, payload, createdAt)
+            SELECT t.u, t.s, \(kind), \(payload), \(now) FROM unnest(\(heads.map(\.0)), \(heads.map(\.1))) AS t(u, s)
+            """, logger: logger)
+        let out = heads.map { id, seq in
+            var e = event
+            e.id = seq
+            e.createdAt = created
+            return CommittedEvent(userID: id, event: e)
+        }
+        var told = event
+        told.createdAt = created
+        try await notify(conn, event: told, heads: heads)
+        return out
+    }
+
+    /// Tells every instance of an event at commit (see `PostgresEventRelay`): with the event
+    /// itself when it is small, so their polls answer from memory instead of each reading
+    /// its log; else only the heads, and they read.
+    func notify(_ conn: PostgresConnection, event: ServerEvent, heads: [(Int64, Int64)]) async throws {
+        let items = heads.map { "\($0.0):\($0.1)" }
+        let payloads = (try? JSONEncoder().encode(event)).flatMap { json in
+            PostgresEventRelay.eventPayloads(items, event: String(decoding: json, as: UTF8.self), instance: instance)
+        } ?? PostgresEventRelay.payloads(items, instance: instance)
+        for payload in payloads {
+            try await conn.query("SELECT pg_notify(\(PostgresEventRelay.channel), \(payload))", logger: logger)
+        }
+    }
+
+    /// Tells every instance at commit, or never (see `PostgresEventRelay`).
+    func notify(_ conn: PostgresConnection, _ items: [String]) async throws {
+        for payload in PostgresEventRelay.payloads(items, instance: instance) {
+            try await conn.query("SELECT pg_notify(\(PostgresEventRelay.channel), \(payload))", logger: logger)
+        }
+    }
+
+    func allUsers(_ conn: PostgresConnection) async throws -> [Int64] {
+        try await int64s(conn, #"SELECT id FROM "user""#)
+    }
+}
+
+extension PostgresStore: UserRepository {
+    public func createUser(username: String, displayName: String, passwordHash: String, role: Role,
+                           firstIsAdmin: Bool) async throws -> User {
+        do {
+            return try await write { conn in
+                // One registration at a time decides who is first.
+                try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock + 1))", logger: self.logger)
+                let count = try await self.int64s(conn, #"SELECT COUNT(*) FROM "user""#).first ?? 0
+                let effective: Role = firstIsAdmin && count == 0 ? .admin : role
+                let id = try await self.int64s(conn, #"""
+                    INSERT INTO "user" (username, displayName, passwordHash, role, bio, createdAt)
+                    VALUES (\#(username), \#(displayName), \#(passwordHash), \#(effective.rawValue), '', \#(Date())) RETURNING id
+                    """#).first!
+                return User(id: id, username: username, displayName: displayName, passwordHash: passwordHash, role: effective, bio: "")
+            }
+        } catch where Self.isUniqueViolation(error) {
+            throw StorageError.usernameTaken
+        }
+    }
+
+    public func user(named username: String) async throws -> User? {
+        guard TextRules.isValidUsername(username) else { return nil }
+        return try await read { conn in
+            try await self.users(conn, #"SELECT \#(unescaped: userColumns) FROM "user" WHERE lower(username) = lower(\#(username))"#).first
+        }
+    }
+
+    public func user(id: Int64) async throws -> User? {
+        try await read { conn in try await self.users(conn, #"SELECT \#(unescaped: userColumns) FROM "user" WHERE id = \#(id)"#).first }
+    }
+
+    public func userCount() async throws -> Int {
+        try await read { conn in Int(try await self.int64s(conn, #"SELECT COUNT(*) FROM "user""#).first ?? 0) }
+    }
+
+    public func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64]) {
+        try await write { conn in
+            let songs = try await self.int64s(conn, "SELECT id FROM song WHERE ownerID = \(user.id) ORDER BY id")
+            let others = try await self.int64s(conn, """
+                SELECT addresseeID FROM friendship WHERE requesterID = \(user.id)
+                UNION SELECT requesterID FROM friendship WHERE addresseeID = \(user.id)
+                """)
+            guard try await self.rowCount(conn, #"DELETE FROM "user" WHERE id = \#(user.id) RETURNING 1"#) > 0 else { return ([], []) }
+            try await self.notify(conn, ["u:\(user.id)"] + songs.map { "s:\($0)" })
+            var events = try await self.appendEvent(conn, .draft(.friendRemoved, user: user.username), to: others)
+            if !songs.isEmpty {
+                events += try await self.appendEvent(conn, .draft(.libraryChanged, user: user.username), to: try await self.allUsers(conn))
+            }
+            return (events, songs)
+        }
+    }
+}
+
+extension PostgresStore: RefreshTokenRepository {
+    private typealias TokenRow = (Int64, Int64, String, Date, Date?, Date?)
+
+    private func token(_ r: TokenRow) -> StoredRefreshToken {
+        StoredRefreshToken(id: r.0, userID: r.1, family: r.2, expiresAt: r.3, usedAt: r.4, revokedAt: r.5)
+    }
+
+    public func insertRefreshToken(hash: String, userID: Int64, family: String, expiresAt: Date) async throws {
+        _ = try await write { conn in
+            try await conn.query("""
+                INSERT INTO refreshToken (userID, family, tokenHash, expiresAt, createdAt) VALUES (\(userID), \(family), \(hash), \(expiresAt), \(Date()))
+                """, logger: self.logger)
+        }
+    }
+
+    public func consumeRefreshToken(hash: String, at date: Date) async throws -> StoredRefreshToken? {
+        try await write { conn in
+            // The row locked, its state before, then marked used: one caller sees it unused.
+            for try await r in try await conn.query("""
+                SELECT id, userID, family, expiresAt, usedAt, revokedAt FROM refreshToken WHERE tokenHash = \(hash) FOR UPDATE
+                """, logger: self.logger).decode(TokenRow.self) {
+                let before = self.token(r)
+                if before.usedAt == nil {
+                    try await conn.query("UPDATE refreshToken SET usedAt = \(date) WHERE id = \(before.id)", logger: self.logger)
+                }
+                return before
+            }
+            return nil
+        }
+    }
+
+    public func revokeFamily(_ family: String, at date: Date) async throws {
+        _ = try await write { conn in
+            try await conn.query("UPDATE refreshToken SET revokedAt = \(date) WHERE family = \(family) AND revokedAt IS NULL",
+                                 logger: self.logger)
+        }
+    }
+
+    public func revokeToken(hash: String, at date: Date) async throws -> StoredRefreshToken? {
+        try await write { conn in
+            var found: StoredRefreshToken?
+            for try await r in try await conn.query("""
+                SELECT id, userID, family, expiresAt, usedAt, revokedAt FROM refreshToken WHERE tokenHash = \(hash)
+                """, logger: self.logger).decode(TokenRow.self) { found = self.token(r) }
+            guard let found else { return nil }
+            try await conn.query("UPDATE refreshToken SET revokedAt = \(date) WHERE family = \(found.family) AND revokedAt IS NULL",
+                                 logger: self.logger)
+            return found
+        }
+    }
+}

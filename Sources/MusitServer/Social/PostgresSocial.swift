@@ -1,0 +1,199 @@
+import Foundation
+import MusitAPI
+import MusitAudio
+import PostgresNIO
+
+extension PostgresStore: SocialRepository {
+    public func appendEvent(_ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
+        guard !users.isEmpty else { return [] }
+        return try await write { conn in try await self.appendEvent(conn, event, to: users) }
+    }
+
+    public func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice {
+        try await read { conn in
+            // One statement, one snapshot: the head, the horizon and the page agree.
+            var head: Int64 = 0, pruned: Int64 = 0
+            var events: [ServerEvent] = []
+            let rows = try await conn.query(#"""
+                SELECT u.eventHead, COALESCE(h.prunedThrough, 0), e.seq, e.payload, e.createdAt
+                FROM "user" u
+                LEFT JOIN eventHorizon h ON h.userID = u.id
+                LEFT JOIN LATERAL (SELECT seq, payload, createdAt FROM userEvent
+                                   WHERE userID = u.id AND seq > \#(cursor) ORDER BY seq LIMIT \#(limit)) e ON TRUE
+                WHERE u.id = \#(user) ORDER BY e.seq
+                """#, logger: self.logger)
+            for try await (h, p, seq, payload, created) in rows.decode((Int64, Int64, Int64?, String?, Date?).self) {
+                head = h
+                pruned = p
+                guard let seq, let payload, let created,
+                      var e = try? JSONDecoder().decode(ServerEvent.self, from: Data(payload.utf8)) else { continue }
+                e.id = seq
+                e.createdAt = created.ISO8601Format()
+                events.append(e)
+            }
+            return EventSlice(events: events, head: head, prunedThrough: pruned)
+        }
+    }
+
+    public func pruneEvents(before date: Date) async throws -> Int {
+        try await write { conn in
+            try await conn.query("""
+                INSERT INTO eventHorizon (userID, prunedThrough)
+                SELECT userID, MAX(seq) FROM userEvent WHERE createdAt < \(date) GROUP BY userID
+                ON CONFLICT (userID) DO UPDATE SET prunedThrough = GREATEST(eventHorizon.prunedThrough, excluded.prunedThrough)
+                """, logger: self.logger)
+            return try await self.rowCount(conn, "DELETE FROM userEvent WHERE createdAt < \(date) RETURNING 1")
+        }
+    }
+
+    public func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {
+        try await write { conn in
+            if let displayName {
+                try await conn.query(#"UPDATE "user" SET displayName = \#(displayName) WHERE id = \#(userID)"#, logger: self.logger)
+            }
+            if let bio { try await conn.query(#"UPDATE "user" SET bio = \#(bio) WHERE id = \#(userID)"#, logger: self.logger) }
+            return try await self.users(conn, #"SELECT \#(unescaped: userColumns) FROM "user" WHERE id = \#(userID)"#).first
+        }
+    }
+
+    public func searchUsers(_ query: String, limit: Int) async throws -> [User] {
+        let like = SQLiteStore.containsPattern(query)
+        return try await read { conn in
+            try await self.users(conn, #"""
+                SELECT \#(unescaped: userColumns) FROM "user"
+                WHERE username ILIKE \#(like) ESCAPE '\' OR displayName ILIKE \#(like) ESCAPE '\'
+                ORDER BY lower(username) LIMIT \#(limit)
+                """#)
+        }
+    }
+
+    private func friendState(_ conn: PostgresConnection, _ a: Int64, _ b: Int64) async throws -> FriendState {
+        for try await (requester, accepted) in try await conn.query("""
+            SELECT requesterID, accepted FROM friendship
+            WHERE (requesterID = \(a) AND addresseeID = \(b)) OR (requesterID = \(b) AND addresseeID = \(a))
+            """, logger: logger).decode((Int64, Bool).self) {
+            if accepted { return .friends }
+            return requester == a ? .outgoing : .incoming
+        }
+        return .none
+    }
+
+    public func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent]) {
+        // Crossing requests: the pair's unique index fails the second insert, whose retry
+        // then finds the other's request and accepts it.
+        try await write(retryUnique: true) { conn in
+            switch try await self.friendState(conn, from.id, to.id) {
+            case .friends: return (.alreadyFriends, [])
+            case .outgoing: return (.alreadyRequested, [])
+            case .incoming:
+                try await conn.query("UPDATE friendship SET accepted = TRUE WHERE requesterID = \(to.id) AND addresseeID = \(from.id)",
+                                     logger: self.logger)
+                return (.accepted, try await self.appendEvent(conn, .draft(.friendAccepted, user: from.username), to: [to.id]))
+            case .none:
+                try await conn.query("""
+                    INSERT INTO friendship (requesterID, addresseeID, accepted, createdAt) VALUES (\(from.id), \(to.id), FALSE, \(Date()))
+                    """, logger: self.logger)
+                return (.requested, try await self.appendEvent(conn, .draft(.friendRequest, user: from.username), to: [to.id]))
+            }
+        }
+    }
+
+    public func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]? {
+        try await write { conn in
+            guard try await self.rowCount(conn, """
+                UPDATE friendship SET accepted = TRUE WHERE requesterID = \(from.id) AND addresseeID = \(to.id) AND NOT accepted RETURNING 1
+                """) > 0 else { return nil }
+            return try await self.appendEvent(conn, .draft(.friendAccepted, user: to.username), to: [from.id])
+        }
+    }
+
+    public func declineFriend(from: User, to: User) async throws -> [CommittedEvent]? {
+        try await write { conn in
+            guard try await self.rowCount(conn, """
+                DELETE FROM friendship WHERE requesterID = \(from.id) AND addresseeID = \(to.id) AND NOT accepted RETURNING 1
+                """) > 0 else { return nil }
+            return try await self.appendEvent(conn, .draft(.friendRemoved, user: to.username), to: [from.id])
+        }
+    }
+
+    public func removeFriend(_ me: User, _ other: User) async throws -> [CommittedEvent]? {
+        try await write { conn in
+            guard try await self.rowCount(conn, """
+                DELETE FROM friendship
+                WHERE (requesterID = \(me.id) AND addresseeID = \(other.id)) OR (requesterID = \(other.id) AND addresseeID = \(me.id))
+                RETURNING 1
+                """) > 0 else { return nil }
+            return try await self.appendEvent(conn, .draft(.friendRemoved, user: me.username), to: [other.id])
+        }
+    }
+
+    public func friends(of user: Int64) async throws -> (friends: [User], incoming: [User], outgoing: [User]) {
+        try await read { conn in
+            let cols = "u.id, u.username, u.displayName, u.passwordHash, u.role, u.bio"
+            let friends = try await self.users(conn, #"""
+                SELECT \#(unescaped: cols) FROM "user" u JOIN friendship f ON f.accepted AND
+                  ((f.requesterID = \#(user) AND f.addresseeID = u.id) OR (f.addresseeID = \#(user) AND f.requesterID = u.id))
+                ORDER BY lower(u.username)
+                """#)
+            let incoming = try await self.users(conn, #"""
+                SELECT \#(unescaped: cols) FROM "user" u JOIN friendship f
+                  ON NOT f.accepted AND f.addresseeID = \#(user) AND f.requesterID = u.id ORDER BY f.createdAt
+                """#)
+            let outgoing = try await self.users(conn, #"""
+                SELECT \#(unescaped: cols) FROM "user" u JOIN friendship f
+                  ON NOT f.accepted AND f.requesterID = \#(user) AND f.addresseeID = u.id ORDER BY f.createdAt
+                """#)
+            return (friends, incoming, outgoing)
+        }
+    }
+
+    private typealias MessageRow = (Int64, Int64, Int64, String, String, Date, Date?)
+
+    private func messages(_ conn: PostgresConnection, _ query: PostgresQuery) async throws -> [StoredMessage] {
+        var out: [StoredMessage] = []
+        for try await r in try await conn.query(query, logger: logger).decode(MessageRow.self) {
+            out.append(StoredMessage(id: r.0, fromID: r.1, toID: r.2, clientID: r.3, body: r.4, sentAt: r.5, readAt: r.6))
+        }
+        return out
+    }
+
+    public func sendMessage(from: User, to: User, clientID: String, body: String) async throws -> SendOutcome {
+        // Resent at once: the (sender, client id) index fails the second insert, whose retry
+        // then finds the stored message.
+        try await write(retryUnique: true) { conn in
+            if let m = try await self.messages(conn, """
+                SELECT id, fromID, toID, clientID, body, sentAt, readAt FROM message WHERE fromID = \(from.id) AND clientID = \(clientID)
+                """).first {
+                return .stored(m, isNew: false, events: [])
+            }
+            guard try await self.friendState(conn, from.id, to.id) == .friends else { return .notFriends }
+            let now = Date()
+            let id = try await self.int64s(conn, """
+                INSERT INTO message (fromID, toID, clientID, body, sentAt) VALUES (\(from.id), \(to.id), \(clientID), \(body), \(now)) RETURNING id
+                """).first!
+            let stored = StoredMessage(id: id, fromID: from.id, toID: to.id, clientID: clientID, body: body, sentAt: now, readAt: nil)
+            let event = ServerEvent.draft(.chatMessage, user: from.username, message: ChatMessage(stored, from: from.username, to: to.username))
+            return .stored(stored, isNew: true, events: try await self.appendEvent(conn, event, to: [to.id, from.id]))
+        }
+    }
+
+    public func messages(between a: Int64, _ b: Int64, before: Int64?, limit: Int) async throws -> [StoredMessage] {
+        try await read { conn in
+            try await self.messages(conn, """
+                SELECT id, fromID, toID, clientID, body, sentAt, readAt FROM message
+                WHERE ((fromID = \(a) AND toID = \(b)) OR (fromID = \(b) AND toID = \(a))) AND id < \(before ?? Int64.max)
+                ORDER BY id DESC LIMIT \(limit)
+                """)
+        }
+    }
+
+    public func markRead(reader: User, from: User, upTo: Int64) async throws -> [CommittedEvent] {
+        try await write { conn in
+            guard try await self.rowCount(conn, """
+                UPDATE message SET readAt = \(Date()) WHERE toID = \(reader.id) AND fromID = \(from.id) AND id <= \(upTo) AND readAt IS NULL
+                RETURNING 1
+                """) > 0 else { return [] }
+            return try await self.appendEvent(conn, .draft(.messageRead, user: reader.username, readUpTo: upTo), to: [from.id])
+        }
+    }
+}
