@@ -25,6 +25,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Thin C shims over Debian's system libraries.
@@ -52,9 +56,20 @@ let package = Package(
         .target(name: "MusitLibrary", dependencies: ["MusitViewModel"]),
         // Types the server and its clients share: requests, responses, problems.
         .target(name: "MusitAPI"),
+        // The services' contracts: messages and stubs generated from proto/ by
+        // scripts/generate-proto.sh, committed (no protoc in the build).
+        .target(name: "MusitRPC", dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         // The backend: HTTP routes, accounts, storage (SQLite through GRDB).
         .target(name: "MusitServer", dependencies: [
-            "MusitAPI", "MusitAudio", "MusitConfig",
+            "MusitAPI", "MusitAudio", "MusitConfig", "MusitRPC",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
