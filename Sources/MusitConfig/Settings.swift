@@ -41,6 +41,15 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         public var media: String?
         /// The key that signs access tokens (32 bytes or more); instances over one database share it.
         public var jwtSecret: String?
+        /// What this process runs: all (default), gateway, accounts, library, social, stats.
+        public var role: String?
+        /// A service role's gRPC port.
+        public var grpcPort: Int?
+        /// Where the gateway reaches each service, host:port; absent, it runs in the gateway.
+        public var accounts: String?
+        public var library: String?
+        public var social: String?
+        public var stats: String?
     }
 
     public var audio: Audio?

@@ -51,6 +51,25 @@ struct MusitCommand: ParsableCommand {
                                valueName: "dir"))
     var media: String?
 
+    @Option(help: ArgumentHelp("--serve: what this process runs: all (default), gateway, or a service: stats (or MUSIT_ROLE).",
+                               valueName: "role"))
+    var role: String?
+
+    @Option(help: ArgumentHelp("--serve --role <service>: the service's gRPC port (or MUSIT_GRPC_PORT).", valueName: "port"))
+    var grpcPort: Int?
+
+    @Option(help: ArgumentHelp("--serve --role gateway: the Accounts service, host:port (or MUSIT_ACCOUNTS_ADDR).", valueName: "host:port"))
+    var accounts: String?
+
+    @Option(help: ArgumentHelp("--serve --role gateway: the Library service, host:port (or MUSIT_LIBRARY_ADDR).", valueName: "host:port"))
+    var library: String?
+
+    @Option(help: ArgumentHelp("--serve --role gateway: the Social service, host:port (or MUSIT_SOCIAL_ADDR).", valueName: "host:port"))
+    var social: String?
+
+    @Option(help: ArgumentHelp("--serve --role gateway: the Stats service, host:port (or MUSIT_STATS_ADDR).", valueName: "host:port"))
+    var stats: String?
+
     @Option(help: ArgumentHelp("ALSA device to play on.", valueName: "name"))
     var device: String?
 
@@ -86,6 +105,12 @@ struct MusitCommand: ParsableCommand {
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port must be between 0 and 65535, not \(port).")
         }
+        if let grpcPort, !(0...65535).contains(grpcPort) {
+            throw ValidationError("--grpc-port must be between 0 and 65535, not \(grpcPort).")
+        }
+        if !serve && (role != nil || grpcPort != nil || [accounts, library, social, stats].contains(where: { $0 != nil })) {
+            throw ValidationError("--role, --grpc-port, --accounts, --library, --social and --stats are for --serve.")
+        }
         if headless && files.isEmpty {
             throw ValidationError("--headless needs at least one file to play.")
         }
@@ -100,7 +125,9 @@ struct MusitCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         if serve {
-            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat, database: database, media: media)
+            try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat, database: database, media: media,
+                             role: role, grpcPort: grpcPort,
+                             addresses: ServeCommand.Addresses(accounts: accounts, library: library, social: social, stats: stats))
                 .run(environment: environment)
             return
         }

@@ -16,6 +16,23 @@ struct ServeCommand {
     let logFormat: String?
     let database: String?
     let media: String?
+    let role: String?
+    let grpcPort: Int?
+    let addresses: Addresses
+
+    /// `--accounts`, `--library`, `--social`, `--stats`: where the gateway reaches each service.
+    struct Addresses {
+        var accounts, library, social, stats: String?
+
+        func flag(_ name: ServiceName) -> String? {
+            switch name {
+            case .accounts: accounts
+            case .library: library
+            case .social: social
+            case .stats: stats
+            }
+        }
+    }
 
     func run(environment: [String: String]) throws {
         let settings: MusitSettings
@@ -42,6 +59,7 @@ struct ServeCommand {
         c.connections = try Self.connectionLimits(environment: environment, file: file)
         c.cors = try Self.corsPolicy(environment: environment, file: file)
         c.trustedProxies = try Self.trustedProxies(environment: environment, file: file)
+        c.topology = try Self.topology(role: role, grpcPort: grpcPort, addresses: addresses, environment: environment, file: file)
         if let cost = environment["MUSIT_BCRYPT_COST"].flatMap(UInt8.init), (4...31).contains(cost) { c.bcryptCost = cost }
         let configuration = c
         let levelName = environment["MUSIT_LOG_LEVEL"] ?? "info"
@@ -77,6 +95,42 @@ struct ServeCommand {
 }
 
 extension ServeCommand {
+    /// The role and the services' addresses: flags, then `MUSIT_ROLE`, `MUSIT_GRPC_PORT`,
+    /// `MUSIT_<SERVICE>_ADDR`, then the file's `server.role`, `server.grpcPort`,
+    /// `server.<service>`.
+    static func topology(role: String?, grpcPort: Int?, addresses: Addresses, environment: [String: String],
+                         file: MusitSettings.Server?) throws -> ServiceTopology {
+        var t = ServiceTopology()
+        let roleName = role ?? environment["MUSIT_ROLE"].flatMap { $0.isEmpty ? nil : $0 } ?? file?.role ?? "all"
+        guard let r = ServerRole(rawValue: roleName) else {
+            throw ValidationError("--role (MUSIT_ROLE, server.role) is one of \(ServerRole.allCases.map(\.rawValue).joined(separator: ", ")), not \(roleName).")
+        }
+        t.role = r
+        if let text = grpcPort.map(String.init) ?? environment["MUSIT_GRPC_PORT"] ?? file?.grpcPort.map(String.init) {
+            guard let p = Int(text), (0...65535).contains(p) else {
+                throw ValidationError("--grpc-port (MUSIT_GRPC_PORT, server.grpcPort) is a port, 0 to 65535, not \(text).")
+            }
+            t.grpcPort = p
+        }
+        for name in ServiceName.allCases {
+            let fromFile: String? = switch name {
+            case .accounts: file?.accounts
+            case .library: file?.library
+            case .social: file?.social
+            case .stats: file?.stats
+            }
+            if let address = addresses.flag(name) ?? environment["MUSIT_\(name.rawValue.uppercased())_ADDR"].flatMap({ $0.isEmpty ? nil : $0 })
+                ?? fromFile {
+                t.addresses[name] = address
+            }
+        }
+        do {
+            return try t.validate()
+        } catch let error as TopologyError {
+            throw ValidationError(error.description + ".")
+        }
+    }
+
     /// Timeouts and the connection cap: `MUSIT_HEADER_TIMEOUT`, `MUSIT_IDLE_TIMEOUT`
     /// (seconds) and `MUSIT_MAX_CONNECTIONS`, then the file's `headerTimeout`,
     /// `idleTimeout` and `maxConnections`. A bad value is an error naming it.

@@ -91,6 +91,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerPlayMigrations(&m)
         registerEventLogMigration(&m)
         registerDurationMigration(&m)
+        registerPlaySongMigration(&m)
         return m
     }
 

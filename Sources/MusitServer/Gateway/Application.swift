@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -50,6 +51,8 @@ public struct ServerConfiguration: Sendable {
     /// Proxies in front (their IP addresses): behind one, the client's address, which the
     /// login throttle counts by, is the last one in `X-Forwarded-For` no proxy added.
     public var trustedProxies: [String] = []
+    /// What this process runs and where the others are (`--role`, `--grpc-port`, `--stats`…).
+    public var topology = ServiceTopology()
 
     public init(dataDirectory: String) {
         self.dataDirectory = dataDirectory
@@ -108,7 +111,6 @@ struct Services: Sendable {
     let throttle: any LoginThrottling
     let social: any SocialRepository
     let songs: any SongRepository
-    let plays: any PlayRepository
     let routes: RouteCounter
     let presence: any PresenceRepository
     let mediaCache = MediaCache()
@@ -137,6 +139,10 @@ public enum MusitBackend {
     /// Runs the server until SIGTERM or SIGINT; held long-polls are answered before it stops.
     public static func run(_ config: ServerConfiguration, logger: Logger, shutdownSignals: [UnixSignal] = [.sigterm, .sigint],
                            onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
+        if config.topology.role.isService {
+            try await ServiceRole.run(config, logger: logger, shutdownSignals: shutdownSignals, onServerRunning: onServerRunning)
+            return
+        }
         let (app, bus, tasks) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
         // Services stop in reverse order: the bus answers held polls while the server still
         // writes, the server then closes its connections, and the connections' tasks end last.
@@ -151,28 +157,47 @@ public enum MusitBackend {
         return (app, bus)
     }
 
-    /// The application, the event bus and the connections' tasks, the services `run` runs.
-    public static func makeServices(_ config: ServerConfiguration, logger: Logger? = nil,
-                                    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
-        async throws -> (app: App, bus: EventBus, tasks: ConnectionTasks) {
-        try DataDirectory.prepare(config.dataDirectory)
-        try FileManager.default.createDirectory(atPath: config.media + "/uploads", withIntermediateDirectories: true)
-        var log = logger ?? Logger(label: "musit.server")
-        if logger == nil { log.logLevel = .info }
+    /// The database the configuration names: PostgreSQL, or SQLite in the data directory.
+    static func openStore(_ config: ServerConfiguration, logger log: Logger, needsSigningKey: Bool = true) async throws -> any Store {
         let store: any Store
         if let url = config.database, url.hasPrefix("postgres") {
             // Instances share the database, so they must share the signing key too: one
             // made up here would sign tokens the others refuse.
-            guard config.jwtSecret != nil else {
+            guard config.jwtSecret != nil || !needsSigningKey else {
                 throw Problem(status: 500, title: "No signing key",
                               detail: "With PostgreSQL, every instance needs the same key: set MUSIT_JWT_SECRET (32 bytes or more)")
             }
             store = try await PostgresStore(url: url, poolSize: config.databasePoolSize, logger: log)
         } else {
             let path = config.database.map { String($0.dropFirst("sqlite://".count)) } ?? config.dataDirectory + "/musit.sqlite"
-            store = try SQLiteStore(path: path)
+            // Processes that open a new database at once (a gateway and a service sharing
+            // a data directory) meet in SQLite's switch to WAL, which takes the file
+            // exclusively and does not wait on the busy handler: the loser tries again.
+            var attempt = 0
+            while true {
+                do {
+                    store = try SQLiteStore(path: path)
+                    break
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < 50 {
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
             try DataDirectory.restrictDatabaseFiles(path)
         }
+        return store
+    }
+
+    /// The application, the event bus and the connections' tasks, the services `run` runs.
+    public static func makeServices(_ config: ServerConfiguration, logger: Logger? = nil,
+                                    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+        async throws -> (app: App, bus: EventBus, tasks: ConnectionTasks) {
+        let topology = try config.topology.validate()
+        try DataDirectory.prepare(config.dataDirectory)
+        try FileManager.default.createDirectory(atPath: config.media + "/uploads", withIntermediateDirectories: true)
+        var log = logger ?? Logger(label: "musit.server")
+        if logger == nil { log.logLevel = .info }
+        let store = try await openStore(config, logger: log)
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         let bus = EventBus()
@@ -180,7 +205,7 @@ public enum MusitBackend {
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), social: store, songs: store, plays: store, routes: RouteCounter(),
+            hasher: hasher, throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), social: store, songs: store, routes: RouteCounter(),
             presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
                 ?? PresenceTracker(window: config.onlineWindow), bus: bus, config: config,
             dummyHash: Task { try await hasher.hash(UUID().uuidString) })
@@ -212,7 +237,8 @@ public enum MusitBackend {
                                 serverName: Self.serverName, media: MediaFastPath(cache: services.mediaCache))
         let songs = try await SongsController(services: services, store: store, logger: log)
         songs.addRoutes(open: open, signedIn: signedIn)
-        AdminController(services: services).addRoutes(to: router, signedIn: signedIn)
+        let links = try RPCWiring.gatewayLinks(topology, plays: store)
+        StatsController(services: services, stats: links.stats).addRoutes(to: router, signedIn: signedIn)
         let registry = ConnectionRegistry(limits: config.connections,
                                           descriptorLimit: ConnectionLimits.raiseDescriptorLimit(), logger: log)
         let tasks = ConnectionTasks()
@@ -226,7 +252,7 @@ public enum MusitBackend {
         table.load(router.routes)
         let app = Application(responder: MusitResponder(router: router.buildResponder()), server: server,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: Self.serverName),
-                              onServerRunning: onServerRunning, logger: log)
+                              services: links.services, onServerRunning: onServerRunning, logger: log)
         return (app, services.bus, tasks)
     }
 }

@@ -113,6 +113,15 @@ extension PostgresStore: SongRepository {
         try await read { conn in try await self.int64s(conn, "SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM song WHERE ownerID = \(owner)").first ?? 0 }
     }
 
+    public func libraryTotals() async throws -> (songs: Int, bytes: Int64) {
+        try await read { conn in
+            var out: (Int, Int64) = (0, 0)
+            for try await (n, b) in try await conn.query("SELECT COUNT(*), COALESCE(SUM(bytes), 0)::BIGINT FROM song", logger: self.logger)
+                .decode((Int64, Int64).self) { out = (Int(n), b) }
+            return out
+        }
+    }
+
     public func songsToRescan() async throws -> [Int64] {
         try await read { conn in try await self.int64s(conn, "SELECT id FROM song WHERE scanVersion < 1 ORDER BY id") }
     }

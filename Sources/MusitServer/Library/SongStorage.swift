@@ -53,6 +53,8 @@ public protocol SongRepository: Sendable {
     /// Songs with id greater than `after`, in id order, matching `query` in title/artist/album.
     func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong]
     func bytesStored(by owner: Int64) async throws -> Int64
+    /// Songs in the library and their bytes, for the admin statistics.
+    func libraryTotals() async throws -> (songs: Int, bytes: Int64)
     /// Songs whose duration and HLS index predate the frame walk.
     func songsToRescan() async throws -> [Int64]
     /// Stores a song's walked duration and index (nil: the file would now be refused;
@@ -193,6 +195,13 @@ extension SQLiteStore: SongRepository {
 
     public func bytesStored(by owner: Int64) async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?", arguments: [owner]) ?? 0 }
+    }
+
+    public func libraryTotals() async throws -> (songs: Int, bytes: Int64) {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM song")
+            return (row?["n"] ?? 0, row?["b"] ?? 0)
+        }
     }
 }
 

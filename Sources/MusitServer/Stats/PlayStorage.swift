@@ -1,16 +1,23 @@
 import Foundation
 import GRDB
-import Hummingbird
 import MusitAPI
-import Prometheus
-import Synchronization
 
+/// What the plays add up to over a window of days (see `PlayRepository.playStats`).
+public struct PlayTotals: Sendable, Equatable {
+    /// Plays started per UTC day ("yyyy-mm-dd"), days without plays absent.
+    public var perDay: [String: Int]
+    public var topSongs: [AdminStats.TopSong]
+    public var topArtists: [AdminStats.TopArtist]
+}
+
+/// The plays, which the Stats service owns. A play keeps the song's title and artist as
+/// they were when it started, so the totals need no other service's tables.
 public protocol PlayRepository: Sendable {
-    func startPlay(userID: Int64, songID: Int64, at: Date) async throws -> Int64
+    func startPlay(userID: Int64, songID: Int64, title: String, artist: String?, at: Date) async throws -> Int64
     /// Records progress (or the end) of a play of the user's; false when it is not theirs.
     func updatePlay(id: Int64, userID: Int64, position: Double, ended: Bool) async throws -> Bool
-    func stats(now: Date) async throws -> (users: Int, songs: Int, bytes: Int64, perDay: [String: Int],
-                                          topSongs: [AdminStats.TopSong], topArtists: [AdminStats.TopArtist], listeners: Int)
+    /// Plays since `since`, and the ten most played songs and artists of all time.
+    func playStats(since: Date) async throws -> PlayTotals
 }
 
 extension SQLiteStore: PlayRepository {
@@ -27,9 +34,22 @@ extension SQLiteStore: PlayRepository {
         }
     }
 
-    public func startPlay(userID: Int64, songID: Int64, at date: Date) async throws -> Int64 {
+    /// Runs after every other migration: the song's title and artist move into the play.
+    static func registerPlaySongMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v7-plays-keep-their-song") { db in
+            try db.execute(sql: "ALTER TABLE play ADD COLUMN title TEXT NOT NULL DEFAULT ''")
+            try db.execute(sql: "ALTER TABLE play ADD COLUMN artist TEXT")
+            try db.execute(sql: """
+                UPDATE play SET title = (SELECT title FROM song WHERE song.id = play.songID),
+                                artist = (SELECT artist FROM song WHERE song.id = play.songID)
+                """)
+        }
+    }
+
+    public func startPlay(userID: Int64, songID: Int64, title: String, artist: String?, at date: Date) async throws -> Int64 {
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO play (userID, songID, startedAt) VALUES (?, ?, ?)", arguments: [userID, songID, date])
+            try db.execute(sql: "INSERT INTO play (userID, songID, title, artist, startedAt) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [userID, songID, title, artist, date])
             return db.lastInsertedRowID
         }
     }
@@ -42,35 +62,22 @@ extension SQLiteStore: PlayRepository {
         }
     }
 
-    public func stats(now: Date) async throws -> (users: Int, songs: Int, bytes: Int64, perDay: [String: Int],
-                                                 topSongs: [AdminStats.TopSong], topArtists: [AdminStats.TopArtist], listeners: Int) {
+    public func playStats(since: Date) async throws -> PlayTotals {
         try await pool.read { db in
-            let users = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0
-            let songs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM song") ?? 0
-            let bytes = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song") ?? 0
-            let since = now.addingTimeInterval(-30 * 86400)
             var perDay: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT startedAt FROM play WHERE startedAt >= ?", arguments: [since]) {
                 let d: Date = row["startedAt"]
                 perDay[Self.day(d), default: 0] += 1
             }
             let top = try Row.fetchAll(db, sql: """
-                SELECT s.id, s.title, s.artist, COUNT(*) AS n FROM play p JOIN song s ON s.id = p.songID
-                GROUP BY s.id ORDER BY n DESC, s.id LIMIT 10
-                """).map { AdminStats.TopSong(songId: $0["id"], title: $0["title"], artist: $0["artist"], plays: $0["n"]) }
+                SELECT songID, MAX(title) AS title, MAX(artist) AS artist, COUNT(*) AS n FROM play
+                GROUP BY songID ORDER BY n DESC, songID LIMIT 10
+                """).map { AdminStats.TopSong(songId: $0["songID"], title: $0["title"], artist: $0["artist"], plays: $0["n"]) }
             let artists = try Row.fetchAll(db, sql: """
-                SELECT s.artist, COUNT(*) AS n FROM play p JOIN song s ON s.id = p.songID WHERE s.artist IS NOT NULL
-                GROUP BY s.artist ORDER BY n DESC, s.artist LIMIT 10
+                SELECT artist, COUNT(*) AS n FROM play WHERE artist IS NOT NULL
+                GROUP BY artist ORDER BY n DESC, artist LIMIT 10
                 """).map { AdminStats.TopArtist(artist: $0["artist"], plays: $0["n"]) }
-            var listeners = 0
-            for row in try Row.fetchAll(db, sql: "SELECT nowPlaying FROM presence WHERE lastSeen >= ?",
-                                        arguments: [now.addingTimeInterval(-APILimits.onlineSeconds)]) {
-                let blob: Data? = row["nowPlaying"]
-                if let np = blob.flatMap({ try? JSONDecoder().decode(NowPlayingInfo.self, from: $0) }), np.state == .playing {
-                    listeners += 1
-                }
-            }
-            return (users, songs, bytes, perDay, top, artists, listeners)
+            return PlayTotals(perDay: perDay, topSongs: top, topArtists: artists)
         }
     }
 

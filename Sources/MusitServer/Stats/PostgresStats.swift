@@ -4,9 +4,12 @@ import MusitAudio
 import PostgresNIO
 
 extension PostgresStore: PlayRepository {
-    public func startPlay(userID: Int64, songID: Int64, at date: Date) async throws -> Int64 {
+    public func startPlay(userID: Int64, songID: Int64, title: String, artist: String?, at date: Date) async throws -> Int64 {
         try await write { conn in
-            try await self.int64s(conn, "INSERT INTO play (userID, songID, startedAt) VALUES (\(userID), \(songID), \(date)) RETURNING id").first!
+            try await self.int64s(conn, """
+                INSERT INTO play (userID, songID, title, artist, startedAt) VALUES (\(userID), \(songID), \(title), \(artist), \(date))
+                RETURNING id
+                """).first!
         }
     }
 
@@ -19,13 +22,8 @@ extension PostgresStore: PlayRepository {
         }
     }
 
-    public func stats(now: Date) async throws -> (users: Int, songs: Int, bytes: Int64, perDay: [String: Int],
-                                                 topSongs: [AdminStats.TopSong], topArtists: [AdminStats.TopArtist], listeners: Int) {
+    public func playStats(since: Date) async throws -> PlayTotals {
         try await read { conn in
-            let users = Int(try await self.int64s(conn, #"SELECT COUNT(*) FROM "user""#).first ?? 0)
-            let songs = Int(try await self.int64s(conn, "SELECT COUNT(*) FROM song").first ?? 0)
-            let bytes = try await self.int64s(conn, "SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM song").first ?? 0
-            let since = now.addingTimeInterval(-30 * 86400)
             var perDay: [String: Int] = [:]
             for try await d in try await conn.query("SELECT startedAt FROM play WHERE startedAt >= \(since)", logger: self.logger)
                 .decode(Date.self) {
@@ -33,19 +31,19 @@ extension PostgresStore: PlayRepository {
             }
             var top: [AdminStats.TopSong] = []
             for try await (id, title, artist, n) in try await conn.query("""
-                SELECT s.id, s.title, s.artist, COUNT(*) AS n FROM play p JOIN song s ON s.id = p.songID
-                GROUP BY s.id ORDER BY n DESC, s.id LIMIT 10
+                SELECT songID, MAX(title), MAX(artist), COUNT(*) AS n FROM play
+                GROUP BY songID ORDER BY n DESC, songID LIMIT 10
                 """, logger: self.logger).decode((Int64, String, String?, Int64).self) {
                 top.append(AdminStats.TopSong(songId: id, title: title, artist: artist, plays: Int(n)))
             }
             var artists: [AdminStats.TopArtist] = []
             for try await (artist, n) in try await conn.query("""
-                SELECT s.artist, COUNT(*) AS n FROM play p JOIN song s ON s.id = p.songID WHERE s.artist IS NOT NULL
-                GROUP BY s.artist ORDER BY n DESC, s.artist LIMIT 10
+                SELECT artist, COUNT(*) AS n FROM play WHERE artist IS NOT NULL
+                GROUP BY artist ORDER BY n DESC, artist LIMIT 10
                 """, logger: self.logger).decode((String, Int64).self) {
                 artists.append(AdminStats.TopArtist(artist: artist, plays: Int(n)))
             }
-            return (users, songs, bytes, perDay, top, artists, 0)
+            return PlayTotals(perDay: perDay, topSongs: top, topArtists: artists)
         }
     }
 }

@@ -1,28 +1,43 @@
 import Foundation
 import Hummingbird
 import MusitAPI
+import MusitRPC
 import NIOCore
-import Prometheus
 
-/// Play reports, admin statistics and Prometheus metrics.
-struct AdminController: Sendable {
+/// The gateway's routes for plays and the admin statistics. Plays and their totals belong
+/// to the Stats service, reached through `stats` (in process, or over gRPC); the counts of
+/// users, songs and listeners come from the services that own them.
+struct StatsController: Sendable {
     let services: Services
+    let stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>
 
     func addRoutes(to router: Router<MusitContext>, signedIn: RouterGroup<MusitContext>) {
         let s = services
+        let stats = self.stats
         signedIn.post("plays") { request, context in
             let me = try context.requireUser()
             let body = try await request.decode(as: PlayReport.self, context: context)
             guard body.position.isFinite, body.position >= 0 else { throw Problem.badRequest("position is seconds, 0 or more") }
-            guard try await s.songs.song(id: body.songId) != nil else { throw Problem.notFound("No such song") }
+            guard let song = try await s.songs.song(id: body.songId) else { throw Problem.notFound("No such song") }
+            var call = Musit_Stats_V1_RecordPlayRequest()
+            call.userID = me.id
+            call.songID = song.id
+            call.position = body.position
             switch body.event {
             case .start:
-                let id = try await s.plays.startPlay(userID: me.id, songID: body.songId, at: Date())
+                call.event = .start
+                call.title = song.title
+                call.artist = song.artist ?? ""
+                let answer = try await stats.call { try await $0.recordPlay(call, options: $1) }
                 return Response(status: .created, headers: [.contentType: "application/json"],
-                                body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(PlayStarted(playId: id)))))
+                                body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(PlayStarted(playId: answer.playID)))))
             case .progress, .end:
                 guard let id = body.playId else { throw Problem.badRequest("progress and end need the playId from start") }
-                guard try await s.plays.updatePlay(id: id, userID: me.id, position: body.position, ended: body.event == .end) else {
+                call.event = body.event == .end ? .end : .progress
+                call.playID = id
+                do {
+                    _ = try await stats.call { try await $0.recordPlay(call, options: $1) }
+                } catch let error as HTTPError where error.status == .notFound {
                     throw Problem.notFound("No play \(id) of yours")
                 }
                 return Response(status: .noContent)
@@ -32,23 +47,29 @@ struct AdminController: Sendable {
         signedIn.get("admin/stats") { _, context in
             let me = try context.requireUser()
             guard me.role == .admin else { throw Problem(status: 403, title: "Forbidden", detail: "Statistics are for admins") }
-            let now = Date()
-            let st = try await s.plays.stats(now: now)
-            let days = (0..<30).reversed().map { back -> AdminStats.Day in
-                let d = SQLiteStore.day(now.addingTimeInterval(-Double(back) * 86400))
-                return AdminStats.Day(day: d, plays: st.perDay[d] ?? 0)
-            }
+            let overview = try await stats.call { try await $0.overview(.with { $0.days = 30 }, options: $1) }
+            let users = try await s.users.userCount()
+            let library = try await s.songs.libraryTotals()
             let routes = s.routes.snapshot.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
                 .map { AdminStats.RouteCount(route: $0.key, requests: $0.value) }
-            return AdminStats(users: st.users, songs: st.songs, storageBytes: st.bytes, playsPerDay: days, topSongs: st.topSongs,
-                              topArtists: st.topArtists, listenersNow: try await s.presence.listening(now: now),
-                              requestsPerRoute: routes)
+            return AdminStats(users: users, songs: library.songs, storageBytes: library.bytes,
+                              playsPerDay: overview.playsPerDay.map { AdminStats.Day(day: $0.day, plays: Int($0.plays)) },
+                              topSongs: overview.topSongs.map {
+                                  AdminStats.TopSong(songId: $0.songID, title: $0.title, artist: $0.artist.isEmpty ? nil : $0.artist,
+                                                     plays: Int($0.plays))
+                              },
+                              topArtists: overview.topArtists.map { AdminStats.TopArtist(artist: $0.artist, plays: Int($0.plays)) },
+                              listenersNow: try await s.presence.listening(now: Date()), requestsPerRoute: routes)
         }
 
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: MetricsSetup.registry.emitToBuffer())))
-        }
+        router.get("/metrics") { _, _ in MetricsSetup.response() }
+    }
+}
+
+extension MetricsSetup {
+    static func response() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
     }
 }
 

@@ -118,6 +118,13 @@ extension PostgresStore {
             "CREATE INDEX loginAttempt_at ON loginAttempt (at)",
             "CREATE INDEX presence_lastSeen ON presence (lastSeen)",
         ]),
+        // A play keeps its song's title and artist: Stats owns the plays and reads no
+        // library table (`PlayRepository`).
+        (3, [
+            "ALTER TABLE play ADD COLUMN title TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE play ADD COLUMN artist TEXT",
+            "UPDATE play SET title = song.title, artist = song.artist FROM song WHERE song.id = play.songID",
+        ]),
     ]
 
     /// The advisory lock key of the migrations ("musit" in ASCII).

@@ -1,0 +1,64 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Hummingbird
+import Logging
+import MusitAPI
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// `--serve --role stats --grpc-port P [--port M]`: one service alone. Its gRPC API over
+/// HTTP/2 on P (plaintext: a private network between the gateway and its services), and
+/// /healthz and /metrics over HTTP on M for probes and Prometheus.
+enum ServiceRole {
+    /// A request message larger than this is refused with RESOURCE_EXHAUSTED before it is
+    /// read into memory: no message of these contracts comes near it.
+    static let maxRequestBytes = 1 << 20
+
+    static func run(_ config: ServerConfiguration, logger: Logger, shutdownSignals: [UnixSignal],
+                    onServerRunning: @escaping @Sendable (any Channel) async -> Void) async throws {
+        let topology = try config.topology.validate()
+        guard let name = ServiceName(rawValue: topology.role.rawValue), let port = topology.grpcPort else {
+            throw TopologyError("--role \(topology.role.rawValue) is not a service")
+        }
+        try DataDirectory.prepare(config.dataDirectory)
+        let store = try await MusitBackend.openStore(config, logger: logger, needsSigningKey: false)
+        let service: any RegistrableRPCService
+        switch name {
+        case .stats: service = StatsService(plays: store)
+        case .accounts, .library, .social: throw TopologyError("--role \(name.rawValue) runs in the gateway for now")
+        }
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = maxRequestBytes
+        let address: GRPCNIOTransportCore.SocketAddress = config.host.contains(":")
+            ? .ipv6(host: config.host, port: port) : .ipv4(host: config.host, port: port)
+        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
+        let (server, health) = RPCWiring.serviceServer(transport: transport, services: [name: service])
+        _ = MetricsSetup.registry
+        MetricsSetup.listFamilies()
+
+        let router = Router()
+        router.get("/healthz") { _, _ -> Response in
+            let serving = health.status(of: "") == .serving
+            let body = try JSONEncoder().encode(Health(status: serving ? "ok" : "stopping", version: MusitServerVersion.string))
+            return Response(status: serving ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        router.get("/metrics") { _, _ in MetricsSetup.response() }
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname(config.host, port: config.port),
+                                                   serverName: MusitBackend.serverName),
+                              onServerRunning: { channel in
+                                  if let bound = try? await transport.listeningAddress {
+                                      logger.notice("gRPC listening", metadata: ["service": "\(name.grpcName)", "address": "\(bound)"])
+                                  }
+                                  await onServerRunning(channel)
+                              },
+                              logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [GRPCServerService(server: server, onShutdown: { health.setAll(.notServing) }), app],
+            gracefulShutdownSignals: shutdownSignals, logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,155 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Hummingbird
+import NIOCore
+
+/// What one process runs. `all` (the default) is every service in one process over the
+/// in-process transport; `gateway` is the public HTTP API, reaching the services it is
+/// given an address for over gRPC; a service role serves that service's gRPC API alone.
+public enum ServerRole: String, Sendable, CaseIterable {
+    case all, gateway, accounts, library, social, stats
+
+    /// The roles that are a service of their own today; see `ServiceName.separable`.
+    public var isService: Bool { ServiceName(rawValue: rawValue) != nil }
+}
+
+/// The services behind the gateway.
+public enum ServiceName: String, Sendable, CaseIterable, Hashable {
+    case accounts, library, social, stats
+
+    /// The services that run in a process of their own today. Accounts, Library and Social
+    /// still share the gateway's process (their routes call their storage directly); their
+    /// contracts come next.
+    public static let separable: Set<ServiceName> = [.stats]
+
+    /// The gRPC service it serves, as health checks name it.
+    var grpcName: String {
+        switch self {
+        case .accounts: "musit.accounts.v1.Accounts"
+        case .library: "musit.library.v1.Library"
+        case .social: "musit.social.v1.Social"
+        case .stats: "musit.stats.v1.Stats"
+        }
+    }
+
+    var title: String { rawValue.prefix(1).uppercased() + rawValue.dropFirst() }
+}
+
+/// Where the services are: the role, a service's gRPC port, and the gateway's addresses.
+public struct ServiceTopology: Sendable, Equatable {
+    public var role: ServerRole = .all
+    /// A service role's gRPC port (HTTP/2 without TLS, for a private network).
+    public var grpcPort: Int?
+    /// host:port of each service the gateway reaches over gRPC.
+    public var addresses: [ServiceName: String] = [:]
+    /// The budget of each call the gateway makes for a request (sent as `grpc-timeout`).
+    public var callTimeout: Duration = .seconds(5)
+
+    public init() {}
+
+    /// Checks that the pieces fit, with a message naming the flag and its variable.
+    public func validate() throws -> Self {
+        switch role {
+        case .all:
+            if !addresses.isEmpty {
+                throw TopologyError("--accounts, --library, --social and --stats are for --role gateway")
+            }
+        case .gateway:
+            for name in ServiceName.allCases where !ServiceName.separable.contains(name) && addresses[name] != nil {
+                throw TopologyError("--\(name.rawValue): \(name.title) runs in the gateway for now; only --stats is a separate service")
+            }
+            if addresses.isEmpty {
+                throw TopologyError("--role gateway needs the services it reaches over gRPC: --stats host:port (or MUSIT_STATS_ADDR)")
+            }
+        case .accounts, .library, .social, .stats:
+            guard let name = ServiceName(rawValue: role.rawValue), ServiceName.separable.contains(name) else {
+                throw TopologyError("--role \(role.rawValue): \(role.rawValue.capitalized) runs in the gateway for now; "
+                                    + "the separate services are: \(ServiceName.separable.map(\.rawValue).sorted().joined(separator: ", "))")
+            }
+            guard grpcPort != nil else { throw TopologyError("--role \(role.rawValue) needs --grpc-port (or MUSIT_GRPC_PORT)") }
+            if !addresses.isEmpty { throw TopologyError("--accounts, --library, --social and --stats are for --role gateway") }
+        }
+        for (name, address) in addresses where Self.hostPort(address) == nil {
+            throw TopologyError("--\(name.rawValue) is host:port, not \(address)")
+        }
+        return self
+    }
+
+    /// "host:port" (or "[v6]:port") split, or nil.
+    static func hostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        return (host, port)
+    }
+}
+
+public struct TopologyError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ text: String) { description = text }
+}
+
+/// How the gateway reaches one service: its generated client, the budget each call gets
+/// (the caller's deadline travels as `grpc-timeout`, and the callee is cancelled past it),
+/// and what a failed call becomes for the HTTP client: the service down is 503 with
+/// Retry-After (the routes that do not need it keep working), its deadline passed is 504.
+struct ServiceLink<Client: Sendable>: Sendable {
+    let service: ServiceName
+    let client: Client
+    let timeout: Duration
+
+    func call<T: Sendable>(_ body: (Client, CallOptions) async throws -> T) async throws -> T {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        // A service that is down fails the call at once (503) instead of holding it for
+        // the whole budget while the transport reconnects.
+        options.waitForReady = false
+        do {
+            return try await body(client, options)
+        } catch let error as RPCError {
+            throw problem(for: error)
+        } catch let error as RuntimeError where error.code == .clientIsStopped {
+            // Shutting down: the gateway's client stops after the HTTP server, so only a
+            // request that outlives the drain sees this.
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "\(service.title) is stopping")
+        }
+    }
+
+    func problem(for error: RPCError) -> any Error {
+        let name = service.title
+        switch error.code {
+        case .unavailable:
+            return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"],
+                             message: "\(name) is unavailable; try again in a second")
+        case .deadlineExceeded:
+            return HTTPError(.gatewayTimeout, message: "\(name) did not answer in time")
+        case .invalidArgument: return HTTPError(.badRequest, message: error.message)
+        case .notFound: return HTTPError(.notFound, message: error.message)
+        case .permissionDenied: return HTTPError(.forbidden, message: error.message)
+        case .resourceExhausted: return HTTPError(.tooManyRequests, headers: [.retryAfter: "1"], message: error.message)
+        default:
+            return HTTPError(.badGateway, message: "\(name) failed (\(error.code))")
+        }
+    }
+}
+
+extension ServiceTopology {
+    /// The gRPC client transport to a service at "host:port": HTTP/2 without TLS, reconnecting
+    /// within 100 ms to 1 s of the service coming back (not the default's up to two minutes),
+    /// retrying what `retries` names as idempotent with jittered backoff.
+    static func transport(to address: String, retries: [MethodConfig.Name]) throws -> HTTP2ClientTransport.Posix {
+        guard let (host, port) = hostPort(address) else { throw TopologyError("not host:port: \(address)") }
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+        var serviceConfig = ServiceConfig()
+        if !retries.isEmpty {
+            let policy = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(400),
+                                     backoffMultiplier: 2, retryableStatusCodes: [.unavailable])
+            serviceConfig.methodConfig = [MethodConfig(names: retries, executionPolicy: .retry(policy))]
+        }
+        let target: any ResolvableTarget = host.contains(":") ? .ipv6(address: host, port: port)
+            : host.allSatisfy({ $0.isNumber || $0 == "." }) ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
+        return try .http2NIOPosix(target: target, transportSecurity: .plaintext, config: config, serviceConfig: serviceConfig)
+    }
+}

@@ -1,0 +1,45 @@
+import GRPCCore
+import GRPCInProcessTransport
+import Logging
+import MusitRPC
+import ServiceLifecycle
+
+/// The gRPC pieces each role runs.
+enum RPCWiring {
+    /// The gateway's way to Stats: over HTTP/2 when the topology names its address, or a
+    /// Stats server in this process over the in-process transport (all-in-one), with the
+    /// same serialization, interceptors and health. Returns the services that keep them
+    /// running, to run before the HTTP server (and stop after it).
+    static func gatewayLinks(_ topology: ServiceTopology, plays: any PlayRepository)
+        throws -> (stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>, services: [any Service]) {
+        let clientInterceptors: [any ClientInterceptor] = [ClientMetricsInterceptor(metrics: .client)]
+        let stats: any Musit_Stats_V1_Stats.ClientProtocol
+        var services: [any Service] = []
+        if let address = topology.addresses[.stats] {
+            // Overview is a read and may be retried; RecordPlay may start a play, so it is not.
+            let transport = try ServiceTopology.transport(
+                to: address, retries: [.init(service: ServiceName.stats.grpcName, method: "Overview")])
+            let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
+            services.append(GRPCClientService(client: client))
+            stats = Musit_Stats_V1_Stats.Client(wrapping: client)
+        } else {
+            let transport = InProcessTransport()
+            let (server, health) = serviceServer(transport: transport.server, services: [.stats: StatsService(plays: plays)])
+            let client = GRPCClient(transport: transport.client, interceptors: clientInterceptors)
+            services += [GRPCServerService(server: server, onShutdown: { health.setAll(.notServing) }),
+                         GRPCClientService(client: client)]
+            stats = Musit_Stats_V1_Stats.Client(wrapping: client)
+        }
+        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout), services)
+    }
+
+    /// A gRPC server for `services`, with the health service answering for each of them and
+    /// the server metrics on every call.
+    static func serviceServer<Transport: ServerTransport>(transport: Transport, services: [ServiceName: any RegistrableRPCService])
+        -> (GRPCServer<Transport>, HealthService) {
+        let health = HealthService(services: services.keys.map(\.grpcName))
+        let server = GRPCServer(transport: transport, services: Array(services.values) + [health],
+                                interceptors: [ServerMetricsInterceptor(metrics: .server)])
+        return (server, health)
+    }
+}
