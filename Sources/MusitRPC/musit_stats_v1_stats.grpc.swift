@@ -52,10 +52,24 @@ public enum Musit_Stats_V1_Stats: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Forget" metadata.
+        public enum Forget: Sendable {
+            /// Request type for "Forget".
+            public typealias Input = Musit_Stats_V1_ForgetRequest
+            /// Response type for "Forget".
+            public typealias Output = Musit_Stats_V1_ForgetResponse
+            /// Descriptor for "Forget".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.stats.v1.Stats"),
+                method: "Forget",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "musit.stats.v1.Stats" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             RecordPlay.descriptor,
-            Overview.descriptor
+            Overview.descriptor,
+            Forget.descriptor
         ]
     }
 }
@@ -121,6 +135,26 @@ extension Musit_Stats_V1_Stats {
             request: GRPCCore.StreamingServerRequest<Musit_Stats_V1_OverviewRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Stats_V1_OverviewResponse>
+
+        /// Handle the "Forget" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets the plays of users and songs that were deleted, and refuses plays of them from
+        /// > then on (FAILED_PRECONDITION from RecordPlay). The consumer end of the owners'
+        /// > outboxes, which deliver at least once: idempotent, so the effect is exactly once.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Musit_Stats_V1_ForgetRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Musit_Stats_V1_ForgetResponse` messages.
+        func forget(
+            request: GRPCCore.StreamingServerRequest<Musit_Stats_V1_ForgetRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Stats_V1_ForgetResponse>
     }
 
     /// Service protocol for the "musit.stats.v1.Stats" service.
@@ -170,6 +204,26 @@ extension Musit_Stats_V1_Stats {
             request: GRPCCore.ServerRequest<Musit_Stats_V1_OverviewRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Musit_Stats_V1_OverviewResponse>
+
+        /// Handle the "Forget" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets the plays of users and songs that were deleted, and refuses plays of them from
+        /// > then on (FAILED_PRECONDITION from RecordPlay). The consumer end of the owners'
+        /// > outboxes, which deliver at least once: idempotent, so the effect is exactly once.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Stats_V1_ForgetRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Musit_Stats_V1_ForgetResponse` message.
+        func forget(
+            request: GRPCCore.ServerRequest<Musit_Stats_V1_ForgetRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Musit_Stats_V1_ForgetResponse>
     }
 
     /// Simple service protocol for the "musit.stats.v1.Stats" service.
@@ -217,6 +271,26 @@ extension Musit_Stats_V1_Stats {
             request: Musit_Stats_V1_OverviewRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Musit_Stats_V1_OverviewResponse
+
+        /// Handle the "Forget" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets the plays of users and songs that were deleted, and refuses plays of them from
+        /// > then on (FAILED_PRECONDITION from RecordPlay). The consumer end of the owners'
+        /// > outboxes, which deliver at least once: idempotent, so the effect is exactly once.
+        ///
+        /// - Parameters:
+        ///   - request: A `Musit_Stats_V1_ForgetRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Musit_Stats_V1_ForgetResponse` to respond with.
+        func forget(
+            request: Musit_Stats_V1_ForgetRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Musit_Stats_V1_ForgetResponse
     }
 }
 
@@ -241,6 +315,17 @@ extension Musit_Stats_V1_Stats.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Stats_V1_OverviewResponse>(),
             handler: { request, context in
                 try await self.overview(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Musit_Stats_V1_Stats.Method.Forget.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Stats_V1_ForgetRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Stats_V1_ForgetResponse>(),
+            handler: { request, context in
+                try await self.forget(
                     request: request,
                     context: context
                 )
@@ -273,6 +358,17 @@ extension Musit_Stats_V1_Stats.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func forget(
+        request: GRPCCore.StreamingServerRequest<Musit_Stats_V1_ForgetRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Stats_V1_ForgetResponse> {
+        let response = try await self.forget(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -297,6 +393,19 @@ extension Musit_Stats_V1_Stats.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Musit_Stats_V1_OverviewResponse> {
         return GRPCCore.ServerResponse<Musit_Stats_V1_OverviewResponse>(
             message: try await self.overview(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func forget(
+        request: GRPCCore.ServerRequest<Musit_Stats_V1_ForgetRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Musit_Stats_V1_ForgetResponse> {
+        return GRPCCore.ServerResponse<Musit_Stats_V1_ForgetResponse>(
+            message: try await self.forget(
                 request: request.message,
                 context: context
             ),
@@ -362,6 +471,31 @@ extension Musit_Stats_V1_Stats {
             deserializer: some GRPCCore.MessageDeserializer<Musit_Stats_V1_OverviewResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Stats_V1_OverviewResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Forget" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets the plays of users and songs that were deleted, and refuses plays of them from
+        /// > then on (FAILED_PRECONDITION from RecordPlay). The consumer end of the owners'
+        /// > outboxes, which deliver at least once: idempotent, so the effect is exactly once.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Stats_V1_ForgetRequest` message.
+        ///   - serializer: A serializer for `Musit_Stats_V1_ForgetRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Stats_V1_ForgetResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func forget<Result>(
+            request: GRPCCore.ClientRequest<Musit_Stats_V1_ForgetRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Stats_V1_ForgetRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Stats_V1_ForgetResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Stats_V1_ForgetResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -452,6 +586,42 @@ extension Musit_Stats_V1_Stats {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Forget" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets the plays of users and songs that were deleted, and refuses plays of them from
+        /// > then on (FAILED_PRECONDITION from RecordPlay). The consumer end of the owners'
+        /// > outboxes, which deliver at least once: idempotent, so the effect is exactly once.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Stats_V1_ForgetRequest` message.
+        ///   - serializer: A serializer for `Musit_Stats_V1_ForgetRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Stats_V1_ForgetResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func forget<Result>(
+            request: GRPCCore.ClientRequest<Musit_Stats_V1_ForgetRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Stats_V1_ForgetRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Stats_V1_ForgetResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Stats_V1_ForgetResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Musit_Stats_V1_Stats.Method.Forget.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -515,6 +685,37 @@ extension Musit_Stats_V1_Stats.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Stats_V1_OverviewRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Stats_V1_OverviewResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Forget" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Forgets the plays of users and songs that were deleted, and refuses plays of them from
+    /// > then on (FAILED_PRECONDITION from RecordPlay). The consumer end of the owners'
+    /// > outboxes, which deliver at least once: idempotent, so the effect is exactly once.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Musit_Stats_V1_ForgetRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func forget<Result>(
+        request: GRPCCore.ClientRequest<Musit_Stats_V1_ForgetRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Stats_V1_ForgetResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.forget(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Stats_V1_ForgetRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Stats_V1_ForgetResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -588,6 +789,41 @@ extension Musit_Stats_V1_Stats.ClientProtocol {
             metadata: metadata
         )
         return try await self.overview(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Forget" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Forgets the plays of users and songs that were deleted, and refuses plays of them from
+    /// > then on (FAILED_PRECONDITION from RecordPlay). The consumer end of the owners'
+    /// > outboxes, which deliver at least once: idempotent, so the effect is exactly once.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func forget<Result>(
+        _ message: Musit_Stats_V1_ForgetRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Stats_V1_ForgetResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Musit_Stats_V1_ForgetRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.forget(
             request: request,
             options: options,
             onResponse: handleResponse

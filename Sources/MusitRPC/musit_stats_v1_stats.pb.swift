@@ -184,6 +184,33 @@ public nonisolated struct Musit_Stats_V1_OverviewResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Musit_Stats_V1_ForgetRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userIds: [Int64] = []
+
+  public var songIds: [Int64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Musit_Stats_V1_ForgetResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Plays this call removed (0 when an earlier delivery already did).
+  public var playsForgotten: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "musit.stats.v1"
@@ -462,6 +489,71 @@ nonisolated extension Musit_Stats_V1_OverviewResponse: SwiftProtobuf.Message, Sw
     if lhs.playsPerDay != rhs.playsPerDay {return false}
     if lhs.topSongs != rhs.topSongs {return false}
     if lhs.topArtists != rhs.topArtists {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Musit_Stats_V1_ForgetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ForgetRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_ids\0\u{3}song_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedInt64Field(value: &self.userIds) }()
+      case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.songIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.userIds.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.userIds, fieldNumber: 1)
+    }
+    if !self.songIds.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.songIds, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Musit_Stats_V1_ForgetRequest, rhs: Musit_Stats_V1_ForgetRequest) -> Bool {
+    if lhs.userIds != rhs.userIds {return false}
+    if lhs.songIds != rhs.songIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Musit_Stats_V1_ForgetResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ForgetResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}plays_forgotten\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.playsForgotten) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.playsForgotten != 0 {
+      try visitor.visitSingularInt64Field(value: self.playsForgotten, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Musit_Stats_V1_ForgetResponse, rhs: Musit_Stats_V1_ForgetResponse) -> Bool {
+    if lhs.playsForgotten != rhs.playsForgotten {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

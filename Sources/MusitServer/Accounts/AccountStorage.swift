@@ -92,6 +92,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerEventLogMigration(&m)
         registerDurationMigration(&m)
         registerPlaySongMigration(&m)
+        registerOutboxMigration(&m)
         return m
     }
 

@@ -94,6 +94,7 @@ struct AccountsController: Sendable {
             }
             try await s.throttle.succeeded(account: me.username, address: address)
             let (events, songs) = try await s.users.deleteUser(me)
+            s.outbox.poke()
             // Everything cached for the user goes with the row: media tokens they were
             // given stop at once, and their songs' rows, open files and bytes are dropped.
             s.mediaCache.forget(user: me.id)

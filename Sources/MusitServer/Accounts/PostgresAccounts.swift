@@ -137,6 +137,8 @@ extension PostgresStore: UserRepository {
                 """)
             guard try await self.rowCount(conn, #"DELETE FROM "user" WHERE id = \#(user.id) RETURNING 1"#) > 0 else { return ([], []) }
             try await self.notify(conn, ["u:\(user.id)"] + songs.map { "s:\($0)" })
+            try await self.enqueue(conn, .userDeleted, [user.id])
+            try await self.enqueue(conn, .songDeleted, songs)
             var events = try await self.appendEvent(conn, .draft(.friendRemoved, user: user.username), to: others)
             if !songs.isEmpty {
                 events += try await self.appendEvent(conn, .draft(.libraryChanged, user: user.username), to: try await self.allUsers(conn))

@@ -113,6 +113,8 @@ struct Services: Sendable {
     let songs: any SongRepository
     let routes: RouteCounter
     let presence: any PresenceRepository
+    /// Tells Stats of deleted users and songs (the outbox written with the deletion).
+    let outbox: OutboxRelay
     let mediaCache = MediaCache()
     let pages = EncodedPages()
     let bus: EventBus
@@ -126,6 +128,7 @@ struct Services: Sendable {
 
 /// Everything the backend keeps, behind one value: `SQLiteStore` or `PostgresStore`.
 public typealias Store = UserRepository & RefreshTokenRepository & SocialRepository & SongRepository & PlayRepository
+    & OutboxRepository
 
 public enum MusitBackend {
     public typealias App = Application<MusitResponder>
@@ -201,13 +204,15 @@ public enum MusitBackend {
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         let bus = EventBus()
+        let links = try RPCWiring.gatewayLinks(topology, plays: store)
+        let relay = OutboxRelay(outbox: store, stats: links.stats, logger: log)
         let services = Services(
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
             hasher: hasher, throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), social: store, songs: store, routes: RouteCounter(),
             presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
-                ?? PresenceTracker(window: config.onlineWindow), bus: bus, config: config,
+                ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config,
             dummyHash: Task { try await hasher.hash(UUID().uuidString) })
         if let postgres = store as? PostgresStore {
             await bus.attach(PostgresEventRelay(store: postgres, bus: bus, cache: services.mediaCache, logger: log))
@@ -237,7 +242,6 @@ public enum MusitBackend {
                                 serverName: Self.serverName, media: MediaFastPath(cache: services.mediaCache))
         let songs = try await SongsController(services: services, store: store, logger: log)
         songs.addRoutes(open: open, signedIn: signedIn)
-        let links = try RPCWiring.gatewayLinks(topology, plays: store)
         StatsController(services: services, stats: links.stats).addRoutes(to: router, signedIn: signedIn)
         let registry = ConnectionRegistry(limits: config.connections,
                                           descriptorLimit: ConnectionLimits.raiseDescriptorLimit(), logger: log)
@@ -252,7 +256,7 @@ public enum MusitBackend {
         table.load(router.routes)
         let app = Application(responder: MusitResponder(router: router.buildResponder()), server: server,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: Self.serverName),
-                              services: links.services, onServerRunning: onServerRunning, logger: log)
+                              services: links.services + [relay], onServerRunning: onServerRunning, logger: log)
         return (app, services.bus, tasks)
     }
 }

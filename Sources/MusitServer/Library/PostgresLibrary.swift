@@ -65,6 +65,7 @@ extension PostgresStore: SongRepository {
             }
             guard owner == user.id || user.role == .admin else { return .forbidden }
             try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger)
+            try await self.enqueue(conn, .songDeleted, [id])
             try await self.notify(conn, ["s:\(id)"])
             return .deleted(try await self.appendEvent(conn, event, to: try await self.allUsers(conn)))
         }
@@ -79,6 +80,7 @@ extension PostgresStore: SongRepository {
             }
             var (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
             for id in repair.rowsWithoutFile { try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger) }
+            try await self.enqueue(conn, .songDeleted, repair.rowsWithoutFile)
             for id in coversMissing { try await conn.query("UPDATE song SET coverMime = NULL WHERE id = \(id)", logger: self.logger) }
             if !repair.rowsWithoutFile.isEmpty {
                 repair.events = try await self.appendEvent(conn, event, to: try await self.allUsers(conn))

@@ -153,6 +153,7 @@ extension SQLiteStore: SongRepository {
             }
             guard owner == user.id || user.role == .admin else { return .forbidden }
             try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id])
+            try Self.enqueue(db, .songDeleted, [id])
             return .deleted(try Self.appendEvent(db, event, to: try Self.allUsers(db)))
         }
     }
@@ -164,6 +165,7 @@ extension SQLiteStore: SongRepository {
             }
             var (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
             for id in repair.rowsWithoutFile { try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id]) }
+            try Self.enqueue(db, .songDeleted, repair.rowsWithoutFile)
             for id in coversMissing { try db.execute(sql: "UPDATE song SET coverMime = NULL WHERE id = ?", arguments: [id]) }
             if !repair.rowsWithoutFile.isEmpty {
                 repair.events = try Self.appendEvent(db, event, to: try Self.allUsers(db))

@@ -125,6 +125,7 @@ struct SongsController: Sendable {
             case .forbidden:
                 throw Problem(status: 403, title: "Forbidden", detail: "Only the owner or an admin deletes a song")
             case .deleted(let events):
+                s.outbox.poke()
                 s.mediaCache.forget(song: id)
                 // After the commit: a crash in between leaves files without a row, which the
                 // next start removes; never a row without its file. Ids are not reused, so

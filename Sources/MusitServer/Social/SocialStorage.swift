@@ -214,6 +214,8 @@ extension SQLiteStore: SocialRepository {
                 """, arguments: [user.id, user.id])
             try db.execute(sql: "DELETE FROM user WHERE id = ?", arguments: [user.id])
             guard db.changesCount > 0 else { return ([], []) }
+            try Self.enqueue(db, .userDeleted, [user.id])
+            try Self.enqueue(db, .songDeleted, songs)
             var events = try Self.appendEvent(db, .draft(.friendRemoved, user: user.username), to: others)
             if !songs.isEmpty {
                 events += try Self.appendEvent(db, .draft(.libraryChanged, user: user.username), to: try Self.allUsers(db))

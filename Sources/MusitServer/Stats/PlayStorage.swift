@@ -13,12 +13,19 @@ public struct PlayTotals: Sendable, Equatable {
 /// The plays, which the Stats service owns. A play keeps the song's title and artist as
 /// they were when it started, so the totals need no other service's tables.
 public protocol PlayRepository: Sendable {
+    /// A new play; `PlayForgotten` when the user or the song was deleted (`forget`).
     func startPlay(userID: Int64, songID: Int64, title: String, artist: String?, at: Date) async throws -> Int64
     /// Records progress (or the end) of a play of the user's; false when it is not theirs.
     func updatePlay(id: Int64, userID: Int64, position: Double, ended: Bool) async throws -> Bool
     /// Plays since `since`, and the ten most played songs and artists of all time.
     func playStats(since: Date) async throws -> PlayTotals
+    /// Removes the plays of these users and songs and refuses new ones for them; the same
+    /// call again changes nothing. Returns the plays removed.
+    func forget(users: [Int64], songs: [Int64]) async throws -> Int
 }
+
+/// A play of a user or song that was deleted.
+public struct PlayForgotten: Error, Equatable, Sendable {}
 
 extension SQLiteStore: PlayRepository {
     static func registerPlayMigrations(_ m: inout DatabaseMigrator) {
@@ -48,6 +55,11 @@ extension SQLiteStore: PlayRepository {
 
     public func startPlay(userID: Int64, songID: Int64, title: String, artist: String?, at date: Date) async throws -> Int64 {
         try await pool.write { db in
+            if try Row.fetchOne(db, sql: """
+                SELECT 1 FROM playForgotten WHERE (kind = 'user' AND subject = ?) OR (kind = 'song' AND subject = ?)
+                """, arguments: [userID, songID]) != nil {
+                throw PlayForgotten()
+            }
             try db.execute(sql: "INSERT INTO play (userID, songID, title, artist, startedAt) VALUES (?, ?, ?, ?, ?)",
                            arguments: [userID, songID, title, artist, date])
             return db.lastInsertedRowID
@@ -59,6 +71,20 @@ extension SQLiteStore: PlayRepository {
             try db.execute(sql: "UPDATE play SET position = ?, endedAt = CASE WHEN ? THEN ? ELSE endedAt END WHERE id = ? AND userID = ?",
                            arguments: [position, ended, Date(), id, userID])
             return db.changesCount > 0
+        }
+    }
+
+    public func forget(users: [Int64], songs: [Int64]) async throws -> Int {
+        try await pool.write { db in
+            var removed = 0
+            for (kind, ids, column) in [("user", users, "userID"), ("song", songs, "songID")] {
+                for id in ids {
+                    try db.execute(sql: "INSERT OR IGNORE INTO playForgotten (kind, subject) VALUES (?, ?)", arguments: [kind, id])
+                    try db.execute(sql: "DELETE FROM play WHERE \(column) = ?", arguments: [id])
+                    removed += db.changesCount
+                }
+            }
+            return removed
         }
     }
 

@@ -6,10 +6,19 @@ import PostgresNIO
 extension PostgresStore: PlayRepository {
     public func startPlay(userID: Int64, songID: Int64, title: String, artist: String?, at date: Date) async throws -> Int64 {
         try await write { conn in
-            try await self.int64s(conn, """
-                INSERT INTO play (userID, songID, title, artist, startedAt) VALUES (\(userID), \(songID), \(title), \(artist), \(date))
+            // A start and a Forget of its user or song take the same advisory locks
+            // (in ascending order, so they cannot deadlock): one commits before the
+            // other reads, so a play is either refused or removed, never left behind.
+            try await self.lockPlaySubjects(conn, [Self.playLockKey(user: userID), Self.playLockKey(song: songID)])
+            let ids = try await self.int64s(conn, """
+                INSERT INTO play (userID, songID, title, artist, startedAt)
+                SELECT \(userID), \(songID), \(title), \(artist), \(date)
+                WHERE NOT EXISTS (SELECT 1 FROM playForgotten
+                                  WHERE (kind = 'user' AND subject = \(userID)) OR (kind = 'song' AND subject = \(songID)))
                 RETURNING id
-                """).first!
+                """)
+            guard let id = ids.first else { throw PlayForgotten() }
+            return id
         }
     }
 
@@ -19,6 +28,20 @@ extension PostgresStore: PlayRepository {
                 UPDATE play SET position = \(position), endedAt = CASE WHEN \(ended) THEN \(Date()) ELSE endedAt END
                 WHERE id = \(id) AND userID = \(userID) RETURNING 1
                 """) > 0
+        }
+    }
+
+    public func forget(users: [Int64], songs: [Int64]) async throws -> Int {
+        try await write { conn in
+            try await self.lockPlaySubjects(conn, users.map { Self.playLockKey(user: $0) } + songs.map { Self.playLockKey(song: $0) })
+            try await conn.query("""
+                INSERT INTO playForgotten (kind, subject)
+                SELECT 'user', unnest(\(users)::BIGINT[]) UNION SELECT 'song', unnest(\(songs)::BIGINT[])
+                ON CONFLICT DO NOTHING
+                """, logger: self.logger)
+            return try await self.rowCount(conn, """
+                DELETE FROM play WHERE userID = ANY(\(users)::BIGINT[]) OR songID = ANY(\(songs)::BIGINT[]) RETURNING 1
+                """)
         }
     }
 
@@ -44,6 +67,18 @@ extension PostgresStore: PlayRepository {
                 artists.append(AdminStats.TopArtist(artist: artist, plays: Int(n)))
             }
             return PlayTotals(perDay: perDay, topSongs: top, topArtists: artists)
+        }
+    }
+
+    /// The advisory lock of a user's or a song's plays: a space of its own above the
+    /// other advisory keys (the migration lock, the login throttle's hashes may meet it,
+    /// which only makes two unrelated transactions wait for each other).
+    static func playLockKey(user id: Int64) -> Int64 { 0x5000_0000_0000_0000 | (id << 1) }
+    static func playLockKey(song id: Int64) -> Int64 { 0x5000_0000_0000_0000 | (id << 1) | 1 }
+
+    private func lockPlaySubjects(_ conn: PostgresConnection, _ keys: [Int64]) async throws {
+        for key in Set(keys).sorted() {
+            try await conn.query("SELECT pg_advisory_xact_lock(\(key))", logger: logger)
         }
     }
 }

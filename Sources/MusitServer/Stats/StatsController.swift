@@ -28,7 +28,12 @@ struct StatsController: Sendable {
                 call.event = .start
                 call.title = song.title
                 call.artist = song.artist ?? ""
-                let answer = try await stats.call { try await $0.recordPlay(call, options: $1) }
+                let answer: Musit_Stats_V1_RecordPlayResponse
+                do {
+                    answer = try await stats.call { try await $0.recordPlay(call, options: $1) }
+                } catch let error as HTTPError where error.status == .conflict {
+                    throw Problem.notFound("No such song")  // deleted since it was read
+                }
                 return Response(status: .created, headers: [.contentType: "application/json"],
                                 body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(PlayStarted(playId: answer.playID)))))
             case .progress, .end:
@@ -47,7 +52,7 @@ struct StatsController: Sendable {
         signedIn.get("admin/stats") { _, context in
             let me = try context.requireUser()
             guard me.role == .admin else { throw Problem(status: 403, title: "Forbidden", detail: "Statistics are for admins") }
-            let overview = try await stats.call { try await $0.overview(.with { $0.days = 30 }, options: $1) }
+            let overview = try await stats.call(idempotent: true) { try await $0.overview(.with { $0.days = 30 }, options: $1) }
             let users = try await s.users.userCount()
             let library = try await s.songs.libraryTotals()
             let routes = s.routes.snapshot.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }

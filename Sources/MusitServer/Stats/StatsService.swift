@@ -22,8 +22,12 @@ struct StatsService: Musit_Stats_V1_Stats.SimpleServiceProtocol {
             guard !request.title.isEmpty, request.title.utf8.count <= 4096, request.artist.utf8.count <= 4096 else {
                 throw RPCError(code: .invalidArgument, message: "a start needs the song's title (at most 4096 bytes, as the artist)")
             }
-            answer.playID = try await plays.startPlay(userID: request.userID, songID: request.songID, title: request.title,
-                                                      artist: request.artist.isEmpty ? nil : request.artist, at: Date())
+            do {
+                answer.playID = try await plays.startPlay(userID: request.userID, songID: request.songID, title: request.title,
+                                                          artist: request.artist.isEmpty ? nil : request.artist, at: Date())
+            } catch is PlayForgotten {
+                throw RPCError(code: .failedPrecondition, message: "The user or the song was deleted")
+            }
         case .progress, .end:
             guard request.playID > 0 else {
                 throw RPCError(code: .invalidArgument, message: "progress and end need the play_id from start")
@@ -56,6 +60,17 @@ struct StatsService: Musit_Stats_V1_Stats.SimpleServiceProtocol {
         answer.topArtists = totals.topArtists.map { a in .with { $0.artist = a.artist; $0.plays = Int64(a.plays) } }
         return answer
     }
+
+    func forget(request: Musit_Stats_V1_ForgetRequest, context: ServerContext) async throws -> Musit_Stats_V1_ForgetResponse {
+        guard request.userIds.count + request.songIds.count <= Self.forgetLimit else {
+            throw RPCError(code: .invalidArgument, message: "At most \(Self.forgetLimit) users and songs per call")
+        }
+        let removed = try await plays.forget(users: request.userIds, songs: request.songIds)
+        return .with { $0.playsForgotten = Int64(removed) }
+    }
+
+    /// Subjects one Forget may name: the relay sends batches of at most this many.
+    static let forgetLimit = 1000
 
     /// Midnight UTC of the day `date` falls in.
     static func startOfDay(_ date: Date) -> Date {

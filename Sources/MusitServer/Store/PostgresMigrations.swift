@@ -125,6 +125,20 @@ extension PostgresStore {
             "ALTER TABLE play ADD COLUMN artist TEXT",
             "UPDATE play SET title = song.title, artist = song.artist FROM song WHERE song.id = play.songID",
         ]),
+        // Stats owns the plays: no foreign keys into accounts and the library, which tell
+        // it of deletions through the outbox (`OutboxRelay`); what it forgot stays refused.
+        (4, [
+            "ALTER TABLE play DROP CONSTRAINT IF EXISTS play_userid_fkey",
+            "ALTER TABLE play DROP CONSTRAINT IF EXISTS play_songid_fkey",
+            "CREATE TABLE playForgotten (kind TEXT NOT NULL, subject BIGINT NOT NULL, PRIMARY KEY (kind, subject))",
+            """
+            CREATE TABLE outbox (
+              id BIGSERIAL PRIMARY KEY,
+              topic TEXT NOT NULL,
+              subject BIGINT NOT NULL,
+              createdAt TIMESTAMPTZ NOT NULL)
+            """,
+        ]),
     ]
 
     /// The advisory lock key of the migrations ("musit" in ASCII).

@@ -1,0 +1,107 @@
+import Foundation
+import GRDB
+import PostgresNIO
+
+/// A change one service committed that another must see, written in the same transaction
+/// as the change (the transactional outbox): the delivery may come late or twice, never not
+/// at all. `OutboxRelay` delivers and then removes it; the consumer is idempotent.
+public struct OutboxMessage: Sendable, Equatable {
+    public enum Topic: String, Sendable {
+        /// An account was deleted: Stats forgets its plays.
+        case userDeleted = "user.deleted"
+        /// A song was deleted (by its owner, with its owner, or found without its file).
+        case songDeleted = "song.deleted"
+    }
+
+    public var id: Int64
+    public var topic: Topic
+    /// The user's or song's id.
+    public var subject: Int64
+}
+
+public protocol OutboxRepository: Sendable {
+    /// The oldest undelivered messages, at most `limit`.
+    func pendingOutbox(limit: Int) async throws -> [OutboxMessage]
+    /// Removes delivered messages.
+    func removeOutbox(ids: [Int64]) async throws
+}
+
+extension SQLiteStore: OutboxRepository {
+    /// After every other migration: plays lose their foreign keys (Stats owns them and
+    /// learns of deletions through the outbox), and the outbox and Stats' list of what it
+    /// forgot are made.
+    static func registerOutboxMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v8-stats-owns-plays") { db in
+            try db.execute(sql: """
+                CREATE TABLE play_owned (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT, userID INTEGER NOT NULL, songID INTEGER NOT NULL,
+                  startedAt DATETIME NOT NULL, position DOUBLE NOT NULL DEFAULT 0, endedAt DATETIME,
+                  title TEXT NOT NULL DEFAULT '', artist TEXT);
+                INSERT INTO play_owned (id, userID, songID, startedAt, position, endedAt, title, artist)
+                  SELECT id, userID, songID, startedAt, position, endedAt, title, artist FROM play;
+                DROP TABLE play;
+                ALTER TABLE play_owned RENAME TO play;
+                CREATE INDEX play_userID ON play (userID);
+                CREATE INDEX play_songID ON play (songID);
+                CREATE INDEX play_startedAt ON play (startedAt);
+                CREATE TABLE playForgotten (kind TEXT NOT NULL, subject INTEGER NOT NULL, PRIMARY KEY (kind, subject));
+                CREATE TABLE outbox (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, subject INTEGER NOT NULL,
+                  createdAt DATETIME NOT NULL);
+                """)
+        }
+    }
+
+    /// Adds messages inside the caller's transaction.
+    static func enqueue(_ db: Database, _ topic: OutboxMessage.Topic, _ subjects: [Int64]) throws {
+        let now = Date()
+        for subject in subjects {
+            try db.execute(sql: "INSERT INTO outbox (topic, subject, createdAt) VALUES (?, ?, ?)",
+                           arguments: [topic.rawValue, subject, now])
+        }
+    }
+
+    public func pendingOutbox(limit: Int) async throws -> [OutboxMessage] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, topic, subject FROM outbox ORDER BY id LIMIT ?", arguments: [limit])
+                .compactMap { row in
+                    OutboxMessage.Topic(rawValue: row["topic"]).map { OutboxMessage(id: row["id"], topic: $0, subject: row["subject"]) }
+                }
+        }
+    }
+
+    public func removeOutbox(ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await pool.write { db in
+            for id in ids { try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id]) }
+        }
+    }
+}
+
+extension PostgresStore: OutboxRepository {
+    func enqueue(_ conn: PostgresConnection, _ topic: OutboxMessage.Topic, _ subjects: [Int64]) async throws {
+        guard !subjects.isEmpty else { return }
+        try await conn.query("""
+            INSERT INTO outbox (topic, subject, createdAt) SELECT \(topic.rawValue), unnest(\(subjects)::BIGINT[]), \(Date())
+            """, logger: logger)
+    }
+
+    public func pendingOutbox(limit: Int) async throws -> [OutboxMessage] {
+        try await read { conn in
+            var out: [OutboxMessage] = []
+            for try await (id, topic, subject) in try await conn.query(
+                "SELECT id, topic, subject FROM outbox ORDER BY id LIMIT \(limit)", logger: self.logger)
+                .decode((Int64, String, Int64).self) {
+                if let t = OutboxMessage.Topic(rawValue: topic) { out.append(OutboxMessage(id: id, topic: t, subject: subject)) }
+            }
+            return out
+        }
+    }
+
+    public func removeOutbox(ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await write { conn in
+            try await conn.query("DELETE FROM outbox WHERE id = ANY(\(ids)::BIGINT[])", logger: self.logger)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import GRPCCore
+import Logging
+import MusitRPC
+import ServiceLifecycle
+import Synchronization
+
+/// Delivers the outbox to its consumer (Stats' `Forget`) and removes what was delivered.
+///
+/// Delivery is at least once: a message is removed only after the consumer answered, so a
+/// crash of either side between the two sends it again, and the consumer's idempotence
+/// makes the effect exactly once. It runs in every process that writes the outbox (all of
+/// them on PostgreSQL), woken by the writer's `poke` and every 2 s for what other
+/// instances or an earlier run left; two instances delivering the same message at once is
+/// the same as a redelivery.
+final class OutboxRelay: Service, Sendable {
+    let outbox: any OutboxRepository
+    let stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>
+    let logger: Logger
+    private let signal = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((true, nil))
+
+    static let batch = StatsService.forgetLimit
+    static let idleCheck: Duration = .seconds(2)
+
+    init(outbox: any OutboxRepository, stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>, logger: Logger) {
+        self.outbox = outbox
+        self.stats = stats
+        self.logger = logger
+    }
+
+    /// Something was added: deliver now rather than at the next check.
+    func poke() {
+        let waiter = signal.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.pending = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
+    }
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            var backoff: Duration = .milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    try await self.deliverAll()
+                    backoff = .milliseconds(100)
+                    await self.wait(upTo: Self.idleCheck)
+                } catch is CancellationError {
+                    return
+                } catch {
+                    // The consumer is down or the database is: try again, a little later each
+                    // time, up to the idle check's pace.
+                    self.logger.debug("outbox delivery failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, Self.idleCheck)
+                }
+            }
+        }
+    }
+
+    /// Delivers until the outbox is empty.
+    func deliverAll() async throws {
+        while true {
+            signal.withLock { $0.pending = false }
+            let messages = try await outbox.pendingOutbox(limit: Self.batch)
+            if messages.isEmpty { return }
+            var request = Musit_Stats_V1_ForgetRequest()
+            request.userIds = messages.filter { $0.topic == .userDeleted }.map(\.subject)
+            request.songIds = messages.filter { $0.topic == .songDeleted }.map(\.subject)
+            _ = try await stats.call(idempotent: true) { try await $0.forget(request, options: $1) }
+            try await outbox.removeOutbox(ids: messages.map(\.id))
+        }
+    }
+
+    private func wait(upTo limit: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForPoke() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForPoke() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = signal.withLock { s -> Bool in
+                    if s.pending || Task.isCancelled { return true }
+                    s.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = signal.withLock { s -> CheckedContinuation<Void, Never>? in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume()
+        }
+    }
+}
