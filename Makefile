@@ -20,7 +20,8 @@ test-audio: deps
 
 # Serial: several tests measure real time, and on two cores parallel tests that
 # wait on processes would starve the cooperative pool the timing tests run on.
-# The API fuzzing, the event log's hammer and crash tests, the HTTP checks and the release
+# The API fuzzing, the event log's hammer and crash tests, the HTTP checks, the services
+# over gRPC (a Python client, the split deployment) and the release
 # binary's smoke run come first; the test suite follows (and the kitty graphics check in a
 # pseudo-terminal), then the server suite and the
 # hammer again on a throwaway PostgreSQL.
@@ -29,6 +30,7 @@ test: deps test-audio
 	scripts/api-fuzz.sh
 	scripts/sync-tests.sh
 	scripts/http-tests.sh
+	scripts/grpc-tests.sh
 	scripts/release-smoke.sh $(TEST_AUDIO)
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
 	python3 Tests/look/kitty.py .build/debug/musit-tui $(TEST_AUDIO)

@@ -27,6 +27,10 @@ scripts/with-postgres.sh bash -c '
     python3 database_outage.py
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     python3 crash.py --rounds "${PG_CRASH_ROUNDS:-4}"
+    # The split deployment (a gateway and Stats in two processes) on PostgreSQL.
+    psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    MUSIT_SPLIT=1 python3 hammer.py --rounds 1
+    MUSIT_SPLIT=1 python3 crash.py --rounds 2
     cd ../..
     # The hammer through nginx over two instances: senders and pollers both round-robined.
     export MUSIT_CLUSTER_DIR=$(mktemp -d -u)

@@ -106,6 +106,12 @@ extension ServeCommand {
             throw ValidationError("--role (MUSIT_ROLE, server.role) is one of \(ServerRole.allCases.map(\.rawValue).joined(separator: ", ")), not \(roleName).")
         }
         t.role = r
+        if let text = environment["MUSIT_RPC_TIMEOUT"] {
+            guard let seconds = Double(text), seconds >= 0.01, seconds <= 600 else {
+                throw ValidationError("MUSIT_RPC_TIMEOUT is the seconds each call to a service may take, 0.01 to 600, not \(text).")
+            }
+            t.callTimeout = .milliseconds(Int64(seconds * 1000))
+        }
         if let text = grpcPort.map(String.init) ?? environment["MUSIT_GRPC_PORT"] ?? file?.grpcPort.map(String.init) {
             guard let p = Int(text), (0...65535).contains(p) else {
                 throw ValidationError("--grpc-port (MUSIT_GRPC_PORT, server.grpcPort) is a port, 0 to 65535, not \(text).")

@@ -12,6 +12,10 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("MUSIT_BIN", os.path.join(ROOT, ".build", "debug", "musit-tui"))
+# MUSIT_SPLIT=1: every server a test starts is the split deployment, a gateway
+# (`--role gateway --stats …`) with its Stats service in a process of its own on the same
+# data; kill9 kills the gateway, the service lives on (the split tests kill it too).
+SPLIT = os.environ.get("MUSIT_SPLIT") == "1"
 
 
 def free_port():
@@ -25,19 +29,28 @@ def free_port():
 class Server:
     """`musit-tui --serve` on loopback with its data in a directory of its own."""
 
-    def __init__(self, data=None, port=None, extra_env=None, preexec_fn=None):
+    def __init__(self, data=None, port=None, extra_env=None, preexec_fn=None, args=None, log_name="server.log"):
         self.data = data or tempfile.mkdtemp(prefix="musit-sync-")
         self.port = port or free_port()
+        # More flags after --serve: a role and its gRPC port, the services' addresses.
+        self.args = list(args or [])
+        self.log_name = log_name
+        self.companion = None
         self.extra_env = extra_env or {}
         self.preexec_fn = preexec_fn
         self.proc = None
         self.log = None
 
     def start(self, timeout=30):
+        if SPLIT and not self.args:
+            grpc = free_port()
+            self.companion = Server(data=self.data, extra_env=self.extra_env, log_name="stats.log",
+                                    args=["--role", "stats", "--grpc-port", str(grpc)]).start(timeout)
+            self.args = ["--role", "gateway", "--stats", "127.0.0.1:%d" % grpc]
         env = dict(os.environ, MUSIT_BCRYPT_COST="4", MUSIT_LOG_LEVEL="warning", HOME=self.data)
         env.update(self.extra_env)
-        self.log = open(os.path.join(self.data, "server.log"), "ab")
-        self.proc = subprocess.Popen([BIN, "--serve", "--port", str(self.port), "--data", self.data],
+        self.log = open(os.path.join(self.data, self.log_name), "ab")
+        self.proc = subprocess.Popen([BIN, "--serve", "--port", str(self.port), "--data", self.data] + self.args,
                                      stdout=self.log, stderr=self.log, env=env,
                                      preexec_fn=self.preexec_fn)
         deadline = time.time() + timeout
@@ -56,7 +69,7 @@ class Server:
         raise RuntimeError("server did not answer /healthz")
 
     def read_log(self):
-        with open(os.path.join(self.data, "server.log"), "rb") as f:
+        with open(os.path.join(self.data, self.log_name), "rb") as f:
             return f.read().decode("utf-8", "replace")
 
     def kill9(self):
@@ -65,6 +78,11 @@ class Server:
         self.log.close()
 
     def stop(self):
+        self._stop()
+        if self.companion:
+            self.companion._stop()
+
+    def _stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

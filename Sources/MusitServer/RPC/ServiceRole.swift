@@ -34,7 +34,9 @@ enum ServiceRole {
         let address: GRPCNIOTransportCore.SocketAddress = config.host.contains(":")
             ? .ipv6(host: config.host, port: port) : .ipv4(host: config.host, port: port)
         let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
-        let (server, health) = RPCWiring.serviceServer(transport: transport, services: [name: service])
+        let faults = DelayInterceptor(environment: ProcessInfo.processInfo.environment["MUSIT_FAULT_DELAY"])
+        if let faults { logger.warning("fault injection: calls wait before they are handled", metadata: ["method": "\(faults.method)"]) }
+        let (server, health) = RPCWiring.serviceServer(transport: transport, services: [name: service], faults: faults)
         _ = MetricsSetup.registry
         MetricsSetup.listFamilies()
 

@@ -99,20 +99,34 @@ struct ServiceLink<Client: Sendable>: Sendable {
     let client: Client
     let timeout: Duration
 
-    func call<T: Sendable>(_ body: (Client, CallOptions) async throws -> T) async throws -> T {
-        var options = CallOptions.defaults
-        options.timeout = timeout
-        // A service that is down fails the call at once (503) instead of holding it for
-        // the whole budget while the transport reconnects.
-        options.waitForReady = false
-        do {
-            return try await body(client, options)
-        } catch let error as RPCError {
-            throw problem(for: error)
-        } catch let error as RuntimeError where error.code == .clientIsStopped {
-            // Shutting down: the gateway's client stops after the HTTP server, so only a
-            // request that outlives the drain sees this.
-            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "\(service.title) is stopping")
+    /// Calls the service within the budget. An `idempotent` call that finds the service
+    /// unavailable is tried again, at most twice, after 50 and 100 ms with full jitter, while
+    /// the budget lasts. (The retry policy of grpc-swift-2 2.4.3's service config is not
+    /// used: when the transport fails a stream at once, its executor still waits for its
+    /// deadline timer before it returns, so a service that is down took the whole budget.)
+    func call<T: Sendable>(idempotent: Bool = false, _ body: (Client, CallOptions) async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        var attempt = 0
+        while true {
+            var options = CallOptions.defaults
+            options.timeout = ContinuousClock.now.duration(to: deadline)
+            // A service that is down fails the call at once (503) instead of holding it for
+            // the whole budget while the transport reconnects.
+            options.waitForReady = false
+            do {
+                return try await body(client, options)
+            } catch let error as RPCError {
+                attempt += 1
+                let pause = Duration.milliseconds(Int64.random(in: 0...(50 << attempt)))
+                guard idempotent, error.code == .unavailable, attempt < 3, ContinuousClock.now + pause < deadline else {
+                    throw problem(for: error)
+                }
+                try await Task.sleep(for: pause)
+            } catch let error as RuntimeError where error.code == .clientIsStopped {
+                // Shutting down: the gateway's client stops after the HTTP server, so only a
+                // request that outlives the drain sees this.
+                throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "\(service.title) is stopping")
+            }
         }
     }
 
@@ -127,6 +141,7 @@ struct ServiceLink<Client: Sendable>: Sendable {
         case .invalidArgument: return HTTPError(.badRequest, message: error.message)
         case .notFound: return HTTPError(.notFound, message: error.message)
         case .permissionDenied: return HTTPError(.forbidden, message: error.message)
+        case .failedPrecondition: return HTTPError(.conflict, message: error.message)
         case .resourceExhausted: return HTTPError(.tooManyRequests, headers: [.retryAfter: "1"], message: error.message)
         default:
             return HTTPError(.badGateway, message: "\(name) failed (\(error.code))")
@@ -136,20 +151,13 @@ struct ServiceLink<Client: Sendable>: Sendable {
 
 extension ServiceTopology {
     /// The gRPC client transport to a service at "host:port": HTTP/2 without TLS, reconnecting
-    /// within 100 ms to 1 s of the service coming back (not the default's up to two minutes),
-    /// retrying what `retries` names as idempotent with jittered backoff.
-    static func transport(to address: String, retries: [MethodConfig.Name]) throws -> HTTP2ClientTransport.Posix {
+    /// within 100 ms to 1 s of the service coming back (not the default's up to two minutes).
+    static func transport(to address: String) throws -> HTTP2ClientTransport.Posix {
         guard let (host, port) = hostPort(address) else { throw TopologyError("not host:port: \(address)") }
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
-        var serviceConfig = ServiceConfig()
-        if !retries.isEmpty {
-            let policy = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(400),
-                                     backoffMultiplier: 2, retryableStatusCodes: [.unavailable])
-            serviceConfig.methodConfig = [MethodConfig(names: retries, executionPolicy: .retry(policy))]
-        }
         let target: any ResolvableTarget = host.contains(":") ? .ipv6(address: host, port: port)
             : host.allSatisfy({ $0.isNumber || $0 == "." }) ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
-        return try .http2NIOPosix(target: target, transportSecurity: .plaintext, config: config, serviceConfig: serviceConfig)
+        return try .http2NIOPosix(target: target, transportSecurity: .plaintext, config: config)
     }
 }

@@ -16,9 +16,7 @@ enum RPCWiring {
         let stats: any Musit_Stats_V1_Stats.ClientProtocol
         var services: [any Service] = []
         if let address = topology.addresses[.stats] {
-            // Overview is a read and may be retried; RecordPlay may start a play, so it is not.
-            let transport = try ServiceTopology.transport(
-                to: address, retries: [.init(service: ServiceName.stats.grpcName, method: "Overview")])
+            let transport = try ServiceTopology.transport(to: address)
             let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
             services.append(GRPCClientService(client: client))
             stats = Musit_Stats_V1_Stats.Client(wrapping: client)
@@ -35,11 +33,13 @@ enum RPCWiring {
 
     /// A gRPC server for `services`, with the health service answering for each of them and
     /// the server metrics on every call.
-    static func serviceServer<Transport: ServerTransport>(transport: Transport, services: [ServiceName: any RegistrableRPCService])
+    static func serviceServer<Transport: ServerTransport>(transport: Transport, services: [ServiceName: any RegistrableRPCService],
+                                                          faults: DelayInterceptor? = nil)
         -> (GRPCServer<Transport>, HealthService) {
         let health = HealthService(services: services.keys.map(\.grpcName))
-        let server = GRPCServer(transport: transport, services: Array(services.values) + [health],
-                                interceptors: [ServerMetricsInterceptor(metrics: .server)])
+        var interceptors: [any ServerInterceptor] = [ServerMetricsInterceptor(metrics: .server), DeadlineInterceptor()]
+        if let faults { interceptors.append(faults) }
+        let server = GRPCServer(transport: transport, services: Array(services.values) + [health], interceptors: interceptors)
         return (server, health)
     }
 }

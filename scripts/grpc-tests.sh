@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The services over gRPC, against the built binary: the committed generated code matches
+# proto/ (when protoc is here), a stock Python grpcio client calls Stats and the standard
+# health service, garbage and oversized messages are refused, and the split deployment
+# (a gateway and Stats in two processes) passes its own test, the exactly-once hammer and
+# the kill -9 crash test.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+export MUSIT_BIN=${MUSIT_BIN:-$root/.build/debug/musit-tui}
+export MUSIT_TEST_AUDIO=${MUSIT_TEST_AUDIO:-$root/.build/test-audio}
+cd "$root"
+if command -v protoc >/dev/null; then
+    scripts/generate-proto.sh --check
+else
+    echo "grpc-tests: no protoc here; the generated code is not checked against proto/"
+fi
+python3 Tests/grpc/contracts.py
+python3 Tests/grpc/split.py
+cd Tests/sync
+MUSIT_SPLIT=1 python3 hammer.py --rounds "${SPLIT_HAMMER_ROUNDS:-2}"
+MUSIT_SPLIT=1 python3 crash.py --rounds "${SPLIT_CRASH_ROUNDS:-4}"
