@@ -3,7 +3,7 @@
 # proto/ (when protoc is here), a stock Python grpcio client calls Stats and the standard
 # health service, garbage and oversized messages are refused, and the split deployment
 # (a gateway and Stats in two processes) passes its own test, the exactly-once hammer and
-# the kill -9 crash test.
+# the kill -9 crash test; one request traced across both processes into an OTLP receiver.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export MUSIT_BIN=${MUSIT_BIN:-$root/.build/debug/musit-tui}
@@ -16,6 +16,7 @@ else
 fi
 python3 Tests/grpc/contracts.py
 python3 Tests/grpc/split.py
+python3 Tests/grpc/tracing.py
 cd Tests/sync
 MUSIT_SPLIT=1 python3 hammer.py --rounds "${SPLIT_HAMMER_ROUNDS:-2}"
 MUSIT_SPLIT=1 python3 crash.py --rounds "${SPLIT_CRASH_ROUNDS:-4}"

@@ -17,8 +17,9 @@ python3 -c "import openapi_spec_validator, yaml" 2>/dev/null ||
     python3 -m pip install -q "openapi-spec-validator==0.9.0" pyyaml
 command -v schemathesis >/dev/null || python3 -m pip install -q "schemathesis==4.32.5"
 # A stock gRPC client for the services' tests, its code generated from proto/.
-python3 -c "import grpc, grpc_tools, grpc_health" 2>/dev/null ||
-    python3 -m pip install -q "grpcio==1.85.4" "grpcio-tools==1.85.4" "grpcio-health-checking==1.85.1"
+# And an OTLP receiver's message types, for the tracing test.
+python3 -c "import grpc, grpc_tools, grpc_health, opentelemetry.proto" 2>/dev/null ||
+    python3 -m pip install -q "grpcio==1.85.4" "grpcio-tools==1.85.4" "grpcio-health-checking==1.85.1" "opentelemetry-proto==1.45.0"
 
 missing=()
 for p in "${packages[@]}"; do

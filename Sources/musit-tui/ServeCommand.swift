@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import MusitConfig
 import MusitServer
+import ServiceLifecycle
 
 /// `musit-tui --serve`: the backend, headless. Settings: flags, then MUSIT_* environment,
 /// then the config file's "server" section, then defaults.
@@ -68,8 +69,19 @@ struct ServeCommand {
         }
         let format = logFormat ?? environment["MUSIT_LOG_FORMAT"] ?? "text"
         guard ["text", "json"].contains(format) else { throw ValidationError("--log-format is text or json, not \(format).") }
+        // Tracing first: the log lines written inside a span then carry its ids.
+        let telemetry: (any Service)?
+        do {
+            telemetry = try Telemetry.bootstrap(role: configuration.topology.role, environment: environment)
+        } catch {
+            throw ValidationError("OpenTelemetry (OTEL_* variables): \(error)")
+        }
+        let provider = telemetry == nil ? nil : Telemetry.loggingMetadataProvider
         if format == "json" {
-            LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+            LoggingSystem.bootstrap({ label, provider in JSONLogHandler(label: label, metadataProvider: provider) }, metadataProvider: provider)
+        } else if let provider {
+            LoggingSystem.bootstrap({ label, provider in StreamLogHandler.standardError(label: label, metadataProvider: provider) },
+                                    metadataProvider: provider)
         }
         // Each log line's timestamp goes through glibc's localtime_r, which stats
         // /etc/localtime on every call while TZ is unset: a syscall per request.
@@ -80,7 +92,7 @@ struct ServeCommand {
             do {
                 var logger = Logger(label: "musit.server")
                 logger.logLevel = level
-                try await MusitBackend.run(configuration, logger: logger)
+                try await MusitBackend.run(configuration, logger: logger, telemetry: telemetry)
             } catch {
                 failure.set(error)
             }

@@ -63,6 +63,22 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         try Self.migrator.migrate(pool)
     }
 
+    /// A write transaction (one at a time, SQLite's single writer), a span when tracing.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let pool = self.pool
+        return try await Telemetry.span("sqlite write", kind: .client, attributes: [("db.system", "sqlite")]) {
+            try await pool.write(body)
+        }
+    }
+
+    /// A read in a snapshot of its own, a span when tracing.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let pool = self.pool
+        return try await Telemetry.span("sqlite read", kind: .client, attributes: [("db.system", "sqlite")]) {
+            try await pool.read(body)
+        }
+    }
+
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1-accounts") { db in
@@ -108,7 +124,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
 
     public func createUser(username: String, displayName: String, passwordHash: String, role: Role,
                            firstIsAdmin: Bool) async throws -> User {
-        try await pool.write { db in
+        try await write { db in
             if try Row.fetchOne(db, sql: "SELECT 1 FROM user WHERE username = ? COLLATE NOCASE", arguments: [username]) != nil {
                 throw StorageError.usernameTaken
             }
@@ -125,23 +141,23 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
     public func user(named username: String) async throws -> User? {
         // A name that no account can have is nobody's: "victim\0zz" is not "victim".
         guard TextRules.isValidUsername(username) else { return nil }
-        return try await pool.read { db in
+        return try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM user WHERE username = ? COLLATE NOCASE", arguments: [username]).map(Self.userRow)
         }
     }
 
     public func user(id: Int64) async throws -> User? {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [id]).map(Self.userRow)
         }
     }
 
     public func userCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0 }
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0 }
     }
 
     public func insertRefreshToken(hash: String, userID: Int64, family: String, expiresAt: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: """
                 INSERT INTO refreshToken (userID, family, tokenHash, expiresAt, createdAt) VALUES (?, ?, ?, ?, ?)
                 """, arguments: [userID, family, hash, expiresAt, Date()])
@@ -149,7 +165,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
     }
 
     public func consumeRefreshToken(hash: String, at date: Date) async throws -> StoredRefreshToken? {
-        try await pool.write { db in
+        try await write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM refreshToken WHERE tokenHash = ?", arguments: [hash]) else {
                 return nil
             }
@@ -162,14 +178,14 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
     }
 
     public func revokeFamily(_ family: String, at date: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE refreshToken SET revokedAt = ? WHERE family = ? AND revokedAt IS NULL",
                            arguments: [date, family])
         }
     }
 
     public func revokeToken(hash: String, at date: Date) async throws -> StoredRefreshToken? {
-        try await pool.write { db in
+        try await write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM refreshToken WHERE tokenHash = ?", arguments: [hash]) else {
                 return nil
             }

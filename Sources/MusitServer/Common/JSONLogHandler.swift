@@ -5,10 +5,13 @@ import Logging
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
+    /// Metadata of the moment, such as the current span's `trace_id` and `span_id`.
+    public var metadataProvider: Logger.MetadataProvider?
     private let label: String
 
-    public init(label: String) {
+    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
+        self.metadataProvider = metadataProvider
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -19,7 +22,10 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var object: [String: Any] = ["ts": Date().ISO8601Format(.iso8601.time(includingFractionalSeconds: true)),
                                      "level": event.level.rawValue, "label": label, "msg": "\(event.message)"]
-        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[k] = Self.plain(v) }
+        var all = metadata
+        if let provided = metadataProvider?.get() { all.merge(provided, uniquingKeysWith: { $1 }) }
+        all.merge(event.metadata ?? [:], uniquingKeysWith: { $1 })
+        for (k, v) in all { object[k] = Self.plain(v) }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         FileHandle.standardError.write(data + Data("\n".utf8))
     }

@@ -140,16 +140,20 @@ public enum MusitBackend {
     }
 
     /// Runs the server until SIGTERM or SIGINT; held long-polls are answered before it stops.
+    /// `telemetry` (the trace exporter, `Telemetry.bootstrap`) runs first and so stops last,
+    /// flushing the spans of everything else.
     public static func run(_ config: ServerConfiguration, logger: Logger, shutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+                           telemetry: (any Service)? = nil,
                            onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
         if config.topology.role.isService {
-            try await ServiceRole.run(config, logger: logger, shutdownSignals: shutdownSignals, onServerRunning: onServerRunning)
+            try await ServiceRole.run(config, logger: logger, shutdownSignals: shutdownSignals, telemetry: telemetry,
+                                      onServerRunning: onServerRunning)
             return
         }
         let (app, bus, tasks) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
         // Services stop in reverse order: the bus answers held polls while the server still
         // writes, the server then closes its connections, and the connections' tasks end last.
-        let group = ServiceGroup(configuration: .init(services: [tasks, app, bus], gracefulShutdownSignals: shutdownSignals,
+        let group = ServiceGroup(configuration: .init(services: (telemetry.map { [$0] } ?? []) + [tasks, app, bus], gracefulShutdownSignals: shutdownSignals,
                                                       logger: logger))
         try await group.run()
     }
@@ -222,6 +226,9 @@ public enum MusitBackend {
         let router = Router(context: MusitContext.self)
         let table = RouteTable()
         let middleware = RequestMiddleware(logger: log, routes: services.routes, table: table, cors: config.cors)
+        // A server span per request, the child of an incoming W3C `traceparent`; first, so
+        // that the request's log lines carry its ids.
+        if Telemetry.isTracing { router.add(middleware: TracingMiddleware()) }
         router.add(middleware: middleware)
         // Two views of /api/v1: the open one (accounts, media by token), and the one
         // behind authentication, whose handlers find the user in their context.

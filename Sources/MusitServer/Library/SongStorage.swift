@@ -72,12 +72,12 @@ extension SQLiteStore: SongRepository {
     }
 
     public func songsToRescan() async throws -> [Int64] {
-        try await pool.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM song WHERE scanVersion < 1 ORDER BY id") }
+        try await read { db in try Int64.fetchAll(db, sql: "SELECT id FROM song WHERE scanVersion < 1 ORDER BY id") }
     }
 
     public func storeScan(id: Int64, duration: Double?, hls: HLSSegmenter.Index?) async throws {
         let encoded = try hls.map { try JSONEncoder().encode($0) }
-        try await pool.write { db in
+        try await write { db in
             if let duration, let encoded {
                 try db.execute(sql: "UPDATE song SET duration = ?, hls = ?, scanVersion = 1 WHERE id = ?",
                                arguments: [duration, encoded, id])
@@ -117,7 +117,7 @@ extension SQLiteStore: SongRepository {
     public func insertSong(_ song: StoredSong, quota: Int64, event: ServerEvent,
                            place: @escaping @Sendable (Int64) throws -> Void) async throws -> (StoredSong, [CommittedEvent]) {
         let hls = try JSONEncoder().encode(song.hls)
-        return try await pool.write { db in
+        return try await write { db in
             // Checked in the writer's transaction: two identical uploads at once are one 201 and one 409.
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM song WHERE sha256 = ?", arguments: [song.sha256]) {
                 throw SongStorageError.duplicate(id)
@@ -141,13 +141,13 @@ extension SQLiteStore: SongRepository {
     }
 
     public func discardFiles(of id: Int64, remove: @escaping @Sendable () -> Void) async throws {
-        try await pool.write { db in
+        try await write { db in
             if try Int64.fetchOne(db, sql: "SELECT id FROM song WHERE id = ?", arguments: [id]) == nil { remove() }
         }
     }
 
     public func deleteSong(id: Int64, by user: User, event: ServerEvent) async throws -> SongDeletion {
-        try await pool.write { db in
+        try await write { db in
             guard let owner = try Int64.fetchOne(db, sql: "SELECT ownerID FROM song WHERE id = ?", arguments: [id]) else {
                 return .notFound
             }
@@ -159,7 +159,7 @@ extension SQLiteStore: SongRepository {
     }
 
     public func repairMedia(directory: String, event: ServerEvent) async throws -> MediaRepair {
-        try await pool.write { db in
+        try await write { db in
             let rows = try Row.fetchAll(db, sql: "SELECT id, coverMime FROM song").map { row -> (Int64, Bool) in
                 (row["id"], (row["coverMime"] as String?) != nil)
             }
@@ -175,15 +175,15 @@ extension SQLiteStore: SongRepository {
     }
 
     public func song(id: Int64) async throws -> StoredSong? {
-        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM song WHERE id = ?", arguments: [id]).map(Self.song) }
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM song WHERE id = ?", arguments: [id]).map(Self.song) }
     }
 
     public func song(sha256: String) async throws -> StoredSong? {
-        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM song WHERE sha256 = ?", arguments: [sha256]).map(Self.song) }
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM song WHERE sha256 = ?", arguments: [sha256]).map(Self.song) }
     }
 
     public func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong] {
-        try await pool.read { db in
+        try await read { db in
             if let query, !query.isEmpty {
                 let like = Self.containsPattern(query)
                 return try Row.fetchAll(db, sql: """
@@ -196,11 +196,11 @@ extension SQLiteStore: SongRepository {
     }
 
     public func bytesStored(by owner: Int64) async throws -> Int64 {
-        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?", arguments: [owner]) ?? 0 }
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?", arguments: [owner]) ?? 0 }
     }
 
     public func libraryTotals() async throws -> (songs: Int, bytes: Int64) {
-        try await pool.read { db in
+        try await read { db in
             let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM song")
             return (row?["n"] ?? 0, row?["b"] ?? 0)
         }

@@ -16,7 +16,7 @@ enum ServiceRole {
     /// read into memory: no message of these contracts comes near it.
     static let maxRequestBytes = 1 << 20
 
-    static func run(_ config: ServerConfiguration, logger: Logger, shutdownSignals: [UnixSignal],
+    static func run(_ config: ServerConfiguration, logger: Logger, shutdownSignals: [UnixSignal], telemetry: (any Service)?,
                     onServerRunning: @escaping @Sendable (any Channel) async -> Void) async throws {
         let topology = try config.topology.validate()
         guard let name = ServiceName(rawValue: topology.role.rawValue), let port = topology.grpcPort else {
@@ -59,7 +59,7 @@ enum ServiceRole {
                               },
                               logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [GRPCServerService(server: server, onShutdown: { health.setAll(.notServing) }), app],
+            services: (telemetry.map { [$0] } ?? []) + [GRPCServerService(server: server, onShutdown: { health.setAll(.notServing) }), app],
             gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }

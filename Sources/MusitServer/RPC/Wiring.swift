@@ -12,7 +12,8 @@ enum RPCWiring {
     /// running, to run before the HTTP server (and stop after it).
     static func gatewayLinks(_ topology: ServiceTopology, plays: any PlayRepository)
         throws -> (stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>, services: [any Service]) {
-        let clientInterceptors: [any ClientInterceptor] = [ClientMetricsInterceptor(metrics: .client)]
+        var clientInterceptors: [any ClientInterceptor] = [ClientMetricsInterceptor(metrics: .client)]
+        if Telemetry.isTracing { clientInterceptors.insert(ClientTracingInterceptor(), at: 0) }
         let stats: any Musit_Stats_V1_Stats.ClientProtocol
         var services: [any Service] = []
         if let address = topology.addresses[.stats] {
@@ -38,6 +39,7 @@ enum RPCWiring {
         -> (GRPCServer<Transport>, HealthService) {
         let health = HealthService(services: services.keys.map(\.grpcName))
         var interceptors: [any ServerInterceptor] = [ServerMetricsInterceptor(metrics: .server), DeadlineInterceptor()]
+        if Telemetry.isTracing { interceptors.insert(ServerTracingInterceptor(), at: 0) }
         if let faults { interceptors.append(faults) }
         let server = GRPCServer(transport: transport, services: Array(services.values) + [health], interceptors: interceptors)
         return (server, health)

@@ -104,11 +104,11 @@ extension SQLiteStore {
 
     public func appendEvent(_ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
         guard !users.isEmpty else { return [] }
-        return try await pool.write { db in try Self.appendEvent(db, event, to: users) }
+        return try await write { db in try Self.appendEvent(db, event, to: users) }
     }
 
     public func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice {
-        try await pool.read { db in
+        try await read { db in
             let head = try Int64.fetchOne(db, sql: "SELECT eventHead FROM user WHERE id = ?", arguments: [user]) ?? 0
             let pruned = try Int64.fetchOne(db, sql: "SELECT prunedThrough FROM eventHorizon WHERE userID = ?",
                                             arguments: [user]) ?? 0
@@ -125,7 +125,7 @@ extension SQLiteStore {
     }
 
     public func pruneEvents(before date: Date) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: """
                 INSERT INTO eventHorizon (userID, prunedThrough)
                 SELECT userID, MAX(seq) FROM userEvent WHERE createdAt < ? GROUP BY userID

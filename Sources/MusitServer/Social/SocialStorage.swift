@@ -131,7 +131,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {
-        try await pool.write { db in
+        try await write { db in
             if let displayName {
                 try db.execute(sql: "UPDATE user SET displayName = ? WHERE id = ?", arguments: [displayName, userID])
             }
@@ -142,7 +142,7 @@ extension SQLiteStore: SocialRepository {
 
     public func searchUsers(_ query: String, limit: Int) async throws -> [User] {
         let like = Self.containsPattern(query)
-        return try await pool.read { db in
+        return try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM user WHERE username LIKE ? ESCAPE '\\' OR displayName LIKE ? ESCAPE '\\'
                 ORDER BY username COLLATE NOCASE LIMIT ?
@@ -160,7 +160,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent]) {
-        try await pool.write { db in
+        try await write { db in
             switch try Self.friendState(db, from.id, to.id) {
             case .friends: return (.alreadyFriends, [])
             case .outgoing: return (.alreadyRequested, [])
@@ -177,7 +177,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]? {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE friendship SET accepted = 1 WHERE requesterID = ? AND addresseeID = ? AND accepted = 0",
                            arguments: [from.id, to.id])
             guard db.changesCount > 0 else { return nil }
@@ -186,7 +186,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func declineFriend(from: User, to: User) async throws -> [CommittedEvent]? {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM friendship WHERE requesterID = ? AND addresseeID = ? AND accepted = 0",
                            arguments: [from.id, to.id])
             guard db.changesCount > 0 else { return nil }
@@ -196,7 +196,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func removeFriend(_ me: User, _ other: User) async throws -> [CommittedEvent]? {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: """
                 DELETE FROM friendship WHERE (requesterID = ? AND addresseeID = ?) OR (requesterID = ? AND addresseeID = ?)
                 """, arguments: [me.id, other.id, other.id, me.id])
@@ -206,7 +206,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64]) {
-        try await pool.write { db in
+        try await write { db in
             let songs = try Int64.fetchAll(db, sql: "SELECT id FROM song WHERE ownerID = ? ORDER BY id", arguments: [user.id])
             let others = try Int64.fetchAll(db, sql: """
                 SELECT addresseeID FROM friendship WHERE requesterID = ?
@@ -225,7 +225,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func friends(of user: Int64) async throws -> (friends: [User], incoming: [User], outgoing: [User]) {
-        try await pool.read { db in
+        try await read { db in
             func users(_ sql: String) throws -> [User] {
                 try Row.fetchAll(db, sql: sql, arguments: [user, user]).map(SQLiteStore.userRow)
             }
@@ -247,7 +247,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func sendMessage(from: User, to: User, clientID: String, body: String) async throws -> SendOutcome {
-        try await pool.write { db in
+        try await write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE fromID = ? AND clientID = ?",
                                           arguments: [from.id, clientID]) {
                 return .stored(Self.message(row), isNew: false, events: [])
@@ -265,7 +265,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func messages(between a: Int64, _ b: Int64, before: Int64?, limit: Int) async throws -> [StoredMessage] {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM message WHERE ((fromID = ? AND toID = ?) OR (fromID = ? AND toID = ?)) AND id < ?
                 ORDER BY id DESC LIMIT ?
@@ -274,7 +274,7 @@ extension SQLiteStore: SocialRepository {
     }
 
     public func markRead(reader: User, from: User, upTo: Int64) async throws -> [CommittedEvent] {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE message SET readAt = ? WHERE toID = ? AND fromID = ? AND id <= ? AND readAt IS NULL",
                            arguments: [Date(), reader.id, from.id, upTo])
             guard db.changesCount > 0 else { return [] }

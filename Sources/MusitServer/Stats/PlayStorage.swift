@@ -54,7 +54,7 @@ extension SQLiteStore: PlayRepository {
     }
 
     public func startPlay(userID: Int64, songID: Int64, title: String, artist: String?, at date: Date) async throws -> Int64 {
-        try await pool.write { db in
+        try await write { db in
             if try Row.fetchOne(db, sql: """
                 SELECT 1 FROM playForgotten WHERE (kind = 'user' AND subject = ?) OR (kind = 'song' AND subject = ?)
                 """, arguments: [userID, songID]) != nil {
@@ -67,7 +67,7 @@ extension SQLiteStore: PlayRepository {
     }
 
     public func updatePlay(id: Int64, userID: Int64, position: Double, ended: Bool) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE play SET position = ?, endedAt = CASE WHEN ? THEN ? ELSE endedAt END WHERE id = ? AND userID = ?",
                            arguments: [position, ended, Date(), id, userID])
             return db.changesCount > 0
@@ -75,7 +75,7 @@ extension SQLiteStore: PlayRepository {
     }
 
     public func forget(users: [Int64], songs: [Int64]) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             var removed = 0
             for (kind, ids, column) in [("user", users, "userID"), ("song", songs, "songID")] {
                 for id in ids {
@@ -89,7 +89,7 @@ extension SQLiteStore: PlayRepository {
     }
 
     public func playStats(since: Date) async throws -> PlayTotals {
-        try await pool.read { db in
+        try await read { db in
             var perDay: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT startedAt FROM play WHERE startedAt >= ?", arguments: [since]) {
                 let d: Date = row["startedAt"]

@@ -62,7 +62,7 @@ extension SQLiteStore: OutboxRepository {
     }
 
     public func pendingOutbox(limit: Int) async throws -> [OutboxMessage] {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchAll(db, sql: "SELECT id, topic, subject FROM outbox ORDER BY id LIMIT ?", arguments: [limit])
                 .compactMap { row in
                     OutboxMessage.Topic(rawValue: row["topic"]).map { OutboxMessage(id: row["id"], topic: $0, subject: row["subject"]) }
@@ -72,7 +72,7 @@ extension SQLiteStore: OutboxRepository {
 
     public func removeOutbox(ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }
-        try await pool.write { db in
+        try await write { db in
             for id in ids { try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id]) }
         }
     }

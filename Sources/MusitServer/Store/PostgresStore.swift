@@ -138,6 +138,12 @@ public final class PostgresStore: Sendable {
     /// A transaction; run again when PostgreSQL reports a deadlock or a serialization
     /// failure, or (when `retryUnique`) a unique violation, whose retry finds the winner.
     func write<T: Sendable>(retryUnique: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await Telemetry.span("postgresql transaction", kind: .client, attributes: [("db.system", "postgresql")]) {
+            try await transaction(retryUnique: retryUnique, body)
+        }
+    }
+
+    private func transaction<T: Sendable>(retryUnique: Bool, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             do {
@@ -161,6 +167,12 @@ public final class PostgresStore: Sendable {
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await Telemetry.span("postgresql read", kind: .client, attributes: [("db.system", "postgresql")]) {
+            try await readConnection(body)
+        }
+    }
+
+    private func readConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
             let client = self.client
             return try await Self.withTimeout(seconds: Self.operationTimeout) {

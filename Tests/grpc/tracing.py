@@ -1,0 +1,144 @@
+"""Traces across the split: an OTLP/HTTP receiver (opentelemetry-proto, answering with the
+protobuf content type) gets, for one play started with a W3C `traceparent`, the gateway's
+server span (its parent the incoming span), the gateway's client span for the gRPC call,
+Stats' server span under it from the other process, and Stats' database span under that:
+one trace id. The exporters batch for a minute, so everything arrives only because SIGTERM
+flushes it. The JSON log lines written inside the request's span carry its ids. With no
+endpoint set, no span is made (checked by the absence of any export)."""
+import gzip
+import http.server
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
+from common import Client, Server, check, finish, free_port, register  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
+
+SPANS = []      # (service.name, span)
+EXPORTS = []
+lock = threading.Lock()
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        with lock:
+            EXPORTS.append(self.path)
+            for rs in request.resource_spans:
+                name = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        SPANS.append((name, span))
+        answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+port = free_port()
+receiver = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
+threading.Thread(target=receiver.serve_forever, daemon=True).start()
+otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:%d" % port, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_BSP_SCHEDULE_DELAY": "60000", "MUSIT_LOG_FORMAT": "json", "MUSIT_LOG_LEVEL": "info"}
+
+grpc = free_port()
+stats = Server(args=["--role", "stats", "--grpc-port", str(grpc)], log_name="stats.log", extra_env=otel)
+stats.start()
+gateway = Server(data=stats.data, args=["--role", "gateway", "--stats", "127.0.0.1:%d" % grpc], log_name="gateway.log",
+                 extra_env=otel)
+gateway.start()
+trace_id = secrets.token_hex(16)
+parent_id = secrets.token_hex(8)
+try:
+    token = register(gateway.port, "ann")
+    c = Client(gateway.port, token)
+    with open(os.path.join(AUDIO, "sine440.mp3"), "rb") as f:
+        s, song = c.request("POST", "/api/v1/songs", f.read(), {"Content-Type": "audio/mpeg"})
+    assert s == 201, (s, song)
+    s, _ = c.request("POST", "/api/v1/plays", {"songId": song["id"], "event": "start", "position": 0},
+                     {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
+    check(s == 201, "a play started with a traceparent (%s)" % s)
+    time.sleep(0.3)
+    with lock:
+        early = len(SPANS)
+    check(early == 0, "nothing exported yet: the batch waits (%d spans)" % early)
+finally:
+    gateway.stop()
+    stats.stop()
+receiver.shutdown()
+
+mine = [(svc, sp) for svc, sp in SPANS if sp.trace_id.hex() == trace_id]
+by_id = {sp.span_id.hex(): (svc, sp) for svc, sp in mine}
+KIND_SERVER, KIND_CLIENT = 2, 3
+server = [(svc, sp) for svc, sp in mine if svc == "musit-gateway" and sp.kind == KIND_SERVER]
+check(len(server) == 1 and server[0][1].parent_span_id.hex() == parent_id,
+      "the gateway's server span, its parent the incoming span (%s)" % [(s.name, s.parent_span_id.hex()) for _, s in server])
+
+
+def under(span, ancestor_id):
+    seen = 0
+    while span is not None and seen < 20:
+        if span.parent_span_id.hex() == ancestor_id:
+            return True
+        span = by_id.get(span.parent_span_id.hex(), (None, None))[1]
+        seen += 1
+    return False
+
+
+client = [sp for svc, sp in mine if svc == "musit-gateway" and sp.kind == KIND_CLIENT and sp.name == "musit.stats.v1.Stats/RecordPlay"]
+check(len(client) == 1 and server and under(client[0], server[0][1].span_id.hex()),
+      "a client span for musit.stats.v1.Stats/RecordPlay under it")
+remote = [sp for svc, sp in mine if svc == "musit-stats" and sp.kind == KIND_SERVER]
+check(len(remote) == 1 and client and remote[0].parent_span_id == client[0].span_id,
+      "Stats' server span, from the other process, under the client span")
+db = [sp for svc, sp in mine if svc == "musit-stats" and sp.name == "sqlite write"]
+check(len(db) >= 1 and remote and under(db[0], remote[0].span_id.hex()), "and Stats' database span under that")
+check(len({sp.trace_id for _, sp in mine}) == 1 and len(mine) >= 4, "one trace id over %d spans in two processes" % len(mine))
+check(all(p == "/v1/traces" for p in EXPORTS) and EXPORTS, "exported to /v1/traces at shutdown (%d exports)" % len(EXPORTS))
+
+lines = []
+with open(os.path.join(stats.data, "gateway.log")) as f:
+    for line in f:
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            pass
+tagged = [l for l in lines if l.get("trace_id") == trace_id]
+check(tagged and all(l.get("span_id") for l in tagged),
+      "the gateway's JSON log lines inside the request carry trace_id and span_id (%d lines)" % len(tagged))
+
+# Off without an endpoint: no export at all.
+SPANS.clear()
+EXPORTS.clear()
+port2 = free_port()
+receiver = http.server.ThreadingHTTPServer(("127.0.0.1", port2), Receiver)
+threading.Thread(target=receiver.serve_forever, daemon=True).start()
+plain = Server(extra_env={"MUSIT_LOG_FORMAT": "json", "MUSIT_LOG_LEVEL": "info"})
+plain.start()
+try:
+    token = register(plain.port, "ann")
+    Client(plain.port, token).request("GET", "/api/v1/me", None, {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
+finally:
+    plain.stop()
+receiver.shutdown()
+check(not EXPORTS, "no endpoint: nothing exported")
+with open(os.path.join(plain.data, "server.log")) as f:
+    check("trace_id" not in f.read(), "and no trace ids in the log")
+finish("tracing")
