@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "musit-tui", targets: ["musit-tui"]),
         // The view model and renderer, for the UI benchmarks in bench/ui.
         .library(name: "MusitUI", targets: ["MusitViewModel", "MusitRender"]),
+        // The services' generated messages and stubs, for bench/rpc.
+        .library(name: "MusitRPC", targets: ["MusitRPC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

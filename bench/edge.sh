@@ -6,7 +6,8 @@
 #   - 64 KiB Range GETs and whole-file GETs at 1/16/256 connections beside nginx (sendfile)
 #   - the 16-connection cells again, every server in turn, 5 rounds, medians and ratios
 # MUSIT_BASELINE_BINS="name=path,name=path": release builds of other revisions (for one:
-# git worktree add /tmp/prev REV && cd /tmp/prev && swift build -c release --static-swift-stdlib).
+# git worktree add /tmp/prev REV && cd /tmp/prev && swift build -c release --static-swift-stdlib);
+# a path ending in @split runs that binary as the split deployment (gateway + Stats).
 # EDGE_POLLS (default "1000 10000"), LONGPOLL_ROUNDS (default 3), EDGE_SECONDS (default 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +41,16 @@ urls=()
 for i in "${!bins[@]}"; do
     data=$(mktemp -d)
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    MUSIT_BCRYPT_COST=4 "${bins[$i]}" --serve --port "$port" --data "$data" > /dev/null 2>&1 &
+    bin_i=${bins[$i]} role=()
+    if [[ $bin_i == *@split ]]; then
+        # The split deployment: Stats alone, then the gateway reaching it.
+        bin_i=${bin_i%@split}
+        grpc=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$bin_i" --serve --role stats --grpc-port "$grpc" --port 0 --data "$data" > /dev/null 2>&1 &
+        pids+=($!)
+        role=(--role gateway --stats "127.0.0.1:$grpc")
+    fi
+    MUSIT_BCRYPT_COST=4 "$bin_i" --serve --port "$port" --data "$data" "${role[@]}" > /dev/null 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
     base="http://127.0.0.1:$port/api/v1"

@@ -48,6 +48,7 @@ enum ServiceRole {
                             body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.get("/metrics") { _, _ in MetricsSetup.response() }
+        JSONCalls(methods: JSONCalls.methods(of: service).merging(JSONCalls.methods(of: health)) { a, _ in a }).addRoutes(to: router)
         let app = Application(router: router,
                               configuration: .init(address: .hostname(config.host, port: config.port),
                                                    serverName: MusitBackend.serverName),
