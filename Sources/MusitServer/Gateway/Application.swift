@@ -261,7 +261,7 @@ public enum MusitBackend {
                                 registry: registry, tasks: tasks)
         }
         table.load(router.routes)
-        let app = Application(responder: MusitResponder(router: router.buildResponder()), server: server,
+        let app = Application(responder: MusitResponder(router: router.buildResponder(), routes: table), server: server,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: Self.serverName),
                               services: links.services + [relay], onServerRunning: onServerRunning, logger: log)
         return (app, services.bus, tasks)

@@ -15,6 +15,16 @@ final class RouteTable: Sendable {
         routes.withLockedValue { $0 = described.map { ($0.path, $0.method) } }
     }
 
+    /// Every route as (path pattern with `{name}` captures, method), for the contract test.
+    var all: [(path: String, method: String)] {
+        routes.withLockedValue { routes in
+            routes.map { route in
+                let path = "/" + route.path.components.map(\.description).joined(separator: "/")
+                return (path, route.method.rawValue)
+            }
+        }
+    }
+
     /// Every method some route takes at `path`; HEAD wherever GET is, OPTIONS everywhere a
     /// route is. Empty when no route has this path.
     func methods(for path: String) -> [HTTPRequest.Method] {
@@ -57,6 +67,8 @@ final class RouteTable: Sendable {
 public struct MusitResponder: HTTPResponder {
     public typealias Context = MusitContext
     let router: RouterResponder<MusitContext>
+    /// What the router holds, for 405s and the contract test.
+    let routes: RouteTable
 
     public func respond(to request: Request, context: MusitContext) async throws -> Response {
         guard request.method == .head else { return try await router.respond(to: request, context: context) }
