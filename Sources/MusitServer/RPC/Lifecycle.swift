@@ -8,12 +8,15 @@ import ServiceLifecycle
 /// Serves gRPC until the service group shuts down.
 struct GRPCServerService<Transport: ServerTransport>: Service {
     let server: GRPCServer<Transport>
+    /// Where the server's tasks (and so every handler, a child of them) run; nil: the
+    /// global executor.
+    var executor: (any TaskExecutor)? = nil
     /// Told when the server stops taking calls, so health can say NOT_SERVING first.
     var onShutdown: @Sendable () -> Void = {}
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await server.serve()
+            try await withTaskExecutorPreference(executor) { try await server.serve() }
         } onGracefulShutdown: {
             onShutdown()
             server.beginGracefulShutdown()

