@@ -23,9 +23,9 @@ mkdir -p "$cache"
 $SWIFT package resolve >/dev/null
 plugin() {  # package product → path of the built plugin
     local package=$1 product=$2
-    $SWIFT build -c release --package-path ".build/checkouts/$package" --scratch-path "$cache/$package" \
+    $SWIFT build --package-path ".build/checkouts/$package" --scratch-path "$cache/$package" \
         --product "$product" >&2
-    echo "$cache/$package/release/$product"
+    echo "$cache/$package/debug/$product"
 }
 swift_plugin=$(plugin swift-protobuf protoc-gen-swift)
 grpc_plugin=$(plugin grpc-swift-protobuf protoc-gen-grpc-swift-2)
