@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TEST_AUDIO ?= $(CURDIR)/.build/test-audio
 
-.PHONY: all deps build run test test-audio bench clean
+.PHONY: all deps build run test test-audio bench clean image deploy-check
 
 all: build
 
@@ -21,10 +21,10 @@ test-audio: deps
 # Serial: several tests measure real time, and on two cores parallel tests that
 # wait on processes would starve the cooperative pool the timing tests run on.
 # The API fuzzing, the event log's hammer and crash tests, the HTTP checks, the services
-# over gRPC (a Python client, the split deployment) and the release
-# binary's smoke run come first; the test suite follows (and the kitty graphics check in a
-# pseudo-terminal), then the server suite and the
-# hammer again on a throwaway PostgreSQL.
+# over gRPC (a Python client, the split deployment), the release binary's smoke run and
+# the container image built from it (podman) come first; the test suite follows (and the
+# kitty graphics check in a pseudo-terminal), then the server suite and the hammer again
+# on a throwaway PostgreSQL.
 test: deps test-audio
 	$(SWIFT) build
 	scripts/api-fuzz.sh
@@ -32,9 +32,18 @@ test: deps test-audio
 	scripts/http-tests.sh
 	scripts/grpc-tests.sh
 	scripts/release-smoke.sh $(TEST_AUDIO)
+	scripts/deploy-check.sh
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
 	python3 Tests/look/kitty.py .build/debug/musit-tui $(TEST_AUDIO)
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) scripts/postgres-tests.sh
+
+# localhost/musit:dev with podman, offline (MUSIT_BIN=path takes a release binary already built).
+image: deps
+	scripts/make-image.sh
+
+# The image built and run as a user would: health, a non-root user, an upload streamed back, SIGTERM.
+deploy-check: deps test-audio
+	scripts/deploy-check.sh
 
 bench: deps
 	bench/run.sh

@@ -11,6 +11,8 @@ packages=(
     prometheus                                                              # tests: promtool check metrics
     postgresql nginx-light                                                  # tests: PostgreSQL, several instances behind nginx
     protobuf-compiler                                                       # tests: generated gRPC code matches proto/
+    podman buildah runc slirp4netns uidmap catatonit                        # tests: the container image, offline
+    containernetworking-plugins golang-github-containers-common debootstrap
 )
 # Python tools the tests use: an OpenAPI validator.
 python3 -c "import openapi_spec_validator, yaml" 2>/dev/null ||

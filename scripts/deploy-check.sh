@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The container image, checked with podman, offline: build localhost/musit:dev from the
+# host's release binary (MUSIT_BIN; the one scripts/release-smoke.sh built when present),
+# then run it as a user would (Tests/deploy/container.py).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/deploy/containers.conf}
+export MUSIT_TEST_AUDIO=${MUSIT_TEST_AUDIO:-$root/.build/test-audio}
+if [ -z "${MUSIT_BIN:-}" ] && [ -x .build/release/musit-tui ]; then
+    export MUSIT_BIN=$root/.build/release/musit-tui
+fi
+scripts/make-image.sh
+python3 Tests/deploy/container.py
