@@ -28,6 +28,10 @@ struct MusitCommand: ParsableCommand {
     @Flag(help: "Run the backend server instead of the player.")
     var serve = false
 
+    @Option(help: ArgumentHelp("GET this http:// URL and exit 0 when it answers 200 within 3 s (a container's health check).",
+                               valueName: "url"))
+    var probe: String?
+
     @Option(help: ArgumentHelp("--serve: address to listen on (default 127.0.0.1, or MUSIT_HOST).", valueName: "address"))
     var host: String?
 
@@ -123,6 +127,9 @@ struct MusitCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let probe {
+            throw ExitCode(Probe.check(probe) ? 0 : 1)
+        }
         let environment = ProcessInfo.processInfo.environment
         if serve {
             try ServeCommand(host: host, port: port, data: data, admin: admin, config: config, logFormat: logFormat, database: database, media: media,
