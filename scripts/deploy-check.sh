@@ -12,3 +12,8 @@ if [ -z "${MUSIT_BIN:-}" ] && [ -x .build/release/musit-tui ]; then
 fi
 scripts/make-image.sh
 python3 Tests/deploy/container.py
+# The alert rules and Prometheus's configuration: valid, their unit tests green, and every
+# metric they read exported by Musit.
+promtool check config deploy/prometheus/prometheus.yml > /dev/null
+promtool test rules deploy/prometheus/alerts_test.yml
+python3 Tests/deploy/rules_metrics.py
