@@ -78,7 +78,9 @@ struct ServeCommand {
         }
         let provider = telemetry == nil ? nil : Telemetry.loggingMetadataProvider
         if format == "json" {
-            LoggingSystem.bootstrap({ label, provider in JSONLogHandler(label: label, metadataProvider: provider) }, metadataProvider: provider)
+            let service = environment["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "musit-\(configuration.topology.role.rawValue)"
+            LoggingSystem.bootstrap({ label, provider in JSONLogHandler(label: label, service: service, metadataProvider: provider) },
+                                    metadataProvider: provider)
         } else if let provider {
             LoggingSystem.bootstrap({ label, provider in StreamLogHandler.standardError(label: label, metadataProvider: provider) },
                                     metadataProvider: provider)

@@ -120,6 +120,10 @@ with open(os.path.join(stats.data, "gateway.log")) as f:
             lines.append(json.loads(line))
         except ValueError:
             pass
+check(lines and all(isinstance(l.get(k), str) for l in lines for k in ("time", "level", "message", "service")),
+      "every JSON line has time, level, message and service (%d lines)" % len(lines))
+check({l.get("service") for l in lines} == {"musit-gateway"}, "the gateway's lines say service musit-gateway")
+check(any("hb.request.id" in l for l in lines), "and requests' lines their request id")
 tagged = [l for l in lines if l.get("trace_id") == trace_id]
 check(tagged and all(l.get("span_id") for l in tagged),
       "the gateway's JSON log lines inside the request carry trace_id and span_id (%d lines)" % len(tagged))

@@ -1,16 +1,21 @@
 import Foundation
 import Logging
 
-/// One JSON object per line on stderr: time, level, label, message and metadata (request ids included).
+/// One JSON object per line on stderr, for people and for Loki: `time` (RFC 3339, UTC, with
+/// milliseconds), `level`, `message`, `service` (`musit-<role>`, or `OTEL_SERVICE_NAME`),
+/// `logger`, then the metadata: the request id (`hb.request.id`) and, inside a span,
+/// `trace_id` and `span_id`. Secrets never reach it (`RequestMiddleware.redacted`).
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     /// Metadata of the moment, such as the current span's `trace_id` and `span_id`.
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
+    private let service: String
 
-    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
+    public init(label: String, service: String = "musit", metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
+        self.service = service
         self.metadataProvider = metadataProvider
     }
 
@@ -20,12 +25,13 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: Any] = ["ts": Date().ISO8601Format(.iso8601.time(includingFractionalSeconds: true)),
-                                     "level": event.level.rawValue, "label": label, "msg": "\(event.message)"]
+        var object: [String: Any] = ["time": Date().ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)),
+                                     "level": event.level.rawValue, "service": service, "logger": label,
+                                     "message": "\(event.message)"]
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided, uniquingKeysWith: { $1 }) }
         all.merge(event.metadata ?? [:], uniquingKeysWith: { $1 })
-        for (k, v) in all { object[k] = Self.plain(v) }
+        for (k, v) in all where object[k] == nil { object[k] = Self.plain(v) }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         FileHandle.standardError.write(data + Data("\n".utf8))
     }
