@@ -43,7 +43,8 @@ enum ServiceRole {
                                                    eventLoopGroup: loop)
         let faults = DelayInterceptor(environment: ProcessInfo.processInfo.environment["MUSIT_FAULT_DELAY"])
         if let faults { logger.warning("fault injection: calls wait before they are handled", metadata: ["method": "\(faults.method)"]) }
-        let (server, health) = RPCWiring.serviceServer(transport: transport, services: [name: service], faults: faults)
+        let (server, health) = RPCWiring.serviceServer(transport: transport, services: [name: service],
+                                                       executor: EventLoopTaskExecutor(loop.next()), faults: faults)
         _ = MetricsSetup.registry
         MetricsSetup.listFamilies()
 
@@ -67,8 +68,7 @@ enum ServiceRole {
                               },
                               logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: (telemetry.map { [$0] } ?? []) + [GRPCServerService(server: server, executor: EventLoopTaskExecutor(loop.next()),
-                                                                            onShutdown: { health.setAll(.notServing) }), app],
+            services: (telemetry.map { [$0] } ?? []) + [server, app],
             gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }

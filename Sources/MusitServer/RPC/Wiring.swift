@@ -23,25 +23,25 @@ enum RPCWiring {
             stats = Musit_Stats_V1_Stats.Client(wrapping: client)
         } else {
             let transport = InProcessTransport()
-            let (server, health) = serviceServer(transport: transport.server, services: [.stats: StatsService(plays: plays)])
+            let (server, _) = serviceServer(transport: transport.server, services: [.stats: StatsService(plays: plays)])
             let client = GRPCClient(transport: transport.client, interceptors: clientInterceptors)
-            services += [GRPCServerService(server: server, onShutdown: { health.setAll(.notServing) }),
-                         GRPCClientService(client: client)]
+            services += [server, GRPCClientService(client: client)]
             stats = Musit_Stats_V1_Stats.Client(wrapping: client)
         }
         return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout), services)
     }
 
-    /// A gRPC server for `services`, with the health service answering for each of them and
-    /// the server metrics on every call.
+    /// A gRPC server for `services`, as the service that runs it (on `executor`), with the
+    /// health service answering for each of them (NOT_SERVING once shutdown begins) and the
+    /// server metrics on every call.
     static func serviceServer<Transport: ServerTransport>(transport: Transport, services: [ServiceName: any RegistrableRPCService],
-                                                          faults: DelayInterceptor? = nil)
-        -> (GRPCServer<Transport>, HealthService) {
+                                                          executor: (any TaskExecutor)? = nil, faults: DelayInterceptor? = nil)
+        -> (GRPCServerService<Transport>, HealthService) {
         let health = HealthService(services: services.keys.map(\.grpcName))
         var interceptors: [any ServerInterceptor] = [ServerMetricsInterceptor(metrics: .server), DeadlineInterceptor()]
         if Telemetry.isTracing { interceptors.insert(ServerTracingInterceptor(), at: 0) }
         if let faults { interceptors.append(faults) }
         let server = GRPCServer(transport: transport, services: Array(services.values) + [health], interceptors: interceptors)
-        return (server, health)
+        return (GRPCServerService(server: server, executor: executor, onShutdown: { health.setAll(.notServing) }), health)
     }
 }
