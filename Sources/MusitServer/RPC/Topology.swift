@@ -132,19 +132,32 @@ struct ServiceLink<Client: Sendable>: Sendable {
 
     func problem(for error: RPCError) -> any Error {
         let name = service.title
-        switch error.code {
-        case .unavailable:
-            return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"],
-                             message: "\(name) is unavailable; try again in a second")
-        case .deadlineExceeded:
-            return HTTPError(.gatewayTimeout, message: "\(name) did not answer in time")
-        case .invalidArgument: return HTTPError(.badRequest, message: error.message)
-        case .notFound: return HTTPError(.notFound, message: error.message)
-        case .permissionDenied: return HTTPError(.forbidden, message: error.message)
-        case .failedPrecondition: return HTTPError(.conflict, message: error.message)
-        case .resourceExhausted: return HTTPError(.tooManyRequests, headers: [.retryAfter: "1"], message: error.message)
-        default:
-            return HTTPError(.badGateway, message: "\(name) failed (\(error.code))")
+        // Anything else is the service failing, not the client: 502.
+        guard let status = error.code.httpStatus else { return HTTPError(.badGateway, message: "\(name) failed (\(error.code))") }
+        let retry: HTTPFields = [.serviceUnavailable, .tooManyRequests].contains(status) ? [.retryAfter: "1"] : [:]
+        let message = switch error.code {
+        case .unavailable: "\(name) is unavailable; try again in a second"
+        case .deadlineExceeded: "\(name) did not answer in time"
+        default: error.message
+        }
+        return HTTPError(status, headers: retry, message: message)
+    }
+}
+
+extension RPCError.Code {
+    /// The HTTP status of a gRPC code that says what was wrong with the call or when to
+    /// try again; nil for the codes that mean the callee failed. `ServiceLink` answers the
+    /// gateway's client with it, `JSONCalls` a service's JSON caller.
+    var httpStatus: HTTPResponse.Status? {
+        switch self {
+        case .invalidArgument: .badRequest
+        case .notFound: .notFound
+        case .failedPrecondition: .conflict
+        case .permissionDenied: .forbidden
+        case .resourceExhausted: .tooManyRequests
+        case .unavailable: .serviceUnavailable
+        case .deadlineExceeded: .gatewayTimeout
+        default: nil
         }
     }
 }
