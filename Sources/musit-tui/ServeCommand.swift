@@ -21,7 +21,8 @@ struct ServeCommand {
     let grpcPort: Int?
     let addresses: Addresses
 
-    /// `--accounts`, `--library`, `--social`, `--stats`: where the gateway reaches each service.
+    /// Where the gateway reaches each service: the flags `--accounts`, `--library`, `--social`,
+    /// `--stats`, or the settings file's entries of those names.
     struct Addresses {
         var accounts, library, social, stats: String?
 
@@ -132,15 +133,10 @@ extension ServeCommand {
             }
             t.grpcPort = p
         }
+        let fromFile = Addresses(accounts: file?.accounts, library: file?.library, social: file?.social, stats: file?.stats)
         for name in ServiceName.allCases {
-            let fromFile: String? = switch name {
-            case .accounts: file?.accounts
-            case .library: file?.library
-            case .social: file?.social
-            case .stats: file?.stats
-            }
             if let address = addresses.flag(name) ?? environment["MUSIT_\(name.rawValue.uppercased())_ADDR"].flatMap({ $0.isEmpty ? nil : $0 })
-                ?? fromFile {
+                ?? fromFile.flag(name) {
                 t.addresses[name] = address
             }
         }
