@@ -249,7 +249,13 @@ public enum MusitBackend {
                                 serverName: Self.serverName, media: MediaFastPath(cache: services.mediaCache))
         let songs = try await SongsController(services: services, store: store, logger: log)
         songs.addRoutes(open: open, signedIn: signedIn)
-        StatsController(services: services, stats: links.stats).addRoutes(to: router, signedIn: signedIn)
+        StatsController(services: services, stats: links.stats).addRoutes(signedIn: signedIn)
+        // Prometheus: every family, and the media volume read at the scrape.
+        let media = config.media
+        router.get("/metrics") { _, _ in
+            MetricsSetup.measureVolume(media)
+            return MetricsSetup.response()
+        }
         let registry = ConnectionRegistry(limits: config.connections,
                                           descriptorLimit: ConnectionLimits.raiseDescriptorLimit(), logger: log)
         let tasks = ConnectionTasks()

@@ -1,4 +1,6 @@
+import Foundation
 import Hummingbird
+import NIOCore
 import Prometheus
 import Synchronization
 
@@ -95,4 +97,24 @@ enum MetricsSetup {
     static let durationBuckets: [Duration] = [.milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25),
                                               .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
                                               .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
+}
+
+extension MetricsSetup {
+    static let mediaFree = registry.makeGauge(descriptor: .init(metricName: "musit_media_free_bytes", unitName: "",
+                                                                helpText: "Bytes free on the media directory's filesystem, for this process's user."))
+    static let mediaSize = registry.makeGauge(descriptor: .init(metricName: "musit_media_size_bytes", unitName: "",
+                                                                helpText: "Size of the media directory's filesystem, in bytes."))
+
+    /// The media volume's size and free space, read at each scrape (one statvfs).
+    static func measureVolume(_ path: String) {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return }
+        mediaFree.set(Double(s.f_bavail) * Double(s.f_frsize))
+        mediaSize.set(Double(s.f_blocks) * Double(s.f_frsize))
+    }
+
+    static func response() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+    }
 }

@@ -11,7 +11,7 @@ struct StatsController: Sendable {
     let services: Services
     let stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>
 
-    func addRoutes(to router: Router<MusitContext>, signedIn: RouterGroup<MusitContext>) {
+    func addRoutes(signedIn: RouterGroup<MusitContext>) {
         let s = services
         let stats = self.stats
         signedIn.post("plays") { request, context in
@@ -66,32 +66,6 @@ struct StatsController: Sendable {
                               topArtists: overview.topArtists.map { AdminStats.TopArtist(artist: $0.artist, plays: Int($0.plays)) },
                               listenersNow: try await s.presence.listening(now: Date()), requestsPerRoute: routes)
         }
-
-        let media = s.config.media
-        router.get("/metrics") { _, _ in
-            MetricsSetup.measureVolume(media)
-            return MetricsSetup.response()
-        }
-    }
-}
-
-extension MetricsSetup {
-    static let mediaFree = registry.makeGauge(descriptor: .init(metricName: "musit_media_free_bytes", unitName: "",
-                                                                helpText: "Bytes free on the media directory's filesystem, for this process's user."))
-    static let mediaSize = registry.makeGauge(descriptor: .init(metricName: "musit_media_size_bytes", unitName: "",
-                                                                helpText: "Size of the media directory's filesystem, in bytes."))
-
-    /// The media volume's size and free space, read at each scrape (one statvfs).
-    static func measureVolume(_ path: String) {
-        var s = statvfs()
-        guard statvfs(path, &s) == 0 else { return }
-        mediaFree.set(Double(s.f_bavail) * Double(s.f_frsize))
-        mediaSize.set(Double(s.f_blocks) * Double(s.f_frsize))
-    }
-
-    static func response() -> Response {
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
     }
 }
 
