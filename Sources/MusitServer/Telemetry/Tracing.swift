@@ -70,14 +70,11 @@ struct ClientTracingInterceptor: ClientInterceptor {
         var request = request
         let method = context.descriptor
         return try await withSpan(method.fullyQualifiedMethod, ofKind: .client) { span in
-            span.attributes["rpc.system"] = "grpc"
-            span.attributes["rpc.service"] = method.service.fullyQualifiedService
-            span.attributes["rpc.method"] = method.method
+            span.describe(method)
             InstrumentationSystem.instrument.inject(span.context, into: &request.metadata, using: MetadataCarrier())
             let response = try await next(request, context)
             if case .failure(let error) = response.accepted {
-                span.attributes["rpc.grpc.status_code"] = error.code.rawValue
-                span.setStatus(.init(code: .error, message: error.message))
+                span.fail(error)
             } else {
                 span.attributes["rpc.grpc.status_code"] = 0
             }
@@ -96,16 +93,28 @@ struct ServerTracingInterceptor: ServerInterceptor {
         InstrumentationSystem.instrument.extract(request.metadata, into: &parent, using: MetadataCarrier())
         let method = context.descriptor
         return try await withSpan(method.fullyQualifiedMethod, context: parent, ofKind: .server) { span in
-            span.attributes["rpc.system"] = "grpc"
-            span.attributes["rpc.service"] = method.service.fullyQualifiedService
-            span.attributes["rpc.method"] = method.method
+            span.describe(method)
             do {
                 return try await next(request, context)
             } catch let error as RPCError {
-                span.attributes["rpc.grpc.status_code"] = error.code.rawValue
-                span.setStatus(.init(code: .error, message: error.message))
+                span.fail(error)
                 throw error
             }
         }
+    }
+}
+
+extension Span {
+    /// The OpenTelemetry RPC attributes of a gRPC call.
+    func describe(_ method: MethodDescriptor) {
+        attributes["rpc.system"] = "grpc"
+        attributes["rpc.service"] = method.service.fullyQualifiedService
+        attributes["rpc.method"] = method.method
+    }
+
+    /// A call that ended with `error`: its status code, and the span marked failed.
+    func fail(_ error: RPCError) {
+        attributes["rpc.grpc.status_code"] = error.code.rawValue
+        setStatus(.init(code: .error, message: error.message))
     }
 }
