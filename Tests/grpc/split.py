@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, check, finish, free_port, register  # noqa: E402
+from common import Client, Server, check, finish, free_port, register, variant as tagged  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
@@ -31,8 +31,7 @@ with open(os.path.join(AUDIO, "sine440.mp3"), "rb") as f:
 
 
 def variant(n):
-    title = ("split %d" % n).encode().ljust(30, b"\0")
-    return BASE + b"TAG" + title + b"\0" * 30 + b"\0" * 30 + b"2026" + b"\0" * 30 + b"\x0c"
+    return tagged(BASE, n, "split")
 
 
 def metric(port, prefix):

@@ -154,6 +154,12 @@ def befriend(port, a_token, b_name, b_token, a_name):
     assert s == 200, (s, b)
 
 
+def variant(base, n, prefix="crash"):
+    """`base` with an ID3v1 tag of its own: other bytes, so never a duplicate of another."""
+    title = ("%s %d" % (prefix, n)).encode().ljust(30, b"\0")
+    return base + b"TAG" + title + b"\0" * 30 + b"\0" * 30 + b"2026" + b"\0" * 30 + b"\x0c"
+
+
 class CPUPressure:
     """Busy loops at low priority on every core, so the server's tasks are preempted at
     arbitrary moments (where races show) without starving the test itself."""

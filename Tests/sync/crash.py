@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from common import Client, Server, befriend, register
+from common import Client, Server, befriend, register, variant
 
 PEOPLE = 6
 
@@ -36,12 +36,6 @@ def make_mp3(directory):
     subprocess.run(["lame", "--quiet", "-b", "128", wav, path], check=True)
     with open(path, "rb") as f:
         return f.read()
-
-
-def variant(base, n):
-    """`base` with an ID3v1 tag of its own: other bytes, so never a duplicate of another."""
-    title = ("crash %d" % n).encode().ljust(30, b"\0")
-    return base + b"TAG" + title + b"\0" * 30 + b"\0" * 30 + b"2026" + b"\0" * 30 + b"\x0c"
 
 
 class Counter:
