@@ -32,6 +32,8 @@ public final class Session: Sendable {
     private let lastPublished = Mutex<(info: NowPlayingInfo, index: Int?)?>(nil)
     /// A queue cued at start is paused at 0:00; friends hear of it only once something played.
     private let hasPlayed = Atomic<Bool>(false)
+    /// Friends-list reloads started, and the newest whose answer was shown.
+    private let friendReloads = Mutex<(started: Int, shown: Int)>((0, 0))
     /// Signs the embedded backend's local user in without a screen.
     private let autoSignIn: (@Sendable (APIClient) async throws(ClientError) -> Void)?
     /// The queue is the server's library (no files were named on the command line).
@@ -129,9 +131,23 @@ public final class Session: Sendable {
     }
 
     private func reloadFriends() async {
+        // Reloads run from the effect task and the sync loop at once; an answer older than
+        // one already shown is dropped, or a list read before an acceptance could land after
+        // the acceptance's reload and show the friend as pending again.
+        let ticket = friendReloads.withLock { r -> Int in
+            r.started += 1
+            return r.started
+        }
         do throws(ClientError) {
             let list = try await client.friends()
-            post(.session(.friends(Self.friends(list))))
+            let friends = Self.friends(list)
+            // Posted under the lock: `post` only enqueues, and two fresh answers must reach
+            // the UI in ticket order.
+            friendReloads.withLock { r in
+                guard ticket > r.shown else { return }
+                r.shown = ticket
+                post(.session(.friends(friends)))
+            }
         } catch {
             post(.message("friends: \(error)"))
         }
@@ -216,7 +232,7 @@ public final class Session: Sendable {
                     try await client.markRead(with: peer, upTo: upTo)
                 case .requestFriend(let name):
                     try await client.requestFriend(name)
-                    post(.message("friend request sent to \(name)"))
+                    post(.session(.friendRequestSent(to: name)))
                     await reloadFriends()
                 case .acceptFriend(let name):
                     try await client.acceptFriend(name)

@@ -291,6 +291,9 @@ public enum SessionEvent: Equatable, Sendable {
     case friends([Friend])
     case presence(user: String, online: Bool, playing: FriendPlaying?)
     case friendRequest(from: String)
+    /// Our request to them was stored. Its answer can come after their acceptance's event
+    /// (they accepted while the answer was on its way): then it says nothing.
+    case friendRequestSent(to: String)
     case friendAccepted(by: String)
     case friendRemoved(String)
     /// A message from the server (theirs, or ours sent from anywhere).

@@ -53,6 +53,14 @@ extension Reducer {
             }
             s.message = "\(from) wants to be friends: select them in Friends and press a"
             return []
+        case .friendRequestSent(let to):
+            if s.social.friends.contains(where: { $0.username == to && $0.relation == .friend }) { return [] }
+            if !s.social.friends.contains(where: { $0.username == to }) {
+                s.social.friends.append(Friend(username: to, displayName: to, relation: .outgoing))
+                s.social.sortFriends()
+            }
+            s.message = "friend request sent to \(to)"
+            return []
         case .friendAccepted(let by):
             s.social.updateFriend(by) { $0.relation = .friend }
             s.social.sortFriends()

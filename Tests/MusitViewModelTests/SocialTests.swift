@@ -163,6 +163,22 @@ struct SocialTests {
         #expect(s.state.social.friends.map(\.username) == ["dave", "bob", "carol"] || s.state.social.friends[1].online)
     }
 
+    @Test("a request's answer after the acceptance's event says nothing; before it, shows the request as pending")
+    func requestAnswerAfterAcceptance() {
+        let s = Script.signedIn()
+        // In order: the answer, then the acceptance.
+        s.session(.friendRequestSent(to: "erin"))
+        #expect(s.state.social.friends.first { $0.username == "erin" }?.relation == .outgoing)
+        #expect(s.text.contains("friend request sent to erin"), "\(s.text)")
+        s.session(.friendAccepted(by: "erin"))
+        #expect(s.text.contains("erin is now a friend"))
+        // Out of order: they accepted while our request's answer was on its way.
+        s.session(.friends(s.state.social.friends + [Friend(username: "fay", displayName: "Fay", relation: .outgoing)]))
+        s.session(.friendAccepted(by: "fay"), .friendRequestSent(to: "fay"))
+        #expect(s.state.social.friends.first { $0.username == "fay" }?.relation == .friend)
+        #expect(s.text.contains("fay is now a friend") && !s.text.contains("friend request sent to fay"), "\(s.text)")
+    }
+
     @Test("compose: full UTF-8 editing by grapheme, Enter sends exactly the text, delivery marks follow the server")
     func compose() {
         let s = Script.signedIn()
