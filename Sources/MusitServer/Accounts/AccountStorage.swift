@@ -61,13 +61,15 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         config.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
+        // Readers run side by side; writes one at a time.
+        DatabaseMetrics.poolSize(system: "sqlite", config.maximumReaderCount)
     }
 
     /// A write transaction (one at a time, SQLite's single writer), a span when tracing.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let pool = self.pool
         return try await Telemetry.span("sqlite write", kind: .client, attributes: [("db.system", "sqlite")]) {
-            try await pool.write(body)
+            try await Self.writes.measure { try await pool.write(body) }
         }
     }
 
@@ -75,9 +77,12 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let pool = self.pool
         return try await Telemetry.span("sqlite read", kind: .client, attributes: [("db.system", "sqlite")]) {
-            try await pool.read(body)
+            try await Self.reads.measure { try await pool.read(body) }
         }
     }
+
+    private static let writes = DatabaseMetrics(system: "sqlite", kind: "write")
+    private static let reads = DatabaseMetrics(system: "sqlite", kind: "read")
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()

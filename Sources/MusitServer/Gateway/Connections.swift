@@ -402,8 +402,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         MetricsSetup.activeStreams.increment()
-        context.write(wrapOutboundOut(.body(.fileRegion(region)))).whenComplete { _ in
+        let length = Int64(region.readableBytes)
+        context.write(wrapOutboundOut(.body(.fileRegion(region)))).whenComplete { result in
             MetricsSetup.activeStreams.decrement()
+            if case .success = result { MetricsSetup.streamedBytes.increment(by: length) }
             try? handle.close()
         }
     }

@@ -88,9 +88,21 @@ enum MetricsSetup {
                                                                             helpText: "Songs uploaded and stored."))
     static let uploadBytes = registry.makeCounter(descriptor: .init(metricName: "musit_upload_bytes", unitName: "total",
                                                                                 helpText: "Bytes of songs uploaded and stored."))
+    static let eventsDelivered = registry.makeCounter(descriptor: .init(metricName: "musit_events_delivered", unitName: "total",
+                                                                        helpText: "Events sent to clients in long-poll answers."))
+    /// From the bus handing a held poll its wake to the answer written: what a held
+    /// client waits beyond the commit on this instance (or the notice from another).
+    static let eventDelivery = registry.makeDurationHistogram(
+        descriptor: .init(metricName: "musit_event_delivery", unitName: "seconds",
+                          helpText: "Time from an event waking a held long-poll to its answer written."),
+        buckets: [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
+                  .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                  .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)])
+    static let streamedBytes = registry.makeCounter(descriptor: .init(metricName: "musit_stream_bytes", unitName: "total",
+                                                                      helpText: "Bytes of audio and HLS segments sent to clients."))
     /// The server's own families, listed from the start at 0.
     static func listFamilies() {
-        _ = (heldPolls, activeStreams, uploads, uploadBytes)
+        _ = (heldPolls, activeStreams, uploads, uploadBytes, eventsDelivered, eventDelivery, streamedBytes)
     }
 
     /// Request durations from 1 ms to 60 s (a held long-poll lasts up to a minute).

@@ -187,6 +187,7 @@ struct SongsController: Sendable {
             let frames = try await SongRoutes.readRange(SongRoutes.audioPath(media, stored.id), offset: seg.offset, length: seg.length)
             var buffer = ByteBuffer(bytes: tag)
             buffer.writeBytes(frames)
+            MetricsSetup.streamedBytes.increment(by: Int64(buffer.readableBytes))
             return Response(status: .ok, headers: [.contentType: "audio/mpeg", .cacheControl: "private, max-age=86400"],
                             body: .init(byteBuffer: buffer))
         }
@@ -337,7 +338,8 @@ enum SongRoutes {
                     return try file.read(range)
                 }
             }
-            // One buffer, written with its head in one go; not a stream to count.
+            // One buffer, written with its head in one go; not a stream to count, but bytes.
+            MetricsSetup.streamedBytes.increment(by: Int64(bytes.readableBytes))
             return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: bytes))
         }
         return try await sendFile(cache: cache, song: song, path: path, headers: headers, status: .partialContent, range: range,

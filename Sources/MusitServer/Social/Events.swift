@@ -8,8 +8,9 @@ import Synchronization
 /// once, on its own loop, through `EventBus.deliver`.
 protocol ParkedPoll: AnyObject, Sendable {
     var eventLoop: any EventLoop { get }
-    /// Called on `eventLoop`, once per park, with what the poll `id` learned.
-    func wake(id: UInt64, _ wake: EventBus.Wake)
+    /// Called on `eventLoop`, once per park, with what the poll `id` learned; `sentAt` is
+    /// when the bus handed it over (`DispatchTime` nanoseconds), for the delivery metric.
+    func wake(id: UInt64, _ wake: EventBus.Wake, sentAt: UInt64)
 }
 
 /// Wakes held long-polls when their user's log grows.
@@ -353,10 +354,12 @@ private struct ParkedWakes {
     }
 
     func send() {
+        guard !order.isEmpty else { return }
+        let sentAt = DispatchTime.now().uptimeNanoseconds
         for key in order {
             guard let (loop, polls) = loops[key] else { continue }
             loop.execute {
-                for p in polls { p.poll.wake(id: p.id, p.wake) }
+                for p in polls { p.poll.wake(id: p.id, p.wake, sentAt: sentAt) }
             }
         }
     }
@@ -460,6 +463,7 @@ final class EncodedPages: Sendable {
 
     /// The JSON body of `page`, the answer for `user` after `after`.
     func body(user: Int64, after: Int64, page: EventsPage) throws -> ByteBuffer {
+        if !page.events.isEmpty { MetricsSetup.eventsDelivered.increment(by: Int64(page.events.count)) }
         let through = page.events.last?.id ?? after
         if let e = entries.withLock({ $0[user] }), e.after == after, e.through == through {
             return e.body

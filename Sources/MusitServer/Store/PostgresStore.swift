@@ -36,6 +36,7 @@ public final class PostgresStore: Sendable {
         var config = PostgresClient.Configuration(host: parsed.host, port: parsed.port, username: parsed.user,
                                                   password: parsed.password, database: parsed.database, tls: .disable)
         config.options.maximumConnections = max(2, poolSize)
+        DatabaseMetrics.poolSize(system: "postgresql", config.options.maximumConnections)
         if let schema = parsed.schema { config.options.additionalStartupParameters = [("search_path", schema)] }
         let client = PostgresClient(configuration: config)
         self.client = client
@@ -139,7 +140,7 @@ public final class PostgresStore: Sendable {
     /// failure, or (when `retryUnique`) a unique violation, whose retry finds the winner.
     func write<T: Sendable>(retryUnique: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await Telemetry.span("postgresql transaction", kind: .client, attributes: [("db.system", "postgresql")]) {
-            try await transaction(retryUnique: retryUnique, body)
+            try await Self.writes.measure { try await transaction(retryUnique: retryUnique, body) }
         }
     }
 
@@ -168,9 +169,12 @@ public final class PostgresStore: Sendable {
 
     func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await Telemetry.span("postgresql read", kind: .client, attributes: [("db.system", "postgresql")]) {
-            try await readConnection(body)
+            try await Self.reads.measure { try await readConnection(body) }
         }
     }
+
+    private static let writes = DatabaseMetrics(system: "postgresql", kind: "write")
+    private static let reads = DatabaseMetrics(system: "postgresql", kind: "read")
 
     private func readConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {

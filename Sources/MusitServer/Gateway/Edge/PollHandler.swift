@@ -72,7 +72,9 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var user: Int64?
         var cursor: Int64 = 0
         /// A wake that came before the task that parked the poll reported back.
-        var earlyWake: EventBus.Wake?
+        var earlyWake: (wake: EventBus.Wake, sentAt: UInt64)?
+        /// When the bus handed over events for it: its answer's delivery time starts there.
+        var wokenAt: UInt64?
     }
 
     let edge: PollEdge
@@ -247,17 +249,19 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             state = .parked(id: id)
-            if let early = poll?.earlyWake { wake(id: id, early) }
+            if let early = poll?.earlyWake { wake(id: id, early.wake, sentAt: early.sentAt) }
         }
     }
 
     /// The bus's answer, on this loop.
-    func wake(id: UInt64, _ wake: EventBus.Wake) {
+    func wake(id: UInt64, _ wake: EventBus.Wake, sentAt: UInt64) {
         switch state {
         case .preparing(id):
-            poll?.earlyWake = wake
+            poll?.earlyWake = (wake, sentAt)
         case .parked(id):
-            guard let poll, let user = poll.user else { return }
+            guard let user = poll?.user else { return }
+            if wake != .nothing { poll?.wokenAt = sentAt }
+            guard let poll else { return }
             if wake == .readStorage {
                 state = .answering(id: id)
                 let edge = edge
@@ -289,6 +293,12 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(answer.body)), promise: nil)
         edge.record(answer.status, route: poll.route, since: poll.start)
+        if poll.media != nil, answer.status.kind == .successful {
+            MetricsSetup.streamedBytes.increment(by: Int64(answer.body.readableBytes))
+        }
+        if let wokenAt = poll.wokenAt, answer.events > 0 {
+            MetricsSetup.eventDelivery.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds &- wokenAt))
+        }
         if quiescePending {
             state = .closed
             held.removeAll()
@@ -365,8 +375,8 @@ final class PollMailbox: ParkedPoll {
         self.eventLoop = eventLoop
     }
 
-    func wake(id: UInt64, _ wake: EventBus.Wake) {
-        handler.value.wake(id: id, wake)
+    func wake(id: UInt64, _ wake: EventBus.Wake, sentAt: UInt64) {
+        handler.value.wake(id: id, wake, sentAt: sentAt)
     }
 }
 
@@ -377,6 +387,8 @@ final class PollEdge: Sendable {
         var status: HTTPResponse.Status
         var headers: HTTPFields
         var body: ByteBuffer
+        /// The events it carries.
+        var events = 0
     }
 
     enum Step: Sendable {
@@ -487,7 +499,7 @@ final class PollEdge: Sendable {
     private func page(user: Int64, cursor: Int64, _ found: [ServerEvent]) throws -> Answer {
         let page = EventsPage(events: found, cursor: found.last?.id ?? cursor)
         return Answer(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                      body: try events.pages.body(user: user, after: cursor, page: page))
+                      body: try events.pages.body(user: user, after: cursor, page: page), events: found.count)
     }
 
     private func problem(_ error: any Error, _ head: HTTPRequest) -> Answer {
