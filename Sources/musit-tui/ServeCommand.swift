@@ -50,6 +50,15 @@ struct ServeCommand {
         c.port = port ?? environment["MUSIT_PORT"].flatMap(Int.init) ?? file?.port ?? 8080
         c.admin = admin ?? environment["MUSIT_ADMIN"] ?? file?.admin
         c.jwtSecret = environment["MUSIT_JWT_SECRET"] ?? file?.jwtSecret
+        // A key in a file (a container secret, or one the compose stack makes at its first start).
+        if c.jwtSecret == nil, let path = environment["MUSIT_JWT_SECRET_FILE"], !path.isEmpty {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("MUSIT_JWT_SECRET_FILE names \(path), which cannot be read.")
+            }
+            let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !key.isEmpty else { throw ValidationError("MUSIT_JWT_SECRET_FILE names \(path), which is empty.") }
+            c.jwtSecret = key
+        }
         c.database = database ?? environment["MUSIT_DATABASE_URL"] ?? file?.database
         c.mediaDirectory = media ?? environment["MUSIT_MEDIA"] ?? file?.media
         if let text = environment["MUSIT_DATABASE_POOL"] ?? file?.databasePool.map(String.init) {
@@ -71,20 +80,24 @@ struct ServeCommand {
         let format = logFormat ?? environment["MUSIT_LOG_FORMAT"] ?? "text"
         guard ["text", "json"].contains(format) else { throw ValidationError("--log-format is text or json, not \(format).") }
         // Tracing first: the log lines written inside a span then carry its ids.
-        let telemetry: (any Service)?
+        let telemetry: Telemetry.Backend?
         do {
             telemetry = try Telemetry.bootstrap(role: configuration.topology.role, environment: environment)
         } catch {
             throw ValidationError("OpenTelemetry (OTEL_* variables): \(error)")
         }
         let provider = telemetry == nil ? nil : Telemetry.loggingMetadataProvider
-        if format == "json" {
-            let service = environment["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "musit-\(configuration.topology.role.rawValue)"
-            LoggingSystem.bootstrap({ label, provider in JSONLogHandler(label: label, service: service, metadataProvider: provider) },
-                                    metadataProvider: provider)
-        } else if let provider {
-            LoggingSystem.bootstrap({ label, provider in StreamLogHandler.standardError(label: label, metadataProvider: provider) },
-                                    metadataProvider: provider)
+        let exported = telemetry?.logHandler
+        let service = environment["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "musit-\(configuration.topology.role.rawValue)"
+        if format == "json" || provider != nil {
+            // Lines on stderr as chosen, and the same records to the collector when exporting.
+            LoggingSystem.bootstrap({ label, provider in
+                let local: any LogHandler = format == "json"
+                    ? JSONLogHandler(label: label, service: service, metadataProvider: provider)
+                    : StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                guard let exported else { return local }
+                return MultiplexLogHandler([local, exported(label)])
+            }, metadataProvider: provider)
         }
         // Each log line's timestamp goes through glibc's localtime_r, which stats
         // /etc/localtime on every call while TZ is unset: a syscall per request.
@@ -95,7 +108,7 @@ struct ServeCommand {
             do {
                 var logger = Logger(label: "musit.server")
                 logger.logLevel = level
-                try await MusitBackend.run(configuration, logger: logger, telemetry: telemetry)
+                try await MusitBackend.run(configuration, logger: logger, telemetry: telemetry?.service)
             } catch {
                 failure.set(error)
             }

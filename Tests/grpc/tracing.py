@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
@@ -23,6 +24,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
 
 SPANS = []      # (service.name, span)
+RECORDS = []    # (service.name, log record)
 EXPORTS = []
 lock = threading.Lock()
 
@@ -32,16 +34,28 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        request = trace_service_pb2.ExportTraceServiceRequest()
-        request.ParseFromString(body)
         with lock:
             EXPORTS.append(self.path)
-            for rs in request.resource_spans:
-                name = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
-                for ss in rs.scope_spans:
-                    for span in ss.spans:
-                        SPANS.append((name, span))
-        answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        if self.path == "/v1/logs":
+            request = logs_service_pb2.ExportLogsServiceRequest()
+            request.ParseFromString(body)
+            with lock:
+                for rl in request.resource_logs:
+                    name = next((a.value.string_value for a in rl.resource.attributes if a.key == "service.name"), "")
+                    for sl in rl.scope_logs:
+                        for record in sl.log_records:
+                            RECORDS.append((name, record))
+            answer = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+        else:
+            request = trace_service_pb2.ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            with lock:
+                for rs in request.resource_spans:
+                    name = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+                    for ss in rs.scope_spans:
+                        for span in ss.spans:
+                            SPANS.append((name, span))
+            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(answer)))
@@ -56,7 +70,7 @@ port = free_port()
 receiver = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
 threading.Thread(target=receiver.serve_forever, daemon=True).start()
 otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:%d" % port, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_BSP_SCHEDULE_DELAY": "60000", "MUSIT_LOG_FORMAT": "json", "MUSIT_LOG_LEVEL": "info"}
+        "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BLRP_SCHEDULE_DELAY": "60000", "MUSIT_LOG_FORMAT": "json", "MUSIT_LOG_LEVEL": "info"}
 
 grpc = free_port()
 stats = Server(args=["--role", "stats", "--grpc-port", str(grpc)], log_name="stats.log", extra_env=otel)
@@ -77,8 +91,8 @@ try:
     check(s == 201, "a play started with a traceparent (%s)" % s)
     time.sleep(0.3)
     with lock:
-        early = len(SPANS)
-    check(early == 0, "nothing exported yet: the batch waits (%d spans)" % early)
+        early = len(SPANS) + len(RECORDS)
+    check(early == 0, "nothing exported yet: the batches wait (%d spans and records)" % early)
 finally:
     gateway.stop()
     stats.stop()
@@ -111,7 +125,21 @@ check(len(remote) == 1 and client and remote[0].parent_span_id == client[0].span
 db = [sp for svc, sp in mine if svc == "musit-stats" and sp.name == "sqlite write"]
 check(len(db) >= 1 and remote and under(db[0], remote[0].span_id.hex()), "and Stats' database span under that")
 check(len({sp.trace_id for _, sp in mine}) == 1 and len(mine) >= 4, "one trace id over %d spans in two processes" % len(mine))
-check(all(p == "/v1/traces" for p in EXPORTS) and EXPORTS, "exported to /v1/traces at shutdown (%d exports)" % len(EXPORTS))
+check("/v1/traces" in EXPORTS and set(EXPORTS) <= {"/v1/traces", "/v1/logs"},
+      "exported to /v1/traces at shutdown (%d exports)" % len(EXPORTS))
+
+# OTLP logs: the same records as the JSON lines, each in its span's trace.
+check("/v1/logs" in EXPORTS, "log records exported to /v1/logs")
+traced = {}
+for svc, r in RECORDS:
+    if r.trace_id.hex() == trace_id:
+        traced.setdefault(svc, []).append(r)
+check(set(traced) == {"musit-gateway", "musit-stats"},
+      "records of the play in both processes carry its trace id (%s)" % {k: len(v) for k, v in traced.items()})
+check(any(r.body.string_value == "RPC" and r.span_id for r in traced.get("musit-stats", [])),
+      "Stats' access line for the call is one of them, with its span id")
+secrets_seen = [r.body.string_value for _, r in RECORDS if "correct horse" in str(r) or "Bearer " in str(r)]
+check(not secrets_seen, "no password or token in any exported record")
 
 lines = []
 with open(os.path.join(stats.data, "gateway.log")) as f:
@@ -127,6 +155,11 @@ check(any("hb.request.id" in l for l in lines), "and requests' lines their reque
 tagged = [l for l in lines if l.get("trace_id") == trace_id]
 check(tagged and all(l.get("span_id") for l in tagged),
       "the gateway's JSON log lines inside the request carry trace_id and span_id (%d lines)" % len(tagged))
+with open(os.path.join(stats.data, "stats.log")) as f:
+    stats_lines = [json.loads(l) for l in f if l.startswith("{")]
+remote_tagged = [l for l in stats_lines if l.get("trace_id") == trace_id]
+check(any(l.get("message") == "RPC" and l.get("grpc.method") == "musit.stats.v1.Stats/RecordPlay" for l in remote_tagged),
+      "Stats' JSON access line for the call has the same trace_id as the gateway's (%d lines)" % len(remote_tagged))
 
 # Off without an endpoint: no export at all.
 SPANS.clear()

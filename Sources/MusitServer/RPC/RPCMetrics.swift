@@ -1,4 +1,5 @@
 import GRPCCore
+import Logging
 import Prometheus
 import Synchronization
 
@@ -86,8 +87,16 @@ struct ServerMetricsInterceptor: ServerInterceptor {
         do {
             response = try await next(request, context)
         } catch {
-            metrics.record(method, code: RPCMetrics.code(of: error), duration: .now - start)
+            let code = RPCMetrics.code(of: error)
+            metrics.record(method, code: code, duration: .now - start)
+            Self.log(method, code: code, since: start)
             throw error
+        }
+        // The access line, as the gateway writes one per request: written here, inside the
+        // call's span (the tracing interceptor is outside this one), it carries its trace id.
+        switch response.accepted {
+        case .failure(let error): Self.log(method, code: error.code.rawValue, since: start)
+        case .success: Self.log(method, code: 0, since: start)
         }
         switch response.accepted {
         case .failure(let error):
@@ -107,6 +116,18 @@ struct ServerMetricsInterceptor: ServerInterceptor {
             response.accepted = .success(contents)
         }
         return response
+    }
+}
+
+extension ServerMetricsInterceptor {
+    static let logger = Logger(label: "musit.rpc")
+
+    static func log(_ method: MethodDescriptor, code: Int, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        logger.info("RPC", metadata: ["grpc.method": .string(method.fullyQualifiedMethod),
+                                      "grpc.code": .string(RPCMetrics.codeNames.indices.contains(code) ? RPCMetrics.codeNames[code] : String(code)),
+                                      "duration_ms": .stringConvertible((ms * 1000).rounded() / 1000)])
     }
 }
 

@@ -18,10 +18,17 @@ public enum Telemetry {
     /// Whether spans are being recorded.
     public static var isTracing: Bool { enabled.load(ordering: .relaxed) }
 
-    /// Starts tracing when the environment names an OTLP endpoint. Returns the exporter's
-    /// service, to run first in the process's service group so that it stops last and flushes
-    /// what the others recorded; nil when tracing stays off. Call once per process.
-    public static func bootstrap(role: ServerRole, environment: [String: String]) throws -> (any Service)? {
+    /// What `bootstrap` started: the exporters' service, to run first in the process's
+    /// service group so that it stops last and flushes what the others recorded, and the
+    /// OTLP log handler to put beside the process's own (nil when `OTEL_LOGS_EXPORTER=none`).
+    public struct Backend: Sendable {
+        public let service: any Service
+        public let logHandler: (@Sendable (String) -> any LogHandler)?
+    }
+
+    /// Starts tracing, and log export, when the environment names an OTLP endpoint; nil when
+    /// telemetry stays off. Call once per process.
+    public static func bootstrap(role: ServerRole, environment: [String: String]) throws -> Backend? {
         let endpoint = environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
         guard let endpoint, !endpoint.isEmpty, environment["OTEL_SDK_DISABLED"] != "true" else { return nil }
         var configuration = OTel.Configuration.default
@@ -31,7 +38,32 @@ public enum Telemetry {
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         InstrumentationSystem.bootstrap(backend.factory)
         enabled.store(true, ordering: .relaxed)
-        return backend.service
+        var services: [any Service] = [backend.service]
+        var logHandler: (@Sendable (String) -> any LogHandler)?
+        let logsEndpoint = environment["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        if environment["OTEL_LOGS_EXPORTER"] != "none", let logsEndpoint, !logsEndpoint.isEmpty {
+            var logs = configuration
+            logs.traces.enabled = false
+            logs.logs.enabled = true
+            // Every line the process keeps is exported; the process's logger chooses them.
+            logs.logs.level = .trace
+            let logging = try OTel.makeLoggingBackend(configuration: logs)
+            services.append(logging.service)
+            logHandler = logging.factory
+        }
+        return Backend(service: services.count == 1 ? services[0] : AllOf(services), logHandler: logHandler)
+    }
+
+    /// Services that run side by side and stop together (each sees the group's shutdown).
+    private struct AllOf: Service {
+        let services: [any Service]
+        init(_ services: [any Service]) { self.services = services }
+
+        func run() async throws {
+            try await withThrowingDiscardingTaskGroup { group in
+                for service in services { group.addTask { try await service.run() } }
+            }
+        }
     }
 
     /// Runs `body` in a span when tracing, else just runs it.
