@@ -80,15 +80,16 @@ struct ServeCommand {
         let format = logFormat ?? environment["MUSIT_LOG_FORMAT"] ?? "text"
         guard ["text", "json"].contains(format) else { throw ValidationError("--log-format is text or json, not \(format).") }
         // Tracing first: the log lines written inside a span then carry its ids.
+        let service = environment["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "musit-\(configuration.topology.role.rawValue)"
         let telemetry: Telemetry.Backend?
         do {
-            telemetry = try Telemetry.bootstrap(role: configuration.topology.role, environment: environment)
+            let diagnostics = format == "json" ? Logger(label: "swift-otel") { JSONLogHandler(label: $0, service: service) } : nil
+            telemetry = try Telemetry.bootstrap(role: configuration.topology.role, environment: environment, diagnostics: diagnostics)
         } catch {
             throw ValidationError("OpenTelemetry (OTEL_* variables): \(error)")
         }
         let provider = telemetry == nil ? nil : Telemetry.loggingMetadataProvider
         let exported = telemetry?.logHandler
-        let service = environment["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "musit-\(configuration.topology.role.rawValue)"
         if format == "json" || provider != nil {
             // Lines on stderr as chosen, and the same records to the collector when exporting.
             LoggingSystem.bootstrap({ label, provider in

@@ -28,13 +28,18 @@ public enum Telemetry {
 
     /// Starts tracing, and log export, when the environment names an OTLP endpoint; nil when
     /// telemetry stays off. Call once per process.
-    public static func bootstrap(role: ServerRole, environment: [String: String]) throws -> Backend? {
+    /// `diagnostics` gets swift-otel's own lines (export failures, settings read from the
+    /// environment), so they are written as the process's others are.
+    public static func bootstrap(role: ServerRole, environment: [String: String], diagnostics: Logger? = nil) throws -> Backend? {
         let endpoint = environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
         guard let endpoint, !endpoint.isEmpty, environment["OTEL_SDK_DISABLED"] != "true" else { return nil }
         var configuration = OTel.Configuration.default
         configuration.serviceName = "musit-\(role.rawValue)"   // OTEL_SERVICE_NAME overrides
         configuration.logs.enabled = false
         configuration.metrics.enabled = false
+        // Export trouble, not every setting it read (OTEL_LOG_LEVEL overrides).
+        configuration.diagnosticLogLevel = .warning
+        if let diagnostics { configuration.diagnosticLogger = .custom(diagnostics) }
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         InstrumentationSystem.bootstrap(backend.factory)
         enabled.store(true, ordering: .relaxed)

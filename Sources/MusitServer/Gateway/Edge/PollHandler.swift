@@ -443,7 +443,9 @@ final class PollEdge: Sendable {
     /// park `mailbox` in the bus when there is nothing yet.
     func prepare(_ head: HTTPRequest, mailbox: PollMailbox, id: UInt64) async -> Step {
         let request = Request(head: head, body: .init(buffer: ByteBuffer()))
-        logger.info("Request", metadata: ["hb.request.method": "GET", "hb.request.path": .string(RequestMiddleware.redacted(request.uri))])
+        // The router's request id, as every other request's line has.
+        logger.info("Request", metadata: ["hb.request.id": .stringConvertible(RequestID()), "hb.request.method": "GET",
+                                          "hb.request.path": .string(RequestMiddleware.redacted(request.uri))])
         do {
             let me = try await AuthenticationMiddleware.user(request, tokens: tokens, users: users)
             let (cursor, timeout) = try EventsController.parameters(request)
@@ -520,7 +522,7 @@ final class PollEdge: Sendable {
 
     /// The request middleware's log line, for a request answered here.
     func log(_ head: HTTPRequest) {
-        logger.info("Request", metadata: ["hb.request.method": "GET",
+        logger.info("Request", metadata: ["hb.request.id": .stringConvertible(RequestID()), "hb.request.method": "GET",
                                           "hb.request.path": .string(RequestMiddleware.redacted(URI(head.path ?? "")))])
     }
 
