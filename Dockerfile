@@ -31,8 +31,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man \
     && groupadd --gid 10001 musit \
     && useradd --uid 10001 --gid musit --no-create-home --home-dir /data --shell /usr/sbin/nologin musit \
-    && mkdir -p /data /media \
-    && chown musit:musit /data /media && chmod 0700 /data
+    && mkdir -p /data /media /keys \
+    && chown musit:musit /data /media /keys && chmod 0700 /data /keys
 COPY --from=binary /out/musit-tui /usr/local/bin/musit-tui
 USER musit
 ENV MUSIT_HOST=0.0.0.0 MUSIT_PORT=8080 MUSIT_DATA=/data MUSIT_MEDIA=/media MUSIT_LOG_FORMAT=json

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The container image, checked with podman, offline: build localhost/musit:dev from the
-# host's release binary (MUSIT_BIN; the one scripts/release-smoke.sh built when present),
-# then run it as a user would (Tests/deploy/container.py).
+# The container image and the compose stack, checked with podman, offline: build
+# localhost/musit:dev from the host's release binary (MUSIT_BIN; the one
+# scripts/release-smoke.sh built when present), run it as a user would
+# (Tests/deploy/container.py), then compose.yaml's services profile (Tests/deploy/compose.py).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,3 +18,7 @@ python3 Tests/deploy/container.py
 promtool check config deploy/prometheus/prometheus.yml > /dev/null
 promtool test rules deploy/prometheus/alerts_test.yml
 python3 Tests/deploy/rules_metrics.py
+# The compose stack: its files valid, the services profile under podman-compose beside a
+# throwaway PostgreSQL, the dashboard's queries answered by a real Prometheus, the logs.
+scripts/generate-dashboard.py --check
+scripts/with-postgres.sh python3 Tests/deploy/compose.py

@@ -13,6 +13,7 @@ packages=(
     protobuf-compiler                                                       # tests: generated gRPC code matches proto/
     podman buildah runc slirp4netns uidmap catatonit                        # tests: the container image, offline
     containernetworking-plugins golang-github-containers-common debootstrap
+    docker-compose                                                          # tests: compose.yaml as docker-compose reads it
 )
 # Python tools the tests use: an OpenAPI validator.
 python3 -c "import openapi_spec_validator, yaml" 2>/dev/null ||
@@ -22,6 +23,10 @@ command -v schemathesis >/dev/null || python3 -m pip install -q "schemathesis==4
 # And an OTLP receiver's message types, for the tracing test.
 python3 -c "import grpc, grpc_tools, grpc_health, opentelemetry.proto" 2>/dev/null ||
     python3 -m pip install -q "grpcio==1.85.4" "grpcio-tools==1.85.4" "grpcio-health-checking==1.85.1" "opentelemetry-proto==1.45.0"
+# The compose stack: podman-compose runs it (Debian's 1.0.3 cannot); the compose
+# specification's schema checks it.
+command -v podman-compose >/dev/null && command -v check-jsonschema >/dev/null ||
+    python3 -m pip install -q "podman-compose==1.6.0" "check-jsonschema==0.39.0"
 
 missing=()
 for p in "${packages[@]}"; do

@@ -96,5 +96,5 @@ try:
     check(took < 10 and code == "0", "SIGTERM to the server as PID 1: exit %s in %.2f s" % (code, took))
 finally:
     for n in names:
-        podman("rm", "-f", n, check_rc=False)
+        podman("rm", "-f", "-v", n, check_rc=False)   # with its anonymous /data and /media volumes
 finish("container")
