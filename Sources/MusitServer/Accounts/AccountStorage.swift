@@ -36,12 +36,18 @@ public protocol UserRepository: Sendable {
                     firstIsAdmin: Bool) async throws -> User
     func user(named username: String) async throws -> User?
     func user(id: Int64) async throws -> User?
+    /// The users of `ids` that exist, in no particular order.
+    func users(ids: [Int64]) async throws -> [User]
     func userCount() async throws -> Int
     /// Deletes the user and, by cascade, everything theirs: tokens, friendships, messages,
     /// events, plays and songs. Returns the events for those left (a friend or a pending
     /// request ended; the library changed when they had songs) and the ids of their songs,
     /// whose files are removed after the commit.
     func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64])
+    /// Sets what is given of the profile; the user as now stored, nil when there is none.
+    func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
+    /// Users whose name or display name contains `query`, by name.
+    func searchUsers(_ query: String, limit: Int) async throws -> [User]
 }
 
 public protocol RefreshTokenRepository: Sendable {
@@ -157,6 +163,14 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         }
     }
 
+    public func users(ids: [Int64]) async throws -> [User] {
+        guard !ids.isEmpty else { return [] }
+        return try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM user WHERE id IN (SELECT value FROM json_each(?))",
+                             arguments: [String(decoding: try JSONEncoder().encode(ids), as: UTF8.self)]).map(Self.userRow)
+        }
+    }
+
     public func userCount() async throws -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0 }
     }
@@ -198,6 +212,36 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
             try db.execute(sql: "UPDATE refreshToken SET revokedAt = ? WHERE family = ? AND revokedAt IS NULL",
                            arguments: [date, token.family])
             return token
+        }
+    }
+}
+
+/// Profiles: what a user says of themselves, and finding one another.
+extension SQLiteStore {
+    /// A LIKE pattern (for ESCAPE '\\') matching text that contains `query` literally:
+    /// a search for "50%" finds "50%", not everything.
+    static func containsPattern(_ query: String) -> String {
+        "%" + query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+    }
+
+    public func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {
+        try await write { db in
+            if let displayName {
+                try db.execute(sql: "UPDATE user SET displayName = ? WHERE id = ?", arguments: [displayName, userID])
+            }
+            if let bio { try db.execute(sql: "UPDATE user SET bio = ? WHERE id = ?", arguments: [bio, userID]) }
+            return try Row.fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [userID]).map(SQLiteStore.userRow)
+        }
+    }
+
+    public func searchUsers(_ query: String, limit: Int) async throws -> [User] {
+        let like = Self.containsPattern(query)
+        return try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM user WHERE username LIKE ? ESCAPE '\\' OR displayName LIKE ? ESCAPE '\\'
+                ORDER BY username COLLATE NOCASE LIMIT ?
+                """, arguments: [like, like, limit]).map(SQLiteStore.userRow)
         }
     }
 }

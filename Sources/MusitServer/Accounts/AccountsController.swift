@@ -78,6 +78,14 @@ struct AccountsController: Sendable {
         }
 
         signedIn.get("me") { _, context in try context.requireUser().info }
+        let profiles = ProfileRoutes(users: s.users)
+        signedIn.patch("me", use: profiles.updateProfile)
+        signedIn.get("users", use: profiles.searchUsers)
+        signedIn.get("users/:username") { _, context in
+            let name = context.parameters.get("username") ?? ""
+            guard let user = try await s.users.user(named: name) else { throw Problem.notFound("No user \(name)") }
+            return user.info
+        }
 
         // Deleting an account asks for its password again, throttled like a login: a
         // stolen access token alone must not be enough to destroy it.
@@ -170,5 +178,33 @@ extension SocketAddress {
         case .v6(let a): return a.host
         default: return nil
         }
+    }
+}
+
+/// Profiles: a user's own, and the search for others.
+struct ProfileRoutes: Sendable {
+    let users: any UserRepository
+
+    @Sendable func updateProfile(_ request: Request, context: MusitContext) async throws -> UserInfo {
+        let me = try context.requireUser()
+        let body = try await request.decode(as: ProfileUpdate.self, context: context)
+        if let bio = body.bio {
+            try TextRules.check(bio, "bio", maxCharacters: APILimits.bioMaxLength, maxBytes: 4 * APILimits.bioMaxLength)
+        }
+        let name = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let name {
+            guard !name.isEmpty else { throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters") }
+            try TextRules.checkDisplayName(name)
+        }
+        guard let user = try await users.updateProfile(userID: me.id, displayName: name, bio: body.bio) else {
+            throw Problem.unauthorized("No such user")
+        }
+        return user.info
+    }
+
+    @Sendable func searchUsers(_ request: Request, context: MusitContext) async throws -> UserList {
+        _ = try context.requireUser()
+        let query = try QueryParameters(request).text("query", maxCharacters: 64, maxBytes: 256) ?? ""
+        return UserList(users: try await users.searchUsers(query, limit: 50).map(\.info))
     }
 }

@@ -124,6 +124,13 @@ extension PostgresStore: UserRepository {
         try await read { conn in try await self.users(conn, #"SELECT \#(unescaped: userColumns) FROM "user" WHERE id = \#(id)"#).first }
     }
 
+    public func users(ids: [Int64]) async throws -> [User] {
+        guard !ids.isEmpty else { return [] }
+        return try await read { conn in
+            try await self.users(conn, #"SELECT \#(unescaped: userColumns) FROM "user" WHERE id = ANY(\#(ids))"#)
+        }
+    }
+
     public func userCount() async throws -> Int {
         try await read { conn in Int(try await self.int64s(conn, #"SELECT COUNT(*) FROM "user""#).first ?? 0) }
     }
@@ -196,6 +203,30 @@ extension PostgresStore: RefreshTokenRepository {
             try await conn.query("UPDATE refreshToken SET revokedAt = \(date) WHERE family = \(found.family) AND revokedAt IS NULL",
                                  logger: self.logger)
             return found
+        }
+    }
+}
+
+/// Profiles: what a user says of themselves, and finding one another.
+extension PostgresStore {
+    public func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {
+        try await write { conn in
+            if let displayName {
+                try await conn.query(#"UPDATE "user" SET displayName = \#(displayName) WHERE id = \#(userID)"#, logger: self.logger)
+            }
+            if let bio { try await conn.query(#"UPDATE "user" SET bio = \#(bio) WHERE id = \#(userID)"#, logger: self.logger) }
+            return try await self.users(conn, #"SELECT \#(unescaped: userColumns) FROM "user" WHERE id = \#(userID)"#).first
+        }
+    }
+
+    public func searchUsers(_ query: String, limit: Int) async throws -> [User] {
+        let like = SQLiteStore.containsPattern(query)
+        return try await read { conn in
+            try await self.users(conn, #"""
+                SELECT \#(unescaped: userColumns) FROM "user"
+                WHERE username ILIKE \#(like) ESCAPE '\' OR displayName ILIKE \#(like) ESCAPE '\'
+                ORDER BY lower(username) LIMIT \#(limit)
+                """#)
         }
     }
 }

@@ -46,27 +46,6 @@ extension PostgresStore: SocialRepository {
         }
     }
 
-    public func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {
-        try await write { conn in
-            if let displayName {
-                try await conn.query(#"UPDATE "user" SET displayName = \#(displayName) WHERE id = \#(userID)"#, logger: self.logger)
-            }
-            if let bio { try await conn.query(#"UPDATE "user" SET bio = \#(bio) WHERE id = \#(userID)"#, logger: self.logger) }
-            return try await self.users(conn, #"SELECT \#(unescaped: userColumns) FROM "user" WHERE id = \#(userID)"#).first
-        }
-    }
-
-    public func searchUsers(_ query: String, limit: Int) async throws -> [User] {
-        let like = SQLiteStore.containsPattern(query)
-        return try await read { conn in
-            try await self.users(conn, #"""
-                SELECT \#(unescaped: userColumns) FROM "user"
-                WHERE username ILIKE \#(like) ESCAPE '\' OR displayName ILIKE \#(like) ESCAPE '\'
-                ORDER BY lower(username) LIMIT \#(limit)
-                """#)
-        }
-    }
-
     private func friendState(_ conn: PostgresConnection, _ a: Int64, _ b: Int64) async throws -> FriendState {
         for try await (requester, accepted) in try await conn.query("""
             SELECT requesterID, accepted FROM friendship
@@ -127,23 +106,16 @@ extension PostgresStore: SocialRepository {
         }
     }
 
-    public func friends(of user: Int64) async throws -> (friends: [User], incoming: [User], outgoing: [User]) {
+    public func friends(of user: Int64) async throws -> FriendIDs {
         try await read { conn in
-            let cols = "u.id, u.username, u.displayName, u.passwordHash, u.role, u.bio"
-            let friends = try await self.users(conn, #"""
-                SELECT \#(unescaped: cols) FROM "user" u JOIN friendship f ON f.accepted AND
-                  ((f.requesterID = \#(user) AND f.addresseeID = u.id) OR (f.addresseeID = \#(user) AND f.requesterID = u.id))
-                ORDER BY lower(u.username)
-                """#)
-            let incoming = try await self.users(conn, #"""
-                SELECT \#(unescaped: cols) FROM "user" u JOIN friendship f
-                  ON NOT f.accepted AND f.addresseeID = \#(user) AND f.requesterID = u.id ORDER BY f.createdAt
-                """#)
-            let outgoing = try await self.users(conn, #"""
-                SELECT \#(unescaped: cols) FROM "user" u JOIN friendship f
-                  ON NOT f.accepted AND f.requesterID = \#(user) AND f.addresseeID = u.id ORDER BY f.createdAt
-                """#)
-            return (friends, incoming, outgoing)
+            var ids = FriendIDs()
+            for try await (requester, addressee, accepted) in try await conn.query("""
+                SELECT requesterID, addresseeID, accepted FROM friendship
+                WHERE requesterID = \(user) OR addresseeID = \(user) ORDER BY createdAt, id
+                """, logger: self.logger).decode((Int64, Int64, Bool).self) {
+                ids.add(me: user, requester: requester, addressee: addressee, accepted: accepted)
+            }
+            return ids
         }
     }
 

@@ -138,7 +138,7 @@ actor PresencePublisher {
     /// Publishes the state as kept now: on several instances a newer update may have
     /// reached another one (see `PresenceRepository.publish`).
     private func publish(user: Int64, username: String) async throws {
-        let friends = try await social.friends(of: user).friends.map(\.id)
+        let friends = try await social.friends(of: user).friends
         await bus.announce(try await presence.publish(user: user, username: username, to: friends, via: social))
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import MusitAPI
 
-/// Profiles, friends, chat and presence. Every change commits with its events in one
+/// Friends, chat and presence. Every change commits with its events in one
 /// transaction (the repository's), then announces them to the bus.
 struct SocialController: Sendable {
     let users: any UserRepository
@@ -16,9 +16,6 @@ struct SocialController: Sendable {
 
     /// Routes for signed-in users: `group` has the authentication middleware.
     func addRoutes(to group: RouterGroup<MusitContext>) {
-        group.patch("me", use: updateProfile)
-        group.get("users", use: searchUsers)
-        group.get("users/:username") { _, context in try await self.user(context).info }
         group.get("friends", use: friends)
         group.post("friends/requests", use: requestFriend)
         group.post("friends/requests/:username/accept", use: accept)
@@ -30,32 +27,15 @@ struct SocialController: Sendable {
         group.put("presence", use: setPresence)
     }
 
-    @Sendable func updateProfile(_ request: Request, context: MusitContext) async throws -> UserInfo {
-        let me = try context.requireUser()
-        let body = try await request.decode(as: ProfileUpdate.self, context: context)
-        if let bio = body.bio {
-            try TextRules.check(bio, "bio", maxCharacters: APILimits.bioMaxLength, maxBytes: 4 * APILimits.bioMaxLength)
-        }
-        let name = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let name {
-            guard !name.isEmpty else { throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters") }
-            try TextRules.checkDisplayName(name)
-        }
-        guard let user = try await social.updateProfile(userID: me.id, displayName: name, bio: body.bio) else {
-            throw Problem.unauthorized("No such user")
-        }
-        return user.info
-    }
-
-    @Sendable func searchUsers(_ request: Request, context: MusitContext) async throws -> UserList {
-        _ = try context.requireUser()
-        let query = try QueryParameters(request).text("query", maxCharacters: 64, maxBytes: 256) ?? ""
-        return UserList(users: try await social.searchUsers(query, limit: 50).map(\.info))
-    }
-
     @Sendable func friends(_ request: Request, context: MusitContext) async throws -> FriendsList {
         let me = try context.requireUser()
-        let (friends, incoming, outgoing) = try await social.friends(of: me.id)
+        let ids = try await social.friends(of: me.id)
+        let known = Dictionary(try await users.users(ids: ids.friends + ids.incoming + ids.outgoing).map { ($0.id, $0) },
+                               uniquingKeysWith: { a, _ in a })
+        // A user deleted between the two reads is left out.
+        let friends = ids.friends.compactMap { known[$0] }.sorted { $0.username.lowercased() < $1.username.lowercased() }
+        let incoming = ids.incoming.compactMap { known[$0] }
+        let outgoing = ids.outgoing.compactMap { known[$0] }
         let presence = try await presence.presence(of: friends.map(\.id))
         let now = Date()
         let window = self.presence.window
@@ -207,7 +187,7 @@ struct EventsController: Sendable {
     /// A poll marks its user online; friends learn when that is news.
     func arrived(_ me: User) async throws {
         if try await presence.touch(userID: me.id, seen: Date()) {
-            let friends = try await social.friends(of: me.id).friends.map(\.id)
+            let friends = try await social.friends(of: me.id).friends
             await poll.bus.announce(try await social.appendEvent(.draft(.presence, user: me.username, online: true), to: friends))
         }
     }

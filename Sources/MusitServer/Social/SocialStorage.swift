@@ -33,6 +33,25 @@ public enum FriendRequestOutcome: Sendable, Equatable {
     case accepted
 }
 
+/// A user's friendships by id: friends, requests to them (incoming) and theirs (outgoing),
+/// each in the order they were made.
+public struct FriendIDs: Sendable, Equatable {
+    public var friends: [Int64] = []
+    public var incoming: [Int64] = []
+    public var outgoing: [Int64] = []
+
+    mutating func add(me: Int64, requester: Int64, addressee: Int64, accepted: Bool) {
+        let other = requester == me ? addressee : requester
+        if accepted {
+            friends.append(other)
+        } else if requester == me {
+            outgoing.append(other)
+        } else {
+            incoming.append(other)
+        }
+    }
+}
+
 /// What sending a message did.
 public enum SendOutcome: Sendable, Equatable {
     /// Stored now with its events, or found stored already (same sender and client id:
@@ -51,12 +70,9 @@ public protocol EventRepository: Sendable {
     func pruneEvents(before date: Date) async throws -> Int
 }
 
-/// Profiles, friendships and chat. Every change is one transaction with the events that
+/// Friendships and chat. Every change is one transaction with the events that
 /// report it, so no change is stored without its events, nor events without their change.
 public protocol SocialRepository: EventRepository {
-    func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
-    func searchUsers(_ query: String, limit: Int) async throws -> [User]
-
     func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent])
     /// `to` accepts `from`'s request; nil when there was none.
     func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]?
@@ -64,7 +80,8 @@ public protocol SocialRepository: EventRepository {
     func declineFriend(from: User, to: User) async throws -> [CommittedEvent]?
     /// Ends a friendship or withdraws a request, either way; nil when there was nothing.
     func removeFriend(_ me: User, _ other: User) async throws -> [CommittedEvent]?
-    func friends(of user: Int64) async throws -> (friends: [User], incoming: [User], outgoing: [User])
+    /// Who `user` is friends with and who asked whom, as ids: names are Accounts' to tell.
+    func friends(of user: Int64) async throws -> FriendIDs
 
     /// Stores a message once per (sender, client id) with its events, if they are friends.
     func sendMessage(from: User, to: User, clientID: String, body: String) async throws -> SendOutcome
@@ -118,36 +135,9 @@ extension SQLiteStore: SocialRepository {
         }
     }
 
-    /// A LIKE pattern (for ESCAPE '\\') matching text that contains `query` literally:
-    /// a search for "50%" finds "50%", not everything.
-    static func containsPattern(_ query: String) -> String {
-        "%" + query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_") + "%"
-    }
-
     private static func message(_ row: Row) -> StoredMessage {
         StoredMessage(id: row["id"], fromID: row["fromID"], toID: row["toID"], clientID: row["clientID"], body: row["body"],
                       sentAt: row["sentAt"], readAt: row["readAt"])
-    }
-
-    public func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {
-        try await write { db in
-            if let displayName {
-                try db.execute(sql: "UPDATE user SET displayName = ? WHERE id = ?", arguments: [displayName, userID])
-            }
-            if let bio { try db.execute(sql: "UPDATE user SET bio = ? WHERE id = ?", arguments: [bio, userID]) }
-            return try Row.fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [userID]).map(SQLiteStore.userRow)
-        }
-    }
-
-    public func searchUsers(_ query: String, limit: Int) async throws -> [User] {
-        let like = Self.containsPattern(query)
-        return try await read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM user WHERE username LIKE ? ESCAPE '\\' OR displayName LIKE ? ESCAPE '\\'
-                ORDER BY username COLLATE NOCASE LIMIT ?
-                """, arguments: [like, like, limit]).map(SQLiteStore.userRow)
-        }
     }
 
     private static func friendState(_ db: Database, _ a: Int64, _ b: Int64) throws -> FriendState {
@@ -224,25 +214,15 @@ extension SQLiteStore: SocialRepository {
         }
     }
 
-    public func friends(of user: Int64) async throws -> (friends: [User], incoming: [User], outgoing: [User]) {
+    public func friends(of user: Int64) async throws -> FriendIDs {
         try await read { db in
-            func users(_ sql: String) throws -> [User] {
-                try Row.fetchAll(db, sql: sql, arguments: [user, user]).map(SQLiteStore.userRow)
+            var ids = FriendIDs()
+            for row in try Row.fetchAll(db, sql: """
+                SELECT requesterID, addresseeID, accepted FROM friendship WHERE requesterID = ? OR addresseeID = ? ORDER BY createdAt, id
+                """, arguments: [user, user]) {
+                ids.add(me: user, requester: row["requesterID"], addressee: row["addresseeID"], accepted: row["accepted"])
             }
-            let friends = try users("""
-                SELECT u.* FROM user u JOIN friendship f ON f.accepted = 1 AND
-                  ((f.requesterID = ? AND f.addresseeID = u.id) OR (f.addresseeID = ? AND f.requesterID = u.id))
-                ORDER BY u.username COLLATE NOCASE
-                """)
-            let incoming = try users("""
-                SELECT u.* FROM user u JOIN friendship f ON f.accepted = 0 AND f.addresseeID = ? AND f.requesterID = u.id
-                WHERE ? IS NOT NULL ORDER BY f.createdAt
-                """)
-            let outgoing = try users("""
-                SELECT u.* FROM user u JOIN friendship f ON f.accepted = 0 AND f.requesterID = ? AND f.addresseeID = u.id
-                WHERE ? IS NOT NULL ORDER BY f.createdAt
-                """)
-            return (friends, incoming, outgoing)
+            return ids
         }
     }
 
