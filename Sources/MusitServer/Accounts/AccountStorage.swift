@@ -120,6 +120,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerDurationMigration(&m)
         registerPlaySongMigration(&m)
         registerOutboxMigration(&m)
+        registerEventLogOwnerMigration(&m)
         return m
     }
 
@@ -144,7 +145,9 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
             try db.execute(sql: """
                 INSERT INTO user (username, displayName, passwordHash, role, bio, createdAt) VALUES (?, ?, ?, ?, '', ?)
                 """, arguments: [username, displayName, passwordHash, effective.rawValue, Date()])
-            return User(id: db.lastInsertedRowID, username: username, displayName: displayName,
+            let id = db.lastInsertedRowID
+            try Self.startLog(db, user: id)
+            return User(id: id, username: username, displayName: displayName,
                         passwordHash: passwordHash, role: effective, bio: "")
         }
     }

@@ -46,10 +46,10 @@ extension PostgresStore {
         // FOR UPDATE would also block the key-share locks that inserting a message or a
         // log row takes on its user, and under the hammer that deadlocked thousands of times.
         let ids = Set(users).sorted()
-        try await conn.query(#"SELECT id FROM "user" WHERE id = ANY(\#(ids)) ORDER BY id FOR NO KEY UPDATE"#, logger: logger)
+        try await conn.query("SELECT userID FROM eventLog WHERE userID = ANY(\(ids)) ORDER BY userID FOR NO KEY UPDATE", logger: logger)
         var heads: [(Int64, Int64)] = []
         for try await r in try await conn.query("""
-            UPDATE "user" SET eventHead = eventHead + 1 WHERE id = ANY(\(ids)) RETURNING id, eventHead
+            UPDATE eventLog SET head = head + 1 WHERE userID = ANY(\(ids)) RETURNING userID, head
             """, logger: logger).decode((Int64, Int64).self) { heads.append(r) }
         heads.sort { $0.0 < $1.0 }
         try await conn.query("""
@@ -88,8 +88,9 @@ extension PostgresStore {
         }
     }
 
+    /// Every user with a log, for events that concern everyone (the library changed).
     func allUsers(_ conn: PostgresConnection) async throws -> [Int64] {
-        try await int64s(conn, #"SELECT id FROM "user""#)
+        try await int64s(conn, "SELECT userID FROM eventLog")
     }
 }
 
@@ -106,6 +107,8 @@ extension PostgresStore: UserRepository {
                     INSERT INTO "user" (username, displayName, passwordHash, role, bio, createdAt)
                     VALUES (\#(username), \#(displayName), \#(passwordHash), \#(effective.rawValue), '', \#(Date())) RETURNING id
                     """#).first!
+                // The user's event log starts with the account (Social's table).
+                try await conn.query("INSERT INTO eventLog (userID, head) VALUES (\(id), 0) ON CONFLICT (userID) DO NOTHING", logger: self.logger)
                 return User(id: id, username: username, displayName: displayName, passwordHash: passwordHash, role: effective, bio: "")
             }
         } catch where Self.isUniqueViolation(error) {

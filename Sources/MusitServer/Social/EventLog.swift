@@ -30,10 +30,10 @@ public struct EventSlice: Sendable, Equatable {
 
 /// The per-user event log, in SQLite.
 ///
-/// Why it is exact: each user row carries `eventHead`, the id of the user's newest event.
-/// An event is appended inside the transaction of the change it reports by advancing that
-/// head (`UPDATE user SET eventHead = eventHead + 1`) and inserting the event under the new
-/// value. Two writers for one user therefore serialize on that row (SQLite has one writer
+/// Why it is exact: each user has a row in Social's `eventLog` table whose `head` is the id
+/// of the user's newest event. An event is appended inside the transaction of the change it
+/// reports by advancing that head (`UPDATE eventLog SET head = head + 1`) and inserting the
+/// event under the new value. Two writers for one user therefore serialize on that row (SQLite has one writer
 /// at a time anyway; PostgreSQL takes the row lock at the UPDATE and holds it to commit),
 /// so a user's ids are dense and become visible in id order: once id N is visible, every
 /// id below N already is. A reader that saw through N can never later meet an id below N,
@@ -74,6 +74,26 @@ extension SQLiteStore {
         }
     }
 
+    /// The log's own table, out of Accounts' `user` (where the head was a column): Social
+    /// keeps the users it has a log for, and reads no other service's table to find them.
+    static func registerEventLogOwnerMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v9-social-owns-its-log") { db in
+            try db.execute(sql: """
+                CREATE TABLE eventLog (
+                  userID INTEGER PRIMARY KEY REFERENCES user(id) ON DELETE CASCADE,
+                  head INTEGER NOT NULL DEFAULT 0);
+                INSERT INTO eventLog (userID, head) SELECT id, eventHead FROM user;
+                ALTER TABLE user DROP COLUMN eventHead;
+                """)
+        }
+    }
+
+    /// Starts `user`'s log, in the transaction that makes the account: from then on every
+    /// event for everyone reaches them.
+    static func startLog(_ db: Database, user: Int64) throws {
+        try db.execute(sql: "INSERT INTO eventLog (userID, head) VALUES (?, 0) ON CONFLICT(userID) DO NOTHING", arguments: [user])
+    }
+
     /// Appends `event` to the logs of `users` inside the caller's transaction; returns the
     /// events as committed (once the transaction is), ascending by user id. Users that no
     /// longer exist are skipped.
@@ -85,7 +105,7 @@ extension SQLiteStore {
         var out: [CommittedEvent] = []
         // Ascending ids: on a store with row locks, every writer takes them in one order.
         for user in Set(users).sorted() {
-            guard let seq = try Int64.fetchOne(db, sql: "UPDATE user SET eventHead = eventHead + 1 WHERE id = ? RETURNING eventHead",
+            guard let seq = try Int64.fetchOne(db, sql: "UPDATE eventLog SET head = head + 1 WHERE userID = ? RETURNING head",
                                                arguments: [user]) else { continue }
             try db.execute(sql: "INSERT INTO userEvent (userID, seq, kind, payload, createdAt) VALUES (?, ?, ?, ?, ?)",
                            arguments: [user, seq, event.kind.rawValue, payload, now])
@@ -97,9 +117,9 @@ extension SQLiteStore {
         return out
     }
 
-    /// Every user's id, for events that concern everyone (the library changed).
+    /// Every user with a log, for events that concern everyone (the library changed).
     static func allUsers(_ db: Database) throws -> [Int64] {
-        try Int64.fetchAll(db, sql: "SELECT id FROM user")
+        try Int64.fetchAll(db, sql: "SELECT userID FROM eventLog")
     }
 
     public func appendEvent(_ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
@@ -109,7 +129,7 @@ extension SQLiteStore {
 
     public func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice {
         try await read { db in
-            let head = try Int64.fetchOne(db, sql: "SELECT eventHead FROM user WHERE id = ?", arguments: [user]) ?? 0
+            let head = try Int64.fetchOne(db, sql: "SELECT head FROM eventLog WHERE userID = ?", arguments: [user]) ?? 0
             let pruned = try Int64.fetchOne(db, sql: "SELECT prunedThrough FROM eventHorizon WHERE userID = ?",
                                             arguments: [user]) ?? 0
             let events = try Row.fetchAll(db, sql: """

@@ -15,12 +15,12 @@ extension PostgresStore: SocialRepository {
             var head: Int64 = 0, pruned: Int64 = 0
             var events: [ServerEvent] = []
             let rows = try await conn.query(#"""
-                SELECT u.eventHead, COALESCE(h.prunedThrough, 0), e.seq, e.payload, e.createdAt
-                FROM "user" u
-                LEFT JOIN eventHorizon h ON h.userID = u.id
+                SELECT l.head, COALESCE(h.prunedThrough, 0), e.seq, e.payload, e.createdAt
+                FROM eventLog l
+                LEFT JOIN eventHorizon h ON h.userID = l.userID
                 LEFT JOIN LATERAL (SELECT seq, payload, createdAt FROM userEvent
-                                   WHERE userID = u.id AND seq > \#(cursor) ORDER BY seq LIMIT \#(limit)) e ON TRUE
-                WHERE u.id = \#(user) ORDER BY e.seq
+                                   WHERE userID = l.userID AND seq > \#(cursor) ORDER BY seq LIMIT \#(limit)) e ON TRUE
+                WHERE l.userID = \#(user) ORDER BY e.seq
                 """#, logger: self.logger)
             for try await (h, p, seq, payload, created) in rows.decode((Int64, Int64, Int64?, String?, Date?).self) {
                 head = h

@@ -139,6 +139,25 @@ extension PostgresStore {
               createdAt TIMESTAMPTZ NOT NULL)
             """,
         ]),
+        // Social owns the event log's heads: out of Accounts' "user" into a table of its own,
+        // which the log's rows hang from. An append locks its users' eventLog rows and then
+        // inserts rows that reference them (a key-share lock it already covers); an account
+        // deletion locks the "user" row and cascades to eventLog, waiting for the appenders.
+        // With the log's rows referencing "user" instead, an appender would wait on the
+        // deletion's "user" lock while the deletion waits on its eventLog lock: a deadlock.
+        (5, [
+            """
+            CREATE TABLE eventLog (
+              userID BIGINT PRIMARY KEY REFERENCES "user"(id) ON DELETE CASCADE,
+              head BIGINT NOT NULL DEFAULT 0)
+            """,
+            #"INSERT INTO eventLog (userID, head) SELECT id, eventHead FROM "user""#,
+            #"ALTER TABLE "user" DROP COLUMN eventHead"#,
+            "ALTER TABLE userEvent DROP CONSTRAINT IF EXISTS userevent_userid_fkey",
+            "ALTER TABLE userEvent ADD CONSTRAINT userEvent_log FOREIGN KEY (userID) REFERENCES eventLog(userID) ON DELETE CASCADE",
+            "ALTER TABLE eventHorizon DROP CONSTRAINT IF EXISTS eventhorizon_userid_fkey",
+            "ALTER TABLE eventHorizon ADD CONSTRAINT eventHorizon_log FOREIGN KEY (userID) REFERENCES eventLog(userID) ON DELETE CASCADE",
+        ]),
     ]
 
     /// The advisory lock key of the migrations ("musit" in ASCII).

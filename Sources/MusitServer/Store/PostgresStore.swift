@@ -9,10 +9,10 @@ import Synchronization
 /// as `SQLiteStore`, for several instances over one database.
 ///
 /// Where SQLite's single writer made things exact, PostgreSQL needs its own reasons:
-/// - Event ids: `appendEvent` advances `"user".eventHead` with an UPDATE, which takes the
-///   row lock and holds it to commit, so the writer of a user's id N+1 cannot even get its
-///   id before N has committed: ids are dense and become visible in order. Writers take
-///   user rows in ascending id order, so they cannot deadlock on each other.
+/// - Event ids: `appendEvent` advances the user's `eventLog.head` with an UPDATE, which
+///   takes the row lock and holds it to commit, so the writer of a user's id N+1 cannot even
+///   get its id before N has committed: ids are dense and become visible in order. Writers
+///   take those rows in ascending user order, so they cannot deadlock on each other.
 /// - Read snapshots: READ COMMITTED gives each statement its own snapshot, so a page and
 ///   the log's head are read by one statement.
 /// - Races the unique indexes settle (crossing friend requests, a resent message, two
