@@ -13,8 +13,9 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("MUSIT_BIN", os.path.join(ROOT, ".build", "debug", "musit-tui"))
 # MUSIT_SPLIT=1: every server a test starts is the split deployment, a gateway
-# (`--role gateway --stats …`) with its Stats service in a process of its own on the same
-# data; kill9 kills the gateway, the service lives on (the split tests kill it too).
+# (`--role gateway --social … --stats …`) with its Social and Stats services in processes
+# of their own on the same data; kill9 kills the gateway, the services live on (the split
+# tests kill them too).
 SPLIT = os.environ.get("MUSIT_SPLIT") == "1"
 
 
@@ -35,7 +36,7 @@ class Server:
         # More flags after --serve: a role and its gRPC port, the services' addresses.
         self.args = list(args or [])
         self.log_name = log_name
-        self.companion = None
+        self.companions = []
         self.extra_env = extra_env or {}
         self.preexec_fn = preexec_fn
         self.proc = None
@@ -43,10 +44,12 @@ class Server:
 
     def start(self, timeout=30):
         if SPLIT and not self.args:
-            grpc = free_port()
-            self.companion = Server(data=self.data, extra_env=self.extra_env, log_name="stats.log",
-                                    args=["--role", "stats", "--grpc-port", str(grpc)]).start(timeout)
-            self.args = ["--role", "gateway", "--stats", "127.0.0.1:%d" % grpc]
+            self.args = ["--role", "gateway"]
+            for service in ("social", "stats"):
+                grpc = free_port()
+                self.companions.append(Server(data=self.data, extra_env=self.extra_env, log_name="%s.log" % service,
+                                              args=["--role", service, "--grpc-port", str(grpc)]).start(timeout))
+                self.args += ["--" + service, "127.0.0.1:%d" % grpc]
         env = dict(os.environ, MUSIT_BCRYPT_COST="4", MUSIT_LOG_LEVEL="warning", HOME=self.data)
         env.update(self.extra_env)
         self.log = open(os.path.join(self.data, self.log_name), "ab")
@@ -79,8 +82,8 @@ class Server:
 
     def stop(self):
         self._stop()
-        if self.companion:
-            self.companion._stop()
+        for companion in self.companions:
+            companion._stop()
 
     def _stop(self):
         if self.proc and self.proc.poll() is None:

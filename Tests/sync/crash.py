@@ -173,7 +173,11 @@ def verify(server, people, tokens, ledger):
     # Event ids per user: dense from the first kept one, no repeats.
     for uid, in db.execute("SELECT id FROM user"):
         seqs = [r[0] for r in db.execute("SELECT seq FROM userEvent WHERE userID = ? ORDER BY seq", (uid,))]
-        head = db.one("SELECT eventHead FROM user WHERE id = ?", (uid,))[0]
+        row = db.one("SELECT head FROM eventLog WHERE userID = ?", (uid,))
+        if row is None:
+            failures.append("user %d has no event log: registered without it" % uid)
+            continue
+        head = row[0]
         if seqs and (seqs != list(range(seqs[0], seqs[0] + len(seqs))) or seqs[-1] != head):
             failures.append("user %d: event ids not dense up to the head %d" % (uid, head))
     # Friendships: one row per pair; acknowledged ones accepted, each with an event.

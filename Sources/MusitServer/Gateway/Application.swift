@@ -210,11 +210,13 @@ public enum MusitBackend {
         let bus = EventBus()
         let links = try RPCWiring.gatewayLinks(topology, plays: store)
         let relay = OutboxRelay(outbox: store, stats: links.stats, logger: log)
+        // Friendships, chat and the event logs: the Social service when it runs apart.
+        let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store
         let services = Services(
             users: store, refreshTokens: store,
             tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
                                        refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), social: store, songs: store, routes: RouteCounter(),
+            hasher: hasher, throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), social: social, songs: store, routes: RouteCounter(),
             presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
                 ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config,
             dummyHash: Task { try await hasher.hash(UUID().uuidString) })
@@ -236,12 +238,12 @@ public enum MusitBackend {
         let signedIn = router.group("/api/v1").add(middleware: AuthenticationMiddleware(tokens: services.tokens, users: store))
         let accounts = AccountsController(services: services)
         accounts.addRoutes(to: router, open: open, signedIn: signedIn)
-        SocialController(users: store, social: store, presence: services.presence, bus: services.bus,
+        SocialController(users: store, social: social, presence: services.presence, bus: services.bus,
                          friendChanges: RateLimiter(burst: config.friendChangeBurst, interval: config.friendChangeInterval),
                          presencePublisher: PresencePublisher(interval: .milliseconds(Int64(config.presenceInterval * 1000)),
-                                                              social: store, presence: services.presence, bus: services.bus, logger: log))
+                                                              social: social, presence: services.presence, bus: services.bus, logger: log))
             .addRoutes(to: signedIn)
-        let events = EventsController(social: store, presence: services.presence, poll: LongPoll(store: store, bus: services.bus),
+        let events = EventsController(social: social, presence: services.presence, poll: LongPoll(store: social, bus: services.bus),
                                       pages: services.pages)
         events.addRoutes(to: signedIn)
         let pollEdge = PollEdge(events: events, tokens: services.tokens, users: store, problems: middleware.problems,

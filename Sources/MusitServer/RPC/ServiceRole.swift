@@ -28,7 +28,8 @@ enum ServiceRole {
         let service: any RegistrableRPCService
         switch name {
         case .stats: service = StatsService(plays: store)
-        case .accounts, .library, .social: throw TopologyError("--role \(name.rawValue) runs in the gateway for now")
+        case .social: service = SocialService(social: store)
+        case .accounts, .library: throw TopologyError("--role \(name.rawValue) runs in the gateway for now")
         }
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = maxRequestBytes

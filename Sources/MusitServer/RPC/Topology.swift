@@ -17,10 +17,10 @@ public enum ServerRole: String, Sendable, CaseIterable {
 public enum ServiceName: String, Sendable, CaseIterable, Hashable {
     case accounts, library, social, stats
 
-    /// The services that run in a process of their own today. Accounts, Library and Social
-    /// still share the gateway's process (their routes call their storage directly); their
+    /// The services that run in a process of their own today. Accounts and Library still
+    /// share the gateway's process (their routes call their storage directly); their
     /// contracts come next.
-    public static let separable: Set<ServiceName> = [.stats]
+    public static let separable: Set<ServiceName> = [.social, .stats]
 
     /// The gRPC service it serves, as health checks name it.
     var grpcName: String {
@@ -56,10 +56,12 @@ public struct ServiceTopology: Sendable, Equatable {
             }
         case .gateway:
             for name in ServiceName.allCases where !ServiceName.separable.contains(name) && addresses[name] != nil {
-                throw TopologyError("--\(name.rawValue): \(name.title) runs in the gateway for now; only --stats is a separate service")
+                throw TopologyError("--\(name.rawValue): \(name.title) runs in the gateway for now; the separate services are "
+                                    + "--social and --stats")
             }
             if addresses.isEmpty {
-                throw TopologyError("--role gateway needs the services it reaches over gRPC: --stats host:port (or MUSIT_STATS_ADDR)")
+                throw TopologyError("--role gateway needs the services it reaches over gRPC: --social host:port, --stats host:port "
+                                    + "(or MUSIT_SOCIAL_ADDR, MUSIT_STATS_ADDR)")
             }
         case .accounts, .library, .social, .stats:
             guard let name = ServiceName(rawValue: role.rawValue), ServiceName.separable.contains(name) else {

@@ -10,8 +10,12 @@ enum RPCWiring {
     /// Stats server in this process over the in-process transport (all-in-one), with the
     /// same serialization, interceptors and health. Returns the services that keep them
     /// running, to run before the HTTP server (and stop after it).
+    /// Social is reached over HTTP/2 only when the topology names it; all-in-one, the routes
+    /// call its repository directly (`social` nil): the long-poll's reads are the hottest
+    /// path of the server, and a call through the in-process transport would cost each one.
     static func gatewayLinks(_ topology: ServiceTopology, plays: any PlayRepository)
-        throws -> (stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>, services: [any Service]) {
+        throws -> (stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>,
+                   social: ServiceLink<any Musit_Social_V1_Social.ClientProtocol>?, services: [any Service]) {
         var clientInterceptors: [any ClientInterceptor] = [ClientMetricsInterceptor(metrics: .client)]
         if Telemetry.isTracing { clientInterceptors.insert(ClientTracingInterceptor(), at: 0) }
         let stats: any Musit_Stats_V1_Stats.ClientProtocol
@@ -28,7 +32,14 @@ enum RPCWiring {
             services += [server, GRPCClientService(client: client)]
             stats = Musit_Stats_V1_Stats.Client(wrapping: client)
         }
-        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout), services)
+        var social: ServiceLink<any Musit_Social_V1_Social.ClientProtocol>?
+        if let address = topology.addresses[.social] {
+            let transport = try ServiceTopology.transport(to: address)
+            let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
+            services.append(GRPCClientService(client: client))
+            social = ServiceLink(service: .social, client: Musit_Social_V1_Social.Client(wrapping: client), timeout: topology.callTimeout)
+        }
+        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout), social, services)
     }
 
     /// A gRPC server for `services`, as the service that runs it (on `executor`), with the
