@@ -2,8 +2,9 @@
 # The services over gRPC, against the built binary: the committed generated code matches
 # proto/ (when protoc is here), a stock Python grpcio client calls Stats and the standard
 # health service, garbage and oversized messages are refused, and the split deployment
-# (a gateway and Stats in two processes) passes its own test, the exactly-once hammer and
-# the kill -9 crash test; one request traced across both processes into an OTLP receiver.
+# (a gateway with Social and Stats in processes of their own) passes its own tests (Stats
+# and Social killed and slowed), the exactly-once hammer and the kill -9 crash test; a play
+# and a chat message traced across the processes into an OTLP receiver.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export MUSIT_BIN=${MUSIT_BIN:-$root/.build/debug/musit-tui}
@@ -15,7 +16,9 @@ else
     echo "grpc-tests: no protoc here; the generated code is not checked against proto/"
 fi
 python3 Tests/grpc/contracts.py
+python3 Tests/grpc/social_contracts.py
 python3 Tests/grpc/split.py
+python3 Tests/grpc/social.py
 python3 Tests/grpc/tracing.py
 cd Tests/sync
 MUSIT_SPLIT=1 python3 hammer.py --rounds "${SPLIT_HAMMER_ROUNDS:-2}"

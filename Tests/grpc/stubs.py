@@ -25,3 +25,8 @@ def generate():
     stats_grpc = importlib.import_module("musit.stats.v1.stats_pb2_grpc")
     health = importlib.import_module("grpc.health.v1.health_pb2")
     return stats, stats_grpc, health
+
+
+def social():
+    """The Social contract's messages and stub (after `generate`)."""
+    return (importlib.import_module("musit.social.v1.social_pb2"), importlib.import_module("musit.social.v1.social_pb2_grpc"))

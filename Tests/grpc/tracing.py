@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, check, finish, free_port, register  # noqa: E402
+from common import Client, Server, befriend, check, finish, free_port, register  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
@@ -75,11 +75,16 @@ otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:%d" % port, "OTEL_EXPOR
 grpc = free_port()
 stats = Server(args=["--role", "stats", "--grpc-port", str(grpc)], log_name="stats.log", extra_env=otel)
 stats.start()
-gateway = Server(data=stats.data, args=["--role", "gateway", "--stats", "127.0.0.1:%d" % grpc], log_name="gateway.log",
-                 extra_env=otel)
+social_grpc = free_port()
+social = Server(data=stats.data, args=["--role", "social", "--grpc-port", str(social_grpc)], log_name="social.log",
+                extra_env=otel)
+social.start()
+gateway = Server(data=stats.data, args=["--role", "gateway", "--stats", "127.0.0.1:%d" % grpc,
+                                        "--social", "127.0.0.1:%d" % social_grpc], log_name="gateway.log", extra_env=otel)
 gateway.start()
 trace_id = secrets.token_hex(16)
 parent_id = secrets.token_hex(8)
+chat_trace = secrets.token_hex(16)
 try:
     token = register(gateway.port, "ann")
     c = Client(gateway.port, token)
@@ -89,6 +94,11 @@ try:
     s, _ = c.request("POST", "/api/v1/plays", {"songId": song["id"], "event": "start", "position": 0},
                      {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
     check(s == 201, "a play started with a traceparent (%s)" % s)
+    bob = register(gateway.port, "bob")
+    befriend(gateway.port, token, "bob", bob, "ann")
+    s, _ = c.request("POST", "/api/v1/messages", {"to": "bob", "body": "traced", "clientId": "t1"},
+                     {"traceparent": "00-%s-%s-01" % (chat_trace, parent_id)})
+    check(s == 201, "a chat message sent with a traceparent (%s)" % s)
     time.sleep(0.3)
     with lock:
         early = len(SPANS) + len(RECORDS)
@@ -96,6 +106,7 @@ try:
 finally:
     gateway.stop()
     stats.stop()
+    social.stop()
 receiver.shutdown()
 
 mine = [(svc, sp) for svc, sp in SPANS if sp.trace_id.hex() == trace_id]
@@ -125,6 +136,20 @@ check(len(remote) == 1 and client and remote[0].parent_span_id == client[0].span
 db = [sp for svc, sp in mine if svc == "musit-stats" and sp.name == "sqlite write"]
 check(len(db) >= 1 and remote and under(db[0], remote[0].span_id.hex()), "and Stats' database span under that")
 check(len({sp.trace_id for _, sp in mine}) == 1 and len(mine) >= 4, "one trace id over %d spans in two processes" % len(mine))
+
+# The chat message: the gateway's spans, then Social's in its own process, and its database.
+chat = [(svc, sp) for svc, sp in SPANS if sp.trace_id.hex() == chat_trace]
+chat_by_id = {sp.span_id.hex(): sp for _, sp in chat}
+g_server = [sp for svc, sp in chat if svc == "musit-gateway" and sp.kind == KIND_SERVER]
+g_client = [sp for svc, sp in chat if svc == "musit-gateway" and sp.kind == KIND_CLIENT and sp.name == "musit.social.v1.Social/SendMessage"]
+s_server = [sp for svc, sp in chat if svc == "musit-social" and sp.kind == KIND_SERVER]
+s_db = [sp for svc, sp in chat if svc == "musit-social" and sp.name == "sqlite write"]
+check(len(g_server) == 1 and g_server[0].parent_span_id.hex() == parent_id, "chat: the gateway's server span under the incoming one")
+check(len(g_client) == 1 and chat_by_id.get(g_client[0].parent_span_id.hex()) is not None,
+      "a client span for musit.social.v1.Social/SendMessage in the request")
+check(len(s_server) == 1 and g_client and s_server[0].parent_span_id == g_client[0].span_id,
+      "Social's server span, in its own process, under the client span")
+check(s_db and s_server and s_db[0].parent_span_id == s_server[0].span_id, "and Social's database span under that")
 check("/v1/traces" in EXPORTS and set(EXPORTS) <= {"/v1/traces", "/v1/logs"},
       "exported to /v1/traces at shutdown (%d exports)" % len(EXPORTS))
 

@@ -1,8 +1,10 @@
 import Foundation
+import GRDB
 import GRPCCore
 import Hummingbird
 import MusitAPI
 import MusitRPC
+import PostgresNIO
 
 /// The Social service, `musit.social.v1.Social`: friendships, chat and the event logs, over
 /// its repository. Served alone by `--role social`; the gateway reaches it through
@@ -141,6 +143,10 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
             default: .internalError
             }
             throw RPCError(code: code, message: problem.detail ?? problem.title)
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+            throw RPCError(code: .notFound, message: "No such user")
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23503" {
+            throw RPCError(code: .notFound, message: "No such user")
         }
     }
 }
