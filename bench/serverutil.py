@@ -43,27 +43,29 @@ COMPANIONS = []
 def start_server(binary, **env):
     """`binary --serve` on a free loopback port with a fresh data directory, once it answers
     /healthz; returns the process and its port. `env` adds to the environment.
-    `binary@split` starts the split deployment: Stats alone (`--role stats`) and the gateway
-    (`--role gateway --stats …`) on the same data; the gateway is returned, Stats is stopped
-    when the bench exits."""
+    `binary@split` starts the split deployment: Social and Stats alone (`--role social`,
+    `--role stats`) and the gateway (`--role gateway --social … --stats …`) on the same
+    data; the gateway is returned, the services are stopped when the bench exits."""
     split = binary.endswith("@split")
     binary = binary[:-len("@split")] if split else binary
     port = free_port()
     data = tempfile.mkdtemp()
     role = []
     if split:
-        grpc, http = free_port(), free_port()
-        stats = subprocess.Popen([binary, "--serve", "--role", "stats", "--grpc-port", str(grpc), "--port", str(http),
-                                  "--data", data], env={**os.environ, **env},
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        COMPANIONS.append(stats)
-        for _ in range(100):
-            try:
-                call(http, "GET", "/healthz")
-                break
-            except Exception:
-                time.sleep(0.1)
-        role = ["--role", "gateway", "--stats", "127.0.0.1:%d" % grpc]
+        role = ["--role", "gateway"]
+        for service in ("social", "stats"):
+            grpc, http = free_port(), free_port()
+            proc = subprocess.Popen([binary, "--serve", "--role", service, "--grpc-port", str(grpc), "--port", str(http),
+                                     "--data", data], env={**os.environ, **env},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            COMPANIONS.append(proc)
+            for _ in range(100):
+                try:
+                    call(http, "GET", "/healthz")
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            role += ["--" + service, "127.0.0.1:%d" % grpc]
     server = subprocess.Popen([binary, "--serve", "--port", str(port), "--data", data] + role,
                               env={**os.environ, "MUSIT_BCRYPT_COST": "4", **env},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -102,7 +102,7 @@ def build():
         "time": {"from": "now-1h", "to": "now"},
         "templating": {"list": [
             {"name": "service", "label": "Service", "type": "custom", "multi": True, "includeAll": True,
-             "query": "musit-all,musit-gateway,musit-stats",
+             "query": "musit-all,musit-gateway,musit-social,musit-stats",
              "current": {"text": "All", "value": "$__all"}, "allValue": "musit-.*"},
             {"name": "trace_id", "label": "Trace id", "type": "textbox", "query": "",
              "current": {"text": "", "value": ""}},

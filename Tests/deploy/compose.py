@@ -74,11 +74,11 @@ check(published == ["gateway", "grafana", "jaeger", "musit"],
       "nothing published but Musit's public port, Grafana and Jaeger's UI (%s)" % published)
 musit_services = [n for n, s in spec["services"].items() if "services" in s.get("profiles", [])
                   and str(s.get("image", "")).startswith("${MUSIT_IMAGE")]
-check(set(musit_services) == {"keys", "gateway", "stats"}, "profile services runs Musit as %s" % musit_services)
+check(set(musit_services) == {"keys", "gateway", "social", "stats"}, "profile services runs Musit as %s" % musit_services)
 shared = [n for n, s in spec["services"].items() if set(s.get("profiles", [])) == {"all-in-one", "services"}]
 check({"postgres", "otel-collector", "jaeger", "loki", "prometheus", "grafana"} <= set(shared),
       "PostgreSQL and the telemetry stack belong to both profiles")
-for name in ("musit", "gateway", "stats"):
+for name in ("musit", "gateway", "social", "stats"):
     s = spec["services"][name]
     check(s.get("init") is True and s.get("healthcheck") and "service_healthy" in json.dumps(s.get("depends_on")),
           "%s: init, a health check, and waits for a healthy database" % name)
@@ -126,6 +126,7 @@ threading.Thread(target=collector.serve_forever, daemon=True).start()
 
 # 2. The services profile's Musit containers as declared, on the host's loopback.
 gw_port, grpc_port, stats_port, prom_port = free_port(), free_port(), free_port(), free_port()
+social_grpc, social_port = free_port(), free_port()
 work = tempfile.mkdtemp(prefix="musit-compose-")
 test = {"services": {}, "volumes": {}}
 for name in musit_services:
@@ -152,10 +153,14 @@ for name in musit_services:
     if name == "gateway":
         env["MUSIT_PORT"] = str(gw_port)
         env["MUSIT_STATS_ADDR"] = "127.0.0.1:%d" % grpc_port
+        env["MUSIT_SOCIAL_ADDR"] = "127.0.0.1:%d" % social_grpc
         env["MUSIT_ADMIN"] = "admin"
     if name == "stats":
         env["MUSIT_GRPC_PORT"] = str(grpc_port)
         env["MUSIT_PORT"] = str(stats_port)
+    if name == "social":
+        env["MUSIT_GRPC_PORT"] = str(social_grpc)
+        env["MUSIT_PORT"] = str(social_port)
     for v in s.get("volumes", []):
         test["volumes"][v.split(":")[0]] = {}
     test["services"][name] = s
@@ -182,10 +187,10 @@ t_up = time.time()
 try:
     run(*compose, "up", "-d", timeout=180)
     deadline = time.time() + 60
-    while time.time() < deadline and not (healthy(gw_port) and healthy(stats_port)):
+    while time.time() < deadline and not (healthy(gw_port) and healthy(stats_port) and healthy(social_port)):
         time.sleep(0.2)
-    check(healthy(gw_port) and healthy(stats_port),
-          "podman-compose starts the gateway and Stats on PostgreSQL (%.1f s)" % (time.time() - t_up))
+    check(healthy(gw_port) and healthy(stats_port) and healthy(social_port),
+          "podman-compose starts the gateway, Social and Stats on PostgreSQL (%.1f s)" % (time.time() - t_up))
     key = run("podman", "run", "--rm", "-v", "%s_keys:/keys:ro" % PROJECT, "--entrypoint", "/bin/sh", IMAGE, "-c",
               "stat -c '%a %u' /keys/jwt; wc -c < /keys/jwt", check_rc=False).stdout.split()
     check(key[:2] == ["600", "10001"] and int(key[2]) >= 32,
@@ -197,7 +202,8 @@ try:
     prom["global"]["scrape_interval"] = "1s"
     prom["global"]["evaluation_interval"] = "1s"
     prom["rule_files"] = [os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")]
-    targets = {"gateway:8080": "127.0.0.1:%d" % gw_port, "stats:9102": "127.0.0.1:%d" % stats_port}
+    targets = {"gateway:8080": "127.0.0.1:%d" % gw_port, "stats:9102": "127.0.0.1:%d" % stats_port,
+               "social:9104": "127.0.0.1:%d" % social_port}
     for job in prom["scrape_configs"]:
         for sc in job["static_configs"]:
             sc["targets"] = [targets[t] for t in sc["targets"] if t in targets]
@@ -272,7 +278,7 @@ try:
                for t in p.get("targets", [])]
     check(len(queries) >= 18, "the dashboard has %d PromQL queries" % len(queries))
     exported = set()
-    for port in (gw_port, stats_port):
+    for port in (gw_port, stats_port, social_port):
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
         exported |= set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", text, re.M))
     empty, unknown = [], []
@@ -297,7 +303,7 @@ try:
     health = [r["health"] for g in rules["data"]["groups"] for r in g["rules"]]
     check(health and all(h == "ok" for h in health), "Prometheus evaluates every alert rule (%s)" % health)
 finally:
-    gateway_log, stats_log = logs("gateway"), logs("stats")
+    gateway_log, stats_log, social_log = logs("gateway"), logs("stats"), logs("social")
     t_down = time.time()
     run(*compose, "down", "-v", "-t", "10", check_rc=False, timeout=180)
     down = time.time() - t_down
@@ -310,7 +316,7 @@ check(down < 30, "podman-compose down stops and removes it all in %.1f s" % down
 
 # 5. The logs.
 parsed = {}
-for service, text in (("gateway", gateway_log), ("stats", stats_log)):
+for service, text in (("gateway", gateway_log), ("stats", stats_log), ("social", social_log)):
     lines = [l for l in text.splitlines() if l.strip()]
     good = []
     for l in lines:
@@ -330,7 +336,9 @@ check(requests and all("hb.request.id" in o for o in requests), "the gateway's r
 g = [o for o in parsed["gateway"] if o.get("trace_id") == trace_id and o.get("span_id")]
 st = [o for o in parsed["stats"] if o.get("trace_id") == trace_id and o.get("span_id")]
 check(g and st, "one request's trace_id is in the gateway's lines (%d) and in Stats' (%d)" % (len(g), len(st)))
-both = "\n".join((gateway_log, stats_log))
+chat_lines = [o for o in parsed["social"] if o.get("message") == "RPC" and o.get("grpc.method") == "musit.social.v1.Social/SendMessage"]
+check(chat_lines and all(o.get("trace_id") for o in chat_lines), "Social's access lines for the chat carry their trace ids")
+both = "\n".join((gateway_log, stats_log, social_log))
 check("correct horse" not in both and not re.search(r"Bearer [A-Za-z0-9_\-.]{20,}", both) and admin not in both,
       "no password or token in any line")
 with lock:
