@@ -27,10 +27,14 @@ scripts/with-postgres.sh bash -c '
     python3 database_outage.py
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     python3 crash.py --rounds "${PG_CRASH_ROUNDS:-4}"
-    # The split deployment (a gateway and Stats in two processes) on PostgreSQL.
+    # The split deployment (a gateway, Social and Stats in three processes) on PostgreSQL.
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     MUSIT_SPLIT=1 python3 hammer.py --rounds 1
     MUSIT_SPLIT=1 python3 crash.py --rounds 2
+    # Two gateways, each with its own Social and Stats, on one database: what Social commits
+    # for one reaches the other through the database's notices.
+    psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    MUSIT_SPLIT=1 python3 hammer.py --rounds 1 --two-instances
     cd ../..
     # The hammer through nginx over two instances: senders and pollers both round-robined.
     export MUSIT_CLUSTER_DIR=$(mktemp -d -u)
