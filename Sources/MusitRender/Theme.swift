@@ -4,13 +4,22 @@ import MusitArt
 public enum ColorDepth: String, Sendable {
     case mono, ansi8, palette256, trueColor
 
-    /// From the terminal's colour count (`COLORS`); `*-direct` terminals report 2^24.
-    public static func from(colors: Int, hasColors: Bool) -> ColorDepth {
+    /// From the terminal's colour count (`COLORS`); `*-direct` terminals report 2^24. Most
+    /// 24-bit terminals (GNOME Terminal, iTerm2, Alacritty, WezTerm, Windows Terminal, and
+    /// tmux passing it on) keep `TERM=xterm-256color` and say so in `COLORTERM` instead
+    /// (`truecolor` or `24bit`, as neovim and most terminal players read it).
+    public static func from(colors: Int, hasColors: Bool, colorTerm: String? = nil) -> ColorDepth {
         guard hasColors else { return .mono }
         if colors >= 0x1000000 { return .trueColor }
+        if colors >= 8, let colorTerm, announcesTrueColor(colorTerm) { return .trueColor }
         if colors >= 256 { return .palette256 }
         if colors >= 8 { return .ansi8 }
         return .mono
+    }
+
+    /// Whether `COLORTERM`'s value promises 24-bit colour.
+    public static func announcesTrueColor(_ colorTerm: String) -> Bool {
+        ["truecolor", "24bit"].contains(colorTerm.lowercased())
     }
 }
 

@@ -71,23 +71,32 @@ public final class CursesTerminal: @unchecked Sendable {
         curs_set(0)
         mouseinterval(0)
         mousemask(musit_all_mouse_events(), nil)
-        let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        let environment = ProcessInfo.processInfo.environment
+        let noColor = environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        // 24-bit colour that terminfo does not describe (COLORTERM on an xterm-256color
+        // entry): the RGB sequences are written here, not through setaf.
+        var rgbByHand = false
         if has_colors() && !noColor {
             start_color()
             use_default_colors()
-            depth = ColorDepth.from(colors: Int(musit_colors()), hasColors: true)
+            let colors = Int(musit_colors())
+            depth = ColorDepth.from(colors: colors, hasColors: true, colorTerm: environment["COLORTERM"])
+            rgbByHand = depth == .trueColor && colors < 0x1000000
         } else {
             depth = .mono
         }
         theme = Theme(depth: depth)
-        encoder = FrameEncoder(codes: Self.codes(unicode: unicode))
+        encoder = FrameEncoder(codes: Self.codes(unicode: unicode, rgbByHand: rgbByHand))
         // Curses' one refresh: the alternate screen, cleared. Frames are drawn by `draw`.
         refresh()
         started = true
     }
 
     /// The terminal's control strings from its terminfo entry.
-    private static func codes(unicode: Bool) -> TerminalCodes {
+    /// `rgbByHand`: colours from 8 up are 0xRRGGBB, written as SGR 38;2 / 48;2 (the form
+    /// every COLORTERM=truecolor terminal takes); below 8 they are ANSI colours, through
+    /// setaf, as on a `*-direct` terminal.
+    private static func codes(unicode: Bool, rgbByHand: Bool = false) -> TerminalCodes {
         func string(_ name: String) -> [CChar]? {
             musit_tigetstr(name).map { Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1)) }
         }
@@ -104,8 +113,13 @@ public final class CursesTerminal: @unchecked Sendable {
             return Array(UnsafeRawBufferPointer(start: out, count: strlen(out)))
         }
         let cup = string("cup"), setaf = string("setaf"), setab = string("setab")
-        return TerminalCodes(moveTo: { parameterised(cup, $0, $1) }, foreground: { parameterised(setaf, $0) },
-                             background: { parameterised(setab, $0) }, defaultColors: bytes("op"), reset: bytes("sgr0"),
+        @Sendable func rgb(_ base: Int, _ c: Int) -> [UInt8] {
+            Array("\u{1B}[\(base);2;\(c >> 16 & 255);\(c >> 8 & 255);\(c & 255)m".utf8)
+        }
+        @Sendable func foreground(_ c: Int) -> [UInt8] { rgbByHand && c >= 8 ? rgb(38, c) : parameterised(setaf, c) }
+        @Sendable func background(_ c: Int) -> [UInt8] { rgbByHand && c >= 8 ? rgb(48, c) : parameterised(setab, c) }
+        return TerminalCodes(moveTo: { parameterised(cup, $0, $1) }, foreground: { foreground($0) },
+                             background: { background($0) }, defaultColors: bytes("op"), reset: bytes("sgr0"),
                              bold: bytes("bold"), dim: bytes("dim"), reverse: bytes("rev"), underline: bytes("smul"),
                              clear: bytes("clear"),
                              bottomRightScrolls: musit_tigetflag("am") != 0 && musit_tigetflag("xenl") == 0,

@@ -184,6 +184,32 @@ struct LookTests {
         }
     }
 
+    @Test("COLORTERM=truecolor or 24bit on an xterm-256color entry: the cover and the album colour in 24 bits")
+    func colorTerm() throws {
+        for value in ["truecolor", "24bit"] {
+            let tmux = try Self.player(["covers/quadrants.mp3"], term: "xterm-256color", env: ["COLORTERM=\(value)"])
+            defer { tmux.kill() }
+            let screen = try tmux.screen()
+            let c = try #require(try Self.corners(tmux), "COLORTERM=\(value): no cover drawn: \(screen)")
+            for (cell, want) in zip([c.tl, c.tr, c.bl, c.br], Self.quadrants) {
+                #expect(Self.close(cell.fg, want, within: 2) && Self.close(cell.bg, want, within: 2), "COLORTERM=\(value): \(cell) for \(want)")
+            }
+            // The album colour: the focused pane's border in 24 bits, not a palette colour.
+            let colours = try Self.capture(tmux)
+            let corner = colours.rows.first { $0.contains { $0.glyph == "┌" } && String($0.map(\.glyph)).contains("Queue") }?
+                .first { $0.glyph == "┌" }
+            guard case .rgb = corner?.fg else {
+                Issue.record("COLORTERM=\(value): the Queue's border is \(String(describing: corner?.fg)), not an album colour")
+                continue
+            }
+        }
+        // Without it, the same entry stays at 256 colours.
+        let tmux = try Self.player(["covers/quadrants.mp3"], term: "xterm-256color", env: ["COLORTERM="])
+        defer { tmux.kill() }
+        let c = try #require(try Self.corners(tmux), "xterm-256color: no cover drawn")
+        guard case .index = c.tl.fg else { Issue.record("xterm-256color alone: \(c.tl.fg) is not a palette colour"); return }
+    }
+
     @Test("the border colour cross-fades from one album's colour to the next on a track change")
     func crossFade() throws {
         let tmux = try Self.player(["covers/fade_a.mp3", "covers/fade_b.mp3"])
