@@ -70,6 +70,10 @@ public final class TerminalApp {
             if case .trackFailed(let index, let error) = event {
                 inbox.post(.trackFailed(index: index, reason: error.message))
             }
+            // A damaged file plays what it has; said once, as it starts.
+            if case .trackStarted(_, let track, let meta) = event, let damage = meta.damage {
+                inbox.post(.message("\((track.location as NSString).lastPathComponent): \(damage); playing what is there"))
+            }
             switch event {
             case .stateChanged, .trackStarted, .queueFinished:
                 session?.playerChanged(player.status, seeked: false)

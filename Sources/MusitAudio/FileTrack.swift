@@ -78,7 +78,7 @@ public final class FileTrack: PCMSource {
         // One pass over the file: the frames are the truth about what plays and for how
         // long, and the same rule as the server's refuses what holds no playable audio
         // (see `MP3Scanner`).
-        let scan = try MP3Scanner.scan(fd: fd)
+        let scan = try MP3Scanner.scan(fd: fd, toleratingTruncation: true)
         hasTag = scan.firstFrameOffset > 0 && scan.head.starts(with: Array("ID3".utf8))
         hasInfoTag = scan.promisedFrames != nil
 
@@ -87,6 +87,9 @@ public final class FileTrack: PCMSource {
         meta.format = decoder.format ?? .cd
         if let v1 = try readID3v1() { meta.fillMissing(from: v1) }
         meta.totalFrames = scan.samples
+        if let cut = scan.truncation {
+            meta.damage = AudioError(location, .truncated(playedSeconds: cut.played, expectedSeconds: cut.expected)).message
+        }
         metadata = meta
     }
 
@@ -205,7 +208,8 @@ public final class FileTrack: PCMSource {
     }
 
     public func finishCheck() -> AudioError? {
-        guard hasInfoTag, !endedWithError, let expected = metadata.totalFrames else { return nil }
+        // A file known to be cut short was said to be so when it started.
+        guard hasInfoTag, !endedWithError, metadata.damage == nil, let expected = metadata.totalFrames else { return nil }
         // Allow one frame of slack for encoders that round the Info tag.
         if framePosition + 1152 < expected {
             let rate = Double(format.sampleRate)

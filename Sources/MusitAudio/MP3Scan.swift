@@ -47,6 +47,13 @@ public struct MP3Scanner: Sendable {
         /// and the last 128 bytes (an ID3v1 tag).
         public var head: [UInt8]
         public var tail: [UInt8]
+        /// A file that ends before its Info header's count (only when the scan tolerates
+        /// it): what it has and what was promised, in seconds. `samples` is what it has.
+        public var truncation: (played: Double, expected: Double)? {
+            get { truncationSeconds.map { ($0[0], $0[1]) } }
+            set { truncationSeconds = newValue.map { [$0.played, $0.expected] } }
+        }
+        var truncationSeconds: [Double]?
 
         public var duration: Double { Double(samples) / Double(sampleRate) }
     }
@@ -77,6 +84,11 @@ public struct MP3Scanner: Sendable {
     private var carry: [UInt8] = []
     private var frames: [(offset: Int, length: Int, samples: Int)] = []
     private var info: (frames: Int?, delay: Int?, padding: Int?)?
+
+    /// A file cut short (fewer frames than its Info header counts) is refused unless this is
+    /// set; then it is summed up as what it has, with `Summary.truncation` saying so. The
+    /// server refuses such uploads; a player plays what is there, as mpg123 and cmus do.
+    public var toleratesTruncation = false
 
     public init(segmentTarget: Double = 6) {
         self.segmentTarget = segmentTarget
@@ -117,23 +129,28 @@ public struct MP3Scanner: Sendable {
         let raw = audio * spf
         var begin = 0
         var end = raw
+        var truncation: (played: Double, expected: Double)?
         if let info {
             begin = Self.decoderDelay + (info.delay ?? 0)
             if let promised = info.frames, audio + 1 < promised {
                 let rate = Double(reference.sampleRate)
                 let expected = promised * spf - (info.delay ?? 0) - (info.padding ?? 0)
-                throw .truncated(playedSeconds: Double(max(0, raw - begin)) / rate, expectedSeconds: Double(expected) / rate)
-            }
-            if let padding = info.padding, let promised = info.frames {
+                let played = Double(max(0, raw - begin)) / rate
+                guard toleratesTruncation else { throw .truncated(playedSeconds: played, expectedSeconds: Double(expected) / rate) }
+                // The padding belongs to the end that is missing: every frame there plays.
+                truncation = (played, Double(expected) / rate)
+            } else if let padding = info.padding, let promised = info.frames {
                 end = min(raw, promised * spf - padding + Self.decoderDelay)
             }
         }
         let samples = max(0, end - begin)
         guard samples > 0 else { throw .noSamples }
-        return Summary(sampleRate: reference.sampleRate, channels: reference.channels, firstFrameOffset: firstFrameOffset,
-                       audioFrames: audio, samplesPerFrame: spf, promisedFrames: info?.frames, encoderDelay: info?.delay,
-                       encoderPadding: info?.padding, samples: Int64(samples),
-                       index: segments(begin: begin, end: end), head: head, tail: Array(tail.suffix(128)))
+        var summary = Summary(sampleRate: reference.sampleRate, channels: reference.channels, firstFrameOffset: firstFrameOffset,
+                              audioFrames: audio, samplesPerFrame: spf, promisedFrames: info?.frames, encoderDelay: info?.delay,
+                              encoderPadding: info?.padding, samples: Int64(samples),
+                              index: segments(begin: begin, end: end), head: head, tail: Array(tail.suffix(128)))
+        summary.truncation = truncation
+        return summary
     }
 
     /// Why the stream is already known not to play (its tags, or no frames where the audio
@@ -328,8 +345,10 @@ public struct MP3Scanner: Sendable {
 
 extension MP3Scanner {
     /// Scans a whole file, reading it in large sequential chunks (call off the cooperative pool).
-    public static func scan(fd: Int32, segmentTarget: Double = 6) throws(AudioError.Reason) -> Summary {
+    public static func scan(fd: Int32, segmentTarget: Double = 6, toleratingTruncation: Bool = false)
+        throws(AudioError.Reason) -> Summary {
         var scanner = MP3Scanner(segmentTarget: segmentTarget)
+        scanner.toleratesTruncation = toleratingTruncation
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         var offset = 0
         while true {

@@ -34,6 +34,9 @@ public struct TrackMetadata: Equatable, Sendable {
     public var totalFrames: Int64?
     public var format: PCMFormat
     public var cover: CoverArt?
+    /// Why the file plays shorter than it should (a half-downloaded file: "truncated MP3:
+    /// audio ends at 4.9 s of 10.0 s"); nil when it is whole. It plays what is there.
+    public var damage: String?
 
     public init(title: String? = nil, artist: String? = nil, album: String? = nil, trackNumber: Int? = nil,
                 year: Int? = nil, totalFrames: Int64? = nil, format: PCMFormat = .cd, cover: CoverArt? = nil) {

@@ -268,6 +268,9 @@ struct HeadlessRun {
             case .trackStarted(let index, let track, let meta):
                 let length = meta.duration.map { " (\(Clock.format($0)))" } ?? ""
                 Output.line("[\(index + 1)/\(total)] \(meta.displayTitle(location: track.location))\(length) — \(track.location)")
+                if let damage = meta.damage {
+                    Output.error("musit-tui: warning: \(track.location): \(damage); playing what is there")
+                }
             case .trackFailed(_, let error):
                 failures.add(1, ordering: .relaxed)
                 Output.error("musit-tui: error: \(error)")

@@ -214,6 +214,20 @@ struct ScreenExtraTests {
         #expect(!r.screen.contains("online") && !r.screen.contains("connecting"), "no connection state without a backend")
     }
 
+    @Test("a truncated MP3 plays its first part, says once what is missing, then the next track plays")
+    func truncatedPlays() throws {
+        let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", "--pace", Fixtures.path("truncated.mp3"),
+                                          Fixtures.path("sine440.mp3")], width: 120)
+        defer { tmux.kill() }
+        let said = try tmux.waitFor { $0.contains("truncated.mp3: truncated MP3: audio ends at 2.0 s of 5.0 s; playing what is there") }
+        #expect(said.ok, "\(said.screen)")
+        #expect(said.screen.contains("▶ playing"), "it plays: \(said.screen)")
+        #expect(said.screen.contains("♪ truncated"), "the cut file is the one playing: \(said.screen)")
+        // About two seconds later (paced like a sound card), the second track is the current one.
+        let next = try tmux.waitFor(timeout: 10) { $0.contains("♪ sine440") }
+        #expect(next.ok, "the queue moved on: \(next.screen)")
+    }
+
     @Test("? lists every binding of every pane, editor and overlay, read from the screen page by page")
     func helpFromTheTables() throws {
         let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", Fixtures.path("sine440.mp3")], width: 100, height: 24)

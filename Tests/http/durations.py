@@ -1,7 +1,9 @@
 """True durations through the real binary: a song's duration from the server (upload
 answer and HLS playlist) and from the headless player equals the samples the reference
 decoder (the mpg123 command, gapless) plays, for files whose libmpg123 estimate was
-wrong; files with no playable audio are refused by both, with the same reason."""
+wrong; files with no playable audio are refused by both, with the same reason; a file cut
+short is refused by the server and played as far as it goes by the player, as mpg123
+plays it, with one warning."""
 import os
 import re
 import subprocess
@@ -57,7 +59,19 @@ def main():
             check(abs(song["duration"] - truth) < 0.5 / rate and abs(extinf - truth) < 0.001 * len(re.findall(rb"#EXTINF", playlist))
                   and shown_s == int(truth) and code == 0,
                   "%s: server %.5f s, HLS %.5f s, player %d s; mpg123 plays %.5f s" % (name, song["duration"], extinf, shown_s, truth))
-        for name, reason in [("no_samples.mp3", "no audio to play"), ("truncated.mp3", "truncated MP3"),
+        path = os.path.join(AUDIO, "truncated.mp3")
+        with open(path, "rb") as f:
+            s, body = c.request("POST", "/api/v1/songs", f.read(), {"Content-Type": "audio/mpeg"})
+        detail = (body or {}).get("detail", "")
+        code, out, err = headless(path)
+        truth, _ = reference(path)
+        shown = re.search(r"\((\d+):(\d\d)\)", out)
+        warnings = [l for l in err.splitlines() if "truncated MP3" in l]
+        check(s == 422 and "truncated MP3" in detail, "truncated.mp3: the server refuses it (%d %r)" % (s, detail))
+        check(code == 0 and shown and int(shown.group(1)) * 60 + int(shown.group(2)) == int(truth) and len(warnings) == 1
+              and "playing what is there" in warnings[0],
+              "and the player plays its %.2f s as mpg123 does, exit %d, warned once: %r" % (truth, code, warnings))
+        for name, reason in [("no_samples.mp3", "no audio to play"),
                              ("tag_only.mp3", "holds an ID3 tag but no audio frames"), ("random.mp3", "no MPEG audio frames")]:
             path = os.path.join(AUDIO, name)
             with open(path, "rb") as f:
