@@ -38,6 +38,17 @@ public final class TerminalApp {
         self.serverName = serverName
         self.inbox = inbox
         layoutStore = LayoutStore(directory: XDGPaths(environment: environment).configHome + "/musit")
+        tagCache = XDGPaths(environment: environment).cacheHome + "/musit/tags.json"
+    }
+
+    /// Where the tags of local files are kept between runs.
+    private let tagCache: String
+
+    /// A local file's tags for the queue (off the cooperative pool: the library's own queue).
+    static func queueTags(_ path: String) -> LocalLibrary.Tags? {
+        guard let meta = FileTrack.readTags(path: path) else { return nil }
+        guard meta.title != nil || meta.artist != nil || meta.album != nil else { return nil }
+        return LocalLibrary.Tags(title: meta.title, artist: meta.artist, album: meta.album, track: meta.trackNumber)
     }
 
     /// Runs until quit or a terminating signal; the terminal is restored in every case.
@@ -45,7 +56,7 @@ public final class TerminalApp {
         let inbox = self.inbox
         let player = self.player
         let started = Atomic<Bool>(false)
-        let library = LocalLibrary { event in
+        let library = LocalLibrary(readTags: Self.queueTags, cacheFile: tagCache) { event in
             switch event {
             case .changed(let total, let scanning, let added):
                 if !added.isEmpty {
@@ -63,6 +74,8 @@ public final class TerminalApp {
                 inbox.post(.pageLoaded(page))
             case .problem(let text):
                 inbox.post(.message(text))
+            case .tagsRead(let total, let scanning):
+                inbox.post(.queueInvalidated(total: total, hasMore: scanning))
             }
         }
         let session = self.session

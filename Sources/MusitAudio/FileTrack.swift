@@ -226,3 +226,55 @@ extension FileTrack {
         try FileTrack(path: path).metadata
     }
 }
+
+extension FileTrack {
+    /// The tags alone, for listing a folder: the ID3v2 tag (read by the decoder up to the
+    /// first frame, so only the tag's bytes and one frame are read) and an ID3v1 tag at the
+    /// end; no cover, no duration. nil when the file cannot be read or holds no MPEG frame
+    /// within `limit` bytes. Blocking: call it off the cooperative pool.
+    public static func readTags(path: String, limit: Int = 64 << 20) -> TrackMetadata? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0 else { return nil }
+        let size = Int(st.st_size)
+        guard let decoder = try? MP3Decoder() else { return nil }
+        decoder.setStreamSize(size)
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var out = [UInt8](repeating: 0, count: 16 * 1024)
+        var offset = 0
+        var found = false
+        reading: while offset < min(size, limit) {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(offset)) }
+            guard n > 0 else { break }
+            offset += n
+            let fed = chunk.withUnsafeBytes { b in
+                Result { () throws(AudioError.Reason) in try decoder.feed(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
+            }
+            guard case .success = fed else { break }
+            while true {
+                let decoded = out.withUnsafeMutableBytes { b in
+                    Result { () throws(AudioError.Reason) -> MP3Decoder.Output in try decoder.decode(into: b) }
+                }
+                guard case .success(let step) = decoded else { break reading }
+                switch step {
+                case .newFormat, .pcm:
+                    found = true
+                    break reading
+                case .needMore:
+                    continue reading
+                }
+            }
+        }
+        var meta = decoder.metadata()
+        meta.cover = nil
+        if size >= 128 {
+            var tail = [UInt8](repeating: 0, count: 128)
+            let n = tail.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 128, off_t(size - 128)) }
+            if n == 128, let v1 = ID3v1.parse(tail) { meta.fillMissing(from: v1) }
+        }
+        guard found || meta.title != nil else { return nil }
+        return meta
+    }
+}

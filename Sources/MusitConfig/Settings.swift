@@ -180,6 +180,8 @@ public struct LookSettings: Equatable, Sendable {
 public struct XDGPaths: Sendable {
     public let configHome: String
     public let dataHome: String
+    /// What can be made again: the tags read from local files.
+    public let cacheHome: String
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let home = environment["HOME"] ?? NSHomeDirectory()
@@ -189,5 +191,6 @@ public struct XDGPaths: Sendable {
         }
         configHome = pick("XDG_CONFIG_HOME", ".config")
         dataHome = pick("XDG_DATA_HOME", ".local/share")
+        cacheHome = pick("XDG_CACHE_HOME", ".cache")
     }
 }

@@ -4,11 +4,39 @@ import Synchronization
 
 /// Local files and folders as the queue's paged data source. Folders are scanned on a
 /// background queue; pages (filtered or not) are cut on another, so the UI never waits.
+/// After a scan, the files' tags are read on a third (or found in the cache, by path, size
+/// and modification time) and the rows turn from file names into titles and artists.
 public final class LocalLibrary: QueueDataSource, Sendable {
+    /// What the queue shows of a file's tags.
+    public struct Tags: Codable, Equatable, Sendable {
+        public var title: String?
+        public var artist: String?
+        public var album: String?
+        public var track: Int?
+
+        public init(title: String? = nil, artist: String? = nil, album: String? = nil, track: Int? = nil) {
+            self.title = title
+            self.artist = artist
+            self.album = album
+            self.track = track
+        }
+    }
+
     public struct Entry: Equatable, Sendable {
         public let path: String
-        public let title: String
+        /// The file's name without its extension, and its folder's name.
+        public let name: String
         public let folder: String
+        /// Read after the scan; nil until then, or when the file has none.
+        public var tags: Tags?
+
+        /// The tags' title, else the file's name.
+        public var title: String { tags?.title.flatMap { $0.isEmpty ? nil : $0 } ?? name }
+        /// "Artist · Album" from the tags, else the folder.
+        public var detail: String {
+            let parts = [tags?.artist, tags?.album].compactMap { $0?.isEmpty == false ? $0 : nil }
+            return parts.isEmpty ? folder : parts.joined(separator: " · ")
+        }
     }
 
     public enum Event: Sendable {
@@ -18,6 +46,8 @@ public final class LocalLibrary: QueueDataSource, Sendable {
         case page(QueuePage)
         /// A path given to `add` could not be used.
         case problem(String)
+        /// Tags were read for some rows: pages already shown are stale.
+        case tagsRead(total: Int, scanning: Bool)
     }
 
     private struct State {
@@ -32,10 +62,20 @@ public final class LocalLibrary: QueueDataSource, Sendable {
     private let state = Mutex(State())
     private let scanQueue = DispatchQueue(label: "musit.library.scan")
     private let pageQueue = DispatchQueue(label: "musit.library.pages")
+    private let tagQueue = DispatchQueue(label: "musit.library.tags", qos: .utility)
     private let onEvent: @Sendable (Event) -> Void
+    private let readTags: (@Sendable (String) -> Tags?)?
+    private let cache: TagCache?
+    /// Rows whose tags are read (in order, from the first).
+    private let tagged = Mutex(0)
 
-    public init(onEvent: @escaping @Sendable (Event) -> Void) {
+    /// `readTags`: how to read a file's tags (nil: rows keep file names). `cacheFile`: where
+    /// tags read before are kept, by path, size and modification time.
+    public init(readTags: (@Sendable (String) -> Tags?)? = nil, cacheFile: String? = nil,
+                onEvent: @escaping @Sendable (Event) -> Void) {
         self.onEvent = onEvent
+        self.readTags = readTags
+        cache = readTags == nil ? nil : cacheFile.map(TagCache.init)
     }
 
     public var count: Int { state.withLock { $0.entries.count } }
@@ -109,7 +149,7 @@ public final class LocalLibrary: QueueDataSource, Sendable {
     private func append(_ paths: [String], skipped: Int) {
         let entries = paths.map { p -> Entry in
             let url = URL(fileURLWithPath: p)
-            return Entry(path: p, title: url.deletingPathExtension().lastPathComponent,
+            return Entry(path: p, name: url.deletingPathExtension().lastPathComponent,
                          folder: url.deletingLastPathComponent().lastPathComponent)
         }
         let (total, progress) = state.withLock { s -> (Int, ScanProgress) in
@@ -121,6 +161,45 @@ public final class LocalLibrary: QueueDataSource, Sendable {
         }
         onEvent(.changed(total: total, scanning: true, added: entries))
         onEvent(.progress(progress))
+        if readTags != nil { tagQueue.async { [self] in readPendingTags() } }
+    }
+
+    /// Reads the tags of the rows not yet read, in order, publishing them in batches (one
+    /// lock and one event per batch, not per file); saves the cache when it is done.
+    private func readPendingTags() {
+        guard let readTags else { return }
+        var lastPublish = DispatchTime.now().uptimeNanoseconds
+        var batch: [(Int, Tags?)] = []
+        func publish() {
+            guard !batch.isEmpty else { return }
+            let (total, scanning) = state.withLock { s -> (Int, Bool) in
+                for (i, tags) in batch where s.entries.indices.contains(i) { s.entries[i].tags = tags }
+                s.version += 1
+                return (s.entries.count, s.scansRunning > 0)
+            }
+            batch.removeAll(keepingCapacity: true)
+            onEvent(.tagsRead(total: total, scanning: scanning))
+        }
+        while true {
+            let next = tagged.withLock { $0 }
+            guard let path = state.withLock({ $0.entries.indices.contains(next) ? $0.entries[next].path : nil }) else { break }
+            let tags: Tags?
+            if let cache, let hit = cache.lookup(path) {
+                tags = hit
+            } else {
+                tags = readTags(path)
+                cache?.store(path, tags)
+            }
+            batch.append((next, tags))
+            tagged.withLock { $0 = next + 1 }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if batch.count >= 512 || now - lastPublish > 200_000_000 {
+                publish()
+                lastPublish = now
+            }
+        }
+        publish()
+        cache?.save()
     }
 
     /// Cuts a page on the page queue and delivers it as an event.
@@ -146,8 +225,10 @@ public final class LocalLibrary: QueueDataSource, Sendable {
                 rows = cache.rows
             } else {
                 let needle = request.filter.lowercased()
-                rows = s.entries.indices.filter {
-                    s.entries[$0].title.lowercased().contains(needle) || s.entries[$0].folder.lowercased().contains(needle)
+                rows = s.entries.indices.filter { i in
+                    let e = s.entries[i]
+                    return [e.name, e.folder, e.tags?.title, e.tags?.artist, e.tags?.album]
+                        .contains { $0?.lowercased().contains(needle) == true }
                 }
                 s.filterCache = (request.filter, s.version, rows)
             }
@@ -158,6 +239,66 @@ public final class LocalLibrary: QueueDataSource, Sendable {
     }
 
     static func item(_ e: Entry, index: Int) -> QueueItem {
-        QueueItem(index: index, title: e.title, detail: e.folder)
+        QueueItem(index: index, title: e.title, detail: e.detail)
+    }
+}
+
+/// Tags read before, on disk as one JSON file: path → size, modification time, tags. A
+/// file whose size or time changed is read again. Touched only on the tag queue, and saved
+/// (to a temporary file, then renamed) when a run of reads ends with something new.
+final class TagCache: @unchecked Sendable {
+    private struct Record: Codable {
+        var size: Int64
+        var mtime: Double
+        var tags: LocalLibrary.Tags?
+    }
+
+    private let file: String
+    private var records: [String: Record]?
+    private var dirty = false
+    /// Kept at most: past it the oldest half is not saved (a cache, not a catalogue).
+    static let limit = 500_000
+
+    init(file: String) {
+        self.file = file
+    }
+
+    private func load() -> [String: Record] {
+        if let records { return records }
+        let loaded = FileManager.default.contents(atPath: file).flatMap { try? JSONDecoder().decode([String: Record].self, from: $0) } ?? [:]
+        records = loaded
+        return loaded
+    }
+
+    private static func identity(_ path: String) -> (size: Int64, mtime: Double)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (Int64(st.st_size), Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+    }
+
+    /// The cached tags of `path` when it has not changed since; nil (not `.some(nil)`) when
+    /// it must be read.
+    func lookup(_ path: String) -> LocalLibrary.Tags?? {
+        guard let r = load()[path], let id = Self.identity(path), id.size == r.size, id.mtime == r.mtime else { return nil }
+        return .some(r.tags)
+    }
+
+    func store(_ path: String, _ tags: LocalLibrary.Tags?) {
+        guard let id = Self.identity(path) else { return }
+        var all = load()
+        all[path] = Record(size: id.size, mtime: id.mtime, tags: tags)
+        records = all
+        dirty = true
+    }
+
+    func save() {
+        guard dirty, var all = records else { return }
+        if all.count > Self.limit { all = Dictionary(uniqueKeysWithValues: all.prefix(Self.limit / 2).map { ($0.key, $0.value) }) }
+        guard let data = try? JSONEncoder().encode(all) else { return }
+        let dir = (file as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let temporary = file + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, file) == 0 else { return }
+        dirty = false
     }
 }

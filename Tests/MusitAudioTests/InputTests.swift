@@ -55,6 +55,18 @@ struct InputTests {
         #expect(h.player.status.state == .stopped)
     }
 
+    @Test("the tags alone (for the queue): the same texts as a full open, no cover, none for a file without audio")
+    func tagsAlone() throws {
+        for expected in Fixtures.manifest.tags {
+            let meta = try #require(FileTrack.readTags(path: Fixtures.path(expected.file)), "\(expected.file)")
+            #expect(meta.title == expected.title && meta.artist == expected.artist && meta.album == expected.album, "\(expected.file)")
+            #expect(meta.trackNumber == expected.track, "\(expected.file)")
+            #expect(meta.cover == nil)
+        }
+        #expect(FileTrack.readTags(path: Fixtures.path("random.mp3")) == nil)
+        #expect(FileTrack.readTags(path: Fixtures.path("does-not-exist.mp3")) == nil)
+    }
+
     @Test("ID3v1, v2.3 (Latin-1 and UTF-16) and v2.4 (UTF-8) tags and covers read back as written")
     func tags() throws {
         let cover = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("cover.png")))

@@ -14,6 +14,8 @@ public final class TmuxSession: @unchecked Sendable {
         var environment = environment
         // A private data directory (the embedded backend's database) unless the test shares one.
         if environment["XDG_DATA_HOME"] == nil { environment["XDG_DATA_HOME"] = NSTemporaryDirectory() + "musit-data-\(UUID().uuidString)" }
+        // The tags of local files are cached here: a session's own, not the runner's home.
+        if environment["XDG_CACHE_HOME"] == nil { environment["XDG_CACHE_HOME"] = NSTemporaryDirectory() + "musit-cache-\(UUID().uuidString)" }
         if environment["MUSIT_BCRYPT_COST"] == nil { environment["MUSIT_BCRYPT_COST"] = "4" }
         for (k, v) in environment { args += ["-e", "\(k)=\(v)"] }
         // Keep the pane after the program exits so its last screen can be read.

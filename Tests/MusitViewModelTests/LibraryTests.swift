@@ -55,4 +55,45 @@ struct LibraryTests {
         #expect(library.count == 1)
         #expect(library.entry(at: 0)?.title == "sine440")
     }
+
+    @Test("tags read after the scan turn rows into title and artist · album, the filter finds them, and a cache skips unchanged files")
+    func tagsAndCache() async throws {
+        let root = NSTemporaryDirectory() + "musit-tags-\(UUID().uuidString)"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/folder", withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: root) }
+        for name in ["a", "b", "c"] { fm.createFile(atPath: "\(root)/folder/\(name).mp3", contents: Data(name.utf8)) }
+        let cacheFile = root + "/cache/tags.json"
+        let reads = Locked<[String]>([])
+        let reader: @Sendable (String) -> LocalLibrary.Tags? = { path in
+            reads.withLock { $0.append(path) }
+            let name = (path as NSString).lastPathComponent
+            return name == "c.mp3" ? nil : LocalLibrary.Tags(title: "Song " + name.prefix(1).uppercased(), artist: "Artist", album: "Album", track: 1)
+        }
+        func open() async throws -> LocalLibrary {
+            let library = LocalLibrary(readTags: reader, cacheFile: cacheFile) { _ in }
+            library.addNow([root])
+            let start = Date()
+            while Date().timeIntervalSince(start) < 10 {
+                let items = library.page(for: QueuePageRequest(offset: 0, limit: 10, filter: "", generation: 0)).items
+                if items.map(\.title) == ["Song A", "Song B", "c"], fm.fileExists(atPath: cacheFile) { return library }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            Issue.record("tags never showed: \(library.page(for: QueuePageRequest(offset: 0, limit: 10, filter: "", generation: 0)).items)")
+            return library
+        }
+        let first = try await open()
+        let items = first.page(for: QueuePageRequest(offset: 0, limit: 10, filter: "", generation: 0)).items
+        #expect(items.map(\.detail) == ["Artist · Album", "Artist · Album", "folder"], "a file without tags keeps its folder")
+        #expect(first.page(for: QueuePageRequest(offset: 0, limit: 10, filter: "ALBUM", generation: 1)).items.map(\.title) == ["Song A", "Song B"],
+                "the filter matches tags")
+        #expect(reads.withLock { $0.count } == 3)
+        // Opened again: every tag from the cache, no file read.
+        _ = try await open()
+        #expect(reads.withLock { $0.count } == 3, "second open read \(reads.withLock { $0.count } - 3) files")
+        // One file changed: only it is read again.
+        fm.createFile(atPath: root + "/folder/b.mp3", contents: Data("bb".utf8))
+        _ = try await open()
+        #expect(reads.withLock { $0 }.count == 4 && reads.withLock { $0 }.last?.hasSuffix("b.mp3") == true)
+    }
 }
