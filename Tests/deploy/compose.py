@@ -19,8 +19,6 @@
    Stats' lines, and in the OTLP traces and logs both exported.
 """
 import copy
-import gzip
-import http.server
 import json
 import os
 import re
@@ -35,11 +33,10 @@ import urllib.parse
 import urllib.request
 
 import yaml
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
 from common import Client, check, finish, free_port, register  # noqa: E402
+from otlp import Collector  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
@@ -85,44 +82,8 @@ for name in ("musit", "gateway", "social", "stats"):
 
 
 # The stand-in collector: OTLP/HTTP traces and logs, decoded.
-SPANS, RECORDS = [], []
-lock = threading.Lock()
-
-
-class Collector(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        if self.path == "/v1/logs":
-            req = logs_service_pb2.ExportLogsServiceRequest()
-            req.ParseFromString(body)
-            with lock:
-                for rl in req.resource_logs:
-                    svc = next((a.value.string_value for a in rl.resource.attributes if a.key == "service.name"), "")
-                    RECORDS.extend((svc, r) for sl in rl.scope_logs for r in sl.log_records)
-            answer = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-        else:
-            req = trace_service_pb2.ExportTraceServiceRequest()
-            req.ParseFromString(body)
-            with lock:
-                for rs in req.resource_spans:
-                    svc = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
-                    SPANS.extend((svc, sp) for ss in rs.scope_spans for sp in ss.spans)
-            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
-
-
-otlp_port = free_port()
-collector = http.server.ThreadingHTTPServer(("127.0.0.1", otlp_port), Collector)
-threading.Thread(target=collector.serve_forever, daemon=True).start()
+collector = Collector()
+SPANS, RECORDS, lock = collector.spans, collector.records, collector.lock
 
 # 2. The services profile's Musit containers as declared, on the host's loopback.
 gw_port, grpc_port, stats_port, prom_port = free_port(), free_port(), free_port(), free_port()
@@ -145,7 +106,7 @@ for name in musit_services:
     env = s.setdefault("environment", {})
     if "MUSIT_DATABASE_URL" in env:
         env["MUSIT_DATABASE_URL"] = PG
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:%d" % otlp_port
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.endpoint
         env["OTEL_BSP_SCHEDULE_DELAY"] = "500"
         env["OTEL_BLRP_SCHEDULE_DELAY"] = "500"
         env["MUSIT_HOST"] = "127.0.0.1"

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2 as std_health, health_pb2_grpc as std_heal
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
 from common import Server, check, finish, free_port  # noqa: E402
 import stubs  # noqa: E402
+from stubs import code_of  # noqa: E402
 
 stats_pb2, stats_grpc, _ = stubs.generate()
 
@@ -20,14 +21,6 @@ grpc_port = free_port()
 server = Server(args=["--role", "stats", "--grpc-port", str(grpc_port)], log_name="stats.log").start()
 channel = grpc.insecure_channel("127.0.0.1:%d" % grpc_port)
 stats = stats_grpc.StatsStub(channel)
-
-
-def code_of(call):
-    try:
-        call()
-        return grpc.StatusCode.OK
-    except grpc.RpcError as e:
-        return e.code()
 
 
 def rss_kib(pid):

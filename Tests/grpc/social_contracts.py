@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2 as std_health, health_pb2_grpc as std_heal
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
 from common import Client, Server, check, finish, free_port, register  # noqa: E402
 import stubs  # noqa: E402
+from stubs import code_of  # noqa: E402
 
 stubs.generate()
 pb, pb_grpc = stubs.social()
@@ -23,14 +24,6 @@ gateway = Server(data=social.data, args=["--role", "gateway", "--social", "127.0
                  log_name="gateway.log").start()
 channel = grpc.insecure_channel("127.0.0.1:%d" % grpc_port)
 stub = pb_grpc.SocialStub(channel)
-
-
-def code_of(call):
-    try:
-        call()
-        return grpc.StatusCode.OK
-    except grpc.RpcError as e:
-        return e.code()
 
 
 try:

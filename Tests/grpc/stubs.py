@@ -27,6 +27,16 @@ def generate():
     return stats, stats_grpc, health
 
 
+def code_of(call):
+    """The status code a call ends with (OK when it returns)."""
+    import grpc
+    try:
+        call()
+        return grpc.StatusCode.OK
+    except grpc.RpcError as e:
+        return e.code()
+
+
 def social():
     """The Social contract's messages and stub (after `generate`)."""
     return (importlib.import_module("musit.social.v1.social_pb2"), importlib.import_module("musit.social.v1.social_pb2_grpc"))

@@ -5,71 +5,23 @@ Stats' server span under it from the other process, and Stats' database span und
 one trace id. The exporters batch for a minute, so everything arrives only because SIGTERM
 flushes it. The JSON log lines written inside the request's span carry its ids. With no
 endpoint set, no span is made (checked by the absence of any export)."""
-import gzip
-import http.server
 import json
 import os
 import secrets
 import sys
-import threading
 import time
-
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
 from common import Client, Server, befriend, check, finish, free_port, register  # noqa: E402
+from otlp import Collector  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
 
-SPANS = []      # (service.name, span)
-RECORDS = []    # (service.name, log record)
-EXPORTS = []
-lock = threading.Lock()
+collector = Collector()
+SPANS, RECORDS, EXPORTS, lock = collector.spans, collector.records, collector.exports, collector.lock
 
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        with lock:
-            EXPORTS.append(self.path)
-        if self.path == "/v1/logs":
-            request = logs_service_pb2.ExportLogsServiceRequest()
-            request.ParseFromString(body)
-            with lock:
-                for rl in request.resource_logs:
-                    name = next((a.value.string_value for a in rl.resource.attributes if a.key == "service.name"), "")
-                    for sl in rl.scope_logs:
-                        for record in sl.log_records:
-                            RECORDS.append((name, record))
-            answer = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-        else:
-            request = trace_service_pb2.ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            with lock:
-                for rs in request.resource_spans:
-                    name = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
-                    for ss in rs.scope_spans:
-                        for span in ss.spans:
-                            SPANS.append((name, span))
-            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
-
-
-port = free_port()
-receiver = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
-threading.Thread(target=receiver.serve_forever, daemon=True).start()
-otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:%d" % port, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BLRP_SCHEDULE_DELAY": "60000", "MUSIT_LOG_FORMAT": "json", "MUSIT_LOG_LEVEL": "info"}
 
 grpc = free_port()
@@ -107,7 +59,7 @@ finally:
     gateway.stop()
     stats.stop()
     social.stop()
-receiver.shutdown()
+collector.shutdown()
 
 mine = [(svc, sp) for svc, sp in SPANS if sp.trace_id.hex() == trace_id]
 by_id = {sp.span_id.hex(): (svc, sp) for svc, sp in mine}
@@ -186,12 +138,9 @@ remote_tagged = [l for l in stats_lines if l.get("trace_id") == trace_id]
 check(any(l.get("message") == "RPC" and l.get("grpc.method") == "musit.stats.v1.Stats/RecordPlay" for l in remote_tagged),
       "Stats' JSON access line for the call has the same trace_id as the gateway's (%d lines)" % len(remote_tagged))
 
-# Off without an endpoint: no export at all.
-SPANS.clear()
-EXPORTS.clear()
-port2 = free_port()
-receiver = http.server.ThreadingHTTPServer(("127.0.0.1", port2), Receiver)
-threading.Thread(target=receiver.serve_forever, daemon=True).start()
+# Off without an endpoint: no export at all (to a collector nobody names).
+collector = Collector()
+EXPORTS = collector.exports
 plain = Server(extra_env={"MUSIT_LOG_FORMAT": "json", "MUSIT_LOG_LEVEL": "info"})
 plain.start()
 try:
@@ -199,7 +148,7 @@ try:
     Client(plain.port, token).request("GET", "/api/v1/me", None, {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
 finally:
     plain.stop()
-receiver.shutdown()
+collector.shutdown()
 check(not EXPORTS, "no endpoint: nothing exported")
 with open(os.path.join(plain.data, "server.log")) as f:
     check("trace_id" not in f.read(), "and no trace ids in the log")
