@@ -23,3 +23,4 @@ python3 Tests/grpc/tracing.py
 cd Tests/sync
 MUSIT_SPLIT=1 python3 hammer.py --rounds "${SPLIT_HAMMER_ROUNDS:-2}"
 MUSIT_SPLIT=1 python3 crash.py --rounds "${SPLIT_CRASH_ROUNDS:-4}"
+MUSIT_SPLIT=1 python3 retention.py

@@ -72,6 +72,16 @@ struct ServeCommand {
         c.trustedProxies = try Self.trustedProxies(environment: environment, file: file)
         c.topology = try Self.topology(role: role, grpcPort: grpcPort, addresses: addresses, environment: environment, file: file)
         if let cost = environment["MUSIT_BCRYPT_COST"].flatMap(UInt8.init), (4...31).contains(cost) { c.bcryptCost = cost }
+        // How long the per-user event logs keep history, in seconds (30 days by default), and
+        // how often they are pruned.
+        for (name, path) in [("MUSIT_EVENT_RETENTION", \ServerConfiguration.eventRetention),
+                             ("MUSIT_EVENT_PRUNE_INTERVAL", \ServerConfiguration.eventPruneInterval)] {
+            guard let text = environment[name] else { continue }
+            guard let seconds = Double(text), seconds >= 1, seconds <= 10 * 365 * 86400 else {
+                throw ValidationError("\(name) is a number of seconds from 1 to ten years, not \(text).")
+            }
+            c[keyPath: path] = seconds
+        }
         let configuration = c
         let levelName = environment["MUSIT_LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: levelName) else {

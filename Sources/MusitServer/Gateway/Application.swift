@@ -46,6 +46,10 @@ public struct ServerConfiguration: Sendable {
     /// A user's presence reaches friends 5 times at once, then once per this many seconds
     /// (the newest update wins; see `PresencePublisher`).
     public var presenceInterval: TimeInterval = 2
+    /// Events older than this leave the per-user logs (a cursor below them gets 410 and
+    /// reloads); checked every `eventPruneInterval` seconds by the process that owns Social.
+    public var eventRetention: TimeInterval = 30 * 24 * 3600
+    public var eventPruneInterval: TimeInterval = 3600
     /// Origins whose browser pages may call the API and stream (CORS); none by default.
     public var cors = CORSPolicy()
     /// Proxies in front (their IP addresses): behind one, the client's address, which the
@@ -164,6 +168,12 @@ public enum MusitBackend {
         return (app, bus)
     }
 
+    /// The event logs' pruner, for the process that owns Social's storage.
+    static func pruner(_ config: ServerConfiguration, _ store: any EventRepository, _ logger: Logger) -> EventPruner {
+        EventPruner(events: store, retention: config.eventRetention,
+                    interval: .milliseconds(Int64(config.eventPruneInterval * 1000)), logger: logger)
+    }
+
     /// The database the configuration names: PostgreSQL, or SQLite in the data directory.
     static func openStore(_ config: ServerConfiguration, logger log: Logger, needsSigningKey: Bool = true) async throws -> any Store {
         let store: any Store
@@ -271,7 +281,8 @@ public enum MusitBackend {
         table.load(router.routes)
         let app = Application(responder: MusitResponder(router: router.buildResponder(), routes: table), server: server,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: Self.serverName),
-                              services: links.services + [relay], onServerRunning: onServerRunning, logger: log)
+                              services: links.services + [relay] + (links.social == nil ? [Self.pruner(config, store, log)] : []),
+                              onServerRunning: onServerRunning, logger: log)
         return (app, services.bus, tasks)
     }
 }

@@ -26,9 +26,12 @@ enum ServiceRole {
         try DataDirectory.prepare(config.dataDirectory)
         let store = try await MusitBackend.openStore(config, logger: logger, needsSigningKey: false)
         let service: any RegistrableRPCService
+        var own: [any Service] = []
         switch name {
         case .stats: service = StatsService(plays: store)
-        case .social: service = SocialService(social: store)
+        case .social:
+            service = SocialService(social: store)
+            own.append(MusitBackend.pruner(config, store, logger))
         case .accounts, .library: throw TopologyError("--role \(name.rawValue) runs in the gateway for now")
         }
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
@@ -69,7 +72,7 @@ enum ServiceRole {
                               },
                               logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: (telemetry.map { [$0] } ?? []) + [server, app],
+            services: (telemetry.map { [$0] } ?? []) + own + [server, app],
             gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }
