@@ -144,15 +144,34 @@ extension SQLiteStore {
         }
     }
 
+    /// In batches of `pruneBatch`, each its own transaction: a backlog dropped in one would
+    /// hold SQLite's only writer for as long as it took.
     public func pruneEvents(before date: Date) async throws -> Int {
-        try await write { db in
-            try db.execute(sql: """
-                INSERT INTO eventHorizon (userID, prunedThrough)
-                SELECT userID, MAX(seq) FROM userEvent WHERE createdAt < ? GROUP BY userID
-                ON CONFLICT(userID) DO UPDATE SET prunedThrough = MAX(prunedThrough, excluded.prunedThrough)
-                """, arguments: [date])
-            try db.execute(sql: "DELETE FROM userEvent WHERE createdAt < ?", arguments: [date])
-            return db.changesCount
+        var total = 0
+        while true {
+            let n = try await write { db -> Int in
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT userID, seq FROM userEvent WHERE createdAt < ? ORDER BY createdAt LIMIT ?
+                    """, arguments: [date, Self.pruneBatch])
+                var top: [Int64: Int64] = [:]
+                for row in rows {
+                    let user: Int64 = row["userID"], seq: Int64 = row["seq"]
+                    top[user] = max(top[user] ?? 0, seq)
+                    try db.execute(sql: "DELETE FROM userEvent WHERE userID = ? AND seq = ?", arguments: [user, seq])
+                }
+                for (user, seq) in top {
+                    try db.execute(sql: """
+                        INSERT INTO eventHorizon (userID, prunedThrough) VALUES (?, ?)
+                        ON CONFLICT(userID) DO UPDATE SET prunedThrough = MAX(prunedThrough, excluded.prunedThrough)
+                        """, arguments: [user, seq])
+                }
+                return rows.count
+            }
+            total += n
+            if n < Self.pruneBatch { return total }
         }
     }
+
+    /// Events one pruning transaction drops at most.
+    static let pruneBatch = 5000
 }

@@ -35,16 +35,33 @@ extension PostgresStore: SocialRepository {
         }
     }
 
+    /// In batches, each its own transaction (a backlog in one would outlast the operation
+    /// timeout and roll back every time); each batch's deletion and horizon in one statement,
+    /// so they see one snapshot: no event leaves without the horizon saying so.
     public func pruneEvents(before date: Date) async throws -> Int {
-        try await write { conn in
-            try await conn.query("""
-                INSERT INTO eventHorizon (userID, prunedThrough)
-                SELECT userID, MAX(seq) FROM userEvent WHERE createdAt < \(date) GROUP BY userID
-                ON CONFLICT (userID) DO UPDATE SET prunedThrough = GREATEST(eventHorizon.prunedThrough, excluded.prunedThrough)
-                """, logger: self.logger)
-            return try await self.rowCount(conn, "DELETE FROM userEvent WHERE createdAt < \(date) RETURNING 1")
+        var total = 0
+        while true {
+            let batch = Self.pruneBatch
+            let n = try await write { conn in
+                try await self.int64s(conn, """
+                    WITH gone AS (
+                      DELETE FROM userEvent WHERE (userID, seq) IN (
+                        SELECT userID, seq FROM userEvent WHERE createdAt < \(date) ORDER BY createdAt LIMIT \(batch))
+                      RETURNING userID, seq),
+                    horizon AS (
+                      INSERT INTO eventHorizon (userID, prunedThrough) SELECT userID, MAX(seq) FROM gone GROUP BY userID
+                      ON CONFLICT (userID) DO UPDATE SET prunedThrough = GREATEST(eventHorizon.prunedThrough, excluded.prunedThrough)
+                      RETURNING 1)
+                    SELECT COUNT(*) FROM gone
+                    """).first ?? 0
+            }
+            total += Int(n)
+            if n < batch { return total }
         }
     }
+
+    /// Events one pruning transaction drops at most.
+    static let pruneBatch = 5000
 
     private func friendState(_ conn: PostgresConnection, _ a: Int64, _ b: Int64) async throws -> FriendState {
         for try await (requester, accepted) in try await conn.query("""

@@ -59,8 +59,8 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
         guard !request.clientID.isEmpty, request.clientID.utf8.count <= 128 else {
             throw RPCError(code: .invalidArgument, message: "client_id is 1 to 128 bytes")
         }
-        guard !request.body.isEmpty, request.body.utf8.count <= 4 * APILimits.messageMaxLength else {
-            throw RPCError(code: .invalidArgument, message: "body is 1 to \(4 * APILimits.messageMaxLength) bytes")
+        guard !request.body.isEmpty, request.body.utf8.count <= 4 * APILimits.messageMaxLength, !request.body.utf8.contains(0) else {
+            throw RPCError(code: .invalidArgument, message: "body is 1 to \(4 * APILimits.messageMaxLength) bytes, without NUL")
         }
         switch try await Self.mapped({ try await social.sendMessage(from: from, to: to, clientID: request.clientID, body: request.body) }) {
         case .notFriends:
@@ -125,7 +125,9 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
     }
 
     static func pair(_ a: Musit_Social_V1_Person, _ b: Musit_Social_V1_Person) throws -> (User, User) {
-        (try SocialWire.user(a), try SocialWire.user(b))
+        let pair = (try SocialWire.user(a), try SocialWire.user(b))
+        guard pair.0.id != pair.1.id else { throw RPCError(code: .invalidArgument, message: "the two people are one") }
+        return pair
     }
 
     /// The repository's errors as gRPC statuses: the store away is UNAVAILABLE (the gateway
@@ -208,14 +210,16 @@ enum SocialWire {
 
 /// Social reached over gRPC: the repository the gateway's routes use when `--social` names
 /// the service. A failed call is the HTTP answer `ServiceLink` makes of it (503 with
-/// Retry-After while Social is away); reads and the idempotent writes (a message is stored
-/// once per client id) are retried while the budget lasts.
+/// Retry-After while Social is away). Reads are retried while the budget lasts, and so is a
+/// message (stored once per client id, and answered the same way again). The other writes
+/// are not: UNAVAILABLE may come after the commit (Social killed mid-answer), and a retry
+/// would then find the request accepted already and answer 404 for what succeeded.
 struct RemoteSocial: SocialRepository {
     let link: ServiceLink<any Musit_Social_V1_Social.ClientProtocol>
 
     func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent]) {
         let request = Self.pair(from, to)
-        let answer = try await link.call(idempotent: true) { try await $0.requestFriend(request, options: $1) }
+        let answer = try await link.call { try await $0.requestFriend(request, options: $1) }
         let outcome: FriendRequestOutcome = switch answer.outcome {
         case .requested: .requested
         case .alreadyRequested: .alreadyRequested
@@ -228,17 +232,17 @@ struct RemoteSocial: SocialRepository {
 
     func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]? {
         let request = Self.pair(from, to)
-        return try Self.events(try await link.call(idempotent: true) { try await $0.acceptFriend(request, options: $1) })
+        return try Self.events(try await link.call { try await $0.acceptFriend(request, options: $1) })
     }
 
     func declineFriend(from: User, to: User) async throws -> [CommittedEvent]? {
         let request = Self.pair(from, to)
-        return try Self.events(try await link.call(idempotent: true) { try await $0.declineFriend(request, options: $1) })
+        return try Self.events(try await link.call { try await $0.declineFriend(request, options: $1) })
     }
 
     func removeFriend(_ me: User, _ other: User) async throws -> [CommittedEvent]? {
         let request = Self.pair(me, other)
-        return try Self.events(try await link.call(idempotent: true) { try await $0.removeFriend(request, options: $1) })
+        return try Self.events(try await link.call { try await $0.removeFriend(request, options: $1) })
     }
 
     func friends(of user: Int64) async throws -> FriendIDs {
@@ -281,7 +285,7 @@ struct RemoteSocial: SocialRepository {
             $0.from = SocialWire.person(from)
             $0.upTo = upTo
         }
-        return try Self.events(try await link.call(idempotent: true) { try await $0.markRead(request, options: $1) }) ?? []
+        return try Self.events(try await link.call { try await $0.markRead(request, options: $1) }) ?? []
     }
 
     func appendEvent(_ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
