@@ -178,6 +178,8 @@ public final class Session: Sendable {
                 friendsChanged = true
             case .friendRemoved:
                 if let user = e.user { post(.session(.friendRemoved(user))) }
+                // A reload already on its way could otherwise bring them back.
+                friendsChanged = true
             case .presence:
                 if let user = e.user {
                     post(.session(.presence(user: user, online: e.online ?? true, playing: e.nowPlaying.map(Self.playing))))
