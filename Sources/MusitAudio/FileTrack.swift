@@ -233,7 +233,10 @@ extension FileTrack {
     /// end; no cover, no duration. nil when the file cannot be read or holds no MPEG frame
     /// within `limit` bytes. Blocking: call it off the cooperative pool.
     public static func readTags(path: String, limit: Int = 64 << 20) -> TrackMetadata? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // A regular file only, and never an open that blocks (a FIFO named on the command line).
+        var named = stat()
+        guard stat(path, &named) == 0, (named.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()

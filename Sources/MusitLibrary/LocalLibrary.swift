@@ -256,7 +256,7 @@ final class TagCache: @unchecked Sendable {
     private let file: String
     private var records: [String: Record]?
     private var dirty = false
-    /// Kept at most: past it the oldest half is not saved (a cache, not a catalogue).
+    /// Kept at most: past it, half of them (any half) is not saved: a cache, not a catalogue.
     static let limit = 500_000
 
     init(file: String) {
@@ -285,9 +285,9 @@ final class TagCache: @unchecked Sendable {
 
     func store(_ path: String, _ tags: LocalLibrary.Tags?) {
         guard let id = Self.identity(path) else { return }
-        var all = load()
-        all[path] = Record(size: id.size, mtime: id.mtime, tags: tags)
-        records = all
+        if records == nil { records = load() }
+        // In place: a copy of the table per file would make a cold cache quadratic.
+        records?[path] = Record(size: id.size, mtime: id.mtime, tags: tags)
         dirty = true
     }
 
@@ -297,7 +297,7 @@ final class TagCache: @unchecked Sendable {
         guard let data = try? JSONEncoder().encode(all) else { return }
         let dir = (file as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let temporary = file + ".tmp"
+        let temporary = file + ".\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, file) == 0 else { return }
         dirty = false
     }
