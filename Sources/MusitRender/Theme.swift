@@ -11,7 +11,9 @@ public enum ColorDepth: String, Sendable {
     public static func from(colors: Int, hasColors: Bool, colorTerm: String? = nil) -> ColorDepth {
         guard hasColors else { return .mono }
         if colors >= 0x1000000 { return .trueColor }
-        if colors >= 8, let colorTerm, announcesTrueColor(colorTerm) { return .trueColor }
+        // Only over a 256-colour entry: a COLORTERM inherited from the outer terminal says
+        // nothing of an 8-colour one (screen) in between.
+        if colors >= 256, let colorTerm, announcesTrueColor(colorTerm) { return .trueColor }
         if colors >= 256 { return .palette256 }
         if colors >= 8 { return .ansi8 }
         return .mono

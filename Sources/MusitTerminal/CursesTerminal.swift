@@ -93,9 +93,8 @@ public final class CursesTerminal: @unchecked Sendable {
     }
 
     /// The terminal's control strings from its terminfo entry.
-    /// `rgbByHand`: colours from 8 up are 0xRRGGBB, written as SGR 38;2 / 48;2 (the form
-    /// every COLORTERM=truecolor terminal takes); below 8 they are ANSI colours, through
-    /// setaf, as on a `*-direct` terminal.
+    /// `rgbByHand`: every colour is 0xRRGGBB (the 24-bit theme and pictures use no ANSI
+    /// numbers), written as SGR 38;2 / 48;2, the form every COLORTERM=truecolor terminal takes.
     private static func codes(unicode: Bool, rgbByHand: Bool = false) -> TerminalCodes {
         func string(_ name: String) -> [CChar]? {
             musit_tigetstr(name).map { Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1)) }
@@ -116,8 +115,8 @@ public final class CursesTerminal: @unchecked Sendable {
         @Sendable func rgb(_ base: Int, _ c: Int) -> [UInt8] {
             Array("\u{1B}[\(base);2;\(c >> 16 & 255);\(c >> 8 & 255);\(c & 255)m".utf8)
         }
-        @Sendable func foreground(_ c: Int) -> [UInt8] { rgbByHand && c >= 8 ? rgb(38, c) : parameterised(setaf, c) }
-        @Sendable func background(_ c: Int) -> [UInt8] { rgbByHand && c >= 8 ? rgb(48, c) : parameterised(setab, c) }
+        @Sendable func foreground(_ c: Int) -> [UInt8] { rgbByHand ? rgb(38, c) : parameterised(setaf, c) }
+        @Sendable func background(_ c: Int) -> [UInt8] { rgbByHand ? rgb(48, c) : parameterised(setab, c) }
         return TerminalCodes(moveTo: { parameterised(cup, $0, $1) }, foreground: { foreground($0) },
                              background: { background($0) }, defaultColors: bytes("op"), reset: bytes("sgr0"),
                              bold: bytes("bold"), dim: bytes("dim"), reverse: bytes("rev"), underline: bytes("smul"),
