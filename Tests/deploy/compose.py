@@ -176,6 +176,17 @@ try:
                                    "--web.listen-address", "127.0.0.1:%d" % prom_port],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "prometheus.log"), "w"))
 
+    def ready():
+        try:
+            return urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % prom_port, timeout=2).status == 200
+        except OSError:
+            return False
+
+    deadline = time.time() + 60
+    while time.time() < deadline and not ready():
+        time.sleep(0.2)
+    check(ready(), "Prometheus is ready")
+
     # 3. The smoke test, through the gateway.
     admin = register(gw_port, "admin")
     bob = register(gw_port, "bob")
@@ -242,18 +253,37 @@ try:
     for port in (gw_port, stats_port, social_port):
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
         exported |= set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", text, re.M))
-    empty, unknown = [], []
+    unknown = []
     for title, expr in queries:
-        q = expr.replace("$__rate_interval", "1m")
-        bare = re.sub(r"\b(by|without) \([^)]*\)", "", re.sub(r'"[^"]*"', "", q))   # label values and groupings out
+        bare = re.sub(r"\b(by|without) \([^)]*\)", "", re.sub(r'"[^"]*"', "", expr))   # label values and groupings out
         for name in re.findall(r"\b((?:musit|hb|http|grpc)_[a-z0-9_]+)\b(?!\s*[=!]~?)", bare):
             if name not in exported:
                 unknown.append(name)
+
+    def ask(q):
         url = "http://127.0.0.1:%d/api/v1/query?%s" % (prom_port, urllib.parse.urlencode({"query": q}))
         try:
-            answer = json.load(urllib.request.urlopen(url, timeout=10))
+            body = urllib.request.urlopen(url, timeout=10).read()
         except urllib.error.HTTPError as e:
-            answer = json.load(e)
+            body = e.read()
+        except OSError as e:
+            return {"status": "error", "error": str(e)}
+        try:
+            return json.loads(body)
+        except ValueError:
+            return {"status": "error", "error": body[:200].decode(errors="replace")}
+
+    # Each query until it answers with data (a rate needs two scrapes after the traffic), 20 s at most.
+    empty = []
+    deadline = time.time() + 20
+    for title, expr in queries:
+        q = expr.replace("$__rate_interval", "1m")
+        while True:
+            answer = ask(q)
+            ok = answer.get("status") == "success" and answer["data"]["result"]
+            if ok or time.time() > deadline:
+                break
+            time.sleep(0.5)
         if answer.get("status") != "success":
             empty.append("%s: %s" % (title, answer.get("error")))
         elif not answer["data"]["result"]:
