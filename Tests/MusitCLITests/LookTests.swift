@@ -226,7 +226,12 @@ struct LookTests {
                let corner = row.first(where: { $0.glyph == "┌" }), case .rgb(let c) = corner.fg, colours.last != c {
                 colours.append(c)
             }
-            if sawSecond == nil, screen.rows.contains(where: { String($0.map(\.glyph)).contains("Second Album Track") }) { sawSecond = Date() }
+            // The queue lists both titles from the start (their tags): the second is playing
+            // when its row has the ♪ mark.
+            if sawSecond == nil, screen.rows.contains(where: { row in
+                let text = String(row.map(\.glyph))
+                return text.contains("♪") && text.contains("Second Album Track")
+            }) { sawSecond = Date() }
             if let s = sawSecond, Date().timeIntervalSince(s) > 1 { break }
         }
         #expect(sawSecond != nil, "the second track started")
