@@ -32,7 +32,7 @@ scripts/with-postgres.sh bash -c '
     MUSIT_SPLIT=1 python3 hammer.py --rounds 1
     MUSIT_SPLIT=1 python3 crash.py --rounds 2
     # Two gateways, each with its own Social and Stats, on one database: what Social commits
-    # for one reaches the other through the database's notices.
+    # for one reaches the other through the database notices.
     psql -q "$MUSIT_TEST_POSTGRES_URL" -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
     MUSIT_SPLIT=1 python3 hammer.py --rounds 1 --two-instances
     cd ../..
