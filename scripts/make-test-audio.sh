@@ -19,6 +19,9 @@ for tool in sox lame mid3v2 python3 ffmpeg; do
 done
 cd "$out"
 rm -rf ./*
+# sox dithers when it writes 16 bits, from a random seed: -R seeds it the same every
+# time, so the tracks are the same bytes on every machine and every run.
+export SOX_OPTS=-R
 
 # 440 Hz sine, 5 s, stereo 44.1 kHz: 220500 frames.
 sox -n -r 44100 -c 2 -b 16 sine440.wav synth 5 sine 440 gain -6

@@ -156,8 +156,14 @@ struct HostileInputTests {
                 // tag is), 30,000 comments, then the rest: libmpg123 would parse them as it
                 // plays on.
                 let plain = HostileInputTests.fixture("durations/no_info_tag.mp3")
-                var cut = 80_000
-                while cut + 1 < plain.count, !(plain[cut] == 0xFF && plain[cut + 1] == 0xFB) { cut += 1 }
+                // Cut at a real frame boundary, walked header by header from the first
+                // frame: a search for the sync pattern can land inside a frame's data.
+                var cut = 0
+                while cut + 4 <= plain.count, cut < 80_000,
+                      let header = MP3FrameHeader(plain[cut], plain[cut + 1], plain[cut + 2], plain[cut + 3]) {
+                    cut += header.frameLength
+                }
+                precondition(cut >= 80_000, "no_info_tag.mp3 is a plain run of frames from its first byte")
                 let comments = tag((0..<30_000).flatMap { (i: Int) -> [UInt8] in comment(utf8("d\(i)")) })
                 return real + Array(plain[..<cut]) + comments + Array(plain[cut...])
             case .tinyFrames:
