@@ -78,7 +78,7 @@ public final class FileTrack: PCMSource {
         // One pass over the file: the frames are the truth about what plays and for how
         // long, and the same rule as the server's refuses what holds no playable audio
         // (see `MP3Scanner`).
-        let scan = try MP3Scanner.scan(fd: fd, toleratingTruncation: true)
+        let scan = try MP3Scanner.scan(fd: fd, toleratingTruncation: true, keepingSegments: false)
         hasTag = scan.firstFrameOffset > 0 && scan.head.starts(with: Array("ID3".utf8))
         hasInfoTag = scan.promisedFrames != nil
 

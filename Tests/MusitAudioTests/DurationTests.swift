@@ -48,6 +48,20 @@ struct DurationTests {
         }
         let chunked = try scanner.finish()
         #expect(chunked.samples == played && chunked.index == index, "\(file): chunked walk")
+        // The player's walk keeps no table of frames, and sums up the same, also for the
+        // file cut in the middle of a frame (the cut frame does not count).
+        for cut in [data.count, data.count - 300] {
+            let bytes = data.prefix(cut)
+            let withSegments = bytes.withUnsafeBytes { b in try? MP3Scanner.scan(b) }
+            var counting = MP3Scanner()
+            counting.keepsSegments = false
+            bytes.withUnsafeBytes { counting.consume($0) }
+            var counted = try? counting.finish()
+            #expect(counted?.index.segments.isEmpty ?? true, "\(file): no segments kept")
+            counted?.index.segments = withSegments?.index.segments ?? []
+            let same = counted == withSegments
+            #expect(same, "\(file) cut at \(cut): \(counted?.samples ?? -1) samples in \(counted?.audioFrames ?? -1) frames without the table, \(withSegments?.samples ?? -1) in \(withSegments?.audioFrames ?? -1) with it")
+        }
     }
 
     @Test("the durations libmpg123 estimated wrongly are now true")
