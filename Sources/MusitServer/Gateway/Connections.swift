@@ -68,9 +68,16 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             let decoder = try ops.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try ops.addHandler(guardHandler, position: .after(decoder))
             try ops.addHandler(FirstByteWatcher(guard: guardHandler), position: .first)
+            // The channel keeps its last receive buffer for the next read, sized by this
+            // allocator: NIO starts at 2 KiB, which every connection that has sent a request
+            // then holds while idle or while its poll is held. Requests are a few hundred
+            // bytes; a larger read (an upload) grows the buffer sixteenfold per full read.
+            try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.receiveBuffers)
             return value
         }
     }
+
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
 
     func handle(value: Value, logger: Logger) async {
         let inner = inner

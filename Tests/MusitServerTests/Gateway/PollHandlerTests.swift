@@ -304,8 +304,27 @@ struct PollHandlerTests {
         let answers = try await Self.answers(channel, count: 1, within: 2)
         #expect(answers.first?.hasPrefix("HTTP/1.1 401") == true, "\(answers)")
         #expect(answers.first?.contains("No such user") == true)
+        // The parked poll kept only a mark of its token, and the answer still says a token
+        // came and was refused.
+        #expect(answers.first?.contains(#"error="invalid_token""#) == true, "\(answers)")
         #expect(await world.bus.heldPolls == 0)
         _ = try? await channel.finish()
+    }
+
+    @Test("a parked poll keeps its path and Origin, and of its token only that one came")
+    func heldHead() {
+        var head = HTTPRequest(method: .get, scheme: nil, authority: "x", path: "/api/v1/events?cursor=3&timeout=60")
+        head.headerFields[.authorization] = "Bearer " + String(repeating: "t", count: 300)
+        head.headerFields[.origin] = "https://app.example"
+        head.headerFields[.userAgent] = "musit-tui"
+        let held = PollHandler.held(head)
+        #expect(held.path == head.path && held.method == .get && held.authority == "x")
+        #expect(held.headerFields[.origin] == "https://app.example")
+        #expect(held.headerFields[.authorization] == "Bearer")
+        #expect(held.headerFields[.userAgent] == nil)
+        var anonymous = head
+        anonymous.headerFields[.authorization] = nil
+        #expect(PollHandler.held(anonymous).headerFields[.authorization] == nil)
     }
 
     @Test("a cursor past the log is 410 with resumeFrom; a bad one 400; no token 401; none is held")
