@@ -195,6 +195,11 @@ struct ClientTests {
             s.server = "musit-test"
             session(name).save(s)
         }
+        // A stopped server has closed its database: the log is in the file, and nothing
+        // changes under the copy.
+        for file in ["musit.sqlite-wal", "musit.sqlite-shm"] {
+            #expect(!FileManager.default.fileExists(atPath: config.dataDirectory + "/" + file), "\(file) left after the stop")
+        }
         try FileManager.default.copyItem(atPath: config.dataDirectory, toPath: backup)
         // After the backup: five messages that amy's client hears, so its cursor moves past
         // anything the backup knows.

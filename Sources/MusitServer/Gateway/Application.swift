@@ -132,7 +132,7 @@ struct Services: Sendable {
 
 /// Everything the backend keeps, behind one value: `SQLiteStore` or `PostgresStore`.
 public typealias Store = UserRepository & RefreshTokenRepository & SocialRepository & SongRepository & PlayRepository
-    & OutboxRepository
+    & OutboxRepository & ClosableStore
 
 public enum MusitBackend {
     public typealias App = Application<MusitResponder>
@@ -154,17 +154,21 @@ public enum MusitBackend {
                                       onServerRunning: onServerRunning)
             return
         }
-        let (app, bus, tasks) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
+        let (app, bus, tasks, closer) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
         // Services stop in reverse order: the bus answers held polls while the server still
-        // writes, the server then closes its connections, and the connections' tasks end last.
-        let group = ServiceGroup(configuration: .init(services: (telemetry.map { [$0] } ?? []) + [tasks, app, bus], gracefulShutdownSignals: shutdownSignals,
+        // writes, the server then closes its connections, the connections' tasks end, and
+        // the store is closed last.
+        let group = ServiceGroup(configuration: .init(services: (telemetry.map { [$0] } ?? []) + [closer, tasks, app, bus],
+                                                      gracefulShutdownSignals: shutdownSignals,
                                                       logger: logger))
         try await group.run()
     }
 
     public static func make(_ config: ServerConfiguration, logger: Logger? = nil,
                             onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws -> (app: App, bus: EventBus) {
-        let (app, bus, _) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
+        var (app, bus, _, closer) = try await makeServices(config, logger: logger, onServerRunning: onServerRunning)
+        // First among the application's services, so it stops after the server and the rest.
+        app.services.insert(closer, at: 0)
         return (app, bus)
     }
 
@@ -205,10 +209,11 @@ public enum MusitBackend {
         return store
     }
 
-    /// The application, the event bus and the connections' tasks, the services `run` runs.
+    /// The application, the event bus, the connections' tasks and the store's closer: the
+    /// services `run` runs.
     public static func makeServices(_ config: ServerConfiguration, logger: Logger? = nil,
                                     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
-        async throws -> (app: App, bus: EventBus, tasks: ConnectionTasks) {
+        async throws -> (app: App, bus: EventBus, tasks: ConnectionTasks, closer: any Service) {
         let topology = try config.topology.validate()
         try DataDirectory.prepare(config.dataDirectory)
         try FileManager.default.createDirectory(atPath: config.media + "/uploads", withIntermediateDirectories: true)
@@ -283,7 +288,7 @@ public enum MusitBackend {
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: Self.serverName),
                               services: links.services + [relay] + (links.social == nil ? [Self.pruner(config, store, log)] : []),
                               onServerRunning: onServerRunning, logger: log)
-        return (app, services.bus, tasks)
+        return (app, services.bus, tasks, StoreCloser(store: store, logger: log))
     }
 }
 

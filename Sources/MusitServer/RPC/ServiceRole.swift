@@ -72,7 +72,7 @@ enum ServiceRole {
                               },
                               logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: (telemetry.map { [$0] } ?? []) + own + [server, app],
+            services: (telemetry.map { [$0] } ?? []) + [StoreCloser(store: store, logger: logger)] + own + [server, app],
             gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }

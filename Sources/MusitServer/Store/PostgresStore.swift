@@ -24,7 +24,7 @@ import Synchronization
 public final class PostgresStore: Sendable {
     let client: PostgresClient
     let logger: Logger
-    private let runner: Task<Void, Never>
+    let runner: Task<Void, Never>
     /// Names this instance's notices, so its relay skips them (see `PostgresEventRelay`).
     let instance = String(UUID().uuidString.prefix(8))
 
