@@ -4,11 +4,12 @@
 #   - long-poll fan-out at 1,000 and 10,000 polls, keep-alive and a connection per poll,
 #     beside the C floor (bench/holdserver.c): p50, p99, p99/floor, bytes per held poll
 #   - 64 KiB Range GETs and whole-file GETs at 1/16/256 connections beside nginx (sendfile)
-#   - the 16-connection cells again, every server in turn, 5 rounds, medians and ratios
+#   - the 16-connection cells again, every server in turn, 5 rounds, medians and ratios,
+#     with the NIO floor (bench/niofloor: SwiftNIO alone, from memory and with sendfile)
 # MUSIT_BASELINE_BINS="name=path,name=path": release builds of other revisions (for one:
 # git worktree add /tmp/prev REV && cd /tmp/prev && swift build -c release --static-swift-stdlib);
 # a path ending in @split runs that binary as the split deployment (gateway + Stats).
-# EDGE_POLLS (default "1000 10000"), LONGPOLL_ROUNDS (default 3), EDGE_SECONDS (default 5).
+# EDGE_POLLS (default "1000 10000"; 0 leaves the polls out), LONGPOLL_ROUNDS (default 3), EDGE_SECONDS (default 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -26,8 +27,10 @@ fi
 [ -f "$out/track180.mp3" ] || "$here/audio.sh" >/dev/null
 seconds=${EDGE_SECONDS:-5}
 
-MUSIT_BASELINE_BINS=${MUSIT_BASELINE_BINS:-} python3 "$here/longpoll.py" "$bin" ${EDGE_POLLS:-1000 10000}
-echo
+if [ "${EDGE_POLLS:-}" != 0 ]; then
+    MUSIT_BASELINE_BINS=${MUSIT_BASELINE_BINS:-} python3 "$here/longpoll.py" "$bin" ${EDGE_POLLS:-1000 10000}
+    echo
+fi
 
 # Every server gets the same file; their URLs carry a media token, as a player's do.
 names=(this) bins=("$bin")
@@ -66,6 +69,19 @@ done
 # nginx serving the same file.
 . "$here/nginx.sh"
 nginx_serve "$out" "$out/track180.mp3"
+# The NIO floor (bench/niofloor): SwiftNIO alone answering the same requests from memory
+# and with sendfile, what any server on NIO starts from. EDGE_NIOFLOOR=0 leaves it out.
+if [ "${EDGE_NIOFLOOR:-1}" = 1 ]; then
+    floor="$here/niofloor/.build/release/niofloor"
+    [ -x "$floor" ] || (cd "$here/niofloor" && swift build -c release 2>&1 | tail -1)
+    for mode in memory sendfile; do
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$floor" "$port" "$out/track180.mp3" "$mode" > /dev/null 2>&1 &
+        pids+=($!)
+        for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/track.mp3" && break; sleep 0.1; done
+        names+=("nio-$mode") urls+=("http://127.0.0.1:$port/track.mp3")
+    done
+fi
 cat > "$out/range.lua" <<'LUA'
 wrk.headers["Range"] = "bytes=1048576-1114111"
 LUA
@@ -96,7 +112,7 @@ rate() {  # kind url -> req/s (range) or bytes/s (full)
 for kind in range full; do
     declare -A got=()
     for round in 1 2 3 4 5; do
-        for i in "${!bins[@]}"; do got[${names[$i]},$round]=$(rate $kind "${urls[$i]}"); done
+        for i in "${!names[@]}"; do got[${names[$i]},$round]=$(rate $kind "${urls[$i]}"); done
         got[nginx,$round]=$(rate $kind "$nginx_url")
     done
     med() { for r in 1 2 3 4 5; do echo "${got[$1,$r]}"; done | sort -g | sed -n 3p; }

@@ -360,23 +360,50 @@ enum SongRoutes {
 
     /// One byte range of a file of `size` bytes; nil to serve the whole file (several ranges,
     /// or a header that is not a byte range); 416 when it cannot be satisfied.
+    /// One range of `bytes=first-last`, `bytes=first-` or `bytes=-suffix` (RFC 9110 14.1.2,
+    /// digits only, blanks around the spec allowed); nil for anything else (several ranges,
+    /// another unit, junk), which the caller answers with the whole file. Throws 416 for a
+    /// well-formed range that misses the file. Read as bytes in one pass: it runs on every
+    /// media request.
     static func parseRange(_ header: String, size: Int) throws -> ClosedRange<Int>? {
-        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
-        var spec = header.dropFirst(6)
-        while spec.first == " " || spec.first == "\t" { spec.removeFirst() }
-        while spec.last == " " || spec.last == "\t" { spec.removeLast() }
-        let parts = spec.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
-        var unsatisfiable: HTTPError { HTTPError(.rangeNotSatisfiable, headers: [.contentRange: "bytes */\(size)"]) }
-        if parts[0].isEmpty {
-            guard let n = Int(parts[1]), n > 0, size > 0 else { throw unsatisfiable }
-            return max(0, size - n)...(size - 1)
+        var header = header
+        return try header.withUTF8 { utf8 -> ClosedRange<Int>? in
+            let prefix = "bytes=".utf8
+            guard utf8.count > prefix.count, utf8.starts(with: prefix) else { return nil }
+            var i = prefix.count, end = utf8.count
+            func blank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
+            while i < end, blank(utf8[i]) { i += 1 }
+            while end > i, blank(utf8[end - 1]) { end -= 1 }
+            /// The digits from `i` up to the first other byte, and where they stop; nil when
+            /// there are none or more than 18 (no file is that large).
+            func number(_ i: inout Int) -> Int? {
+                var n = 0, digits = 0
+                while i < end, utf8[i] >= UInt8(ascii: "0"), utf8[i] <= UInt8(ascii: "9") {
+                    guard digits < 18 else { return nil }
+                    n = n * 10 + Int(utf8[i] - UInt8(ascii: "0"))
+                    digits += 1
+                    i += 1
+                }
+                return digits > 0 ? n : nil
+            }
+            var unsatisfiable: HTTPError { HTTPError(.rangeNotSatisfiable, headers: [.contentRange: "bytes */\(size)"]) }
+            if i < end, utf8[i] == UInt8(ascii: "-") {
+                i += 1
+                let n = number(&i)
+                guard i == end else { return nil }
+                guard let n, n > 0, size > 0 else { throw unsatisfiable }
+                return max(0, size - n)...(size - 1)
+            }
+            guard let first = number(&i), i < end, utf8[i] == UInt8(ascii: "-") else { return nil }
+            i += 1
+            if i == end {
+                guard first < size else { throw unsatisfiable }
+                return first...(size - 1)
+            }
+            guard let last = number(&i), i == end, last >= first else { return nil }
+            guard first < size else { throw unsatisfiable }
+            return first...min(last, size - 1)
         }
-        guard let start = Int(parts[0]), start >= 0 else { return nil }
-        guard start < size else { throw unsatisfiable }
-        if parts[1].isEmpty { return start...(size - 1) }
-        guard let end = Int(parts[1]), end >= start else { return nil }
-        return start...min(end, size - 1)
     }
 
     static func readRange(_ path: String, offset: Int, length: Int) async throws -> [UInt8] {
@@ -505,8 +532,22 @@ final class MediaCache: Sendable {
         }
     }
 
+    /// A cached row with the header values every media answer of it carries, written once
+    /// per song rather than per request.
+    struct Row: Sendable {
+        let song: StoredSong
+        let eTag: String
+        let lastModified: String
+
+        init(_ song: StoredSong) {
+            self.song = song
+            eTag = "\"\(song.sha256.prefix(32))\""
+            lastModified = song.createdAt.httpDate
+        }
+    }
+
     private let files = Mutex<[Int64: OpenFile]>([:])
-    private let songs = Mutex<[Int64: StoredSong]>([:])
+    private let songs = Mutex<[Int64: Row]>([:])
     /// Whole files of songs asked for by range more than once, within a byte budget.
     private let memory = Mutex<(files: [Int64: ByteBuffer], bytes: Int, seen: Set<Int64>)>(([:], 0, []))
     let memoryBudget: Int
@@ -553,12 +594,16 @@ final class MediaCache: Sendable {
     private let tokens = Mutex<[String: (song: Int64, user: Int64, expires: Date)]>([:])
     static let limit = 10_000
 
-    func song(_ id: Int64) -> StoredSong? { songs.withLock { $0[id] } }
+    func song(_ id: Int64) -> StoredSong? { songs.withLock { $0[id]?.song } }
+
+    /// The cached row with its header values.
+    func row(_ id: Int64) -> Row? { songs.withLock { $0[id] } }
 
     func store(_ song: StoredSong) {
+        let row = Row(song)
         songs.withLock {
             if $0.count >= Self.limit { $0.removeAll() }
-            $0[song.id] = song
+            $0[song.id] = row
         }
     }
 

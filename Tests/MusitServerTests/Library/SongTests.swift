@@ -256,6 +256,39 @@ struct SongTests {
         }
     }
 
+    @Test("the Range header, read as RFC 9110 writes it: one range or the whole file, 416 only for a range that misses")
+    func rangeGrammar() throws {
+        enum Want: Equatable { case range(ClosedRange<Int>), whole, unsatisfiable }
+        func read(_ header: String, size: Int = 1000) -> Want {
+            do {
+                return try SongRoutes.parseRange(header, size: size).map(Want.range) ?? .whole
+            } catch let error as HTTPError {
+                #expect(error.status == .rangeNotSatisfiable && error.headers[.contentRange] == "bytes */\(size)")
+                return .unsatisfiable
+            } catch {
+                Issue.record("unexpected \(error)")
+                return .whole
+            }
+        }
+        let table: [(String, Want)] = [
+            ("bytes=0-99", .range(0...99)), ("bytes=0-0", .range(0...0)), ("bytes=999-999", .range(999...999)),
+            ("bytes=500-", .range(500...999)), ("bytes=-5", .range(995...999)), ("bytes=-5000", .range(0...999)),
+            ("bytes=10-5000", .range(10...999)), ("bytes= 1-2\t", .range(1...2)),
+            ("bytes=1000-", .unsatisfiable), ("bytes=1000-1001", .unsatisfiable), ("bytes=-0", .unsatisfiable),
+            ("bytes=-", .unsatisfiable),
+            // Not a single well-formed byte range: the whole file, as if there were no header.
+            ("bytes=0-9,20-29", .whole), ("bytes=5-1", .whole), ("bytes=a-b", .whole), ("bytes=1-2-3", .whole),
+            ("bytes=+1-2", .whole), ("bytes=1 -2", .whole), ("bytes=-+5", .whole), ("bytes=", .whole),
+            ("items=0-1", .whole), ("Bytes=0-1", .whole), ("bytes=0x10-20", .whole),
+            ("bytes=1234567890123456789-", .whole), ("bytes=0-1234567890123456789", .whole), ("", .whole),
+        ]
+        for (header, want) in table {
+            #expect(read(header) == want, "\(header)")
+        }
+        #expect(read("bytes=-1", size: 0) == .unsatisfiable, "nothing to send from an empty file")
+        #expect(read("bytes=0-", size: 0) == .unsatisfiable)
+    }
+
     @Test("media URLs carry a token for one song; without one, a bearer header is needed")
     func mediaTokens() async throws {
         let app = try await MusitBackend.makeApplication(T.config())

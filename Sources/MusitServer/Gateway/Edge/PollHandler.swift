@@ -144,8 +144,8 @@ final class PollHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     poll = Poll(head: head, start: DispatchTime.now().uptimeNanoseconds)
                     return
                 }
-                if let answer = edge.media?.answer(head) {
-                    edge.log(head)
+                if let (answer, logged) = edge.media?.answer(head) {
+                    edge.log(path: logged)
                     state = .reading
                     poll = Poll(head: head, start: DispatchTime.now().uptimeNanoseconds, route: MediaFastPath.route, media: answer)
                     return
@@ -533,10 +533,10 @@ final class PollEdge: Sendable {
         }
     }
 
-    /// The request middleware's log line, for a request answered here.
-    func log(_ head: HTTPRequest) {
+    /// The request middleware's log line, for a GET answered here; `path` as redacted.
+    func log(path: String) {
         logger.info("Request", metadata: ["hb.request.id": .stringConvertible(RequestID()), "hb.request.method": "GET",
-                                          "hb.request.path": .string(RequestMiddleware.redacted(URI(head.path ?? "")))])
+                                          "hb.request.path": .string(path)])
     }
 
     /// The request middleware's metrics, for a request answered here.
