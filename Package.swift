@@ -45,11 +45,12 @@ let package = Package(
         .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "CMPG123", pkgConfig: "libmpg123", providers: [.apt(["libmpg123-dev"])]),
+        .systemLibrary(name: "CFLAC", pkgConfig: "flac", providers: [.apt(["libflac-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // MP3 decoding, tags, ALSA output and the playback engine.
-        .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123"]),
+        .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123", "CFLAC"]),
         // Colours and pictures, portable: OKLab, contrast, palettes, covers as cells.
         .target(name: "MusitArt"),
         // Cover images (PNG, JPEG) to pixels through Debian's libpng and libjpeg-turbo.

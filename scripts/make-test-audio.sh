@@ -66,6 +66,36 @@ mid3v2 -t "Ωμέγα UTF-8 🎶" -a "Artïst Four" -A "Album v2.4" -T 11/20 -y 
 lame --quiet -b 128 --id3v1-only --tt "Old Title" --ta "Old Artist" --tl "Old Album" --ty 1977 --tn 5 \
     tone.wav tag_v1.mp3
 
+# FLAC, lossless: the sweep's two halves (their join must be the sweep, sample for
+# sample), a tagged tone with a picture (Vorbis comments and a PICTURE block, via mutagen),
+# 24-bit samples at 48 kHz with their 32-bit reference, a file cut short, and FLAC bytes
+# under an .mp3 name.
+for f in sweep sweep_a sweep_b tone; do sox $f.wav $f.flac; done
+sox -n -r 48000 -c 2 -b 24 hires24.flac synth 1 sine 1000 gain -3
+sox hires24.flac -b 32 -e signed-integer -t raw hires24.s32
+cp tone.flac tagged.flac
+# mutagen comes from Debian's python3-mutagen (with mid3v2): Debian's interpreter.
+/usr/bin/python3 - <<'PY'
+from mutagen.flac import FLAC, Picture
+f = FLAC("tagged.flac")
+f.clear()
+f["TITLE"] = "Fläc Title – 東京"
+f["ARTIST"] = "Vorbis Ärtist"
+f["ALBUM"] = "Lossless 🎵"
+f["TRACKNUMBER"] = "4/9"
+f["DATE"] = "2003-01-02"
+pic = Picture()
+pic.type = 3
+pic.mime = "image/png"
+pic.desc = "Front"
+pic.data = open("cover.png", "rb").read()
+f.add_picture(pic)
+f.save()
+data = open("sweep_a.flac", "rb").read()
+open("cut.flac", "wb").write(data[: len(data) * 6 // 10])
+open("flac_named.mp3", "wb").write(open("sweep_b.flac", "rb").read())
+PY
+
 # Bad input.
 : > empty.mp3
 mkdir -p directory.mp3

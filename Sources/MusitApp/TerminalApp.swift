@@ -46,7 +46,7 @@ public final class TerminalApp {
 
     /// A local file's tags for the queue (off the cooperative pool: the library's own queue).
     static func queueTags(_ path: String) -> LocalLibrary.Tags? {
-        guard let meta = FileTrack.readTags(path: path) else { return nil }
+        guard let meta = AudioFiles.readTags(path: path) else { return nil }
         guard meta.title != nil || meta.artist != nil || meta.album != nil else { return nil }
         return LocalLibrary.Tags(title: meta.title, artist: meta.artist, album: meta.album, track: meta.trackNumber)
     }

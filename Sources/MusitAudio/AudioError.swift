@@ -11,7 +11,7 @@ public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
         case noSamples
         case otherFormat(String)
         case decode(String)
-        case truncated(playedSeconds: Double, expectedSeconds: Double)
+        case truncated(playedSeconds: Double, expectedSeconds: Double, format: String = "MP3")
         case device(String)
         /// A stream has no bytes yet: not an error, the player waits ("buffering").
         case stalled
@@ -36,8 +36,8 @@ public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noSamples: return "no audio to play: its MPEG frames hold no samples"
         case .otherFormat(let what): return "not an MP3: looks like \(what)"
         case .decode(let why): return "cannot decode: \(why)"
-        case .truncated(let played, let expected):
-            return "truncated MP3: audio ends at \(formatSeconds(played)) of \(formatSeconds(expected))"
+        case .truncated(let played, let expected, let format):
+            return "truncated \(format): audio ends at \(formatSeconds(played)) of \(formatSeconds(expected))"
         case .device(let why): return "audio device: \(why)"
         case .stalled: return "buffering"
         }

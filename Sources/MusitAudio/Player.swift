@@ -75,7 +75,7 @@ public struct PlayerConfiguration: Sendable {
     public var initialVolume = 100
     /// Opens a track for decoding.
     public var openSource: @Sendable (Track) throws(AudioError) -> any PCMSource = { track throws(AudioError) in
-        try FileTrack(path: track.location)
+        try AudioFiles.open(path: track.location)
     }
 
     public init(device: String = "default") {

@@ -76,7 +76,7 @@ public final class StreamOpener: Sendable {
     public var openSource: @Sendable (Track) throws(AudioError) -> any PCMSource {
         { [self] track throws(AudioError) -> any PCMSource in
             if SongLocation.id(of: track.location) != nil { return try open(track.location) }
-            return try FileTrack(path: track.location)
+            return try AudioFiles.open(path: track.location)
         }
     }
 

@@ -7,6 +7,15 @@ import Synchronization
 /// After a scan, the files' tags are read on a third (or found in the cache, by path, size
 /// and modification time) and the rows turn from file names into titles and artists.
 public final class LocalLibrary: QueueDataSource, Sendable {
+    /// Names a folder walk takes as audio: the formats the player decodes (`AudioFiles` tells
+    /// them apart by their bytes when it opens them).
+    public static let audioExtensions: Set<String> = ["mp3", "flac"]
+
+    public static func isAudio(_ name: String) -> Bool {
+        guard let dot = name.lastIndex(of: ".") else { return false }
+        return audioExtensions.contains(name[name.index(after: dot)...].lowercased())
+    }
+
     /// What the queue shows of a file's tags.
     public struct Tags: Codable, Equatable, Sendable {
         public var title: String?
@@ -125,7 +134,7 @@ public final class LocalLibrary: QueueDataSource, Sendable {
         var all: [String] = []
         while let relative = walker.nextObject() as? String {
             let full = expanded + "/" + relative
-            guard relative.lowercased().hasSuffix(".mp3") else {
+            guard Self.isAudio(relative) else {
                 if walker.fileAttributes?[.type] as? FileAttributeType != .typeDirectory { skipped += 1 }
                 continue
             }

@@ -1,0 +1,295 @@
+import CFLAC
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A FLAC file decoded with libFLAC.
+///
+/// FLAC is lossless and says its exact length in samples (STREAMINFO), so what plays is the
+/// encoder's input, sample for sample, and two tracks cut from one recording join without a
+/// seam. libFLAC seeks to the sample: it decodes the frame holding the target and hands out
+/// its samples from the target on. Samples wider than 16 bits are reduced to 16 with TPDF
+/// dither (the output is S16 today), never truncated.
+public final class FLACTrack: PCMSource {
+    public let location: String
+    public private(set) var metadata: TrackMetadata
+    public var format: PCMFormat { metadata.format }
+    public private(set) var framePosition: Int64 = 0
+    /// Bits per sample in the file (4–32).
+    public private(set) var bitsPerSample = 16
+
+    private let decoder: UnsafeMutablePointer<FLAC__StreamDecoder>
+    /// Decoded samples not yet handed out, interleaved S16, from `pendingStart`.
+    private var pending: [Int16] = []
+    private var pendingStart = 0
+    /// What the callbacks saw; read after each call into libFLAC.
+    private var streamInfo: (rate: Int, channels: Int, bits: Int, samples: Int64)?
+    private var tags = TrackMetadata()
+    private var errors: [String] = []
+    private var ended = false
+    private var dither = TPDF()
+
+    /// Opens and validates `path`; throws a clear reason when it is not playable FLAC.
+    public init(path: String) throws(AudioError) {
+        location = path
+        var st = stat()
+        if stat(path, &st) != 0 {
+            let e = errno
+            throw AudioError(path, e == ENOENT || e == ENOTDIR ? .notFound : .unreadable(errnoString(e)))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw AudioError(path, .isDirectory) }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw AudioError(path, .unreadable("not a regular file")) }
+        if st.st_size == 0 { throw AudioError(path, .empty) }
+        guard let decoder = FLAC__stream_decoder_new() else { throw AudioError(path, .decode("libFLAC could not start")) }
+        self.decoder = decoder
+        metadata = TrackMetadata()
+        FLAC__stream_decoder_set_metadata_respond(decoder, FLAC__METADATA_TYPE_VORBIS_COMMENT)
+        FLAC__stream_decoder_set_metadata_respond(decoder, FLAC__METADATA_TYPE_PICTURE)
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let status = FLAC__stream_decoder_init_file(decoder, path, flacWrite, flacMetadata, flacError, me)
+        guard status == FLAC__STREAM_DECODER_INIT_STATUS_OK else {
+            FLAC__stream_decoder_delete(decoder)
+            throw AudioError(path, .unreadable("libFLAC could not open the file (init status \(status.rawValue))"))
+        }
+        guard FLAC__stream_decoder_process_until_end_of_metadata(decoder) != 0, let info = streamInfo,
+              info.rate > 0, (1...8).contains(info.channels) else {
+            FLAC__stream_decoder_delete(decoder)
+            throw AudioError(path, .decode("not a FLAC stream" + (errors.first.map { ": \($0)" } ?? "")))
+        }
+        bitsPerSample = info.bits
+        var meta = tags
+        meta.format = PCMFormat(sampleRate: info.rate, channels: info.channels)
+        // 0 in STREAMINFO: the encoder did not know (a stream piped in); counted as played.
+        meta.totalFrames = info.samples > 0 ? info.samples : nil
+        metadata = meta
+    }
+
+    deinit {
+        FLAC__stream_decoder_finish(decoder)
+        FLAC__stream_decoder_delete(decoder)
+    }
+
+    public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
+        let channels = format.channels
+        while pendingStart >= pending.count {
+            if ended { return 0 }
+            pending.removeAll(keepingCapacity: true)
+            pendingStart = 0
+            let ok = FLAC__stream_decoder_process_single(decoder) != 0
+            if state == FLAC__STREAM_DECODER_END_OF_STREAM {
+                // The file's end; a cut one says so in `finishCheck`.
+                if pending.isEmpty { ended = true }
+            } else if !ok {
+                ended = true
+                throw AudioError(location, .decode("FLAC stream broken" + (errors.last.map { ": \($0)" } ?? "")))
+            }
+        }
+        let frames = min(buffer.count / channels, (pending.count - pendingStart) / channels)
+        let samples = frames * channels
+        pending.withUnsafeBufferPointer { p in
+            _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<samples])
+                .initialize(from: p[pendingStart..<(pendingStart + samples)])
+        }
+        pendingStart += samples
+        framePosition += Int64(frames)
+        return frames
+    }
+
+    @discardableResult
+    public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
+        pending.removeAll(keepingCapacity: true)
+        pendingStart = 0
+        if let total = metadata.totalFrames, frame >= total {
+            // At the end: nothing more to play.
+            ended = true
+            framePosition = total
+            return total
+        }
+        let target = max(0, frame)
+        ended = false
+        if state == FLAC__STREAM_DECODER_SEEK_ERROR { FLAC__stream_decoder_flush(decoder) }
+        // The frame holding the target is decoded here and its samples from the target on
+        // arrive in `pending` through the write callback.
+        guard FLAC__stream_decoder_seek_absolute(decoder, FLAC__uint64(target)) != 0 else {
+            FLAC__stream_decoder_flush(decoder)
+            throw AudioError(location, .decode("FLAC seek to sample \(target) failed"))
+        }
+        framePosition = target
+        return target
+    }
+
+    public func finishCheck() -> AudioError? {
+        guard let expected = metadata.totalFrames, framePosition < expected else { return nil }
+        let rate = Double(format.sampleRate)
+        return AudioError(location, .truncated(playedSeconds: Double(framePosition) / rate,
+                                               expectedSeconds: Double(expected) / rate, format: "FLAC"))
+    }
+
+    private var state: FLAC__StreamDecoderState { FLAC__stream_decoder_get_state(decoder) }
+
+    // MARK: libFLAC's callbacks, on the thread that called into it.
+
+    fileprivate func received(_ frame: UnsafePointer<FLAC__Frame>, _ channelData: UnsafePointer<UnsafePointer<FLAC__int32>?>) {
+        let header = frame.pointee.header
+        let count = Int(header.blocksize), channels = Int(header.channels), bits = Int(header.bits_per_sample)
+        // A frame whose layout differs from STREAMINFO's would be played wrong: skipped, said.
+        guard channels == streamInfo?.channels else {
+            failed("a frame with \(channels) channels in a \(streamInfo?.channels ?? 0)-channel stream")
+            return
+        }
+        pending.reserveCapacity(pending.count + count * channels)
+        for i in 0..<count {
+            for c in 0..<channels {
+                let s = channelData[c]![i]
+                pending.append(bits == 16 ? Int16(truncatingIfNeeded: s) : dither.reduce(s, from: bits))
+            }
+        }
+    }
+
+    fileprivate func received(_ block: UnsafePointer<FLAC__StreamMetadata>) {
+        switch block.pointee.type {
+        case FLAC__METADATA_TYPE_STREAMINFO:
+            let info = block.pointee.data.stream_info
+            streamInfo = (Int(info.sample_rate), Int(info.channels), Int(info.bits_per_sample), Int64(info.total_samples))
+        case FLAC__METADATA_TYPE_VORBIS_COMMENT:
+            let vc = block.pointee.data.vorbis_comment
+            for i in 0..<Int(vc.num_comments) {
+                let entry = vc.comments[i]
+                guard let bytes = entry.entry else { continue }
+                VorbisComments.apply(String(decoding: UnsafeBufferPointer(start: bytes, count: Int(entry.length)), as: UTF8.self),
+                                     to: &tags)
+            }
+        case FLAC__METADATA_TYPE_PICTURE:
+            let p = block.pointee.data.picture
+            // The front cover (type 3) wins; otherwise the first picture.
+            guard tags.cover == nil || (p.type.rawValue == 3 && tags.cover?.pictureType != 3), let data = p.data,
+                  p.data_length > 0, p.data_length <= 16 << 20 else { return }
+            let mime = p.mime_type.map { String(cString: $0) } ?? ""
+            let description = p.description.map { String(cString: $0) } ?? ""
+            tags.cover = CoverArt(mimeType: mime, pictureType: Int(p.type.rawValue), description: description,
+                                  data: Array(UnsafeBufferPointer(start: data, count: Int(p.data_length))))
+        default:
+            break
+        }
+    }
+
+    fileprivate func failed(_ status: FLAC__StreamDecoderErrorStatus) {
+        switch status {
+        case FLAC__STREAM_DECODER_ERROR_STATUS_LOST_SYNC: failed("lost sync")
+        case FLAC__STREAM_DECODER_ERROR_STATUS_BAD_HEADER: failed("a bad frame header")
+        case FLAC__STREAM_DECODER_ERROR_STATUS_FRAME_CRC_MISMATCH: failed("a frame whose CRC does not match")
+        case FLAC__STREAM_DECODER_ERROR_STATUS_UNPARSEABLE_STREAM: failed("a stream libFLAC cannot parse")
+        default: failed("decoder error \(status.rawValue)")
+        }
+    }
+
+    /// Kept for the error a broken stream ends with, and said once as the track's damage.
+    private func failed(_ text: String) {
+        if errors.count < 16 { errors.append(text) }
+        if metadata.damage == nil, streamInfo != nil { metadata.damage = "damaged FLAC: \(text)" }
+    }
+}
+
+/// Triangular-PDF dither from wider samples to 16 bits: the sum of two uniform values of one
+/// 16-bit step each, added before the low bits are rounded off, so the error is noise not
+/// correlated with the signal (at most 1.5 steps: one of noise, half of rounding).
+struct TPDF {
+    private var state: UInt32 = 0x9E37_79B9
+
+    private mutating func next() -> Int32 {
+        // xorshift32: cheap, and the same sequence every run.
+        state ^= state << 13
+        state ^= state >> 17
+        state ^= state << 5
+        return Int32(bitPattern: state >> 1)
+    }
+
+    mutating func reduce(_ sample: Int32, from bits: Int) -> Int16 {
+        if bits < 16 { return Int16(truncatingIfNeeded: sample << (16 - bits)) }
+        let shift = Int32(bits - 16)
+        let step = Int64(1) << shift
+        let noise = (Int64(next()) % step) + (Int64(next()) % step) - step + 1
+        // Rounded, not floored: the error is centred on the signal.
+        let v = (Int64(sample) + noise + step / 2) >> shift
+        return Int16(clamping: v)
+    }
+}
+
+/// Vorbis comments (`NAME=value`, names in any case), as FLAC and Ogg files carry tags.
+enum VorbisComments {
+    static func apply(_ comment: String, to meta: inout TrackMetadata) {
+        guard let eq = comment.firstIndex(of: "=") else { return }
+        let name = comment[..<eq].uppercased()
+        let value = String(comment[comment.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+        guard !value.isEmpty else { return }
+        switch name {
+        case "TITLE": if meta.title == nil { meta.title = value }
+        case "ARTIST": if meta.artist == nil { meta.artist = value }
+        case "ALBUM": if meta.album == nil { meta.album = value }
+        case "TRACKNUMBER": if meta.trackNumber == nil { meta.trackNumber = Int(value.prefix { $0.isNumber }) }
+        case "DATE", "YEAR": if meta.year == nil { meta.year = Int(value.prefix(4)) }
+        default: break
+        }
+    }
+}
+
+private func track(_ client: UnsafeMutableRawPointer?) -> FLACTrack {
+    Unmanaged<FLACTrack>.fromOpaque(client!).takeUnretainedValue()
+}
+
+private let flacWrite: FLAC__StreamDecoderWriteCallback = { _, frame, buffer, client in
+    track(client).received(frame!, buffer!)
+    return FLAC__STREAM_DECODER_WRITE_STATUS_CONTINUE
+}
+
+private let flacMetadata: FLAC__StreamDecoderMetadataCallback = { _, block, client in
+    track(client).received(block!)
+}
+
+private let flacError: FLAC__StreamDecoderErrorCallback = { _, status, client in
+    track(client).failed(status)
+}
+
+/// Opens a local file with the decoder its first bytes call for: FLAC (`fLaC`, after an
+/// ID3v2 tag some taggers put in front) or MP3; never by its name.
+public enum AudioFiles {
+    public static func open(path: String) throws(AudioError) -> any PCMSource {
+        if isFLAC(path: path) { return try FLACTrack(path: path) }
+        return try FileTrack(path: path)
+    }
+
+    /// The metadata of a file without playing it.
+    public static func readMetadata(path: String) throws(AudioError) -> TrackMetadata {
+        if isFLAC(path: path) { return try FLACTrack(path: path).metadata }
+        return try FileTrack.readMetadata(path: path)
+    }
+
+    /// The tags alone, for listing a folder. Blocking: call it off the cooperative pool.
+    public static func readTags(path: String) -> TrackMetadata? {
+        if isFLAC(path: path) {
+            guard var meta = try? FLACTrack(path: path).metadata else { return nil }
+            meta.cover = nil
+            return meta
+        }
+        return FileTrack.readTags(path: path)
+    }
+
+    static func isFLAC(path: String) -> Bool {
+        var named = stat()
+        guard stat(path, &named) == 0, (named.st_mode & S_IFMT) == S_IFREG else { return false }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        var head = [UInt8](repeating: 0, count: 10)
+        guard pread(fd, &head, 10, 0) == 10 else { return false }
+        var start = 0
+        if head.starts(with: Array("ID3".utf8)), head[6..<10].allSatisfy({ $0 < 0x80 }) {
+            start = 10 + (Int(head[6]) << 21 | Int(head[7]) << 14 | Int(head[8]) << 7 | Int(head[9]))
+            if head[5] & 0x10 != 0 { start += 10 }
+        }
+        var magic = [UInt8](repeating: 0, count: 4)
+        guard pread(fd, &magic, 4, off_t(start)) == 4 else { return false }
+        return magic == Array("fLaC".utf8)
+    }
+}
