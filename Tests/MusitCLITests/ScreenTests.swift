@@ -229,7 +229,7 @@ struct ScreenExtraTests {
         #expect(next.ok, "the queue moved on: \(next.screen)")
     }
 
-    @Test("a folder of tagged files: the queue shows titles and artist · album from the tags, and the filter finds them")
+    @Test("a folder of tagged MP3 and FLAC files: the queue shows titles and artist · album from the tags, and the filter finds them")
     func tagsInQueue() throws {
         let folder = NSTemporaryDirectory() + "musit-tagged-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -237,12 +237,15 @@ struct ScreenExtraTests {
         for t in Fixtures.manifest.tags {
             try FileManager.default.copyItem(atPath: Fixtures.path(t.file), toPath: folder + "/" + t.file)
         }
+        try FileManager.default.copyItem(atPath: Fixtures.path("tagged.flac"), toPath: folder + "/tagged.flac")
         let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", folder], width: 120, height: 30)
         defer { tmux.kill() }
         let r = try tmux.waitFor { $0.contains("Café Müller · Señor Latin · Déjà Vu") || $0.contains("Café Müller") && $0.contains("Señor Latin · Déjà Vu") }
         #expect(r.ok, "\(r.screen)")
         #expect(r.screen.contains("Old Title") && r.screen.contains("Old Artist · Old Album"), "ID3v1 too: \(r.screen)")
         #expect(!r.screen.contains("tag_v23_latin1"), "file names give way to titles: \(r.screen)")
+        let flac = try tmux.waitFor { $0.contains("Fläc Title") && $0.contains("Vorbis Ärtist · Lossless") }
+        #expect(flac.ok, "a FLAC's Vorbis comments too: \(flac.screen)")
         try tmux.send("/")
         try tmux.send("-l", "déjà")
         let f = try tmux.waitFor { $0.contains("Café Müller") && !$0.contains("Old Title") }
