@@ -11,7 +11,7 @@ ARG BINARY_STAGE=build
 # --- build: a static-stdlib release binary ---------------------------------------------------
 FROM ${SWIFT_IMAGE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libsqlite3-dev libpng-dev libturbojpeg0-dev \
+        pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libvorbis-dev libopusfile-dev libsqlite3-dev libpng-dev libturbojpeg0-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -27,7 +27,7 @@ FROM ${BINARY_STAGE} AS binary
 # --- runtime: the libraries the binary links, a user, two volumes --------------------------------
 FROM ${BASE_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libasound2 libmpg123-0 libflac12 libncursesw6 libpng16-16 libsqlite3-0 libstdc++6 libturbojpeg0 zlib1g ca-certificates \
+        libasound2 libmpg123-0 libflac12 libvorbisfile3 libopusfile0 libncursesw6 libpng16-16 libsqlite3-0 libstdc++6 libturbojpeg0 zlib1g ca-certificates \
     && rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man \
     && groupadd --gid 10001 musit \
     && useradd --uid 10001 --gid musit --no-create-home --home-dir /data --shell /usr/sbin/nologin musit \

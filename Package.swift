@@ -46,11 +46,13 @@ let package = Package(
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "CMPG123", pkgConfig: "libmpg123", providers: [.apt(["libmpg123-dev"])]),
         .systemLibrary(name: "CFLAC", pkgConfig: "flac", providers: [.apt(["libflac-dev"])]),
+        .systemLibrary(name: "CVorbisFile", pkgConfig: "vorbisfile", providers: [.apt(["libvorbis-dev"])]),
+        .systemLibrary(name: "COpusFile", pkgConfig: "opusfile", providers: [.apt(["libopusfile-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // MP3 decoding, tags, ALSA output and the playback engine.
-        .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123", "CFLAC"]),
+        .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123", "CFLAC", "CVorbisFile", "COpusFile"]),
         // Colours and pictures, portable: OKLab, contrast, palettes, covers as cells.
         .target(name: "MusitArt"),
         // Cover images (PNG, JPEG) to pixels through Debian's libpng and libjpeg-turbo.

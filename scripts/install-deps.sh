@@ -3,7 +3,7 @@
 # does nothing when everything is present. Run as root (or with sudo available).
 set -euo pipefail
 packages=(
-    pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libsqlite3-dev libpng-dev libturbojpeg0-dev  # build
+    pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libvorbis-dev libopusfile-dev libsqlite3-dev libpng-dev libturbojpeg0-dev  # build
     ncurses-term alsa-utils                                                 # run: terminfo, ALSA config
     sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
     mpg123 time pv cmus                                                     # benchmarks: peers, /usr/bin/time, pacing

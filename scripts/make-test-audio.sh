@@ -96,6 +96,42 @@ open("cut.flac", "wb").write(data[: len(data) * 6 // 10])
 open("flac_named.mp3", "wb").write(open("sweep_b.flac", "rb").read())
 PY
 
+# Ogg Vorbis and Ogg Opus (lossy, so compared by correlation; their lengths are exact from
+# the granule positions): the sweep's halves in Vorbis, a 48 kHz sweep cut at a sample that
+# is not a multiple of Opus's 960-sample frames and its halves in Opus, tagged files with a
+# METADATA_BLOCK_PICTURE cover.
+ogg() { ffmpeg -nostdin -loglevel error -y -i "$1" -fflags +bitexact -flags:a +bitexact -map_metadata -1 "${@:3}" "$2"; }
+for f in sweep_a sweep_b tone; do ogg $f.wav $f.ogg -c:a libvorbis -q:a 6; done
+sox -n -r 48000 -c 2 -b 16 sweep48.wav synth 4 sine 200:4000 gain -6
+sox sweep48.wav sweep48_a.wav trim 0s 100001s
+sox sweep48.wav sweep48_b.wav trim 100001s
+for f in sweep48_a sweep48_b; do ogg $f.wav $f.opus -c:a libopus -b:a 160k; done
+sox -n -r 48000 -c 2 -b 16 tone48.wav synth 1 sine 660 gain -6
+ogg tone48.wav tone.opus -c:a libopus -b:a 96k
+cp tone.ogg tagged.ogg
+cp tone.opus tagged.opus
+/usr/bin/python3 - <<'PY'
+import base64
+from mutagen.flac import Picture
+from mutagen.oggvorbis import OggVorbis
+from mutagen.oggopus import OggOpus
+for name, kind in (("tagged.ogg", OggVorbis), ("tagged.opus", OggOpus)):
+    f = kind(name)
+    f["TITLE"] = "Ogg Title – " + name.split(".")[1]
+    f["ARTIST"] = "Xiph Ärtist"
+    f["ALBUM"] = "Open Formats"
+    f["TRACKNUMBER"] = "2"
+    f["DATE"] = "2012"
+    pic = Picture()
+    pic.type = 3
+    pic.mime = "image/png"
+    pic.desc = "Front"
+    pic.data = open("cover.png", "rb").read()
+    f["METADATA_BLOCK_PICTURE"] = [base64.b64encode(pic.write()).decode("ascii")]
+    f.save()
+PY
+cp sweep48_b.opus opus_named.mp3
+
 # Bad input.
 : > empty.mp3
 mkdir -p directory.mp3

@@ -33,14 +33,7 @@ public final class FLACTrack: PCMSource {
     /// Opens and validates `path`; throws a clear reason when it is not playable FLAC.
     public init(path: String) throws(AudioError) {
         location = path
-        var st = stat()
-        if stat(path, &st) != 0 {
-            let e = errno
-            throw AudioError(path, e == ENOENT || e == ENOTDIR ? .notFound : .unreadable(errnoString(e)))
-        }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw AudioError(path, .isDirectory) }
-        if (st.st_mode & S_IFMT) != S_IFREG { throw AudioError(path, .unreadable("not a regular file")) }
-        if st.st_size == 0 { throw AudioError(path, .empty) }
+        try AudioFiles.checkRegularFile(path)
         guard let decoder = FLAC__stream_decoder_new() else { throw AudioError(path, .decode("libFLAC could not start")) }
         self.decoder = decoder
         metadata = TrackMetadata()
@@ -251,45 +244,71 @@ private let flacError: FLAC__StreamDecoderErrorCallback = { _, status, client in
     track(client).failed(status)
 }
 
-/// Opens a local file with the decoder its first bytes call for: FLAC (`fLaC`, after an
-/// ID3v2 tag some taggers put in front) or MP3; never by its name.
+/// Opens a local file with the decoder its first bytes call for, never by its name: FLAC
+/// (`fLaC`, also after an ID3v2 tag some taggers put in front), Ogg Vorbis and Ogg Opus
+/// (`OggS` and the first packet's `\u{1}vorbis` or `OpusHead`), otherwise MP3.
 public enum AudioFiles {
+    public enum Kind: Equatable, Sendable { case mp3, flac, vorbis, opus }
+
     public static func open(path: String) throws(AudioError) -> any PCMSource {
-        if isFLAC(path: path) { return try FLACTrack(path: path) }
-        return try FileTrack(path: path)
+        switch kind(path: path) {
+        case .flac: return try FLACTrack(path: path)
+        case .vorbis: return try VorbisTrack(path: path)
+        case .opus: return try OpusTrack(path: path)
+        case .mp3: return try FileTrack(path: path)
+        }
     }
 
     /// The metadata of a file without playing it.
     public static func readMetadata(path: String) throws(AudioError) -> TrackMetadata {
-        if isFLAC(path: path) { return try FLACTrack(path: path).metadata }
-        return try FileTrack.readMetadata(path: path)
+        if kind(path: path) == .mp3 { return try FileTrack.readMetadata(path: path) }
+        return try open(path: path).metadata
     }
 
     /// The tags alone, for listing a folder. Blocking: call it off the cooperative pool.
     public static func readTags(path: String) -> TrackMetadata? {
-        if isFLAC(path: path) {
-            guard var meta = try? FLACTrack(path: path).metadata else { return nil }
-            meta.cover = nil
-            return meta
-        }
-        return FileTrack.readTags(path: path)
+        if kind(path: path) == .mp3 { return FileTrack.readTags(path: path) }
+        guard var meta = try? open(path: path).metadata else { return nil }
+        meta.cover = nil
+        return meta
     }
 
-    static func isFLAC(path: String) -> Bool {
+    /// What the file's first bytes say it is; `.mp3` for anything else (the MP3 path gives
+    /// the clear refusals: empty, not audio, another format).
+    public static func kind(path: String) -> Kind {
         var named = stat()
-        guard stat(path, &named) == 0, (named.st_mode & S_IFMT) == S_IFREG else { return false }
+        guard stat(path, &named) == 0, (named.st_mode & S_IFMT) == S_IFREG else { return .mp3 }
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return .mp3 }
         defer { Glibc.close(fd) }
-        var head = [UInt8](repeating: 0, count: 10)
-        guard pread(fd, &head, 10, 0) == 10 else { return false }
+        var head = [UInt8](repeating: 0, count: 64)
+        let n = pread(fd, &head, 64, 0)
+        guard n >= 10 else { return .mp3 }
+        head = Array(head[0..<n])
+        if head.starts(with: Array("OggS".utf8)) {
+            if head.firstRange(of: Array("OpusHead".utf8)) != nil { return .opus }
+            if head.firstRange(of: [1] + Array("vorbis".utf8)) != nil { return .vorbis }
+            return .mp3
+        }
         var start = 0
         if head.starts(with: Array("ID3".utf8)), head[6..<10].allSatisfy({ $0 < 0x80 }) {
             start = 10 + (Int(head[6]) << 21 | Int(head[7]) << 14 | Int(head[8]) << 7 | Int(head[9]))
             if head[5] & 0x10 != 0 { start += 10 }
         }
         var magic = [UInt8](repeating: 0, count: 4)
-        guard pread(fd, &magic, 4, off_t(start)) == 4 else { return false }
-        return magic == Array("fLaC".utf8)
+        guard pread(fd, &magic, 4, off_t(start)) == 4 else { return .mp3 }
+        return magic == Array("fLaC".utf8) ? .flac : .mp3
+    }
+
+    /// The checks every decoder makes before opening, with the MP3 path's clear reasons.
+    static func checkRegularFile(_ path: String) throws(AudioError) {
+        var st = stat()
+        if stat(path, &st) != 0 {
+            let e = errno
+            throw AudioError(path, e == ENOENT || e == ENOTDIR ? .notFound : .unreadable(errnoString(e)))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw AudioError(path, .isDirectory) }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw AudioError(path, .unreadable("not a regular file")) }
+        if st.st_size == 0 { throw AudioError(path, .empty) }
     }
 }

@@ -9,7 +9,7 @@ import Synchronization
 public final class LocalLibrary: QueueDataSource, Sendable {
     /// Names a folder walk takes as audio: the formats the player decodes (`AudioFiles` tells
     /// them apart by their bytes when it opens them).
-    public static let audioExtensions: Set<String> = ["mp3", "flac"]
+    public static let audioExtensions: Set<String> = ["mp3", "flac", "ogg", "oga", "opus"]
 
     public static func isAudio(_ name: String) -> Bool {
         guard let dot = name.lastIndex(of: ".") else { return false }

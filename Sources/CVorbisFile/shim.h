@@ -1,0 +1,4 @@
+#ifndef MUSIT_CVORBISFILE_SHIM_H
+#define MUSIT_CVORBISFILE_SHIM_H
+#include <vorbis/vorbisfile.h>
+#endif

@@ -1,0 +1,204 @@
+import COpusFile
+import CVorbisFile
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Ogg Vorbis (libvorbisfile) and Ogg Opus (libopusfile). Both libraries know the exact
+// length in samples from the granule positions (the encoder's delay and padding already
+// taken off), seek to the sample, and hand out interleaved 16-bit PCM, so these sources are
+// thin: open, read, seek, tags.
+
+/// An Ogg Vorbis file decoded with libvorbisfile.
+public final class VorbisTrack: PCMSource {
+    public let location: String
+    public private(set) var metadata: TrackMetadata
+    public var format: PCMFormat { metadata.format }
+    public private(set) var framePosition: Int64 = 0
+
+    private let file = UnsafeMutablePointer<OggVorbis_File>.allocate(capacity: 1)
+    /// The logical stream (chain link) being read; a link in another format ends the track.
+    private var link: Int32 = -1
+
+    public init(path: String) throws(AudioError) {
+        location = path
+        try AudioFiles.checkRegularFile(path)
+        guard ov_fopen(path, file) == 0 else {
+            file.deallocate()
+            throw AudioError(path, .decode("not an Ogg Vorbis stream"))
+        }
+        guard let info = ov_info(file, -1), info.pointee.rate > 0, (1...8).contains(info.pointee.channels) else {
+            ov_clear(file)
+            file.deallocate()
+            throw AudioError(path, .decode("an Ogg Vorbis stream with no usable format"))
+        }
+        var meta = TrackMetadata()
+        meta.format = PCMFormat(sampleRate: info.pointee.rate, channels: Int(info.pointee.channels))
+        let total = ov_pcm_total(file, -1)
+        meta.totalFrames = total > 0 ? Int64(total) : nil
+        if let vc = ov_comment(file, -1) {
+            for i in 0..<Int(vc.pointee.comments) {
+                guard let text = vc.pointee.user_comments[i] else { continue }
+                let bytes = UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self)
+                VorbisComments.apply(UnsafeBufferPointer(start: bytes, count: Int(vc.pointee.comment_lengths[i])), to: &meta)
+            }
+        }
+        metadata = meta
+    }
+
+    deinit {
+        ov_clear(file)
+        file.deallocate()
+    }
+
+    public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
+        let channels = format.channels
+        let wanted = (buffer.count / channels) * channels * 2
+        while true {
+            var current: Int32 = 0
+            let n = ov_read(file, UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self),
+                            Int32(wanted), 0, 2, 1, &current)
+            if n == OV_HOLE {
+                // A gap in the pages (a damaged or cut-and-spliced file): play on, say it once.
+                if metadata.damage == nil { metadata.damage = "damaged Ogg Vorbis: pages missing or corrupt" }
+                continue
+            }
+            if n < 0 { throw AudioError(location, .decode("Ogg Vorbis stream broken (\(n))")) }
+            if n == 0 { return 0 }
+            if current != link {
+                if link >= 0, let info = ov_info(file, current),
+                   PCMFormat(sampleRate: info.pointee.rate, channels: Int(info.pointee.channels)) != format {
+                    // A chained stream in another format ends this track, as for MP3.
+                    throw AudioError(location, .decode("format changed mid-stream"))
+                }
+                link = current
+            }
+            let frames = n / (2 * channels)
+            framePosition += Int64(frames)
+            return frames
+        }
+    }
+
+    @discardableResult
+    public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
+        let target = max(0, min(frame, metadata.totalFrames ?? frame))
+        guard ov_pcm_seek(file, ogg_int64_t(target)) == 0 else {
+            throw AudioError(location, .decode("Ogg Vorbis seek to sample \(target) failed"))
+        }
+        framePosition = target
+        return target
+    }
+
+    public func finishCheck() -> AudioError? { nil }
+}
+
+/// An Ogg Opus file decoded with libopusfile: 48 kHz always (Opus's own rate), the header's
+/// output gain applied, libopusfile's dither off (the decoder's float output is rounded).
+/// More than two channels are mixed down to stereo with libopusfile's downmix.
+public final class OpusTrack: PCMSource {
+    public let location: String
+    public private(set) var metadata: TrackMetadata
+    public var format: PCMFormat { metadata.format }
+    public private(set) var framePosition: Int64 = 0
+
+    private let file: OpaquePointer
+    private let downmix: Bool
+
+    public init(path: String) throws(AudioError) {
+        location = path
+        try AudioFiles.checkRegularFile(path)
+        var error: Int32 = 0
+        guard let file = op_open_file(path, &error) else {
+            throw AudioError(path, .decode("not an Ogg Opus stream (\(error))"))
+        }
+        self.file = file
+        op_set_dither_enabled(file, 0)
+        let channels = Int(op_channel_count(file, -1))
+        downmix = channels > 2
+        var meta = TrackMetadata()
+        meta.format = PCMFormat(sampleRate: 48_000, channels: downmix ? 2 : max(1, channels))
+        let total = op_pcm_total(file, -1)
+        meta.totalFrames = total > 0 ? Int64(total) : nil
+        if let tags = op_tags(file, -1) {
+            for i in 0..<Int(tags.pointee.comments) {
+                guard let text = tags.pointee.user_comments[i] else { continue }
+                let bytes = UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self)
+                VorbisComments.apply(UnsafeBufferPointer(start: bytes, count: Int(tags.pointee.comment_lengths[i])), to: &meta)
+            }
+        }
+        metadata = meta
+    }
+
+    deinit {
+        op_free(file)
+    }
+
+    public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
+        while true {
+            let n = downmix
+                ? op_read_stereo(file, buffer.baseAddress!, Int32(buffer.count))
+                : op_read(file, buffer.baseAddress!, Int32(buffer.count), nil)
+            if n == OP_HOLE {
+                if metadata.damage == nil { metadata.damage = "damaged Ogg Opus: pages missing or corrupt" }
+                continue
+            }
+            if n < 0 { throw AudioError(location, .decode("Ogg Opus stream broken (\(n))")) }
+            // Both take room in samples and return frames (samples per channel).
+            framePosition += Int64(n)
+            return Int(n)
+        }
+    }
+
+    @discardableResult
+    public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
+        let target = max(0, min(frame, metadata.totalFrames ?? frame))
+        guard op_pcm_seek(file, ogg_int64_t(target)) == 0 else {
+            throw AudioError(location, .decode("Ogg Opus seek to sample \(target) failed"))
+        }
+        framePosition = target
+        return target
+    }
+
+    public func finishCheck() -> AudioError? { nil }
+}
+
+extension VorbisComments {
+    /// One comment as libvorbisfile and libopusfile give it: UTF-8 bytes, not terminated.
+    static func apply(_ bytes: UnsafeBufferPointer<UInt8>, to meta: inout TrackMetadata) {
+        // METADATA_BLOCK_PICTURE: a FLAC picture block in base64 (the Ogg way to carry a cover).
+        let key = Array("METADATA_BLOCK_PICTURE=".utf8)
+        // Names are ASCII in any case: compared with the case bit set on both sides.
+        if bytes.count > key.count, zip(bytes.prefix(key.count), key).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) {
+            if meta.cover?.pictureType != 3, let block = Data(base64Encoded: Data(bytes.dropFirst(key.count))),
+               let picture = PictureBlock.parse([UInt8](block)), meta.cover == nil || picture.pictureType == 3 {
+                meta.cover = picture
+            }
+            return
+        }
+        apply(String(decoding: bytes, as: UTF8.self), to: &meta)
+    }
+}
+
+/// FLAC's PICTURE metadata block (also the body of Ogg's METADATA_BLOCK_PICTURE): type,
+/// MIME type, description, dimensions, data; every length checked against what is there.
+enum PictureBlock {
+    static func parse(_ b: [UInt8]) -> CoverArt? {
+        var i = 0
+        func u32() -> Int? {
+            guard i + 4 <= b.count else { return nil }
+            defer { i += 4 }
+            return Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
+        }
+        func bytes(_ n: Int) -> ArraySlice<UInt8>? {
+            guard n >= 0, i + n <= b.count else { return nil }
+            defer { i += n }
+            return b[i..<(i + n)]
+        }
+        guard let type = u32(), let mimeLength = u32(), let mime = bytes(mimeLength), let descriptionLength = u32(),
+              let description = bytes(descriptionLength), u32() != nil, u32() != nil, u32() != nil, u32() != nil,
+              let length = u32(), length > 0, length <= 16 << 20, let data = bytes(length) else { return nil }
+        return CoverArt(mimeType: String(decoding: mime, as: UTF8.self), pictureType: type,
+                        description: String(decoding: description, as: UTF8.self), data: Array(data))
+    }
+}

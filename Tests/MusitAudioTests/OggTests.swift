@@ -1,0 +1,103 @@
+import Foundation
+@testable import MusitAudio
+import MusitTestSupport
+import Testing
+
+/// Ogg Vorbis and Ogg Opus: lossy, so compared with their sources by correlation; their
+/// lengths are exact (granule positions), so frame counts are compared exactly.
+@Suite("Ogg Vorbis and Opus: gapless halves, tags, seeking, bytes not names")
+struct OggTests {
+    static func readAll(_ source: any PCMSource) throws -> [Int16] {
+        var out: [Int16] = []
+        var buffer = [Int16](repeating: 0, count: 4096 * source.format.channels)
+        while true {
+            let frames = try buffer.withUnsafeMutableBufferPointer { try source.read(into: $0) }
+            if frames == 0 { return out }
+            out += buffer[0..<(frames * source.format.channels)]
+        }
+    }
+
+    @Test("two halves of one sweep join into the sweep with its exact length, in one device stream",
+          arguments: [("sweep_a.ogg", "sweep_b.ogg", "sweep.wav", 119_070, 44_100),
+                      ("sweep48_a.opus", "sweep48_b.opus", "sweep48.wav", 100_001, 48_000)])
+    func gaplessHalves(a: String, b: String, wav: String, join: Int, rate: Int) async throws {
+        let (device, capture) = Fixtures.captureDevice()
+        let h = PlayerHarness(device: device)
+        h.play([a, b])
+        await h.waitForQueueEnd()
+        let pcm = try PCM(raw: capture)
+        let source = try PCM(wav: Fixtures.path(wav))
+        #expect(pcm.frames == source.frames, "no inserted or dropped frames: \(pcm.frames) vs \(source.frames)")
+        for c in 0..<2 {
+            let whole = Signal.correlation(pcm.channel(c), source.channel(c))
+            let around = Signal.correlation(pcm.channel(c, from: join - 2048, count: 4096),
+                                            source.channel(c, from: join - 2048, count: 4096))
+            #expect(whole >= 0.999, "channel \(c) correlation \(whole)")
+            #expect(around >= 0.999, "channel \(c) correlation across the join \(around)")
+        }
+        let outputs = h.events.filter { if case .outputChanged = $0 { true } else { false } }
+        #expect(outputs.count == 1, "joined without reopening the device")
+        let formats = h.events.compactMap { if case .trackStarted(_, _, let m) = $0 { m.format.sampleRate } else { nil } }
+        #expect(formats == [rate, rate])
+        #expect(h.started == [0, 1] && h.failures.isEmpty, "\(h.failures)")
+    }
+
+    @Test("Vorbis comments and the METADATA_BLOCK_PICTURE cover; exact lengths", arguments: [
+        ("tagged.ogg", "ogg", 44_100, 44_100), ("tagged.opus", "opus", 48_000, 48_000),
+    ])
+    func tags(file: String, kind: String, rate: Int, frames: Int64) throws {
+        let meta = try AudioFiles.readMetadata(path: Fixtures.path(file))
+        #expect(meta.title == "Ogg Title – \(kind)")
+        #expect(meta.artist == "Xiph Ärtist" && meta.album == "Open Formats")
+        #expect(meta.trackNumber == 2 && meta.year == 2012)
+        #expect(meta.format == PCMFormat(sampleRate: rate, channels: 2))
+        #expect(meta.totalFrames == frames, "1 s exactly")
+        let cover = try #require(meta.cover)
+        #expect(cover.data == [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("cover.png")))))
+        #expect(cover.mimeType == "image/png" && cover.pictureType == 3 && cover.description == "Front")
+        let tags = try #require(AudioFiles.readTags(path: Fixtures.path(file)))
+        #expect(tags.title == meta.title && tags.cover == nil)
+    }
+
+    @Test("a seek lands on the sample: what follows lines up with the source there, not 24 samples off",
+          arguments: [("sweep_a.ogg", "sweep_a.wav"), ("sweep48_a.opus", "sweep48_a.wav")])
+    func seekToSample(file: String, wav: String) throws {
+        let source = try PCM(wav: Fixtures.path(wav))
+        let track = try AudioFiles.open(path: Fixtures.path(file))
+        for target in [80_000, 12_345, 40_000] {
+            #expect(try track.seek(toFrame: Int64(target)) == Int64(target))
+            var out: [Int16] = []
+            var buffer = [Int16](repeating: 0, count: 2 * 1024)
+            while out.count < 2 * 4096 {
+                let n = try buffer.withUnsafeMutableBufferPointer { try track.read(into: $0) }
+                if n == 0 { break }
+                out += buffer[0..<(n * 2)]
+            }
+            let got = PCM(samples: Array(out.prefix(2 * 4096)))
+            let here = Signal.correlation(got.channel(0), source.channel(0, from: target, count: 4096))
+            let off = Signal.correlation(got.channel(0), source.channel(0, from: target + 24, count: 4096))
+            #expect(here >= 0.99 && here > off + 0.05, "at \(target): \(here) there, \(off) 24 samples on")
+        }
+    }
+
+    @Test("told by bytes: Opus named .mp3 plays as Opus at 48 kHz; a broken Ogg is refused with a reason")
+    func bytesNotNames() async throws {
+        #expect(AudioFiles.kind(path: Fixtures.path("opus_named.mp3")) == .opus)
+        #expect(AudioFiles.kind(path: Fixtures.path("tagged.ogg")) == .vorbis)
+        let (device, capture) = Fixtures.captureDevice()
+        let h = PlayerHarness(device: device)
+        h.play(["opus_named.mp3"])
+        await h.waitForQueueEnd()
+        #expect(h.failures.isEmpty, "\(h.failures)")
+        let pcm = try PCM(raw: capture)
+        let source = try PCM(wav: Fixtures.path("sweep48_b.wav"))
+        #expect(pcm.frames == source.frames)
+        #expect(Signal.correlation(pcm.channel(0), source.channel(0)) >= 0.999)
+        // The pages' headers with the audio gone: a clear refusal, no crash.
+        let broken = NSTemporaryDirectory() + "musit-broken-\(UUID().uuidString).ogg"
+        defer { try? FileManager.default.removeItem(atPath: broken) }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tagged.ogg")))
+        try Data(bytes.prefix(200)).write(to: URL(fileURLWithPath: broken))
+        #expect(throws: AudioError.self) { try AudioFiles.open(path: broken) }
+    }
+}
