@@ -45,14 +45,18 @@ let package = Package(
         .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "CMPG123", pkgConfig: "libmpg123", providers: [.apt(["libmpg123-dev"])]),
-        .systemLibrary(name: "CFLAC", pkgConfig: "flac", providers: [.apt(["libflac-dev"])]),
-        .systemLibrary(name: "CVorbisFile", pkgConfig: "vorbisfile", providers: [.apt(["libvorbis-dev"])]),
-        .systemLibrary(name: "COpusFile", pkgConfig: "opusfile", providers: [.apt(["libopusfile-dev"])]),
+        // The codecs' headers only: their libraries are loaded when a file needs them
+        // (CCodecLoader), so no pkg-config (whose flags would link them).
+        .systemLibrary(name: "CFLAC", providers: [.apt(["libflac-dev"])]),
+        .systemLibrary(name: "CVorbisFile", providers: [.apt(["libvorbis-dev"])]),
+        .systemLibrary(name: "COpusFile", providers: [.apt(["libopusfile-dev"])]),
+        .target(name: "CCodecLoader", cSettings: [.unsafeFlags(["-I/usr/include/opus"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // MP3 decoding, tags, ALSA output and the playback engine.
-        .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123", "CFLAC", "CVorbisFile", "COpusFile"]),
+        .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123", "CCodecLoader", "CFLAC", "CVorbisFile", "COpusFile"],
+                swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/opus"])]),
         // Colours and pictures, portable: OKLab, contrast, palettes, covers as cells.
         .target(name: "MusitArt"),
         // Cover images (PNG, JPEG) to pixels through Debian's libpng and libjpeg-turbo.

@@ -1,3 +1,4 @@
+import CCodecLoader
 import CFLAC
 import Foundation
 #if canImport(Glibc)
@@ -34,6 +35,7 @@ public final class FLACTrack: PCMSource {
     public init(path: String) throws(AudioError) {
         location = path
         try AudioFiles.checkRegularFile(path)
+        try AudioFiles.load(MUSIT_CODEC_FLAC, "FLAC", package: "libflac12", path: path)
         guard let decoder = FLAC__stream_decoder_new() else { throw AudioError(path, .decode("libFLAC could not start")) }
         self.decoder = decoder
         metadata = TrackMetadata()
@@ -298,6 +300,13 @@ public enum AudioFiles {
         var magic = [UInt8](repeating: 0, count: 4)
         guard pread(fd, &magic, 4, off_t(start)) == 4 else { return .mp3 }
         return magic == Array("fLaC".utf8) ? .flac : .mp3
+    }
+
+    /// Loads a codec's library (see CCodecLoader) or says which package it needs.
+    static func load(_ codec: musit_codec, _ name: String, package: String, path: String) throws(AudioError) {
+        guard musit_codec_load(codec) == 0 else { return }
+        let why = String(cString: musit_codec_error(codec))
+        throw AudioError(path, .decode("\(name) needs a library that is not installed (package \(package): \(why))"))
     }
 
     /// The checks every decoder makes before opening, with the MP3 path's clear reasons.

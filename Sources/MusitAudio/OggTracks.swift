@@ -1,3 +1,4 @@
+import CCodecLoader
 import COpusFile
 import CVorbisFile
 import Foundation
@@ -24,6 +25,7 @@ public final class VorbisTrack: PCMSource {
     public init(path: String) throws(AudioError) {
         location = path
         try AudioFiles.checkRegularFile(path)
+        try AudioFiles.load(MUSIT_CODEC_VORBIS, "Ogg Vorbis", package: "libvorbisfile3", path: path)
         guard ov_fopen(path, file) == 0 else {
             file.deallocate()
             throw AudioError(path, .decode("not an Ogg Vorbis stream"))
@@ -108,6 +110,7 @@ public final class OpusTrack: PCMSource {
     public init(path: String) throws(AudioError) {
         location = path
         try AudioFiles.checkRegularFile(path)
+        try AudioFiles.load(MUSIT_CODEC_OPUS, "Ogg Opus", package: "libopusfile0", path: path)
         var error: Int32 = 0
         guard let file = op_open_file(path, &error) else {
             throw AudioError(path, .decode("not an Ogg Opus stream (\(error))"))
