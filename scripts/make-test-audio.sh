@@ -132,6 +132,32 @@ for name, kind in (("tagged.ogg", OggVorbis), ("tagged.opus", OggOpus)):
 PY
 cp sweep48_b.opus opus_named.mp3
 
+# ReplayGain: a FLAC whose track gain halves it and whose album gain quarters it, one whose
+# +12 dB track gain its 0.5 peak limits to x2, an MP3 with TXXX frames, an Opus with R128.
+cp tone.flac gain.flac
+cp tone.flac boost.flac
+cp tone.opus gain.opus
+lame --quiet -b 128 tone.wav gain.mp3
+mid3v2 --TXXX "REPLAYGAIN_TRACK_GAIN:-6.02 dB" --TXXX "REPLAYGAIN_TRACK_PEAK:0.500000" \
+    --TXXX "REPLAYGAIN_ALBUM_GAIN:-12.04 dB" gain.mp3
+/usr/bin/python3 - <<'PY'
+from mutagen.flac import FLAC
+from mutagen.oggopus import OggOpus
+f = FLAC("gain.flac")
+f["REPLAYGAIN_TRACK_GAIN"] = "-6.02 dB"
+f["REPLAYGAIN_TRACK_PEAK"] = "0.500000"
+f["REPLAYGAIN_ALBUM_GAIN"] = "-12.04 dB"
+f["REPLAYGAIN_ALBUM_PEAK"] = "0.500000"
+f.save()
+f = FLAC("boost.flac")
+f["REPLAYGAIN_TRACK_GAIN"] = "+12.00 dB"
+f["REPLAYGAIN_TRACK_PEAK"] = "0.500000"
+f.save()
+f = OggOpus("gain.opus")
+f["R128_TRACK_GAIN"] = "-1541"
+f.save()
+PY
+
 # Bad input.
 : > empty.mp3
 mkdir -p directory.mp3

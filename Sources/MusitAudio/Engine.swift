@@ -11,6 +11,15 @@ final class Engine {
         let index: Int
         let track: Track
         let source: any PCMSource
+        /// The ReplayGain factor for this track in the configured mode (1: none).
+        let gain: Double
+
+        init(index: Int, track: Track, source: any PCMSource, mode: ReplayGainMode) {
+            self.index = index
+            self.track = track
+            self.source = source
+            gain = source.metadata.gains.factor(mode)
+        }
     }
 
     private struct Marker {
@@ -274,7 +283,7 @@ final class Engine {
             return
         }
         let samples = frames * current.source.format.channels
-        applyVolume(count: samples)
+        applyVolume(count: samples, gain: current.gain)
         writeToDevice(count: samples, frames: frames)
         maybePreload()
     }
@@ -306,13 +315,16 @@ final class Engine {
         written += Int64(frames)
     }
 
-    /// Scales samples in place; the gain never exceeds 1, so nothing clips.
-    private func applyVolume(count: Int) {
-        guard volume < 100 else { return }
-        let gain = Int32(volume * 32768 / 100)
+    /// Scales samples in place by the volume and the track's ReplayGain factor. The volume
+    /// never exceeds 1; a gain above 1 is limited by the tagged peak, and a sample that
+    /// would still pass full scale is clamped, never wrapped.
+    private func applyVolume(count: Int, gain: Double) {
+        let factor = Double(volume) / 100 * gain
+        guard factor != 1 else { return }
+        let q = Int64((factor * 32768).rounded())
         buffer.withUnsafeMutableBufferPointer { b in
             for i in 0..<count {
-                b[i] = Int16(truncatingIfNeeded: (Int32(b[i]) * gain + 16384) >> 15)
+                b[i] = Int16(clamping: (Int64(b[i]) * q + 16384) >> 15)
             }
         }
     }
@@ -344,7 +356,7 @@ final class Engine {
             preload = nil
             switch result {
             case .success(let source):
-                _ = begin(Loaded(index: next, track: queue.tracks[next], source: source))
+                _ = begin(Loaded(index: next, track: queue.tracks[next], source: source, mode: config.replayGain))
                 return
             case .failure(let error):
                 fail(next, error)
@@ -405,7 +417,7 @@ final class Engine {
     private func open(index: Int) -> Loaded? {
         let track = queue.tracks[index]
         do {
-            return Loaded(index: index, track: track, source: try config.openSource(track))
+            return Loaded(index: index, track: track, source: try config.openSource(track), mode: config.replayGain)
         } catch {
             fail(index, error)
             return nil

@@ -224,7 +224,7 @@ enum VorbisComments {
         case "ALBUM": if meta.album == nil { meta.album = value }
         case "TRACKNUMBER": if meta.trackNumber == nil { meta.trackNumber = Int(value.prefix { $0.isNumber }) }
         case "DATE", "YEAR": if meta.year == nil { meta.year = Int(value.prefix(4)) }
-        default: break
+        default: meta.gains.read(name, value)
         }
     }
 }

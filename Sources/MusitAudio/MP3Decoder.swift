@@ -134,6 +134,14 @@ public final class MP3Decoder {
                 default: break
                 }
             }
+            // ReplayGain in TXXX frames, named by their description.
+            if let extra = v2.extra {
+                for i in 0..<v2.extras {
+                    if let name = Self.string(extra[i].description), let value = Self.string(extra[i].text) {
+                        meta.gains.read(name, value)
+                    }
+                }
+            }
             if v2.pictures > 0, let pictures = v2.picture {
                 // Prefer the front cover (type 3), else the first picture.
                 let all = (0..<v2.pictures).map { pictures[$0] }

@@ -73,6 +73,8 @@ public struct PlayerConfiguration: Sendable {
     /// How often position events are published.
     public var positionInterval = 0.05
     public var initialVolume = 100
+    /// Loudness by the tags' ReplayGain: off, track or album.
+    public var replayGain = ReplayGainMode.off
     /// Opens a track for decoding.
     public var openSource: @Sendable (Track) throws(AudioError) -> any PCMSource = { track throws(AudioError) in
         try AudioFiles.open(path: track.location)

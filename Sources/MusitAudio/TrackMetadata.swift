@@ -37,6 +37,8 @@ public struct TrackMetadata: Equatable, Sendable {
     /// Why the file plays shorter than it should (a half-downloaded file: "truncated MP3:
     /// audio ends at 4.9 s of 10.0 s"); nil when it is whole. It plays what is there.
     public var damage: String?
+    /// ReplayGain (or Opus's R128) values from the tags.
+    public var gains = ReplayGain()
 
     public init(title: String? = nil, artist: String? = nil, album: String? = nil, trackNumber: Int? = nil,
                 year: Int? = nil, totalFrames: Int64? = nil, format: PCMFormat = .cd, cover: CoverArt? = nil) {
@@ -88,4 +90,56 @@ func leadingInt(_ s: String?) -> Int? {
     guard let s else { return nil }
     let digits = s.trimmingCharacters(in: .whitespaces).prefix { $0.isASCII && $0.isNumber }
     return Int(digits)
+}
+
+/// How loud to play tracks relative to each other (ReplayGain 2.0): off, each track at its
+/// own level, or albums at the album's level (with the track's where there is none).
+public enum ReplayGainMode: String, CaseIterable, Sendable {
+    case off, track, album
+}
+
+/// A track's ReplayGain values: gains in dB, peaks as a fraction of full scale.
+public struct ReplayGain: Equatable, Sendable {
+    public var trackGain: Double?
+    public var trackPeak: Double?
+    public var albumGain: Double?
+    public var albumPeak: Double?
+
+    public init(trackGain: Double? = nil, trackPeak: Double? = nil, albumGain: Double? = nil, albumPeak: Double? = nil) {
+        self.trackGain = trackGain
+        self.trackPeak = trackPeak
+        self.albumGain = albumGain
+        self.albumPeak = albumPeak
+    }
+
+    /// The factor samples are multiplied by in `mode`: 1 when off or untagged; never so much
+    /// that the tagged peak would clip.
+    public func factor(_ mode: ReplayGainMode) -> Double {
+        let chosen: (gain: Double?, peak: Double?)
+        switch mode {
+        case .off: return 1
+        case .track: chosen = (trackGain, trackPeak)
+        case .album: chosen = albumGain != nil ? (albumGain, albumPeak) : (trackGain, trackPeak)
+        }
+        guard let gain = chosen.gain, gain.isFinite else { return 1 }
+        var factor = pow(10, max(-60, min(24, gain)) / 20)
+        if let peak = chosen.peak, peak > 0, factor * peak > 1 { factor = 1 / peak }
+        return factor
+    }
+
+    /// Reads one tag; `name` as the tag names it (any case), `value` its text.
+    /// REPLAYGAIN_TRACK_GAIN "-6.02 dB", REPLAYGAIN_*_PEAK "0.98", and Opus's
+    /// R128_TRACK_GAIN / R128_ALBUM_GAIN: a Q7.8 number of dB (RFC 7845 5.2.1).
+    mutating func read(_ name: String, _ value: String) {
+        let number = Double(value.trimmingCharacters(in: .whitespaces).prefix { "+-.0123456789eE".contains($0) })
+        switch name.uppercased() {
+        case "REPLAYGAIN_TRACK_GAIN": trackGain = number
+        case "REPLAYGAIN_TRACK_PEAK": trackPeak = number
+        case "REPLAYGAIN_ALBUM_GAIN": albumGain = number
+        case "REPLAYGAIN_ALBUM_PEAK": albumPeak = number
+        case "R128_TRACK_GAIN": if let q = Int(value.trimmingCharacters(in: .whitespaces)) { trackGain = Double(q) / 256 }
+        case "R128_ALBUM_GAIN": if let q = Int(value.trimmingCharacters(in: .whitespaces)) { albumGain = Double(q) / 256 }
+        default: break
+        }
+    }
 }

@@ -8,10 +8,13 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         public var device: String?
         /// Initial volume, 0–100.
         public var volume: Int?
+        /// ReplayGain: off, track or album.
+        public var replayGain: String?
 
-        public init(device: String? = nil, volume: Int? = nil) {
+        public init(device: String? = nil, volume: Int? = nil, replayGain: String? = nil) {
             self.device = device
             self.volume = volume
+            self.replayGain = replayGain
         }
     }
 
@@ -98,6 +101,19 @@ public struct MusitSettings: Codable, Equatable, Sendable {
         if let env = environment["MUSIT_ALSA_DEVICE"], !env.isEmpty { return env }
         if let device = audio?.device, !device.isEmpty { return device }
         return "default"
+    }
+
+    /// ReplayGain: `--replaygain`, then `MUSIT_REPLAYGAIN`, then the file, then off. A bad
+    /// value from the environment or the file is a problem to say, and off.
+    public func replayGain(flag: String?, environment: [String: String]) -> (mode: String, problem: String?) {
+        let modes = ["off", "track", "album"]
+        if let flag { return (flag, nil) }
+        for (value, source) in [(environment["MUSIT_REPLAYGAIN"], "MUSIT_REPLAYGAIN"), (audio?.replayGain, "audio.replayGain")] {
+            guard let value, !value.isEmpty else { continue }
+            if modes.contains(value.lowercased()) { return (value.lowercased(), nil) }
+            return ("off", "\(source) is off, track or album, not \(value); using off")
+        }
+        return ("off", nil)
     }
 
     private static func describe(_ error: DecodingError) -> String {

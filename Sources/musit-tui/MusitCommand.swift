@@ -83,6 +83,11 @@ struct MusitCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Initial volume, 0–100.", valueName: "percent"))
     var volume: Int?
 
+    @Option(name: .customLong("replaygain"),
+            help: ArgumentHelp("Loudness from the tags' ReplayGain: off, track or album (or MUSIT_REPLAYGAIN, or \"audio\": {\"replayGain\"}).",
+                               valueName: "mode"))
+    var replayGain: String?
+
     @Flag(help: "Print the settings in effect (the file's, then the defaults), keys included, as JSON, and exit.")
     var printConfig = false
 
@@ -96,12 +101,15 @@ struct MusitCommand: ParsableCommand {
     @Flag(help: "No backend: local files only, no friends or chat.")
     var offline = false
 
-    @Argument(help: "MP3 files and folders to play, in order (folders are scanned for .mp3 files).")
+    @Argument(help: "Audio files (MP3, FLAC, Ogg Vorbis, Opus) and folders to play, in order (folders are scanned for them).")
     var files: [String] = []
 
     func validate() throws {
         if let volume, !(0...100).contains(volume) {
             throw ValidationError("--volume must be between 0 and 100, not \(volume).")
+        }
+        if let replayGain, ReplayGainMode(rawValue: replayGain) == nil {
+            throw ValidationError("--replaygain is off, track or album, not \(replayGain).")
         }
         if serve && (headless || !files.isEmpty) {
             throw ValidationError("--serve takes no files and no --headless.")
@@ -150,10 +158,12 @@ struct MusitCommand: ParsableCommand {
         problems += KeyConfig.apply(settings.keys ?? [:])
         let (look, lookProblems) = LookSettings.resolve(settings.look, themes: ThemeName.allCases.map(\.rawValue))
         problems += lookProblems
+        let gain = settings.replayGain(flag: replayGain, environment: environment)
+        if let problem = gain.problem { problems.append(problem) }
         if printConfig {
             for p in problems { Output.error("musit-tui: \(p)") }
             Output.line(SettingsReport.json(settings, look: look, device: settings.audioDevice(flag: device, environment: environment),
-                                            volume: volume ?? settings.audio?.volume ?? 100,
+                                            volume: volume ?? settings.audio?.volume ?? 100, replayGain: gain.mode,
                                             server: server ?? environment["MUSIT_SERVER"] ?? settings.server?.url))
             return
         }
@@ -164,6 +174,7 @@ struct MusitCommand: ParsableCommand {
         var playerConfig = PlayerConfiguration(device: settings.audioDevice(flag: device, environment: environment))
         playerConfig.paceDevice = pace
         playerConfig.initialVolume = volume ?? settings.audio?.volume ?? 100
+        playerConfig.replayGain = ReplayGainMode(rawValue: gain.mode) ?? .off
         var paths = files
         if paths.isEmpty { paths = DemoMusic.paths() }
 
@@ -218,9 +229,10 @@ struct MusitCommand: ParsableCommand {
 
 /// `--print-config`: every setting the player reads, as it is in effect.
 enum SettingsReport {
-    static func json(_ settings: MusitSettings, look: LookSettings, device: String, volume: Int, server: String?) -> String {
+    static func json(_ settings: MusitSettings, look: LookSettings, device: String, volume: Int, replayGain: String,
+                     server: String?) -> String {
         let report: [String: Any] = [
-            "audio": ["device": device, "volume": volume],
+            "audio": ["device": device, "volume": volume, "replayGain": replayGain],
             "look": ["theme": look.theme, "cover": look.cover, "visualizer": look.visualizer, "kitty": look.kitty],
             "server": ["url": server ?? "(embedded)"],
             "keys": KeyConfig.effective,

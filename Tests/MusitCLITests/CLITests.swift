@@ -117,6 +117,34 @@ struct CLITests {
         }
     }
 
+    @Test("ReplayGain: --replaygain, then MUSIT_REPLAYGAIN, then the file; a bad value is said and plays off")
+    func replayGainSetting() throws {
+        let dir = NSTemporaryDirectory() + "musit-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/musit", withIntermediateDirectories: true)
+        try #"{"audio": {"replayGain": "album"}}"#.write(toFile: dir + "/musit/config.json", atomically: true, encoding: .utf8)
+        func mode(_ args: [String], _ env: [String: String] = [:]) throws -> (String?, String) {
+            let r = try Binary.run(["--print-config"] + args, environment: ["XDG_CONFIG_HOME": dir].merging(env) { a, _ in a })
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            return ((json?["audio"] as? [String: Any])?["replayGain"] as? String, r.stderr)
+        }
+        #expect(try mode([]).0 == "album", "the file")
+        #expect(try mode([], ["MUSIT_REPLAYGAIN": "track"]).0 == "track", "the environment over the file")
+        #expect(try mode(["--replaygain", "off"], ["MUSIT_REPLAYGAIN": "track"]).0 == "off", "the flag over both")
+        let bad = try mode([], ["MUSIT_REPLAYGAIN": "loud"])
+        #expect(bad.0 == "off" && bad.1.contains("MUSIT_REPLAYGAIN is off, track or album, not loud"), "\(bad)")
+        let refused = try Binary.run(["--replaygain", "loud", "--print-config"], environment: ["XDG_CONFIG_HOME": dir])
+        #expect(refused.status != 0 && refused.stderr.contains("--replaygain is off, track or album, not loud"), "\(refused.stderr)")
+        // Played headless: the track gain halves a FLAC tagged -6.02 dB (its level on stdout is not
+        // shown, so the capture device is read).
+        let capture = NSTemporaryDirectory() + "musit-rg-\(UUID().uuidString).raw"
+        defer { try? FileManager.default.removeItem(atPath: capture) }
+        let r = try Binary.run(["--headless", "--replaygain", "track", "--device", "testfile:FILE=\(capture)", Fixtures.path("gain.flac")],
+                               environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig, "XDG_CONFIG_HOME": dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        let pcm = try PCM(raw: capture)
+        #expect(pcm.samples.max() == 8213, "half of the tone's 16424: \(pcm.samples.max() ?? 0)")
+    }
+
     @Test("SIGTERM stops a headless run at once and cleanly")
     func sigterm() throws {
         let p = Process()
