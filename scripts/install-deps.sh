@@ -6,6 +6,7 @@ packages=(
     pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libvorbis-dev libopusfile-dev libsqlite3-dev libpng-dev libturbojpeg0-dev  # build
     ncurses-term alsa-utils                                                 # run: terminfo, ALSA config
     sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
+    flac vorbis-tools opus-tools                                            # tests: reference decoders
     mpg123 time pv cmus                                                     # benchmarks: peers, /usr/bin/time, pacing
     ffmpeg curl                                                             # tests: an HLS client; API fuzzing
     prometheus                                                              # tests: promtool check metrics

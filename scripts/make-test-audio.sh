@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Synthesizes the deterministic test tracks into DIR (default .build/test-audio):
 # known frequencies, durations, tags and a cover image, plus the broken files the
-# bad-input tests feed the player. Needs sox, lame, mid3v2 (python3-mutagen), python3, ffmpeg.
+# bad-input tests feed the player. Needs sox, lame, mid3v2 (python3-mutagen), python3, ffmpeg,
+# and the reference decoders flac, oggdec (vorbis-tools) and opusdec (opus-tools).
 # Writes DIR/manifest.json describing what was written; skips work when DIR is current.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ sum=$(sha256sum "$0" | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
     exit 0
 fi
-for tool in sox lame mid3v2 python3 ffmpeg; do
+for tool in sox lame mid3v2 python3 ffmpeg flac oggdec opusdec; do
     command -v "$tool" >/dev/null || { echo "make-test-audio: $tool is missing (make deps installs it)" >&2; exit 1; }
 done
 cd "$out"
@@ -131,6 +132,11 @@ for name, kind in (("tagged.ogg", OggVorbis), ("tagged.opus", OggOpus)):
     f.save()
 PY
 cp sweep48_b.opus opus_named.mp3
+
+# What the reference decoders make of the same files, raw S16LE, for byte-for-byte tests.
+flac -d -s -f --force-raw-format --endian=little --sign=signed -o sweep_a.flac.raw sweep_a.flac
+for f in sweep_a sweep_b; do oggdec -Q -R -o $f.ogg.raw $f.ogg; done
+for f in sweep48_a sweep48_b; do opusdec --quiet --no-dither --rate 48000 $f.opus $f.opus.raw; done
 
 # ReplayGain: a FLAC whose track gain halves it and whose album gain quarters it, one whose
 # +12 dB track gain its 0.5 peak limits to x2, an MP3 with TXXX frames, an Opus with R128.

@@ -42,6 +42,21 @@ struct OggTests {
         #expect(h.started == [0, 1] && h.failures.isEmpty, "\(h.failures)")
     }
 
+    @Test("what the device gets is what the reference decoder writes, byte for byte (flac -d, oggdec -R, opusdec --no-dither)",
+          arguments: ["sweep_a.flac", "sweep_a.ogg", "sweep_b.ogg", "sweep48_a.opus", "sweep48_b.opus"])
+    func equalsReferenceDecoder(file: String) async throws {
+        let (device, capture) = Fixtures.captureDevice()
+        let h = PlayerHarness(device: device)
+        h.play([file])
+        await h.waitForQueueEnd()
+        #expect(h.failures.isEmpty, "\(h.failures)")
+        let played = try Data(contentsOf: URL(fileURLWithPath: capture))
+        let reference = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file + ".raw")))
+        #expect(played.count == reference.count, "\(played.count) bytes played, \(reference.count) from the reference")
+        let first = zip(played, reference).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(first == nil, "first differing byte at \(first ?? -1)")
+    }
+
     @Test("Vorbis comments and the METADATA_BLOCK_PICTURE cover; exact lengths", arguments: [
         ("tagged.ogg", "ogg", 44_100, 44_100), ("tagged.opus", "opus", 48_000, 48_000),
     ])
