@@ -93,3 +93,42 @@ print("\n== start to first PCM at the device (ALSA file device on a FIFO, median
 for name, cmd in players.items():
     ms = first_frame(lambda dev: cmd(dev, track))
     print(f"  {name:10s} {ms:6.1f} ms  (target < 50 ms)")
+
+
+def codec_files():
+    """The 180 s track as FLAC, Ogg Vorbis (q6) and Opus (160 kb/s), made once from its decode."""
+    wav = f"{out}/track180.wav"
+    made = {"flac": f"{out}/track180.flac", "vorbis": f"{out}/track180.ogg", "opus": f"{out}/track180.opus"}
+    if all(os.path.exists(p) for p in made.values()):
+        return made
+    subprocess.run(["mpg123", "-q", "-w", wav, track], check=True)
+    quiet = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", wav]
+    subprocess.run(["flac", "-s", "-f", "-o", made["flac"], wav], check=True)
+    subprocess.run(quiet + ["-c:a", "libvorbis", "-q:a", "6", made["vorbis"]], check=True)
+    subprocess.run(quiet + ["-c:a", "libopus", "-b:a", "160k", made["opus"]], check=True)
+    os.unlink(wav)
+    return made
+
+
+# Each format beside its reference decoder writing raw PCM to /dev/null (no device, so the
+# peers do less than the player does: the ratio is an upper bound of Musit's own cost).
+peers = {
+    "flac": lambda f: ["flac", "-d", "-s", "-f", "--force-raw-format", "--endian=little", "--sign=signed", "-o", "/dev/null", f],
+    "vorbis": lambda f: ["oggdec", "-Q", "-R", "-o", "/dev/null", f],
+    "opus": lambda f: ["opusdec", "--quiet", "--no-dither", "--rate", "48000", f, "/dev/null"],
+}
+import shutil
+if all(shutil.which(tool) for tool in ("flac", "oggdec", "opusdec")):
+    files = codec_files()
+    print(f"\n== decode CPU per audio second, other formats (180 s, median of {rounds}, in turn)")
+    for kind, f in files.items():
+        mine, theirs = [], []
+        for _ in range(rounds):
+            mine.append(timed([musit, "--headless", "--device", "benchnull", f])[0])
+            theirs.append(timed(peers[kind](f))[0])
+        m, t = statistics.median(mine) * 1000 / seconds, statistics.median(theirs) * 1000 / seconds
+        _, rss = timed([musit, "--headless", "--device", "benchnull", f])
+        print(f"  {kind:7s} musit-tui {m:6.3f} ms   {peers[kind](f)[0]:8s} {t:6.3f} ms   ratio {m / t:.3f}x"
+              f"   (target <= 1.0x)   peak RSS {rss / 1024:.1f} MB")
+else:
+    print("\n(flac, oggdec or opusdec missing: the other formats are not measured)")

@@ -21,9 +21,11 @@ public final class FLACTrack: PCMSource {
     public private(set) var bitsPerSample = 16
 
     private let decoder: UnsafeMutablePointer<FLAC__StreamDecoder>
-    /// Decoded samples not yet handed out, interleaved S16, from `pendingStart`.
+    /// Decoded samples not yet handed out, interleaved S16: `pending[pendingStart..<pendingEnd]`.
+    /// Kept at its largest size (one FLAC frame), so a frame is written in place.
     private var pending: [Int16] = []
     private var pendingStart = 0
+    private var pendingEnd = 0
     /// What the callbacks saw; read after each call into libFLAC.
     private var streamInfo: (rate: Int, channels: Int, bits: Int, samples: Int64)?
     private var tags = TrackMetadata()
@@ -67,20 +69,20 @@ public final class FLACTrack: PCMSource {
 
     public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
         let channels = format.channels
-        while pendingStart >= pending.count {
+        while pendingStart >= pendingEnd {
             if ended { return 0 }
-            pending.removeAll(keepingCapacity: true)
             pendingStart = 0
+            pendingEnd = 0
             let ok = FLAC__stream_decoder_process_single(decoder) != 0
             if state == FLAC__STREAM_DECODER_END_OF_STREAM {
                 // The file's end; a cut one says so in `finishCheck`.
-                if pending.isEmpty { ended = true }
+                if pendingEnd == 0 { ended = true }
             } else if !ok {
                 ended = true
                 throw AudioError(location, .decode("FLAC stream broken" + (errors.last.map { ": \($0)" } ?? "")))
             }
         }
-        let frames = min(buffer.count / channels, (pending.count - pendingStart) / channels)
+        let frames = min(buffer.count / channels, (pendingEnd - pendingStart) / channels)
         let samples = frames * channels
         pending.withUnsafeBufferPointer { p in
             _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<samples])
@@ -93,8 +95,8 @@ public final class FLACTrack: PCMSource {
 
     @discardableResult
     public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
-        pending.removeAll(keepingCapacity: true)
         pendingStart = 0
+        pendingEnd = 0
         if let total = metadata.totalFrames, frame >= total {
             // At the end: nothing more to play.
             ended = true
@@ -133,13 +135,28 @@ public final class FLACTrack: PCMSource {
             failed("a frame with \(channels) channels in a \(streamInfo?.channels ?? 0)-channel stream")
             return
         }
-        pending.reserveCapacity(pending.count + count * channels)
-        for i in 0..<count {
+        let start = pendingEnd, end = start + count * channels
+        if pending.count < end { pending += repeatElement(0, count: end - pending.count) }
+        // Channel by channel, written in place with a stride: this loop is the decoder's
+        // whole cost beyond libFLAC's own.
+        pending.withUnsafeMutableBufferPointer { out in
             for c in 0..<channels {
-                let s = channelData[c]![i]
-                pending.append(bits == 16 ? Int16(truncatingIfNeeded: s) : dither.reduce(s, from: bits))
+                guard let source = channelData[c] else { continue }
+                var j = start + c
+                if bits == 16 {
+                    for i in 0..<count {
+                        out[j] = Int16(truncatingIfNeeded: source[i])
+                        j += channels
+                    }
+                } else {
+                    for i in 0..<count {
+                        out[j] = dither.reduce(source[i], from: bits)
+                        j += channels
+                    }
+                }
             }
         }
+        pendingEnd = end
     }
 
     fileprivate func received(_ block: UnsafePointer<FLAC__StreamMetadata>) {
