@@ -11,7 +11,7 @@ ARG BINARY_STAGE=build
 # --- build: a static-stdlib release binary ---------------------------------------------------
 FROM ${SWIFT_IMAGE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libvorbis-dev libopusfile-dev libsqlite3-dev libpng-dev libturbojpeg0-dev \
+        pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libvorbis-dev libopusfile-dev libsystemd-dev libsqlite3-dev libpng-dev libturbojpeg0-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -51,6 +51,9 @@ let package = Package(
         .systemLibrary(name: "CVorbisFile", providers: [.apt(["libvorbis-dev"])]),
         .systemLibrary(name: "COpusFile", providers: [.apt(["libopusfile-dev"])]),
         .target(name: "CCodecLoader", cSettings: [.unsafeFlags(["-I/usr/include/opus"])]),
+        // MPRIS over sd-bus, libsystemd loaded when a session bus is there.
+        .target(name: "CMPRIS"),
+        .target(name: "MusitMPRIS", dependencies: ["CMPRIS", "MusitAudio"]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
@@ -125,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "musit-tui",
             dependencies: [
-                "MusitApp", "MusitAudio", "MusitClient", "MusitConfig", "MusitRender", "MusitServer", "MusitViewModel",
+                "MusitApp", "MusitAudio", "MusitClient", "MusitConfig", "MusitMPRIS", "MusitRender", "MusitServer", "MusitViewModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

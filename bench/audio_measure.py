@@ -110,12 +110,14 @@ def codec_files():
     return made
 
 
-# Each format beside its reference decoder writing raw PCM to /dev/null (no device, so the
-# peers do less than the player does: the ratio is an upper bound of Musit's own cost).
+# Each format beside its reference decoder writing raw PCM to stdout, which is /dev/null (no
+# device, so the peers do less than the player does: the ratio bounds Musit's cost from
+# above). Never `-o /dev/null`: flac gives its output the input file's mode, and /dev/null
+# would lose its write permission for everyone else.
 peers = {
-    "flac": lambda f: ["flac", "-d", "-s", "-f", "--force-raw-format", "--endian=little", "--sign=signed", "-o", "/dev/null", f],
-    "vorbis": lambda f: ["oggdec", "-Q", "-R", "-o", "/dev/null", f],
-    "opus": lambda f: ["opusdec", "--quiet", "--no-dither", "--rate", "48000", f, "/dev/null"],
+    "flac": lambda f: ["flac", "-d", "-s", "-c", "--force-raw-format", "--endian=little", "--sign=signed", f],
+    "vorbis": lambda f: ["oggdec", "-Q", "-R", "-o", "-", f],
+    "opus": lambda f: ["opusdec", "--quiet", "--no-dither", "--rate", "48000", f, "-"],
 }
 import shutil
 if all(shutil.which(tool) for tool in ("flac", "oggdec", "opusdec")):

@@ -3,10 +3,10 @@
 # does nothing when everything is present. Run as root (or with sudo available).
 set -euo pipefail
 packages=(
-    pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libvorbis-dev libopusfile-dev libsqlite3-dev libpng-dev libturbojpeg0-dev  # build
+    pkg-config libncursesw5-dev libasound2-dev libmpg123-dev libflac-dev libvorbis-dev libopusfile-dev libsystemd-dev libsqlite3-dev libpng-dev libturbojpeg0-dev  # build
     ncurses-term alsa-utils                                                 # run: terminfo, ALSA config
     sox lame python3-mutagen tmux                                           # tests: audio fixtures, terminal
-    flac vorbis-tools opus-tools                                            # tests: reference decoders
+    flac vorbis-tools opus-tools dbus playerctl                             # tests: reference decoders, MPRIS
     mpg123 time pv cmus                                                     # benchmarks: peers, /usr/bin/time, pacing
     ffmpeg curl                                                             # tests: an HLS client; API fuzzing
     prometheus                                                              # tests: promtool check metrics

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MusitAudio
 import MusitConfig
+import MusitMPRIS
 import MusitRender
 import MusitViewModel
 import MusitTerminal
@@ -101,6 +102,9 @@ struct MusitCommand: ParsableCommand {
     @Flag(help: "No backend: local files only, no friends or chat.")
     var offline = false
 
+    @Flag(name: .customLong("no-mpris"), help: "Do not offer the player on the session bus (MPRIS: media keys, playerctl).")
+    var noMPRIS = false
+
     @Argument(help: "Audio files (MP3, FLAC, Ogg Vorbis, Opus) and folders to play, in order (folders are scanned for them).")
     var files: [String] = []
 
@@ -179,14 +183,29 @@ struct MusitCommand: ParsableCommand {
         if paths.isEmpty { paths = DemoMusic.paths() }
 
         if headless {
-            let failed = HeadlessRun(configuration: playerConfig, tracks: paths.map(Track.init)).run()
+            let failed = HeadlessRun(configuration: playerConfig, tracks: paths.map(Track.init)) { player in
+                startMPRIS(player, environment: environment, say: { Output.error("musit-tui: MPRIS: \($0)") })
+            }.run()
             if failed > 0 { throw ExitCode(1) }
         } else if offline {
             let player = Player(configuration: playerConfig)
+            let mpris = startMPRIS(player, environment: environment, say: { _ in })
             TerminalApp(player: player, paths: paths, notice: notice, look: look).run()
+            mpris?.stop()
             player.shutdown()
         } else {
             try runSynced(playerConfig, settings: settings, look: look, notice: notice, environment: environment)
+        }
+    }
+
+    /// The player on the session bus (MPRIS), unless `--no-mpris`. Quit from the bus stops
+    /// Musit as SIGTERM does (the terminal restored). No bus is not worth a line; any other
+    /// failure is said once through `say` (the TUI says nothing over its screen).
+    private func startMPRIS(_ player: Player, environment: [String: String], say: (String) -> Void) -> MPRISService? {
+        guard !noMPRIS else { return nil }
+        let covers = XDGPaths(environment: environment).cacheHome + "/musit/mpris"
+        return MPRISService.start(player: player, coverDirectory: covers, quit: { kill(getpid(), SIGTERM) }) { why in
+            if why != "no session bus" { say(why) }
         }
     }
 
@@ -219,6 +238,8 @@ struct MusitCommand: ParsableCommand {
         var config = playerConfig
         config.openSource = opener.openSource
         let player = Player(configuration: config)
+        let mpris = startMPRIS(player, environment: environment, say: { _ in })
+        defer { mpris?.stop() }
         let session = Session(client: client, opener: opener, dataDirectory: xdg.dataHome + "/musit/client", player: player,
                               autoSignIn: autoSignIn, libraryIsQueue: files.isEmpty, post: inbox.post)
         TerminalApp(player: player, paths: files, session: session, serverName: name, inbox: inbox, notice: notice,
@@ -268,10 +289,15 @@ enum DemoMusic {
 struct HeadlessRun {
     let configuration: PlayerConfiguration
     let tracks: [Track]
+    /// What else serves the player while it plays (MPRIS); kept until the run ends.
+    var attach: (Player) -> AnyObject? = { _ in nil }
 
     /// Returns how many tracks failed.
     func run() -> Int {
         let player = Player(configuration: configuration)
+        let device = configuration.device
+        let attached = attach(player)
+        defer { withExtendedLifetime(attached) {} }
         let done = DispatchSemaphore(value: 0)
         let failures = Atomic<Int>(0)
         let total = tracks.count
@@ -288,7 +314,7 @@ struct HeadlessRun {
                 Output.error("musit-tui: error: \(error)")
             case .outputChanged(let name, let isNull):
                 if isNull {
-                    Output.error("musit-tui: \(name) (cannot open ALSA device \"\(configuration.device)\"); playing on the null output in real time")
+                    Output.error("musit-tui: \(name) (cannot open ALSA device \"\(device)\"); playing on the null output in real time")
                 }
             case .queueFinished:
                 done.signal()
