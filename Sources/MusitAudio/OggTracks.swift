@@ -40,11 +40,7 @@ public final class VorbisTrack: PCMSource {
         let total = ov_pcm_total(file, -1)
         meta.totalFrames = total > 0 ? Int64(total) : nil
         if let vc = ov_comment(file, -1) {
-            for i in 0..<Int(vc.pointee.comments) {
-                guard let text = vc.pointee.user_comments[i] else { continue }
-                let bytes = UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self)
-                VorbisComments.apply(UnsafeBufferPointer(start: bytes, count: Int(vc.pointee.comment_lengths[i])), to: &meta)
-            }
+            VorbisComments.apply(vc.pointee.user_comments, lengths: vc.pointee.comment_lengths, count: vc.pointee.comments, to: &meta)
         }
         metadata = meta
     }
@@ -124,11 +120,7 @@ public final class OpusTrack: PCMSource {
         let total = op_pcm_total(file, -1)
         meta.totalFrames = total > 0 ? Int64(total) : nil
         if let tags = op_tags(file, -1) {
-            for i in 0..<Int(tags.pointee.comments) {
-                guard let text = tags.pointee.user_comments[i] else { continue }
-                let bytes = UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self)
-                VorbisComments.apply(UnsafeBufferPointer(start: bytes, count: Int(tags.pointee.comment_lengths[i])), to: &meta)
-            }
+            VorbisComments.apply(tags.pointee.user_comments, lengths: tags.pointee.comment_lengths, count: tags.pointee.comments, to: &meta)
         }
         metadata = meta
     }
@@ -167,6 +159,17 @@ public final class OpusTrack: PCMSource {
 }
 
 extension VorbisComments {
+    /// The comment list libvorbisfile and libopusfile both keep: `count` texts and their lengths.
+    static func apply(_ texts: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, lengths: UnsafeMutablePointer<Int32>?,
+                      count: Int32, to meta: inout TrackMetadata) {
+        guard let texts, let lengths else { return }
+        for i in 0..<Int(count) {
+            guard let text = texts[i] else { continue }
+            let bytes = UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self)
+            apply(UnsafeBufferPointer(start: bytes, count: Int(lengths[i])), to: &meta)
+        }
+    }
+
     /// One comment as libvorbisfile and libopusfile give it: UTF-8 bytes, not terminated.
     static func apply(_ bytes: UnsafeBufferPointer<UInt8>, to meta: inout TrackMetadata) {
         // METADATA_BLOCK_PICTURE: a FLAC picture block in base64 (the Ogg way to carry a cover).

@@ -6,16 +6,6 @@ import Testing
 /// FLAC through libFLAC: lossless, so what plays must be the encoder's input exactly.
 @Suite("FLAC: lossless playback, tags, seeking, wide samples")
 struct FLACTests {
-    static func readAll(_ source: any PCMSource) throws -> [Int16] {
-        var out: [Int16] = []
-        var buffer = [Int16](repeating: 0, count: 4096 * source.format.channels)
-        while true {
-            let frames = try buffer.withUnsafeMutableBufferPointer { try source.read(into: $0) }
-            if frames == 0 { return out }
-            out += buffer[0..<(frames * source.format.channels)]
-        }
-    }
-
     @Test("two FLAC halves of one sweep play as the sweep, sample for sample, in one device stream")
     func bitExactGaplessJoin() async throws {
         let (device, capture) = Fixtures.captureDevice()
@@ -72,7 +62,7 @@ struct FLACTests {
     func wideSamplesDithered() throws {
         let track = try FLACTrack(path: Fixtures.path("hires24.flac"))
         #expect(track.bitsPerSample == 24 && track.format == PCMFormat(sampleRate: 48_000, channels: 2))
-        let out = try Self.readAll(track)
+        let out = try readAllPCM(track)
         let raw = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("hires24.s32")))
         let reference = raw.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }.map { Int32(littleEndian: $0) >> 8 }
         #expect(out.count == reference.count)

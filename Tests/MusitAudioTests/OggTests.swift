@@ -7,16 +7,6 @@ import Testing
 /// lengths are exact (granule positions), so frame counts are compared exactly.
 @Suite("Ogg Vorbis and Opus: gapless halves, tags, seeking, bytes not names")
 struct OggTests {
-    static func readAll(_ source: any PCMSource) throws -> [Int16] {
-        var out: [Int16] = []
-        var buffer = [Int16](repeating: 0, count: 4096 * source.format.channels)
-        while true {
-            let frames = try buffer.withUnsafeMutableBufferPointer { try source.read(into: $0) }
-            if frames == 0 { return out }
-            out += buffer[0..<(frames * source.format.channels)]
-        }
-    }
-
     @Test("two halves of one sweep join into the sweep with its exact length, in one device stream",
           arguments: [("sweep_a.ogg", "sweep_b.ogg", "sweep.wav", 119_070, 44_100),
                       ("sweep48_a.opus", "sweep48_b.opus", "sweep48.wav", 100_001, 48_000)])

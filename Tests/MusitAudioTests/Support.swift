@@ -63,3 +63,14 @@ final class PlayerHarness: Sendable {
     deinit { player.shutdown() }
 }
 
+
+/// Every sample a source gives from where it is to its end.
+func readAllPCM(_ source: any PCMSource) throws -> [Int16] {
+    var out: [Int16] = []
+    var buffer = [Int16](repeating: 0, count: 4096 * source.format.channels)
+    while true {
+        let frames = try buffer.withUnsafeMutableBufferPointer { try source.read(into: $0) }
+        if frames == 0 { return out }
+        out += buffer[0..<(frames * source.format.channels)]
+    }
+}
