@@ -74,6 +74,7 @@ lame --quiet -b 128 --id3v1-only --tt "Old Title" --ta "Old Artist" --tl "Old Al
 for f in sweep sweep_a sweep_b tone; do sox $f.wav $f.flac; done
 sox -n -r 48000 -c 2 -b 24 hires24.flac synth 1 sine 1000 gain -3
 sox hires24.flac -b 32 -e signed-integer -t raw hires24.s32
+sox -n -r 96000 -c 2 -b 24 hires96.flac synth 1 sine 1000 gain -3
 cp tone.flac tagged.flac
 # mutagen comes from Debian's python3-mutagen (with mid3v2): Debian's interpreter.
 /usr/bin/python3 - <<'PY'

@@ -85,6 +85,32 @@ struct OggTests {
         }
     }
 
+    @Test("a mixed queue — MP3 44.1 kHz, Opus 48 kHz, FLAC 96 kHz/24 — plays each at its own rate and pitch")
+    func mixedQueue() async throws {
+        _ = Fixtures.alsaConfig
+        let capture = NSTemporaryDirectory() + "musit-capture-mixed-\(UUID().uuidString.prefix(8)).raw"
+        let files = [capture, capture + ".0001", capture + ".0002"]
+        defer { for f in files { try? FileManager.default.removeItem(atPath: f) } }
+        // Each format reopens the device; ALSA's file device, told not to truncate, then
+        // writes to FILE, FILE.0001, FILE.0002: one file per opening.
+        let h = PlayerHarness(device: "testappend:FILE=\(capture)")
+        h.play(["sine440.mp3", "tone.opus", "hires96.flac"])
+        await h.waitForQueueEnd()
+        #expect(h.started == [0, 1, 2] && h.failures.isEmpty, "\(h.failures)")
+        let formats = h.events.compactMap { if case .trackStarted(_, _, let m) = $0 { m.format.sampleRate } else { nil } }
+        #expect(formats == [44_100, 48_000, 96_000])
+        #expect(files.allSatisfy { FileManager.default.fileExists(atPath: $0) }, "the device was opened once per rate")
+        var pcm = PCM(samples: [])
+        for f in files where FileManager.default.fileExists(atPath: f) { pcm.samples += try PCM(raw: f).samples }
+        let parts = [(0, 220_500, 44_100, 440.0), (220_500, 48_000, 48_000, 660.0), (268_500, 96_000, 96_000, 1000.0)]
+        #expect(pcm.frames == 364_500, "every track whole: \(pcm.frames) frames")
+        for (start, count, rate, frequency) in parts where start + count <= pcm.frames {
+            let middle = pcm.channel(0, from: start + count / 4, count: count / 2)
+            let peak = Signal.peakFrequency(middle, rate: Double(rate), range: 100...4000)
+            #expect(abs(peak - frequency) <= frequency * 0.01, "\(frequency) Hz at \(rate) Hz plays at \(peak) Hz")
+        }
+    }
+
     @Test("told by bytes: Opus named .mp3 plays as Opus at 48 kHz; a broken Ogg is refused with a reason")
     func bytesNotNames() async throws {
         #expect(AudioFiles.kind(path: Fixtures.path("opus_named.mp3")) == .opus)

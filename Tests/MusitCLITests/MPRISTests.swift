@@ -183,4 +183,31 @@ struct MPRISTests {
                                              "XDG_RUNTIME_DIR": NSTemporaryDirectory()])
         #expect(r.status == 0 && !r.stderr.contains("MPRIS"), "\(r.stderr)")
     }
+
+    @Test("in the TUI: playerctl pauses, plays, skips and sets the volume, and the screen shows it")
+    func drivesTheTUI() throws {
+        let bus = try SessionBus()
+        let tmux = try TmuxSession(command: [Binary.path, "--offline", "--device", "testnull", "--pace"] + Self.queue,
+                                   width: 100, height: 30,
+                                   environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
+                                                 "XDG_CONFIG_HOME": NSTemporaryDirectory() + "musit-xdg-\(UUID().uuidString)"]
+                                       .merging(bus.environment) { _, b in b })
+        defer { tmux.kill() }
+        var r = try tmux.waitFor { $0.contains("▶ playing") && $0.contains("Long Sweep") }
+        #expect(r.ok, "\(r.screen)")
+        #expect(bus.waitFor { (try? bus.ctl("-l")) == "musit" }, "on the bus")
+        try bus.ctl("-p", "musit", "pause")
+        r = try tmux.waitFor(text: "⏸ paused")
+        #expect(r.ok, "paused from the bus: \(r.screen)")
+        try bus.ctl("-p", "musit", "play")
+        r = try tmux.waitFor(text: "▶ playing")
+        #expect(r.ok, "playing again: \(r.screen)")
+        try bus.ctl("-p", "musit", "volume", "0.4")
+        r = try tmux.waitFor(text: "vol 40%")
+        #expect(r.ok, "the volume from the bus: \(r.screen)")
+        try bus.ctl("-p", "musit", "next")
+        r = try tmux.waitFor { $0.contains("Fläc Title") && $0.contains("▶ playing") }
+        #expect(r.ok, "the next track: \(r.screen)")
+        #expect(try bus.ctl("-p", "musit", "metadata", "title") == "Fläc Title – 東京")
+    }
 }

@@ -57,6 +57,17 @@ public enum Fixtures {
                 file $FILE
                 format "raw"
             }
+            # The same, never truncating: each opening of the device writes a file of its own
+            # (FILE, FILE.0001, ...), so a device reopened for another format keeps both.
+            pcm.testappend {
+                @args [ FILE ]
+                @args.FILE { type string default "/dev/null" }
+                type file
+                slave.pcm "testnull"
+                file $FILE
+                format "raw"
+                truncate false
+            }
             # A device that takes audio in blocks and plays it in real time through pv (as a
             # network or pipe sink does), telling no delay.
             pcm.testpaced {
