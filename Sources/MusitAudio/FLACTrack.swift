@@ -41,17 +41,16 @@ public final class FLACTrack: PCMSource {
         guard let decoder = FLAC__stream_decoder_new() else { throw AudioError(path, .decode("libFLAC could not start")) }
         self.decoder = decoder
         metadata = TrackMetadata()
+        // From here the object is whole: a throw below runs `deinit`, which frees the decoder.
         FLAC__stream_decoder_set_metadata_respond(decoder, FLAC__METADATA_TYPE_VORBIS_COMMENT)
         FLAC__stream_decoder_set_metadata_respond(decoder, FLAC__METADATA_TYPE_PICTURE)
         let me = Unmanaged.passUnretained(self).toOpaque()
         let status = FLAC__stream_decoder_init_file(decoder, path, flacWrite, flacMetadata, flacError, me)
         guard status == FLAC__STREAM_DECODER_INIT_STATUS_OK else {
-            FLAC__stream_decoder_delete(decoder)
             throw AudioError(path, .unreadable("libFLAC could not open the file (init status \(status.rawValue))"))
         }
         guard FLAC__stream_decoder_process_until_end_of_metadata(decoder) != 0, let info = streamInfo,
               info.rate > 0, (1...8).contains(info.channels) else {
-            FLAC__stream_decoder_delete(decoder)
             throw AudioError(path, .decode("not a FLAC stream" + (errors.first.map { ": \($0)" } ?? "")))
         }
         bitsPerSample = info.bits

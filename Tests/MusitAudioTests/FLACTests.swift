@@ -95,4 +95,36 @@ struct FLACTests {
         let played = pcm.frames - b.frames - 220_500
         #expect(played > 119_070 / 3 && played < 119_070, "the cut FLAC played its whole frames: \(played)")
     }
+
+    @Test("broken FLAC: a clear refusal each, no crash (a magic and junk, a cut header, bit flips in the frames)")
+    func brokenFiles() throws {
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("sweep_a.flac"))))
+        let dir = NSTemporaryDirectory() + "musit-flac-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+            let path = dir + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        // Refused at open, with a reason.
+        for (name, bytes) in [("magic.flac", Array("fLaC".utf8) + [UInt8](repeating: 0x55, count: 4000)),
+                              ("header.flac", Array(good.prefix(20))), ("magic_only.flac", Array("fLaC".utf8))] {
+            let path = try write(name, bytes)
+            #expect(throws: AudioError.self, "\(name)") { _ = try AudioFiles.open(path: path) }
+        }
+        // Bit flips in the audio: it opens, plays to an end without trapping, and says so.
+        var rng = SystemRandomNumberGenerator()
+        var said = 0
+        for round in 0..<20 {
+            var bytes = good
+            for _ in 0..<8 { bytes[Int.random(in: 8_000..<bytes.count, using: &rng)] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng)) }
+            let track = try FLACTrack(path: try write("flipped\(round).flac", bytes))
+            _ = try? readAllPCM(track)
+            #expect(track.framePosition <= 119_070 + 4_608, "round \(round): \(track.framePosition)")
+            if track.metadata.damage != nil { said += 1 }
+        }
+        // The audio starts at byte 136; every flip lands in a frame, whose CRC then fails.
+        #expect(said == 20, "damage said in \(said) of 20 rounds")
+    }
 }
