@@ -466,6 +466,13 @@ static void *run(void *arg) {
 
 // --- the player's side ---------------------------------------------------------------------
 
+static void free_state(musit_mpris *m) {
+    char **strings[] = {&m->status, &m->loop, &m->track_id, &m->title, &m->artist, &m->album, &m->art_url, &m->url};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) free(*strings[i]);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
 musit_mpris *musit_mpris_start(const musit_mpris_state *initial, musit_mpris_handler handler, void *context,
                                char *error, int error_size) {
     const char *address = getenv("DBUS_SESSION_BUS_ADDRESS");
@@ -514,7 +521,7 @@ musit_mpris *musit_mpris_start(const musit_mpris_state *initial, musit_mpris_han
 fail:
     if (m->bus) sd_bus_flush_close_unref(m->bus);
     close(m->wake);
-    free(m);
+    free_state(m);
     return NULL;
 }
 
@@ -550,8 +557,5 @@ void musit_mpris_stop(musit_mpris *m) {
     pthread_join(m->thread, NULL);
     sd_bus_flush_close_unref(m->bus);
     close(m->wake);
-    char **strings[] = {&m->status, &m->loop, &m->track_id, &m->title, &m->artist, &m->album, &m->art_url, &m->url};
-    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) free(*strings[i]);
-    pthread_mutex_destroy(&m->lock);
-    free(m);
+    free_state(m);
 }
