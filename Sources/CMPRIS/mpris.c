@@ -102,6 +102,7 @@ struct musit_mpris {
     int seeked;
     int64_t seeked_to;
     int stopping;
+    int detached;  // stopped from the bus thread itself: run() frees everything when it ends
 
     musit_mpris_handler handler;
     void *context;
@@ -118,6 +119,13 @@ static const char *const player_interface = "org.mpris.MediaPlayer2.Player";
 static void replace(char **slot, const char *value) {
     free(*slot);
     *slot = strdup(value ? value : "");
+}
+
+static void free_state(musit_mpris *m) {
+    char **strings[] = {&m->status, &m->loop, &m->track_id, &m->title, &m->artist, &m->album, &m->art_url, &m->url};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) free(*strings[i]);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
 }
 
 static void copy_state(musit_mpris *m, const musit_mpris_state *s) {
@@ -273,7 +281,10 @@ static int set_volume(sd_bus *bus, const char *p, const char *i, const char *pro
     double v = 0;
     int r = sd_bus_message_read_basic(value, 'd', &v);
     if (r < 0) return r;
-    m->handler(m->context, MUSIT_MPRIS_VOLUME, 0, v < 0 ? 0 : v > 1 ? 1 : v, NULL);
+    // NaN fails both comparisons: it becomes 0, not a number the player cannot convert.
+    if (!(v >= 0)) v = 0;
+    else if (v > 1) v = 1;
+    m->handler(m->context, MUSIT_MPRIS_VOLUME, 0, v, NULL);
     return 0;
 }
 
@@ -303,7 +314,14 @@ static int set_shuffle(sd_bus *bus, const char *p, const char *i, const char *pr
 
 static int set_rate(sd_bus *bus, const char *p, const char *i, const char *prop, sd_bus_message *value, void *userdata,
                     sd_bus_error *error) {
-    return 0;  // 1.0 only (MinimumRate = MaximumRate = 1): other rates are ignored, as MPRIS allows.
+    // 1.0 only (MinimumRate = MaximumRate = 1): other rates are ignored, as MPRIS allows,
+    // except 0, which MPRIS says is a pause. The value must be read for sd-bus to accept it.
+    musit_mpris *m = userdata;
+    double rate = 1;
+    int r = sd_bus_message_read_basic(value, 'd', &rate);
+    if (r < 0) return r;
+    if (rate == 0) m->handler(m->context, MUSIT_MPRIS_PAUSE, 0, 0, NULL);
+    return 0;
 }
 
 #define COMMAND_METHOD(name, command)                                               \
@@ -408,7 +426,7 @@ static void tell(musit_mpris *m) {
     m->changed = 0;
     m->seeked = 0;
     pthread_mutex_unlock(&m->lock);
-    char *names[10];
+    char *names[11];  // at most 10 names and the terminating NULL
     int n = 0;
     if (changed & MUSIT_MPRIS_CHANGED_STATUS) names[n++] = "PlaybackStatus";
     if (changed & MUSIT_MPRIS_CHANGED_LOOP) names[n++] = "LoopStatus";
@@ -461,17 +479,19 @@ static void *run(void *arg) {
         }
         if (fds[0].revents & (POLLHUP | POLLERR)) break;  // the bus went away: stay quiet
     }
+    pthread_mutex_lock(&m->lock);
+    int detached = m->detached;
+    pthread_mutex_unlock(&m->lock);
+    if (detached) {
+        sd_bus_flush_close_unref(m->bus);
+        close(m->wake);
+        free_state(m);
+    }
     return NULL;
 }
 
 // --- the player's side ---------------------------------------------------------------------
 
-static void free_state(musit_mpris *m) {
-    char **strings[] = {&m->status, &m->loop, &m->track_id, &m->title, &m->artist, &m->album, &m->art_url, &m->url};
-    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) free(*strings[i]);
-    pthread_mutex_destroy(&m->lock);
-    free(m);
-}
 
 musit_mpris *musit_mpris_start(const musit_mpris_state *initial, musit_mpris_handler handler, void *context,
                                char *error, int error_size) {
@@ -550,9 +570,17 @@ void musit_mpris_seeked(musit_mpris *m, int64_t position) {
 }
 
 void musit_mpris_stop(musit_mpris *m) {
+    // Called from a method handler on the bus thread (the last reference let go there), it
+    // cannot join itself: the thread is detached and frees everything when its loop ends.
+    int self = pthread_equal(pthread_self(), m->thread);
     pthread_mutex_lock(&m->lock);
     m->stopping = 1;
+    m->detached = self;
     pthread_mutex_unlock(&m->lock);
+    if (self) {
+        pthread_detach(m->thread);
+        return;
+    }
     wake(m);
     pthread_join(m->thread, NULL);
     sd_bus_flush_close_unref(m->bus);

@@ -18,7 +18,7 @@ public final class VorbisTrack: PCMSource {
     public var format: PCMFormat { metadata.format }
     public private(set) var framePosition: Int64 = 0
 
-    private let file = UnsafeMutablePointer<OggVorbis_File>.allocate(capacity: 1)
+    private let file: UnsafeMutablePointer<OggVorbis_File>
     /// The logical stream (chain link) being read; a link in another format ends the track.
     private var link: Int32 = -1
 
@@ -26,6 +26,9 @@ public final class VorbisTrack: PCMSource {
         location = path
         try AudioFiles.checkRegularFile(path)
         try AudioFiles.load(MUSIT_CODEC_VORBIS, "Ogg Vorbis", package: "libvorbisfile3", path: path)
+        // Allocated after the checks that may throw; freed by hand below until `metadata` is
+        // set (deinit runs only for a whole object), by deinit after.
+        file = .allocate(capacity: 1)
         guard ov_fopen(path, file) == 0 else {
             file.deallocate()
             throw AudioError(path, .decode("not an Ogg Vorbis stream"))

@@ -129,7 +129,9 @@ public struct ReplayGain: Equatable, Sendable {
 
     /// Reads one tag; `name` as the tag names it (any case), `value` its text.
     /// REPLAYGAIN_TRACK_GAIN "-6.02 dB", REPLAYGAIN_*_PEAK "0.98", and Opus's
-    /// R128_TRACK_GAIN / R128_ALBUM_GAIN: a Q7.8 number of dB (RFC 7845 5.2.1).
+    /// R128_TRACK_GAIN / R128_ALBUM_GAIN: a Q7.8 number of dB (RFC 7845 5.2.1) towards
+    /// EBU R128's -23 LUFS, 5 dB below ReplayGain 2.0's -18 LUFS: 5 dB are added, so an Opus
+    /// plays as loud as an MP3 or FLAC of the same loudness in one queue.
     mutating func read(_ name: String, _ value: String) {
         let number = Double(value.trimmingCharacters(in: .whitespaces).prefix { "+-.0123456789eE".contains($0) })
         switch name.uppercased() {
@@ -137,8 +139,8 @@ public struct ReplayGain: Equatable, Sendable {
         case "REPLAYGAIN_TRACK_PEAK": trackPeak = number
         case "REPLAYGAIN_ALBUM_GAIN": albumGain = number
         case "REPLAYGAIN_ALBUM_PEAK": albumPeak = number
-        case "R128_TRACK_GAIN": if let q = Int(value.trimmingCharacters(in: .whitespaces)) { trackGain = Double(q) / 256 }
-        case "R128_ALBUM_GAIN": if let q = Int(value.trimmingCharacters(in: .whitespaces)) { albumGain = Double(q) / 256 }
+        case "R128_TRACK_GAIN": if let q = Int(value.trimmingCharacters(in: .whitespaces)) { trackGain = Double(q) / 256 + 5 }
+        case "R128_ALBUM_GAIN": if let q = Int(value.trimmingCharacters(in: .whitespaces)) { albumGain = Double(q) / 256 + 5 }
         default: break
         }
     }

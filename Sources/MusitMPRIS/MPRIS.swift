@@ -31,7 +31,8 @@ public final class MPRISService: Sendable {
         var artURL = ""
     }
 
-    /// The C side, its pointer as an integer so the class stays Sendable; set once.
+    /// The C side, its pointer as an integer so the class stays Sendable; set once, taken
+    /// out by `stop` under `state`'s lock.
     private let handle = Atomic<Int>(0)
     private let state = Mutex(State())
     private let perform: @Sendable (PlayerCommand) -> Void
@@ -61,7 +62,7 @@ public final class MPRISService: Sendable {
     private var pointer: OpaquePointer? { OpaquePointer(bitPattern: handle.load(ordering: .acquiring)) }
 
     private func connect(failure: (String) -> Void) -> Bool {
-        let initial = snapshot(status())
+        let initial = state.withLock { Self.snapshot(status(), $0) }
         var error = [CChar](repeating: 0, count: 256)
         let context = Unmanaged.passUnretained(self).toOpaque()
         let m = Self.withCState(initial) { s in
@@ -80,10 +81,13 @@ public final class MPRISService: Sendable {
     }
 
     /// The bus name taken (for tests and the log).
-    public var name: String { pointer.map { String(cString: musit_mpris_name($0)) } ?? "" }
+    public var name: String { state.withLock { _ in pointer.map { String(cString: musit_mpris_name($0)) } ?? "" } }
 
+    /// Leaves the bus. Every call into the C side happens under `state`'s lock with the
+    /// handle checked there, so once the handle is taken out here no event can reach the
+    /// freed object; the thread is joined outside the lock.
     public func stop() {
-        let raw = handle.exchange(0, ordering: .acquiringAndReleasing)
+        let raw = state.withLock { _ in handle.exchange(0, ordering: .acquiringAndReleasing) }
         if let m = OpaquePointer(bitPattern: raw) { musit_mpris_stop(m) }
     }
 
@@ -92,6 +96,7 @@ public final class MPRISService: Sendable {
     // MARK: the bus's calls
 
     private func command(_ command: musit_mpris_command, _ integer: Int64, _ number: Double, _ text: String?) {
+        guard number.isFinite else { return }
         let now = status()
         switch command {
         case MUSIT_MPRIS_PLAY:
@@ -120,39 +125,41 @@ public final class MPRISService: Sendable {
     // MARK: the player's events
 
     private func handle(_ event: PlayerEvent) {
-        guard let m = pointer else { return }
         switch event {
         case .position(let seconds, _):
             // Read when asked, never announced.
-            state.withLock { $0.position = seconds }
-            publish(m, extra: 0)
+            publish(extra: 0) { $0.position = seconds }
         case .seeked(let seconds):
-            state.withLock { $0.position = seconds }
-            publish(m, extra: 0)
-            musit_mpris_seeked(m, Int64((seconds * 1_000_000).rounded()))
+            publish(extra: 0, seeked: true) { $0.position = seconds }
         case .trackStarted(_, let track, let metadata):
-            state.withLock {
+            publish(extra: Int32(MUSIT_MPRIS_CHANGED_METADATA)) {
                 $0.metadata = metadata
                 $0.track = track
                 $0.position = 0
                 $0.artURL = ""
             }
-            publish(m, extra: Int32(MUSIT_MPRIS_CHANGED_METADATA))
             if let cover = metadata.cover { writeCover(cover, for: track) }
         case .stateChanged, .settingsChanged, .queueFinished, .trackEnded:
-            publish(m, extra: 0)
+            publish(extra: 0)
         default:
             break
         }
     }
 
-    /// Sends the current state, telling the bus what differs from what it was told.
-    private func publish(_ m: OpaquePointer, extra: Int32) {
-        let now = status()
-        let snap = snapshot(now)
-        let told = Told(status: snap.status, loop: snap.loop, shuffle: snap.shuffle, volume: snap.volume,
-                        trackIndex: now.trackIndex, canNext: snap.canNext, canPrevious: snap.canPrevious)
-        let changed = state.withLock { s -> Int32 in
+    /// Applies `change` and sends the state, telling the bus what differs from what it was
+    /// told: all under one lock, so the audio thread and the cover queue cannot send their
+    /// snapshots out of order, and no call reaches a C object `stop` has freed. The player's
+    /// status is read inside it (the player never calls back into this lock while holding
+    /// its own: observers run outside it).
+    private func publish(extra: Int32, seeked: Bool = false, _ change: (inout State) -> Void = { _ in }) {
+        let status = self.status
+        state.withLock { s in
+            change(&s)
+            guard let m = pointer else { return }
+            let now = status()
+            let snap = Self.snapshot(now, s)
+            let told = Told(status: snap.status, loop: snap.loop, shuffle: snap.shuffle, volume: snap.volume,
+                            trackIndex: now.trackIndex, canNext: snap.canNext, canPrevious: snap.canPrevious)
             var bits = extra
             if s.told.status != told.status { bits |= Int32(MUSIT_MPRIS_CHANGED_STATUS) }
             if s.told.loop != told.loop { bits |= Int32(MUSIT_MPRIS_CHANGED_LOOP) }
@@ -162,9 +169,9 @@ public final class MPRISService: Sendable {
                 bits |= Int32(MUSIT_MPRIS_CHANGED_CAN)
             }
             s.told = told
-            return bits
+            Self.withCState(snap) { musit_mpris_update(m, $0, bits) }
+            if seeked { musit_mpris_seeked(m, snap.position) }
         }
-        Self.withCState(snap) { musit_mpris_update(m, $0, changed) }
     }
 
     /// A cover as a file for `mpris:artUrl`, written once per picture, off the audio thread.
@@ -179,13 +186,15 @@ public final class MPRISService: Sendable {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 guard (try? Data(cover.data).write(to: URL(fileURLWithPath: path), options: .atomic)) != nil else { return }
             }
-            guard let self, let m = self.pointer else { return }
-            let same = self.state.withLock { s -> Bool in
-                guard s.track == track else { return false }
-                s.artURL = URL(fileURLWithPath: path).absoluteString
-                return true
+            guard let self else { return }
+            let url = URL(fileURLWithPath: path).absoluteString
+            let same = self.state.withLock { $0.track == track }
+            // (A track change in between only makes this a Metadata change more.)
+            if same {
+                self.publish(extra: Int32(MUSIT_MPRIS_CHANGED_METADATA)) { s in
+                    if s.track == track { s.artURL = url }
+                }
             }
-            if same { self.publish(m, extra: Int32(MUSIT_MPRIS_CHANGED_METADATA)) }
         }
     }
 
@@ -203,8 +212,8 @@ public final class MPRISService: Sendable {
         var canNext = false, canPrevious = false
     }
 
-    private func snapshot(_ now: PlayerStatus) -> Snapshot {
-        let (metadata, track, position, artURL) = state.withLock { ($0.metadata ?? now.metadata, $0.track ?? now.track, $0.position, $0.artURL) }
+    private static func snapshot(_ now: PlayerStatus, _ state: State) -> Snapshot {
+        let (metadata, track, position, artURL) = (state.metadata ?? now.metadata, state.track ?? now.track, state.position, state.artURL)
         var s = Snapshot()
         s.status = now.state == .playing ? "Playing" : now.state == .paused ? "Paused" : "Stopped"
         s.loop = now.repeatMode == .one ? "Track" : now.repeatMode == .all ? "Playlist" : "None"
@@ -219,8 +228,10 @@ public final class MPRISService: Sendable {
             s.album = metadata?.album ?? ""
             s.trackNumber = metadata?.trackNumber ?? 0
             // The exact gapless length: frames over the rate, in microseconds.
+            // (A length that overflows is not told: a crafted Ogg can claim one.)
             if let frames = metadata?.totalFrames, let rate = metadata?.format.sampleRate, rate > 0 {
-                s.length = frames * 1_000_000 / Int64(rate)
+                let (micro, overflow) = frames.multipliedReportingOverflow(by: 1_000_000)
+                if !overflow, frames >= 0 { s.length = micro / Int64(rate) }
             }
             s.artURL = artURL
             // Local files only: a server song's location is not a URL to give out.

@@ -147,6 +147,16 @@ struct MPRISTests {
         try bus.ctl("-p", "musit", "shuffle", "On")
         #expect(bus.waitFor { (try? bus.ctl("-p", "musit", "shuffle")) == "On" })
         try bus.ctl("-p", "musit", "shuffle", "Off")
+        // Rate 1.0 is accepted (it was refused when the setter left the value unread); a NaN
+        // volume is taken as 0, not a crash.
+        func set(_ property: String, _ value: String) throws -> Int32 {
+            try Binary.run(["--address=\(bus.address)", "set-property", "org.mpris.MediaPlayer2.musit", "/org/mpris/MediaPlayer2",
+                            "org.mpris.MediaPlayer2.Player", property, "d", value], executable: "/usr/bin/busctl").status
+        }
+        #expect(try set("Rate", "1.0") == 0)
+        #expect(try set("Volume", "nan") == 0)
+        #expect(bus.waitFor { (try? bus.ctl("-p", "musit", "volume")).flatMap(Double.init) == 0 }, "NaN is 0")
+        #expect(musit.process.isRunning, "still playing: \(musit.stderr)")
 
         // Next: the FLAC, its Vorbis comments and its cover as a file.
         try bus.ctl("-p", "musit", "next")
