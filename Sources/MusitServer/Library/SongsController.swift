@@ -163,7 +163,7 @@ struct SongsController: Sendable {
             let stored = try await SongRoutes.mediaSong(request, context, s)
             return try await SongRoutes.rangeResponse(request, cache: s.mediaCache, song: stored.id,
                                                       path: SongRoutes.audioPath(media, stored.id),
-                                                      size: Int(stored.bytes), etag: "\"\(stored.sha256.prefix(32))\"",
+                                                      size: Int(stored.bytes), etag: stored.eTag,
                                                       lastModified: stored.createdAt)
         }
 
@@ -541,7 +541,7 @@ final class MediaCache: Sendable {
 
         init(_ song: StoredSong) {
             self.song = song
-            eTag = "\"\(song.sha256.prefix(32))\""
+            eTag = song.eTag
             lastModified = song.createdAt.httpDate
         }
     }
@@ -671,4 +671,9 @@ enum ImageType {
         if b.count == 12, b.starts(with: Array("RIFF".utf8)), Array(b[8..<12]) == Array("WEBP".utf8) { return "image/webp" }
         return nil
     }
+}
+
+extension StoredSong {
+    /// The entity tag of the song's bytes, as the media route and the fast path send it.
+    var eTag: String { "\"\(sha256.prefix(32))\"" }
 }
