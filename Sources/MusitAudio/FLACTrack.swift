@@ -269,7 +269,11 @@ public enum AudioFiles {
     public enum Kind: Equatable, Sendable { case mp3, flac, vorbis, opus }
 
     public static func open(path: String) throws(AudioError) -> any PCMSource {
-        switch kind(path: path) {
+        try open(path: path, kind: kind(path: path))
+    }
+
+    private static func open(path: String, kind: Kind) throws(AudioError) -> any PCMSource {
+        switch kind {
         case .flac: return try FLACTrack(path: path)
         case .vorbis: return try VorbisTrack(path: path)
         case .opus: return try OpusTrack(path: path)
@@ -279,14 +283,16 @@ public enum AudioFiles {
 
     /// The metadata of a file without playing it.
     public static func readMetadata(path: String) throws(AudioError) -> TrackMetadata {
-        if kind(path: path) == .mp3 { return try FileTrack.readMetadata(path: path) }
-        return try open(path: path).metadata
+        let kind = kind(path: path)
+        if kind == .mp3 { return try FileTrack.readMetadata(path: path) }
+        return try open(path: path, kind: kind).metadata
     }
 
     /// The tags alone, for listing a folder. Blocking: call it off the cooperative pool.
     public static func readTags(path: String) -> TrackMetadata? {
-        if kind(path: path) == .mp3 { return FileTrack.readTags(path: path) }
-        guard var meta = try? open(path: path).metadata else { return nil }
+        let kind = kind(path: path)
+        if kind == .mp3 { return FileTrack.readTags(path: path) }
+        guard var meta = try? open(path: path, kind: kind).metadata else { return nil }
         meta.cover = nil
         return meta
     }
