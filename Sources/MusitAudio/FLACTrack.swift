@@ -34,7 +34,9 @@ public final class FLACTrack: PCMSource {
     private var dither = TPDF()
 
     /// Opens and validates `path`; throws a clear reason when it is not playable FLAC.
-    public init(path: String) throws(AudioError) {
+    /// `checkMD5` has libFLAC compare the decoded audio with STREAMINFO's MD5 signature
+    /// (`finishMD5`); it costs a hash of every sample, so only a full check asks for it.
+    public init(path: String, checkMD5: Bool = false) throws(AudioError) {
         location = path
         try AudioFiles.checkRegularFile(path)
         try AudioFiles.load(MUSIT_CODEC_FLAC, "FLAC", package: "libflac12", path: path)
@@ -44,6 +46,7 @@ public final class FLACTrack: PCMSource {
         // From here the object is whole: a throw below runs `deinit`, which frees the decoder.
         FLAC__stream_decoder_set_metadata_respond(decoder, FLAC__METADATA_TYPE_VORBIS_COMMENT)
         FLAC__stream_decoder_set_metadata_respond(decoder, FLAC__METADATA_TYPE_PICTURE)
+        if checkMD5 { FLAC__stream_decoder_set_md5_checking(decoder, 1) }
         let me = Unmanaged.passUnretained(self).toOpaque()
         let status = FLAC__stream_decoder_init_file(decoder, path, flacWrite, flacMetadata, flacError, me)
         guard status == FLAC__STREAM_DECODER_INIT_STATUS_OK else {
@@ -123,6 +126,19 @@ public final class FLACTrack: PCMSource {
     }
 
     private var state: FLAC__StreamDecoderState { FLAC__stream_decoder_get_state(decoder) }
+
+    /// After the last sample was read: false when the audio's MD5 differs from the one in
+    /// STREAMINFO (with `checkMD5`; a file without one, or after a seek, passes). Ends
+    /// the decoder: nothing more can be read.
+    public func finishMD5() -> Bool {
+        FLAC__stream_decoder_finish(decoder) != 0
+    }
+
+    /// Bytes of the file the decoder has consumed (the end of the last frame read).
+    var decodePosition: UInt64? {
+        var position: FLAC__uint64 = 0
+        return FLAC__stream_decoder_get_decode_position(decoder, &position) != 0 ? UInt64(position) : nil
+    }
 
     // MARK: libFLAC's callbacks, on the thread that called into it.
 
@@ -266,7 +282,29 @@ private let flacError: FLAC__StreamDecoderErrorCallback = { _, status, client in
 /// (`fLaC`, also after an ID3v2 tag some taggers put in front), Ogg Vorbis and Ogg Opus
 /// (`OggS` and the first packet's `\u{1}vorbis` or `OpusHead`), otherwise MP3.
 public enum AudioFiles {
-    public enum Kind: Equatable, Sendable { case mp3, flac, vorbis, opus }
+    public enum Kind: String, Equatable, Sendable {
+        case mp3, flac, vorbis, opus
+
+        /// The media type files of this kind are served as.
+        public var mediaType: String {
+            switch self {
+            case .mp3: "audio/mpeg"
+            case .flac: "audio/flac"
+            case .vorbis: "audio/ogg"
+            case .opus: "audio/ogg; codecs=opus"
+            }
+        }
+
+        /// How a person names the format.
+        public var name: String {
+            switch self {
+            case .mp3: "MP3"
+            case .flac: "FLAC"
+            case .vorbis: "Ogg Vorbis"
+            case .opus: "Ogg Opus"
+            }
+        }
+    }
 
     public static func open(path: String) throws(AudioError) -> any PCMSource {
         try open(path: path, kind: kind(path: path))
