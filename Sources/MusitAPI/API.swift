@@ -322,10 +322,19 @@ public struct Song: Codable, Equatable, Sendable {
     public var createdAt: String
     /// Of the decoded audio (Hz): a player can set up its output before the first segment.
     public var sampleRate: Int?
+    /// What the bytes are: "mp3", "flac", "vorbis" or "opus" (absent from older servers: MP3).
+    public var format: String?
+    public var channels: Int?
+    /// Bits per sample of lossless audio (FLAC).
+    public var bitDepth: Int?
 
     public init(id: Int64, title: String, artist: String?, album: String?, trackNumber: Int?, year: Int?, duration: Double,
-                bytes: Int64, owner: String, hasCover: Bool, sha256: String, createdAt: String, sampleRate: Int? = nil) {
+                bytes: Int64, owner: String, hasCover: Bool, sha256: String, createdAt: String, sampleRate: Int? = nil,
+                format: String? = nil, channels: Int? = nil, bitDepth: Int? = nil) {
         self.sampleRate = sampleRate
+        self.format = format
+        self.channels = channels
+        self.bitDepth = bitDepth
         self.id = id
         self.title = title
         self.artist = artist

@@ -18,6 +18,13 @@ public enum HLSSegmenter {
         public var audioOffset: Int
         public var audioLength: Int
 
+        public init(sampleRate: Int, segments: [Segment], audioOffset: Int, audioLength: Int) {
+            self.sampleRate = sampleRate
+            self.segments = segments
+            self.audioOffset = audioOffset
+            self.audioLength = audioLength
+        }
+
         public var duration: Double { Double(segments.reduce(0) { $0 + $1.samples }) / Double(sampleRate) }
     }
 

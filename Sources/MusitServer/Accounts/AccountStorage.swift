@@ -121,6 +121,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerPlaySongMigration(&m)
         registerOutboxMigration(&m)
         registerEventLogOwnerMigration(&m)
+        registerFormatMigration(&m)
         return m
     }
 

@@ -171,6 +171,9 @@ components:
         sha256: {type: string}
         createdAt: {type: string, format: date-time}
         sampleRate: {type: integer, description: "Hz of the decoded audio"}
+        format: {type: string, enum: [mp3, flac, vorbis, opus], description: "What the bytes are, told from the bytes"}
+        channels: {type: integer, description: "Of the decoded audio"}
+        bitDepth: {type: integer, description: "Bits per sample of lossless audio (FLAC)"}
     SongsPage:
       type: object
       required: [songs]
@@ -568,15 +571,22 @@ paths:
         '400': {$ref: '#/components/responses/Problem'}
         '401': {$ref: '#/components/responses/Problem'}
     post:
-      summary: Upload an MP3, as the body itself or as the part named file of a form
+      summary: Upload an MP3, FLAC, Ogg Vorbis or Ogg Opus file, as the body itself or as the part named file of a form
       description: >-
-        The body is streamed to disk: as audio/mpeg it is the file; as multipart/form-data
+        The body is streamed to disk: as audio/* it is the file; as multipart/form-data
         the part named `file` is the file and other parts are ignored (they may take 64 KiB).
+        The format is told from the bytes and the file is decoded whole: a file cut short,
+        with bytes after its audio or with a damaged frame or page is refused (422) with
+        the reason.
       security: [{bearer: []}]
       requestBody:
         required: true
         content:
           audio/mpeg:
+            schema: {type: string, format: binary}
+          audio/flac:
+            schema: {type: string, format: binary}
+          audio/ogg:
             schema: {type: string, format: binary}
           multipart/form-data:
             schema:
@@ -646,7 +656,10 @@ paths:
         '404': {$ref: '#/components/responses/Problem'}
   /api/v1/songs/{id}/audio:
     get:
-      summary: The MP3, with Range, If-Range and ETag
+      summary: The song's file, with Range, If-Range and ETag
+      description: >-
+        As audio/mpeg, audio/flac, audio/ogg (Vorbis) or "audio/ogg; codecs=opus", by the
+        song's format.
       security: [{bearer: []}, {}]
       parameters:
         - {$ref: '#/components/parameters/songId'}
@@ -655,12 +668,12 @@ paths:
         '200':
           description: The whole file
           content:
-            audio/mpeg:
+            audio/*:
               schema: {type: string, format: binary}
         '206':
           description: A byte range
           content:
-            audio/mpeg:
+            audio/*:
               schema: {type: string, format: binary}
         '304': {description: Not modified}
         '401': {$ref: '#/components/responses/Problem'}
@@ -668,7 +681,7 @@ paths:
         '416': {$ref: '#/components/responses/Problem'}
   /api/v1/songs/{id}/hls/index.m3u8:
     get:
-      summary: HLS VOD playlist of packed-audio segments
+      summary: HLS VOD playlist of packed-audio segments (MP3 songs; others are played from /audio)
       security: [{bearer: []}, {}]
       parameters:
         - {$ref: '#/components/parameters/songId'}
@@ -681,6 +694,7 @@ paths:
               schema: {type: string}
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}
+        '415': {$ref: '#/components/responses/Problem'}
   /api/v1/songs/{id}/hls/{segment}:
     get:
       summary: One segment (ID3 PRIV timestamp, then MP3 frames)
@@ -697,6 +711,7 @@ paths:
               schema: {type: string, format: binary}
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}
+        '415': {$ref: '#/components/responses/Problem'}
   /api/v1/plays:
     post:
       summary: Report a play's start, progress or end

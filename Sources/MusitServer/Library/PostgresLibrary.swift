@@ -5,8 +5,9 @@ import PostgresNIO
 
 extension PostgresStore: SongRepository {
     private static let songColumns =
-        "id, ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt"
-    private typealias SongRow = (Int64, Int64, String, String, String?, String?, Int64?, Int64?, Double, Int64, String?, String, Date)
+        "id, ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt, format, channels, bitDepth"
+    private typealias SongRow = (Int64, Int64, String, String, String?, String?, Int64?, Int64?, Double, Int64, String?, String, Date,
+                                 String, Int32?, Int32?)
 
     private func songs(_ conn: PostgresConnection, _ query: PostgresQuery) async throws -> [StoredSong] {
         var out: [StoredSong] = []
@@ -14,7 +15,8 @@ extension PostgresStore: SongRepository {
             out.append(StoredSong(id: r.0, ownerID: r.1, sha256: r.2, title: r.3, artist: r.4, album: r.5,
                                   trackNumber: r.6.map(Int.init), year: r.7.map(Int.init), duration: r.8, bytes: r.9,
                                   coverMime: r.10, hls: try JSONDecoder().decode(HLSSegmenter.Index.self, from: Data(r.11.utf8)),
-                                  createdAt: r.12))
+                                  createdAt: r.12, format: AudioFiles.Kind(rawValue: r.13) ?? .mp3,
+                                  channels: r.14.map(Int.init), bitDepth: r.15.map(Int.init)))
         }
         return out
     }
@@ -34,9 +36,11 @@ extension PostgresStore: SongRepository {
                 guard used + song.bytes <= quota else { throw SongStorageError.quota }
                 let track = song.trackNumber.map(Int64.init), year = song.year.map(Int64.init)
                 let id = try await self.int64s(conn, """
-                    INSERT INTO song (ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt)
+                    INSERT INTO song (ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt,
+                                      format, channels, bitDepth)
                     VALUES (\(song.ownerID), \(song.sha256), \(song.title), \(song.artist), \(song.album), \(track), \(year),
-                            \(song.duration), \(song.bytes), \(song.coverMime), \(hls), \(song.createdAt)) RETURNING id
+                            \(song.duration), \(song.bytes), \(song.coverMime), \(hls), \(song.createdAt),
+                            \(song.format.rawValue), \(song.channels.map(Int32.init)), \(song.bitDepth.map(Int32.init))) RETURNING id
                     """).first!
                 var stored = song
                 stored.id = id

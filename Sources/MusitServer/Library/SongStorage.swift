@@ -17,6 +17,12 @@ public struct StoredSong: Equatable, Sendable {
     public var coverMime: String?
     public var hls: HLSSegmenter.Index
     public var createdAt: Date
+    /// What the bytes are (sniffed and decoded at upload, never taken from a name or type).
+    public var format: AudioFiles.Kind = .mp3
+    /// Of the decoded audio; nil for songs stored before formats were recorded.
+    public var channels: Int?
+    /// Bits per sample of a lossless song (FLAC); nil for lossy ones.
+    public var bitDepth: Int?
 }
 
 public enum SongStorageError: Error, Equatable {
@@ -87,6 +93,17 @@ extension SQLiteStore: SongRepository {
         }
     }
 
+    /// FLAC, Vorbis and Opus beside MP3: each song says what it is. Rows from before are MP3s.
+    static func registerFormatMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v10-song-formats") { db in
+            try db.alter(table: "song") { t in
+                t.add(column: "format", .text).notNull().defaults(to: "mp3")
+                t.add(column: "channels", .integer)
+                t.add(column: "bitDepth", .integer)
+            }
+        }
+    }
+
     static func registerSongMigrations(_ m: inout DatabaseMigrator) {
         m.registerMigration("v3-songs") { db in
             try db.create(table: "song") { t in
@@ -111,7 +128,8 @@ extension SQLiteStore: SongRepository {
         StoredSong(id: row["id"], ownerID: row["ownerID"], sha256: row["sha256"], title: row["title"], artist: row["artist"],
                    album: row["album"], trackNumber: row["trackNumber"], year: row["year"], duration: row["duration"],
                    bytes: row["bytes"], coverMime: row["coverMime"],
-                   hls: try JSONDecoder().decode(HLSSegmenter.Index.self, from: row["hls"] as Data), createdAt: row["createdAt"])
+                   hls: try JSONDecoder().decode(HLSSegmenter.Index.self, from: row["hls"] as Data), createdAt: row["createdAt"],
+                   format: AudioFiles.Kind(rawValue: row["format"]) ?? .mp3, channels: row["channels"], bitDepth: row["bitDepth"])
     }
 
     public func insertSong(_ song: StoredSong, quota: Int64, event: ServerEvent,
@@ -127,10 +145,11 @@ extension SQLiteStore: SongRepository {
             guard used + song.bytes <= quota else { throw SongStorageError.quota }
             try db.execute(sql: """
                 INSERT INTO song (ownerID, sha256, title, artist, album, trackNumber, year, duration, bytes, coverMime, hls, createdAt,
-                                  scanVersion)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                                  scanVersion, format, channels, bitDepth)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
                 """, arguments: [song.ownerID, song.sha256, song.title, song.artist, song.album, song.trackNumber, song.year,
-                                 song.duration, song.bytes, song.coverMime, hls, song.createdAt])
+                                 song.duration, song.bytes, song.coverMime, hls, song.createdAt, song.format.rawValue,
+                                 song.channels, song.bitDepth])
             var stored = song
             stored.id = db.lastInsertedRowID
             let events = try Self.appendEvent(db, event, to: try Self.allUsers(db))

@@ -65,9 +65,10 @@ struct SongsController: Sendable {
             let contentType = request.headers[.contentType] ?? ""
             let type = contentType.lowercased()
             let boundary = try MultipartFile<RequestBody>.boundary(of: contentType)
-            guard boundary != nil || type.hasPrefix("audio/mpeg") || type.hasPrefix("application/octet-stream") else {
+            guard boundary != nil || SongRoutes.uploadTypes.contains(where: { type.hasPrefix($0) }) else {
                 throw Problem(status: 415, title: "Unsupported Media Type",
-                              detail: "Upload the MP3 itself as audio/mpeg, or as the part named file of multipart/form-data")
+                              detail: "Upload the MP3, FLAC, Ogg Vorbis or Ogg Opus file itself as audio/* (audio/mpeg, audio/flac, "
+                                  + "audio/ogg), or as the part named file of multipart/form-data")
             }
             let allowance = boundary == nil ? 0 : MultipartFile<RequestBody>.formAllowance
             if let length = request.headers[.contentLength].flatMap(Int.init), length > s.config.uploadLimit + allowance {
@@ -163,12 +164,14 @@ struct SongsController: Sendable {
             let stored = try await SongRoutes.mediaSong(request, context, s)
             return try await SongRoutes.rangeResponse(request, cache: s.mediaCache, song: stored.id,
                                                       path: SongRoutes.audioPath(media, stored.id),
+                                                      contentType: stored.format.mediaType,
                                                       size: Int(stored.bytes), etag: stored.eTag,
                                                       lastModified: stored.createdAt)
         }
 
         open.get("songs/:id/hls/index.m3u8") { request, context in
             let stored = try await SongRoutes.mediaSong(request, context, s)
+            try SongRoutes.requireHLS(stored)
             let token = request.uri.queryParameters.get("token")
             let suffix = token.map { "?token=\($0)" } ?? ""
             let text = HLSSegmenter.playlist(stored.hls) { "\($0).mp3\(suffix)" }
@@ -178,6 +181,7 @@ struct SongsController: Sendable {
 
         open.get("songs/:id/hls/:segment") { request, context in
             let stored = try await SongRoutes.mediaSong(request, context, s)
+            try SongRoutes.requireHLS(stored)
             let name = context.parameters.get("segment") ?? ""
             guard name.hasSuffix(".mp3"), let n = Int(name.dropLast(4)), stored.hls.segments.indices.contains(n) else {
                 throw Problem.notFound("No segment \(name)")
@@ -197,10 +201,27 @@ struct SongsController: Sendable {
 /// What the song routes share: paths, upload acceptance, lookup, media authentication, Range.
 enum SongRoutes {
     static let contentTypeOptions = HTTPFields.Element.Name("X-Content-Type-Options")!
+    /// The song's audio file, whatever its format: the row's `format` says what it is (the
+    /// name predates the other formats; keeping it keeps every stored library valid).
     static func audioPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).mp3" }
+
+    /// Request types an upload may be sent as (the bytes decide what it is; a player's or a
+    /// browser's guess at the type must not refuse a good file).
+    static let uploadTypes = ["audio/", "application/ogg", "application/octet-stream"]
+
+    /// HLS packs MP3 frames (RFC 8216 §3.4); other songs are played from /audio by Range.
+    static func requireHLS(_ song: StoredSong) throws {
+        guard song.format == .mp3 else {
+            throw Problem(status: 415, title: "Unsupported Media Type",
+                          detail: "HLS is served for MP3 songs; this song is \(song.format.name): "
+                              + "play /api/v1/songs/\(song.id)/audio, which takes Range requests")
+        }
+    }
     static func coverPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).cover" }
 
-    /// Validates an upload by its frame walk and libmpg123, reads its tags, and stores it: the row, its event and its files in place commit together or not at all.
+    /// Validates an upload (MP3: its frame walk and libmpg123; FLAC, Vorbis, Opus: decoded
+    /// whole), reads its tags, and stores it: the row, its event and its files in place
+    /// commit together or not at all.
     static func accept(temp: String, meter: UploadMeter, owner: User, services s: Services, songs: any SongRepository,
                        media: String) async throws -> (StoredSong, [CommittedEvent]) {
         let hash = meter.digest
@@ -214,23 +235,46 @@ enum SongRoutes {
         // The walk was done as the bytes arrived; the tags come from the head it kept, read
         // by libmpg123, which must also decode samples from it. One rule with the player's
         // (`MP3Scanner`): what would not play is refused, with the player's reason.
-        let scan: MP3Scanner.Summary
+        let kind = try await runBlocking { AudioFiles.kind(path: temp) }
         let meta: TrackMetadata
-        do {
-            scan = try meter.scan()
-            meta = try await runBlocking { try scan.readMetadata() }
-        } catch let reason as AudioError.Reason {
-            throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable MP3: \(AudioError("upload", reason).message)")
+        let index: HLSSegmenter.Index
+        let duration: Double
+        let channels: Int
+        var bitDepth: Int?
+        if kind == .mp3 {
+            let scan: MP3Scanner.Summary
+            do {
+                scan = try meter.scan()
+                meta = try await runBlocking { try scan.readMetadata() }
+            } catch let reason as AudioError.Reason {
+                throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable MP3: \(AudioError("upload", reason).message)")
+            }
+            index = scan.index
+            duration = scan.duration
+            channels = scan.channels
+        } else {
+            // Decoded whole with the player's decoder: the only proof that every sample plays.
+            let verified: VerifiedAudio
+            do {
+                verified = try await runBlocking { try AudioFiles.verify(path: temp, kind: kind) }
+            } catch let error as AudioError {
+                throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable \(kind.name) file: \(error.message)")
+            }
+            meta = verified.metadata
+            duration = verified.duration
+            channels = verified.channels
+            bitDepth = verified.bitDepth
+            index = HLSSegmenter.Index(sampleRate: verified.sampleRate, segments: [], audioOffset: 0, audioLength: meter.count)
         }
-        let index = scan.index
         // On disk before the row can commit, so a crash after the commit finds the bytes.
         try await runBlocking { try syncFile(temp) }
         // A cover is kept only when its bytes are an image we know, whatever the tag claims.
         let cover = meta.cover.map { Data($0.data) }.flatMap { ImageType.sniff($0) == nil ? nil : $0 }
         let stored = StoredSong(id: 0, ownerID: owner.id, sha256: hash, title: meta.title ?? "Untitled", artist: meta.artist,
                                 album: meta.album, trackNumber: meta.trackNumber, year: meta.year,
-                                duration: scan.duration, bytes: Int64(meter.count),
-                                coverMime: cover.flatMap(ImageType.sniff), hls: index, createdAt: Date())
+                                duration: duration, bytes: Int64(meter.count),
+                                coverMime: cover.flatMap(ImageType.sniff), hls: index, createdAt: Date(),
+                                format: kind, channels: channels, bitDepth: bitDepth)
         let placed = PlacedFiles()
         do {
             return try await songs.insertSong(stored, quota: s.config.quota, event: .draft(.libraryChanged, user: owner.username)) { id in
@@ -268,7 +312,8 @@ enum SongRoutes {
     static func song(_ s: StoredSong, owner: String) -> Song {
         Song(id: s.id, title: s.title, artist: s.artist, album: s.album, trackNumber: s.trackNumber, year: s.year,
              duration: s.duration, bytes: s.bytes, owner: owner, hasCover: s.coverMime != nil, sha256: s.sha256,
-             createdAt: s.createdAt.ISO8601Format(), sampleRate: s.hls.sampleRate)
+             createdAt: s.createdAt.ISO8601Format(), sampleRate: s.hls.sampleRate, format: s.format.rawValue,
+             channels: s.channels, bitDepth: s.bitDepth)
     }
 
     static func find(_ context: MusitContext, _ s: Services) async throws -> StoredSong {
@@ -304,8 +349,9 @@ enum SongRoutes {
     static let smallRange = 1 << 20
 
     static func rangeResponse(_ request: Request, cache: MediaCache, song: Int64,
-                              path: String, size: Int, etag: String, lastModified: Date) async throws -> Response {
-        var headers: HTTPFields = [.contentType: "audio/mpeg", .acceptRanges: "bytes", .eTag: etag,
+                              path: String, contentType: String, size: Int, etag: String,
+                              lastModified: Date) async throws -> Response {
+        var headers: HTTPFields = [.contentType: contentType, .acceptRanges: "bytes", .eTag: etag,
                                    .lastModified: lastModified.httpDate]
         // If-None-Match, If-Modified-Since, If-Match and If-Unmodified-Since are evaluated
         // on this answer for every route alike (`Preconditions`).

@@ -158,6 +158,12 @@ extension PostgresStore {
             "ALTER TABLE eventHorizon DROP CONSTRAINT IF EXISTS eventhorizon_userid_fkey",
             "ALTER TABLE eventHorizon ADD CONSTRAINT eventHorizon_log FOREIGN KEY (userID) REFERENCES eventLog(userID) ON DELETE CASCADE",
         ]),
+        // FLAC, Vorbis and Opus beside MP3: each song says what it is. Rows from before are MP3s.
+        (6, [
+            "ALTER TABLE song ADD COLUMN format TEXT NOT NULL DEFAULT 'mp3'",
+            "ALTER TABLE song ADD COLUMN channels INTEGER",
+            "ALTER TABLE song ADD COLUMN bitDepth INTEGER",
+        ]),
     ]
 
     /// The advisory lock key of the migrations ("musit" in ASCII).

@@ -37,7 +37,7 @@ struct MediaFastPath: Sendable {
               wanted.count <= SongRoutes.smallRange,
               let body = whole.getSlice(at: whole.readerIndex + wanted.lowerBound, length: wanted.count) else { return nil }
         let headers: HTTPFields = [
-            .contentType: "audio/mpeg", .acceptRanges: "bytes", .eTag: row.eTag, .lastModified: row.lastModified,
+            .contentType: row.song.format.mediaType, .acceptRanges: "bytes", .eTag: row.eTag, .lastModified: row.lastModified,
             .contentRange: "bytes \(wanted.lowerBound)-\(wanted.upperBound)/\(size)",
         ]
         // What `RequestMiddleware.redacted` writes for this target, without parsing it again.
