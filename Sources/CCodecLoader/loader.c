@@ -74,6 +74,12 @@ TRAMPOLINE(F, FLAC__StreamDecoderInitStatus, FLAC__stream_decoder_init_file,
            (FLAC__StreamDecoder *d, const char *filename, FLAC__StreamDecoderWriteCallback w,
             FLAC__StreamDecoderMetadataCallback m, FLAC__StreamDecoderErrorCallback e, void *client),
            (d, filename, w, m, e, client))
+TRAMPOLINE(F, FLAC__StreamDecoderInitStatus, FLAC__stream_decoder_init_stream,
+           (FLAC__StreamDecoder *d, FLAC__StreamDecoderReadCallback r, FLAC__StreamDecoderSeekCallback s,
+            FLAC__StreamDecoderTellCallback t, FLAC__StreamDecoderLengthCallback l, FLAC__StreamDecoderEofCallback e,
+            FLAC__StreamDecoderWriteCallback w, FLAC__StreamDecoderMetadataCallback m, FLAC__StreamDecoderErrorCallback err,
+            void *client),
+           (d, r, s, t, l, e, w, m, err, client))
 TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_finish, (FLAC__StreamDecoder *d), (d))
 TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_flush, (FLAC__StreamDecoder *d), (d))
 TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_process_single, (FLAC__StreamDecoder *d), (d))
@@ -86,6 +92,8 @@ TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_get_decode_position, (const FLAC_
 #define V MUSIT_CODEC_VORBIS
 TRAMPOLINE(V, int, ov_clear, (OggVorbis_File *vf), (vf))
 TRAMPOLINE(V, int, ov_fopen, (const char *path, OggVorbis_File *vf), (path, vf))
+TRAMPOLINE(V, int, ov_open_callbacks, (void *source, OggVorbis_File *vf, const char *initial, long ibytes, ov_callbacks callbacks),
+           (source, vf, initial, ibytes, callbacks))
 TRAMPOLINE(V, ogg_int64_t, ov_pcm_total, (OggVorbis_File *vf, int i), (vf, i))
 TRAMPOLINE(V, int, ov_pcm_seek, (OggVorbis_File *vf, ogg_int64_t pos), (vf, pos))
 TRAMPOLINE(V, vorbis_info *, ov_info, (OggVorbis_File *vf, int link), (vf, link))
@@ -97,6 +105,9 @@ TRAMPOLINE(V, long, ov_read, (OggVorbis_File *vf, char *buffer, int length, int 
 #define O MUSIT_CODEC_OPUS
 TRAMPOLINE(O, OggOpusFile *, op_open_file, (const char *path, int *error), (path, error))
 TRAMPOLINE(O, void, op_free, (OggOpusFile *of), (of))
+TRAMPOLINE(O, OggOpusFile *, op_open_callbacks,
+           (void *stream, const OpusFileCallbacks *cb, const unsigned char *initial, size_t ibytes, int *error),
+           (stream, cb, initial, ibytes, error))
 TRAMPOLINE(O, int, op_channel_count, (const OggOpusFile *of, int li), (of, li))
 TRAMPOLINE(O, ogg_int64_t, op_pcm_total, (const OggOpusFile *of, int li), (of, li))
 TRAMPOLINE(O, const OpusTags *, op_tags, (const OggOpusFile *of, int li), (of, li))

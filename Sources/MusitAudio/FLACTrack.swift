@@ -32,13 +32,26 @@ public final class FLACTrack: PCMSource {
     private var errors: [String] = []
     private var ended = false
     private var dither = TPDF()
+    /// Where the bytes come from when they are not a local file.
+    fileprivate let input: RemoteInput?
 
     /// Opens and validates `path`; throws a clear reason when it is not playable FLAC.
     /// `checkMD5` has libFLAC compare the decoded audio with STREAMINFO's MD5 signature
     /// (`finishMD5`); it costs a hash of every sample, so only a full check asks for it.
-    public init(path: String, checkMD5: Bool = false) throws(AudioError) {
-        location = path
+    public convenience init(path: String, checkMD5: Bool = false) throws(AudioError) {
         try AudioFiles.checkRegularFile(path)
+        try self.init(location: path, input: nil, checkMD5: checkMD5)
+    }
+
+    /// A FLAC file on a server, read as it arrives (`RemoteFile`); `timeout` bounds the wait
+    /// for the bytes the open (metadata) and seeks need.
+    public convenience init(remote: RemoteFile, location: String, timeout: Double) throws(AudioError) {
+        try self.init(location: location, input: RemoteInput(file: remote, timeout: timeout), checkMD5: false)
+    }
+
+    private init(location path: String, input: RemoteInput?, checkMD5: Bool) throws(AudioError) {
+        location = path
+        self.input = input
         try AudioFiles.load(MUSIT_CODEC_FLAC, "FLAC", package: "libflac12", path: path)
         guard let decoder = FLAC__stream_decoder_new() else { throw AudioError(path, .decode("libFLAC could not start")) }
         self.decoder = decoder
@@ -48,12 +61,16 @@ public final class FLACTrack: PCMSource {
         FLAC__stream_decoder_set_metadata_respond(decoder, FLAC__METADATA_TYPE_PICTURE)
         if checkMD5 { FLAC__stream_decoder_set_md5_checking(decoder, 1) }
         let me = Unmanaged.passUnretained(self).toOpaque()
-        let status = FLAC__stream_decoder_init_file(decoder, path, flacWrite, flacMetadata, flacError, me)
+        let status = input == nil
+            ? FLAC__stream_decoder_init_file(decoder, path, flacWrite, flacMetadata, flacError, me)
+            : FLAC__stream_decoder_init_stream(decoder, flacRead, flacSeek, flacTell, flacLength, flacEOF,
+                                               flacWrite, flacMetadata, flacError, me)
         guard status == FLAC__STREAM_DECODER_INIT_STATUS_OK else {
             throw AudioError(path, .unreadable("libFLAC could not open the file (init status \(status.rawValue))"))
         }
         guard FLAC__stream_decoder_process_until_end_of_metadata(decoder) != 0, let info = streamInfo,
               info.rate > 0, (1...8).contains(info.channels) else {
+            if let why = input?.file.failure { throw AudioError(path, .unreadable(why)) }
             throw AudioError(path, .decode("not a FLAC stream" + (errors.first.map { ": \($0)" } ?? "")))
         }
         bitsPerSample = info.bits
@@ -67,12 +84,19 @@ public final class FLACTrack: PCMSource {
     deinit {
         FLAC__stream_decoder_finish(decoder)
         FLAC__stream_decoder_delete(decoder)
+        input?.file.close()
     }
 
     public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
         let channels = format.channels
         while pendingStart >= pendingEnd {
             if ended { return 0 }
+            // From a server: a frame is decoded only when its bytes are here (libFLAC cannot
+            // pause inside a read), otherwise the player shows "buffering" and asks again.
+            if let input, !input.ready() {
+                if let why = input.file.failure { throw AudioError(location, .unreadable(why)) }
+                throw AudioError(location, .stalled)
+            }
             pendingStart = 0
             pendingEnd = 0
             let ok = FLAC__stream_decoder_process_single(decoder) != 0
@@ -278,6 +302,35 @@ private let flacError: FLAC__StreamDecoderErrorCallback = { _, status, client in
     track(client).failed(status)
 }
 
+// The byte callbacks of a FLAC read from a server (`RemoteInput`).
+
+private let flacRead: FLAC__StreamDecoderReadCallback = { _, buffer, bytes, client in
+    let input = track(client).input!
+    guard let n = input.read(buffer!, bytes!.pointee) else { return FLAC__STREAM_DECODER_READ_STATUS_ABORT }
+    bytes!.pointee = n
+    return n == 0 ? FLAC__STREAM_DECODER_READ_STATUS_END_OF_STREAM : FLAC__STREAM_DECODER_READ_STATUS_CONTINUE
+}
+
+private let flacSeek: FLAC__StreamDecoderSeekCallback = { _, offset, client in
+    track(client).input!.seek(Int64(offset), whence: SEEK_SET)
+        ? FLAC__STREAM_DECODER_SEEK_STATUS_OK : FLAC__STREAM_DECODER_SEEK_STATUS_ERROR
+}
+
+private let flacTell: FLAC__StreamDecoderTellCallback = { _, offset, client in
+    offset!.pointee = FLAC__uint64(track(client).input!.offset)
+    return FLAC__STREAM_DECODER_TELL_STATUS_OK
+}
+
+private let flacLength: FLAC__StreamDecoderLengthCallback = { _, length, client in
+    length!.pointee = FLAC__uint64(track(client).input!.file.size)
+    return FLAC__STREAM_DECODER_LENGTH_STATUS_OK
+}
+
+private let flacEOF: FLAC__StreamDecoderEofCallback = { _, client in
+    let input = track(client).input!
+    return input.offset >= input.file.size ? 1 : 0
+}
+
 /// Opens a local file with the decoder its first bytes call for, never by its name: FLAC
 /// (`fLaC`, also after an ID3v2 tag some taggers put in front), Ogg Vorbis and Ogg Opus
 /// (`OggS` and the first packet's `\u{1}vorbis` or `OpusHead`), otherwise MP3.
@@ -316,6 +369,16 @@ public enum AudioFiles {
         case .vorbis: return try VorbisTrack(path: path)
         case .opus: return try OpusTrack(path: path)
         case .mp3: return try FileTrack(path: path)
+        }
+    }
+
+    /// The media type an upload of `path` is sent as, from its name (a hint: the server
+    /// tells the format from the bytes).
+    public static func uploadType(path: String) -> String {
+        switch (path as NSString).pathExtension.lowercased() {
+        case "flac": "audio/flac"
+        case "ogg", "oga", "opus": "audio/ogg"
+        default: "audio/mpeg"
         }
     }
 

@@ -21,16 +21,35 @@ public final class VorbisTrack: PCMSource {
     private let file: UnsafeMutablePointer<OggVorbis_File>
     /// The logical stream (chain link) being read; a link in another format ends the track.
     private var link: Int32 = -1
+    /// Where the bytes come from when they are not a local file.
+    private let input: RemoteInput?
 
-    public init(path: String) throws(AudioError) {
-        location = path
+    public convenience init(path: String) throws(AudioError) {
         try AudioFiles.checkRegularFile(path)
+        try self.init(location: path, input: nil)
+    }
+
+    /// An Ogg Vorbis file on a server, read as it arrives (`RemoteFile`); `timeout` bounds the
+    /// wait for the bytes the open (headers, and the end for the length) and seeks need.
+    public convenience init(remote: RemoteFile, location: String, timeout: Double) throws(AudioError) {
+        try self.init(location: location, input: RemoteInput(file: remote, timeout: timeout))
+    }
+
+    private init(location path: String, input: RemoteInput?) throws(AudioError) {
+        location = path
+        self.input = input
         try AudioFiles.load(MUSIT_CODEC_VORBIS, "Ogg Vorbis", package: "libvorbisfile3", path: path)
         // Allocated after the checks that may throw; freed by hand below until `metadata` is
         // set (deinit runs only for a whole object), by deinit after.
         file = .allocate(capacity: 1)
-        guard ov_fopen(path, file) == 0 else {
+        let opened = if let input {
+            ov_open_callbacks(Unmanaged.passUnretained(input).toOpaque(), file, nil, 0, vorbisCallbacks)
+        } else {
+            ov_fopen(path, file)
+        }
+        guard opened == 0 else {
             file.deallocate()
+            if let why = input?.file.failure { throw AudioError(path, .unreadable(why)) }
             throw AudioError(path, .decode("not an Ogg Vorbis stream"))
         }
         guard let info = ov_info(file, -1), info.pointee.rate > 0, (1...8).contains(info.pointee.channels) else {
@@ -51,11 +70,14 @@ public final class VorbisTrack: PCMSource {
     deinit {
         ov_clear(file)
         file.deallocate()
+        input?.file.close()
     }
 
     public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
         let channels = format.channels
         let wanted = (buffer.count / channels) * channels * 2
+        // From a server: decode only when the next pages are here (see `RemoteFile`).
+        try AudioFiles.checkReady(input, location)
         while true {
             var current: Int32 = 0
             let n = ov_read(file, UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self),
@@ -105,13 +127,31 @@ public final class OpusTrack: PCMSource {
 
     private let file: OpaquePointer
     private let downmix: Bool
+    /// Where the bytes come from when they are not a local file.
+    private let input: RemoteInput?
 
-    public init(path: String) throws(AudioError) {
-        location = path
+    public convenience init(path: String) throws(AudioError) {
         try AudioFiles.checkRegularFile(path)
+        try self.init(location: path, input: nil)
+    }
+
+    /// An Ogg Opus file on a server, read as it arrives (`RemoteFile`).
+    public convenience init(remote: RemoteFile, location: String, timeout: Double) throws(AudioError) {
+        try self.init(location: location, input: RemoteInput(file: remote, timeout: timeout))
+    }
+
+    private init(location path: String, input: RemoteInput?) throws(AudioError) {
+        location = path
+        self.input = input
         try AudioFiles.load(MUSIT_CODEC_OPUS, "Ogg Opus", package: "libopusfile0", path: path)
         var error: Int32 = 0
-        guard let file = op_open_file(path, &error) else {
+        let opened: OpaquePointer? = if let input {
+            withUnsafePointer(to: opusCallbacks) { op_open_callbacks(Unmanaged.passUnretained(input).toOpaque(), $0, nil, 0, &error) }
+        } else {
+            op_open_file(path, &error)
+        }
+        guard let file = opened else {
+            if let why = input?.file.failure { throw AudioError(path, .unreadable(why)) }
             throw AudioError(path, .decode("not an Ogg Opus stream (\(error))"))
         }
         self.file = file
@@ -130,9 +170,11 @@ public final class OpusTrack: PCMSource {
 
     deinit {
         op_free(file)
+        input?.file.close()
     }
 
     public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
+        try AudioFiles.checkReady(input, location)
         while true {
             let n = downmix
                 ? op_read_stereo(file, buffer.baseAddress!, Int32(buffer.count))
@@ -211,3 +253,44 @@ enum PictureBlock {
                         description: String(decoding: description, as: UTF8.self), data: Array(data))
     }
 }
+
+extension AudioFiles {
+    /// Before a decode step of a track read from a server: "buffering" (`.stalled`) while
+    /// the next bytes are on their way, the stream's failure once it failed.
+    static func checkReady(_ input: RemoteInput?, _ location: String) throws(AudioError) {
+        guard let input, !input.ready() else { return }
+        if let why = input.file.failure { throw AudioError(location, .unreadable(why)) }
+        throw AudioError(location, .stalled)
+    }
+}
+
+// The byte callbacks of Ogg files read from a server (`RemoteInput`): fread/fseek/ftell's
+// contracts, as both libraries expect.
+
+private func remote(_ p: UnsafeMutableRawPointer?) -> RemoteInput {
+    Unmanaged<RemoteInput>.fromOpaque(p!).takeUnretainedValue()
+}
+
+private let vorbisCallbacks = ov_callbacks(
+    read_func: { ptr, size, count, source in
+        let wanted = size * count
+        guard wanted > 0 else { return 0 }
+        guard let n = remote(source).read(ptr!, wanted) else {
+            errno = EIO
+            return 0
+        }
+        return n / size
+    },
+    seek_func: { source, offset, whence in remote(source).seek(Int64(offset), whence: whence) ? 0 : -1 },
+    close_func: { _ in 0 },
+    tell_func: { source in Int(remote(source).offset) })
+
+private let opusCallbacks = OpusFileCallbacks(
+    read: { stream, ptr, count in
+        guard count > 0 else { return 0 }
+        guard let n = remote(stream).read(ptr!, Int(count)) else { return -1 }
+        return Int32(n)
+    },
+    seek: { stream, offset, whence in remote(stream).seek(offset, whence: whence) ? 0 : -1 },
+    tell: { stream in Int64(remote(stream).offset) },
+    close: { _ in 0 })

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import MusitAPI
+import MusitAudio
 import NIOCore
 import NIOHTTP1
 
@@ -106,13 +107,20 @@ extension APIClient {
         try await call(.GET, "/healthz", authorized: false, timeout: .seconds(5))
     }
 
-    /// A media URL the server handed out (it carries its own token): raw bytes.
-    public func fetchMedia(_ pathAndQuery: String, maxBytes: Int = 64 << 20) async throws(ClientError) -> ByteBuffer {
+    /// A media URL the server handed out (it carries its own token): raw bytes, all of them
+    /// or the byte `range` (which must come back as a 206 of exactly that range).
+    public func fetchMedia(_ pathAndQuery: String, range: ClosedRange<Int>? = nil,
+                           maxBytes: Int = 64 << 20) async throws(ClientError) -> ByteBuffer {
         let url = pathAndQuery.hasPrefix("http") ? pathAndQuery : baseURL + pathAndQuery
-        let (status, body) = try await perform(HTTPClientRequest(url: url), timeout: requestTimeout, maxBody: maxBytes)
+        var request = HTTPClientRequest(url: url)
+        if let range { request.headers.add(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound)") }
+        let (status, body) = try await perform(request, timeout: requestTimeout, maxBody: range.map { $0.count } ?? maxBytes)
         guard (200..<300).contains(Int(status.code)) else {
             let _: Empty = try Self.decode(status: status, body)
             throw .badResponse("unexpected \(status.code)")
+        }
+        if let range, status.code != 206 || body.readableBytes != range.count {
+            throw .badResponse("asked for \(range.count) bytes by Range, got \(status.code) with \(body.readableBytes)")
         }
         return body
     }
@@ -126,7 +134,8 @@ extension APIClient {
         let build: @Sendable (String?) -> HTTPClientRequest = { [baseURL] token in
             var request = HTTPClientRequest(url: baseURL + "/api/v1/songs")
             request.method = .POST
-            request.headers.add(name: "Content-Type", value: "audio/mpeg")
+            // A hint (the server tells the format from the bytes), from the name alone: no file read here.
+            request.headers.add(name: "Content-Type", value: AudioFiles.uploadType(path: path))
             request.headers.add(name: "Accept", value: "application/json")
             if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
             request.body = .stream(chunks, length: .known(size))

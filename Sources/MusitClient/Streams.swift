@@ -80,10 +80,14 @@ public final class StreamOpener: Sendable {
         }
     }
 
-    /// Called on the audio thread. When the server told the song's sample rate it returns at
-    /// once (a slow start is "buffering"); otherwise it waits for the first frames.
-    public func open(_ location: String) throws(AudioError) -> StreamedTrack {
+    /// Called on the audio thread. An MP3 streams by HLS: when the server told the song's
+    /// sample rate it returns at once (a slow start is "buffering"); otherwise it waits for
+    /// the first frames. FLAC, Vorbis and Opus are read by Range (`openRanged`).
+    public func open(_ location: String) throws(AudioError) -> any PCMSource {
         guard let id = SongLocation.id(of: location) else { throw AudioError(location, .notFound) }
+        if let song = song(id), let format = song.format, format != "mp3" {
+            return try openRanged(location, song: song, format: format)
+        }
         let feed = StreamFeed(readAhead: readAhead)
         let client = self.client
         Task { await Self.produce(feed: feed, song: id, client: client) }
@@ -100,6 +104,60 @@ public final class StreamOpener: Sendable {
         // The decoder always delivers stereo S16 at the stream's own rate.
         let format = song?.sampleRate.map { PCMFormat(sampleRate: $0, channels: 2) }
         return try StreamedTrack(location: location, feed: feed, format: format, hint: hint, timeout: openTimeout)
+    }
+
+    /// A FLAC or Ogg song read by its decoder through callbacks from a `RemoteFile`, which a
+    /// producer task fills by Range GETs of /audio a few blocks ahead of the read position.
+    /// The open waits (up to `openTimeout`) for the bytes the decoder's open reads: the
+    /// headers, and for Ogg the last page, for the exact length.
+    func openRanged(_ location: String, song: Song, format: String) throws(AudioError) -> any PCMSource {
+        let remote = RemoteFile(size: Int(song.bytes), readAhead: max(2, readAhead / RemoteFile.blockSize))
+        let client = self.client
+        Task { await Self.produce(remote: remote, song: song.id, client: client) }
+        do throws(AudioError) {
+            switch format {
+            case "flac": return try FLACTrack(remote: remote, location: location, timeout: openTimeout)
+            case "vorbis": return try VorbisTrack(remote: remote, location: location, timeout: openTimeout)
+            case "opus": return try OpusTrack(remote: remote, location: location, timeout: openTimeout)
+            default: throw AudioError(location, .decode("the server's song is \(format), which this player does not know"))
+            }
+        } catch {
+            remote.close()
+            throw error
+        }
+    }
+
+    /// Fetches the blocks a `RemoteFile` wants, by Range, with a media token asked for again
+    /// when it runs out. Failures are retried with backoff for up to a minute.
+    static func produce(remote: RemoteFile, song id: Int64, client: APIClient) async {
+        var url: String?
+        while let block = await remote.nextBlock() {
+            let start = block * RemoteFile.blockSize
+            let range = start...(min(remote.size, start + RemoteFile.blockSize) - 1)
+            var delay = 0.2, waited = 0.0, renewed = false
+            while !remote.isClosed {
+                do throws(ClientError) {
+                    if url == nil { url = try await client.streamURLs(song: id).audio }
+                    let bytes = try await client.fetchMedia(url!, range: range)
+                    remote.store(block, Array(buffer: bytes))
+                    break
+                } catch {
+                    // An expired media token: a fresh one, at once.
+                    if error.status == 401, url != nil, !renewed {
+                        renewed = true
+                        url = nil
+                        continue
+                    }
+                    guard error.isTransient, waited < 60 else {
+                        remote.fail(error.status == 404 ? "no longer on the server" : error.description)
+                        return
+                    }
+                    try? await Task.sleep(for: .seconds(delay))
+                    waited += delay
+                    delay = min(2, delay * 2)
+                }
+            }
+        }
     }
 
     /// Fetches the playlist, then segments in order while the feed wants them. Failures are

@@ -121,4 +121,55 @@ struct StreamingTests {
             #expect(abs(pcm.frames - (source.frames - 13 * 44100)) <= 2 * 1152, "plays on to the end: \(pcm.frames) frames")
         }
     }
+
+    @Test("FLAC, Vorbis and Opus stream by Range: sample for sample the local decode, gapless join included",
+          arguments: [["sweep_a.flac", "sweep_b.flac"], ["sweep_a.ogg", "sweep_b.ogg"], ["sweep48_a.opus", "sweep48_b.opus"]])
+    func rangedEqualsLocal(names: [String]) async throws {
+        try await LiveServer.with { base in
+            let api = try await LiveServer.client(base, "ranger")
+            var songs: [Song] = []
+            for name in names { songs.append(try await api.upload(path: Fixtures.path(name)) { _, _ in }) }
+            #expect(songs.allSatisfy { $0.format != nil && $0.format != "mp3" }, "\(songs.map(\.format))")
+            // Two 64 KiB blocks ahead: each song is read over several windows.
+            let opener = StreamOpener(client: api, readAhead: 128 * 1024)
+            opener.remember(songs)
+            let (streamed, events) = try await Self.playToEnd(songs.map { SongLocation.make($0.id) }, opener: opener)
+            let (local, _) = try await Self.playToEnd(names.map(Fixtures.path), opener: nil)
+            // The server's exact lengths add up to what the local decode plays.
+            let lengths = songs.map { Int(($0.duration * Double($0.sampleRate ?? 0)).rounded()) }
+            #expect(local.frames == lengths.reduce(0, +), "the local decode is the whole sweep: \(local.frames) vs \(lengths)")
+            #expect(streamed.frames == local.frames, "streamed \(streamed.frames) frames vs local \(local.frames)")
+            #expect(streamed.samples == local.samples, "sample for sample")
+            let failures = events.compactMap { if case .trackFailed(_, let e) = $0 { e } else { nil } }
+            #expect(failures.isEmpty, "\(failures)")
+            #expect(events.filter { if case .outputChanged = $0 { true } else { false } }.count == 1, "one device stream")
+            // Tags from the files themselves, as for local files.
+            let started = events.compactMap { if case .trackStarted(_, _, let m) = $0 { m } else { nil } }
+            #expect(started.count == 2 && started.allSatisfy { $0.totalFrames != nil })
+        }
+    }
+
+    @Test("a seek inside a FLAC streamed by Range lands on the very sample")
+    func rangedSeek() async throws {
+        try await LiveServer.with { base in
+            let api = try await LiveServer.client(base, "rangeseeker")
+            let song = try await api.upload(path: Fixtures.path("sweep.flac")) { _, _ in }
+            let opener = StreamOpener(client: api, readAhead: 128 * 1024)
+            opener.remember([song])
+            let (device, capture) = Fixtures.captureDevice()
+            let p = Self.player(device, opener: opener)
+            let events = Events(p)
+            p.send(.load([Track(SongLocation.make(song.id))], startAt: 0, autoplay: false))
+            #expect(await events.wait { $0.contains(.stateChanged(.paused)) })
+            p.send(.seek(to: 4.0))
+            p.send(.resume)
+            #expect(await events.wait { $0.contains(.queueFinished) })
+            p.shutdown()
+            let pcm = try PCM(raw: capture)
+            let source = try PCM(wav: Fixtures.path("sweep.wav"))
+            let from = 4 * 44_100 * 2
+            #expect(pcm.frames == source.frames - 4 * 44_100, "\(pcm.frames) frames after the seek")
+            #expect(pcm.samples == Array(source.samples[from...]), "the capture is the sweep from 4.000 s, sample for sample")
+        }
+    }
 }

@@ -1,0 +1,219 @@
+import Foundation
+import Synchronization
+
+/// A file on a server, read by the audio thread through a decoder's read/seek callbacks
+/// (libFLAC, libvorbisfile, libopusfile) while a producer task fetches it by Range, block by
+/// block, a few blocks ahead of where the decoder reads. Memory is a bounded set of blocks,
+/// whatever the file's size.
+///
+/// The decoders cannot pause inside a callback, so a track asks `ready` before each decode
+/// step and reports "buffering" (`.stalled`) when the next bytes are not all here; a read
+/// callback waits only for what a seek or an open asks for, with a timeout.
+public final class RemoteFile: Sendable {
+    public static let blockSize = 64 * 1024
+
+    struct State {
+        var blocks: [Int: [UInt8]] = [:]
+        var lastUse: [Int: Int] = [:]
+        var tick = 0
+        /// The block the decoder reads now; the producer fetches from here on.
+        var position = 0
+        var closed = false
+        var failure: String?
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    public let size: Int
+    /// Blocks fetched ahead of the read position.
+    public let readAhead: Int
+    /// Blocks kept beyond the read-ahead window (what a seek back, or a decoder's look at
+    /// the file's end, may read again).
+    let spare = 4
+    private let state = Mutex(State())
+    private let condition = NSCondition()
+
+    public init(size: Int, readAhead: Int = 6) {
+        self.size = size
+        self.readAhead = max(1, readAhead)
+    }
+
+    var blockCount: Int { (size + Self.blockSize - 1) / Self.blockSize }
+
+    // MARK: Consumer side (the audio thread)
+
+    /// Whether `count` bytes from `offset` (or all up to the end) are here, so that a
+    /// decode step reading them will not wait. Moves the fetch window to `offset`.
+    public func ready(at offset: Int, count: Int) -> Bool {
+        let first = offset / Self.blockSize
+        let last = (min(size, offset + count) - 1) / Self.blockSize
+        let (here, wake) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+            let moved = s.position != first
+            s.position = first
+            let here = first > last || (first...last).allSatisfy { s.blocks[$0] != nil }
+            if moved || !here {
+                let w = s.waiters
+                s.waiters = []
+                return (here, w)
+            }
+            return (here, [])
+        }
+        for w in wake { w.resume() }
+        return here
+    }
+
+    /// Why the stream failed, once it has.
+    public var failure: String? { state.withLock { $0.failure } }
+
+    /// Copies bytes at `offset` into `out`, waiting up to `timeout` seconds for them to
+    /// arrive: the count (0 at the end of the file), nil when they did not come.
+    public func read(at offset: Int, into out: UnsafeMutableRawBufferPointer, timeout: Double) -> Int? {
+        guard offset < size, out.count > 0 else { return 0 }
+        let block = offset / Self.blockSize
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while true {
+            let (copied, wake) = state.withLock { s -> (Int?, [CheckedContinuation<Void, Never>]) in
+                if let bytes = s.blocks[block] {
+                    s.tick += 1
+                    s.lastUse[block] = s.tick
+                    let start = offset - block * Self.blockSize
+                    let n = min(out.count, bytes.count - start)
+                    bytes.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress! + start, byteCount: n) }
+                    return (n, [])
+                }
+                if s.failure != nil || s.closed { return (-1, []) }
+                // Not here: this is where the decoder reads now (a seek, or the look at the
+                // end an Ogg open makes); the producer fetches it next.
+                s.position = block
+                let w = s.waiters
+                s.waiters = []
+                return (nil, w)
+            }
+            for w in wake { w.resume() }
+            if let copied { return copied < 0 ? nil : copied }
+            condition.lock()
+            let arrived = condition.wait(until: min(deadline, Date(timeIntervalSinceNow: 0.05)))
+            condition.unlock()
+            if !arrived, Date() >= deadline { return nil }
+        }
+    }
+
+    // MARK: Producer side
+
+    /// The next block to fetch (the first missing one in the window from the read
+    /// position), once there is one; nil when the file is closed or failed.
+    public func nextBlock() async -> Int? {
+        while true {
+            let pick = state.withLock { s -> Int?? in
+                if s.closed || s.failure != nil { return .some(nil) }
+                let end = min(blockCount, s.position + readAhead)
+                if let b = (s.position..<end).first(where: { s.blocks[$0] == nil }) { return .some(b) }
+                return nil
+            }
+            if let pick { return pick }
+            // Nothing wanted: wait for the reader to move on (or for a close).
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    let end = min(blockCount, s.position + readAhead)
+                    if s.closed || s.failure != nil || (s.position..<end).contains(where: { s.blocks[$0] == nil }) { return true }
+                    s.waiters.append(c)
+                    return false
+                }
+                if now { c.resume() }
+            }
+        }
+    }
+
+    /// The bytes of `block`; blocks far from the read position beyond the spare ones are
+    /// dropped, least recently used first.
+    public func store(_ block: Int, _ bytes: [UInt8]) {
+        state.withLock { s in
+            s.tick += 1
+            s.blocks[block] = bytes
+            s.lastUse[block] = s.tick
+            let window = s.position..<(s.position + readAhead)
+            let outside = s.blocks.keys.filter { !window.contains($0) }
+            if outside.count > spare {
+                for b in outside.sorted(by: { (s.lastUse[$0] ?? 0) < (s.lastUse[$1] ?? 0) }).prefix(outside.count - spare) {
+                    s.blocks[b] = nil
+                    s.lastUse[b] = nil
+                }
+            }
+        }
+        signal()
+    }
+
+    public func fail(_ why: String) {
+        let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            if s.failure == nil { s.failure = why }
+            let w = s.waiters
+            s.waiters = []
+            return w
+        }
+        for w in wake { w.resume() }
+        signal()
+    }
+
+    /// The track is gone: the producer stops.
+    public func close() {
+        let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.closed = true
+            s.blocks = [:]
+            let w = s.waiters
+            s.waiters = []
+            return w
+        }
+        for w in wake { w.resume() }
+        signal()
+    }
+
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    private func signal() {
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// A decoder's view of a `RemoteFile`: a read position and the callbacks' operations.
+/// Used on the audio thread only.
+final class RemoteInput {
+    let file: RemoteFile
+    var offset = 0
+    /// How long a callback waits for bytes a seek or an open needs.
+    let timeout: Double
+
+    init(file: RemoteFile, timeout: Double) {
+        self.file = file
+        self.timeout = timeout
+    }
+
+    /// Reads up to `count` bytes; 0 at the end, nil when they did not come in time.
+    func read(_ into: UnsafeMutableRawPointer, _ count: Int) -> Int? {
+        var done = 0
+        while done < count, offset < file.size {
+            guard let n = file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: into + done, count: count - done),
+                                    timeout: timeout) else { return done > 0 ? done : nil }
+            if n == 0 { break }
+            done += n
+            offset += n
+        }
+        return done
+    }
+
+    /// fseek's contract: SEEK_SET, SEEK_CUR or SEEK_END; false for a position outside the file.
+    func seek(_ to: Int64, whence: Int32) -> Bool {
+        let base: Int64 = switch whence {
+        case SEEK_CUR: Int64(offset)
+        case SEEK_END: Int64(file.size)
+        default: 0
+        }
+        let target = base + to
+        guard target >= 0, target <= Int64(file.size) else { return false }
+        offset = Int(target)
+        return true
+    }
+
+    /// Whether the next `count` bytes are all here (a decode step will not wait for them).
+    func ready(_ count: Int = 4 * RemoteFile.blockSize / 2) -> Bool { file.ready(at: offset, count: count) }
+}
