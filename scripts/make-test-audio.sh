@@ -70,8 +70,8 @@ lame --quiet -b 128 --id3v1-only --tt "Old Title" --ta "Old Artist" --tl "Old Al
 # FLAC, lossless: the sweep's two halves (their join must be the sweep, sample for
 # sample), a tagged tone with a picture (Vorbis comments and a PICTURE block, via mutagen),
 # 24-bit samples at 48 kHz with their 32-bit reference, a file cut short, and FLAC bytes
-# under an .mp3 name.
-for f in sweep sweep_a sweep_b tone; do sox $f.wav $f.flac; done
+# under an .mp3 name; the 20 s sweep for streaming over many blocks.
+for f in sweep sweep_a sweep_b tone long20; do sox $f.wav $f.flac; done
 sox -n -r 48000 -c 2 -b 24 hires24.flac synth 1 sine 1000 gain -3
 sox hires24.flac -b 32 -e signed-integer -t raw hires24.s32
 sox -n -r 96000 -c 2 -b 24 hires96.flac synth 1 sine 1000 gain -3

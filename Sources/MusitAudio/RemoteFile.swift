@@ -32,9 +32,11 @@ public final class RemoteFile: Sendable {
     private let state = Mutex(State())
     private let condition = NSCondition()
 
+    /// At least three blocks ahead: what `ready` asks for (one block's worth from any
+    /// offset spans two) and one more on its way.
     public init(size: Int, readAhead: Int = 6) {
         self.size = size
-        self.readAhead = max(1, readAhead)
+        self.readAhead = max(3, readAhead)
     }
 
     var blockCount: Int { (size + Self.blockSize - 1) / Self.blockSize }
@@ -59,6 +61,20 @@ public final class RemoteFile: Sendable {
         }
         for w in wake { w.resume() }
         return here
+    }
+
+    /// `ready`, waiting up to `timeout` seconds for the bytes (a stalled player then asks
+    /// again at the pace the bytes come, not in a busy loop).
+    public func ready(at offset: Int, count: Int, timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while !ready(at: offset, count: count) {
+            if failure != nil || isClosed { return false }
+            condition.lock()
+            let signalled = condition.wait(until: deadline)
+            condition.unlock()
+            if !signalled { return ready(at: offset, count: count) }
+        }
+        return true
     }
 
     /// Why the stream failed, once it has.
@@ -168,6 +184,9 @@ public final class RemoteFile: Sendable {
 
     public var isClosed: Bool { state.withLock { $0.closed } }
 
+    /// Blocks in memory now.
+    public var heldBlocks: Int { state.withLock { $0.blocks.count } }
+
     private func signal() {
         condition.lock()
         condition.broadcast()
@@ -215,5 +234,9 @@ final class RemoteInput {
     }
 
     /// Whether the next `count` bytes are all here (a decode step will not wait for them).
-    func ready(_ count: Int = 4 * RemoteFile.blockSize / 2) -> Bool { file.ready(at: offset, count: count) }
+    /// One block's worth is more than a decode step reads: an Ogg page is at most 65,307
+    /// bytes, a FLAC frame of CD audio a few KiB (a larger one waits in the read callback).
+    func ready(_ count: Int = RemoteFile.blockSize, timeout: Double = 0.05) -> Bool {
+        file.ready(at: offset, count: count, timeout: timeout)
+    }
 }

@@ -111,7 +111,7 @@ public final class StreamOpener: Sendable {
     /// The open waits (up to `openTimeout`) for the bytes the decoder's open reads: the
     /// headers, and for Ogg the last page, for the exact length.
     func openRanged(_ location: String, song: Song, format: String) throws(AudioError) -> any PCMSource {
-        let remote = RemoteFile(size: Int(song.bytes), readAhead: max(2, readAhead / RemoteFile.blockSize))
+        let remote = RemoteFile(size: Int(song.bytes), readAhead: readAhead / RemoteFile.blockSize)
         let client = self.client
         Task { await Self.produce(remote: remote, song: song.id, client: client) }
         do throws(AudioError) {

@@ -364,4 +364,62 @@ struct ClientTests {
             #expect(streamed.frames == local.frames && streamed.samples == local.samples, "nothing skipped or repeated")
         }
     }
+
+    @Test("a slow, stalling link under a FLAC read by Range: buffering shown, every sample played once, memory bounded")
+    func slowLinkRanged() async throws {
+        try await LiveServer.with { base in
+            let api = try await LiveServer.client(base, "slowflac")
+            let song = try await api.upload(path: Fixtures.path("long20.flac")) { _, _ in }
+            #expect(song.format == "flac" && song.bytes > 8 * Int64(RemoteFile.blockSize), "\(song.bytes) bytes: many blocks")
+            let port = Int(base.split(separator: ":").last!)!
+            let proxy = SlowProxy(upstream: port, bytesPerSecond: 200_000)
+            defer { proxy.close() }
+            let slow = APIClient(baseURL: "http://127.0.0.1:\(proxy.port)", sessionFile: nil)
+            _ = try await slow.login(username: "slowflac", password: "correct horse")
+            let opener = StreamOpener(client: slow, readAhead: 128 * 1024)
+            opener.remember([song])
+            let stall = Task {
+                try await Task.sleep(for: .seconds(0.8))
+                proxy.setRate(0)
+                try await Task.sleep(for: .seconds(1))
+                proxy.setRate(200_000)
+            }
+            let (streamed, events) = try await StreamingTests.playToEnd([SongLocation.make(song.id)], opener: opener)
+            _ = try await stall.value
+            let (local, _) = try await StreamingTests.playToEnd([Fixtures.path("long20.flac")], opener: nil)
+            let stalls = events.filter { $0 == .buffering(true) }.count
+            #expect(stalls >= 2, "buffering was shown (\(stalls) stalls)")
+            #expect(events.compactMap { if case .trackFailed(_, let e) = $0 { e } else { nil } }.isEmpty)
+            #expect(local.frames == 20 * 44_100)
+            #expect(streamed.frames == local.frames && streamed.samples == local.samples, "nothing skipped or repeated")
+        }
+    }
+
+    @Test("RemoteFile keeps the read-ahead window and a few spare blocks, however far the reads go")
+    func remoteFileBounded() async throws {
+        let size = 40 * RemoteFile.blockSize + 123
+        let file = RemoteFile(size: size, readAhead: 3)
+        let producer = Task {
+            var fetched = 0
+            while let block = await file.nextBlock() {
+                let start = block * RemoteFile.blockSize
+                file.store(block, (start..<min(size, start + RemoteFile.blockSize)).map { UInt8(truncatingIfNeeded: $0 / 7) })
+                fetched += 1
+            }
+            return fetched
+        }
+        var out = [UInt8](repeating: 0, count: 1000)
+        // Forward, then a jump to the end and back to the start, as an Ogg open and a seek do.
+        for offset in Array(stride(from: 0, to: size, by: 10_007)) + [size - 500, 17, 30 * RemoteFile.blockSize + 5] {
+            let n = out.withUnsafeMutableBytes { file.read(at: offset, into: $0, timeout: 5) }
+            let want = min(1000, size - offset, RemoteFile.blockSize - offset % RemoteFile.blockSize)
+            #expect(n == want, "at \(offset)")
+            #expect(Array(out[0..<want]) == (offset..<(offset + want)).map { UInt8(truncatingIfNeeded: $0 / 7) }, "at \(offset)")
+            #expect(file.heldBlocks <= 3 + 4 + 1, "\(file.heldBlocks) blocks held at \(offset)")
+        }
+        #expect(file.read(at: size, into: UnsafeMutableRawBufferPointer(start: nil, count: 0), timeout: 0) == 0)
+        file.close()
+        let fetched = await producer.value
+        #expect(fetched >= 41 && fetched < 80, "\(fetched) fetches for 41 blocks read mostly in order")
+    }
 }
