@@ -2,6 +2,7 @@ import Foundation
 import MusitAPI
 import MusitAudio
 import MusitClient
+import MusitLibrary
 import MusitViewModel
 import Synchronization
 
@@ -270,7 +271,8 @@ public final class Session: Sendable {
             }
     }
 
-    /// Files and folders (scanned for .mp3), one after the other, with progress.
+    /// Files and folders (scanned for the audio files the player lists: MP3, FLAC, Ogg,
+    /// Opus), one after the other, with progress.
     private func upload(_ paths: [String]) async {
         var files: [String] = []
         for p in paths {
@@ -282,7 +284,8 @@ public final class Session: Sendable {
             }
             if isDir.boolValue {
                 let found = (FileManager.default.enumerator(atPath: path)?.compactMap { $0 as? String } ?? [])
-                    .filter { $0.lowercased().hasSuffix(".mp3") }.sorted().map { path + "/" + $0 }
+                    .filter { LocalLibrary.audioExtensions.contains(($0 as NSString).pathExtension.lowercased()) }
+                    .sorted().map { path + "/" + $0 }
                 files += found
             } else {
                 files.append(path)
