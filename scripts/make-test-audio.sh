@@ -75,6 +75,8 @@ for f in sweep sweep_a sweep_b tone long20; do sox $f.wav $f.flac; done
 sox -n -r 48000 -c 2 -b 24 hires24.flac synth 1 sine 1000 gain -3
 sox hires24.flac -b 32 -e signed-integer -t raw hires24.s32
 sox -n -r 96000 -c 2 -b 24 hires96.flac synth 1 sine 1000 gain -3
+# ffmpeg's decode of it to S32_LE (24-bit samples shifted left by 8): what plays bit-perfect.
+ffmpeg -nostdin -loglevel error -y -i hires96.flac -f s32le -c:a pcm_s32le hires96.s32
 cp tone.flac tagged.flac
 # mutagen comes from Debian's python3-mutagen (with mid3v2): Debian's interpreter.
 /usr/bin/python3 - <<'PY'

@@ -16,6 +16,8 @@ public protocol AudioOutput: AnyObject {
     func configure(_ format: PCMFormat) throws(AudioError)
     /// Writes all of `samples` (interleaved frames), blocking as needed.
     func write(_ samples: UnsafeBufferPointer<Int16>) throws(AudioError)
+    /// The same for a format of 32-bit samples.
+    func write(_ samples: UnsafeBufferPointer<Int32>) throws(AudioError)
     /// Frames handed over but not yet heard.
     func delayFrames() -> Int
     /// Pauses keeping buffered audio where the device can; where it cannot, the
@@ -101,6 +103,10 @@ public final class NullOutput: AudioOutput {
         pacer.wrote(samples.count / (format?.channels ?? 2))
     }
 
+    public func write(_ samples: UnsafeBufferPointer<Int32>) throws(AudioError) {
+        pacer.wrote(samples.count / (format?.channels ?? 2))
+    }
+
     public func delayFrames() -> Int { pacer.pending() }
 
     public func setPaused(_ paused: Bool) {
@@ -159,13 +165,16 @@ public final class ALSAOutput: AudioOutput {
             snd_pcm_drain(pcm)
             snd_pcm_close(pcm)
             pcm = nil
+            // Closed: a failed open below leaves no format that looks configured.
+            self.format = nil
         }
         var handle: OpaquePointer?
         var r = snd_pcm_open(&handle, device, SND_PCM_STREAM_PLAYBACK, 0)
         guard r >= 0, let handle else {
             throw AudioError(device, .device("cannot open: \(Self.describe(r))"))
         }
-        r = snd_pcm_set_params(handle, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED,
+        r = snd_pcm_set_params(handle, format.sampleBits == 32 ? SND_PCM_FORMAT_S32_LE : SND_PCM_FORMAT_S16_LE,
+                               SND_PCM_ACCESS_RW_INTERLEAVED,
                                UInt32(format.channels), UInt32(format.sampleRate), 1, latencyMicros)
         guard r >= 0 else {
             snd_pcm_close(handle)
@@ -177,6 +186,14 @@ public final class ALSAOutput: AudioOutput {
     }
 
     public func write(_ samples: UnsafeBufferPointer<Int16>) throws(AudioError) {
+        try writeFrames(samples)
+    }
+
+    public func write(_ samples: UnsafeBufferPointer<Int32>) throws(AudioError) {
+        try writeFrames(samples)
+    }
+
+    private func writeFrames<Sample>(_ samples: UnsafeBufferPointer<Sample>) throws(AudioError) {
         guard let pcm, let format, let base = samples.baseAddress else { return }
         let frames = samples.count / format.channels
         let result = ALSAOutput.writeAll(frames: frames, channels: format.channels, base: base,
@@ -192,7 +209,7 @@ public final class ALSAOutput: AudioOutput {
     /// Writes `frames` frames, retrying partial writes and recovering from underruns
     /// (-EPIPE) and suspends (-ESTRPIPE) with `recover`. Separate so it can be tested
     /// against a device that fails on purpose.
-    static func writeAll(frames: Int, channels: Int, base: UnsafePointer<Int16>,
+    static func writeAll<Sample>(frames: Int, channels: Int, base: UnsafePointer<Sample>,
                          write: (UnsafeRawPointer, Int) -> Int, recover: (Int32) -> Int32)
         -> (recovered: Int, error: Int32?) {
         var done = 0

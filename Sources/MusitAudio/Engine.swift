@@ -13,12 +13,15 @@ final class Engine {
         let source: any PCMSource
         /// The ReplayGain factor for this track in the configured mode (1: none).
         let gain: Double
+        /// The source, when its samples are wider than 16 bits.
+        let wide: (any WidePCMSource)?
 
         init(index: Int, track: Track, source: any PCMSource, mode: ReplayGainMode) {
             self.index = index
             self.track = track
             self.source = source
             gain = source.metadata.gains.factor(mode)
+            wide = source.format.sampleBits > 16 ? source as? any WidePCMSource : nil
         }
     }
 
@@ -47,6 +50,10 @@ final class Engine {
     private var markers: [Marker] = []
     private var audible: Marker?
     private var buffer: [Int16]
+    /// For wide sources on a device that takes S32_LE (allocated on first use).
+    private var wideBuffer: [Int32] = []
+    /// The device refused S32_LE once: wide sources play reduced to 16 bits from then on.
+    private var wideRefused = false
     private var lastPublish: UInt64 = 0
     private var lastPublished: Double?
     private var buffering = false
@@ -261,11 +268,20 @@ final class Engine {
             finishQueue()
             return
         }
+        // A wide source on a device opened for 32-bit samples plays bit for bit.
+        let wide = output.format?.sampleBits == 32 ? current.wide : nil
         let frames: Int
         do {
-            frames = try buffer.withUnsafeMutableBufferPointer { b in
-                Result { () throws(AudioError) in try current.source.read(into: b) }
-            }.get()
+            if let wide {
+                if wideBuffer.isEmpty { wideBuffer = [Int32](repeating: 0, count: buffer.count) }
+                frames = try wideBuffer.withUnsafeMutableBufferPointer { b in
+                    Result { () throws(AudioError) in try wide.readWide(into: b) }
+                }.get()
+            } else {
+                frames = try buffer.withUnsafeMutableBufferPointer { b in
+                    Result { () throws(AudioError) in try current.source.read(into: b) }
+                }.get()
+            }
         } catch where error.reason == .stalled {
             // A stream is waiting for bytes: nothing is lost, playback resumes where it was.
             setBuffering(true)
@@ -283,8 +299,13 @@ final class Engine {
             return
         }
         let samples = frames * current.source.format.channels
-        applyVolume(count: samples, gain: current.gain)
-        writeToDevice(count: samples, frames: frames)
+        if wide != nil {
+            applyWideVolume(count: samples, gain: current.gain)
+            writeWideToDevice(count: samples, frames: frames)
+        } else {
+            applyVolume(count: samples, gain: current.gain)
+            writeToDevice(count: samples, frames: frames)
+        }
         maybePreload()
     }
 
@@ -313,6 +334,39 @@ final class Engine {
             switchToNull(reason: error)
         }
         written += Int64(frames)
+    }
+
+    /// `writeToDevice` for 32-bit samples; the visualizer hears their top 16 bits.
+    private func writeWideToDevice(count: Int, frames: Int) {
+        do {
+            let output = self.output
+            try wideBuffer.withUnsafeBufferPointer { b in
+                Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
+            }.get()
+            if tap.isListening, let format = output.format {
+                let pending = output.delayFrames()
+                for i in 0..<count { buffer[i] = Int16(truncatingIfNeeded: wideBuffer[i] >> 16) }
+                buffer.withUnsafeBufferPointer { b in
+                    tap.append(UnsafeBufferPointer(rebasing: b[0..<count]), channels: format.channels,
+                               sampleRate: format.sampleRate, pending: pending)
+                }
+            }
+        } catch {
+            switchToNull(reason: error)
+        }
+        written += Int64(frames)
+    }
+
+    /// `applyVolume` for 32-bit samples: at full volume and no gain they stay untouched.
+    private func applyWideVolume(count: Int, gain: Double) {
+        let factor = Double(volume) / 100 * gain
+        guard factor != 1 else { return }
+        let q = Int64((factor * 32768).rounded())
+        wideBuffer.withUnsafeMutableBufferPointer { b in
+            for i in 0..<count {
+                b[i] = Int32(clamping: (Int64(b[i]) * q + 16384) >> 15)
+            }
+        }
     }
 
     /// Scales samples in place by the volume and the track's ReplayGain factor. The volume
@@ -369,10 +423,19 @@ final class Engine {
     /// A track whose format differs reopens the device after the current audio drains.
     @discardableResult
     private func begin(_ loaded: Loaded) -> Bool {
-        let format = loaded.source.format
+        var format = loaded.source.format
+        // Wide samples go to the device as S32_LE when it takes them (bit-perfect), else
+        // reduced to S16 with dither; a device that refused once is not asked again.
+        if format.sampleBits > 16 && (loaded.wide == nil || wideRefused) { format.sampleBits = 16 }
         if output.format != format {
             if output.format != nil { drainDevice() }
-            guard configureOutput(format) else { return false }
+            if format.sampleBits > 16 && !configureOutput(format, orNull: false) {
+                wideRefused = true
+                format.sampleBits = 16
+            }
+            if output.format != format {
+                guard configureOutput(format) else { return false }
+            }
             written = 0
             markers = []
         }
@@ -383,7 +446,9 @@ final class Engine {
         return true
     }
 
-    private func configureOutput(_ format: PCMFormat) -> Bool {
+    /// Opens the device for `format`; when it cannot, the null output takes over (unless
+    /// `orNull` is false: then it says so and the caller tries another format).
+    private func configureOutput(_ format: PCMFormat, orNull: Bool = true) -> Bool {
         do {
             try output.configure(format)
             if !outputTried {
@@ -393,6 +458,7 @@ final class Engine {
             }
             return true
         } catch {
+            if !orNull { return false }
             outputTried = true
             switchToNull(reason: error)
             do { try output.configure(format) } catch { return false }

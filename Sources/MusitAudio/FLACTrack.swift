@@ -12,7 +12,7 @@ import Glibc
 /// seam. libFLAC seeks to the sample: it decodes the frame holding the target and hands out
 /// its samples from the target on. Samples wider than 16 bits are reduced to 16 with TPDF
 /// dither (the output is S16 today), never truncated.
-public final class FLACTrack: PCMSource {
+public final class FLACTrack: WidePCMSource {
     public let location: String
     public private(set) var metadata: TrackMetadata
     public var format: PCMFormat { metadata.format }
@@ -24,6 +24,10 @@ public final class FLACTrack: PCMSource {
     /// Decoded samples not yet handed out, interleaved S16: `pending[pendingStart..<pendingEnd]`.
     /// Kept at its largest size (one FLAC frame), so a frame is written in place.
     private var pending: [Int16] = []
+    /// The same for samples wider than 16 bits, left-justified in 32 (`wide`).
+    private var pendingWide: [Int32] = []
+    /// Samples wider than 16 bits: kept whole (`readWide`), reduced with dither by `read`.
+    private var wide = false
     private var pendingStart = 0
     private var pendingEnd = 0
     /// What the callbacks saw; read after each call into libFLAC.
@@ -74,8 +78,9 @@ public final class FLACTrack: PCMSource {
             throw AudioError(path, .decode("not a FLAC stream" + (errors.first.map { ": \($0)" } ?? "")))
         }
         bitsPerSample = info.bits
+        wide = info.bits > 16
         var meta = tags
-        meta.format = PCMFormat(sampleRate: info.rate, channels: info.channels)
+        meta.format = PCMFormat(sampleRate: info.rate, channels: info.channels, sampleBits: wide ? 32 : 16)
         // 0 in STREAMINFO: the encoder did not know (a stream piped in); counted as played.
         meta.totalFrames = info.samples > 0 ? info.samples : nil
         metadata = meta
@@ -89,14 +94,49 @@ public final class FLACTrack: PCMSource {
 
     public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
         let channels = format.channels
+        guard try decodeMore() else { return 0 }
+        let frames = min(buffer.count / channels, (pendingEnd - pendingStart) / channels)
+        let samples = frames * channels
+        if wide {
+            // Reduced to 16 bits here, with dither, for a device that takes no wider samples.
+            let shift = Int32(32 - bitsPerSample)
+            pendingWide.withUnsafeBufferPointer { p in
+                for i in 0..<samples { buffer[i] = dither.reduce(p[pendingStart + i] >> shift, from: bitsPerSample) }
+            }
+        } else {
+            pending.withUnsafeBufferPointer { p in
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<samples])
+                    .initialize(from: p[pendingStart..<(pendingStart + samples)])
+            }
+        }
+        pendingStart += samples
+        framePosition += Int64(frames)
+        return frames
+    }
+
+    /// The file's samples as they are, left-justified in 32 bits (24-bit FLAC: `<< 8`, as
+    /// ffmpeg's s32 decode writes them).
+    public func readWide(into buffer: UnsafeMutableBufferPointer<Int32>) throws(AudioError) -> Int {
+        precondition(wide, "readWide of a FLAC of \(bitsPerSample)-bit samples")
+        let channels = format.channels
+        guard try decodeMore() else { return 0 }
+        let frames = min(buffer.count / channels, (pendingEnd - pendingStart) / channels)
+        let samples = frames * channels
+        pendingWide.withUnsafeBufferPointer { p in
+            _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<samples]).initialize(from: p[pendingStart..<(pendingStart + samples)])
+        }
+        pendingStart += samples
+        framePosition += Int64(frames)
+        return frames
+    }
+
+    /// Decodes frames until samples are pending; false at the end.
+    private func decodeMore() throws(AudioError) -> Bool {
         while pendingStart >= pendingEnd {
-            if ended { return 0 }
+            if ended { return false }
             // From a server: a frame is decoded only when its bytes are here (libFLAC cannot
             // pause inside a read), otherwise the player shows "buffering" and asks again.
-            if let input, !input.ready() {
-                if let why = input.file.failure { throw AudioError(location, .unreadable(why)) }
-                throw AudioError(location, .stalled)
-            }
+            try AudioFiles.checkReady(input, location)
             pendingStart = 0
             pendingEnd = 0
             let ok = FLAC__stream_decoder_process_single(decoder) != 0
@@ -108,15 +148,7 @@ public final class FLACTrack: PCMSource {
                 throw AudioError(location, .decode("FLAC stream broken" + (errors.last.map { ": \($0)" } ?? "")))
             }
         }
-        let frames = min(buffer.count / channels, (pendingEnd - pendingStart) / channels)
-        let samples = frames * channels
-        pending.withUnsafeBufferPointer { p in
-            _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<samples])
-                .initialize(from: p[pendingStart..<(pendingStart + samples)])
-        }
-        pendingStart += samples
-        framePosition += Int64(frames)
-        return frames
+        return true
     }
 
     @discardableResult
@@ -158,12 +190,6 @@ public final class FLACTrack: PCMSource {
         FLAC__stream_decoder_finish(decoder) != 0
     }
 
-    /// Bytes of the file the decoder has consumed (the end of the last frame read).
-    var decodePosition: UInt64? {
-        var position: FLAC__uint64 = 0
-        return FLAC__stream_decoder_get_decode_position(decoder, &position) != 0 ? UInt64(position) : nil
-    }
-
     // MARK: libFLAC's callbacks, on the thread that called into it.
 
     fileprivate func received(_ frame: UnsafePointer<FLAC__Frame>, _ channelData: UnsafePointer<UnsafePointer<FLAC__int32>?>) {
@@ -175,6 +201,22 @@ public final class FLACTrack: PCMSource {
             return
         }
         let start = pendingEnd, end = start + count * channels
+        if wide {
+            if pendingWide.count < end { pendingWide += repeatElement(0, count: end - pendingWide.count) }
+            let shift = Int32(32 - min(32, max(bits, 1)))
+            pendingWide.withUnsafeMutableBufferPointer { out in
+                for c in 0..<channels {
+                    guard let source = channelData[c] else { continue }
+                    var j = start + c
+                    for i in 0..<count {
+                        out[j] = source[i] << shift
+                        j += channels
+                    }
+                }
+            }
+            pendingEnd = end
+            return
+        }
         if pending.count < end { pending += repeatElement(0, count: end - pending.count) }
         // Channel by channel, written in place with a stride: this loop is the decoder's
         // whole cost beyond libFLAC's own.

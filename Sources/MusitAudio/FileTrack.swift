@@ -18,6 +18,13 @@ public protocol PCMSource: AnyObject {
     func finishCheck() -> AudioError?
 }
 
+/// A source whose samples are wider than 16 bits (`format.sampleBits` 32): besides `read`
+/// (reduced to 16 bits with dither) it hands them out whole, left-justified in 32 bits, for
+/// a device that takes S32_LE, so what plays is the file bit for bit.
+public protocol WidePCMSource: PCMSource {
+    func readWide(into buffer: UnsafeMutableBufferPointer<Int32>) throws(AudioError) -> Int
+}
+
 /// An MP3 file decoded through the feed-mode decoder.
 public final class FileTrack: PCMSource {
     public let location: String

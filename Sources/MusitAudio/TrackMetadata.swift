@@ -1,18 +1,23 @@
 import Foundation
 
-/// The PCM layout Musit writes: interleaved signed 16-bit little-endian samples.
+/// The PCM layout Musit writes: interleaved signed little-endian samples, 16 bits (S16_LE),
+/// or 32 (S32_LE) for sources with wider samples (24-bit FLAC, left-justified), which go to
+/// the device as they are when it takes them (`WidePCMSource`).
 public struct PCMFormat: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var sampleRate: Int
     public var channels: Int
+    /// Bits of each sample's container: 16 or 32.
+    public var sampleBits: Int
 
-    public init(sampleRate: Int, channels: Int) {
+    public init(sampleRate: Int, channels: Int, sampleBits: Int = 16) {
         self.sampleRate = sampleRate
         self.channels = channels
+        self.sampleBits = sampleBits
     }
 
     public static let cd = PCMFormat(sampleRate: 44100, channels: 2)
-    public var bytesPerFrame: Int { channels * 2 }
-    public var description: String { "\(sampleRate) Hz, \(channels) ch, S16_LE" }
+    public var bytesPerFrame: Int { channels * sampleBits / 8 }
+    public var description: String { "\(sampleRate) Hz, \(channels) ch, S\(sampleBits)_LE" }
 }
 
 /// An embedded picture (ID3v2 APIC).

@@ -61,7 +61,7 @@ struct FLACTests {
     @Test("24-bit samples reach 16 bits with dither: within 1.5 steps of the source, centred, and not merely rounded")
     func wideSamplesDithered() throws {
         let track = try FLACTrack(path: Fixtures.path("hires24.flac"))
-        #expect(track.bitsPerSample == 24 && track.format == PCMFormat(sampleRate: 48_000, channels: 2))
+        #expect(track.bitsPerSample == 24 && track.format == PCMFormat(sampleRate: 48_000, channels: 2, sampleBits: 32))
         let out = try readAllPCM(track)
         let raw = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("hires24.s32")))
         let reference = raw.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }.map { Int32(littleEndian: $0) >> 8 }
@@ -126,5 +126,46 @@ struct FLACTests {
         }
         // The audio starts at byte 136; every flip lands in a frame, whose CRC then fails.
         #expect(said == 20, "damage said in \(said) of 20 rounds")
+    }
+
+    @Test("24-bit FLAC at 96 kHz plays bit for bit as S32_LE: the device opened for 32-bit samples, every sample ffmpeg's s32 decode")
+    func wideBitPerfect() async throws {
+        _ = Fixtures.alsaConfig
+        let capture = NSTemporaryDirectory() + "musit-capture-wide-\(UUID().uuidString.prefix(8)).wav"
+        defer { try? FileManager.default.removeItem(atPath: capture) }
+        let h = PlayerHarness(device: "testwav:FILE=\(capture)")
+        h.play(["hires96.flac"])
+        await h.waitForQueueEnd()
+        #expect(h.failures.isEmpty, "\(h.failures)")
+        let wav = try PCM.wavFile(capture)
+        #expect(wav.rate == 96_000 && wav.channels == 2 && wav.bits == 32, "opened at \(wav.rate) Hz, \(wav.bits) bits")
+        let reference = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("hires96.s32"))))
+        #expect(wav.data.count == reference.count, "\(wav.data.count) bytes played, \(reference.count) decoded by ffmpeg")
+        let firstDiff = zip(wav.data, reference).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(firstDiff == nil, "first differing byte at \(firstDiff ?? -1)")
+        // The low byte of a 24-bit sample in S32 is zero: nothing was dithered or scaled.
+        #expect(wav.data.enumerated().allSatisfy { $0.offset % 4 != 0 || $0.element == 0 })
+    }
+
+    @Test("a 16-bit track after a 24-bit one reopens the device for S16; 24-bit at lower volume stays 32-bit, scaled")
+    func wideThenNarrow() async throws {
+        _ = Fixtures.alsaConfig
+        let capture = NSTemporaryDirectory() + "musit-capture-widenarrow-\(UUID().uuidString.prefix(8)).wav"
+        let files = [capture, capture + ".0001"]
+        defer { for f in files { try? FileManager.default.removeItem(atPath: f) } }
+        let h = PlayerHarness(device: "testappend:FILE=\(capture)")
+        h.player.send(.setVolume(50))
+        h.play(["hires96.flac", "sweep_a.flac"])
+        await h.waitForQueueEnd()
+        #expect(h.failures.isEmpty, "\(h.failures)")
+        let wide = try PCM.wavFile(files[0]), narrow = try PCM.wavFile(files[1])
+        #expect(wide.bits == 32 && narrow.bits == 16 && narrow.rate == 44_100)
+        let reference = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("hires96.s32"))))
+        let played = wide.data.withUnsafeBytes { $0.bindMemory(to: Int32.self).map { Int64(Int32(littleEndian: $0)) } }
+        let source = reference.withUnsafeBytes { $0.bindMemory(to: Int32.self).map { Int64(Int32(littleEndian: $0)) } }
+        #expect(played.count == source.count)
+        // Half volume: each sample halved (rounded), in 32 bits, not truncated to 16.
+        #expect(zip(played, source).allSatisfy { abs($0.0 * 2 - $0.1) <= 1 }, "scaled by one half")
+        #expect(played.contains { $0 & 0xFFFF != 0 }, "precision below 16 bits kept")
     }
 }

@@ -100,8 +100,18 @@ struct OggTests {
         let formats = h.events.compactMap { if case .trackStarted(_, _, let m) = $0 { m.format.sampleRate } else { nil } }
         #expect(formats == [44_100, 48_000, 96_000])
         #expect(files.allSatisfy { FileManager.default.fileExists(atPath: $0) }, "the device was opened once per rate")
+        // Each opening's WAV header says the format it was opened with: 16 bits for the MP3
+        // and the Opus, 32 for the 24-bit FLAC (its samples as they are, left-justified).
         var pcm = PCM(samples: [])
-        for f in files where FileManager.default.fileExists(atPath: f) { pcm.samples += try PCM(raw: f).samples }
+        var opened: [String] = []
+        for f in files where FileManager.default.fileExists(atPath: f) {
+            let wav = try PCM.wavFile(f)
+            opened.append("\(wav.rate)/\(wav.bits)")
+            pcm.samples += wav.bits == 32
+                ? wav.data.withUnsafeBytes { $0.bindMemory(to: Int32.self).map { Int16(truncatingIfNeeded: Int32(littleEndian: $0) >> 16) } }
+                : wav.data.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+        }
+        #expect(opened == ["44100/16", "48000/16", "96000/32"])
         let parts = [(0, 220_500, 44_100, 440.0), (220_500, 48_000, 48_000, 660.0), (268_500, 96_000, 96_000, 1000.0)]
         #expect(pcm.frames == 364_500, "every track whole: \(pcm.frames) frames")
         for (start, count, rate, frequency) in parts where start + count <= pcm.frames {

@@ -65,8 +65,18 @@ public enum Fixtures {
                 type file
                 slave.pcm "testnull"
                 file $FILE
-                format "raw"
+                format "wav"
                 truncate false
+            }
+            # A capture that records the negotiated format: a WAV file whose header says the
+            # rate, channels and sample width the player opened the device with.
+            pcm.testwav {
+                @args [ FILE ]
+                @args.FILE { type string default "/dev/null" }
+                type file
+                slave.pcm "testnull"
+                file $FILE
+                format "wav"
             }
             # A device that takes audio in blocks and plays it in real time through pv (as a
             # network or pipe sink does), telling no delay.
@@ -113,6 +123,28 @@ public struct PCM {
     }
 
     /// Reads the data chunk of a 16-bit PCM WAV file.
+    /// A WAV file's format and its data bytes, as ALSA's file device writes them (a capture
+    /// through `testwav` or `testappend`).
+    public static func wavFile(_ path: String) throws -> (rate: Int, channels: Int, bits: Int, data: [UInt8]) {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        var i = 12, rate = 0, channels = 0, bits = 0
+        while i + 8 <= bytes.count {
+            let id = String(decoding: bytes[i..<i + 4], as: UTF8.self)
+            let size = le(i + 4, 4)
+            if id == "fmt " {
+                channels = le(i + 10, 2)
+                rate = le(i + 12, 4)
+                bits = le(i + 22, 2)
+            }
+            // ALSA writes the data's size when it closes the device: until then it is 0, and
+            // the data runs to the end of the file.
+            if id == "data" { return (rate, channels, bits, Array(bytes[(i + 8)..<(size == 0 ? bytes.count : min(bytes.count, i + 8 + size))])) }
+            i += 8 + size + (size & 1)
+        }
+        throw CocoaError(.fileReadCorruptFile)
+    }
+
     public init(wav path: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let bytes = [UInt8](data)
