@@ -45,6 +45,23 @@ struct OggTests {
         #expect(played.count == reference.count, "\(played.count) bytes played, \(reference.count) from the reference")
         let first = zip(played, reference).enumerated().first { $0.element.0 != $0.element.1 }?.offset
         #expect(first == nil, "first differing byte at \(first ?? -1)")
+        if file.hasSuffix(".flac") {
+            // FLAC carries the MD5 of its audio: what played has it.
+            func output(_ tool: String, _ args: [String]) throws -> String {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: tool)
+                p.arguments = args
+                let out = Pipe()
+                p.standardOutput = out
+                try p.run()
+                let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                p.waitUntilExit()
+                return text.split(separator: " ").first.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            }
+            let signature = try output("/usr/bin/metaflac", ["--show-md5sum", Fixtures.path(file)])
+            #expect(signature.count == 32 && signature != String(repeating: "0", count: 32))
+            #expect(try output("/usr/bin/md5sum", [capture]) == signature, "the played audio's MD5 is STREAMINFO's")
+        }
     }
 
     @Test("Vorbis comments and the METADATA_BLOCK_PICTURE cover; exact lengths", arguments: [
