@@ -53,13 +53,17 @@ let package = Package(
         .target(name: "CCodecLoader", cSettings: [.unsafeFlags(["-I/usr/include/opus"])]),
         // MPRIS over sd-bus, libsystemd loaded when a session bus is there.
         .target(name: "CMPRIS"),
-        .target(name: "MusitMPRIS", dependencies: ["CMPRIS", "MusitAudio"]),
+        .target(name: "MusitMPRIS", dependencies: ["CMPRIS", "MusitAudio", "MusitCodecs"]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
-        // MP3 decoding, tags, ALSA output and the playback engine.
-        .target(name: "MusitAudio", dependencies: ["CALSA", "CMPG123", "CCodecLoader", "CFLAC", "CVorbisFile", "COpusFile"],
+        // The decoders, portable and without a device: MP3, FLAC, Ogg Vorbis and Opus, tags,
+        // exact lengths, full verification, HLS indexes, streamed and ranged sources. The
+        // server links these, not ALSA.
+        .target(name: "MusitCodecs", dependencies: ["CMPG123", "CCodecLoader", "CFLAC", "CVorbisFile", "COpusFile"],
                 swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/opus"])]),
+        // Playback: ALSA output, the engine on its own thread, the queue, the visualizer's tap.
+        .target(name: "MusitAudio", dependencies: ["CALSA", "MusitCodecs"]),
         // Colours and pictures, portable: OKLab, contrast, palettes, covers as cells.
         .target(name: "MusitArt"),
         // Cover images (PNG, JPEG) to pixels through Debian's libpng and libjpeg-turbo.
@@ -85,7 +89,7 @@ let package = Package(
         ]),
         // The backend: HTTP routes, accounts, storage (SQLite through GRDB).
         .target(name: "MusitServer", dependencies: [
-            "MusitAPI", "MusitAudio", "MusitConfig", "MusitRPC",
+            "MusitAPI", "MusitCodecs", "MusitConfig", "MusitRPC",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -116,19 +120,19 @@ let package = Package(
         // The player's side of the API: requests with token refresh, the sync loop, the chat
         // outbox and HLS streams fed to the audio engine.
         .target(name: "MusitClient", dependencies: [
-            "MusitAPI", "MusitAudio",
+            "MusitAPI", "MusitAudio", "MusitCodecs",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
         // Wires the store to the player, the library and the terminal.
-        .target(name: "MusitApp", dependencies: ["MusitAPI", "MusitAudio", "MusitClient", "MusitConfig", "MusitImage", "MusitLibrary",
+        .target(name: "MusitApp", dependencies: ["MusitAPI", "MusitAudio", "MusitClient", "MusitCodecs", "MusitConfig", "MusitImage", "MusitLibrary",
                                                  "MusitRender", "MusitTerminal", "MusitViewModel"]),
         // The thin executable.
         .executableTarget(
             name: "musit-tui",
             dependencies: [
-                "MusitApp", "MusitAudio", "MusitClient", "MusitConfig", "MusitMPRIS", "MusitRender", "MusitServer", "MusitViewModel",
+                "MusitApp", "MusitAudio", "MusitClient", "MusitCodecs", "MusitConfig", "MusitMPRIS", "MusitRender", "MusitServer", "MusitViewModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -151,10 +155,10 @@ let package = Package(
 
         // Fixtures, PCM capture reading and signal analysis shared by the tests.
         .target(name: "MusitTestSupport", path: "Tests/MusitTestSupport"),
-        .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "MusitTestSupport"]),
+        .testTarget(name: "MusitAudioTests", dependencies: ["MusitAudio", "MusitCodecs", "MusitTestSupport"]),
         .testTarget(name: "MusitViewModelTests", dependencies: ["MusitArt", "MusitImage", "MusitViewModel", "MusitRender", "MusitLibrary", "MusitTestSupport"]),
         .testTarget(name: "MusitServerTests", dependencies: [
-            "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
+            "MusitServer", "MusitAPI", "MusitCodecs", "MusitTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -162,10 +166,10 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         .testTarget(name: "MusitClientTests", dependencies: [
-            "MusitClient", "MusitApp", "MusitViewModel", "MusitServer", "MusitAPI", "MusitAudio", "MusitTestSupport",
+            "MusitClient", "MusitApp", "MusitViewModel", "MusitServer", "MusitAPI", "MusitAudio", "MusitCodecs", "MusitTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitArt", "MusitAudio", "MusitConfig", "MusitTestSupport", "MusitViewModel"]),
+        .testTarget(name: "MusitCLITests", dependencies: ["musit-tui", "MusitArt", "MusitAudio", "MusitCodecs", "MusitConfig", "MusitTestSupport", "MusitViewModel"]),
     ],
     swiftLanguageModes: [.v6]
 )

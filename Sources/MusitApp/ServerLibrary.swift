@@ -1,6 +1,7 @@
 import Foundation
 import MusitAPI
 import MusitAudio
+import MusitCodecs
 import MusitClient
 import MusitViewModel
 

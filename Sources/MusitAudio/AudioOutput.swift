@@ -1,5 +1,6 @@
 import CALSA
 import Foundation
+import MusitCodecs
 #if canImport(Glibc)
 import Glibc
 #endif

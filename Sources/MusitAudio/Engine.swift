@@ -1,4 +1,5 @@
 import Foundation
+import MusitCodecs
 
 /// The player's state machine. It lives on the audio thread only and is never shared.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import MusitCodecs
 import Synchronization
 
 public enum PlaybackState: String, Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import MusitCodecs
 import Synchronization
 
 /// The last few thousand samples written to the device, mono, and how many of them the

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import MusitAPI
 import MusitAudio
+import MusitCodecs
 import NIOCore
 import NIOHTTP1
 

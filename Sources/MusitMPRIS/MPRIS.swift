@@ -1,6 +1,7 @@
 import CMPRIS
 import Foundation
 import MusitAudio
+import MusitCodecs
 import Synchronization
 
 /// Musit on the session bus as an MPRIS 2.2 player (`org.mpris.MediaPlayer2.musit`), so

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MusitAudio
+import MusitCodecs
 import MusitConfig
 import MusitMPRIS
 import MusitRender

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 @testable import MusitAudio
+@testable import MusitCodecs
 import Testing
 
 @Suite("The visualizer's spectrum")

@@ -1,5 +1,6 @@
 import Foundation
 @testable import MusitAudio
+@testable import MusitCodecs
 import MusitTestSupport
 import Testing
 

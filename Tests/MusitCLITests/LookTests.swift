@@ -1,6 +1,7 @@
 import Foundation
 import MusitArt
 import MusitAudio
+import MusitCodecs
 import MusitTestSupport
 import Testing
 

@@ -3,6 +3,7 @@ import Hummingbird
 import MusitAPI
 import MusitApp
 @testable import MusitAudio
+@testable import MusitCodecs
 @testable import MusitClient
 import MusitServer
 import MusitTestSupport

@@ -2,6 +2,7 @@ import Foundation
 import MusitAPI
 import MusitApp
 import MusitAudio
+import MusitCodecs
 @testable import MusitClient
 import MusitTestSupport
 import MusitViewModel

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import MusitAPI
 import MusitAudio
+import MusitCodecs
 @testable import MusitClient
 import MusitServer
 import MusitTestSupport

@@ -1,6 +1,6 @@
 import Foundation
 import MusitAPI
-import MusitAudio
+import MusitCodecs
 import PostgresNIO
 
 // The repositories on PostgreSQL; see `PostgresStore` for why each is exact.

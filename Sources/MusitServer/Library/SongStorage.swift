@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 import MusitAPI
-import MusitAudio
+import MusitCodecs
 
 public struct StoredSong: Equatable, Sendable {
     public var id: Int64

@@ -3,7 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MusitAPI
-import MusitAudio
+import MusitCodecs
 import NIOCore
 import NIOPosix
 import Synchronization

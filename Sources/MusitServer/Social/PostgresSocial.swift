@@ -1,6 +1,6 @@
 import Foundation
 import MusitAPI
-import MusitAudio
+import MusitCodecs
 import PostgresNIO
 
 extension PostgresStore: SocialRepository {

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import MusitAPI
-import MusitAudio
+import MusitCodecs
 import PostgresNIO
 import Synchronization
 

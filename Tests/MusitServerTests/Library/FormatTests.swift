@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import MusitAPI
-import MusitAudio
+import MusitCodecs
 @testable import MusitServer
 import MusitTestSupport
 import NIOCore
