@@ -132,8 +132,14 @@ public final class TerminalApp {
         let layoutStore = self.layoutStore
         let store = Store(state: initial) { effect in
             switch effect {
+            case .player(.order(let sort)):
+                // The library knows the order; the server's queue keeps its own.
+                if serverQueue == nil {
+                    let library = library
+                    DispatchQueue.global(qos: .userInitiated).async { player.send(.setOrder(library.order(sort))) }
+                }
             case .player(let intent):
-                player.send(Self.command(intent))
+                if let command = Self.command(intent) { player.send(command) }
             case .fetch(let request):
                 if let serverQueue { serverQueue.request(request) } else { library.request(request) }
             case .add(let path): library.add([path])
@@ -248,7 +254,8 @@ public final class TerminalApp {
         }
     }
 
-    static func command(_ intent: PlayerIntent) -> PlayerCommand {
+    /// The player's command for an intent; nil for what the app answers itself (`.order`).
+    static func command(_ intent: PlayerIntent) -> PlayerCommand? {
         switch intent {
         case .play(let index): return .play(index: index)
         case .togglePause: return .togglePause
@@ -261,6 +268,7 @@ public final class TerminalApp {
         case .setVolume(let v): return .setVolume(v)
         case .cycleRepeat: return .cycleRepeat
         case .toggleShuffle: return .toggleShuffle
+        case .order: return nil
         }
     }
 

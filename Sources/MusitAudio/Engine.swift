@@ -155,6 +155,11 @@ final class Engine {
             setShuffle(on)
         case .toggleShuffle:
             setShuffle(!queue.shuffle)
+        case .setOrder(let order):
+            if let index = audible?.index ?? decoding?.index { queue.select(index) }
+            queue.setOrder(order)
+            // What follows the current track may have changed: preloaded again when due.
+            preload = nil
         }
     }
 

@@ -25,6 +25,8 @@ public struct PlayQueue: Sendable {
     public private(set) var tracks: [Track] = []
     /// Play order as indexes into `tracks`.
     private var order: [Int] = []
+    /// The order without shuffle: `tracks`' own, or one set by `setOrder` (a sorted queue).
+    private var baseOrder: [Int] = []
     /// Position of the current track in `order`.
     private var cursor: Int?
     public var repeatMode: RepeatMode = .off
@@ -33,6 +35,7 @@ public struct PlayQueue: Sendable {
     public init(_ tracks: [Track] = []) {
         self.tracks = tracks
         order = Array(tracks.indices)
+        baseOrder = order
     }
 
     public var currentIndex: Int? { cursor.map { order[$0] } }
@@ -43,9 +46,25 @@ public struct PlayQueue: Sendable {
         let start = tracks.count
         tracks += new
         var added = Array(start..<tracks.count)
+        baseOrder += added
         if shuffle { added.shuffle() }
         order += added
     }
+
+    /// Plays the tracks in `newOrder` (every index once; anything else is ignored),
+    /// keeping the current track; with shuffle on it becomes the order shuffle returns to.
+    public mutating func setOrder(_ newOrder: [Int]) {
+        guard newOrder.count == tracks.count, Set(newOrder).count == tracks.count,
+              newOrder.allSatisfy({ tracks.indices.contains($0) }) else { return }
+        baseOrder = newOrder
+        guard !shuffle else { return }
+        let current = currentIndex
+        order = newOrder
+        cursor = current.flatMap { order.firstIndex(of: $0) }
+    }
+
+    /// The play order, as indexes into `tracks`.
+    public var playOrder: [Int] { order }
 
     /// Makes track `index` current.
     public mutating func select(_ index: Int) {
@@ -84,7 +103,7 @@ public struct PlayQueue: Sendable {
             rest.shuffle()
             order = (current.map { [$0] } ?? []) + rest
         } else {
-            order = Array(tracks.indices)
+            order = baseOrder
         }
         cursor = current.flatMap { order.firstIndex(of: $0) }
     }

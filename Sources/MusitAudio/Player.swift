@@ -61,6 +61,8 @@ public enum PlayerCommand: Sendable {
     case cycleRepeat
     case setShuffle(Bool)
     case toggleShuffle
+    /// Plays the queue in this order (indexes into it, each once), keeping the current track.
+    case setOrder([Int])
 }
 
 public struct PlayerConfiguration: Sendable {

@@ -64,7 +64,8 @@ public final class LocalLibrary: QueueDataSource, Sendable {
         var scansRunning = 0
         var found = 0
         var skipped = 0
-        var filterCache: (filter: String, version: Int, rows: [Int])?
+        var filterCache: (filter: String, sort: QueueSort, version: Int, rows: [Int])?
+        var sortCache: (sort: QueueSort, version: Int, rows: [Int])?
         var version = 0
     }
 
@@ -218,32 +219,77 @@ public final class LocalLibrary: QueueDataSource, Sendable {
         }
     }
 
+    /// The queue's indexes in `sort`'s order (folder order is the entries' own).
+    public func order(_ sort: QueueSort) -> [Int] {
+        state.withLock { s in Self.sorted(&s, sort) ?? Array(s.entries.indices) }
+    }
+
+    /// Rows in `sort`'s order, kept until the entries change; nil for folder order.
+    private static func sorted(_ s: inout State, _ sort: QueueSort) -> [Int]? {
+        guard sort != .path else { return nil }
+        if let cache = s.sortCache, cache.sort == sort, cache.version == s.version { return cache.rows }
+        let entries = s.entries
+        // Album (case and accents aside), then track number, then path; no album last.
+        // Paths are already in natural order, so the index breaks ties stably.
+        let keys = entries.map { e -> (String?, Int) in
+            (e.tags?.album.flatMap { $0.isEmpty ? nil : $0.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil) },
+             e.tags?.track ?? Int.max)
+        }
+        let rows = entries.indices.sorted { a, b in
+            let (x, y) = (keys[a], keys[b])
+            switch (x.0, y.0) {
+            case (nil, nil): return a < b
+            case (nil, _): return false
+            case (_, nil): return true
+            case let (p?, q?) where p != q: return p < q
+            default: return x.1 != y.1 ? x.1 < y.1 : a < b
+            }
+        }
+        s.sortCache = (sort, s.version, rows)
+        return rows
+    }
+
     /// The page itself, computed on the caller's thread.
     public func page(for request: QueuePageRequest) -> QueuePage {
         state.withLock { s in
             let scanning = s.scansRunning > 0
-            let rows: [Int]
-            if request.filter.isEmpty {
+            var request = request
+            let ordered = Self.sorted(&s, request.sort)
+            if request.filter.isEmpty, ordered == nil {
+                var located: Int?
+                if let index = request.locate, s.entries.indices.contains(index) {
+                    located = index
+                    request.offset = index / request.limit * request.limit
+                }
                 let end = min(s.entries.count, request.offset + request.limit)
                 let items = request.offset < end
                     ? (request.offset..<end).map { Self.item(s.entries[$0], index: $0) } : []
                 return QueuePage(request: request, items: items, total: s.entries.count,
-                                 hasMore: scanning || end < s.entries.count)
+                                 hasMore: scanning || end < s.entries.count, locatedRow: located)
             }
-            if let cache = s.filterCache, cache.filter == request.filter, cache.version == s.version {
+            let rows: [Int]
+            if request.filter.isEmpty {
+                rows = ordered ?? []
+            } else if let cache = s.filterCache, cache.filter == request.filter, cache.sort == request.sort,
+                      cache.version == s.version {
                 rows = cache.rows
             } else {
                 let needle = request.filter.lowercased()
-                rows = s.entries.indices.filter { i in
+                rows = (ordered ?? Array(s.entries.indices)).filter { i in
                     let e = s.entries[i]
                     return [e.name, e.folder, e.tags?.title, e.tags?.artist, e.tags?.album]
                         .contains { $0?.lowercased().contains(needle) == true }
                 }
-                s.filterCache = (request.filter, s.version, rows)
+                s.filterCache = (request.filter, request.sort, s.version, rows)
+            }
+            var located: Int?
+            if let index = request.locate, let row = rows.firstIndex(of: index) {
+                located = row
+                request.offset = row / request.limit * request.limit
             }
             let end = min(rows.count, request.offset + request.limit)
             let items = request.offset < end ? (request.offset..<end).map { Self.item(s.entries[rows[$0]], index: rows[$0]) } : []
-            return QueuePage(request: request, items: items, total: rows.count, hasMore: end < rows.count)
+            return QueuePage(request: request, items: items, total: rows.count, hasMore: end < rows.count, locatedRow: located)
         }
     }
 

@@ -11,7 +11,7 @@ protocol MouseOwner {
 }
 
 public enum QueuePane: KeyOwner, MouseOwner {
-    enum Action: String, Sendable, CaseIterable { case up, down, pageUp, pageDown, top, bottom, play }
+    enum Action: String, Sendable, CaseIterable { case up, down, pageUp, pageDown, top, bottom, play, order }
 
     static let id = "queue"
     static let standard = BindingTable<Action>("Queue", [
@@ -22,6 +22,7 @@ public enum QueuePane: KeyOwner, MouseOwner {
         KeyBinding([.home, .char("g")], .top, "first row"),
         KeyBinding([.end, .char("G")], .bottom, "last row"),
         KeyBinding([.enter], .play, "play the selected track"),
+        KeyBinding([.char("o")], .order, "order: folder, then by album and track (:sort path|album)"),
     ])
 
     static func perform(_ action: Action, _ s: inout AppState) -> [Effect]? {
@@ -37,6 +38,9 @@ public enum QueuePane: KeyOwner, MouseOwner {
         case .play:
             guard let item = s.queue.selected else { return [] }
             return [.player(.play(index: item.index))]
+        case .order:
+            let all = QueueSort.allCases
+            return Reducer.sortQueue(&s, all[(all.firstIndex(of: s.queue.sort)! + 1) % all.count])
         }
         return requests.map { .fetch($0) }
     }

@@ -14,19 +14,41 @@ public struct QueueItem: Equatable, Sendable {
     }
 }
 
-/// A request for rows `offset..<offset+limit` of the queue as filtered by `filter`.
+/// The order of the queue's rows, and the order the player plays them in.
+public enum QueueSort: String, CaseIterable, Equatable, Hashable, Sendable {
+    /// As the folders list them (paths in natural order): the order files were added in.
+    case path
+    /// By album, then track number, then path; files without an album last.
+    case album
+
+    public var label: String {
+        switch self {
+        case .path: "folder order"
+        case .album: "by album"
+        }
+    }
+}
+
+/// A request for rows `offset..<offset+limit` of the queue as filtered by `filter`, in
+/// the order `sort`.
 public struct QueuePageRequest: Equatable, Hashable, Sendable {
     public var offset: Int
     public var limit: Int
     public var filter: String
+    public var sort: QueueSort
     /// Answers to an older generation (before the filter changed) are ignored.
     public var generation: Int
+    /// Instead of `offset`: the page holding the row of this queue index (the source
+    /// answers with that page's offset and `QueuePage.locatedRow`).
+    public var locate: Int?
 
-    public init(offset: Int, limit: Int, filter: String, generation: Int) {
+    public init(offset: Int, limit: Int, filter: String, sort: QueueSort = .path, generation: Int, locate: Int? = nil) {
         self.offset = offset
         self.limit = limit
         self.filter = filter
+        self.sort = sort
         self.generation = generation
+        self.locate = locate
     }
 }
 
@@ -38,12 +60,15 @@ public struct QueuePage: Equatable, Sendable {
     public var total: Int?
     /// Whether rows exist past this page.
     public var hasMore: Bool
+    /// The row of `request.locate`, when it was asked for and found.
+    public var locatedRow: Int?
 
-    public init(request: QueuePageRequest, items: [QueueItem], total: Int?, hasMore: Bool) {
+    public init(request: QueuePageRequest, items: [QueueItem], total: Int?, hasMore: Bool, locatedRow: Int? = nil) {
         self.request = request
         self.items = items
         self.total = total
         self.hasMore = hasMore
+        self.locatedRow = locatedRow
     }
 }
 
@@ -67,6 +92,7 @@ public struct QueueState: Equatable, Sendable {
     public private(set) var cursor = 0
     public private(set) var top = 0
     public private(set) var filter = ""
+    public private(set) var sort = QueueSort.path
     public private(set) var generation = 0
     public private(set) var pending: Set<Int> = []
     /// The queue index that is playing (unfiltered).
@@ -111,7 +137,15 @@ public struct QueueState: Equatable, Sendable {
         let page = row / pageSize
         guard pages[page] == nil, !pending.contains(page) else { return [] }
         pending.insert(page)
-        return [QueuePageRequest(offset: page * pageSize, limit: pageSize, filter: filter, generation: generation)]
+        return [QueuePageRequest(offset: page * pageSize, limit: pageSize, filter: filter, sort: sort, generation: generation)]
+    }
+
+    /// Moves to the row of queue index `index`: the same row in folder order, otherwise
+    /// asked of the source (which knows its order).
+    public mutating func locate(index: Int, visibleRows: Int) -> [QueuePageRequest] {
+        guard isFiltered else { return jump(to: index, visibleRows: visibleRows) }
+        pendingJump = nil
+        return [QueuePageRequest(offset: 0, limit: pageSize, filter: filter, sort: sort, generation: generation, locate: index)]
     }
 
     public mutating func scroll(by delta: Int, visibleRows: Int) -> [QueuePageRequest] {
@@ -129,9 +163,11 @@ public struct QueueState: Equatable, Sendable {
         top = max(0, min(top, max(0, count - rows)))
     }
 
-    /// Starts over with a new filter (or the same one, after the source changed).
-    public mutating func reset(filter: String, visibleRows: Int) -> [QueuePageRequest] {
+    /// Starts over with a new filter (or the same one, after the source changed), and a new
+    /// order when `sort` is given.
+    public mutating func reset(filter: String, sort: QueueSort? = nil, visibleRows: Int) -> [QueuePageRequest] {
         self.filter = filter
+        if let sort { self.sort = sort }
         generation += 1
         pages = [:]
         pending = []
@@ -145,7 +181,7 @@ public struct QueueState: Equatable, Sendable {
 
     /// The source grew or shrank (a scan found files): known rows change, the last page is refetched.
     public mutating func sourceChanged(total: Int, hasMore more: Bool, visibleRows: Int) -> [QueuePageRequest] {
-        guard filter.isEmpty else { return [] }
+        guard !isFiltered else { return [] }
         let lastPage = count / pageSize
         if total != count { pages[lastPage] = nil; pending.remove(lastPage) }
         count = total
@@ -168,7 +204,7 @@ public struct QueueState: Equatable, Sendable {
     }
 
     public mutating func loaded(_ page: QueuePage, visibleRows: Int) -> [QueuePageRequest] {
-        guard page.request.generation == generation, page.request.filter == filter else { return [] }
+        guard page.request.generation == generation, page.request.filter == filter, page.request.sort == sort else { return [] }
         let number = page.request.offset / pageSize
         pending.remove(number)
         pages[number] = page.items
@@ -183,6 +219,9 @@ public struct QueueState: Equatable, Sendable {
         if let target = pendingJump, target < count || !hasMore {
             pendingJump = nil
             return setCursor(target, visibleRows: visibleRows)
+        }
+        if page.request.locate != nil, let row = page.locatedRow {
+            return setCursor(row, visibleRows: visibleRows)
         }
         return fetch(visibleRows: visibleRows)
     }
@@ -204,7 +243,7 @@ public struct QueueState: Equatable, Sendable {
         var requests: [QueuePageRequest] = []
         for p in wanted where !pending.contains(p) {
             pending.insert(p)
-            requests.append(QueuePageRequest(offset: p * pageSize, limit: pageSize, filter: filter, generation: generation))
+            requests.append(QueuePageRequest(offset: p * pageSize, limit: pageSize, filter: filter, sort: sort, generation: generation))
         }
         evict(rows: rows)
         return requests
@@ -218,6 +257,7 @@ public struct QueueState: Equatable, Sendable {
         }
     }
 
-    /// Rows of the unfiltered queue map one to one onto queue indexes.
-    public var isFiltered: Bool { !filter.isEmpty }
+    /// Rows of the unfiltered queue in folder order map one to one onto queue indexes;
+    /// otherwise each row names its index.
+    public var isFiltered: Bool { !filter.isEmpty || sort != .path }
 }

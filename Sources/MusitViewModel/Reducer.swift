@@ -37,6 +37,8 @@ public enum PlayerIntent: Equatable, Sendable {
     case volume(by: Int)
     case setVolume(Int)
     case cycleRepeat, toggleShuffle
+    /// Play the queue in this order (indexes into it, every one once).
+    case order(QueueSort)
 }
 
 /// Work for the outside world; the store hands these to its effect handler.
@@ -201,6 +203,12 @@ public enum Reducer {
             return [.player(.seekTo(t))]
         case "filter":
             return fetches(s.queue.reset(filter: rest, visibleRows: s.queueRows))
+        case "sort":
+            guard let sort = QueueSort(rawValue: rest) else {
+                s.message = "usage: :sort " + QueueSort.allCases.map(\.rawValue).joined(separator: "|")
+                return []
+            }
+            return sortQueue(&s, sort)
         case "theme":
             guard let theme = ThemeName(rawValue: rest) else {
                 s.message = "usage: :theme " + ThemeName.allCases.map(\.rawValue).joined(separator: "|")
@@ -223,6 +231,12 @@ public enum Reducer {
         }
     }
 
+    /// Rows and play order follow `sort` (the player keeps the track it is on).
+    static func sortQueue(_ s: inout AppState, _ sort: QueueSort) -> [Effect] {
+        s.message = "queue: \(sort.label)"
+        return fetches(s.queue.reset(filter: s.queue.filter, sort: sort, visibleRows: s.queueRows)) + [.player(.order(sort))]
+    }
+
     static func run(_ s: inout AppState, _ command: Command) -> [Effect] {
         let rows = s.queueRows
         switch command {
@@ -239,9 +253,9 @@ public enum Reducer {
         case .jumpToPlaying:
             guard let playing = s.nowPlaying.index else { return [] }
             var effects: [Effect] = []
-            if s.queue.isFiltered { effects += fetches(s.queue.reset(filter: "", visibleRows: rows)) }
+            if !s.queue.filter.isEmpty { effects += fetches(s.queue.reset(filter: "", visibleRows: rows)) }
             s.focus = .queue
-            return effects + fetches(s.queue.jump(to: playing, visibleRows: rows))
+            return effects + fetches(s.queue.locate(index: playing, visibleRows: rows))
         case .focusNext, .focusPrevious:
             let panes = s.visiblePanes
             guard !panes.isEmpty else { return [] }

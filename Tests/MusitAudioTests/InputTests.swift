@@ -211,4 +211,23 @@ struct QueueTests {
         q.select(1)
         #expect(q.advance() == 2)
     }
+
+    @Test("a set order plays in that order from the current track, takes appended tracks last, and is what shuffle returns to")
+    func setOrder() {
+        var q = PlayQueue(tracks)
+        q.select(1)
+        q.setOrder([4, 1, 3, 0, 2])
+        #expect(q.currentIndex == 1, "the current track stays")
+        #expect(q.advance() == 3)
+        #expect(q.advance() == 0)
+        #expect(q.peekPrevious() == 3)
+        q.setOrder([0, 0, 1, 2, 3])
+        q.setOrder([0, 1, 2])
+        #expect(q.playOrder == [4, 1, 3, 0, 2], "not a permutation: ignored")
+        q.append([Track("t5.mp3")])
+        #expect(q.playOrder == [4, 1, 3, 0, 2, 5])
+        q.setShuffle(true)
+        q.setShuffle(false)
+        #expect(q.playOrder == [4, 1, 3, 0, 2, 5], "shuffle off returns to the set order")
+    }
 }

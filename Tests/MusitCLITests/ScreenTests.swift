@@ -252,6 +252,46 @@ struct ScreenExtraTests {
         #expect(f.ok, "the filter matches the album: \(f.screen)")
     }
 
+    @Test(":sort album orders the queue by album and track, and the player follows that order; o goes back")
+    func sortByAlbum() throws {
+        let folder = NSTemporaryDirectory() + "musit-sorted-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for f in ["tag_v1.mp3", "tag_v23_latin1.mp3", "tagged.flac", "tagged.ogg", "tagged.opus"] {
+            try FileManager.default.copyItem(atPath: Fixtures.path(f), toPath: folder + "/" + f)
+        }
+        let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", "--pace", folder], width: 120, height: 30)
+        defer { tmux.kill() }
+        // Folder order: Old Title, Café Müller, Fläc Title, Ogg ogg, Ogg opus. By album:
+        // Déjà Vu, Lossless 🎵, Old Album, Open Formats (two, by path).
+        func order(_ screen: String) -> [String] {
+            guard let queue = screen.range(of: "┌ Queue") else { return [] }
+            let rows = screen[queue.upperBound...]
+            let titles = ["Old Title", "Café Müller", "Fläc Title", "Ogg Title – ogg", "Ogg Title – opus"]
+            return titles.compactMap { t in rows.range(of: t).map { (t, $0.lowerBound) } }.sorted { $0.1 < $1.1 }.map(\.0)
+        }
+        let listed = try tmux.waitFor { order($0).count == 5 }
+        #expect(order(listed.screen) == ["Old Title", "Café Müller", "Fläc Title", "Ogg Title – ogg", "Ogg Title – opus"])
+        try tmux.send("Space")
+        try tmux.send(":")
+        try tmux.send("-l", "sort album")
+        try tmux.send("Enter")
+        let sorted = try tmux.waitFor { $0.contains("by album") && order($0).first == "Café Müller" }
+        #expect(sorted.ok && order(sorted.screen) == ["Café Müller", "Fläc Title", "Old Title", "Ogg Title – ogg", "Ogg Title – opus"],
+                "\(sorted.screen)")
+        // Fläc Title is the second row; after it, by album, comes Old Title (by folder it was the Ogg).
+        try tmux.send("j")
+        try tmux.send("Enter")
+        try tmux.press(until: "♪ Fläc Title", "the selected row plays")
+        try tmux.send("Space")
+        try tmux.send("n")
+        let next = try tmux.waitFor { $0.contains("♪ Old Title") }
+        #expect(next.ok, "the player follows the album order: \(next.screen)")
+        try tmux.send("o")
+        let back = try tmux.waitFor { !$0.contains("by album") && order($0).first == "Old Title" }
+        #expect(back.ok, "o goes back to folder order: \(back.screen)")
+    }
+
     @Test("? lists every binding of every pane, editor and overlay, read from the screen page by page")
     func helpFromTheTables() throws {
         let tmux = try TmuxSession.musit(["--offline", "--device", "testnull", Fixtures.path("sine440.mp3")], width: 100, height: 24)

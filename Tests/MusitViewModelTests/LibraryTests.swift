@@ -96,4 +96,37 @@ struct LibraryTests {
         _ = try await open()
         #expect(reads.withLock { $0 }.count == 4 && reads.withLock { $0 }.last?.hasSuffix("b.mp3") == true)
     }
+
+    @Test("by album: album, then track number, then path, files without an album last; filtered and located in that order")
+    func albumOrder() async throws {
+        let root = NSTemporaryDirectory() + "musit-sort-\(UUID().uuidString)"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: root) }
+        // Folder order a…f; albums and tracks that order them otherwise.
+        let tags: [String: LocalLibrary.Tags] = [
+            "a": .init(title: "A", album: "Zebra", track: 1), "b": .init(title: "B", album: "apple", track: 2),
+            "c": .init(title: "C", album: "Äpple", track: 1), "d": .init(title: "D"),
+            "e": .init(title: "E", album: "Apple", track: nil), "f": .init(title: "F", album: "zebra", track: 0),
+        ]
+        for name in tags.keys { fm.createFile(atPath: "\(root)/\(name).mp3", contents: Data(name.utf8)) }
+        let library = LocalLibrary(readTags: { tags[(($0 as NSString).lastPathComponent as NSString).deletingPathExtension] }) { _ in }
+        library.addNow([root])
+        let start = Date()
+        while library.page(for: QueuePageRequest(offset: 0, limit: 10, filter: "", generation: 0)).items.first?.title != "A",
+              Date().timeIntervalSince(start) < 10 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // "apple", "Äpple" and "Apple" are one album (case and accents aside): by track, the
+        // track-less last; "Zebra" and "zebra" likewise; "d" has no album.
+        #expect(library.order(.album).map { library.entry(at: $0)!.title } == ["C", "B", "E", "F", "A", "D"])
+        #expect(library.order(.path) == [0, 1, 2, 3, 4, 5])
+        let page = library.page(for: QueuePageRequest(offset: 0, limit: 10, filter: "", sort: .album, generation: 1))
+        #expect(page.items.map(\.title) == ["C", "B", "E", "F", "A", "D"] && page.total == 6)
+        #expect(page.items.allSatisfy { library.entry(at: $0.index)?.title == $0.title }, "rows name their queue index")
+        let zebra = library.page(for: QueuePageRequest(offset: 0, limit: 10, filter: "zebra", sort: .album, generation: 2))
+        #expect(zebra.items.map(\.title) == ["F", "A"])
+        let found = library.page(for: QueuePageRequest(offset: 0, limit: 2, filter: "", sort: .album, generation: 3, locate: 0))
+        #expect(found.locatedRow == 4 && found.request.offset == 4 && found.items.map(\.title) == ["A", "D"])
+    }
 }

@@ -35,12 +35,19 @@ final class Script {
     /// Answers every outstanding page request (and those its answers cause).
     func pump() {
         while !unanswered.isEmpty {
-            let r = unanswered.removeFirst()
-            let matching = r.filter.isEmpty ? Array(0..<rows) : (0..<rows).filter { "track \($0)".contains(r.filter) }
+            var r = unanswered.removeFirst()
+            // "By album" is the reverse of folder order here: the rows' indexes tell them apart.
+            let ordered = r.sort == .album ? Array((0..<rows).reversed()) : Array(0..<rows)
+            let matching = r.filter.isEmpty ? ordered : ordered.filter { "track \($0)".contains(r.filter) }
+            var located: Int?
+            if let index = r.locate, let row = matching.firstIndex(of: index) {
+                located = row
+                r.offset = row / r.limit * r.limit
+            }
             let end = min(matching.count, r.offset + r.limit)
             let items = r.offset < end ? (r.offset..<end).map { QueueItem(index: matching[$0], title: "track \(matching[$0])") } : []
             store.send(.pageLoaded(QueuePage(request: r, items: items, total: revealTotal ? matching.count : nil,
-                                             hasMore: end < matching.count)))
+                                             hasMore: end < matching.count, locatedRow: located)))
         }
     }
 
@@ -281,6 +288,34 @@ struct ViewModelTests {
         s.pump()
         #expect(s.state.queue.cursor == 250)
         #expect(s.text.contains("♪ track 250"))
+    }
+
+    @Test(":sort album and o order the rows and the player's order; the playing track is found in any order")
+    func sorting() {
+        let s = Script(width: 80, height: 24, rows: 300)
+        s.keys(.char(":"))
+        s.type("sort album")
+        s.keys(.enter)
+        #expect(s.effects.contains(.player(.order(.album))))
+        #expect(s.requests.last?.sort == .album)
+        #expect(s.text.contains("by album"), "the footer says the order")
+        #expect(s.state.queue.selected?.index == 299, "rows in the source's album order")
+        s.keys(.enter)
+        #expect(s.effects.last == .player(.play(index: 299)), "a row plays its own track")
+        var np = NowPlaying()
+        np.index = 250
+        s.store.send(.nowPlaying(np))
+        s.keys(.char("i"))
+        #expect(s.state.queue.cursor == 49, "track 250 is row 49 by album")
+        #expect(s.text.contains("♪ track 250"))
+        s.keys(.char("o"))
+        #expect(s.effects.last == .player(.order(.path)))
+        #expect(s.state.queue.sort == .path && !s.text.contains("by album"))
+        #expect(s.state.queue.selected?.index == 0)
+        s.keys(.char(":"))
+        s.type("sort year")
+        s.keys(.enter)
+        #expect(s.text.contains("usage: :sort path|album"))
     }
 
     @Test("hide, show and maximize panes")

@@ -12,7 +12,8 @@ extension QueuePane: PaneView {
         var parts: [String] = []
         let q = s.queue
         if q.count > 0 { parts.append("\(q.cursor + 1)/\(q.count)\(q.hasMore ? "+" : "")") }
-        if q.isFiltered { parts.append("filter: \(q.filter)") }
+        if !q.filter.isEmpty { parts.append("filter: \(q.filter)") }
+        if q.sort != .path { parts.append(q.sort.label) }
         if let scan = s.scan, !scan.finished { parts.append("scanning\(pen.glyphs.ellipsis) \(scan.found)") }
         if let u = s.social.upload {
             parts.append("uploading \(u.fileIndex + 1)/\(u.fileCount) " + ProgressBar.render(fraction: u.fraction, width: 10, unicode: pen.glyphs.unicode))
@@ -26,7 +27,7 @@ extension QueuePane: PaneView {
         if q.count == 0 {
             let text: String
             if let scan = s.scan, !scan.finished { text = "scanning\(pen.glyphs.ellipsis)" }
-            else if q.isFiltered { text = "no match for \u{201C}\(q.filter)\u{201D}" }
+            else if !q.filter.isEmpty { text = "no match for \u{201C}\(q.filter)\u{201D}" }
             else if q.hasMore && !q.pending.isEmpty { text = "loading\(pen.glyphs.ellipsis)" }
             else { text = s.signedIn ? "empty: add music with :upload PATH (or :add PATH)" : "empty: add music with :add PATH" }
             pen.centered(&b, r, text)
