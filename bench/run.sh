@@ -5,6 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/audio.sh"
 "$here/ui.sh"
 "$here/look.sh"
+python3 "$here/folder.py" "$here/../.build/release/musit-tui" "$here/out"
 "$here/server.sh"
 MUSIT_BIN="$here/../.build/release/musit-tui" "$here/edge.sh"
 "$here/chat.sh"

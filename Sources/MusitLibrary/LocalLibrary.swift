@@ -125,18 +125,47 @@ public final class LocalLibrary: QueueDataSource, Sendable {
             append([expanded], skipped: 0)
             return
         }
-        guard let walker = FileManager.default.enumerator(atPath: expanded) else {
+        var skipped = 0
+        var lastReport = DispatchTime.now().uptimeNanoseconds
+        var all: [String] = []
+        guard walk(expanded, into: &all, skipped: &skipped, lastReport: &lastReport) else {
             onEvent(.problem("\(path): cannot read the folder"))
             return
         }
-        var batch: [String] = []
-        var skipped = 0
-        var lastReport = Date()
-        var all: [String] = []
-        while let relative = walker.nextObject() as? String {
-            let full = expanded + "/" + relative
-            guard Self.isAudio(relative) else {
-                if walker.fileAttributes?[.type] as? FileAttributeType != .typeDirectory { skipped += 1 }
+        // Folder order: paths in natural order ("track 2" before "track 10"), so albums and
+        // track numbers line up.
+        all.sort(by: NaturalOrder.less)
+        append(all, skipped: skipped)
+    }
+
+    /// The audio files under `folder`, with readdir(3): the entry's type comes with its
+    /// name, so only audio files are stat(2)ed (to drop dangling links and unreadable
+    /// files). Symbolic links to folders are not followed (no cycles). Other files, and
+    /// folders named like audio, count as skipped. False when `folder` cannot be opened.
+    private func walk(_ folder: String, into all: inout [String], skipped: inout Int, lastReport: inout UInt64) -> Bool {
+        guard let dir = opendir(folder) else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            let full = folder + "/" + name
+            var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
+            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
+                // Some file systems do not say: ask without following a link.
+                var st = stat()
+                guard lstat(full, &st) == 0 else { skipped += 1; continue }
+                isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+            }
+            let audio = Self.isAudio(name)
+            if isDirectory {
+                if audio { skipped += 1 }
+                _ = walk(full, into: &all, skipped: &skipped, lastReport: &lastReport)
+                continue
+            }
+            guard audio else {
+                skipped += 1
                 continue
             }
             var st = stat()
@@ -145,22 +174,25 @@ public final class LocalLibrary: QueueDataSource, Sendable {
                 continue
             }
             all.append(full)
-            if Date().timeIntervalSince(lastReport) > 0.1 {
-                lastReport = Date()
-                let found = state.withLock { $0.found + all.count }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now - lastReport > 100_000_000 {
+                lastReport = now
+                let found = state.withLock { $0.found } + all.count
                 onEvent(.progress(ScanProgress(found: found, skipped: skipped, finished: false)))
             }
         }
-        // Folder order: paths sorted, so albums and track numbers line up.
-        batch = all.sorted { $0.localizedStandardCompare($1) == .orderedAscending }
-        append(batch, skipped: skipped)
+        return true
     }
 
     private func append(_ paths: [String], skipped: Int) {
         let entries = paths.map { p -> Entry in
-            let url = URL(fileURLWithPath: p)
-            return Entry(path: p, name: url.deletingPathExtension().lastPathComponent,
-                         folder: url.deletingLastPathComponent().lastPathComponent)
+            // Cut from the path itself (Foundation's URL took 5 µs a file for the same).
+            let slash = p.lastIndex(of: "/")
+            let file = slash.map { p[p.index(after: $0)...] } ?? p[...]
+            let name = file.lastIndex(of: ".").map { $0 > file.startIndex ? file[..<$0] : file } ?? file
+            let parent = slash.map { p[..<$0] } ?? ""
+            let folder = parent.lastIndex(of: "/").map { parent[parent.index(after: $0)...] } ?? parent
+            return Entry(path: p, name: String(name), folder: String(folder))
         }
         let (total, progress) = state.withLock { s -> (Int, ScanProgress) in
             s.entries += entries
@@ -355,5 +387,48 @@ final class TagCache: @unchecked Sendable {
         let temporary = file + ".\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, file) == 0 else { return }
         dirty = false
+    }
+}
+
+/// Natural order of paths, as a file manager lists them: runs of digits compare as numbers
+/// ("track 2" before "track 10"), letters without regard to ASCII case, other bytes as
+/// they are (UTF-8 keeps code point order). Byte by byte: a 100,000-file folder sorts in
+/// milliseconds, where Foundation's localized comparison took a quarter second for 10,000.
+enum NaturalOrder {
+    static func less(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in b.withUTF8 { y in compare(x, y) < 0 } }
+    }
+
+    static func compare(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Int {
+        func digit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+        func fold(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c + 32 : c }
+        var i = 0, j = 0
+        while i < x.count && j < y.count {
+            if digit(x[i]) && digit(y[j]) {
+                // Numbers: leading zeros aside, the longer run is larger, else the first
+                // differing digit decides; equal values with more zeros come after.
+                var si = i, sj = j
+                while si < x.count && x[si] == 0x30 { si += 1 }
+                while sj < y.count && y[sj] == 0x30 { sj += 1 }
+                var ei = si, ej = sj
+                while ei < x.count && digit(x[ei]) { ei += 1 }
+                while ej < y.count && digit(y[ej]) { ej += 1 }
+                if ei - si != ej - sj { return ei - si < ej - sj ? -1 : 1 }
+                for k in 0..<(ei - si) where x[si + k] != y[sj + k] { return x[si + k] < y[sj + k] ? -1 : 1 }
+                if ei - i != ej - j { return ei - i < ej - j ? -1 : 1 }
+                i = ei
+                j = ej
+                continue
+            }
+            let c = fold(x[i]), d = fold(y[j])
+            if c != d { return c < d ? -1 : 1 }
+            i += 1
+            j += 1
+        }
+        if x.count - i != y.count - j { return x.count - i < y.count - j ? -1 : 1 }
+        // Equal but for ASCII case or leading zeros: the bytes decide, so the order is total.
+        for k in 0..<min(x.count, y.count) where x[k] != y[k] { return x[k] < y[k] ? -1 : 1 }
+        return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
     }
 }

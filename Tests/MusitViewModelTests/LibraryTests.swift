@@ -1,5 +1,5 @@
 import Foundation
-import MusitLibrary
+@testable import MusitLibrary
 import MusitViewModel
 import MusitTestSupport
 import Testing
@@ -128,5 +128,19 @@ struct LibraryTests {
         #expect(zebra.items.map(\.title) == ["F", "A"])
         let found = library.page(for: QueuePageRequest(offset: 0, limit: 2, filter: "", sort: .album, generation: 3, locate: 0))
         #expect(found.locatedRow == 4 && found.request.offset == 4 && found.items.map(\.title) == ["A", "D"])
+    }
+
+    @Test("natural order: numbers as numbers, letters in either case, a total order")
+    func naturalOrder() {
+        let names = ["track 10.mp3", "Track 2.mp3", "track 2.mp3", "track 1.mp3", "track 01.mp3", "album/b", "album 2/a",
+                     "album 10/a", "Ärger", "zebra", "Zebra", "x9", "x10y", "x10", ""]
+        let sorted = names.sorted(by: NaturalOrder.less)
+        #expect(sorted == ["", "album 2/a", "album 10/a", "album/b", "track 1.mp3", "track 01.mp3", "Track 2.mp3", "track 2.mp3",
+                           "track 10.mp3", "x9", "x10", "x10y", "Zebra", "zebra", "Ärger"], "\(sorted)")
+        // A strict weak order: irreflexive and never both ways.
+        for a in names {
+            #expect(!NaturalOrder.less(a, a))
+            for b in names where a != b { #expect(NaturalOrder.less(a, b) != NaturalOrder.less(b, a), "\(a) \(b)") }
+        }
     }
 }
