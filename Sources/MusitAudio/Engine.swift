@@ -36,7 +36,7 @@ final class Engine {
     }
 
     private let config: PlayerConfiguration
-    private let mailbox: Mailbox
+    private let mailbox: Mailbox<EngineMessage>
     private let hub: EventHub
     private let tap: AudioTap
 
@@ -59,7 +59,7 @@ final class Engine {
     private var lastPublished: Double?
     private var buffering = false
 
-    init(configuration: PlayerConfiguration, mailbox: Mailbox, hub: EventHub, tap: AudioTap = AudioTap()) {
+    init(configuration: PlayerConfiguration, mailbox: Mailbox<EngineMessage>, hub: EventHub, tap: AudioTap = AudioTap()) {
         config = configuration
         self.mailbox = mailbox
         self.hub = hub

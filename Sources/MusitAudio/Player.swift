@@ -92,7 +92,7 @@ public struct PlayerConfiguration: Sendable {
 /// dedicated thread, never on Swift's cooperative pool; callers talk to it
 /// through commands and hear back through events and a status snapshot.
 public final class Player: Sendable {
-    private let mailbox = Mailbox()
+    private let mailbox = Mailbox<EngineMessage>()
     private let hub = EventHub()
     private let finished = DispatchSemaphore(value: 0)
     /// What the device is playing, for the visualizer.
@@ -128,7 +128,7 @@ public final class Player: Sendable {
 
     /// Stops playback, closes the device and ends the thread. Idempotent.
     public func shutdown() {
-        guard mailbox.close() else { return }
+        guard mailbox.close(with: .shutdown) else { return }
         finished.wait()
     }
 
@@ -137,66 +137,10 @@ public final class Player: Sendable {
 
 // MARK: - Plumbing between callers and the audio thread
 
-final class Mailbox: Sendable {
-    enum Message: Sendable {
-        case command(PlayerCommand)
-        case shutdown
-    }
-
-    private struct State {
-        var messages: [Message] = []
-        var closed = false
-    }
-
-    private let state = Mutex(State())
-    private let condition = NSCondition()
-
-    func post(_ message: Message) {
-        let accepted = state.withLock { s -> Bool in
-            guard !s.closed else { return false }
-            s.messages.append(message)
-            return true
-        }
-        if accepted { wake() }
-    }
-
-    /// Posts shutdown once; false if already closed.
-    func close() -> Bool {
-        let first = state.withLock { s -> Bool in
-            guard !s.closed else { return false }
-            s.messages.append(.shutdown)
-            s.closed = true
-            return true
-        }
-        if first { wake() }
-        return first
-    }
-
-    private func wake() {
-        condition.lock()
-        condition.signal()
-        condition.unlock()
-    }
-
-    /// Takes what is waiting, waiting up to `timeout` seconds when nothing is.
-    func take(timeout: Double) -> [Message] {
-        var got = state.withLock { s in
-            defer { s.messages.removeAll() }
-            return s.messages
-        }
-        if got.isEmpty && timeout > 0 {
-            condition.lock()
-            if state.withLock({ $0.messages.isEmpty }) {
-                _ = condition.wait(until: Date(timeIntervalSinceNow: timeout))
-            }
-            condition.unlock()
-            got = state.withLock { s in
-                defer { s.messages.removeAll() }
-                return s.messages
-            }
-        }
-        return got
-    }
+/// What the engine's mailbox carries.
+enum EngineMessage: Sendable {
+    case command(PlayerCommand)
+    case shutdown
 }
 
 final class EventHub: Sendable {

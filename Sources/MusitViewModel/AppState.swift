@@ -4,6 +4,8 @@ public struct NowPlaying: Equatable, Sendable {
 
     public var state: State = .stopped
     public var index: Int?
+    /// What plays (a file's path, a server song's location): its artwork is keyed by it.
+    public var key: String?
     public var title: String?
     public var artist: String?
     public var album: String?

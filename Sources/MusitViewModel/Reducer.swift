@@ -49,6 +49,15 @@ public enum Effect: Equatable, Sendable {
     case saveLayout(Layout)
     case quit
     case session(SessionEffect)
+    /// A new track plays: work out its artwork (cover and colours; the album's name when it
+    /// has no picture), to come back as `Action.artwork`.
+    case artwork(key: String, album: String)
+    /// Now Playing wants the cover at this size (a new picture, or a new box): to come back
+    /// as `Action.cover`.
+    case scaleCover(CoverRequest)
+    /// The visualizer was turned on or off: the player's tap should (or need no longer)
+    /// keep what is heard.
+    case visualizer(Bool)
 }
 
 /// The reducer: all UI logic, as a pure function of state and action.
@@ -59,7 +68,18 @@ public enum Reducer {
     static let seekStep = 5.0
     static let volumeStep = 5
 
+    /// The state after `action`, and the work it asks of the outside world. A change of the
+    /// cover Now Playing wants (any action may bring one: a picture, a resize, a layout)
+    /// asks for it to be scaled; turning the visualizer on or off tells the player's tap.
     public static func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
+        let cover = s.coverRequest, visualizer = s.appearance.visualizer
+        var effects = reduceAction(&s, action)
+        if let request = s.coverRequest, request != cover { effects.append(.scaleCover(request)) }
+        if s.appearance.visualizer != visualizer { effects.append(.visualizer(s.appearance.visualizer)) }
+        return effects
+    }
+
+    static func reduceAction(_ s: inout AppState, _ action: Action) -> [Effect] {
         switch action {
         case .key(let key):
             return handleKey(&s, key)
@@ -73,9 +93,11 @@ public enum Reducer {
             np.stamp = s.clock
             // A new title scrolls from its start.
             if np.title != s.nowPlaying.title { s.appearance.titleSince = s.clock }
+            let newTrack = np.key != s.nowPlaying.key ? np.key : nil
             s.nowPlaying = np
             s.queue.playingIndex = np.index
-            return []
+            // A new track: its artwork, worked out off the UI thread.
+            return newTrack.map { [.artwork(key: $0, album: np.album ?? np.title ?? $0)] } ?? []
         case .pageLoaded(let page):
             return fetches(s.queue.loaded(page, visibleRows: s.queueRows))
         case .queueChanged(let total, let hasMore):

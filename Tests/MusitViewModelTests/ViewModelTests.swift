@@ -14,11 +14,13 @@ final class Script {
     var revealTotal: Bool
     let renderer = Renderer(unicode: true)
 
-    init(width: Int, height: Int, rows: Int = 0, revealTotal: Bool = false) {
+    init(width: Int, height: Int, rows: Int = 0, revealTotal: Bool = false, prepare: (inout AppState) -> Void = { _ in }) {
         self.rows = rows
         self.revealTotal = revealTotal
         let relay = Relay()
-        store = Store(state: AppState(width: width, height: height)) { effect in relay.target?.record(effect) }
+        var initial = AppState(width: width, height: height)
+        prepare(&initial)
+        store = Store(state: initial) { effect in relay.target?.record(effect) }
         relay.target = self
         store.send(.resize(width: width, height: height))
         pump()
@@ -316,6 +318,48 @@ struct ViewModelTests {
         s.type("sort year")
         s.keys(.enter)
         #expect(s.text.contains("usage: :sort path|album"))
+    }
+
+    @Test("artwork starts from effects: a new track asks for its artwork, a picture or a resize for the cover's size, the visualizer for the tap")
+    func artworkEffects() {
+        let s = Script(width: 120, height: 40) { $0.appearance.canPaint = true }
+        var np = NowPlaying()
+        np.key = "/music/a.mp3"
+        np.title = "A"
+        np.album = "Album A"
+        np.state = .playing
+        s.store.send(.nowPlaying(np))
+        #expect(s.effects.last == .artwork(key: "/music/a.mp3", album: "Album A"))
+        let before = s.effects.count
+        np.position = 3
+        s.store.send(.nowPlaying(np))
+        #expect(s.effects.count == before, "the same track asks for nothing again")
+        func scales() -> [CoverRequest] { s.effects.compactMap { if case .scaleCover(let r) = $0 { r } else { nil } } }
+        #expect(scales().isEmpty, "no picture yet, nothing to scale")
+        s.store.send(.artwork(key: "/music/a.mp3", seeds: [], hasPicture: true))
+        let first = try? #require(scales().last)
+        #expect(first?.key == "/music/a.mp3" && scales().count == 1)
+        s.store.send(.tick(1))
+        #expect(scales().count == 1, "the same box asks nothing again")
+        s.store.send(.resize(width: 160, height: 50))
+        #expect(scales().count == 1, "Now Playing keeps its height: the same box, nothing asked")
+        s.store.send(.resize(width: 60, height: 40))
+        #expect(scales().isEmpty == false && scales().count == 1, "too narrow for a cover: none asked")
+        s.store.send(.resize(width: 120, height: 40))
+        #expect(scales().count == 2 && scales().last == first, "room again: asked again")
+        np.key = "/music/b.mp3"
+        np.album = nil
+        np.title = "B"
+        s.store.send(.nowPlaying(np))
+        #expect(s.effects.last == .artwork(key: "/music/b.mp3", album: "B"), "no album: its title names its colours")
+        s.keys(.char(":"))
+        s.type("visualizer on")
+        s.keys(.enter)
+        #expect(s.effects.last == .visualizer(true))
+        s.keys(.char(":"))
+        s.type("visualizer off")
+        s.keys(.enter)
+        #expect(s.effects.last == .visualizer(false))
     }
 
     @Test("hide, show and maximize panes")
