@@ -78,7 +78,7 @@ EOF
 hot=$(wc -l <"$work/hot")
 [ "$hot" -gt 500 ] || { echo "generate-link-order: only $hot functions seen; see $work/*.log" >&2; cat "$work"/*.log >&2; exit 1; }
 
-modules=(musit_tui MusitApp MusitAudio MusitTerminal MusitRender MusitViewModel MusitArt MusitImage MusitLibrary
+modules=(musit_tui MusitApp MusitAudio MusitCodecs MusitTerminal MusitRender MusitViewModel MusitArt MusitImage MusitLibrary
          MusitConfig MusitClient MusitAPI ArgumentParser ArgumentParserToolInfo Logging)
 for m in "${modules[@]}"; do
     [ -d "$build/$m.build" ] || { echo "generate-link-order: no $build/$m.build; build first" >&2; exit 1; }
