@@ -235,36 +235,47 @@ enum SongRoutes {
         // The walk was done as the bytes arrived; the tags come from the head it kept, read
         // by libmpg123, which must also decode samples from it. One rule with the player's
         // (`MP3Scanner`): what would not play is refused, with the player's reason.
-        let kind = try await runBlocking { AudioFiles.kind(path: temp) }
+        // One hop to the thread pool: the format from the first bytes, then MP3's tags
+        // (its frames were walked as the bytes came) or the other formats decoded whole
+        // (the only proof that every sample plays).
+        enum Checked: Sendable {
+            case mp3(MP3Scanner.Summary, TrackMetadata)
+            case other(VerifiedAudio)
+            case refused(String)
+        }
+        let (kind, checked) = try await runBlocking { () -> (AudioFiles.Kind, Checked) in
+            let kind = AudioFiles.kind(path: temp)
+            do {
+                guard kind == .mp3 else { return (kind, .other(try AudioFiles.verify(path: temp, kind: kind))) }
+                let scan = try meter.scan()
+                return (kind, .mp3(scan, try scan.readMetadata()))
+            } catch let reason as AudioError.Reason {
+                return (kind, .refused("Not a playable MP3: \(AudioError("upload", reason).message)"))
+            } catch let error as AudioError {
+                return (kind, .refused("Not a playable \(kind.name) file: \(error.message)"))
+            } catch {
+                return (kind, .refused("Not a playable \(kind.name) file: \(error)"))
+            }
+        }
         let meta: TrackMetadata
         let index: HLSSegmenter.Index
         let duration: Double
         let channels: Int
         var bitDepth: Int?
-        if kind == .mp3 {
-            let scan: MP3Scanner.Summary
-            do {
-                scan = try meter.scan()
-                meta = try await runBlocking { try scan.readMetadata() }
-            } catch let reason as AudioError.Reason {
-                throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable MP3: \(AudioError("upload", reason).message)")
-            }
+        switch checked {
+        case .mp3(let scan, let tags):
+            meta = tags
             index = scan.index
             duration = scan.duration
             channels = scan.channels
-        } else {
-            // Decoded whole with the player's decoder: the only proof that every sample plays.
-            let verified: VerifiedAudio
-            do {
-                verified = try await runBlocking { try AudioFiles.verify(path: temp, kind: kind) }
-            } catch let error as AudioError {
-                throw Problem(status: 422, title: "Unprocessable Content", detail: "Not a playable \(kind.name) file: \(error.message)")
-            }
+        case .other(let verified):
             meta = verified.metadata
             duration = verified.duration
             channels = verified.channels
             bitDepth = verified.bitDepth
             index = HLSSegmenter.Index(sampleRate: verified.sampleRate, segments: [], audioOffset: 0, audioLength: meter.count)
+        case .refused(let why):
+            throw Problem(status: 422, title: "Unprocessable Content", detail: why)
         }
         // On disk before the row can commit, so a crash after the commit finds the bytes.
         try await runBlocking { try syncFile(temp) }
