@@ -86,6 +86,7 @@ TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_process_single, (FLAC__StreamDeco
 TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_process_until_end_of_metadata, (FLAC__StreamDecoder *d), (d))
 TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_seek_absolute, (FLAC__StreamDecoder *d, FLAC__uint64 s), (d, s))
 TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_set_md5_checking, (FLAC__StreamDecoder *d, FLAC__bool value), (d, value))
+TRAMPOLINE(F, FLAC__bool, FLAC__stream_decoder_get_decode_position, (const FLAC__StreamDecoder *d, FLAC__uint64 *p), (d, p))
 #undef F
 
 #define V MUSIT_CODEC_VORBIS

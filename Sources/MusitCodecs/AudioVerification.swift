@@ -14,6 +14,8 @@ public struct VerifiedAudio: Equatable, Sendable {
     public var channels: Int
     /// Bits per sample of a lossless file (FLAC); nil for the lossy formats.
     public var bitDepth: Int?
+    /// FLAC: every frame's bytes and samples, in order (for HLS in fragmented MP4).
+    public var frameLog: [FLACSegments.Frame]?
 
     public var duration: Double { Double(frames) / Double(sampleRate) }
 }
@@ -29,7 +31,7 @@ extension AudioFiles {
         var flac: FLACTrack?
         switch kind {
         case .flac:
-            let track = try FLACTrack(path: path, checkMD5: true)
+            let track = try FLACTrack(path: path, checkMD5: true, recordFrames: true)
             flac = track
             source = track
         case .vorbis:
@@ -76,8 +78,11 @@ extension AudioFiles {
                 throw AudioError(path, .decode("damaged FLAC: the decoded audio does not match its MD5 signature"))
             }
         }
+        if let log = flac?.frames, log.reduce(0, { $0 + $1.samples }) != Int(frames) {
+            throw AudioError(path, .decode("damaged FLAC: its frames do not add up to its samples"))
+        }
         return VerifiedAudio(kind: kind, metadata: source.metadata, frames: frames, sampleRate: source.format.sampleRate,
-                             channels: channels, bitDepth: flac?.bitsPerSample)
+                             channels: channels, bitDepth: flac?.bitsPerSample, frameLog: flac?.frames)
     }
 }
 

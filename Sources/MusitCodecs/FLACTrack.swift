@@ -42,9 +42,23 @@ public final class FLACTrack: WidePCMSource {
     /// Opens and validates `path`; throws a clear reason when it is not playable FLAC.
     /// `checkMD5` has libFLAC compare the decoded audio with STREAMINFO's MD5 signature
     /// (`finishMD5`); it costs a hash of every sample, so only a full check asks for it.
-    public convenience init(path: String, checkMD5: Bool = false) throws(AudioError) {
+    /// `recordFrames` keeps where each frame's bytes are (`frames`), for HLS segments.
+    public convenience init(path: String, checkMD5: Bool = false, recordFrames: Bool = false) throws(AudioError) {
         try AudioFiles.checkRegularFile(path)
         try self.init(location: path, input: nil, checkMD5: checkMD5)
+        if recordFrames { startRecording() }
+    }
+
+    /// The frames decoded so far, with their bytes in the file (`recordFrames`).
+    public private(set) var frames: [FLACSegments.Frame]?
+    /// Where the bytes decoded so far end.
+    private var decodedEnd = 0
+
+    private func startRecording() {
+        var position: FLAC__uint64 = 0
+        guard FLAC__stream_decoder_get_decode_position(decoder, &position) != 0 else { return }
+        decodedEnd = Int(position)
+        frames = []
     }
 
     /// A FLAC file on a server, read as it arrives (`RemoteFile`); `timeout` bounds the wait
@@ -140,6 +154,14 @@ public final class FLACTrack: WidePCMSource {
             pendingStart = 0
             pendingEnd = 0
             let ok = FLAC__stream_decoder_process_single(decoder) != 0
+            if frames != nil, pendingEnd > 0 {
+                var position: FLAC__uint64 = 0
+                if FLAC__stream_decoder_get_decode_position(decoder, &position) != 0 {
+                    frames!.append(FLACSegments.Frame(offset: decodedEnd, length: Int(position) - decodedEnd,
+                                                      samples: pendingEnd / format.channels))
+                    decodedEnd = Int(position)
+                }
+            }
             if state == FLAC__STREAM_DECODER_END_OF_STREAM {
                 // The file's end; a cut one says so in `finishCheck`.
                 if pendingEnd == 0 { ended = true }

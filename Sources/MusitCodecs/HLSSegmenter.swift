@@ -9,6 +9,18 @@ public enum HLSSegmenter {
         /// Samples per channel in the segment, and before it.
         public var samples: Int
         public var startSample: Int
+        /// FLAC (fMP4 segments): each frame's bytes and samples, for the segment's `trun`.
+        public var frameSizes: [Int]?
+        public var frameSamples: [Int]?
+
+        public init(offset: Int, length: Int, samples: Int, startSample: Int, frameSizes: [Int]? = nil, frameSamples: [Int]? = nil) {
+            self.offset = offset
+            self.length = length
+            self.samples = samples
+            self.startSample = startSample
+            self.frameSizes = frameSizes
+            self.frameSamples = frameSamples
+        }
     }
 
     public struct Index: Codable, Equatable, Sendable {
@@ -17,6 +29,11 @@ public enum HLSSegmenter {
         /// Byte range of all MPEG frames (the file less its tags).
         public var audioOffset: Int
         public var audioLength: Int
+        /// FLAC: the STREAMINFO block's 34 bytes, for the fMP4 initialization segment.
+        public var flacStreamInfo: [UInt8]?
+        /// FLAC: bits per sample, for the sample entry.
+        public var bitsPerSample: Int?
+        public var channels: Int?
 
         public init(sampleRate: Int, segments: [Segment], audioOffset: Int, audioLength: Int) {
             self.sampleRate = sampleRate
@@ -49,12 +66,14 @@ public enum HLSSegmenter {
         return Array("ID3".utf8) + [4, 0, 0] + syncsafe(frame.count) + frame
     }
 
-    /// The media playlist: VOD, every segment with its exact duration.
-    public static func playlist(_ index: Index, uri: (Int) -> String) -> String {
+    /// The media playlist: VOD, every segment with its exact duration. `map` names the
+    /// initialization segment of fragmented MP4 segments (`EXT-X-MAP`, version 7).
+    public static func playlist(_ index: Index, map: String? = nil, uri: (Int) -> String) -> String {
         let durations = index.segments.map { Double($0.samples) / Double(index.sampleRate) }
         let target = Int((durations.max() ?? 0).rounded(.up))
-        var lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:\(max(1, target))",
+        var lines = ["#EXTM3U", "#EXT-X-VERSION:\(map == nil ? 3 : 7)", "#EXT-X-TARGETDURATION:\(max(1, target))",
                      "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        if let map { lines.append("#EXT-X-MAP:URI=\"\(map)\"") }
         for (i, d) in durations.enumerated() {
             lines.append(String(format: "#EXTINF:%.5f,", d))
             lines.append(uri(i))

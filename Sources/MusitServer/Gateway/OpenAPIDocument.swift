@@ -681,7 +681,7 @@ paths:
         '416': {$ref: '#/components/responses/Problem'}
   /api/v1/songs/{id}/hls/index.m3u8:
     get:
-      summary: HLS VOD playlist of packed-audio segments (MP3 songs; others are played from /audio)
+      summary: HLS VOD playlist (MP3 songs as packed audio, FLAC in fragmented MP4; Vorbis and Opus are played from /audio)
       security: [{bearer: []}, {}]
       parameters:
         - {$ref: '#/components/parameters/songId'}
@@ -697,17 +697,19 @@ paths:
         '415': {$ref: '#/components/responses/Problem'}
   /api/v1/songs/{id}/hls/{segment}:
     get:
-      summary: One segment (ID3 PRIV timestamp, then MP3 frames)
+      summary: One segment (MP3, N.mp3 - an ID3 PRIV timestamp, then MP3 frames; FLAC, init.mp4 and N.m4s - fragmented MP4 of the file's own frames)
       security: [{bearer: []}, {}]
       parameters:
         - {$ref: '#/components/parameters/songId'}
-        - {name: segment, in: path, required: true, schema: {type: string, pattern: '^[0-9]+\.mp3$'}}
+        - {name: segment, in: path, required: true, schema: {type: string, pattern: '^([0-9]+\.(mp3|m4s)|init\.mp4)$'}}
         - {$ref: '#/components/parameters/mediaToken'}
       responses:
         '200':
           description: The segment
           content:
             audio/mpeg:
+              schema: {type: string, format: binary}
+            audio/mp4:
               schema: {type: string, format: binary}
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}

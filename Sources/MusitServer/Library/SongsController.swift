@@ -174,7 +174,8 @@ struct SongsController: Sendable {
             try SongRoutes.requireHLS(stored)
             let token = request.uri.queryParameters.get("token")
             let suffix = token.map { "?token=\($0)" } ?? ""
-            let text = HLSSegmenter.playlist(stored.hls) { "\($0).mp3\(suffix)" }
+            let fmp4 = stored.format == .flac
+            let text = HLSSegmenter.playlist(stored.hls, map: fmp4 ? "init.mp4\(suffix)" : nil) { "\($0).\(fmp4 ? "m4s" : "mp3")\(suffix)" }
             return Response(status: .ok, headers: [.contentType: "application/vnd.apple.mpegurl", .cacheControl: "private, max-age=60"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
@@ -183,6 +184,9 @@ struct SongsController: Sendable {
             let stored = try await SongRoutes.mediaSong(request, context, s)
             try SongRoutes.requireHLS(stored)
             let name = context.parameters.get("segment") ?? ""
+            if stored.format == .flac {
+                return try await SongRoutes.flacSegment(name, stored, path: SongRoutes.audioPath(media, stored.id))
+            }
             guard name.hasSuffix(".mp3"), let n = Int(name.dropLast(4)), stored.hls.segments.indices.contains(n) else {
                 throw Problem.notFound("No segment \(name)")
             }
@@ -209,11 +213,12 @@ enum SongRoutes {
     /// browser's guess at the type must not refuse a good file).
     static let uploadTypes = ["audio/", "application/ogg", "application/octet-stream"]
 
-    /// HLS packs MP3 frames (RFC 8216 §3.4); other songs are played from /audio by Range.
+    /// HLS: MP3 frames as packed audio (RFC 8216 §3.4), FLAC frames in fragmented MP4
+    /// (§3.3); Vorbis and Opus songs are played from /audio by Range.
     static func requireHLS(_ song: StoredSong) throws {
-        guard song.format == .mp3 else {
+        guard song.format == .mp3 || (song.format == .flac && song.hls.flacStreamInfo != nil) else {
             throw Problem(status: 415, title: "Unsupported Media Type",
-                          detail: "HLS is served for MP3 songs; this song is \(song.format.name): "
+                          detail: "HLS is served for MP3 and FLAC songs; this song is \(song.format.name): "
                               + "play /api/v1/songs/\(song.id)/audio, which takes Range requests")
         }
     }
@@ -273,7 +278,16 @@ enum SongRoutes {
             duration = verified.duration
             channels = verified.channels
             bitDepth = verified.bitDepth
-            index = HLSSegmenter.Index(sampleRate: verified.sampleRate, segments: [], audioOffset: 0, audioLength: meter.count)
+            if kind == .flac, let frames = verified.frameLog, let info = try await runBlocking({ FLACSegments.streamInfo(path: temp) }) {
+                // HLS in fragmented MP4: the file's own frames, bit for bit.
+                var flac = FLACSegments.index(frames: frames, sampleRate: verified.sampleRate, fileSize: meter.count)
+                flac.flacStreamInfo = info
+                flac.bitsPerSample = verified.bitDepth
+                flac.channels = verified.channels
+                index = flac
+            } else {
+                index = HLSSegmenter.Index(sampleRate: verified.sampleRate, segments: [], audioOffset: 0, audioLength: meter.count)
+            }
         case .refused(let why):
             throw Problem(status: 422, title: "Unprocessable Content", detail: why)
         }
@@ -310,6 +324,28 @@ enum SongRoutes {
             }
             throw error
         }
+    }
+
+    /// A FLAC song's HLS segment: `init.mp4` (the track, with STREAMINFO) or `N.m4s` (its
+    /// frames in a fragment), as audio/mp4.
+    static func flacSegment(_ name: String, _ song: StoredSong, path: String) async throws -> Response {
+        let index = song.hls
+        let bytes: [UInt8]
+        if name == "init.mp4", let info = index.flacStreamInfo {
+            bytes = FLACSegments.initSegment(streamInfo: info, sampleRate: index.sampleRate, channels: index.channels ?? 2,
+                                             bitsPerSample: index.bitsPerSample ?? 16)
+        } else if name.hasSuffix(".m4s"), let n = Int(name.dropLast(4)), index.segments.indices.contains(n) {
+            let segment = index.segments[n]
+            let frames = try await readRange(path, offset: segment.offset, length: segment.length)
+            // The fragment's table says each frame's size: a short read would break them all.
+            guard frames.count == segment.length else { throw Problem.notFound("The audio file is gone") }
+            bytes = FLACSegments.mediaSegment(segment, number: n, frames: frames)
+        } else {
+            throw Problem.notFound("No segment \(name)")
+        }
+        MetricsSetup.streamedBytes.increment(by: Int64(bytes.count))
+        return Response(status: .ok, headers: [.contentType: "audio/mp4", .cacheControl: "private, max-age=86400"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// fsync(2) of a file.

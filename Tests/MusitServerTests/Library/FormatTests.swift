@@ -52,8 +52,10 @@ struct FormatTests {
                     #expect(part.status == .partialContent && [UInt8](buffer: part.body) == Array(file[100...4195]))
                     #expect(part.headers[.contentType] == c.mediaType)
                 }
-                try T.expectProblem(try await http.execute(uri: urls.hls, method: .get), .unsupportedMediaType)
-                try T.expectProblem(try await alice.call(.get, "/api/v1/songs/\(song.id)/hls/0.mp3"), .unsupportedMediaType)
+                if c.format != "flac" {
+                    try T.expectProblem(try await http.execute(uri: urls.hls, method: .get), .unsupportedMediaType)
+                    try T.expectProblem(try await alice.call(.get, "/api/v1/songs/\(song.id)/hls/0.mp3"), .unsupportedMediaType)
+                }
             }
             let tagged = try T.decode(Song.self, try await alice.upload("tagged.flac", type: "audio/x-flac"))
             #expect(tagged.title == "Fläc Title – 東京" && tagged.artist == "Vorbis Ärtist" && tagged.album == "Lossless 🎵")
@@ -95,5 +97,52 @@ struct FormatTests {
         #expect(try await store.songs(after: 0, limit: 10, query: nil).isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media/uploads").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory + "/media").filter { $0 != "uploads" }.isEmpty)
+    }
+
+    @Test("FLAC over HLS: fragmented MP4 of the file's own frames (EXT-X-MAP), which ffmpeg decodes bit for bit, 16 and 24 bits",
+          arguments: [("long20.flac", "s16le"), ("hires96.flac", "s32le")])
+    func flacHLS(name: String, pcm: String) async throws {
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            let song = try T.decode(Song.self, try await alice.upload(name, type: "audio/flac"))
+            let urls = try T.decode(StreamURLs.self, try await alice.call(.get, "/api/v1/songs/\(song.id)/stream"))
+            let playlist = String(buffer: try await http.execute(uri: urls.hls, method: .get).body)
+            let lines = playlist.split(separator: "\n").map(String.init)
+            #expect(lines.contains("#EXT-X-VERSION:7") && lines.last == "#EXT-X-ENDLIST")
+            #expect(lines.contains { $0.hasPrefix("#EXT-X-MAP:URI=\"init.mp4?token=") }, "\(playlist)")
+            let durations = lines.filter { $0.hasPrefix("#EXTINF:") }.map { Double($0.dropFirst(8).dropLast())! }
+            #expect(abs(durations.reduce(0, +) - song.duration) < 1e-3, "\(durations) vs \(song.duration)")
+            #expect(durations.count == Int((song.duration / 6).rounded(.up)), "about 6 s a segment: \(durations)")
+            let segments = lines.filter { !$0.hasPrefix("#") }
+            #expect(segments.allSatisfy { $0.contains(".m4s?token=") })
+            // The initialization segment: ftyp, then a moov whose sample entry is fLaC with dfLa.
+            let initBody = [UInt8](buffer: try await http.execute(uri: "/api/v1/songs/\(song.id)/hls/init.mp4?token=\(urls.token)",
+                                                                  method: .get).body)
+            #expect(Array(initBody[4..<8]) == Array("ftyp".utf8))
+            #expect(initBody.firstRange(of: Array("fLaC".utf8)) != nil && initBody.firstRange(of: Array("dfLa".utf8)) != nil)
+
+            // ffprobe and ffmpeg, independent clients, over HTTP: FLAC, and every sample the file's.
+            let url = "http://127.0.0.1:\(http.port ?? 0)\(urls.hls)"
+            let probe = try Tool.run("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "a", "-show_entries", "stream=codec_name",
+                                                          "-of", "csv=p=0", url])
+            let codecs = probe.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(!codecs.isEmpty && codecs.allSatisfy { $0 == "flac" }, "\(probe.stdout) \(probe.stderr)")
+            let dir = NSTemporaryDirectory() + "musit-flachls-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let decoded = try Tool.run("/usr/bin/ffmpeg", ["-v", "error", "-i", url, "-f", pcm, "-c:a", "pcm_" + pcm, "-y", dir + "/hls.raw"])
+            #expect(decoded.status == 0, "\(decoded.stderr)")
+            // The reference: flac -d for 16 bits; ffmpeg's own s32 decode of the file for 24.
+            let reference = dir + "/ref.raw"
+            let ref = pcm == "s16le"
+                ? try Tool.run("/usr/bin/flac", ["-d", "-s", "-f", "--force-raw-format", "--endian=little", "--sign=signed", "-o", reference,
+                                                 Fixtures.path(name)])
+                : try Tool.run("/usr/bin/ffmpeg", ["-v", "error", "-i", Fixtures.path(name), "-f", pcm, "-c:a", "pcm_" + pcm, "-y", reference])
+            #expect(ref.status == 0, "\(ref.stderr)")
+            let got = try Data(contentsOf: URL(fileURLWithPath: dir + "/hls.raw"))
+            let want = try Data(contentsOf: URL(fileURLWithPath: reference))
+            #expect(got.count == want.count && got == want, "HLS decoded \(got.count) bytes, the file \(want.count): bit for bit")
+        }
     }
 }
