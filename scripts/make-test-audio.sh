@@ -256,6 +256,17 @@ lame --quiet -b 64 --tt "A Title Far Too Long For The Now Playing Pane Of This T
     covers/tone.wav covers/long_title.mp3
 rm covers/tone.wav covers/short.wav
 
+# Third-party FLAC, Ogg and Speex files: mutagen's test data (its source release on PyPI,
+# pinned and checked by hash), which holds the odd files taggers meet: invalid STREAMINFO,
+# short and overwritten blocks, variable block sizes, multiplexed and multi-page Ogg.
+mkdir -p mutagen
+python3 -m pip download -q --no-deps --no-binary :all: -d mutagen-dl "mutagen==1.47.0" >/dev/null
+echo "719fadef0a978c31b4cf3c956261b3c58b6948b32023078a2117b1de09f0fc99  mutagen-dl/mutagen-1.47.0.tar.gz" | sha256sum -c --quiet
+tar -xzf mutagen-dl/mutagen-1.47.0.tar.gz -C mutagen --strip-components=3 --wildcards \
+    'mutagen-1.47.0/tests/data/*.flac' 'mutagen-1.47.0/tests/data/*.ogg' 'mutagen-1.47.0/tests/data/*.opus' \
+    'mutagen-1.47.0/tests/data/*.spx'
+rm -rf mutagen-dl
+
 python3 - <<'EOF'
 import json
 json.dump({

@@ -295,6 +295,7 @@ public final class FLACTrack: WidePCMSource {
         case FLAC__STREAM_DECODER_ERROR_STATUS_BAD_HEADER: failed("a bad frame header")
         case FLAC__STREAM_DECODER_ERROR_STATUS_FRAME_CRC_MISMATCH: failed("a frame whose CRC does not match")
         case FLAC__STREAM_DECODER_ERROR_STATUS_UNPARSEABLE_STREAM: failed("a stream libFLAC cannot parse")
+        case FLAC__STREAM_DECODER_ERROR_STATUS_BAD_METADATA: failed("a metadata block that does not hold together")
         default: failed("decoder error \(status.rawValue)")
         }
     }

@@ -273,7 +273,11 @@ public enum MP3Probe {
         }
         if hasPrefix("RIFF") && hasPrefix("WAVE", at: 8) { throw .otherFormat("a WAV file") }
         if hasPrefix("fLaC") { throw .otherFormat("a FLAC file") }
-        if hasPrefix("OggS") { throw .otherFormat("an Ogg file") }
+        // Vorbis and Opus never reach this probe (`AudioFiles.kind`): another codec in Ogg.
+        if hasPrefix("OggS") {
+            let codec = hasPrefix("Speex", at: 28) ? "Speex" : hasPrefix("FLAC", at: 29) ? "FLAC" : "a codec other than Vorbis or Opus"
+            throw .otherFormat("an Ogg file of \(codec), which Musit does not play")
+        }
         if hasPrefix("ftyp", at: 4) { throw .otherFormat("an MP4/M4A file") }
 
         // Several ID3v2 tags may follow each other, a few of them (`maxLeadingTags`).

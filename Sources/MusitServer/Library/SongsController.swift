@@ -255,6 +255,8 @@ enum SongRoutes {
                 let scan = try meter.scan()
                 return (kind, .mp3(scan, try scan.readMetadata()))
             } catch let reason as AudioError.Reason {
+                // Neither MP3 nor a format told by its bytes: say what it looks like.
+                if case .otherFormat = reason { return (kind, .refused("Not a playable file: \(AudioError("upload", reason).message)")) }
                 return (kind, .refused("Not a playable MP3: \(AudioError("upload", reason).message)"))
             } catch let error as AudioError {
                 return (kind, .refused("Not a playable \(kind.name) file: \(error.message)"))

@@ -145,4 +145,33 @@ struct FormatTests {
             #expect(got.count == want.count && got == want, "HLS decoded \(got.count) bytes, the file \(want.count): bit for bit")
         }
     }
+
+    @Test("mutagen's FLAC and Ogg test data uploaded: each stored or refused with its reason, never a server error")
+    func thirdPartyUploads() async throws {
+        let dir = Fixtures.path("mutagen")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        try #require(names.count >= 10)
+        let app = try await MusitBackend.makeApplication(T.config())
+        try await app.test(.live) { http in
+            let alice = try await Client.make(http, "alice")
+            var stored = 0, refused = 0
+            for name in names {
+                let r = try await alice.upload("mutagen/" + name, type: "application/octet-stream")
+                if r.status == .created {
+                    let song = try T.decode(Song.self, r)
+                    #expect(song.duration > 0 && song.format != nil, "\(name): \(song)")
+                    stored += 1
+                } else if r.status == .conflict {
+                    stored += 1  // the same bytes as a file stored before it
+                } else {
+                    try T.expectProblem(r, .unprocessableContent)
+                    let detail = try T.decode(Problem.self, r).detail ?? ""
+                    #expect(detail.hasPrefix("Not a playable") && detail.count > 30, "\(name): \(detail)")
+                    refused += 1
+                }
+            }
+            #expect(stored >= 5 && refused >= 3, "\(stored) stored, \(refused) refused")
+            #expect(try await http.execute(uri: "/healthz", method: .get).status == .ok)
+        }
+    }
 }
