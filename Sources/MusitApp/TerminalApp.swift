@@ -84,6 +84,9 @@ public final class TerminalApp {
             if case .trackFailed(let index, let error) = event {
                 inbox.post(.trackFailed(index: index, reason: error.message))
             }
+            if case .outputReopened(let format, let ms) = event {
+                inbox.post(.message(String(format: "output: %@ (reopened in %.0f ms)", format.description, ms)))
+            }
             // A damaged file plays what it has; said once, as it starts.
             if case .trackStarted(_, let track, let meta) = event, let damage = meta.damage {
                 inbox.post(.message("\((track.location as NSString).lastPathComponent): \(damage); playing what is there"))

@@ -434,13 +434,19 @@ final class Engine {
         // reduced to S16 with dither; a device that refused once is not asked again.
         if format.sampleBits > 16 && (loaded.wide == nil || wideRefused) { format.sampleBits = 16 }
         if output.format != format {
-            if output.format != nil { drainDevice() }
+            let reopening = output.format != nil
+            if reopening { drainDevice() }
+            // Timed from the drain's end: closing, opening and setting up the device.
+            let start = monotonicNanos()
             if format.sampleBits > 16 && !configureOutput(format, orNull: false) {
                 wideRefused = true
                 format.sampleBits = 16
             }
             if output.format != format {
                 guard configureOutput(format) else { return false }
+            }
+            if reopening {
+                hub.emit(.outputReopened(format: format, milliseconds: Double(monotonicNanos() - start) / 1e6))
             }
             written = 0
             markers = []

@@ -39,6 +39,9 @@ public enum PlayerEvent: Sendable, Equatable {
     /// not after a guessed delay).
     case seeked(seconds: Double)
     case outputChanged(name: String, noAudioDevice: Bool)
+    /// The next track's rate, channels or sample width differ: the device was opened again
+    /// for `format` (after what it held had played), which took `milliseconds`.
+    case outputReopened(format: PCMFormat, milliseconds: Double)
     case queueFinished
     /// A streamed track stalled (true) or has bytes again (false).
     case buffering(Bool)

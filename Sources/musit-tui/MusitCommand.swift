@@ -317,6 +317,9 @@ struct HeadlessRun {
                 if isNull {
                     Output.error("musit-tui: \(name) (cannot open ALSA device \"\(device)\"); playing on the null output in real time")
                 }
+            case .outputReopened(let format, let ms):
+                // Said once per change: the only gap a queue of mixed formats has.
+                Output.error(String(format: "musit-tui: output reopened for %@ in %.1f ms", format.description, ms))
             case .queueFinished:
                 done.signal()
             default:

@@ -130,6 +130,10 @@ struct OggTests {
                 : wav.data.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
         }
         #expect(opened == ["44100/16", "48000/16", "96000/32"])
+        // Each change of format reopened the device once, said so, within 150 ms.
+        let reopened = h.events.compactMap { if case .outputReopened(let f, let ms) = $0 { (f, ms) } else { nil } }
+        #expect(reopened.map(\.0) == [PCMFormat(sampleRate: 48_000, channels: 2), PCMFormat(sampleRate: 96_000, channels: 2, sampleBits: 32)])
+        #expect(reopened.allSatisfy { $0.1 <= 150 }, "reopened in \(reopened.map(\.1)) ms")
         let parts = [(0, 220_500, 44_100, 440.0), (220_500, 48_000, 48_000, 660.0), (268_500, 96_000, 96_000, 1000.0)]
         #expect(pcm.frames == 364_500, "every track whole: \(pcm.frames) frames")
         for (start, count, rate, frequency) in parts where start + count <= pcm.frames {
