@@ -66,6 +66,13 @@ public enum HLSSegmenter {
         return Array("ID3".utf8) + [4, 0, 0] + syncsafe(frame.count) + frame
     }
 
+    /// A multivariant playlist of one variant: its peak bit rate and its codec (RFC 6381:
+    /// "fLaC" for FLAC in fMP4, "mp4a.40.34" for MP3).
+    public static func multivariant(codecs: String, bandwidth: Int, media: String) -> String {
+        ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS",
+         "#EXT-X-STREAM-INF:BANDWIDTH=\(max(1, bandwidth)),CODECS=\"\(codecs)\"", media].joined(separator: "\n") + "\n"
+    }
+
     /// The media playlist: VOD, every segment with its exact duration. `map` names the
     /// initialization segment of fragmented MP4 segments (`EXT-X-MAP`, version 7).
     public static func playlist(_ index: Index, map: String? = nil, uri: (Int) -> String) -> String {

@@ -679,6 +679,22 @@ paths:
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}
         '416': {$ref: '#/components/responses/Problem'}
+  /api/v1/songs/{id}/hls/master.m3u8:
+    get:
+      summary: HLS multivariant playlist of one variant, naming its codec (CODECS="fLaC" for FLAC, "mp4a.40.34" for MP3)
+      security: [{bearer: []}, {}]
+      parameters:
+        - {$ref: '#/components/parameters/songId'}
+        - {$ref: '#/components/parameters/mediaToken'}
+      responses:
+        '200':
+          description: The playlist
+          content:
+            application/vnd.apple.mpegurl:
+              schema: {type: string}
+        '401': {$ref: '#/components/responses/Problem'}
+        '404': {$ref: '#/components/responses/Problem'}
+        '415': {$ref: '#/components/responses/Problem'}
   /api/v1/songs/{id}/hls/index.m3u8:
     get:
       summary: HLS VOD playlist (MP3 songs as packed audio, FLAC in fragmented MP4; Vorbis and Opus are played from /audio)

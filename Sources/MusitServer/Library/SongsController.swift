@@ -169,6 +169,19 @@ struct SongsController: Sendable {
                                                       lastModified: stored.createdAt)
         }
 
+        // The multivariant playlist: one variant, with the codec a player must support to
+        // choose it before loading anything (RFC 8216 §4.4.6.2).
+        open.get("songs/:id/hls/master.m3u8") { request, context in
+            let stored = try await SongRoutes.mediaSong(request, context, s)
+            try SongRoutes.requireHLS(stored)
+            let suffix = request.uri.queryParameters.get("token").map { "?token=\($0)" } ?? ""
+            let text = HLSSegmenter.multivariant(codecs: stored.format == .flac ? "fLaC" : "mp4a.40.34",
+                                                 bandwidth: Int(Double(stored.bytes) * 8 / max(stored.duration, 0.001)),
+                                                 media: "index.m3u8\(suffix)")
+            return Response(status: .ok, headers: [.contentType: "application/vnd.apple.mpegurl", .cacheControl: "private, max-age=60"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+
         open.get("songs/:id/hls/index.m3u8") { request, context in
             let stored = try await SongRoutes.mediaSong(request, context, s)
             try SongRoutes.requireHLS(stored)

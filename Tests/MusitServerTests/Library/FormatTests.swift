@@ -122,8 +122,14 @@ struct FormatTests {
             #expect(Array(initBody[4..<8]) == Array("ftyp".utf8))
             #expect(initBody.firstRange(of: Array("fLaC".utf8)) != nil && initBody.firstRange(of: Array("dfLa".utf8)) != nil)
 
-            // ffprobe and ffmpeg, independent clients, over HTTP: FLAC, and every sample the file's.
-            let url = "http://127.0.0.1:\(http.port ?? 0)\(urls.hls)"
+            // The multivariant playlist names the codec, for a player to choose before loading.
+            let masterURI = urls.hls.replacingOccurrences(of: "index.m3u8", with: "master.m3u8")
+            let master = String(buffer: try await http.execute(uri: masterURI, method: .get).body)
+            #expect(master.contains("CODECS=\"fLaC\"") && master.contains("\nindex.m3u8?token="), "\(master)")
+
+            // ffprobe and ffmpeg, independent clients, over HTTP from the multivariant playlist:
+            // FLAC, and every sample the file's.
+            let url = "http://127.0.0.1:\(http.port ?? 0)\(masterURI)"
             let probe = try Tool.run("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "a", "-show_entries", "stream=codec_name",
                                                           "-of", "csv=p=0", url])
             let codecs = probe.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
