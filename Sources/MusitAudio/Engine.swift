@@ -305,13 +305,8 @@ final class Engine {
             return
         }
         let samples = frames * current.source.format.channels
-        if wide != nil {
-            applyWideVolume(count: samples, gain: current.gain)
-            writeWideToDevice(count: samples, frames: frames)
-        } else {
-            applyVolume(count: samples, gain: current.gain)
-            writeToDevice(count: samples, frames: frames)
-        }
+        applyVolume(count: samples, gain: current.gain, wide: wide != nil)
+        writeToDevice(count: samples, frames: frames, wide: wide != nil)
         maybePreload()
     }
 
@@ -322,12 +317,21 @@ final class Engine {
         hub.emit(.buffering(on))
     }
 
-    private func writeToDevice(count: Int, frames: Int) {
+    /// Writes `count` samples of `buffer` (or, `wide`, of `wideBuffer`) to the device, and
+    /// gives them to the visualizer's tap when it listens (wide samples by their top 16 bits).
+    private func writeToDevice(count: Int, frames: Int, wide: Bool = false) {
         do {
             let output = self.output
-            try buffer.withUnsafeBufferPointer { b in
-                Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
-            }.get()
+            if wide {
+                try wideBuffer.withUnsafeBufferPointer { b in
+                    Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
+                }.get()
+                if tap.isListening { for i in 0..<count { buffer[i] = Int16(truncatingIfNeeded: wideBuffer[i] >> 16) } }
+            } else {
+                try buffer.withUnsafeBufferPointer { b in
+                    Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
+                }.get()
+            }
             if tap.isListening, let format = output.format {
                 let pending = output.delayFrames()
                 buffer.withUnsafeBufferPointer { b in
@@ -342,49 +346,21 @@ final class Engine {
         written += Int64(frames)
     }
 
-    /// `writeToDevice` for 32-bit samples; the visualizer hears their top 16 bits.
-    private func writeWideToDevice(count: Int, frames: Int) {
-        do {
-            let output = self.output
-            try wideBuffer.withUnsafeBufferPointer { b in
-                Result { () throws(AudioError) in try output.write(UnsafeBufferPointer(rebasing: b[0..<count])) }
-            }.get()
-            if tap.isListening, let format = output.format {
-                let pending = output.delayFrames()
-                for i in 0..<count { buffer[i] = Int16(truncatingIfNeeded: wideBuffer[i] >> 16) }
-                buffer.withUnsafeBufferPointer { b in
-                    tap.append(UnsafeBufferPointer(rebasing: b[0..<count]), channels: format.channels,
-                               sampleRate: format.sampleRate, pending: pending)
-                }
-            }
-        } catch {
-            switchToNull(reason: error)
-        }
-        written += Int64(frames)
-    }
-
-    /// `applyVolume` for 32-bit samples: at full volume and no gain they stay untouched.
-    private func applyWideVolume(count: Int, gain: Double) {
-        let factor = Double(volume) / 100 * gain
-        guard factor != 1 else { return }
-        let q = Int64((factor * 32768).rounded())
-        wideBuffer.withUnsafeMutableBufferPointer { b in
-            for i in 0..<count {
-                b[i] = Int32(clamping: (Int64(b[i]) * q + 16384) >> 15)
-            }
-        }
-    }
-
     /// Scales samples in place by the volume and the track's ReplayGain factor. The volume
     /// never exceeds 1; a gain above 1 is limited by the tagged peak, and a sample that
-    /// would still pass full scale is clamped, never wrapped.
-    private func applyVolume(count: Int, gain: Double) {
+    /// would still pass full scale is clamped, never wrapped. At full volume and no gain the
+    /// samples stay untouched (bit-perfect), 16 or 32 bits wide.
+    private func applyVolume(count: Int, gain: Double, wide: Bool = false) {
         let factor = Double(volume) / 100 * gain
         guard factor != 1 else { return }
         let q = Int64((factor * 32768).rounded())
-        buffer.withUnsafeMutableBufferPointer { b in
+        if wide { Self.scale(&wideBuffer, count: count, by: q) } else { Self.scale(&buffer, count: count, by: q) }
+    }
+
+    private static func scale<Sample: FixedWidthInteger & SignedInteger>(_ samples: inout [Sample], count: Int, by q: Int64) {
+        samples.withUnsafeMutableBufferPointer { b in
             for i in 0..<count {
-                b[i] = Int16(clamping: (Int64(b[i]) * q + 16384) >> 15)
+                b[i] = Sample(clamping: (Int64(b[i]) * q + 16384) >> 15)
             }
         }
     }
