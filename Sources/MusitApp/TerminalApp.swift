@@ -57,6 +57,21 @@ public final class TerminalApp {
         let inbox = self.inbox
         let player = self.player
         let started = Atomic<Bool>(false)
+        // The order the player plays a sorted queue in follows the library: tags read or
+        // files found after the sort change it, and the player is told again.
+        let sorted = Mutex(QueueSort.path)
+        // Set once the library exists; cleared when the loop ends (the library's callback
+        // holds this, so the two would otherwise keep each other).
+        let libraryRef = Mutex<LocalLibrary?>(nil)
+        let ordering = DispatchQueue(label: "musit.queue-order", qos: .userInitiated)
+        let reorder: @Sendable () -> Void = {
+            let sort = sorted.withLock { $0 }
+            guard sort != .path else { return }
+            ordering.async {
+                guard let library = libraryRef.withLock({ $0 }) else { return }
+                player.send(.setOrder(library.order(sort)))
+            }
+        }
         let library = LocalLibrary(readTags: Self.queueTags, cacheFile: tagCache) { event in
             switch event {
             case .changed(let total, let scanning, let added):
@@ -69,6 +84,7 @@ public final class TerminalApp {
                     }
                 }
                 inbox.post(.queueChanged(total: total, hasMore: scanning))
+                if !added.isEmpty { reorder() }
             case .progress(let p):
                 inbox.post(.scanProgress(p))
             case .page(let page):
@@ -77,8 +93,11 @@ public final class TerminalApp {
                 inbox.post(.message(text))
             case .tagsRead(let total, let scanning):
                 inbox.post(.queueInvalidated(total: total, hasMore: scanning))
+                reorder()
             }
         }
+        libraryRef.withLock { $0 = library }
+        defer { libraryRef.withLock { $0 = nil } }
         let session = self.session
         player.observe { event in
             if case .trackFailed(let index, let error) = event {
@@ -148,8 +167,12 @@ public final class TerminalApp {
             case .player(.order(let sort)):
                 // The library knows the order; the server's queue keeps its own.
                 if serverQueue == nil {
-                    let library = library
-                    DispatchQueue.global(qos: .userInitiated).async { player.send(.setOrder(library.order(sort))) }
+                    sorted.withLock { $0 = sort }
+                    if sort == .path {
+                        ordering.async { player.send(.setOrder(library.order(.path))) }
+                    } else {
+                        reorder()
+                    }
                 }
             case .player(let intent):
                 if let command = Self.command(intent) { player.send(command) }

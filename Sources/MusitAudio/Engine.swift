@@ -156,7 +156,9 @@ final class Engine {
         case .toggleShuffle:
             setShuffle(!queue.shuffle)
         case .setOrder(let order):
-            if let index = audible?.index ?? decoding?.index { queue.select(index) }
+            // From the track being decoded: after a gapless handoff it is already the next
+            // one, and the queue must go on from it, not play it again.
+            if let index = decoding?.index ?? audible?.index { queue.select(index) }
             queue.setOrder(order)
             // What follows the current track may have changed: preloaded again when due.
             preload = nil
@@ -415,8 +417,10 @@ final class Engine {
             // Timed from the drain's end: closing, opening and setting up the device.
             let start = monotonicNanos()
             if format.sampleBits > 16 && !configureOutput(format, orNull: false) {
-                wideRefused = true
                 format.sampleBits = 16
+                guard configureOutput(format) else { return false }
+                // The device takes 16-bit samples where it refused 32: it will not be asked again.
+                if !output.isNull { wideRefused = true }
             }
             if output.format != format {
                 guard configureOutput(format) else { return false }

@@ -109,18 +109,32 @@ public final class StreamOpener: Sendable {
 
     /// A FLAC or Ogg song read by its decoder through callbacks from a `RemoteFile`, which a
     /// producer task fills by Range GETs of /audio a few blocks ahead of the read position.
-    /// The open waits (up to `openTimeout`) for the bytes the decoder's open reads: the
-    /// headers, and for Ogg the last page, for the exact length.
+    /// With the format the server stored it returns at once (`RemoteTrack` opens the decoder
+    /// when its bytes are here: a slow start is "buffering"); without it, it opens now,
+    /// waiting up to `openTimeout` for the headers.
     func openRanged(_ location: String, song: Song, format: String) throws(AudioError) -> any PCMSource {
+        guard let kind = AudioFiles.Kind(rawValue: format), kind != .mp3 else {
+            throw AudioError(location, .decode("the server's song is \(format), which this player does not know"))
+        }
         let remote = RemoteFile(size: Int(song.bytes), readAhead: readAhead / RemoteFile.blockSize)
         let client = self.client
         Task { await Self.produce(remote: remote, song: song.id, client: client) }
+        if let rate = song.sampleRate, let channels = song.channels {
+            var hint = TrackMetadata(title: song.title, artist: song.artist, album: song.album, trackNumber: song.trackNumber,
+                                     year: song.year)
+            // What the decoders deliver: Opus at 48 kHz, more than two channels mixed to two;
+            // FLAC wider than 16 bits as 32-bit samples.
+            hint.format = kind == .opus
+                ? PCMFormat(sampleRate: 48_000, channels: channels > 2 ? 2 : max(1, channels))
+                : PCMFormat(sampleRate: rate, channels: channels, sampleBits: (song.bitDepth ?? 16) > 16 ? 32 : 16)
+            hint.totalFrames = Int64((song.duration * Double(hint.format.sampleRate)).rounded())
+            return RemoteTrack(remote: remote, kind: kind, location: location, hint: hint, timeout: openTimeout)
+        }
         do throws(AudioError) {
-            switch format {
-            case "flac": return try FLACTrack(remote: remote, location: location, timeout: openTimeout)
-            case "vorbis": return try VorbisTrack(remote: remote, location: location, timeout: openTimeout)
-            case "opus": return try OpusTrack(remote: remote, location: location, timeout: openTimeout)
-            default: throw AudioError(location, .decode("the server's song is \(format), which this player does not know"))
+            switch kind {
+            case .flac: return try FLACTrack(remote: remote, location: location, timeout: openTimeout)
+            case .vorbis: return try VorbisTrack(remote: remote, location: location, timeout: openTimeout)
+            default: return try OpusTrack(remote: remote, location: location, timeout: openTimeout)
             }
         } catch {
             remote.close()
@@ -132,15 +146,18 @@ public final class StreamOpener: Sendable {
     /// when it runs out. Failures are retried with backoff for up to a minute.
     static func produce(remote: RemoteFile, song id: Int64, client: APIClient) async {
         var url: String?
-        while let block = await remote.nextBlock() {
-            let start = block * RemoteFile.blockSize
-            let range = start...(min(remote.size, start + RemoteFile.blockSize) - 1)
+        while let blocks = await remote.nextBlocks() {
+            let start = blocks.lowerBound * RemoteFile.blockSize
+            let range = start...(min(remote.size, blocks.upperBound * RemoteFile.blockSize) - 1)
             var delay = 0.2, waited = 0.0, renewed = false
             while !remote.isClosed {
                 do throws(ClientError) {
                     if url == nil { url = try await client.streamURLs(song: id).audio }
-                    let bytes = try await client.fetchMedia(url!, range: range)
-                    remote.store(block, Array(buffer: bytes))
+                    let bytes = Array(buffer: try await client.fetchMedia(url!, range: range))
+                    for (i, block) in blocks.enumerated() {
+                        let from = i * RemoteFile.blockSize
+                        remote.store(block, Array(bytes[from..<min(bytes.count, from + RemoteFile.blockSize)]))
+                    }
                     break
                 } catch {
                     // An expired media token: a fresh one, at once.

@@ -81,6 +81,14 @@ extension AudioFiles {
         if let log = flac?.frames, log.reduce(0, { $0 + $1.samples }) != Int(frames) {
             throw AudioError(path, .decode("damaged FLAC: its frames do not add up to its samples"))
         }
+        // libFLAC stops once it has the samples STREAMINFO counts: bytes after the last frame
+        // are only seen here.
+        if let flac, flac.frames != nil {
+            var st = stat()
+            if stat(path, &st) == 0, Int(st.st_size) > flac.decodedEnd {
+                throw AudioError(path, .decode("damaged FLAC: \(Int(st.st_size) - flac.decodedEnd) bytes after the last frame"))
+            }
+        }
         return VerifiedAudio(kind: kind, metadata: source.metadata, frames: frames, sampleRate: source.format.sampleRate,
                              channels: channels, bitDepth: flac?.bitsPerSample, frameLog: flac?.frames)
     }

@@ -69,7 +69,7 @@ public enum FLACSegments {
     /// The initialization segment: `ftyp` and a `moov` of one audio track at the stream's
     /// rate, with `streamInfo` (the 34 bytes of the STREAMINFO block) in its `dfLa` box.
     public static func initSegment(streamInfo: [UInt8], sampleRate: Int, channels: Int, bitsPerSample: Int) -> [UInt8] {
-        var out = box("ftyp", Array("iso6".utf8) + u32(0) + Array("iso6".utf8) + Array("mp41".utf8))
+        var out = box("ftyp", Array("iso6".utf8) + u32(0) + Array("isom".utf8) + Array("iso6".utf8) + Array("mp41".utf8))
         let mvhd = fullBox("mvhd", 0, 0, u32(0) + u32(0) + u32(1000) + u32(0) + u32(0x0001_0000) + u16(0x0100) + u16(0)
             + u32(0) + u32(0) + matrix + [UInt8](repeating: 0, count: 24) + u32(2))
         let tkhd = fullBox("tkhd", 0, 3, u32(0) + u32(0) + u32(1) + u32(0) + u32(0) + u32(0) + u32(0) + u16(0) + u16(0)

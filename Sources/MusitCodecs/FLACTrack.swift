@@ -51,8 +51,8 @@ public final class FLACTrack: WidePCMSource {
 
     /// The frames decoded so far, with their bytes in the file (`recordFrames`).
     public private(set) var frames: [FLACSegments.Frame]?
-    /// Where the bytes decoded so far end.
-    private var decodedEnd = 0
+    /// Where the bytes decoded so far end (`recordFrames`).
+    public private(set) var decodedEnd = 0
 
     private func startRecording() {
         var position: FLAC__uint64 = 0
@@ -167,6 +167,9 @@ public final class FLACTrack: WidePCMSource {
                 if pendingEnd == 0 { ended = true }
             } else if !ok {
                 ended = true
+                // From a server: the stream's own failure is the reason, not libFLAC's abort.
+                if let why = input?.file.failure { throw AudioError(location, .unreadable(why)) }
+                if input != nil { throw AudioError(location, .unreadable("the server sent no more of the file in time")) }
                 throw AudioError(location, .decode("FLAC stream broken" + (errors.last.map { ": \($0)" } ?? "")))
             }
         }

@@ -88,7 +88,11 @@ public final class VorbisTrack: PCMSource {
                 continue
             }
             if n < 0 { throw AudioError(location, .decode("Ogg Vorbis stream broken (\(n))")) }
-            if n == 0 { return 0 }
+            if n == 0 {
+                // libvorbisfile takes a failed read for the end: from a server, say why.
+                try AudioFiles.checkEnded(input, location)
+                return 0
+            }
             if current != link {
                 if link >= 0, let info = ov_info(file, current),
                    PCMFormat(sampleRate: info.pointee.rate, channels: Int(info.pointee.channels)) != format {
@@ -184,6 +188,7 @@ public final class OpusTrack: PCMSource {
                 continue
             }
             if n < 0 { throw AudioError(location, .decode("Ogg Opus stream broken (\(n))")) }
+            if n == 0 { try AudioFiles.checkEnded(input, location) }
             // Both take room in samples and return frames (samples per channel).
             framePosition += Int64(n)
             return Int(n)
@@ -261,6 +266,12 @@ extension AudioFiles {
         guard let input, !input.ready() else { return }
         if let why = input.file.failure { throw AudioError(location, .unreadable(why)) }
         throw AudioError(location, .stalled)
+    }
+
+    /// A decoder reading from a server says it reached the end: true only at the file's end.
+    static func checkEnded(_ input: RemoteInput?, _ location: String) throws(AudioError) {
+        guard let input, input.offset < input.file.size else { return }
+        throw AudioError(location, .unreadable(input.file.failure ?? "the server sent no more of the file in time"))
     }
 }
 

@@ -118,12 +118,19 @@ public final class RemoteFile: Sendable {
     /// The next block to fetch (the first missing one in the window from the read
     /// position), once there is one; nil when the file is closed or failed.
     public func nextBlock() async -> Int? {
+        await nextBlocks()?.lowerBound
+    }
+
+    /// The next run of missing blocks in the window, to fetch in one request (a request a
+    /// block would cap the rate at a block a round trip); nil when closed or failed.
+    public func nextBlocks() async -> Range<Int>? {
         while true {
-            let pick = state.withLock { s -> Int?? in
+            let pick = state.withLock { s -> Range<Int>?? in
                 if s.closed || s.failure != nil { return .some(nil) }
                 let end = min(blockCount, s.position + readAhead)
-                if let b = (s.position..<end).first(where: { s.blocks[$0] == nil }) { return .some(b) }
-                return nil
+                guard let first = (s.position..<end).first(where: { s.blocks[$0] == nil }) else { return nil }
+                let last = (first..<end).prefix { s.blocks[$0] == nil }.last ?? first
+                return .some(first..<(last + 1))
             }
             if let pick { return pick }
             // Nothing wanted: wait for the reader to move on (or for a close).
@@ -207,12 +214,14 @@ final class RemoteInput {
         self.timeout = timeout
     }
 
-    /// Reads up to `count` bytes; 0 at the end, nil when they did not come in time.
+    /// Reads up to `count` bytes: what is here, waiting (up to `timeout`) only when nothing
+    /// is (a short read is fread's, and the decoders ask again); 0 at the end, nil when
+    /// nothing came in time.
     func read(_ into: UnsafeMutableRawPointer, _ count: Int) -> Int? {
         var done = 0
         while done < count, offset < file.size {
             guard let n = file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: into + done, count: count - done),
-                                    timeout: timeout) else { return done > 0 ? done : nil }
+                                    timeout: done > 0 ? 0 : timeout) else { return done > 0 ? done : nil }
             if n == 0 { break }
             done += n
             offset += n
@@ -239,4 +248,83 @@ final class RemoteInput {
     func ready(_ count: Int = RemoteFile.blockSize, timeout: Double = 0.05) -> Bool {
         file.ready(at: offset, count: count, timeout: timeout)
     }
+}
+
+/// A FLAC or Ogg song on a server, handed to the player at once and opened by its decoder
+/// only when the bytes the open reads are here: the first block, and for Ogg the last
+/// (libvorbisfile and libopusfile read the last page for the exact length). Until then
+/// reading it is "buffering" (`.stalled`), so opening (or preloading, for a gapless join)
+/// never blocks the audio thread on the network; the format and length come from what the
+/// server stored, which the open then checks.
+public final class RemoteTrack: WidePCMSource {
+    public let location: String
+    private let remote: RemoteFile
+    private let kind: AudioFiles.Kind
+    private let hint: TrackMetadata
+    private let timeout: Double
+    private var inner: (any PCMSource)?
+    private var pendingSeek: Int64?
+
+    public init(remote: RemoteFile, kind: AudioFiles.Kind, location: String, hint: TrackMetadata, timeout: Double) {
+        self.remote = remote
+        self.kind = kind
+        self.location = location
+        self.hint = hint
+        self.timeout = timeout
+    }
+
+    deinit { remote.close() }
+
+    public var metadata: TrackMetadata { inner?.metadata ?? hint }
+    public var format: PCMFormat { inner?.format ?? hint.format }
+    public var framePosition: Int64 { inner?.framePosition ?? pendingSeek ?? 0 }
+
+    /// The decoder, opened once its bytes are here; `.stalled` until then.
+    private func opened() throws(AudioError) -> any PCMSource {
+        if let inner { return inner }
+        let wait = 0.05
+        guard remote.ready(at: 0, count: RemoteFile.blockSize, timeout: wait),
+              kind == .flac || remote.ready(at: max(0, remote.size - 1), count: 1, timeout: wait) else {
+            if let why = remote.failure { throw AudioError(location, .unreadable(why)) }
+            throw AudioError(location, .stalled)
+        }
+        let track: any PCMSource
+        switch kind {
+        case .flac: track = try FLACTrack(remote: remote, location: location, timeout: timeout)
+        case .vorbis: track = try VorbisTrack(remote: remote, location: location, timeout: timeout)
+        case .opus: track = try OpusTrack(remote: remote, location: location, timeout: timeout)
+        case .mp3: throw AudioError(location, .decode("an MP3 is streamed by HLS, not by Range"))
+        }
+        // The device was opened for the format the server stored: the file must agree.
+        guard track.format == hint.format else {
+            throw AudioError(location, .decode("the file is \(track.format), the server said \(hint.format)"))
+        }
+        if let target = pendingSeek { try track.seek(toFrame: target) }
+        pendingSeek = nil
+        inner = track
+        return track
+    }
+
+    public func read(into buffer: UnsafeMutableBufferPointer<Int16>) throws(AudioError) -> Int {
+        try opened().read(into: buffer)
+    }
+
+    public func readWide(into buffer: UnsafeMutableBufferPointer<Int32>) throws(AudioError) -> Int {
+        guard let wide = try opened() as? any WidePCMSource else {
+            throw AudioError(location, .decode("samples no wider than 16 bits, where the server said wider"))
+        }
+        return try wide.readWide(into: buffer)
+    }
+
+    @discardableResult
+    public func seek(toFrame frame: Int64) throws(AudioError) -> Int64 {
+        guard let inner else {
+            // Not open yet: the open seeks there.
+            pendingSeek = max(0, frame)
+            return max(0, frame)
+        }
+        return try inner.seek(toFrame: frame)
+    }
+
+    public func finishCheck() -> AudioError? { inner?.finishCheck() }
 }

@@ -37,7 +37,12 @@ public final class LocalLibrary: QueueDataSource, Sendable {
         public let name: String
         public let folder: String
         /// Read after the scan; nil until then, or when the file has none.
-        public var tags: Tags?
+        public var tags: Tags? {
+            didSet { albumKey = tags?.album.flatMap { $0.isEmpty ? nil : $0.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil) } }
+        }
+        /// The album as the album order compares it (case and accents aside), worked out
+        /// once when the tags arrive rather than at every sort.
+        public private(set) var albumKey: String?
 
         /// The tags' title, else the file's name.
         public var title: String { tags?.title.flatMap { $0.isEmpty ? nil : $0 } ?? name }
@@ -263,10 +268,7 @@ public final class LocalLibrary: QueueDataSource, Sendable {
         let entries = s.entries
         // Album (case and accents aside), then track number, then path; no album last.
         // Paths are already in natural order, so the index breaks ties stably.
-        let keys = entries.map { e -> (String?, Int) in
-            (e.tags?.album.flatMap { $0.isEmpty ? nil : $0.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil) },
-             e.tags?.track ?? Int.max)
-        }
+        let keys = entries.map { e -> (String?, Int) in (e.albumKey, e.tags?.track ?? Int.max) }
         let rows = entries.indices.sorted { a, b in
             let (x, y) = (keys[a], keys[b])
             switch (x.0, y.0) {

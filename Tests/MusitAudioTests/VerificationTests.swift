@@ -74,6 +74,14 @@ struct VerificationTests {
         }
     }
 
+    @Test("a FLAC with an ID3v1 tag after its last frame is refused: bytes after the audio, counted")
+    func flacTrailingTag() throws {
+        let tagged = try copy("sweep.flac") { $0 += Array("TAG".utf8) + [UInt8](repeating: 0x20, count: 125) }
+        let said = refusal(tagged, .flac)
+        #expect(said?.contains("128 bytes after the last frame") == true || said?.contains("damaged FLAC") == true, "\(said ?? "accepted")")
+        #expect(said != nil)
+    }
+
     @Test("a FLAC whose frames are whole but whose MD5 signature differs is refused")
     func flacSignature() throws {
         // STREAMINFO follows "fLaC" and its 4-byte block header; its MD5 is the last 16 of its 34 bytes.

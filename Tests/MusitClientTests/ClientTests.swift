@@ -396,6 +396,43 @@ struct ClientTests {
         }
     }
 
+    @Test("a FLAC from the server opens at once on a dead link: the audio thread never waits on the network, and it plays when bytes come")
+    func rangedOpenDoesNotBlock() async throws {
+        try await LiveServer.with { base in
+            let api = try await LiveServer.client(base, "deadlink")
+            let song = try await api.upload(path: Fixtures.path("sweep_a.flac")) { _, _ in }
+            let port = Int(base.split(separator: ":").last!)!
+            let proxy = SlowProxy(upstream: port, bytesPerSecond: 50_000_000)
+            defer { proxy.close() }
+            let slow = APIClient(baseURL: "http://127.0.0.1:\(proxy.port)", sessionFile: nil)
+            _ = try await slow.login(username: "deadlink", password: "correct horse")
+            let opener = StreamOpener(client: slow, readAhead: 128 * 1024)
+            opener.remember([song])
+            proxy.setRate(0)
+            let started = Date()
+            let track = try opener.open(SongLocation.make(song.id))
+            #expect(Date().timeIntervalSince(started) < 0.5, "opened in \(Date().timeIntervalSince(started)) s with no byte")
+            #expect(track.format == PCMFormat(sampleRate: 44_100, channels: 2) && track.metadata.title == song.title)
+            var buffer = [Int16](repeating: 0, count: 4096)
+            let stalled = Date()
+            #expect(throws: AudioError.self) { try buffer.withUnsafeMutableBufferPointer { try track.read(into: $0) } }
+            #expect(Date().timeIntervalSince(stalled) < 0.5, "a read says buffering instead of waiting")
+            proxy.setRate(50_000_000)
+            var frames = 0
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                do {
+                    let n = try buffer.withUnsafeMutableBufferPointer { try track.read(into: $0) }
+                    if n == 0 { break }
+                    frames += n
+                } catch let error as AudioError where error.reason == .stalled {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            #expect(frames == 119_070, "the whole half sweep once the link is back: \(frames)")
+        }
+    }
+
     @Test("RemoteFile keeps the read-ahead window and a few spare blocks, however far the reads go")
     func remoteFileBounded() async throws {
         let size = 40 * RemoteFile.blockSize + 123

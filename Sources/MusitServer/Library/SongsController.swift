@@ -176,7 +176,7 @@ struct SongsController: Sendable {
             try SongRoutes.requireHLS(stored)
             let suffix = request.uri.queryParameters.get("token").map { "?token=\($0)" } ?? ""
             let text = HLSSegmenter.multivariant(codecs: stored.format == .flac ? "fLaC" : "mp4a.40.34",
-                                                 bandwidth: Int(Double(stored.bytes) * 8 / max(stored.duration, 0.001)),
+                                                 bandwidth: SongRoutes.peakBitRate(stored),
                                                  media: "index.m3u8\(suffix)")
             return Response(status: .ok, headers: [.contentType: "application/vnd.apple.mpegurl", .cacheControl: "private, max-age=60"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -225,6 +225,13 @@ enum SongRoutes {
     /// Request types an upload may be sent as (the bytes decide what it is; a player's or a
     /// browser's guess at the type must not refuse a good file).
     static let uploadTypes = ["audio/", "application/ogg", "application/octet-stream"]
+
+    /// The highest bit rate of any segment (RFC 8216 §4.4.6.2: BANDWIDTH is a peak).
+    static func peakBitRate(_ song: StoredSong) -> Int {
+        let rate = Double(song.hls.sampleRate)
+        let peak = song.hls.segments.map { Double($0.length) * 8 / max(Double($0.samples) / rate, 0.001) }.max()
+        return Int((peak ?? Double(song.bytes) * 8 / max(song.duration, 0.001)).rounded(.up))
+    }
 
     /// HLS: MP3 frames as packed audio (RFC 8216 §3.4), FLAC frames in fragmented MP4
     /// (§3.3); Vorbis and Opus songs are played from /audio by Range.
