@@ -131,11 +131,7 @@ public final class StreamOpener: Sendable {
             return RemoteTrack(remote: remote, kind: kind, location: location, hint: hint, timeout: openTimeout)
         }
         do throws(AudioError) {
-            switch kind {
-            case .flac: return try FLACTrack(remote: remote, location: location, timeout: openTimeout)
-            case .vorbis: return try VorbisTrack(remote: remote, location: location, timeout: openTimeout)
-            default: return try OpusTrack(remote: remote, location: location, timeout: openTimeout)
-            }
+            return try AudioFiles.open(remote: remote, kind: kind, location: location, timeout: openTimeout)
         } catch {
             remote.close()
             throw error

@@ -250,6 +250,18 @@ final class RemoteInput {
     }
 }
 
+extension AudioFiles {
+    /// The decoder for `kind` reading `remote` (`RemoteFile`); `timeout` bounds its waits.
+    public static func open(remote: RemoteFile, kind: Kind, location: String, timeout: Double) throws(AudioError) -> any PCMSource {
+        switch kind {
+        case .flac: return try FLACTrack(remote: remote, location: location, timeout: timeout)
+        case .vorbis: return try VorbisTrack(remote: remote, location: location, timeout: timeout)
+        case .opus: return try OpusTrack(remote: remote, location: location, timeout: timeout)
+        case .mp3: throw AudioError(location, .decode("an MP3 is streamed by HLS, not by Range"))
+        }
+    }
+}
+
 /// A FLAC or Ogg song on a server, handed to the player at once and opened by its decoder
 /// only when the bytes the open reads are here: the first block, and for Ogg the last
 /// (libvorbisfile and libopusfile read the last page for the exact length). Until then
@@ -288,13 +300,7 @@ public final class RemoteTrack: WidePCMSource {
             if let why = remote.failure { throw AudioError(location, .unreadable(why)) }
             throw AudioError(location, .stalled)
         }
-        let track: any PCMSource
-        switch kind {
-        case .flac: track = try FLACTrack(remote: remote, location: location, timeout: timeout)
-        case .vorbis: track = try VorbisTrack(remote: remote, location: location, timeout: timeout)
-        case .opus: track = try OpusTrack(remote: remote, location: location, timeout: timeout)
-        case .mp3: throw AudioError(location, .decode("an MP3 is streamed by HLS, not by Range"))
-        }
+        let track = try AudioFiles.open(remote: remote, kind: kind, location: location, timeout: timeout)
         // The device was opened for the format the server stored: the file must agree.
         guard track.format == hint.format else {
             throw AudioError(location, .decode("the file is \(track.format), the server said \(hint.format)"))

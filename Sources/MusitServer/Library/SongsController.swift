@@ -265,13 +265,17 @@ enum SongRoutes {
         // (the only proof that every sample plays).
         enum Checked: Sendable {
             case mp3(MP3Scanner.Summary, TrackMetadata)
-            case other(VerifiedAudio)
+            /// With a FLAC's STREAMINFO, for HLS.
+            case other(VerifiedAudio, streamInfo: [UInt8]?)
             case refused(String)
         }
         let (kind, checked) = try await runBlocking { () -> (AudioFiles.Kind, Checked) in
             let kind = AudioFiles.kind(path: temp)
             do {
-                guard kind == .mp3 else { return (kind, .other(try AudioFiles.verify(path: temp, kind: kind))) }
+                guard kind == .mp3 else {
+                    let verified = try AudioFiles.verify(path: temp, kind: kind)
+                    return (kind, .other(verified, streamInfo: kind == .flac ? FLACSegments.streamInfo(path: temp) : nil))
+                }
                 let scan = try meter.scan()
                 return (kind, .mp3(scan, try scan.readMetadata()))
             } catch let reason as AudioError.Reason {
@@ -295,12 +299,12 @@ enum SongRoutes {
             index = scan.index
             duration = scan.duration
             channels = scan.channels
-        case .other(let verified):
+        case .other(let verified, let streamInfo):
             meta = verified.metadata
             duration = verified.duration
             channels = verified.channels
             bitDepth = verified.bitDepth
-            if kind == .flac, let frames = verified.frameLog, let info = try await runBlocking({ FLACSegments.streamInfo(path: temp) }) {
+            if let frames = verified.frameLog, let info = streamInfo {
                 // HLS in fragmented MP4: the file's own frames, bit for bit.
                 var flac = FLACSegments.index(frames: frames, sampleRate: verified.sampleRate, fileSize: meter.count)
                 flac.flacStreamInfo = info
