@@ -3,7 +3,8 @@
 # proto/ (when protoc is here), a stock Python grpcio client calls Stats and the standard
 # health service, garbage and oversized messages are refused, and the split deployment
 # (a gateway with Social and Stats in processes of their own) passes its own tests (Stats
-# and Social killed and slowed), the exactly-once hammer and the kill -9 crash test; a play
+# and Social killed and slowed; two gateways woken through Social's subscription), the
+# exactly-once hammer (also across two gateways) and the kill -9 crash test; a play
 # and a chat message traced across the processes into an OTLP receiver.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,8 +20,10 @@ python3 Tests/grpc/contracts.py
 python3 Tests/grpc/social_contracts.py
 python3 Tests/grpc/split.py
 python3 Tests/grpc/social.py
+python3 Tests/grpc/subscription.py
 python3 Tests/grpc/tracing.py
 cd Tests/sync
 MUSIT_SPLIT=1 python3 hammer.py --rounds "${SPLIT_HAMMER_ROUNDS:-2}"
+MUSIT_SPLIT=1 python3 hammer.py --rounds 1 --two-gateways
 MUSIT_SPLIT=1 python3 crash.py --rounds "${SPLIT_CRASH_ROUNDS:-4}"
 MUSIT_SPLIT=1 python3 retention.py

@@ -158,6 +158,19 @@ public enum Musit_Social_V1_Social: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Subscribe" metadata.
+        public enum Subscribe: Sendable {
+            /// Request type for "Subscribe".
+            public typealias Input = Musit_Social_V1_SubscribeRequest
+            /// Response type for "Subscribe".
+            public typealias Output = Musit_Social_V1_Notice
+            /// Descriptor for "Subscribe".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.social.v1.Social"),
+                method: "Subscribe",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "musit.social.v1.Social" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             RequestFriend.descriptor,
@@ -169,7 +182,8 @@ public enum Musit_Social_V1_Social: Sendable {
             Messages.descriptor,
             MarkRead.descriptor,
             AppendEvent.descriptor,
-            Events.descriptor
+            Events.descriptor,
+            Subscribe.descriptor
         ]
     }
 }
@@ -374,6 +388,30 @@ extension Musit_Social_V1_Social {
             request: GRPCCore.StreamingServerRequest<Musit_Social_V1_EventsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_EventsResponse>
+
+        /// Handle the "Subscribe" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A gateway's one subscription: a notice for every change to the event logs that this
+        /// > Social commits (and, on PostgreSQL, that any instance commits), in the order Social
+        /// > learns of them, for as long as the call lasts. The gateway's held polls wake on them,
+        /// > however many there are: one stream per gateway, not a call per poll. A subscription
+        /// > resumes from the last notice seen (`stream`, `after`); when Social cannot replay from
+        /// > there (it restarted, or the gateway fell out of its window), the first notice has
+        /// > `reset` set: anything may have been missed, and every held poll reads storage.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Musit_Social_V1_SubscribeRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Musit_Social_V1_Notice` messages.
+        func subscribe(
+            request: GRPCCore.StreamingServerRequest<Musit_Social_V1_SubscribeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_Notice>
     }
 
     /// Service protocol for the "musit.social.v1.Social" service.
@@ -562,6 +600,30 @@ extension Musit_Social_V1_Social {
             request: GRPCCore.ServerRequest<Musit_Social_V1_EventsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_EventsResponse>
+
+        /// Handle the "Subscribe" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A gateway's one subscription: a notice for every change to the event logs that this
+        /// > Social commits (and, on PostgreSQL, that any instance commits), in the order Social
+        /// > learns of them, for as long as the call lasts. The gateway's held polls wake on them,
+        /// > however many there are: one stream per gateway, not a call per poll. A subscription
+        /// > resumes from the last notice seen (`stream`, `after`); when Social cannot replay from
+        /// > there (it restarted, or the gateway fell out of its window), the first notice has
+        /// > `reset` set: anything may have been missed, and every held poll reads storage.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_SubscribeRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Musit_Social_V1_Notice` messages.
+        func subscribe(
+            request: GRPCCore.ServerRequest<Musit_Social_V1_SubscribeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_Notice>
     }
 
     /// Simple service protocol for the "musit.social.v1.Social" service.
@@ -748,6 +810,31 @@ extension Musit_Social_V1_Social {
             request: Musit_Social_V1_EventsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Musit_Social_V1_EventsResponse
+
+        /// Handle the "Subscribe" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A gateway's one subscription: a notice for every change to the event logs that this
+        /// > Social commits (and, on PostgreSQL, that any instance commits), in the order Social
+        /// > learns of them, for as long as the call lasts. The gateway's held polls wake on them,
+        /// > however many there are: one stream per gateway, not a call per poll. A subscription
+        /// > resumes from the last notice seen (`stream`, `after`); when Social cannot replay from
+        /// > there (it restarted, or the gateway fell out of its window), the first notice has
+        /// > `reset` set: anything may have been missed, and every held poll reads storage.
+        ///
+        /// - Parameters:
+        ///   - request: A `Musit_Social_V1_SubscribeRequest` message.
+        ///   - response: A response stream of `Musit_Social_V1_Notice` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func subscribe(
+            request: Musit_Social_V1_SubscribeRequest,
+            response: GRPCCore.RPCWriter<Musit_Social_V1_Notice>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -860,6 +947,17 @@ extension Musit_Social_V1_Social.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_EventsResponse>(),
             handler: { request, context in
                 try await self.events(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Musit_Social_V1_Social.Method.Subscribe.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_SubscribeRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_Notice>(),
+            handler: { request, context in
+                try await self.subscribe(
                     request: request,
                     context: context
                 )
@@ -979,6 +1077,17 @@ extension Musit_Social_V1_Social.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func subscribe(
+        request: GRPCCore.StreamingServerRequest<Musit_Social_V1_SubscribeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_Notice> {
+        let response = try await self.subscribe(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -1112,6 +1221,23 @@ extension Musit_Social_V1_Social.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func subscribe(
+        request: GRPCCore.ServerRequest<Musit_Social_V1_SubscribeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_Notice> {
+        return GRPCCore.StreamingServerResponse<Musit_Social_V1_Notice>(
+            metadata: [:],
+            producer: { writer in
+                try await self.subscribe(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -1352,6 +1478,35 @@ extension Musit_Social_V1_Social {
             deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_EventsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_EventsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Subscribe" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A gateway's one subscription: a notice for every change to the event logs that this
+        /// > Social commits (and, on PostgreSQL, that any instance commits), in the order Social
+        /// > learns of them, for as long as the call lasts. The gateway's held polls wake on them,
+        /// > however many there are: one stream per gateway, not a call per poll. A subscription
+        /// > resumes from the last notice seen (`stream`, `after`); when Social cannot replay from
+        /// > there (it restarted, or the gateway fell out of its window), the first notice has
+        /// > `reset` set: anything may have been missed, and every held poll reads storage.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_SubscribeRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_SubscribeRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_Notice` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func subscribe<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_SubscribeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_SubscribeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_Notice>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Musit_Social_V1_Notice>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1709,6 +1864,44 @@ extension Musit_Social_V1_Social {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Subscribe" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A gateway's one subscription: a notice for every change to the event logs that this
+        /// > Social commits (and, on PostgreSQL, that any instance commits), in the order Social
+        /// > learns of them, for as long as the call lasts. The gateway's held polls wake on them,
+        /// > however many there are: one stream per gateway, not a call per poll. A subscription
+        /// > resumes from the last notice seen (`stream`, `after`); when Social cannot replay from
+        /// > there (it restarted, or the gateway fell out of its window), the first notice has
+        /// > `reset` set: anything may have been missed, and every held poll reads storage.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_SubscribeRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_SubscribeRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_Notice` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func subscribe<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_SubscribeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_SubscribeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_Notice>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Musit_Social_V1_Notice>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Musit_Social_V1_Social.Method.Subscribe.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1999,6 +2192,39 @@ extension Musit_Social_V1_Social.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_EventsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_EventsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Subscribe" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A gateway's one subscription: a notice for every change to the event logs that this
+    /// > Social commits (and, on PostgreSQL, that any instance commits), in the order Social
+    /// > learns of them, for as long as the call lasts. The gateway's held polls wake on them,
+    /// > however many there are: one stream per gateway, not a call per poll. A subscription
+    /// > resumes from the last notice seen (`stream`, `after`); when Social cannot replay from
+    /// > there (it restarted, or the gateway fell out of its window), the first notice has
+    /// > `reset` set: anything may have been missed, and every held poll reads storage.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Musit_Social_V1_SubscribeRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribe<Result>(
+        request: GRPCCore.ClientRequest<Musit_Social_V1_SubscribeRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Musit_Social_V1_Notice>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.subscribe(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_SubscribeRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_Notice>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2331,6 +2557,43 @@ extension Musit_Social_V1_Social.ClientProtocol {
             metadata: metadata
         )
         return try await self.events(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Subscribe" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A gateway's one subscription: a notice for every change to the event logs that this
+    /// > Social commits (and, on PostgreSQL, that any instance commits), in the order Social
+    /// > learns of them, for as long as the call lasts. The gateway's held polls wake on them,
+    /// > however many there are: one stream per gateway, not a call per poll. A subscription
+    /// > resumes from the last notice seen (`stream`, `after`); when Social cannot replay from
+    /// > there (it restarted, or the gateway fell out of its window), the first notice has
+    /// > `reset` set: anything may have been missed, and every held poll reads storage.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribe<Result>(
+        _ message: Musit_Social_V1_SubscribeRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Musit_Social_V1_Notice>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Musit_Social_V1_SubscribeRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.subscribe(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -6,6 +6,8 @@ gateway on the same data, as in a deployment."""
 import json
 import os
 import sys
+import threading
+import time
 
 import grpc
 from grpc_health.v1 import health_pb2 as std_health, health_pb2_grpc as std_health_grpc
@@ -43,7 +45,17 @@ try:
         r = health.Check(std_health.HealthCheckRequest(service=name), timeout=5)
         check(r.status == std_health.HealthCheckResponse.SERVING, "health of %r is SERVING" % name)
 
-    r = stub.RequestFriend(pb.PairRequest(**{"from": ann, "to": bob}), timeout=5)
+    # Subscribe: a stream of notices of every change below, as the gateways hear them.
+    notices, answered = [], []
+    feed = stub.Subscribe(pb.SubscribeRequest())
+    threading.Thread(target=lambda: [notices.append(n) for n in feed], daemon=True).start()
+    time.sleep(0.3)
+
+    def told(r):
+        answered.extend((e.user_id, json.loads(e.event_json)["id"]) for e in r.events)
+        return r
+
+    r = told(stub.RequestFriend(pb.PairRequest(**{"from": ann, "to": bob}), timeout=5))
     check(r.outcome == pb.FRIEND_REQUEST_OUTCOME_REQUESTED and len(r.events) == 1 and r.events[0].user_id == ids["bob"],
           "RequestFriend: REQUESTED, with bob's event")
     event = json.loads(r.events[0].event_json)
@@ -51,13 +63,13 @@ try:
           "events are the public API's JSON with their ids (%s)" % event)
     r = stub.RequestFriend(pb.PairRequest(**{"from": ann, "to": bob}), timeout=5)
     check(r.outcome == pb.FRIEND_REQUEST_OUTCOME_ALREADY_REQUESTED and not r.events, "asked again: ALREADY_REQUESTED, no event")
-    r = stub.AcceptFriend(pb.PairRequest(**{"from": ann, "to": bob}), timeout=5)
+    r = told(stub.AcceptFriend(pb.PairRequest(**{"from": ann, "to": bob}), timeout=5))
     check(r.found and len(r.events) == 1, "AcceptFriend: found, one event")
     r = stub.AcceptFriend(pb.PairRequest(**{"from": ann, "to": bob}), timeout=5)
     check(not r.found, "accepted again: not found")
     f = stub.Friends(pb.UserRequest(user_id=ids["ann"]), timeout=5)
     check(list(f.friends) == [ids["bob"]] and not f.incoming and not f.outgoing, "Friends: ids")
-    m = stub.SendMessage(pb.SendMessageRequest(**{"from": ann, "to": bob, "client_id": "c1", "body": "hello"}), timeout=5)
+    m = told(stub.SendMessage(pb.SendMessageRequest(**{"from": ann, "to": bob, "client_id": "c1", "body": "hello"}), timeout=5))
     again = stub.SendMessage(pb.SendMessageRequest(**{"from": ann, "to": bob, "client_id": "c1", "body": "hello"}), timeout=5)
     check(m.is_new and not again.is_new and again.message.id == m.message.id, "SendMessage: once per client id")
     cyd = pb.Person(id=me["id"], username="cyd")
@@ -65,7 +77,7 @@ try:
                                            timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION, "to a stranger: FAILED_PRECONDITION")
     page = stub.Messages(pb.MessagesRequest(user_id=ids["bob"], other_id=ids["ann"], limit=10), timeout=5)
     check([x.body for x in page.messages] == ["hello"], "Messages: the conversation")
-    r = stub.MarkRead(pb.MarkReadRequest(reader=bob, **{"from": ann}, up_to=m.message.id), timeout=5)
+    r = told(stub.MarkRead(pb.MarkReadRequest(reader=bob, **{"from": ann}, up_to=m.message.id), timeout=5))
     check(r.found and len(r.events) == 1 and r.events[0].user_id == ids["ann"], "MarkRead: ann hears of it")
     e = stub.Events(pb.EventsRequest(user_id=ids["bob"], after=0, limit=100), timeout=5)
     kinds = [json.loads(x)["kind"] for x in e.events_json]
@@ -73,8 +85,34 @@ try:
     r = stub.AppendEvent(pb.AppendEventRequest(event_json=json.dumps({"id": 0, "kind": "library.changed", "createdAt": ""}).encode(),
                                                user_ids=[ids["ann"], ids["bob"]]), timeout=5)
     check(len(r.events) == 2, "AppendEvent: one event in each log")
-    r = stub.RemoveFriend(pb.PairRequest(**{"from": bob, "to": ann}), timeout=5)
+    told(r)
+    r = told(stub.RemoveFriend(pb.PairRequest(**{"from": bob, "to": ann}), timeout=5))
     check(r.found, "RemoveFriend: found")
+
+    time.sleep(0.3)
+    feed.cancel()
+    heard = [(e.user_id, json.loads(e.event_json)["id"]) for n in notices for e in n.events]
+    seqs = [n.seq for n in notices]
+    check(notices and notices[0].reset and notices[0].stream and not notices[0].events,
+          "Subscribe: a new subscriber is told to read storage first (reset)")
+    check(heard == answered and seqs == list(range(seqs[0], seqs[0] + len(seqs))),
+          "Subscribe: every committed event once, in the order committed, numbered without gaps (%d events, %d notices)"
+          % (len(heard), len(notices)))
+    # Resuming from a notice replays the ones after it; another stream's position is reset.
+    mid = notices[2]
+    again = stub.Subscribe(pb.SubscribeRequest(stream=mid.stream, after=mid.seq), timeout=1)
+    replay = []
+    try:
+        for n in again:
+            replay.append(n)
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, "a subscription ends at its deadline (%s)" % e.code().name)
+    check([n.seq for n in replay] == seqs[3:] and not any(n.reset for n in replay),
+          "Subscribe from notice %d: the %d after it again, no reset" % (mid.seq, len(seqs) - 3))
+    other = stub.Subscribe(pb.SubscribeRequest(stream="another run", after=3), timeout=1)
+    first = next(iter(other))
+    other.cancel()
+    check(first.reset, "Subscribe from another run's notice: reset")
 
     # Bad input: the codes, no crash.
     bad = [

@@ -197,11 +197,16 @@ def main():
     ap.add_argument("--no-pressure", action="store_true")
     ap.add_argument("--two-instances", action="store_true",
                     help="a second --serve over the same database (MUSIT_DATABASE_URL); the devices poll it")
+    ap.add_argument("--two-gateways", action="store_true",
+                    help="MUSIT_SPLIT=1: a second gateway over the first's data and its Social and Stats; the devices poll it")
     ap.add_argument("--port", type=int,
                     help="a server already running on this loopback port (nginx in front of instances), for everything")
     args = ap.parse_args()
     server = None if args.port else Server().start()
     second = Server().start() if args.two_instances else None
+    if args.two_gateways:
+        # The first gateway's flags name its services (common.Server under MUSIT_SPLIT).
+        second = Server(data=server.data, args=list(server.args), log_name="gateway2.log").start()
     try:
         port = args.port or server.port
         poll_port = second.port if second else None
@@ -224,7 +229,8 @@ def main():
             for f in all_failures[:40]:
                 print("FAIL " + f)
             return 1
-        where = " (sent to one instance, polled from another)" if second else \
+        where = " (sent to one gateway, polled from another over the same Social)" if args.two_gateways else \
+            " (sent to one instance, polled from another)" if second else \
             " (through the proxy on port %d)" % args.port if args.port else ""
         print("hammer: every message delivered exactly once, in order, equal to the history" + where)
         return 0

@@ -286,7 +286,10 @@ public enum MusitBackend {
         table.load(router.routes)
         let app = Application(responder: MusitResponder(router: router.buildResponder(), routes: table), server: server,
                               configuration: .init(address: .hostname(config.host, port: config.port), serverName: Self.serverName),
-                              services: links.services + [relay] + (links.social == nil ? [Self.pruner(config, store, log)] : []),
+                              services: links.services + [relay] + (links.social.map {
+                                  // Social apart: its notices of every gateway's changes wake the polls held here.
+                                  [SocialSubscription(client: $0.client, bus: bus, logger: log)]
+                              } ?? [Self.pruner(config, store, log)]),
                               onServerRunning: onServerRunning, logger: log)
         return (app, services.bus, tasks, StoreCloser(store: store, logger: log))
     }

@@ -30,8 +30,14 @@ enum ServiceRole {
         switch name {
         case .stats: service = StatsService(plays: store)
         case .social:
-            service = SocialService(social: store)
+            let feed = EventFeed()
+            service = SocialService(social: store, feed: feed)
             own.append(MusitBackend.pruner(config, store, logger))
+            // Several Social instances on one PostgreSQL: what the others commit reaches
+            // this one's subscribers through the database's notices.
+            if let postgres = store as? PostgresStore {
+                own.append(PostgresEventRelay(store: postgres, bus: feed, cache: nil, logger: logger))
+            }
         case .accounts, .library: throw TopologyError("--role \(name.rawValue) runs in the gateway for now")
         }
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults

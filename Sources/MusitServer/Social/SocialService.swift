@@ -12,11 +12,25 @@ import PostgresNIO
 /// same limits the public API has.
 struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
     let social: any SocialRepository
+    /// Where every committed change is told to the subscribed gateways.
+    let feed: EventFeed
+
+    init(social: any SocialRepository, feed: EventFeed = EventFeed()) {
+        self.social = social
+        self.feed = feed
+    }
+
+    /// `events` were committed: the subscribers hear of them (after the commit, never before).
+    private func told(_ events: [CommittedEvent]?) -> [CommittedEvent]? {
+        if let events { feed.announce(events) }
+        return events
+    }
 
     func requestFriend(request: Musit_Social_V1_PairRequest, context: ServerContext) async throws
         -> Musit_Social_V1_RequestFriendResponse {
         let (from, to) = try Self.pair(request.from, request.to)
         let (outcome, events) = try await Self.mapped { try await social.requestFriend(from: from, to: to) }
+        _ = told(events)
         return try .with {
             $0.outcome = switch outcome {
             case .requested: .requested
@@ -30,17 +44,17 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
 
     func acceptFriend(request: Musit_Social_V1_PairRequest, context: ServerContext) async throws -> Musit_Social_V1_ChangeResponse {
         let (from, to) = try Self.pair(request.from, request.to)
-        return try SocialWire.change(try await Self.mapped { try await social.acceptFriend(from: from, to: to) })
+        return try SocialWire.change(told(try await Self.mapped { try await social.acceptFriend(from: from, to: to) }))
     }
 
     func declineFriend(request: Musit_Social_V1_PairRequest, context: ServerContext) async throws -> Musit_Social_V1_ChangeResponse {
         let (from, to) = try Self.pair(request.from, request.to)
-        return try SocialWire.change(try await Self.mapped { try await social.declineFriend(from: from, to: to) })
+        return try SocialWire.change(told(try await Self.mapped { try await social.declineFriend(from: from, to: to) }))
     }
 
     func removeFriend(request: Musit_Social_V1_PairRequest, context: ServerContext) async throws -> Musit_Social_V1_ChangeResponse {
         let (from, to) = try Self.pair(request.from, request.to)
-        return try SocialWire.change(try await Self.mapped { try await social.removeFriend(from, to) })
+        return try SocialWire.change(told(try await Self.mapped { try await social.removeFriend(from, to) }))
     }
 
     func friends(request: Musit_Social_V1_UserRequest, context: ServerContext) async throws -> Musit_Social_V1_FriendsResponse {
@@ -66,6 +80,7 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
         case .notFriends:
             throw RPCError(code: .failedPrecondition, message: "You can only message friends")
         case .stored(let message, let isNew, let events):
+            _ = told(events)
             return try .with {
                 $0.message = SocialWire.message(message)
                 $0.isNew = isNew
@@ -90,7 +105,7 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
     func markRead(request: Musit_Social_V1_MarkReadRequest, context: ServerContext) async throws -> Musit_Social_V1_ChangeResponse {
         let (reader, from) = try Self.pair(request.reader, request.from)
         guard request.upTo > 0 else { throw RPCError(code: .invalidArgument, message: "up_to is a message id") }
-        return try SocialWire.change(try await Self.mapped { try await social.markRead(reader: reader, from: from, upTo: request.upTo) })
+        return try SocialWire.change(told(try await Self.mapped { try await social.markRead(reader: reader, from: from, upTo: request.upTo) }))
     }
 
     func appendEvent(request: Musit_Social_V1_AppendEventRequest, context: ServerContext) async throws -> Musit_Social_V1_ChangeResponse {
@@ -100,7 +115,7 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
         guard let event = try? JSONDecoder().decode(ServerEvent.self, from: request.eventJson) else {
             throw RPCError(code: .invalidArgument, message: "event_json is not a ServerEvent")
         }
-        return try SocialWire.change(try await Self.mapped { try await social.appendEvent(event, to: request.userIds) })
+        return try SocialWire.change(told(try await Self.mapped { try await social.appendEvent(event, to: request.userIds) }))
     }
 
     func events(request: Musit_Social_V1_EventsRequest, context: ServerContext) async throws -> Musit_Social_V1_EventsResponse {
@@ -116,6 +131,31 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
             $0.prunedThrough = slice.prunedThrough
         }
     }
+
+    /// The gateway's subscription: notices as `EventFeed` hands them over, a heartbeat
+    /// (a notice without news) every `heartbeat` when there are none, so that a gateway can
+    /// tell a quiet Social from a lost one; until the gateway hangs up or Social stops.
+    func subscribe(request: Musit_Social_V1_SubscribeRequest, response: RPCWriter<Musit_Social_V1_Notice>,
+                   context: ServerContext) async throws {
+        var stream = request.stream
+        var after = request.after
+        while !Task.isCancelled {
+            let notices = await feed.next(stream: stream, after: after, timeout: Self.heartbeat)
+            guard let last = notices.last else {
+                if Task.isCancelled { break }
+                try await response.write(.with {
+                    $0.stream = stream
+                    $0.seq = after
+                })
+                continue
+            }
+            try await response.write(contentsOf: notices)
+            stream = last.stream
+            after = last.seq
+        }
+    }
+
+    static let heartbeat = Duration.seconds(10)
 
     /// Users one event may go to in a call (the gateway's fan-outs are friends' lists).
     static let fanOutLimit = 100_000

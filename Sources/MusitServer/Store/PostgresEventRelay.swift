@@ -19,11 +19,13 @@ import ServiceLifecycle
 public final class PostgresEventRelay: Service, Sendable {
     static let channel = "musit_events"
     let store: PostgresStore
-    let bus: EventBus
-    let cache: MediaCache
+    /// The gateway's bus, or the feed of a Social of its own (which tells its gateways).
+    let bus: any EventSink
+    /// The gateway's caches of songs and users; a service has none.
+    let cache: MediaCache?
     let logger: Logger
 
-    init(store: PostgresStore, bus: EventBus, cache: MediaCache, logger: Logger) {
+    init(store: PostgresStore, bus: any EventSink, cache: MediaCache?, logger: Logger) {
         self.store = store
         self.bus = bus
         self.cache = cache
@@ -56,8 +58,8 @@ public final class PostgresEventRelay: Service, Sendable {
                             }
                             // A song or a user gone on another instance: nothing of theirs may
                             // be served from this one's caches (rows, open files, tokens).
-                            for song in notice.songs { self.cache.forget(song: song) }
-                            for user in notice.users { self.cache.forget(user: user) }
+                            for song in notice.songs { self.cache?.forget(song: song) }
+                            for user in notice.users { self.cache?.forget(user: user) }
                             if !notice.heads.isEmpty { await self.bus.announceRemote(notice.heads) }
                         }
                     }

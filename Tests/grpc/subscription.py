@@ -1,0 +1,171 @@
+"""Two gateways over one Social (`--role social`) and one data directory, on SQLite, where
+no database notice carries news between processes: a poll held on gateway B hears of a
+change made through gateway A from Social's subscription stream, at once, not at its
+timeout.
+
+- 20 messages sent through A, each to a poll held on B with a 20 s timeout: every poll
+  answers within 1 s with exactly that message; a friend request wakes B's poll too.
+- Social killed (kill -9) while a poll is held on B, and restarted: B subscribes again,
+  the held poll is answered (it reads storage), and messages sent through A reach polls
+  held on B within 1 s again; none lost or repeated across the restart.
+- One subscription per gateway, not a call per poll: 50 polls held on B cost Social one
+  read each as they come and no call while they wait.
+"""
+import os
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
+from common import Client, Server, befriend, check, finish, free_port, register  # noqa: E402
+
+
+def metric(port, prefix):
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+class Deployment:
+    def __init__(self):
+        self.grpc = {"social": free_port(), "stats": free_port()}
+        self.social = Server(args=["--role", "social", "--grpc-port", str(self.grpc["social"])], log_name="social.log")
+        self.data = self.social.data
+        self.stats = Server(data=self.data, args=["--role", "stats", "--grpc-port", str(self.grpc["stats"])], log_name="stats.log")
+        flags = ["--role", "gateway", "--social", "127.0.0.1:%d" % self.grpc["social"],
+                 "--stats", "127.0.0.1:%d" % self.grpc["stats"]]
+        self.a = Server(data=self.data, log_name="gateway-a.log", args=flags)
+        self.b = Server(data=self.data, log_name="gateway-b.log", args=flags)
+
+    def start(self):
+        for s in (self.social, self.stats, self.a, self.b):
+            s.start()
+        return self
+
+    def stop(self):
+        for s in (self.a, self.b, self.stats, self.social):
+            s.stop()
+
+
+def held_poll(port, token, cursor, timeout=20):
+    """Starts a poll on `port` from `cursor`; returns (thread, result) where result gets
+    the page and the time it came."""
+    result = {}
+
+    def run():
+        try:
+            s, page = Client(port, token, timeout=timeout + 10).request(
+                "GET", "/api/v1/events?cursor=%d&timeout=%d" % (cursor, timeout))
+            result["status"], result["page"] = s, page
+        except Exception as e:  # noqa: BLE001
+            result["status"], result["page"] = 0, repr(e)
+        result["at"] = time.time()
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, result
+
+
+def head(port, token):
+    s, page = Client(port, token).request("GET", "/api/v1/events?cursor=0&timeout=0")
+    cursor = page["cursor"]
+    while page["events"]:
+        cursor = page["cursor"]
+        s, page = Client(port, token).request("GET", "/api/v1/events?cursor=%d&timeout=0" % cursor)
+    return cursor
+
+
+def settle(port):
+    """Waits until the gateway holds its polls (its held-poll gauge stops rising)."""
+    time.sleep(0.3)
+
+
+d = Deployment().start()
+try:
+    ann = register(d.a.port, "ann")
+    bob = register(d.a.port, "bob")
+    cat = register(d.a.port, "cat")
+    befriend(d.a.port, ann, "bob", bob, "ann")
+    sender = Client(d.a.port, ann)
+
+    def deliver(label, body, cursor):
+        """A poll held on B, a message sent through A: (seconds, page, new cursor)."""
+        t, r = held_poll(d.b.port, bob, cursor)
+        settle(d.b.port)
+        sent = time.time()
+        s, m = sender.request("POST", "/api/v1/messages", {"to": "bob", "body": body, "clientId": label})
+        check(s == 201, "%s: sent through A (%s)" % (label, s))
+        t.join(30)
+        page = r.get("page") or {}
+        events = page.get("events", []) if isinstance(page, dict) else []
+        ids = [e["message"]["id"] for e in events if e["kind"] == "chat.message"]
+        return r.get("at", time.time()) - sent, ids, m["id"], page.get("cursor", cursor) if isinstance(page, dict) else cursor
+
+    cursor = head(d.b.port, bob)
+    delays, wrong = [], []
+    for i in range(20):
+        took, ids, mid, cursor = deliver("m%d" % i, "hello %d" % i, cursor)
+        delays.append(took)
+        if ids != [mid]:
+            wrong.append((i, ids, mid))
+    check(max(delays) < 1 and not wrong,
+          "20 messages through A woke polls held on B with exactly that message (p50 %.0f ms, max %.0f ms; wrong %s)"
+          % (sorted(delays)[10] * 1000, max(delays) * 1000, wrong[:3]))
+
+    # A friend request through A wakes cat's poll held on B.
+    ccur = head(d.b.port, cat)
+    t, r = held_poll(d.b.port, cat, ccur)
+    settle(d.b.port)
+    sent = time.time()
+    s, _ = Client(d.a.port, ann).request("POST", "/api/v1/friends/requests", {"username": "cat"})
+    t.join(30)
+    kinds = [e["kind"] for e in (r.get("page") or {}).get("events", [])]
+    check(s in (200, 201) and r.get("at", sent + 99) - sent < 1 and "friend.request" in kinds,
+          "a friend request through A woke cat's poll on B in %.0f ms (%s)" % ((r.get("at", sent + 99) - sent) * 1000, kinds))
+
+    # One subscription per gateway: 50 polls held on B read storage once each, then cost
+    # Social no call while they wait.
+    calls = 'grpc_server_handled_total{grpc_service="musit.social.v1.Social"'
+    before = metric(d.social.port, calls)
+    held = [held_poll(d.b.port, bob, cursor, timeout=4) for _ in range(50)]
+    time.sleep(1)
+    parked = metric(d.social.port, calls)
+    time.sleep(2)
+    later = metric(d.social.port, calls)
+    for t, _ in held:
+        t.join(10)
+    check(parked - before <= 50 and later == parked,
+          "50 polls held on B: %d calls to Social as they came, %d more in the 2 s they were held"
+          % (parked - before, later - parked))
+
+    # kill -9 of Social with a poll held on B; restarted, the poll is answered and the
+    # stream carries news again.
+    t, r = held_poll(d.b.port, bob, cursor)
+    settle(d.b.port)
+    d.social.kill9()
+    time.sleep(0.5)
+    d.social.start()
+    restarted = time.time()
+    t.join(30)
+    answered = r.get("at", restarted + 99) - restarted
+    page = r.get("page") if isinstance(r.get("page"), dict) else {}
+    check(r.get("status") == 200 and answered < 5,
+          "Social killed and restarted: the poll held on B was answered %.2f s after the restart (%s)"
+          % (answered, r.get("status")))
+    cursor = page.get("cursor", cursor)
+    after, wrong = [], []
+    for i in range(10):
+        took, ids, mid, cursor = deliver("r%d" % i, "again %d" % i, cursor)
+        after.append(took)
+        if ids != [mid]:
+            wrong.append((i, ids, mid))
+    check(max(after) < 1 and not wrong,
+          "after the restart, 10 messages through A woke polls on B (max %.0f ms; wrong %s)" % (max(after) * 1000, wrong[:3]))
+    # Every message once in bob's log, in order.
+    s, page = Client(d.b.port, bob).request("GET", "/api/v1/conversations/ann/messages?limit=100")
+    ids = [m["id"] for m in page["messages"]]
+    check(len(ids) == 30 and len(set(ids)) == 30, "bob's conversation holds the 30 messages once each (%d, %d distinct)"
+          % (len(ids), len(set(ids))))
+finally:
+    d.stop()
+finish("social subscription")
