@@ -8,6 +8,7 @@ timeout.
 - Social killed (kill -9) while a poll is held on B, and restarted: B subscribes again,
   the held poll is answered (it reads storage), and messages sent through A reach polls
   held on B within 1 s again; none lost or repeated across the restart.
+- SIGTERM of Social with gateways subscribed: it exits at once (the streams end).
 - One subscription per gateway, not a call per poll: 50 polls held on B cost Social one
   read each as they come and no call while they wait.
 """
@@ -166,6 +167,12 @@ try:
     ids = [m["id"] for m in page["messages"]]
     check(len(ids) == 30 and len(set(ids)) == 30, "bob's conversation holds the 30 messages once each (%d, %d distinct)"
           % (len(ids), len(set(ids))))
+    # SIGTERM: Social ends its two subscriptions and exits, without waiting for them.
+    t0 = time.time()
+    d.social.stop()
+    took = time.time() - t0
+    check(d.social.proc.returncode == 0 and took < 2,
+          "Social with two gateways subscribed exits on SIGTERM in %.2f s (status %s)" % (took, d.social.proc.returncode))
 finally:
     d.stop()
 finish("social subscription")

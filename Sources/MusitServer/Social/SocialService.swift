@@ -5,6 +5,7 @@ import Hummingbird
 import MusitAPI
 import MusitRPC
 import PostgresNIO
+import ServiceLifecycle
 
 /// The Social service, `musit.social.v1.Social`: friendships, chat and the event logs, over
 /// its repository. Served alone by `--role social`; the gateway reaches it through
@@ -134,9 +135,17 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
 
     /// The gateway's subscription: notices as `EventFeed` hands them over, a heartbeat
     /// (a notice without news) every `heartbeat` when there are none, so that a gateway can
-    /// tell a quiet Social from a lost one; until the gateway hangs up or Social stops.
+    /// tell a quiet Social from a lost one; until the gateway hangs up or Social stops
+    /// (a graceful shutdown ends the stream at once: the server waits for calls in flight,
+    /// and this one would never end by itself).
     func subscribe(request: Musit_Social_V1_SubscribeRequest, response: RPCWriter<Musit_Social_V1_Notice>,
                    context: ServerContext) async throws {
+        try await cancelWhenGracefulShutdown {
+            try await follow(request, response)
+        }
+    }
+
+    private func follow(_ request: Musit_Social_V1_SubscribeRequest, _ response: RPCWriter<Musit_Social_V1_Notice>) async throws {
         var stream = request.stream
         var after = request.after
         while !Task.isCancelled {
