@@ -22,9 +22,10 @@ test-audio: deps
 # wait on processes would starve the cooperative pool the timing tests run on.
 # The API fuzzing, the event log's hammer and crash tests, the HTTP checks, the services
 # over gRPC (a Python client, the split deployment), the release binary's smoke run and
-# the container image built from it (podman) come first; the test suite follows (and the
-# kitty graphics check in a pseudo-terminal), then the server suite and the hammer again
-# on a throwaway PostgreSQL.
+# the container image built from it (podman) come first; the test suite follows, the server
+# suite again over the split's path (Social and Stats over gRPC on loopback ports), the
+# kitty graphics check in a pseudo-terminal, then the server suite (both ways) and the
+# hammer again on a throwaway PostgreSQL.
 test: deps test-audio
 	$(SWIFT) build
 	scripts/api-fuzz.sh
@@ -34,6 +35,7 @@ test: deps test-audio
 	scripts/release-smoke.sh $(TEST_AUDIO)
 	scripts/deploy-check.sh
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
+	MUSIT_TEST_SPLIT=1 MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --skip-build --no-parallel --filter MusitServerTests
 	python3 Tests/look/kitty.py .build/debug/musit-tui $(TEST_AUDIO)
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) scripts/postgres-tests.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The backend on PostgreSQL: the whole server test suite again, each test in a schema of its
-# own; the exactly-once hammer against `--serve --database postgres://…`; and two instances
+# own, all-in-one and over the split's path; the exactly-once hammer against `--serve --database postgres://…`; and two instances
 # over one database: a poll held on one woken by a message sent to the other, and the hammer
 # sending to one and polling the other, and through nginx; presence and the login throttle agreed by both;
 # two players in tmux through nginx over two instances,
@@ -13,6 +13,8 @@ export MUSIT_TEST_AUDIO=${MUSIT_TEST_AUDIO:-$root/.build/test-audio}
 scripts/with-postgres.sh bash -c '
     set -euo pipefail
     swift test --skip-build --no-parallel --filter MusitServerTests
+    # Again with Social and Stats behind gRPC on loopback ports: the split'"'"'s path.
+    MUSIT_TEST_SPLIT=1 swift test --skip-build --no-parallel --filter MusitServerTests
     cd Tests/sync
     export MUSIT_DATABASE_URL=$MUSIT_TEST_POSTGRES_URL
     export MUSIT_JWT_SECRET=a-test-signing-key-that-is-long-enough-0123456789

@@ -223,7 +223,14 @@ public enum MusitBackend {
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         let bus = EventBus()
-        let links = try RPCWiring.gatewayLinks(topology, plays: store)
+        var reached = topology
+        var loopbackServices: [any Service] = []
+        if topology.loopback, topology.role == .all {
+            (reached.addresses, loopbackServices) = try RPCWiring.loopback(store: store, config: config, logger: log)
+        }
+        var links = try RPCWiring.gatewayLinks(reached, plays: store)
+        // The services first: they start before the gateway's clients and stop after them.
+        links.services = loopbackServices + links.services
         let relay = OutboxRelay(outbox: store, stats: links.stats, logger: log)
         // Friendships, chat and the event logs: the Social service when it runs apart.
         let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store

@@ -44,6 +44,11 @@ public struct ServiceTopology: Sendable, Equatable {
     public var addresses: [ServiceName: String] = [:]
     /// The budget of each call the gateway makes for a request (sent as `grpc-timeout`).
     public var callTimeout: Duration = .seconds(5)
+    /// All-in-one with the split's path: the separable services served over HTTP/2 on
+    /// loopback ports of this process, and the gateway reaching them as it reaches
+    /// services elsewhere. For the server suite (`MUSIT_TEST_SPLIT=1`): the same tests
+    /// over both paths, in one process.
+    public var loopback = false
 
     public init() {}
 
@@ -100,6 +105,10 @@ struct ServiceLink<Client: Sendable>: Sendable {
     let service: ServiceName
     let client: Client
     let timeout: Duration
+    /// Calls wait for the connection within their budget instead of failing at once: for
+    /// services in this very process (`ServiceTopology.loopback`), which are never down
+    /// while it runs, only not yet listening as it starts.
+    var waitForReady = false
 
     /// Calls the service within the budget. An `idempotent` call that finds the service
     /// unavailable is tried again, at most twice, after 50 and 100 ms with full jitter, while
@@ -114,7 +123,7 @@ struct ServiceLink<Client: Sendable>: Sendable {
             options.timeout = ContinuousClock.now.duration(to: deadline)
             // A service that is down fails the call at once (503) instead of holding it for
             // the whole budget while the transport reconnects.
-            options.waitForReady = false
+            options.waitForReady = waitForReady
             do {
                 return try await body(client, options)
             } catch let error as RPCError {

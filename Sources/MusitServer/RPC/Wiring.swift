@@ -1,5 +1,7 @@
+import Foundation
 import GRPCCore
 import GRPCInProcessTransport
+import GRPCNIOTransportHTTP2
 import Logging
 import MusitRPC
 import ServiceLifecycle
@@ -37,9 +39,10 @@ enum RPCWiring {
             let transport = try ServiceTopology.transport(to: address)
             let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
             services.append(GRPCClientService(client: client))
-            social = ServiceLink(service: .social, client: Musit_Social_V1_Social.Client(wrapping: client), timeout: topology.callTimeout)
+            social = ServiceLink(service: .social, client: Musit_Social_V1_Social.Client(wrapping: client), timeout: topology.callTimeout,
+                                 waitForReady: topology.loopback)
         }
-        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout), social, services)
+        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout, waitForReady: topology.loopback), social, services)
     }
 
     /// A gRPC server for `services`, as the service that runs it (on `executor`), with the
@@ -54,5 +57,48 @@ enum RPCWiring {
         if let faults { interceptors.append(faults) }
         let server = GRPCServer(transport: transport, services: Array(services.values) + [health], interceptors: interceptors)
         return (GRPCServerService(server: server, executor: executor, onShutdown: { health.setAll(.notServing) }), health)
+    }
+
+    /// `ServiceTopology.loopback`: Social and Stats over the store, each served over HTTP/2
+    /// on a free loopback port, as `--role social` and `--role stats` serve them. Returns
+    /// their addresses, for the gateway, and the services that run them (with Social's
+    /// pruner, whose process owns its storage).
+    static func loopback(store: any Store, config: ServerConfiguration, logger: Logger) throws
+        -> (addresses: [ServiceName: String], services: [any Service]) {
+        var addresses: [ServiceName: String] = [:]
+        var services: [any Service] = []
+        let built: [(ServiceName, any RegistrableRPCService)] = [
+            (.social, SocialService(social: store)),
+            (.stats, StatsService(plays: store)),
+        ]
+        for (name, service) in built {
+            let port = try freeLoopbackPort()
+            var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+            transportConfig.rpc.maxRequestPayloadSize = ServiceRole.maxRequestBytes
+            let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext,
+                                                       config: transportConfig)
+            services.append(serviceServer(transport: transport, services: [name: service]).0)
+            addresses[name] = "127.0.0.1:\(port)"
+        }
+        services.append(MusitBackend.pruner(config, store, logger))
+        return (addresses, services)
+    }
+
+    /// A port no one listens on now (the kernel's pick for a socket bound to port 0).
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TopologyError("no socket for a loopback port") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { throw TopologyError("no free loopback port") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

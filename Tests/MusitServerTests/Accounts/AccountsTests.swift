@@ -20,6 +20,9 @@ struct ServerTests {
         var c = ServerConfiguration(dataDirectory: dir)
         c.port = 0
         c.bcryptCost = 4
+        // The split's path: Social and Stats over gRPC on loopback ports (`make test` runs
+        // the suite both ways).
+        c.topology.loopback = ProcessInfo.processInfo.environment["MUSIT_TEST_SPLIT"] == "1"
         if let postgres {
             c.database = postgres + "?search_path=t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
             c.jwtSecret = "a-test-signing-key-that-is-long-enough-0123456789"
