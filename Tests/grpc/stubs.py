@@ -40,3 +40,8 @@ def code_of(call):
 def social():
     """The Social contract's messages and stub (after `generate`)."""
     return (importlib.import_module("musit.social.v1.social_pb2"), importlib.import_module("musit.social.v1.social_pb2_grpc"))
+
+
+def accounts():
+    """The Accounts contract's messages and stub (after `generate`)."""
+    return (importlib.import_module("musit.accounts.v1.accounts_pb2"), importlib.import_module("musit.accounts.v1.accounts_pb2_grpc"))

@@ -29,16 +29,23 @@ public enum StorageError: Error, Equatable {
     case usernameTaken
 }
 
-/// Accounts. Handlers talk to these protocols, so another database can stand behind them.
-public protocol UserRepository: Sendable {
-    /// Creates a user; the first user ever becomes admin when `firstIsAdmin`.
-    func createUser(username: String, displayName: String, passwordHash: String, role: Role,
-                    firstIsAdmin: Bool) async throws -> User
+/// Users as every route sees them: found by id or name. The store, or Accounts over gRPC
+/// (`RemoteAccounts`, whose users carry no password hash).
+public protocol UserDirectory: Sendable {
     func user(named username: String) async throws -> User?
     func user(id: Int64) async throws -> User?
     /// The users of `ids` that exist, in no particular order.
     func users(ids: [Int64]) async throws -> [User]
     func userCount() async throws -> Int
+    /// Users whose name or display name contains `query`, by name.
+    func searchUsers(_ query: String, limit: Int) async throws -> [User]
+}
+
+/// Accounts. Handlers talk to these protocols, so another database can stand behind them.
+public protocol UserRepository: UserDirectory {
+    /// Creates a user; the first user ever becomes admin when `firstIsAdmin`.
+    func createUser(username: String, displayName: String, passwordHash: String, role: Role,
+                    firstIsAdmin: Bool) async throws -> User
     /// Deletes the user and, by cascade, everything theirs: tokens, friendships, messages,
     /// events, plays and songs. Returns the events for those left (a friend or a pending
     /// request ended; the library changed when they had songs) and the ids of their songs,
@@ -46,8 +53,6 @@ public protocol UserRepository: Sendable {
     func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64])
     /// Sets what is given of the profile; the user as now stored, nil when there is none.
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
-    /// Users whose name or display name contains `query`, by name.
-    func searchUsers(_ query: String, limit: Int) async throws -> [User]
 }
 
 public protocol RefreshTokenRepository: Sendable {

@@ -16,69 +16,32 @@ struct AccountsController: Sendable {
         }
 
         let auth = open.group("auth")
+        let accounts = s.accounts
         auth.post("register") { request, context in
             let body = try await request.decode(as: RegisterRequest.self, context: context)
-            try Self.validate(body)
-            let hash = try await s.hasher.hash(body.password)
-            let role: Role = s.config.admin.map { $0.caseInsensitiveCompare(body.username) == .orderedSame } == true ? .admin : .user
-            let display = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
-            let user: User
-            do {
-                user = try await s.users.createUser(username: body.username,
-                                                    displayName: display?.isEmpty == false ? display! : body.username,
-                                                    passwordHash: hash, role: role, firstIsAdmin: true)
-            } catch StorageError.usernameTaken {
-                throw Problem.conflict("The username \(body.username) is taken")
-            }
-            return EditedResponse(status: .created, response: try await Self.issue(for: user, family: nil, services: s))
+            return EditedResponse(status: .created, response: try await accounts.register(username: body.username, password: body.password,
+                                                                                          displayName: body.displayName))
         }
 
         auth.post("login") { request, context in
             let body = try await request.decode(as: LoginRequest.self, context: context)
-            // A name no account can have: refused before any work, and kept in no table.
-            guard TextRules.isValidUsername(body.username) else { throw Problem.unauthorized("Wrong username or password") }
-            let address = context.clientAddress(request, trusting: s.config.trustedProxies)
-            if let wait = try await s.throttle.begin(account: body.username, address: address) {
-                throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
-                                message: "Too many failed logins; try again in \(wait) s")
-            }
-            // Verify against a dummy hash for unknown users, so timing does not reveal who exists.
-            let user = try await s.users.user(named: body.username)
-            let hash: String
-            if let user { hash = user.passwordHash } else { hash = try await s.dummyHash.value }
-            let ok = try await s.hasher.verify(body.password, hash: hash)
-            guard let user, ok else {
-                throw Problem.unauthorized("Wrong username or password")
-            }
-            try await s.throttle.succeeded(account: body.username, address: address)
-            return try await Self.issue(for: user, family: nil, services: s)
+            return try await accounts.login(username: body.username, password: body.password,
+                                            address: context.clientAddress(request, trusting: s.config.trustedProxies))
         }
 
         auth.post("refresh") { request, context in
             let body = try await request.decode(as: RefreshRequest.self, context: context)
-            let now = Date()
-            guard let stored = try await s.refreshTokens.consumeRefreshToken(hash: TokenService.hash(body.refreshToken), at: now) else {
-                throw Problem.unauthorized("Unknown refresh token")
-            }
-            if stored.usedAt != nil {
-                // A rotated token came back: it was stolen or replayed. End the whole family.
-                try await s.refreshTokens.revokeFamily(stored.family, at: now)
-                throw Problem.unauthorized("Refresh token already used; this session has been signed out")
-            }
-            guard stored.revokedAt == nil else { throw Problem.unauthorized("Refresh token revoked") }
-            guard stored.expiresAt > now else { throw Problem.unauthorized("Refresh token expired") }
-            guard let user = try await s.users.user(id: stored.userID) else { throw Problem.unauthorized("No such user") }
-            return try await Self.issue(for: user, family: stored.family, services: s)
+            return try await accounts.refresh(body.refreshToken)
         }
 
         auth.post("logout") { request, context in
             let body = try await request.decode(as: RefreshRequest.self, context: context)
-            _ = try await s.refreshTokens.revokeToken(hash: TokenService.hash(body.refreshToken), at: Date())
+            try await accounts.logout(body.refreshToken)
             return Response(status: .noContent)
         }
 
         signedIn.get("me") { _, context in try context.requireUser().info }
-        let profiles = ProfileRoutes(users: s.users)
+        let profiles = ProfileRoutes(accounts: accounts)
         signedIn.patch("me", use: profiles.updateProfile)
         signedIn.get("users", use: profiles.searchUsers)
         signedIn.get("users/:username") { _, context in
@@ -87,21 +50,11 @@ struct AccountsController: Sendable {
             return user.info
         }
 
-        // Deleting an account asks for its password again, throttled like a login: a
-        // stolen access token alone must not be enough to destroy it.
         signedIn.delete("me") { request, context in
             let me = try context.requireUser()
             let body = try await request.decode(as: DeleteAccountRequest.self, context: context)
-            let address = context.clientAddress(request, trusting: s.config.trustedProxies)
-            if let wait = try await s.throttle.begin(account: me.username, address: address) {
-                throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
-                                message: "Too many wrong passwords; try again in \(wait) s")
-            }
-            guard try await s.hasher.verify(body.password, hash: me.passwordHash) else {
-                throw Problem(status: 403, title: "Forbidden", detail: "Wrong password: the account was not deleted")
-            }
-            try await s.throttle.succeeded(account: me.username, address: address)
-            let (events, songs) = try await s.users.deleteUser(me)
+            let (events, songs) = try await accounts.deleteAccount(userID: me.id, password: body.password,
+                                                                   address: context.clientAddress(request, trusting: s.config.trustedProxies))
             s.outbox.poke()
             // Everything cached for the user goes with the row: media tokens they were
             // given stop at once, and their songs' rows, open files and bytes are dropped.
@@ -117,27 +70,6 @@ struct AccountsController: Sendable {
             return Response(status: .noContent)
         }
     }
-
-    static func validate(_ r: RegisterRequest) throws {
-        guard TextRules.isValidUsername(r.username) else {
-            throw Problem.badRequest("Usernames are 3 to 32 letters, digits, dots, dashes or underscores")
-        }
-        let length = r.password.utf8.count
-        guard length >= APILimits.passwordMinLength, length <= APILimits.passwordMaxLength else {
-            throw Problem.badRequest("Passwords are \(APILimits.passwordMinLength) to \(APILimits.passwordMaxLength) bytes")
-        }
-        if let d = r.displayName { try TextRules.checkDisplayName(d) }
-    }
-
-    /// A new access token and a new refresh token (in `family`, or a new family at login).
-    static func issue(for user: User, family: String?, services s: Services) async throws -> TokenPair {
-        let access = try await s.tokens.accessToken(for: user)
-        let refresh = TokenService.newRefreshToken()
-        try await s.refreshTokens.insertRefreshToken(hash: refresh.hash, userID: user.id, family: family ?? UUID().uuidString,
-                                                     expiresAt: Date().addingTimeInterval(s.tokens.refreshLifetime))
-        return TokenPair(accessToken: access, refreshToken: refresh.token, expiresIn: Int(s.tokens.accessLifetime),
-                         user: user.info)
-    }
 }
 
 /// Puts the user behind a valid `Authorization: Bearer` access token in the context; 401
@@ -145,7 +77,7 @@ struct AccountsController: Sendable {
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = MusitContext
     let tokens: TokenService
-    let users: any UserRepository
+    let users: any UserDirectory
 
     func handle(_ request: Request, context: MusitContext, next: (Request, MusitContext) async throws -> Response) async throws -> Response {
         var context = context
@@ -153,7 +85,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    static func user(_ request: Request, tokens: TokenService, users: any UserRepository) async throws -> User {
+    static func user(_ request: Request, tokens: TokenService, users: any UserDirectory) async throws -> User {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw Problem.unauthorized("Sign in: send Authorization: Bearer <access token>")
         }
@@ -183,7 +115,7 @@ extension SocketAddress {
 
 /// Profiles: a user's own, and the search for others.
 struct ProfileRoutes: Sendable {
-    let users: any UserRepository
+    let accounts: any AccountsAPI
 
     @Sendable func updateProfile(_ request: Request, context: MusitContext) async throws -> UserInfo {
         let me = try context.requireUser()
@@ -196,7 +128,7 @@ struct ProfileRoutes: Sendable {
             guard !name.isEmpty else { throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters") }
             try TextRules.checkDisplayName(name)
         }
-        guard let user = try await users.updateProfile(userID: me.id, displayName: name, bio: body.bio) else {
+        guard let user = try await accounts.updateProfile(userID: me.id, displayName: name, bio: body.bio) else {
             throw Problem.unauthorized("No such user")
         }
         return user.info
@@ -205,6 +137,6 @@ struct ProfileRoutes: Sendable {
     @Sendable func searchUsers(_ request: Request, context: MusitContext) async throws -> UserList {
         _ = try context.requireUser()
         let query = try QueryParameters(request).text("query", maxCharacters: 64, maxBytes: 256) ?? ""
-        return UserList(users: try await users.searchUsers(query, limit: 50).map(\.info))
+        return UserList(users: try await accounts.directory.searchUsers(query, limit: 50).map(\.info))
     }
 }

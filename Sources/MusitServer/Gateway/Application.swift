@@ -108,11 +108,11 @@ public struct MusitContext: RequestContext, RemoteAddressRequestContext {
 
 /// Everything the handlers share.
 struct Services: Sendable {
-    let users: any UserRepository
-    let refreshTokens: any RefreshTokenRepository
+    /// Sign-in, tokens and profiles: over the store, or the Accounts service.
+    let accounts: any AccountsAPI
+    /// Users by id and name (`accounts.directory`).
+    var users: any UserDirectory { accounts.directory }
     let tokens: TokenService
-    let hasher: PasswordHasher
-    let throttle: any LoginThrottling
     let social: any SocialRepository
     let songs: any SongRepository
     let routes: RouteCounter
@@ -123,11 +123,6 @@ struct Services: Sendable {
     let pages = EncodedPages()
     let bus: EventBus
     let config: ServerConfiguration
-    /// A hash of a random password, checked when the user does not exist, so a login's
-    /// timing does not tell whether the account exists. Hashed in the background: at the
-    /// default cost it takes a tenth of a second, which start-up (and with it the embedded
-    /// player's first screen) need not wait for.
-    let dummyHash: Task<String, any Error>
 }
 
 /// Everything the backend keeps, behind one value: `SQLiteStore` or `PostgresStore`.
@@ -170,6 +165,12 @@ public enum MusitBackend {
         // First among the application's services, so it stops after the server and the rest.
         app.services.insert(closer, at: 0)
         return (app, bus)
+    }
+
+    /// Accounts over the store, for the process that owns its storage.
+    static func localAccounts(_ config: ServerConfiguration, store: any Store, tokens: TokenService) -> LocalAccounts {
+        LocalAccounts(users: store, refreshTokens: store, tokens: tokens, hasher: PasswordHasher(cost: config.bcryptCost),
+                      throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), admin: config.admin)
     }
 
     /// The event logs' pruner, for the process that owns Social's storage.
@@ -221,12 +222,12 @@ public enum MusitBackend {
         if logger == nil { log.logLevel = .info }
         let store = try await openStore(config, logger: log)
         let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
-        let hasher = PasswordHasher(cost: config.bcryptCost)
         let bus = EventBus()
+        let tokens = await TokenService(secret: secret, accessLifetime: config.accessLifetime, refreshLifetime: config.refreshLifetime)
         var reached = topology
         var loopbackServices: [any Service] = []
         if topology.loopback, topology.role == .all {
-            (reached.addresses, loopbackServices) = try RPCWiring.loopback(store: store, config: config, logger: log)
+            (reached.addresses, loopbackServices) = try RPCWiring.loopback(store: store, config: config, tokens: tokens, logger: log)
         }
         var links = try RPCWiring.gatewayLinks(reached, plays: store)
         // The services first: they start before the gateway's clients and stop after them.
@@ -234,14 +235,13 @@ public enum MusitBackend {
         let relay = OutboxRelay(outbox: store, stats: links.stats, logger: log)
         // Friendships, chat and the event logs: the Social service when it runs apart.
         let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store
+        // Sign-in, tokens and profiles: the Accounts service when it runs apart.
+        let accounts: any AccountsAPI = links.accounts.map { RemoteAccounts(link: $0) }
+            ?? Self.localAccounts(config, store: store, tokens: tokens)
         let services = Services(
-            users: store, refreshTokens: store,
-            tokens: await TokenService(secret: secret, accessLifetime: config.accessLifetime,
-                                       refreshLifetime: config.refreshLifetime),
-            hasher: hasher, throttle: (store as? PostgresStore).map { $0 as any LoginThrottling } ?? LoginThrottle(), social: social, songs: store, routes: RouteCounter(),
+            accounts: accounts, tokens: tokens, social: social, songs: store, routes: RouteCounter(),
             presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
-                ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config,
-            dummyHash: Task { try await hasher.hash(UUID().uuidString) })
+                ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config)
         if let postgres = store as? PostgresStore {
             await bus.attach(PostgresEventRelay(store: postgres, bus: bus, cache: services.mediaCache, logger: log))
         }
@@ -257,10 +257,9 @@ public enum MusitBackend {
         // Two views of /api/v1: the open one (accounts, media by token), and the one
         // behind authentication, whose handlers find the user in their context.
         let open = router.group("/api/v1")
-        let signedIn = router.group("/api/v1").add(middleware: AuthenticationMiddleware(tokens: services.tokens, users: store))
-        let accounts = AccountsController(services: services)
-        accounts.addRoutes(to: router, open: open, signedIn: signedIn)
-        SocialController(users: store, social: social, presence: services.presence, bus: services.bus,
+        let signedIn = router.group("/api/v1").add(middleware: AuthenticationMiddleware(tokens: services.tokens, users: services.users))
+        AccountsController(services: services).addRoutes(to: router, open: open, signedIn: signedIn)
+        SocialController(users: services.users, social: social, presence: services.presence, bus: services.bus,
                          friendChanges: RateLimiter(burst: config.friendChangeBurst, interval: config.friendChangeInterval),
                          presencePublisher: PresencePublisher(interval: .milliseconds(Int64(config.presenceInterval * 1000)),
                                                               social: social, presence: services.presence, bus: services.bus, logger: log))
@@ -268,7 +267,7 @@ public enum MusitBackend {
         let events = EventsController(social: social, presence: services.presence, poll: LongPoll(store: social, bus: services.bus),
                                       pages: services.pages)
         events.addRoutes(to: signedIn)
-        let pollEdge = PollEdge(events: events, tokens: services.tokens, users: store, problems: middleware.problems,
+        let pollEdge = PollEdge(events: events, tokens: services.tokens, users: services.users, problems: middleware.problems,
                                 metrics: middleware.metrics, routes: services.routes, cors: config.cors, logger: log,
                                 serverName: Self.serverName, media: MediaFastPath(cache: services.mediaCache))
         let songs = try await SongsController(services: services, store: store, logger: log)

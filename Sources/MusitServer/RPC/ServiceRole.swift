@@ -24,7 +24,8 @@ enum ServiceRole {
             throw TopologyError("--role \(topology.role.rawValue) is not a service")
         }
         try DataDirectory.prepare(config.dataDirectory)
-        let store = try await MusitBackend.openStore(config, logger: logger, needsSigningKey: false)
+        // Accounts signs the access tokens: it needs the key the gateways check them with.
+        let store = try await MusitBackend.openStore(config, logger: logger, needsSigningKey: name == .accounts)
         let service: any RegistrableRPCService
         var own: [any Service] = []
         switch name {
@@ -38,7 +39,11 @@ enum ServiceRole {
             if let postgres = store as? PostgresStore {
                 own.append(PostgresEventRelay(store: postgres, bus: feed, cache: nil, logger: logger))
             }
-        case .accounts, .library: throw TopologyError("--role \(name.rawValue) runs in the gateway for now")
+        case .accounts:
+            let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
+            let tokens = await TokenService(secret: secret, accessLifetime: config.accessLifetime, refreshLifetime: config.refreshLifetime)
+            service = AccountsService(accounts: MusitBackend.localAccounts(config, store: store, tokens: tokens))
+        case .library: throw TopologyError("--role library runs in the gateway for now")
         }
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = maxRequestBytes

@@ -17,10 +17,9 @@ public enum ServerRole: String, Sendable, CaseIterable {
 public enum ServiceName: String, Sendable, CaseIterable, Hashable {
     case accounts, library, social, stats
 
-    /// The services that run in a process of their own today. Accounts and Library still
-    /// share the gateway's process (their routes call their storage directly); their
-    /// contracts come next.
-    public static let separable: Set<ServiceName> = [.social, .stats]
+    /// The services that run in a process of their own today. Library still shares the
+    /// gateway's process (its routes call its storage directly); its contract comes next.
+    public static let separable: Set<ServiceName> = [.accounts, .social, .stats]
 
     /// The gRPC service it serves, as health checks name it.
     var grpcName: String {
@@ -62,11 +61,11 @@ public struct ServiceTopology: Sendable, Equatable {
         case .gateway:
             for name in ServiceName.allCases where !ServiceName.separable.contains(name) && addresses[name] != nil {
                 throw TopologyError("--\(name.rawValue): \(name.title) runs in the gateway for now; the separate services are "
-                                    + "--social and --stats")
+                                    + "--accounts, --social and --stats")
             }
             if addresses.isEmpty {
-                throw TopologyError("--role gateway needs the services it reaches over gRPC: --social host:port, --stats host:port "
-                                    + "(or MUSIT_SOCIAL_ADDR, MUSIT_STATS_ADDR)")
+                throw TopologyError("--role gateway needs the services it reaches over gRPC: --accounts host:port, --social host:port, "
+                                    + "--stats host:port (or MUSIT_ACCOUNTS_ADDR, MUSIT_SOCIAL_ADDR, MUSIT_STATS_ADDR)")
             }
         case .accounts, .library, .social, .stats:
             guard let name = ServiceName(rawValue: role.rawValue), ServiceName.separable.contains(name) else {
@@ -145,7 +144,9 @@ struct ServiceLink<Client: Sendable>: Sendable {
         let name = service.title
         // Anything else is the service failing, not the client: 502.
         guard let status = error.code.httpStatus else { return HTTPError(.badGateway, message: "\(name) failed (\(error.code))") }
-        let retry: HTTPFields = [.serviceUnavailable, .tooManyRequests].contains(status) ? [.retryAfter: "1"] : [:]
+        // A callee that knows how long to wait says so (`retry-after`, seconds); else 1 s.
+        let wait = error.metadata[stringValues: "retry-after"].first(where: { _ in true }).flatMap { Int($0) }
+        let retry: HTTPFields = [.serviceUnavailable, .tooManyRequests].contains(status) ? [.retryAfter: String(wait ?? 1)] : [:]
         let message = switch error.code {
         case .unavailable: "\(name) is unavailable; try again in a second"
         case .deadlineExceeded: "\(name) did not answer in time"
@@ -165,6 +166,8 @@ extension RPCError.Code {
         case .notFound: .notFound
         case .failedPrecondition: .conflict
         case .permissionDenied: .forbidden
+        case .unauthenticated: .unauthorized
+        case .alreadyExists: .conflict
         case .resourceExhausted: .tooManyRequests
         case .unavailable: .serviceUnavailable
         case .deadlineExceeded: .gatewayTimeout

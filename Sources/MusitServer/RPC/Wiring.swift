@@ -17,7 +17,8 @@ enum RPCWiring {
     /// path of the server, and a call through the in-process transport would cost each one.
     static func gatewayLinks(_ topology: ServiceTopology, plays: any PlayRepository)
         throws -> (stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>,
-                   social: ServiceLink<any Musit_Social_V1_Social.ClientProtocol>?, services: [any Service]) {
+                   social: ServiceLink<any Musit_Social_V1_Social.ClientProtocol>?,
+                   accounts: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>?, services: [any Service]) {
         var clientInterceptors: [any ClientInterceptor] = [ClientMetricsInterceptor(metrics: .client)]
         if Telemetry.isTracing { clientInterceptors.insert(ClientTracingInterceptor(), at: 0) }
         let stats: any Musit_Stats_V1_Stats.ClientProtocol
@@ -42,7 +43,16 @@ enum RPCWiring {
             social = ServiceLink(service: .social, client: Musit_Social_V1_Social.Client(wrapping: client), timeout: topology.callTimeout,
                                  waitForReady: topology.loopback)
         }
-        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout, waitForReady: topology.loopback), social, services)
+        var accounts: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>?
+        if let address = topology.addresses[.accounts] {
+            let transport = try ServiceTopology.transport(to: address)
+            let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
+            services.append(GRPCClientService(client: client))
+            accounts = ServiceLink(service: .accounts, client: Musit_Accounts_V1_Accounts.Client(wrapping: client), timeout: topology.callTimeout,
+                                   waitForReady: topology.loopback)
+        }
+        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout, waitForReady: topology.loopback), social,
+                accounts, services)
     }
 
     /// A gRPC server for `services`, as the service that runs it (on `executor`), with the
@@ -59,15 +69,16 @@ enum RPCWiring {
         return (GRPCServerService(server: server, executor: executor, onShutdown: { health.setAll(.notServing) }), health)
     }
 
-    /// `ServiceTopology.loopback`: Social and Stats over the store, each served over HTTP/2
+    /// `ServiceTopology.loopback`: Accounts, Social and Stats over the store, each served over HTTP/2
     /// on a free loopback port, as `--role social` and `--role stats` serve them. Returns
     /// their addresses, for the gateway, and the services that run them (with Social's
     /// pruner, whose process owns its storage).
-    static func loopback(store: any Store, config: ServerConfiguration, logger: Logger) throws
+    static func loopback(store: any Store, config: ServerConfiguration, tokens: TokenService, logger: Logger) throws
         -> (addresses: [ServiceName: String], services: [any Service]) {
         var addresses: [ServiceName: String] = [:]
         var services: [any Service] = []
         let built: [(ServiceName, any RegistrableRPCService)] = [
+            (.accounts, AccountsService(accounts: MusitBackend.localAccounts(config, store: store, tokens: tokens))),
             (.social, SocialService(social: store)),
             (.stats, StatsService(plays: store)),
         ]

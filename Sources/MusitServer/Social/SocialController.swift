@@ -5,7 +5,7 @@ import MusitAPI
 /// Friends, chat and presence. Every change commits with its events in one
 /// transaction (the repository's), then announces them to the bus.
 struct SocialController: Sendable {
-    let users: any UserRepository
+    let users: any UserDirectory
     let social: any SocialRepository
     let presence: any PresenceRepository
     let bus: EventBus

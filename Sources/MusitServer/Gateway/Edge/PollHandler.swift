@@ -414,7 +414,7 @@ final class PollEdge: Sendable {
 
     let events: EventsController
     let tokens: TokenService
-    let users: any UserRepository
+    let users: any UserDirectory
     let problems: ProblemMiddleware<MusitContext>
     let metrics: RequestMetrics
     let routes: RouteCounter
@@ -425,7 +425,7 @@ final class PollEdge: Sendable {
     let media: MediaFastPath?
     var bus: EventBus { events.poll.bus }
 
-    init(events: EventsController, tokens: TokenService, users: any UserRepository, problems: ProblemMiddleware<MusitContext>,
+    init(events: EventsController, tokens: TokenService, users: any UserDirectory, problems: ProblemMiddleware<MusitContext>,
          metrics: RequestMetrics, routes: RouteCounter, cors: CORSPolicy, logger: Logger, serverName: String,
          media: MediaFastPath? = nil) {
         self.media = media

@@ -1,0 +1,328 @@
+import Foundation
+import GRPCCore
+import Hummingbird
+import MusitAPI
+import MusitRPC
+import Synchronization
+
+/// The Accounts service, `musit.accounts.v1.Accounts`, over `LocalAccounts`: served alone
+/// by `--role accounts`; the gateway reaches it through `RemoteAccounts`. The public API's
+/// failures become gRPC statuses here and HTTP answers again in the gateway, with the same
+/// messages (a login throttled says how long to wait in `retry-after`).
+struct AccountsService: Musit_Accounts_V1_Accounts.SimpleServiceProtocol {
+    let accounts: LocalAccounts
+
+    func register(request: Musit_Accounts_V1_RegisterRequest, context: ServerContext) async throws -> Musit_Accounts_V1_Session {
+        try await Self.mapped {
+            AccountsWire.session(try await accounts.register(username: request.username, password: request.password,
+                                                             displayName: request.displayName.isEmpty ? nil : request.displayName))
+        }
+    }
+
+    func login(request: Musit_Accounts_V1_LoginRequest, context: ServerContext) async throws -> Musit_Accounts_V1_Session {
+        try await Self.mapped {
+            AccountsWire.session(try await accounts.login(username: request.username, password: request.password,
+                                                          address: request.clientAddress))
+        }
+    }
+
+    func refresh(request: Musit_Accounts_V1_RefreshRequest, context: ServerContext) async throws -> Musit_Accounts_V1_Session {
+        try Self.token(request.refreshToken)
+        return try await Self.mapped { AccountsWire.session(try await accounts.refresh(request.refreshToken)) }
+    }
+
+    func logout(request: Musit_Accounts_V1_RefreshRequest, context: ServerContext) async throws -> Musit_Accounts_V1_LogoutResponse {
+        try Self.token(request.refreshToken)
+        try await Self.mapped { try await accounts.logout(request.refreshToken) }
+        return .init()
+    }
+
+    func deleteAccount(request: Musit_Accounts_V1_DeleteAccountRequest, context: ServerContext) async throws
+        -> Musit_Accounts_V1_DeleteAccountResponse {
+        guard request.userID > 0 else { throw RPCError(code: .invalidArgument, message: "user_id is an id above 0") }
+        guard request.password.utf8.count <= APILimits.passwordMaxLength else {
+            throw RPCError(code: .invalidArgument, message: "password is at most \(APILimits.passwordMaxLength) bytes")
+        }
+        let (events, songs) = try await Self.mapped {
+            try await accounts.deleteAccount(userID: request.userID, password: request.password, address: request.clientAddress)
+        }
+        let encoder = JSONEncoder()
+        return try .with {
+            $0.events = try events.map { c in
+                try .with {
+                    $0.userID = c.userID
+                    $0.eventJson = try encoder.encode(c.event)
+                }
+            }
+            $0.songIds = songs
+        }
+    }
+
+    func updateProfile(request: Musit_Accounts_V1_UpdateProfileRequest, context: ServerContext) async throws
+        -> Musit_Accounts_V1_UserResponse {
+        guard request.userID > 0 else { throw RPCError(code: .invalidArgument, message: "user_id is an id above 0") }
+        // The public API's limits, for a caller other than the gateway.
+        let name = request.hasDisplayName ? request.displayName.trimmingCharacters(in: .whitespacesAndNewlines) : nil
+        let user = try await Self.mapped {
+            if let bio = request.hasBio ? request.bio : nil {
+                try TextRules.check(bio, "bio", maxCharacters: APILimits.bioMaxLength, maxBytes: 4 * APILimits.bioMaxLength)
+            }
+            if let name {
+                guard !name.isEmpty else { throw Problem.badRequest("display_name is 1 to \(APILimits.displayNameMaxLength) characters") }
+                try TextRules.checkDisplayName(name)
+            }
+            return try await accounts.updateProfile(userID: request.userID, displayName: name, bio: request.hasBio ? request.bio : nil)
+        }
+        return AccountsWire.found(user)
+    }
+
+    func getUsers(request: Musit_Accounts_V1_GetUsersRequest, context: ServerContext) async throws -> Musit_Accounts_V1_UsersResponse {
+        guard request.ids.count <= Self.idsLimit, request.ids.allSatisfy({ $0 > 0 }) else {
+            throw RPCError(code: .invalidArgument, message: "ids: at most \(Self.idsLimit), each above 0")
+        }
+        let users = try await Self.mapped { try await accounts.users.users(ids: request.ids) }
+        return .with { $0.users = users.map(AccountsWire.user) }
+    }
+
+    func findUser(request: Musit_Accounts_V1_FindUserRequest, context: ServerContext) async throws -> Musit_Accounts_V1_UserResponse {
+        // A name no account can have is no one's: not an error, and no query.
+        guard TextRules.isValidUsername(request.username) else { return .init() }
+        return AccountsWire.found(try await Self.mapped { try await accounts.users.user(named: request.username) })
+    }
+
+    func searchUsers(request: Musit_Accounts_V1_SearchUsersRequest, context: ServerContext) async throws
+        -> Musit_Accounts_V1_UsersResponse {
+        guard (1...1000).contains(request.limit), request.query.utf8.count <= 256 else {
+            throw RPCError(code: .invalidArgument, message: "limit is 1 to 1000; query at most 256 bytes")
+        }
+        let users = try await Self.mapped { try await accounts.users.searchUsers(request.query, limit: Int(request.limit)) }
+        return .with { $0.users = users.map(AccountsWire.user) }
+    }
+
+    func countUsers(request: Musit_Accounts_V1_CountUsersRequest, context: ServerContext) async throws
+        -> Musit_Accounts_V1_CountUsersResponse {
+        let count = try await Self.mapped { try await accounts.users.userCount() }
+        return .with { $0.count = Int64(count) }
+    }
+
+    /// Ids one GetUsers call may ask for (a friends list, a page of owners).
+    static let idsLimit = 100_000
+
+    static func token(_ token: String) throws {
+        guard !token.isEmpty, token.utf8.count <= 512 else {
+            throw RPCError(code: .invalidArgument, message: "refresh_token is 1 to 512 bytes")
+        }
+    }
+
+    /// The public API's failures as gRPC statuses, keeping their messages; a throttle's wait
+    /// travels as `retry-after`.
+    static func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let problem as Problem {
+            throw RPCError(code: code(problem.status), message: problem.detail ?? problem.title)
+        } catch let error as HTTPError {
+            var metadata = Metadata()
+            if let wait = error.headers[.retryAfter] { metadata.addString(wait, forKey: "retry-after") }
+            throw RPCError(code: code(Int(error.status.code)), message: error.body ?? error.status.reasonPhrase, metadata: metadata)
+        }
+    }
+
+    static func code(_ status: Int) -> RPCError.Code {
+        switch status {
+        case 400, 422: .invalidArgument
+        case 401: .unauthenticated
+        case 403: .permissionDenied
+        case 404: .notFound
+        case 409: .alreadyExists
+        case 429: .resourceExhausted
+        case 503: .unavailable
+        default: .internalError
+        }
+    }
+}
+
+/// The messages of `musit.accounts.v1` to and from the server's own types.
+enum AccountsWire {
+    static func user(_ u: User) -> Musit_Accounts_V1_User {
+        .with {
+            $0.id = u.id
+            $0.username = u.username
+            $0.displayName = u.displayName
+            $0.role = u.role.rawValue
+            $0.bio = u.bio
+        }
+    }
+
+    /// A user as the gateway knows one: no password hash crosses the wire.
+    static func user(_ u: Musit_Accounts_V1_User) -> User {
+        User(id: u.id, username: u.username, displayName: u.displayName, passwordHash: "", role: Role(rawValue: u.role) ?? .user,
+             bio: u.bio)
+    }
+
+    static func session(_ pair: TokenPair) -> Musit_Accounts_V1_Session {
+        .with {
+            $0.accessToken = pair.accessToken
+            $0.refreshToken = pair.refreshToken
+            $0.expiresIn = Int64(pair.expiresIn)
+            $0.user = .with {
+                $0.id = pair.user.id
+                $0.username = pair.user.username
+                $0.displayName = pair.user.displayName
+                $0.role = pair.user.role.rawValue
+                $0.bio = pair.user.bio
+            }
+        }
+    }
+
+    static func pair(_ s: Musit_Accounts_V1_Session) -> TokenPair {
+        TokenPair(accessToken: s.accessToken, refreshToken: s.refreshToken, expiresIn: Int(s.expiresIn), user: user(s.user).info)
+    }
+
+    static func found(_ user: User?) -> Musit_Accounts_V1_UserResponse {
+        .with {
+            $0.found = user != nil
+            if let user { $0.user = Self.user(user) }
+        }
+    }
+}
+
+/// Accounts reached over gRPC: the `AccountsAPI` and `UserDirectory` the gateway uses when
+/// `--accounts` names the service. A failed call is the HTTP answer `ServiceLink` makes of
+/// it. Reads and logout are retried while the budget lasts; register, login, refresh and
+/// deletion are not (UNAVAILABLE may come after the commit).
+///
+/// Every signed-in request asks who its token's user is, so users are kept for `fresh`
+/// (a profile edited or an account deleted through another gateway shows after that long;
+/// through this one, at once). While Accounts is unavailable, a user seen before is
+/// answered from here, so the routes that need only the user keep working; sign-in and
+/// the account routes answer 503.
+final class RemoteAccounts: AccountsAPI, UserDirectory {
+    let link: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>
+    let fresh: Duration
+    /// Users kept at most; past it the cache starts over (a miss costs a call).
+    static let cacheLimit = 10_000
+
+    private struct Kept {
+        let user: User
+        let at: ContinuousClock.Instant
+    }
+
+    private let byID = Mutex<[Int64: Kept]>([:])
+
+    init(link: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>, fresh: Duration = .seconds(2)) {
+        self.link = link
+        self.fresh = fresh
+    }
+
+    var directory: any UserDirectory { self }
+
+    func register(username: String, password: String, displayName: String?) async throws -> TokenPair {
+        let request = Musit_Accounts_V1_RegisterRequest.with {
+            $0.username = username
+            $0.password = password
+            $0.displayName = displayName ?? ""
+        }
+        return AccountsWire.pair(try await link.call { try await $0.register(request, options: $1) })
+    }
+
+    func login(username: String, password: String, address: String) async throws -> TokenPair {
+        let request = Musit_Accounts_V1_LoginRequest.with {
+            $0.username = username
+            $0.password = password
+            $0.clientAddress = address
+        }
+        return AccountsWire.pair(try await link.call { try await $0.login(request, options: $1) })
+    }
+
+    func refresh(_ refreshToken: String) async throws -> TokenPair {
+        guard !refreshToken.isEmpty, refreshToken.utf8.count <= 512 else { throw Problem.unauthorized("Unknown refresh token") }
+        let request = Musit_Accounts_V1_RefreshRequest.with { $0.refreshToken = refreshToken }
+        return AccountsWire.pair(try await link.call { try await $0.refresh(request, options: $1) })
+    }
+
+    func logout(_ refreshToken: String) async throws {
+        guard !refreshToken.isEmpty, refreshToken.utf8.count <= 512 else { return }
+        let request = Musit_Accounts_V1_RefreshRequest.with { $0.refreshToken = refreshToken }
+        _ = try await link.call(idempotent: true) { try await $0.logout(request, options: $1) }
+    }
+
+    func deleteAccount(userID: Int64, password: String, address: String) async throws -> (events: [CommittedEvent], songs: [Int64]) {
+        let request = Musit_Accounts_V1_DeleteAccountRequest.with {
+            $0.userID = userID
+            $0.password = password
+            $0.clientAddress = address
+        }
+        let answer = try await link.call { try await $0.deleteAccount(request, options: $1) }
+        forget(userID)
+        let decoder = JSONDecoder()
+        let events = try answer.events.map { CommittedEvent(userID: $0.userID, event: try decoder.decode(ServerEvent.self, from: $0.eventJson)) }
+        return (events, answer.songIds)
+    }
+
+    func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {
+        let request = Musit_Accounts_V1_UpdateProfileRequest.with {
+            $0.userID = userID
+            if let displayName { $0.displayName = displayName }
+            if let bio { $0.bio = bio }
+        }
+        let answer = try await link.call { try await $0.updateProfile(request, options: $1) }
+        forget(userID)
+        return answer.found ? keep(AccountsWire.user(answer.user)) : nil
+    }
+
+    func user(named username: String) async throws -> User? {
+        guard TextRules.isValidUsername(username) else { return nil }
+        let request = Musit_Accounts_V1_FindUserRequest.with { $0.username = username }
+        let answer = try await link.call(idempotent: true) { try await $0.findUser(request, options: $1) }
+        return answer.found ? keep(AccountsWire.user(answer.user)) : nil
+    }
+
+    func user(id: Int64) async throws -> User? {
+        let now = ContinuousClock.now
+        let kept = byID.withLock { $0[id] }
+        if let kept, now - kept.at < fresh { return kept.user }
+        do {
+            return try await users(ids: [id]).first
+        } catch let error as HTTPError where error.status == .serviceUnavailable && kept != nil {
+            // Accounts away: the user as last seen, so signed-in routes keep working.
+            return kept?.user
+        }
+    }
+
+    func users(ids: [Int64]) async throws -> [User] {
+        guard !ids.isEmpty else { return [] }
+        let request = Musit_Accounts_V1_GetUsersRequest.with { $0.ids = ids }
+        let answer = try await link.call(idempotent: true) { try await $0.getUsers(request, options: $1) }
+        let users = answer.users.map(AccountsWire.user)
+        for u in users { _ = keep(u) }
+        // Asked for and not there: gone (deleted through another gateway).
+        let found = Set(users.map(\.id))
+        for id in ids where !found.contains(id) { forget(id) }
+        return users
+    }
+
+    func userCount() async throws -> Int {
+        Int(try await link.call(idempotent: true) { try await $0.countUsers(.init(), options: $1) }.count)
+    }
+
+    func searchUsers(_ query: String, limit: Int) async throws -> [User] {
+        let request = Musit_Accounts_V1_SearchUsersRequest.with {
+            $0.query = query
+            $0.limit = Int32(clamping: limit)
+        }
+        return try await link.call(idempotent: true) { try await $0.searchUsers(request, options: $1) }.users.map(AccountsWire.user)
+    }
+
+    private func keep(_ user: User) -> User {
+        byID.withLock {
+            if $0.count >= Self.cacheLimit, $0[user.id] == nil { $0.removeAll(keepingCapacity: true) }
+            $0[user.id] = Kept(user: user, at: .now)
+        }
+        return user
+    }
+
+    private func forget(_ id: Int64) {
+        _ = byID.withLock { $0.removeValue(forKey: id) }
+    }
+}
