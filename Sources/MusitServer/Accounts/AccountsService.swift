@@ -274,26 +274,36 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
     func user(named username: String) async throws -> User? {
         guard TextRules.isValidUsername(username) else { return nil }
         let request = Musit_Accounts_V1_FindUserRequest.with { $0.username = username }
-        let answer = try await link.call(idempotent: true) { try await $0.findUser(request, options: $1) }
-        return answer.found ? keep(AccountsWire.user(answer.user)) : nil
+        do {
+            let answer = try await link.call(idempotent: true) { try await $0.findUser(request, options: $1) }
+            return answer.found ? keep(AccountsWire.user(answer.user)) : nil
+        } catch let error as HTTPError where error.status == .serviceUnavailable {
+            // Accounts away: a name seen before (a friend to message) is still known.
+            let key = username.lowercased()
+            guard let kept = byID.withLock({ $0.values.first { $0.user.username.lowercased() == key } }) else { throw error }
+            return kept.user
+        }
     }
 
     func user(id: Int64) async throws -> User? {
-        let now = ContinuousClock.now
-        let kept = byID.withLock { $0[id] }
-        if let kept, now - kept.at < fresh { return kept.user }
-        do {
-            return try await users(ids: [id]).first
-        } catch let error as HTTPError where error.status == .serviceUnavailable && kept != nil {
-            // Accounts away: the user as last seen, so signed-in routes keep working.
-            return kept?.user
-        }
+        if let kept = byID.withLock({ $0[id] }), ContinuousClock.now - kept.at < fresh { return kept.user }
+        // Accounts away: `users(ids:)` answers the user as last seen, so signed-in routes
+        // keep working.
+        return try await users(ids: [id]).first
     }
 
     func users(ids: [Int64]) async throws -> [User] {
         guard !ids.isEmpty else { return [] }
         let request = Musit_Accounts_V1_GetUsersRequest.with { $0.ids = ids }
-        let answer = try await link.call(idempotent: true) { try await $0.getUsers(request, options: $1) }
+        let answer: Musit_Accounts_V1_UsersResponse
+        do {
+            answer = try await link.call(idempotent: true) { try await $0.getUsers(request, options: $1) }
+        } catch let error as HTTPError where error.status == .serviceUnavailable {
+            // Accounts away: the users as last seen, when every one was seen.
+            let kept = byID.withLock { table in ids.compactMap { table[$0]?.user } }
+            guard kept.count == ids.count else { throw error }
+            return kept
+        }
         let users = answer.users.map(AccountsWire.user)
         for u in users { _ = keep(u) }
         // Asked for and not there: gone (deleted through another gateway).

@@ -223,12 +223,24 @@ enum SigningKey {
         var bytes = [UInt8](repeating: 0, count: 64)
         var rng = SystemRandomNumberGenerator()
         for i in bytes.indices { bytes[i] = rng.next() }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        // Written aside and linked into place, which fails when the key exists: processes
+        // that start together on one data directory (a gateway and Accounts) all end up
+        // with the key that was linked first, never two keys.
+        let aside = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Problem(status: 500, title: "Cannot write the signing key", detail: path) }
-        defer { close(fd) }
+        defer { unlink(aside) }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count else { throw Problem(status: 500, title: "Cannot write the signing key", detail: path) }
         fchmod(fd, 0o600)
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced else { throw Problem(status: 500, title: "Cannot write the signing key", detail: path) }
+        if link(aside, path) != 0 {
+            guard errno == EEXIST, let data = FileManager.default.contents(atPath: path), data.count >= 32 else {
+                throw Problem(status: 500, title: "Cannot write the signing key", detail: path)
+            }
+            return [UInt8](data)
+        }
         return bytes
     }
 }
