@@ -2,7 +2,7 @@
 
 1. compose.yaml is valid for the compose specification's schema (check-jsonschema) and for
    docker-compose 1.29's own model (`config -q`), in both profiles.
-2. The `services` profile's Musit containers (the key maker, the gateway and Stats, exactly
+2. The `services` profile's Musit containers (the key maker, the gateway, Accounts, Social and Stats, exactly
    as compose.yaml declares them: image, init, command, environment, volumes) run under
    podman-compose. The images that cannot be pulled here are replaced by the host's own:
    PostgreSQL (a throwaway cluster, MUSIT_TEST_POSTGRES_URL), Prometheus (Debian's, with
@@ -71,11 +71,11 @@ check(published == ["gateway", "grafana", "jaeger", "musit"],
       "nothing published but Musit's public port, Grafana and Jaeger's UI (%s)" % published)
 musit_services = [n for n, s in spec["services"].items() if "services" in s.get("profiles", [])
                   and str(s.get("image", "")).startswith("${MUSIT_IMAGE")]
-check(set(musit_services) == {"keys", "gateway", "social", "stats"}, "profile services runs Musit as %s" % musit_services)
+check(set(musit_services) == {"keys", "gateway", "accounts", "social", "stats"}, "profile services runs Musit as %s" % musit_services)
 shared = [n for n, s in spec["services"].items() if set(s.get("profiles", [])) == {"all-in-one", "services"}]
 check({"postgres", "otel-collector", "jaeger", "loki", "prometheus", "grafana"} <= set(shared),
       "PostgreSQL and the telemetry stack belong to both profiles")
-for name in ("musit", "gateway", "social", "stats"):
+for name in ("musit", "gateway", "accounts", "social", "stats"):
     s = spec["services"][name]
     check(s.get("init") is True and s.get("healthcheck") and "service_healthy" in json.dumps(s.get("depends_on")),
           "%s: init, a health check, and waits for a healthy database" % name)
@@ -88,6 +88,7 @@ SPANS, RECORDS, lock = collector.spans, collector.records, collector.lock
 # 2. The services profile's Musit containers as declared, on the host's loopback.
 gw_port, grpc_port, stats_port, prom_port = free_port(), free_port(), free_port(), free_port()
 social_grpc, social_port = free_port(), free_port()
+accounts_grpc, accounts_port = free_port(), free_port()
 work = tempfile.mkdtemp(prefix="musit-compose-")
 test = {"services": {}, "volumes": {}}
 for name in musit_services:
@@ -115,6 +116,10 @@ for name in musit_services:
         env["MUSIT_PORT"] = str(gw_port)
         env["MUSIT_STATS_ADDR"] = "127.0.0.1:%d" % grpc_port
         env["MUSIT_SOCIAL_ADDR"] = "127.0.0.1:%d" % social_grpc
+        env["MUSIT_ACCOUNTS_ADDR"] = "127.0.0.1:%d" % accounts_grpc
+    if name == "accounts":
+        env["MUSIT_GRPC_PORT"] = str(accounts_grpc)
+        env["MUSIT_PORT"] = str(accounts_port)
         env["MUSIT_ADMIN"] = "admin"
     if name == "stats":
         env["MUSIT_GRPC_PORT"] = str(grpc_port)
@@ -148,10 +153,11 @@ t_up = time.time()
 try:
     run(*compose, "up", "-d", timeout=180)
     deadline = time.time() + 60
-    while time.time() < deadline and not (healthy(gw_port) and healthy(stats_port) and healthy(social_port)):
+    ports = (gw_port, accounts_port, stats_port, social_port)
+    while time.time() < deadline and not all(healthy(p) for p in ports):
         time.sleep(0.2)
-    check(healthy(gw_port) and healthy(stats_port) and healthy(social_port),
-          "podman-compose starts the gateway, Social and Stats on PostgreSQL (%.1f s)" % (time.time() - t_up))
+    check(all(healthy(p) for p in ports),
+          "podman-compose starts the gateway, Accounts, Social and Stats on PostgreSQL (%.1f s)" % (time.time() - t_up))
     key = run("podman", "run", "--rm", "-v", "%s_keys:/keys:ro" % PROJECT, "--entrypoint", "/bin/sh", IMAGE, "-c",
               "stat -c '%a %u' /keys/jwt; wc -c < /keys/jwt", check_rc=False).stdout.split()
     check(key[:2] == ["600", "10001"] and int(key[2]) >= 32,
@@ -164,7 +170,7 @@ try:
     prom["global"]["evaluation_interval"] = "1s"
     prom["rule_files"] = [os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")]
     targets = {"gateway:8080": "127.0.0.1:%d" % gw_port, "stats:9102": "127.0.0.1:%d" % stats_port,
-               "social:9104": "127.0.0.1:%d" % social_port}
+               "social:9104": "127.0.0.1:%d" % social_port, "accounts:9106": "127.0.0.1:%d" % accounts_port}
     for job in prom["scrape_configs"]:
         for sc in job["static_configs"]:
             sc["targets"] = [targets[t] for t in sc["targets"] if t in targets]
@@ -250,7 +256,7 @@ try:
                for t in p.get("targets", [])]
     check(len(queries) >= 18, "the dashboard has %d PromQL queries" % len(queries))
     exported = set()
-    for port in (gw_port, stats_port, social_port):
+    for port in (gw_port, stats_port, social_port, accounts_port):
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
         exported |= set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", text, re.M))
     unknown = []
@@ -294,7 +300,7 @@ try:
     health = [r["health"] for g in rules["data"]["groups"] for r in g["rules"]]
     check(health and all(h == "ok" for h in health), "Prometheus evaluates every alert rule (%s)" % health)
 finally:
-    gateway_log, stats_log, social_log = logs("gateway"), logs("stats"), logs("social")
+    gateway_log, stats_log, social_log, accounts_log = logs("gateway"), logs("stats"), logs("social"), logs("accounts")
     t_down = time.time()
     run(*compose, "down", "-v", "-t", "10", check_rc=False, timeout=180)
     down = time.time() - t_down
@@ -307,7 +313,7 @@ check(down < 30, "podman-compose down stops and removes it all in %.1f s" % down
 
 # 5. The logs.
 parsed = {}
-for service, text in (("gateway", gateway_log), ("stats", stats_log), ("social", social_log)):
+for service, text in (("gateway", gateway_log), ("stats", stats_log), ("social", social_log), ("accounts", accounts_log)):
     lines = [l for l in text.splitlines() if l.strip()]
     good = []
     for l in lines:
@@ -329,12 +335,14 @@ st = [o for o in parsed["stats"] if o.get("trace_id") == trace_id and o.get("spa
 check(g and st, "one request's trace_id is in the gateway's lines (%d) and in Stats' (%d)" % (len(g), len(st)))
 chat_lines = [o for o in parsed["social"] if o.get("message") == "RPC" and o.get("grpc.method") == "musit.social.v1.Social/SendMessage"]
 check(chat_lines and all(o.get("trace_id") for o in chat_lines), "Social's access lines for the chat carry their trace ids")
-both = "\n".join((gateway_log, stats_log, social_log))
+both = "\n".join((gateway_log, stats_log, social_log, accounts_log))
 check("correct horse" not in both and not re.search(r"Bearer [A-Za-z0-9_\-.]{20,}", both) and admin not in both,
       "no password or token in any line")
 with lock:
     span_services = {svc for svc, sp in SPANS if sp.trace_id.hex() == trace_id}
     record_services = {svc for svc, r in RECORDS if r.trace_id.hex() == trace_id}
-check(span_services == {"musit-gateway", "musit-stats"} and record_services == {"musit-gateway", "musit-stats"},
+# (A signed-in request may also ask Accounts who its user is: its spans join the trace.)
+check({"musit-gateway", "musit-stats"} <= span_services <= {"musit-gateway", "musit-stats", "musit-accounts"}
+      and {"musit-gateway", "musit-stats"} <= record_services,
       "the collector got the play's spans (%s) and log records (%s) from both" % (sorted(span_services), sorted(record_services)))
 finish("compose stack")
