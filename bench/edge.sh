@@ -8,7 +8,7 @@
 #     with the NIO floor (bench/niofloor: SwiftNIO alone, from memory and with sendfile)
 # MUSIT_BASELINE_BINS="name=path,name=path": release builds of other revisions (for one:
 # git worktree add /tmp/prev REV && cd /tmp/prev && swift build -c release --static-swift-stdlib);
-# a path ending in @split runs that binary as the split deployment (gateway + Stats).
+# a path ending in @split runs that binary as the split deployment (gateway + Accounts, Social and Stats).
 # EDGE_POLLS (default "1000 10000"; 0 leaves the polls out), LONGPOLL_ROUNDS (default 3), EDGE_SECONDS (default 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,12 +46,17 @@ for i in "${!bins[@]}"; do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     bin_i=${bins[$i]} role=()
     if [[ $bin_i == *@split ]]; then
-        # The split deployment: Stats alone, then the gateway reaching it.
+        # The split deployment: Accounts, Social and Stats alone, then the gateway reaching them.
         bin_i=${bin_i%@split}
-        grpc=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        "$bin_i" --serve --role stats --grpc-port "$grpc" --port 0 --data "$data" > /dev/null 2>&1 &
-        pids+=($!)
-        role=(--role gateway --stats "127.0.0.1:$grpc")
+        role=(--role gateway)
+        for service in accounts social stats; do
+            grpc=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            "$bin_i" --serve --role "$service" --grpc-port "$grpc" --port 0 --data "$data" > /dev/null 2>&1 &
+            pids+=($!)
+            sleep 0.5
+            # A build before Accounts ran apart refuses `--role accounts`: its gateway keeps it.
+            kill -0 "${pids[-1]}" 2>/dev/null && role+=(--"$service" "127.0.0.1:$grpc")
+        done
     fi
     MUSIT_BCRYPT_COST=4 "$bin_i" --serve --port "$port" --data "$data" "${role[@]}" > /dev/null 2>&1 &
     pids+=($!)

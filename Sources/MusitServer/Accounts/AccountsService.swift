@@ -192,8 +192,8 @@ enum AccountsWire {
 /// it. Reads and logout are retried while the budget lasts; register, login, refresh and
 /// deletion are not (UNAVAILABLE may come after the commit).
 ///
-/// Every signed-in request asks who its token's user is, so users are kept for `fresh`
-/// (a profile edited or an account deleted through another gateway shows after that long;
+/// Every signed-in request asks who its token's user is, and every message who its
+/// recipient is, so users are kept for `fresh`, by id and by name (a profile edited or an account deleted through another gateway shows after that long;
 /// through this one, at once). While Accounts is unavailable, a user seen before is
 /// answered from here, so the routes that need only the user keep working; sign-in and
 /// the account routes answer 503.
@@ -208,7 +208,13 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
         let at: ContinuousClock.Instant
     }
 
-    private let byID = Mutex<[Int64: Kept]>([:])
+    private struct Table {
+        var byID: [Int64: Kept] = [:]
+        /// Lowercased names of the users in `byID`.
+        var byName: [String: Int64] = [:]
+    }
+
+    private let state = Mutex(Table())
 
     init(link: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>, fresh: Duration = .seconds(2)) {
         self.link = link
@@ -273,20 +279,27 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
 
     func user(named username: String) async throws -> User? {
         guard TextRules.isValidUsername(username) else { return nil }
+        // Every message names its recipient: a name looked up lately is not asked again.
+        let key = username.lowercased()
+        let kept = state.withLock { s in s.byName[key].flatMap { s.byID[$0] } }
+        if let kept, ContinuousClock.now - kept.at < fresh { return kept.user }
         let request = Musit_Accounts_V1_FindUserRequest.with { $0.username = username }
         do {
             let answer = try await link.call(idempotent: true) { try await $0.findUser(request, options: $1) }
-            return answer.found ? keep(AccountsWire.user(answer.user)) : nil
+            guard answer.found else {
+                if let kept { forget(kept.user.id) }
+                return nil
+            }
+            return keep(AccountsWire.user(answer.user))
         } catch let error as HTTPError where error.status == .serviceUnavailable {
             // Accounts away: a name seen before (a friend to message) is still known.
-            let key = username.lowercased()
-            guard let kept = byID.withLock({ $0.values.first { $0.user.username.lowercased() == key } }) else { throw error }
+            guard let kept else { throw error }
             return kept.user
         }
     }
 
     func user(id: Int64) async throws -> User? {
-        if let kept = byID.withLock({ $0[id] }), ContinuousClock.now - kept.at < fresh { return kept.user }
+        if let kept = state.withLock({ $0.byID[id] }), ContinuousClock.now - kept.at < fresh { return kept.user }
         // Accounts away: `users(ids:)` answers the user as last seen, so signed-in routes
         // keep working.
         return try await users(ids: [id]).first
@@ -300,7 +313,7 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
             answer = try await link.call(idempotent: true) { try await $0.getUsers(request, options: $1) }
         } catch let error as HTTPError where error.status == .serviceUnavailable {
             // Accounts away: the users as last seen, when every one was seen.
-            let kept = byID.withLock { table in ids.compactMap { table[$0]?.user } }
+            let kept = state.withLock { table in ids.compactMap { table.byID[$0]?.user } }
             guard kept.count == ids.count else { throw error }
             return kept
         }
@@ -325,14 +338,20 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
     }
 
     private func keep(_ user: User) -> User {
-        byID.withLock {
-            if $0.count >= Self.cacheLimit, $0[user.id] == nil { $0.removeAll(keepingCapacity: true) }
-            $0[user.id] = Kept(user: user, at: .now)
+        state.withLock {
+            if $0.byID.count >= Self.cacheLimit, $0.byID[user.id] == nil {
+                $0.byID.removeAll(keepingCapacity: true)
+                $0.byName.removeAll(keepingCapacity: true)
+            }
+            $0.byID[user.id] = Kept(user: user, at: .now)
+            $0.byName[user.username.lowercased()] = user.id
         }
         return user
     }
 
     private func forget(_ id: Int64) {
-        _ = byID.withLock { $0.removeValue(forKey: id) }
+        state.withLock {
+            if let gone = $0.byID.removeValue(forKey: id) { $0.byName[gone.user.username.lowercased()] = nil }
+        }
     }
 }
