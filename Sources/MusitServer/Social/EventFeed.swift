@@ -49,6 +49,10 @@ final class EventFeed: EventSink {
         var bytes = 0
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter: UInt64 = 0
+        /// Waits under way (from their id to their end), and those of them whose timer or
+        /// cancellation came before they registered.
+        var pending: Set<UInt64> = []
+        var released: Set<UInt64> = []
     }
 
     private let state = Mutex(State())
@@ -110,6 +114,8 @@ final class EventFeed: EventSink {
             s.bytes += bytes
             while s.window.count - s.start > windowNotices || (s.bytes > windowBytes && s.window.count - s.start > 1) {
                 s.bytes -= s.window[s.start].bytes
+                // Its events go now; the empty slot waits for the front to be dropped.
+                s.window[s.start] = (Notice(), 0)
                 s.start += 1
             }
             // Drop the consumed front now and then, not at every notice.
@@ -132,10 +138,11 @@ final class EventFeed: EventSink {
         if let ready = ready(stream: stream, after: after) { return ready }
         let id = state.withLock { s -> UInt64 in
             s.nextWaiter += 1
+            s.pending.insert(s.nextWaiter)
             return s.nextWaiter
         }
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             self.release(id)
         }
         await withTaskCancellationHandler {
@@ -143,7 +150,9 @@ final class EventFeed: EventSink {
                 // Registered under the lock that publishing takes: a notice published after
                 // `ready` looked is either seen here or resumes this wait.
                 let now = state.withLock { s -> Bool in
-                    if Task.isCancelled || self.hasNews(s, stream: stream, after: after) { return true }
+                    if s.released.remove(id) != nil || Task.isCancelled || self.hasNews(s, stream: stream, after: after) {
+                        return true
+                    }
                     s.waiters[id] = c
                     return false
                 }
@@ -153,11 +162,21 @@ final class EventFeed: EventSink {
             self.release(id)
         }
         timer.cancel()
+        state.withLock {
+            $0.pending.remove(id)
+            $0.released.remove(id)
+        }
         return ready(stream: stream, after: after) ?? []
     }
 
+    /// Ends wait `id`: resumes it, or, when it has not registered yet, marks it so that it
+    /// does not (a timer that fires first must not leave it waiting for the next notice).
     private func release(_ id: UInt64) {
-        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let c = s.waiters.removeValue(forKey: id) { return c }
+            if s.pending.contains(id) { s.released.insert(id) }
+            return nil
+        }?.resume()
     }
 
     private func hasNews(_ s: State, stream: String, after: UInt64) -> Bool {

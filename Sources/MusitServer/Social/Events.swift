@@ -91,8 +91,9 @@ public actor EventBus: Service {
     /// the cursor, so it ends the wait (or prevents it).
     /// `id` names the wait (from `makeWaitID`) so `cancel` can end it; `gone` is the client's
     /// connection, checked as the wait registers (a client that left just before is not held).
-    func wait(id: UInt64, user: Int64, after cursor: Int64, timeout: Double, limit: Int,
+    func wait(id: UInt64, user: Int64, after cursor: Int64, timeout: Double, limit: Int, epoch: UInt64,
               gone: ClientDisconnectSignal? = nil) async -> Wake {
+        if epoch != resetEpoch { return .readStorage }
         guard !closed, heads[user] ?? 0 <= cursor, timeout > 0, gone?.isGone != true else {
             return answer(user, after: cursor, limit: limit)
         }
@@ -123,7 +124,9 @@ public actor EventBus: Service {
     /// `timeout` passes or the bus closes; then `poll.wake` gets the answer on its loop.
     /// Returns nil when held, or the answer at once when there is no reason to hold it. The
     /// caller read storage first (see `wait`).
-    func park(_ poll: any ParkedPoll, id: UInt64, user: Int64, after cursor: Int64, timeout: Double, limit: Int) -> Wake? {
+    func park(_ poll: any ParkedPoll, id: UInt64, user: Int64, after cursor: Int64, timeout: Double, limit: Int,
+              epoch: UInt64) -> Wake? {
+        if epoch != resetEpoch { return .readStorage }
         guard !closed, heads[user] ?? 0 <= cursor, timeout > 0 else {
             return answer(user, after: cursor, limit: limit)
         }
@@ -139,6 +142,14 @@ public actor EventBus: Service {
     }
 
     nonisolated func makeWaitID() -> UInt64 { waitIDs.next() }
+
+    /// Counts `wakeAll`s. A reset says "something was committed that this bus was not told
+    /// of", and it releases only the polls held at that moment: a poll that read storage
+    /// before the reset and holds after it would miss what the reset stood for. So a poll
+    /// takes the epoch before its storage read and hands it to `wait` or `park`, which send
+    /// it to storage again when a reset came in between.
+    private nonisolated let resets = Atomic<UInt64>(0)
+    nonisolated var resetEpoch: UInt64 { resets.load(ordering: .acquiring) }
 
     /// Ends wait `id` of `user` now (its client went away); harmless when it already ended.
     /// A parked poll released this way is not woken: its connection is gone.
@@ -262,6 +273,7 @@ public actor EventBus: Service {
 
     /// Every held poll reads storage now (after notices from other instances may have been lost).
     func wakeAll() {
+        resets.add(1, ordering: .releasing)
         releaseAll { _ in .readStorage }
     }
 
@@ -384,6 +396,7 @@ struct LongPoll: Sendable {
 
     /// `disconnect`: the connection's signal; a held wait ends when the client goes away.
     func page(user: Int64, after cursor: Int64, timeout: Int, disconnect: ClientDisconnectSignal? = nil) async throws -> EventsPage {
+        let epoch = bus.resetEpoch
         var events = try await current(user: user, after: cursor)
         if events.isEmpty, timeout > 0 {
             let bus = bus
@@ -393,7 +406,7 @@ struct LongPoll: Sendable {
             defer { disconnect?.remove(callback) }
             events = try await woken(user: user, after: cursor,
                                      await bus.wait(id: id, user: user, after: cursor, timeout: Double(timeout),
-                                                    limit: Self.pageLimit, gone: disconnect))
+                                                    limit: Self.pageLimit, epoch: epoch, gone: disconnect))
         }
         return EventsPage(events: events, cursor: events.last?.id ?? cursor)
     }

@@ -100,4 +100,34 @@ struct EventFeedTests {
             }
         }
     }
+
+    @Test("a poll that read storage before a reset and holds after it is sent to storage, not held")
+    func resetBetweenReadAndHold() async {
+        let bus = EventBus()
+        let before = bus.resetEpoch
+        await bus.wakeAll()
+        let wake = await bus.wait(id: bus.makeWaitID(), user: 1, after: 0, timeout: 5, limit: 10, epoch: before)
+        #expect(wake == .readStorage)
+        // Taken after the reset: held as usual, until its timeout.
+        let started = ContinuousClock.now
+        let held = await bus.wait(id: bus.makeWaitID(), user: 1, after: 0, timeout: 0.2, limit: 10, epoch: bus.resetEpoch)
+        #expect(held == .nothing && ContinuousClock.now - started >= .milliseconds(150))
+    }
+
+    @Test("the signing key: made once by processes that start together; a key cut short is replaced")
+    func signingKey() async throws {
+        let dir = NSTemporaryDirectory() + "musit-key-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let keys = await withTaskGroup(of: [UInt8]?.self) { group in
+            for _ in 0..<16 { group.addTask { try? SigningKey.load(secret: nil, dataDirectory: dir) } }
+            var all: [[UInt8]?] = []
+            for await k in group { all.append(k) }
+            return all
+        }
+        #expect(keys.allSatisfy { $0 != nil && $0 == keys[0] } && keys[0]?.count == 64)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["jwt.key"])
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/jwt.key"))
+        let fresh = try SigningKey.load(secret: nil, dataDirectory: dir)
+        #expect(fresh.count == 64 && FileManager.default.contents(atPath: dir + "/jwt.key") == Data(fresh))
+    }
 }

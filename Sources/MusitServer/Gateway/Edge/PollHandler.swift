@@ -463,10 +463,11 @@ final class PollEdge: Sendable {
             let me = try await AuthenticationMiddleware.user(request, tokens: tokens, users: users)
             let (cursor, timeout) = try EventsController.parameters(request)
             try await events.arrived(me)
+            let epoch = bus.resetEpoch
             var found = try await events.poll.current(user: me.id, after: cursor)
             if found.isEmpty, timeout > 0 {
                 guard let wake = await bus.park(mailbox, id: id, user: me.id, after: cursor, timeout: Double(timeout),
-                                                limit: LongPoll.pageLimit) else {
+                                                limit: LongPoll.pageLimit, epoch: epoch) else {
                     return .parked(user: me.id, cursor: cursor)
                 }
                 found = try await events.poll.woken(user: me.id, after: cursor, wake)
