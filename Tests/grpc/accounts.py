@@ -172,8 +172,8 @@ try:
     st, _ = Client(gw, d).request("DELETE", "/api/v1/me", {"password": SECRET})
     after = Client(gw, d).request("GET", "/api/v1/me")[0]
     check(st == 204 and after == 401, "dee deleted (%s): the token is refused at once (%s)" % (st, after))
-    friends = Client(gw, a).request("GET", "/api/v1/friends")[1]
-    check(not friends.get("friends"), "and cyd's friends list no longer has dee")
+    st, friends = Client(gw, a).request("GET", "/api/v1/friends")
+    check(st == 200 and friends.get("friends") == [], "and cyd's friends list no longer has dee (%s, %s)" % (st, friends))
 finally:
     for s in [gateway] + others + [accounts]:
         s.stop()

@@ -194,8 +194,8 @@ enum AccountsWire {
 ///
 /// Every signed-in request asks who its token's user is, and every message who its
 /// recipient is, so users are kept for `fresh`, by id and by name (a profile edited or an account deleted through another gateway shows after that long;
-/// through this one, at once). While Accounts is unavailable, a user seen before is
-/// answered from here, so the routes that need only the user keep working; sign-in and
+/// through this one, or on PostgreSQL through any, at once). While Accounts is
+/// unavailable, a user seen within an access token's life is answered from here, so the routes that need only the user keep working; sign-in and
 /// the account routes answer 503.
 final class RemoteAccounts: AccountsAPI, UserDirectory {
     let link: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>
@@ -212,13 +212,21 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
         var byID: [Int64: Kept] = [:]
         /// Lowercased names of the users in `byID`.
         var byName: [String: Int64] = [:]
+        /// Counts forgets: a lookup that a forget overtook answers what it found but keeps
+        /// none of it (it may be the row just deleted or edited).
+        var forgets: UInt64 = 0
     }
+
+    /// How long a kept user may answer for while Accounts is away: an access token's life.
+    let staleLimit: Duration
 
     private let state = Mutex(Table())
 
-    init(link: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>, fresh: Duration = .seconds(2)) {
+    init(link: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>, fresh: Duration = .seconds(2),
+         staleLimit: Duration = .seconds(15 * 60)) {
         self.link = link
         self.fresh = fresh
+        self.staleLimit = staleLimit
     }
 
     var directory: any UserDirectory { self }
@@ -261,8 +269,12 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
         }
         let answer = try await link.call { try await $0.deleteAccount(request, options: $1) }
         forget(userID)
+        // Done: an event that does not decode is dropped (its poll reads storage at its
+        // timeout), not a failure of what has been deleted.
         let decoder = JSONDecoder()
-        let events = try answer.events.map { CommittedEvent(userID: $0.userID, event: try decoder.decode(ServerEvent.self, from: $0.eventJson)) }
+        let events = answer.events.compactMap { e in
+            (try? decoder.decode(ServerEvent.self, from: e.eventJson)).map { CommittedEvent(userID: e.userID, event: $0) }
+        }
         return (events, answer.songIds)
     }
 
@@ -274,14 +286,14 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
         }
         let answer = try await link.call { try await $0.updateProfile(request, options: $1) }
         forget(userID)
-        return answer.found ? keep(AccountsWire.user(answer.user)) : nil
+        return answer.found ? AccountsWire.user(answer.user) : nil
     }
 
     func user(named username: String) async throws -> User? {
         guard TextRules.isValidUsername(username) else { return nil }
         // Every message names its recipient: a name looked up lately is not asked again.
         let key = username.lowercased()
-        let kept = state.withLock { s in s.byName[key].flatMap { s.byID[$0] } }
+        let (kept, generation) = state.withLock { s in (s.byName[key].flatMap { s.byID[$0] }, s.forgets) }
         if let kept, ContinuousClock.now - kept.at < fresh { return kept.user }
         let request = Musit_Accounts_V1_FindUserRequest.with { $0.username = username }
         do {
@@ -290,10 +302,10 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
                 if let kept { forget(kept.user.id) }
                 return nil
             }
-            return keep(AccountsWire.user(answer.user))
+            return keep(AccountsWire.user(answer.user), lookedUpAt: generation)
         } catch let error as HTTPError where error.status == .serviceUnavailable {
-            // Accounts away: a name seen before (a friend to message) is still known.
-            guard let kept else { throw error }
+            // Accounts away: a name seen lately (a friend to message) is still known.
+            guard let kept, ContinuousClock.now - kept.at < staleLimit else { throw error }
             return kept.user
         }
     }
@@ -308,17 +320,19 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
     func users(ids: [Int64]) async throws -> [User] {
         guard !ids.isEmpty else { return [] }
         let request = Musit_Accounts_V1_GetUsersRequest.with { $0.ids = ids }
+        let generation = state.withLock { $0.forgets }
         let answer: Musit_Accounts_V1_UsersResponse
         do {
             answer = try await link.call(idempotent: true) { try await $0.getUsers(request, options: $1) }
         } catch let error as HTTPError where error.status == .serviceUnavailable {
-            // Accounts away: the users as last seen, when every one was seen.
-            let kept = state.withLock { table in ids.compactMap { table.byID[$0]?.user } }
+            // Accounts away: the users as last seen, when every one was seen lately.
+            let now = ContinuousClock.now
+            let kept = state.withLock { table in ids.compactMap { table.byID[$0] }.filter { now - $0.at < staleLimit } }
             guard kept.count == ids.count else { throw error }
-            return kept
+            return kept.map(\.user)
         }
         let users = answer.users.map(AccountsWire.user)
-        for u in users { _ = keep(u) }
+        for u in users { _ = keep(u, lookedUpAt: generation) }
         // Asked for and not there: gone (deleted through another gateway).
         let found = Set(users.map(\.id))
         for id in ids where !found.contains(id) { forget(id) }
@@ -337,8 +351,9 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
         return try await link.call(idempotent: true) { try await $0.searchUsers(request, options: $1) }.users.map(AccountsWire.user)
     }
 
-    private func keep(_ user: User) -> User {
+    private func keep(_ user: User, lookedUpAt generation: UInt64) -> User {
         state.withLock {
+            guard $0.forgets == generation else { return }
             if $0.byID.count >= Self.cacheLimit, $0.byID[user.id] == nil {
                 $0.byID.removeAll(keepingCapacity: true)
                 $0.byName.removeAll(keepingCapacity: true)
@@ -349,8 +364,10 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
         return user
     }
 
-    private func forget(_ id: Int64) {
+    /// `id` was deleted or edited (here, or on another instance: `PostgresEventRelay`).
+    func forget(_ id: Int64) {
         state.withLock {
+            $0.forgets &+= 1
             if let gone = $0.byID.removeValue(forKey: id) { $0.byName[gone.user.username.lowercased()] = nil }
         }
     }

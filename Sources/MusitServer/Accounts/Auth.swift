@@ -235,12 +235,13 @@ enum SigningKey {
         let synced = fsync(fd) == 0
         close(fd)
         guard written == bytes.count, synced else { throw Problem(status: 500, title: "Cannot write the signing key", detail: path) }
-        if link(aside, path) != 0 {
-            guard errno == EEXIST, let data = FileManager.default.contents(atPath: path), data.count >= 32 else {
-                throw Problem(status: 500, title: "Cannot write the signing key", detail: path)
-            }
-            return [UInt8](data)
+        if link(aside, path) == 0 { return bytes }
+        if errno == EEXIST, let data = FileManager.default.contents(atPath: path), data.count >= 32 {
+            return [UInt8](data)  // another process linked its key first
         }
+        // A key cut short (left by a crash of a build that wrote it in place), or a file
+        // system without hard links: the new key replaces it in one step.
+        guard rename(aside, path) == 0 else { throw Problem(status: 500, title: "Cannot write the signing key", detail: path) }
         return bytes
     }
 }

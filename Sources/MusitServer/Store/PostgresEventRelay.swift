@@ -23,12 +23,15 @@ public final class PostgresEventRelay: Service, Sendable {
     let bus: any EventSink
     /// The gateway's caches of songs and users; a service has none.
     let cache: MediaCache?
+    /// The users a gateway keeps from Accounts apart, which a deletion elsewhere ends.
+    let accounts: RemoteAccounts?
     let logger: Logger
 
-    init(store: PostgresStore, bus: any EventSink, cache: MediaCache?, logger: Logger) {
+    init(store: PostgresStore, bus: any EventSink, cache: MediaCache?, accounts: RemoteAccounts? = nil, logger: Logger) {
         self.store = store
         self.bus = bus
         self.cache = cache
+        self.accounts = accounts
         self.logger = logger
     }
 
@@ -59,7 +62,10 @@ public final class PostgresEventRelay: Service, Sendable {
                             // A song or a user gone on another instance: nothing of theirs may
                             // be served from this one's caches (rows, open files, tokens).
                             for song in notice.songs { self.cache?.forget(song: song) }
-                            for user in notice.users { self.cache?.forget(user: user) }
+                            for user in notice.users {
+                                self.cache?.forget(user: user)
+                                self.accounts?.forget(user)
+                            }
                             if !notice.heads.isEmpty { await self.bus.announceRemote(notice.heads) }
                         }
                     }
