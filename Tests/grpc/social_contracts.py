@@ -49,7 +49,9 @@ try:
     notices, answered = [], []
     feed = stub.Subscribe(pb.SubscribeRequest())
     threading.Thread(target=lambda: [notices.append(n) for n in feed], daemon=True).start()
-    time.sleep(0.3)
+    deadline = time.time() + 5
+    while not notices and time.time() < deadline:   # subscribed: the first notice (a reset) came
+        time.sleep(0.01)
 
     def told(r):
         answered.extend((e.user_id, json.loads(e.event_json)["id"]) for e in r.events)
@@ -89,15 +91,27 @@ try:
     r = told(stub.RemoveFriend(pb.PairRequest(**{"from": bob, "to": ann}), timeout=5))
     check(r.found, "RemoveFriend: found")
 
-    time.sleep(0.3)
+    stub.Announce(pb.AnnounceRequest(heads=[pb.Head(user_id=ids["bob"], event_id=99)]), timeout=5)
+    check(code_of(lambda: stub.Announce(pb.AnnounceRequest(heads=[pb.Head(user_id=0, event_id=1)]), timeout=5))
+          == grpc.StatusCode.INVALID_ARGUMENT, "Announce of no one's log: INVALID_ARGUMENT")
+
+    def heard_now():
+        return [(e.user_id, json.loads(e.event_json)["id"]) for n in list(notices) for e in n.events]
+
+    deadline = time.time() + 5
+    while (len(heard_now()) < len(answered) or not any(n.heads for n in list(notices))) and time.time() < deadline:
+        time.sleep(0.01)
     feed.cancel()
-    heard = [(e.user_id, json.loads(e.event_json)["id"]) for n in notices for e in n.events]
+    heard = heard_now()
+    notices = [n for n in notices if n.reset or n.events or n.heads]   # heartbeats repeat a number
     seqs = [n.seq for n in notices]
     check(notices and notices[0].reset and notices[0].stream and not notices[0].events,
           "Subscribe: a new subscriber is told to read storage first (reset)")
     check(heard == answered and seqs == list(range(seqs[0], seqs[0] + len(seqs))),
           "Subscribe: every committed event once, in the order committed, numbered without gaps (%d events, %d notices)"
           % (len(heard), len(notices)))
+    check([(h.user_id, h.event_id) for n in notices for h in n.heads] == [(ids["bob"], 99)],
+          "Announce: the heads reach the subscribers")
     # Resuming from a notice replays the ones after it; another stream's position is reset.
     mid = notices[2]
     again = stub.Subscribe(pb.SubscribeRequest(stream=mid.stream, after=mid.seq), timeout=1)

@@ -4,7 +4,9 @@ change made through gateway A from Social's subscription stream, at once, not at
 timeout.
 
 - 20 messages sent through A, each to a poll held on B with a 20 s timeout: every poll
-  answers within 1 s with exactly that message; a friend request wakes B's poll too.
+  answers within 1 s with exactly that message; a friend request wakes B's poll too, and
+  so do what the gateway commits to the logs itself (a song uploaded through A, an
+  account deleted through A), which it tells Social of.
 - Social killed (kill -9) while a poll is held on B, and restarted: B subscribes again,
   the held poll is answered (it reads storage), and messages sent through A reach polls
   held on B within 1 s again; none lost or repeated across the restart.
@@ -20,6 +22,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
 from common import Client, Server, befriend, check, finish, free_port, register  # noqa: E402
+
+AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(os.path.dirname(__file__), "..", "..", ".build", "test-audio"))
 
 
 def metric(port, prefix):
@@ -124,12 +128,44 @@ try:
     check(s in (200, 201) and r.get("at", sent + 99) - sent < 1 and "friend.request" in kinds,
           "a friend request through A woke cat's poll on B in %.0f ms (%s)" % ((r.get("at", sent + 99) - sent) * 1000, kinds))
 
+    # Changes the gateway commits itself reach the other gateway too: a song uploaded
+    # through A (library.changed in every log), an account deleted through A (its friend's
+    # log says so).
+    with open(os.path.join(AUDIO, "sine440.mp3"), "rb") as f:
+        song = f.read()
+    cursor = head(d.b.port, bob)
+    t, r = held_poll(d.b.port, bob, cursor)
+    settle(d.b.port)
+    sent = time.time()
+    up = Client(d.a.port, ann).request("POST", "/api/v1/songs", song, {"Content-Type": "audio/mpeg"}, raw=True)[0]
+    t.join(30)
+    kinds = [e["kind"] for e in (r.get("page") or {}).get("events", [])]
+    check(up == 201 and r.get("at", sent + 99) - sent < 1 and "library.changed" in kinds,
+          "a song uploaded through A (%s) woke bob's poll on B in %.0f ms (%s)" % (up, (r.get("at", sent + 99) - sent) * 1000, kinds))
+    cursor = r["page"]["cursor"]
+    eve = register(d.a.port, "eve")
+    befriend(d.a.port, eve, "bob", bob, "eve")
+    cursor = head(d.b.port, bob)
+    t, r = held_poll(d.b.port, bob, cursor)
+    settle(d.b.port)
+    sent = time.time()
+    gone = Client(d.a.port, eve).request("DELETE", "/api/v1/me", {"password": "correct horse"})[0]
+    t.join(30)
+    kinds = [e["kind"] for e in (r.get("page") or {}).get("events", [])]
+    check(gone == 204 and r.get("at", sent + 99) - sent < 1 and "friend.removed" in kinds,
+          "an account deleted through A (%s) woke its friend's poll on B in %.0f ms (%s)"
+          % (gone, (r.get("at", sent + 99) - sent) * 1000, kinds))
+    cursor = head(d.b.port, bob)
+
     # One subscription per gateway: 50 polls held on B read storage once each, then cost
     # Social no call while they wait.
     calls = 'grpc_server_handled_total{grpc_service="musit.social.v1.Social"'
     before = metric(d.social.port, calls)
+    base = metric(d.b.port, "musit_long_polls_held")
     held = [held_poll(d.b.port, bob, cursor, timeout=4) for _ in range(50)]
-    time.sleep(1)
+    deadline = time.time() + 3
+    while metric(d.b.port, "musit_long_polls_held") < base + 50 and time.time() < deadline:
+        time.sleep(0.02)
     parked = metric(d.social.port, calls)
     time.sleep(2)
     later = metric(d.social.port, calls)
@@ -162,7 +198,7 @@ try:
             wrong.append((i, ids, mid))
     check(max(after) < 1 and not wrong,
           "after the restart, 10 messages through A woke polls on B (max %.0f ms; wrong %s)" % (max(after) * 1000, wrong[:3]))
-    # Every message once in bob's log, in order.
+    # Stored once each (every delivery above was checked to be exactly its message).
     s, page = Client(d.b.port, bob).request("GET", "/api/v1/conversations/ann/messages?limit=100")
     ids = [m["id"] for m in page["messages"]]
     check(len(ids) == 30 and len(set(ids)) == 30, "bob's conversation holds the 30 messages once each (%d, %d distinct)"

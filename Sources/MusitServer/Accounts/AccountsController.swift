@@ -66,7 +66,7 @@ struct AccountsController: Sendable {
             }
             await s.presence.remove(userID: me.id)
             await s.bus.remove(user: me.id)
-            await s.bus.announce(events)
+            await s.announceOwn(events)
             return Response(status: .noContent)
         }
     }

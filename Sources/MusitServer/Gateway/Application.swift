@@ -123,6 +123,15 @@ struct Services: Sendable {
     let pages = EncodedPages()
     let bus: EventBus
     let config: ServerConfiguration
+    let logger: Logger
+
+    /// Events the gateway committed to the logs itself (the library's changes; an account's
+    /// deletion): its own polls hear of them at once and, with Social apart, the other
+    /// gateways' through Social's subscription.
+    func announceOwn(_ events: [CommittedEvent]) async {
+        await bus.announce(events)
+        (social as? RemoteSocial)?.announce(events, logger: logger)
+    }
 }
 
 /// Everything the backend keeps, behind one value: `SQLiteStore` or `PostgresStore`.
@@ -241,9 +250,10 @@ public enum MusitBackend {
         let services = Services(
             accounts: accounts, tokens: tokens, social: social, songs: store, routes: RouteCounter(),
             presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
-                ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config)
+                ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config, logger: log)
         if let postgres = store as? PostgresStore {
-            await bus.attach(PostgresEventRelay(store: postgres, bus: bus, cache: services.mediaCache, logger: log))
+            await bus.attach(PostgresEventRelay(store: postgres, bus: bus, cache: services.mediaCache,
+                                                accounts: accounts as? RemoteAccounts, logger: log))
         }
         _ = MetricsSetup.registry
         MetricsSetup.listFamilies()

@@ -29,7 +29,7 @@ struct SongsController: Sendable {
                 "files_without_song_removed": "\(repair.filesWithoutRow)",
             ])
         }
-        await services.bus.announce(repair.events)
+        await services.announceOwn(repair.events)
         try await Self.rescan(store: store, media: media, logger: logger)
     }
 
@@ -86,7 +86,7 @@ struct SongsController: Sendable {
                 }
                 let (stored, events) = try await SongRoutes.accept(temp: temp, meter: meter, owner: me, services: s,
                                                                    songs: songs, media: media)
-                await s.bus.announce(events)
+                await s.announceOwn(events)
                 MetricsSetup.uploads.increment()
                 MetricsSetup.uploadBytes.increment(by: Int64(meter.count))
                 return EditedResponse(status: .created, response: SongRoutes.song(stored, owner: me.username))
@@ -133,7 +133,7 @@ struct SongsController: Sendable {
                 // no later song can own these names. Open streams read the unlinked file on.
                 try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
                 try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
-                await s.bus.announce(events)
+                await s.announceOwn(events)
                 return Response(status: .noContent)
             }
         }
