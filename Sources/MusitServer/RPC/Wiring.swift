@@ -95,7 +95,9 @@ enum RPCWiring {
         return (addresses, services)
     }
 
-    /// A port no one listens on now (the kernel's pick for a socket bound to port 0).
+    /// A port no one listens on now (the kernel's pick for a socket bound to port 0). It is
+    /// free when asked, not reserved: another process could take it before the service
+    /// binds it, which the loopback topology (tests only) accepts; a deployment names ports.
     static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TopologyError("no socket for a loopback port") }
