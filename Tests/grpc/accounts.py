@@ -21,25 +21,13 @@ import grpc
 from grpc_health.v1 import health_pb2 as std_health, health_pb2_grpc as std_health_grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, befriend, check, finish, free_port, register  # noqa: E402
+from common import Client, Server, befriend, check, finish, free_port, register, wait_for  # noqa: E402
 import stubs  # noqa: E402
 from stubs import code_of  # noqa: E402
 
 stubs.generate()
 pb, pb_grpc = stubs.accounts()
 SECRET = "correct horse"
-
-
-def wait_for(predicate, limit):
-    t0 = time.time()
-    while time.time() - t0 < limit:
-        try:
-            if predicate():
-                return time.time() - t0
-        except Exception:  # noqa: BLE001 - a process coming back
-            pass
-        time.sleep(0.02)
-    return None
 
 
 ports = {"accounts": free_port(), "social": free_port(), "stats": free_port()}

@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, befriend, check, finish, free_port, register  # noqa: E402
+from common import Client, Server, befriend, check, finish, free_port, register, wait_for  # noqa: E402
 
 ROUNDS = int(os.environ.get("SOCIAL_KILL_ROUNDS", "3"))
 
@@ -47,18 +47,6 @@ class Deployment:
 def metric(port, prefix):
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
-
-
-def wait_for(predicate, limit):
-    t0 = time.time()
-    while time.time() - t0 < limit:
-        try:
-            if predicate():
-                return time.time() - t0
-        except Exception:  # noqa: BLE001 - a process coming back
-            pass
-        time.sleep(0.02)
-    return None
 
 
 d = Deployment().start()

@@ -185,6 +185,20 @@ class CPUPressure:
 FAILURES = []
 
 
+def wait_for(predicate, limit):
+    """Seconds until `predicate()` holds (an exception counts as not yet: a process coming
+    back), or None after `limit` seconds."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            if predicate():
+                return time.time() - t0
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(0.02)
+    return None
+
+
 def check(cond, what):
     """Prints one finding; a failed one is kept for `finish`."""
     print(("ok   " if cond else "FAIL ") + what, flush=True)

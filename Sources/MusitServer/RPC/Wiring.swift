@@ -35,22 +35,15 @@ enum RPCWiring {
             services += [server, GRPCClientService(client: client)]
             stats = Musit_Stats_V1_Stats.Client(wrapping: client)
         }
-        var social: ServiceLink<any Musit_Social_V1_Social.ClientProtocol>?
-        if let address = topology.addresses[.social] {
-            let transport = try ServiceTopology.transport(to: address)
-            let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
+        // A service named by the topology: a client over HTTP/2 to it, run as a service.
+        func remote<C: Sendable>(_ name: ServiceName, _ wrap: (GRPCClient<HTTP2ClientTransport.Posix>) -> C) throws -> ServiceLink<C>? {
+            guard let address = topology.addresses[name] else { return nil }
+            let client = GRPCClient(transport: try ServiceTopology.transport(to: address), interceptors: clientInterceptors)
             services.append(GRPCClientService(client: client))
-            social = ServiceLink(service: .social, client: Musit_Social_V1_Social.Client(wrapping: client), timeout: topology.callTimeout,
-                                 waitForReady: topology.loopback)
+            return ServiceLink(service: name, client: wrap(client), timeout: topology.callTimeout, waitForReady: topology.loopback)
         }
-        var accounts: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>?
-        if let address = topology.addresses[.accounts] {
-            let transport = try ServiceTopology.transport(to: address)
-            let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
-            services.append(GRPCClientService(client: client))
-            accounts = ServiceLink(service: .accounts, client: Musit_Accounts_V1_Accounts.Client(wrapping: client), timeout: topology.callTimeout,
-                                   waitForReady: topology.loopback)
-        }
+        let social = try remote(.social) { Musit_Social_V1_Social.Client(wrapping: $0) as any Musit_Social_V1_Social.ClientProtocol }
+        let accounts = try remote(.accounts) { Musit_Accounts_V1_Accounts.Client(wrapping: $0) as any Musit_Accounts_V1_Accounts.ClientProtocol }
         return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout, waitForReady: topology.loopback), social,
                 accounts, services)
     }
