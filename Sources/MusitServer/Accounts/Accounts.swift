@@ -121,6 +121,20 @@ struct LocalAccounts: AccountsAPI {
         try await users.updateProfile(userID: userID, displayName: displayName, bio: bio)
     }
 
+    /// A profile edit within the public API's limits: the display name trimmed (nil when not
+    /// given). Checked by the route, and again by the service for other callers.
+    static func checkProfile(displayName: String?, bio: String?) throws -> String? {
+        if let bio {
+            try TextRules.check(bio, "bio", maxCharacters: APILimits.bioMaxLength, maxBytes: 4 * APILimits.bioMaxLength)
+        }
+        let name = displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let name {
+            guard !name.isEmpty else { throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters") }
+            try TextRules.checkDisplayName(name)
+        }
+        return name
+    }
+
     static func validate(username: String, password: String, displayName: String?) throws {
         guard TextRules.isValidUsername(username) else {
             throw Problem.badRequest("Usernames are 3 to 32 letters, digits, dots, dashes or underscores")

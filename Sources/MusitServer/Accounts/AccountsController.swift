@@ -120,14 +120,7 @@ struct ProfileRoutes: Sendable {
     @Sendable func updateProfile(_ request: Request, context: MusitContext) async throws -> UserInfo {
         let me = try context.requireUser()
         let body = try await request.decode(as: ProfileUpdate.self, context: context)
-        if let bio = body.bio {
-            try TextRules.check(bio, "bio", maxCharacters: APILimits.bioMaxLength, maxBytes: 4 * APILimits.bioMaxLength)
-        }
-        let name = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let name {
-            guard !name.isEmpty else { throw Problem.badRequest("Display names are 1 to \(APILimits.displayNameMaxLength) characters") }
-            try TextRules.checkDisplayName(name)
-        }
+        let name = try LocalAccounts.checkProfile(displayName: body.displayName, bio: body.bio)
         guard let user = try await accounts.updateProfile(userID: me.id, displayName: name, bio: body.bio) else {
             throw Problem.unauthorized("No such user")
         }

@@ -61,17 +61,11 @@ struct AccountsService: Musit_Accounts_V1_Accounts.SimpleServiceProtocol {
     func updateProfile(request: Musit_Accounts_V1_UpdateProfileRequest, context: ServerContext) async throws
         -> Musit_Accounts_V1_UserResponse {
         guard request.userID > 0 else { throw RPCError(code: .invalidArgument, message: "user_id is an id above 0") }
-        // The public API's limits, for a caller other than the gateway.
-        let name = request.hasDisplayName ? request.displayName.trimmingCharacters(in: .whitespacesAndNewlines) : nil
+        let bio = request.hasBio ? request.bio : nil
         let user = try await Self.mapped {
-            if let bio = request.hasBio ? request.bio : nil {
-                try TextRules.check(bio, "bio", maxCharacters: APILimits.bioMaxLength, maxBytes: 4 * APILimits.bioMaxLength)
-            }
-            if let name {
-                guard !name.isEmpty else { throw Problem.badRequest("display_name is 1 to \(APILimits.displayNameMaxLength) characters") }
-                try TextRules.checkDisplayName(name)
-            }
-            return try await accounts.updateProfile(userID: request.userID, displayName: name, bio: request.hasBio ? request.bio : nil)
+            // The public API's limits, for a caller other than the gateway.
+            let name = try LocalAccounts.checkProfile(displayName: request.hasDisplayName ? request.displayName : nil, bio: bio)
+            return try await accounts.updateProfile(userID: request.userID, displayName: name, bio: bio)
         }
         return AccountsWire.found(user)
     }
