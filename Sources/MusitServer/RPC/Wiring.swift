@@ -21,20 +21,7 @@ enum RPCWiring {
                    accounts: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>?, services: [any Service]) {
         var clientInterceptors: [any ClientInterceptor] = [ClientMetricsInterceptor(metrics: .client)]
         if Telemetry.isTracing { clientInterceptors.insert(ClientTracingInterceptor(), at: 0) }
-        let stats: any Musit_Stats_V1_Stats.ClientProtocol
         var services: [any Service] = []
-        if let address = topology.addresses[.stats] {
-            let transport = try ServiceTopology.transport(to: address)
-            let client = GRPCClient(transport: transport, interceptors: clientInterceptors)
-            services.append(GRPCClientService(client: client))
-            stats = Musit_Stats_V1_Stats.Client(wrapping: client)
-        } else {
-            let transport = InProcessTransport()
-            let (server, _) = serviceServer(transport: transport.server, services: [.stats: StatsService(plays: plays)])
-            let client = GRPCClient(transport: transport.client, interceptors: clientInterceptors)
-            services += [server, GRPCClientService(client: client)]
-            stats = Musit_Stats_V1_Stats.Client(wrapping: client)
-        }
         // A service named by the topology: a client over HTTP/2 to it, run as a service.
         func remote<C: Sendable>(_ name: ServiceName, _ wrap: (GRPCClient<HTTP2ClientTransport.Posix>) -> C) throws -> ServiceLink<C>? {
             guard let address = topology.addresses[name] else { return nil }
@@ -42,10 +29,20 @@ enum RPCWiring {
             services.append(GRPCClientService(client: client))
             return ServiceLink(service: name, client: wrap(client), timeout: topology.callTimeout, waitForReady: topology.loopback)
         }
+        let stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>
+        if let link = try remote(.stats, { Musit_Stats_V1_Stats.Client(wrapping: $0) as any Musit_Stats_V1_Stats.ClientProtocol }) {
+            stats = link
+        } else {
+            let transport = InProcessTransport()
+            let (server, _) = serviceServer(transport: transport.server, services: [.stats: StatsService(plays: plays)])
+            let client = GRPCClient(transport: transport.client, interceptors: clientInterceptors)
+            services += [server, GRPCClientService(client: client)]
+            stats = ServiceLink(service: .stats, client: Musit_Stats_V1_Stats.Client(wrapping: client), timeout: topology.callTimeout,
+                                waitForReady: topology.loopback)
+        }
         let social = try remote(.social) { Musit_Social_V1_Social.Client(wrapping: $0) as any Musit_Social_V1_Social.ClientProtocol }
         let accounts = try remote(.accounts) { Musit_Accounts_V1_Accounts.Client(wrapping: $0) as any Musit_Accounts_V1_Accounts.ClientProtocol }
-        return (ServiceLink(service: .stats, client: stats, timeout: topology.callTimeout, waitForReady: topology.loopback), social,
-                accounts, services)
+        return (stats, social, accounts, services)
     }
 
     /// A gRPC server for `services`, as the service that runs it (on `executor`), with the
