@@ -242,6 +242,11 @@ components:
       description: A media token from /stream, for players that cannot send headers
       schema: {type: string}
   responses:
+    Playlist:
+      description: The playlist
+      content:
+        application/vnd.apple.mpegurl:
+          schema: {type: string}
     Problem:
       description: An error
       content:
@@ -687,11 +692,7 @@ paths:
         - {$ref: '#/components/parameters/songId'}
         - {$ref: '#/components/parameters/mediaToken'}
       responses:
-        '200':
-          description: The playlist
-          content:
-            application/vnd.apple.mpegurl:
-              schema: {type: string}
+        '200': {$ref: '#/components/responses/Playlist'}
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}
         '415': {$ref: '#/components/responses/Problem'}
@@ -703,11 +704,7 @@ paths:
         - {$ref: '#/components/parameters/songId'}
         - {$ref: '#/components/parameters/mediaToken'}
       responses:
-        '200':
-          description: The playlist
-          content:
-            application/vnd.apple.mpegurl:
-              schema: {type: string}
+        '200': {$ref: '#/components/responses/Playlist'}
         '401': {$ref: '#/components/responses/Problem'}
         '404': {$ref: '#/components/responses/Problem'}
         '415': {$ref: '#/components/responses/Problem'}
