@@ -108,32 +108,7 @@ struct AccountsService: Musit_Accounts_V1_Accounts.SimpleServiceProtocol {
         }
     }
 
-    /// The public API's failures as gRPC statuses, keeping their messages; a throttle's wait
-    /// travels as `retry-after`.
-    static func mapped<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let problem as Problem {
-            throw RPCError(code: code(problem.status), message: problem.detail ?? problem.title)
-        } catch let error as HTTPError {
-            var metadata = Metadata()
-            if let wait = error.headers[.retryAfter] { metadata.addString(wait, forKey: "retry-after") }
-            throw RPCError(code: code(Int(error.status.code)), message: error.body ?? error.status.reasonPhrase, metadata: metadata)
-        }
-    }
-
-    static func code(_ status: Int) -> RPCError.Code {
-        switch status {
-        case 400, 422: .invalidArgument
-        case 401: .unauthenticated
-        case 403: .permissionDenied
-        case 404: .notFound
-        case 409: .alreadyExists
-        case 429: .resourceExhausted
-        case 503: .unavailable
-        default: .internalError
-        }
-    }
+    static func mapped<T>(_ body: () async throws -> T) async throws -> T { try await RPCProblems.mapped(body) }
 }
 
 /// The messages of `musit.accounts.v1` to and from the server's own types.
