@@ -114,7 +114,8 @@ struct Services: Sendable {
     var users: any UserDirectory { accounts.directory }
     let tokens: TokenService
     let social: any SocialRepository
-    let songs: any SongRepository
+    /// Songs: over the store and the media directory, or the Library service.
+    let library: any LibraryAPI
     let routes: RouteCounter
     let presence: any PresenceRepository
     /// Tells Stats of deleted users and songs (the outbox written with the deletion).
@@ -242,13 +243,16 @@ public enum MusitBackend {
         // The services first: they start before the gateway's clients and stop after them.
         links.services = loopbackServices + links.services
         let relay = OutboxRelay(outbox: store, stats: links.stats, logger: log)
+        // Songs: the Library service when it runs apart.
+        let localLibrary = links.library == nil ? LocalLibrary(config, songs: store, deleted: { relay.poke() }) : nil
+        let library: any LibraryAPI = links.library.map { RemoteLibrary(link: $0) } ?? localLibrary!
         // Friendships, chat and the event logs: the Social service when it runs apart.
         let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store
         // Sign-in, tokens and profiles: the Accounts service when it runs apart.
         let accounts: any AccountsAPI = links.accounts.map { RemoteAccounts(link: $0) }
             ?? Self.localAccounts(config, store: store, tokens: tokens)
         let services = Services(
-            accounts: accounts, tokens: tokens, social: social, songs: store, routes: RouteCounter(),
+            accounts: accounts, tokens: tokens, social: social, library: library, routes: RouteCounter(),
             presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
                 ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config, logger: log)
         if let postgres = store as? PostgresStore {
@@ -280,8 +284,16 @@ public enum MusitBackend {
         let pollEdge = PollEdge(events: events, tokens: services.tokens, users: services.users, problems: middleware.problems,
                                 metrics: middleware.metrics, routes: services.routes, cors: config.cors, logger: log,
                                 serverName: Self.serverName, media: MediaFastPath(cache: services.mediaCache))
-        let songs = try await SongsController(services: services, store: store, logger: log)
-        songs.addRoutes(open: open, signedIn: signedIn)
+        // The process that owns the library repairs the media directory before any request.
+        if let owner = localLibrary ?? (topology.loopback ? LocalLibrary(config, songs: store) : nil) {
+            await services.announceOwn(try await owner.prepare(logger: log))
+        } else {
+            // Library apart repairs its rows and files; the uploads this gateway's last run
+            // left half-written are this gateway's to remove.
+            let swept = try await SongRoutes.runBlocking { MediaFiles.sweepUploads(directory: config.media) }
+            if swept > 0 { log.warning("removed partial uploads after an unclean stop", metadata: ["partial_uploads_removed": "\(swept)"]) }
+        }
+        SongsController(services: services).addRoutes(open: open, signedIn: signedIn)
         StatsController(services: services, stats: links.stats).addRoutes(signedIn: signedIn)
         // Prometheus: every family, and the media volume read at the scrape.
         let media = config.media

@@ -231,15 +231,29 @@ enum MediaFiles {
     /// Removes partial uploads and files no row owns; returns what it did, with the rows
     /// whose audio is gone (`rowsWithoutFile`, for the store to delete) and the rows whose
     /// cover file is gone (for the store to forget the cover of).
+    /// Removes the partial uploads a process that died left in `uploads/`, not those a live
+    /// process sharing the directory is writing (`UploadClaim`); returns how many. Run by
+    /// Library at its start and by a gateway at its own (it wrote them).
+    static func sweepUploads(directory: String) -> Int {
+        let fm = FileManager.default
+        let uploads = directory + "/uploads"
+        let names = (try? fm.contentsOfDirectory(atPath: uploads)) ?? []
+        var removed = 0
+        for name in names where name.hasSuffix(".part") && !UploadClaim.isHeld(part: uploads + "/" + name) {
+            try? fm.removeItem(atPath: uploads + "/" + name)
+            removed += 1
+        }
+        for name in names where name.hasSuffix(".lock") && !UploadClaim.isHeld(part: uploads + "/" + name.dropLast(5) + ".part") {
+            try? fm.removeItem(atPath: uploads + "/" + name)
+        }
+        return removed
+    }
+
     static func reconcile(directory: String, rows: [(id: Int64, hasCover: Bool)]) -> (MediaRepair, coversMissing: [Int64]) {
         var repair = MediaRepair()
         var coversMissing: [Int64] = []
         let fm = FileManager.default
-        let uploads = directory + "/uploads"
-        for name in (try? fm.contentsOfDirectory(atPath: uploads)) ?? [] where name.hasSuffix(".part") {
-            try? fm.removeItem(atPath: uploads + "/" + name)
-            repair.partialUploads += 1
-        }
+        repair.partialUploads = sweepUploads(directory: directory)
         var withCover = Set<Int64>()
         var songs = Set<Int64>()
         for (id, hasCover) in rows {

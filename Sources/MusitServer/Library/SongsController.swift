@@ -8,57 +8,24 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The song library: upload, list, search, delete, cover, and streaming (Range GET and HLS).
+/// The song routes: upload, list, search and delete through Library (`LibraryAPI`, in this
+/// process or over gRPC), and the media bytes the gateway serves from the media directory
+/// (cover, Range GET, HLS).
 struct SongsController: Sendable {
     let services: Services
-    let songs: any SongRepository
     let media: String
     let fileIO = FileIO()
 
-    /// Repairs the media directory against the library before any request is served.
-    init(services: Services, store: any SongRepository, logger: Logger) async throws {
+    init(services: Services) {
         self.services = services
-        songs = store
         media = services.config.media
-        let repair = try await store.repairMedia(directory: media, event: .draft(.libraryChanged))
-        if !repair.isEmpty {
-            logger.warning("repaired the media directory after an unclean stop", metadata: [
-                "partial_uploads_removed": "\(repair.partialUploads)",
-                "songs_without_audio_removed": "\(repair.rowsWithoutFile)",
-                "covers_forgotten": "\(repair.coversForgotten)",
-                "files_without_song_removed": "\(repair.filesWithoutRow)",
-            ])
-        }
-        await services.announceOwn(repair.events)
-        try await Self.rescan(store: store, media: media, logger: logger)
-    }
-
-    /// Songs stored before durations came from the frame walk get their true duration and
-    /// HLS index from their files, once. A file the walk now refuses keeps its row (it was
-    /// accepted once; deleting a user's song is not this code's call) and is logged.
-    static func rescan(store: any SongRepository, media: String, logger: Logger) async throws {
-        let ids = try await store.songsToRescan()
-        guard !ids.isEmpty else { return }
-        var refused = 0
-        for id in ids {
-            let path = SongRoutes.audioPath(media, id)
-            let scan: MP3Scanner.Summary? = try await SongRoutes.runBlocking {
-                let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { return nil }
-                defer { close(fd) }
-                return try? MP3Scanner.scan(fd: fd)
-            }
-            if scan == nil { refused += 1 }
-            try await store.storeScan(id: id, duration: scan?.duration, hls: scan?.index)
-        }
-        logger.notice("songs rescanned for their true durations", metadata: ["songs": "\(ids.count)", "unplayable": "\(refused)"])
     }
 
     func addRoutes(open: RouterGroup<MusitContext>, signedIn: RouterGroup<MusitContext>) {
         let s = services
         let media = media
         let fileIO = fileIO
-        let songs = songs
+        let library = services.library
 
         signedIn.post("songs") { request, context in
             let me = try context.requireUser()
@@ -74,8 +41,13 @@ struct SongsController: Sendable {
             if let length = request.headers[.contentLength].flatMap(Int.init), length > s.config.uploadLimit + allowance {
                 throw Problem(status: 413, title: "Content Too Large", detail: "Uploads are at most \(s.config.uploadLimit) bytes")
             }
-            let temp = media + "/uploads/\(UUID().uuidString).part"
+            let upload = "\(UUID().uuidString).part"
+            let temp = media + "/uploads/" + upload
             let meter = UploadMeter(limit: s.config.uploadLimit)
+            // Held until Library has taken the file or refused it: a Library starting
+            // meanwhile removes the partial uploads an unclean stop left, not this one.
+            let claim = try await UploadClaim(path: temp)
+            defer { claim.release() }
             do {
                 // Streamed to disk, hashed and counted on the way; never held in memory whole.
                 if let boundary {
@@ -84,8 +56,7 @@ struct SongsController: Sendable {
                 } else {
                     try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
                 }
-                let (stored, events) = try await SongRoutes.accept(temp: temp, meter: meter, owner: me, services: s,
-                                                                   songs: songs, media: media)
+                let (stored, events) = try await library.addSong(upload: upload, owner: me, measured: meter)
                 await s.announceOwn(events)
                 MetricsSetup.uploads.increment()
                 MetricsSetup.uploadBytes.increment(by: Int64(meter.count))
@@ -105,7 +76,7 @@ struct SongsController: Sendable {
             let limit = try params.integer("limit", in: 1...200, default: 50)
             let cursor = try params.integer("cursor", in: 0...Int64.max, default: 0)
             let query = try params.text("query", maxCharacters: 100, maxBytes: 400)
-            let rows = try await songs.songs(after: cursor, limit: limit, query: query)
+            let rows = try await library.songs(after: cursor, limit: limit, query: query)
             var owners: [Int64: String] = [:]
             for id in Set(rows.map(\.ownerID)) { owners[id] = try await s.users.user(id: id)?.username ?? "?" }
             return SongsPage(songs: rows.map { SongRoutes.song($0, owner: owners[$0.ownerID] ?? "?") },
@@ -120,22 +91,10 @@ struct SongsController: Sendable {
         signedIn.delete("songs/:id") { _, context in
             let me = try context.requireUser()
             guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("No such song") }
-            switch try await songs.deleteSong(id: id, by: me, event: .draft(.libraryChanged, user: me.username)) {
-            case .notFound:
-                throw Problem.notFound("No such song")
-            case .forbidden:
-                throw Problem(status: 403, title: "Forbidden", detail: "Only the owner or an admin deletes a song")
-            case .deleted(let events):
-                s.outbox.poke()
-                s.mediaCache.forget(song: id)
-                // After the commit: a crash in between leaves files without a row, which the
-                // next start removes; never a row without its file. Ids are not reused, so
-                // no later song can own these names. Open streams read the unlinked file on.
-                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
-                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
-                await s.announceOwn(events)
-                return Response(status: .noContent)
-            }
+            let events = try await library.deleteSong(id: id, by: me)
+            s.mediaCache.forget(song: id)
+            await s.announceOwn(events)
+            return Response(status: .noContent)
         }
 
         signedIn.get("songs/:id/cover") { _, context in
@@ -244,114 +203,6 @@ enum SongRoutes {
     }
     static func coverPath(_ media: String, _ id: Int64) -> String { "\(media)/\(id).cover" }
 
-    /// Validates an upload (MP3: its frame walk and libmpg123; FLAC, Vorbis, Opus: decoded
-    /// whole), reads its tags, and stores it: the row, its event and its files in place
-    /// commit together or not at all.
-    static func accept(temp: String, meter: UploadMeter, owner: User, services s: Services, songs: any SongRepository,
-                       media: String) async throws -> (StoredSong, [CommittedEvent]) {
-        let hash = meter.digest
-        // Early answers for the common cases; the transaction below decides.
-        if let existing = try await songs.song(sha256: hash) {
-            throw Problem.duplicate(existing.id)
-        }
-        if try await songs.bytesStored(by: owner.id) + Int64(meter.count) > s.config.quota {
-            throw Problem.quota(s.config.quota)
-        }
-        // The walk was done as the bytes arrived; the tags come from the head it kept, read
-        // by libmpg123, which must also decode samples from it. One rule with the player's
-        // (`MP3Scanner`): what would not play is refused, with the player's reason.
-        // One hop to the thread pool: the format from the first bytes, then MP3's tags
-        // (its frames were walked as the bytes came) or the other formats decoded whole
-        // (the only proof that every sample plays).
-        enum Checked: Sendable {
-            case mp3(MP3Scanner.Summary, TrackMetadata)
-            /// With a FLAC's STREAMINFO, for HLS.
-            case other(VerifiedAudio, streamInfo: [UInt8]?)
-            case refused(String)
-        }
-        let (kind, checked) = try await runBlocking { () -> (AudioFiles.Kind, Checked) in
-            let kind = AudioFiles.kind(path: temp)
-            do {
-                guard kind == .mp3 else {
-                    let verified = try AudioFiles.verify(path: temp, kind: kind)
-                    return (kind, .other(verified, streamInfo: kind == .flac ? FLACSegments.streamInfo(path: temp) : nil))
-                }
-                let scan = try meter.scan()
-                return (kind, .mp3(scan, try scan.readMetadata()))
-            } catch let reason as AudioError.Reason {
-                // Neither MP3 nor a format told by its bytes: say what it looks like.
-                if case .otherFormat = reason { return (kind, .refused("Not a playable file: \(AudioError("upload", reason).message)")) }
-                return (kind, .refused("Not a playable MP3: \(AudioError("upload", reason).message)"))
-            } catch let error as AudioError {
-                return (kind, .refused("Not a playable \(kind.name) file: \(error.message)"))
-            } catch {
-                return (kind, .refused("Not a playable \(kind.name) file: \(error)"))
-            }
-        }
-        let meta: TrackMetadata
-        let index: HLSSegmenter.Index
-        let duration: Double
-        let channels: Int
-        var bitDepth: Int?
-        switch checked {
-        case .mp3(let scan, let tags):
-            meta = tags
-            index = scan.index
-            duration = scan.duration
-            channels = scan.channels
-        case .other(let verified, let streamInfo):
-            meta = verified.metadata
-            duration = verified.duration
-            channels = verified.channels
-            bitDepth = verified.bitDepth
-            if let frames = verified.frameLog, let info = streamInfo {
-                // HLS in fragmented MP4: the file's own frames, bit for bit.
-                var flac = FLACSegments.index(frames: frames, sampleRate: verified.sampleRate, fileSize: meter.count)
-                flac.flacStreamInfo = info
-                flac.bitsPerSample = verified.bitDepth
-                flac.channels = verified.channels
-                index = flac
-            } else {
-                index = HLSSegmenter.Index(sampleRate: verified.sampleRate, segments: [], audioOffset: 0, audioLength: meter.count)
-            }
-        case .refused(let why):
-            throw Problem(status: 422, title: "Unprocessable Content", detail: why)
-        }
-        // On disk before the row can commit, so a crash after the commit finds the bytes.
-        try await runBlocking { try syncFile(temp) }
-        // A cover is kept only when its bytes are an image we know, whatever the tag claims.
-        let cover = meta.cover.map { Data($0.data) }.flatMap { ImageType.sniff($0) == nil ? nil : $0 }
-        let stored = StoredSong(id: 0, ownerID: owner.id, sha256: hash, title: meta.title ?? "Untitled", artist: meta.artist,
-                                album: meta.album, trackNumber: meta.trackNumber, year: meta.year,
-                                duration: duration, bytes: Int64(meter.count),
-                                coverMime: cover.flatMap(ImageType.sniff), hls: index, createdAt: Date(),
-                                format: kind, channels: channels, bitDepth: bitDepth)
-        let placed = PlacedFiles()
-        do {
-            return try await songs.insertSong(stored, quota: s.config.quota, event: .draft(.libraryChanged, user: owner.username)) { id in
-                placed.id.withLock { $0 = id }
-                if let cover { try cover.write(to: URL(fileURLWithPath: coverPath(media, id)), options: .atomic) }
-                // rename(2) is atomic: the audio is either at its final name or still the .part.
-                try FileManager.default.moveItem(atPath: temp, toPath: audioPath(media, id))
-            }
-        } catch let error as SongStorageError {
-            switch error {
-            case .duplicate(let id): throw Problem.duplicate(id)
-            case .quota: throw Problem.quota(s.config.quota)
-            }
-        } catch {
-            // The transaction failed after the files were placed (a failed commit): take
-            // them back, unless the id has since become another upload's.
-            if let id = placed.id.withLock({ $0 }) {
-                try? await songs.discardFiles(of: id) {
-                    try? FileManager.default.removeItem(atPath: audioPath(media, id))
-                    try? FileManager.default.removeItem(atPath: coverPath(media, id))
-                }
-            }
-            throw error
-        }
-    }
-
     /// A FLAC song's HLS segment: `init.mp4` (the track, with STREAMINFO) or `N.m4s` (its
     /// frames in a fragment), as audio/mp4.
     static func flacSegment(_ name: String, _ song: StoredSong, path: String) async throws -> Response {
@@ -392,7 +243,7 @@ enum SongRoutes {
     static func find(_ context: MusitContext, _ s: Services) async throws -> StoredSong {
         guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("No such song") }
         if let cached = s.mediaCache.song(id) { return cached }
-        guard let song = try await s.songs.song(id: id) else { throw Problem.notFound("No such song") }
+        guard let song = try await s.library.song(id: id) else { throw Problem.notFound("No such song") }
         s.mediaCache.store(song)
         return song
     }

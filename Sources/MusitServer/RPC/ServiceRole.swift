@@ -43,7 +43,15 @@ enum ServiceRole {
             let secret = try SigningKey.load(secret: config.jwtSecret, dataDirectory: config.dataDirectory)
             let tokens = await TokenService(secret: secret, accessLifetime: config.accessLifetime, refreshLifetime: config.refreshLifetime)
             service = AccountsService(accounts: MusitBackend.localAccounts(config, store: store, tokens: tokens))
-        case .library: throw TopologyError("--role library runs in the gateway for now")
+        case .library:
+            // Library shares the media directory with the gateways: they write uploads into
+            // it and serve its files; Library places and removes them with their rows.
+            try FileManager.default.createDirectory(atPath: config.media + "/uploads", withIntermediateDirectories: true)
+            let library = LocalLibrary(config, songs: store)
+            // The repair's library.changed events are in the logs: a poll reads them when it
+            // next reads storage (a Library alone has no bus to wake the gateways' polls).
+            _ = try await library.prepare(logger: logger)
+            service = LibraryService(library: library)
         }
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = maxRequestBytes

@@ -17,9 +17,8 @@ public enum ServerRole: String, Sendable, CaseIterable {
 public enum ServiceName: String, Sendable, CaseIterable, Hashable {
     case accounts, library, social, stats
 
-    /// The services that run in a process of their own today. Library still shares the
-    /// gateway's process (its routes call its storage directly); its contract comes next.
-    public static let separable: Set<ServiceName> = [.accounts, .social, .stats]
+    /// The services that run in a process of their own: every one.
+    public static let separable: Set<ServiceName> = [.accounts, .library, .social, .stats]
 
     /// The gRPC service it serves, as health checks name it.
     var grpcName: String {
@@ -64,8 +63,9 @@ public struct ServiceTopology: Sendable, Equatable {
                                     + "--accounts, --social and --stats")
             }
             if addresses.isEmpty {
-                throw TopologyError("--role gateway needs the services it reaches over gRPC: --accounts host:port, --social host:port, "
-                                    + "--stats host:port (or MUSIT_ACCOUNTS_ADDR, MUSIT_SOCIAL_ADDR, MUSIT_STATS_ADDR)")
+                throw TopologyError("--role gateway needs the services it reaches over gRPC: --accounts host:port, --library host:port, "
+                                    + "--social host:port, --stats host:port (or MUSIT_ACCOUNTS_ADDR, MUSIT_LIBRARY_ADDR, "
+                                    + "MUSIT_SOCIAL_ADDR, MUSIT_STATS_ADDR)")
             }
         case .accounts, .library, .social, .stats:
             guard let name = ServiceName(rawValue: role.rawValue), ServiceName.separable.contains(name) else {
@@ -114,8 +114,11 @@ struct ServiceLink<Client: Sendable>: Sendable {
     /// the budget lasts. (The retry policy of grpc-swift-2 2.4.3's service config is not
     /// used: when the transport fails a stream at once, its executor still waits for its
     /// deadline timer before it returns, so a service that is down took the whole budget.)
-    func call<T: Sendable>(idempotent: Bool = false, _ body: (Client, CallOptions) async throws -> T) async throws -> T {
-        let deadline = ContinuousClock.now + timeout
+    /// `budget` replaces the link's for a call whose work is long by nature (an upload's
+    /// validation decodes the whole file).
+    func call<T: Sendable>(idempotent: Bool = false, budget: Duration? = nil, _ body: (Client, CallOptions) async throws -> T)
+        async throws -> T {
+        let deadline = ContinuousClock.now + (budget ?? timeout)
         var attempt = 0
         while true {
             var options = CallOptions.defaults
@@ -143,7 +146,9 @@ struct ServiceLink<Client: Sendable>: Sendable {
     func problem(for error: RPCError) -> any Error {
         let name = service.title
         // Anything else is the service failing, not the client: 502.
-        guard let status = error.code.httpStatus else { return HTTPError(.badGateway, message: "\(name) failed (\(error.code))") }
+        guard let coded = error.code.httpStatus else { return HTTPError(.badGateway, message: "\(name) failed (\(error.code))") }
+        // The public API's own status, when the callee answered with one (413, 422, ...).
+        let status = RPCProblems.status(of: error) ?? coded
         // A callee that knows how long to wait says so (`retry-after`, seconds); else 1 s.
         let wait = error.metadata[stringValues: "retry-after"].first(where: { _ in true }).flatMap { Int($0) }
         let retry: HTTPFields = [.serviceUnavailable, .tooManyRequests].contains(status) ? [.retryAfter: String(wait ?? 1)] : [:]

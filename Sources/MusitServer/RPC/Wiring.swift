@@ -18,7 +18,8 @@ enum RPCWiring {
     static func gatewayLinks(_ topology: ServiceTopology, plays: any PlayRepository)
         throws -> (stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>,
                    social: ServiceLink<any Musit_Social_V1_Social.ClientProtocol>?,
-                   accounts: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>?, services: [any Service]) {
+                   accounts: ServiceLink<any Musit_Accounts_V1_Accounts.ClientProtocol>?,
+                   library: ServiceLink<any Musit_Library_V1_Library.ClientProtocol>?, services: [any Service]) {
         var clientInterceptors: [any ClientInterceptor] = [ClientMetricsInterceptor(metrics: .client)]
         if Telemetry.isTracing { clientInterceptors.insert(ClientTracingInterceptor(), at: 0) }
         var services: [any Service] = []
@@ -42,7 +43,8 @@ enum RPCWiring {
         }
         let social = try remote(.social) { Musit_Social_V1_Social.Client(wrapping: $0) as any Musit_Social_V1_Social.ClientProtocol }
         let accounts = try remote(.accounts) { Musit_Accounts_V1_Accounts.Client(wrapping: $0) as any Musit_Accounts_V1_Accounts.ClientProtocol }
-        return (stats, social, accounts, services)
+        let library = try remote(.library) { Musit_Library_V1_Library.Client(wrapping: $0) as any Musit_Library_V1_Library.ClientProtocol }
+        return (stats, social, accounts, library, services)
     }
 
     /// A gRPC server for `services`, as the service that runs it (on `executor`), with the
@@ -59,7 +61,7 @@ enum RPCWiring {
         return (GRPCServerService(server: server, executor: executor, onShutdown: { health.setAll(.notServing) }), health)
     }
 
-    /// `ServiceTopology.loopback`: Accounts, Social and Stats over the store, each served over HTTP/2
+    /// `ServiceTopology.loopback`: Accounts, Library, Social and Stats over the store, each served over HTTP/2
     /// on a free loopback port, as `--role social` and `--role stats` serve them. Returns
     /// their addresses, for the gateway, and the services that run them (with Social's
     /// pruner, whose process owns its storage).
@@ -69,6 +71,7 @@ enum RPCWiring {
         var services: [any Service] = []
         let built: [(ServiceName, any RegistrableRPCService)] = [
             (.accounts, AccountsService(accounts: MusitBackend.localAccounts(config, store: store, tokens: tokens))),
+            (.library, LibraryService(library: LocalLibrary(config, songs: store))),
             (.social, SocialService(social: store)),
             (.stats, StatsService(plays: store)),
         ]

@@ -18,7 +18,7 @@ struct StatsController: Sendable {
             let me = try context.requireUser()
             let body = try await request.decode(as: PlayReport.self, context: context)
             guard body.position.isFinite, body.position >= 0 else { throw Problem.badRequest("position is seconds, 0 or more") }
-            guard let song = try await s.songs.song(id: body.songId) else { throw Problem.notFound("No such song") }
+            guard let song = try await s.library.song(id: body.songId) else { throw Problem.notFound("No such song") }
             var call = Musit_Stats_V1_RecordPlayRequest()
             call.userID = me.id
             call.songID = song.id
@@ -54,7 +54,7 @@ struct StatsController: Sendable {
             guard me.role == .admin else { throw Problem(status: 403, title: "Forbidden", detail: "Statistics are for admins") }
             let overview = try await stats.call(idempotent: true) { try await $0.overview(.with { $0.days = 30 }, options: $1) }
             let users = try await s.users.userCount()
-            let library = try await s.songs.libraryTotals()
+            let library = try await s.library.totals()
             let routes = s.routes.snapshot.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
                 .map { AdminStats.RouteCount(route: $0.key, requests: $0.value) }
             return AdminStats(users: users, songs: library.songs, storageBytes: library.bytes,

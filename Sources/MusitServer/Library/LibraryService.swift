@@ -1,0 +1,177 @@
+import Foundation
+import GRPCCore
+import Hummingbird
+import MusitAPI
+import MusitCodecs
+import MusitRPC
+
+/// The Library service, `musit.library.v1.Library`, over `LocalLibrary`: served alone by
+/// `--role library`; the gateway reaches it through `RemoteLibrary`. The public API's
+/// failures travel with their status (`RPCProblems`).
+struct LibraryService: Musit_Library_V1_Library.SimpleServiceProtocol {
+    let library: LocalLibrary
+
+    func addSong(request: Musit_Library_V1_AddSongRequest, context: ServerContext) async throws -> Musit_Library_V1_AddSongResponse {
+        guard LocalLibrary.isUploadName(request.upload) else {
+            throw RPCError(code: .invalidArgument, message: "upload is the name of a file in uploads/: a UUID and .part")
+        }
+        guard request.ownerID > 0, TextRules.isValidUsername(request.ownerName) else {
+            throw RPCError(code: .invalidArgument, message: "owner_id is an id above 0 and owner_name a username")
+        }
+        let owner = User(id: request.ownerID, username: request.ownerName, displayName: request.ownerName, passwordHash: "",
+                         role: .user, bio: "")
+        let (song, events) = try await RPCProblems.mapped {
+            try await library.addSong(upload: request.upload, owner: owner, measured: nil)
+        }
+        return try .with {
+            $0.song = try LibraryWire.song(song)
+            $0.events = try LibraryWire.events(events)
+        }
+    }
+
+    func getSong(request: Musit_Library_V1_GetSongRequest, context: ServerContext) async throws -> Musit_Library_V1_SongResponse {
+        guard let song = try await RPCProblems.mapped({ try await library.song(id: request.id) }) else { return .init() }
+        return try .with {
+            $0.found = true
+            $0.song = try LibraryWire.song(song)
+        }
+    }
+
+    func listSongs(request: Musit_Library_V1_ListSongsRequest, context: ServerContext) async throws -> Musit_Library_V1_SongsResponse {
+        guard (1...200).contains(request.limit), request.after >= 0 else {
+            throw RPCError(code: .invalidArgument, message: "limit is 1 to 200 and after 0 or more")
+        }
+        guard request.query.count <= 100, request.query.utf8.count <= 400 else {
+            throw RPCError(code: .invalidArgument, message: "query is at most 100 characters and 400 bytes")
+        }
+        let songs = try await RPCProblems.mapped {
+            try await library.songs(after: request.after, limit: Int(request.limit), query: request.query.isEmpty ? nil : request.query)
+        }
+        return try .with { $0.songs = try songs.map(LibraryWire.song) }
+    }
+
+    func deleteSong(request: Musit_Library_V1_DeleteSongRequest, context: ServerContext) async throws
+        -> Musit_Library_V1_DeleteSongResponse {
+        guard request.id > 0, request.userID > 0, TextRules.isValidUsername(request.username) else {
+            throw RPCError(code: .invalidArgument, message: "id and user_id are ids above 0, username a username")
+        }
+        let user = User(id: request.userID, username: request.username, displayName: request.username, passwordHash: "",
+                        role: request.admin ? .admin : .user, bio: "")
+        let events = try await RPCProblems.mapped { try await library.deleteSong(id: request.id, by: user) }
+        return try .with { $0.events = try LibraryWire.events(events) }
+    }
+
+    func getTotals(request: Musit_Library_V1_GetTotalsRequest, context: ServerContext) async throws -> Musit_Library_V1_TotalsResponse {
+        let totals = try await RPCProblems.mapped { try await library.totals() }
+        return .with {
+            $0.songs = Int64(totals.songs)
+            $0.bytes = totals.bytes
+        }
+    }
+}
+
+/// The messages of `musit.library.v1` to and from the server's own types.
+enum LibraryWire {
+    static func song(_ s: StoredSong) throws -> Musit_Library_V1_Song {
+        let index = try JSONEncoder().encode(s.hls)
+        return .with {
+            $0.id = s.id
+            $0.ownerID = s.ownerID
+            $0.sha256 = s.sha256
+            $0.title = s.title
+            if let artist = s.artist { $0.artist = artist }
+            if let album = s.album { $0.album = album }
+            if let track = s.trackNumber { $0.trackNumber = Int32(clamping: track) }
+            if let year = s.year { $0.year = Int32(clamping: year) }
+            $0.duration = s.duration
+            $0.bytes = s.bytes
+            if let mime = s.coverMime { $0.coverMime = mime }
+            $0.hlsIndexJson = index
+            $0.createdAtMs = Int64((s.createdAt.timeIntervalSince1970 * 1000).rounded())
+            $0.format = s.format.rawValue
+            if let channels = s.channels { $0.channels = Int32(clamping: channels) }
+            if let depth = s.bitDepth { $0.bitDepth = Int32(clamping: depth) }
+        }
+    }
+
+    static func song(_ m: Musit_Library_V1_Song) throws -> StoredSong {
+        StoredSong(id: m.id, ownerID: m.ownerID, sha256: m.sha256, title: m.title, artist: m.hasArtist ? m.artist : nil,
+                   album: m.hasAlbum ? m.album : nil, trackNumber: m.hasTrackNumber ? Int(m.trackNumber) : nil,
+                   year: m.hasYear ? Int(m.year) : nil, duration: m.duration, bytes: m.bytes,
+                   coverMime: m.hasCoverMime ? m.coverMime : nil,
+                   hls: try JSONDecoder().decode(HLSSegmenter.Index.self, from: m.hlsIndexJson),
+                   createdAt: Date(timeIntervalSince1970: Double(m.createdAtMs) / 1000),
+                   format: AudioFiles.Kind(rawValue: m.format) ?? .mp3,
+                   channels: m.hasChannels ? Int(m.channels) : nil, bitDepth: m.hasBitDepth ? Int(m.bitDepth) : nil)
+    }
+
+    static func events(_ events: [CommittedEvent]) throws -> [Musit_Library_V1_CommittedEvent] {
+        let encoder = JSONEncoder()
+        return try events.map { c in
+            try .with {
+                $0.userID = c.userID
+                $0.eventJson = try encoder.encode(c.event)
+            }
+        }
+    }
+
+    /// Events as committed; one that does not decode is dropped (its poll reads storage at
+    /// its timeout), not a failure of what was done.
+    static func events(_ events: [Musit_Library_V1_CommittedEvent]) -> [CommittedEvent] {
+        let decoder = JSONDecoder()
+        return events.compactMap { e in
+            (try? decoder.decode(ServerEvent.self, from: e.eventJson)).map { CommittedEvent(userID: e.userID, event: $0) }
+        }
+    }
+}
+
+/// Library reached over gRPC: the `LibraryAPI` the gateway uses when `--library` names the
+/// service. A failed call is the HTTP answer `ServiceLink` makes of it. Reads are retried
+/// while the budget lasts; an upload and a deletion are not (UNAVAILABLE may come after
+/// the commit: a retried upload then answers 409 with the song, a deletion 404).
+struct RemoteLibrary: LibraryAPI {
+    let link: ServiceLink<any Musit_Library_V1_Library.ClientProtocol>
+    /// An upload's validation decodes the whole file: up to a few seconds for the largest.
+    static let addBudget: Duration = .seconds(120)
+
+    func addSong(upload: String, owner: User, measured: UploadMeter?) async throws -> (StoredSong, [CommittedEvent]) {
+        let request = Musit_Library_V1_AddSongRequest.with {
+            $0.upload = upload
+            $0.ownerID = owner.id
+            $0.ownerName = owner.username
+        }
+        let answer = try await link.call(budget: Self.addBudget) { try await $0.addSong(request, options: $1) }
+        return (try LibraryWire.song(answer.song), LibraryWire.events(answer.events))
+    }
+
+    func song(id: Int64) async throws -> StoredSong? {
+        guard id > 0 else { return nil }
+        let request = Musit_Library_V1_GetSongRequest.with { $0.id = id }
+        let answer = try await link.call(idempotent: true) { try await $0.getSong(request, options: $1) }
+        return answer.found ? try LibraryWire.song(answer.song) : nil
+    }
+
+    func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong] {
+        let request = Musit_Library_V1_ListSongsRequest.with {
+            $0.after = after
+            $0.limit = Int32(clamping: limit)
+            $0.query = query ?? ""
+        }
+        return try await link.call(idempotent: true) { try await $0.listSongs(request, options: $1) }.songs.map(LibraryWire.song)
+    }
+
+    func deleteSong(id: Int64, by user: User) async throws -> [CommittedEvent] {
+        let request = Musit_Library_V1_DeleteSongRequest.with {
+            $0.id = id
+            $0.userID = user.id
+            $0.admin = user.role == .admin
+            $0.username = user.username
+        }
+        return LibraryWire.events(try await link.call { try await $0.deleteSong(request, options: $1) }.events)
+    }
+
+    func totals() async throws -> (songs: Int, bytes: Int64) {
+        let answer = try await link.call(idempotent: true) { try await $0.getTotals(.init(), options: $1) }
+        return (Int(answer.songs), answer.bytes)
+    }
+}
