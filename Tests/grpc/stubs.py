@@ -45,3 +45,8 @@ def social():
 def accounts():
     """The Accounts contract's messages and stub (after `generate`)."""
     return (importlib.import_module("musit.accounts.v1.accounts_pb2"), importlib.import_module("musit.accounts.v1.accounts_pb2_grpc"))
+
+
+def library():
+    """The Library contract's messages and stub (after `generate`)."""
+    return (importlib.import_module("musit.library.v1.library_pb2"), importlib.import_module("musit.library.v1.library_pb2_grpc"))

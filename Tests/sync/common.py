@@ -13,7 +13,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("MUSIT_BIN", os.path.join(ROOT, ".build", "debug", "musit-tui"))
 # MUSIT_SPLIT=1: every server a test starts is the split deployment, a gateway
-# (`--role gateway --accounts … --social … --stats …`) with its Accounts, Social and Stats
+# (`--role gateway --accounts … --library … --social … --stats …`) with its Accounts, Library, Social and Stats
 # services in processes of their own on the same data; kill9 kills the gateway, the services live on (the split
 # tests kill them too).
 SPLIT = os.environ.get("MUSIT_SPLIT") == "1"
@@ -45,7 +45,7 @@ class Server:
     def start(self, timeout=30):
         if SPLIT and not self.args:
             self.args = ["--role", "gateway"]
-            for service in ("accounts", "social", "stats"):
+            for service in ("accounts", "library", "social", "stats"):
                 grpc = free_port()
                 self.companions.append(Server(data=self.data, extra_env=self.extra_env, log_name="%s.log" % service,
                                               args=["--role", service, "--grpc-port", str(grpc)]).start(timeout))
