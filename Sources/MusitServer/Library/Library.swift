@@ -108,7 +108,13 @@ struct LocalLibrary: LibraryAPI {
         } else {
             meter = try await Self.measure(path: temp, limit: uploadLimit)
         }
-        return try await accept(temp: temp, meter: meter, owner: owner)
+        // Not cancelled with its caller: a gateway that goes away (or a deadline that passes)
+        // mid-store must not stop it between placing the files and the commit, or between
+        // a failed commit and taking the files back (a cancelled task's database calls
+        // throw at once), which left a file without a row. It finishes, either way, and
+        // its answer is dropped; the upload retried then answers 409 naming the song.
+        let library = self
+        return try await Task { try await library.accept(temp: temp, meter: meter, owner: owner) }.value
     }
 
     /// Hashes, counts and walks a file already on disk, as `UploadMeter` does a body.
