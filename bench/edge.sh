@@ -46,15 +46,15 @@ for i in "${!bins[@]}"; do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     bin_i=${bins[$i]} role=()
     if [[ $bin_i == *@split ]]; then
-        # The split deployment: Accounts, Social and Stats alone, then the gateway reaching them.
+        # The split deployment: Accounts, Library, Social and Stats alone, then the gateway reaching them.
         bin_i=${bin_i%@split}
         role=(--role gateway)
-        for service in accounts social stats; do
+        for service in accounts library social stats; do
             grpc=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
             "$bin_i" --serve --role "$service" --grpc-port "$grpc" --port 0 --data "$data" > /dev/null 2>&1 &
             pids+=($!)
             sleep 0.5
-            # A build before Accounts ran apart refuses `--role accounts`: its gateway keeps it.
+            # An older build refuses the role of a service it keeps in its gateway (Accounts, Library).
             kill -0 "${pids[-1]}" 2>/dev/null && role+=(--"$service" "127.0.0.1:$grpc")
         done
     fi

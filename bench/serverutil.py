@@ -43,8 +43,8 @@ COMPANIONS = []
 def start_server(binary, **env):
     """`binary --serve` on a free loopback port with a fresh data directory, once it answers
     /healthz; returns the process and its port. `env` adds to the environment.
-    `binary@split` starts the split deployment: Accounts, Social and Stats alone (`--role
-    accounts`, …) and the gateway (`--role gateway --accounts … --social … --stats …`) on the same
+    `binary@split` starts the split deployment: Accounts, Library, Social and Stats alone (`--role
+    accounts`, …) and the gateway (`--role gateway --accounts … --library … --social … --stats …`) on the same
     data; the gateway is returned, the services are stopped when the bench exits."""
     split = binary.endswith("@split")
     binary = binary[:-len("@split")] if split else binary
@@ -53,7 +53,7 @@ def start_server(binary, **env):
     role = []
     if split:
         role = ["--role", "gateway"]
-        for service in ("accounts", "social", "stats"):
+        for service in ("accounts", "library", "social", "stats"):
             grpc, http = free_port(), free_port()
             proc = subprocess.Popen([binary, "--serve", "--role", service, "--grpc-port", str(grpc), "--port", str(http),
                                      "--data", data], env={**os.environ, **env},
@@ -67,7 +67,7 @@ def start_server(binary, **env):
                     if proc.poll() is not None:
                         break
                     time.sleep(0.1)
-            # A build before Accounts ran apart refuses `--role accounts`: its gateway keeps it.
+            # An older build refuses the role of a service it keeps in its gateway (Accounts, Library).
             if proc.poll() is None:
                 role += ["--" + service, "127.0.0.1:%d" % grpc]
     server = subprocess.Popen([binary, "--serve", "--port", str(port), "--data", data] + role,

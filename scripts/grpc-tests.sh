@@ -2,8 +2,8 @@
 # The services over gRPC, against the built binary: the committed generated code matches
 # proto/ (when protoc is here), a stock Python grpcio client calls Stats and the standard
 # health service, garbage and oversized messages are refused, and the split deployment
-# (a gateway with Accounts, Social and Stats in processes of their own) passes its own tests
-# (Accounts, Stats and Social killed, Social and Stats slowed; two gateways woken through Social's subscription), the
+# (a gateway with Accounts, Library, Social and Stats in processes of their own) passes its own
+# tests (Accounts, Library, Stats and Social killed, Social and Stats slowed; two gateways woken through Social's subscription), the
 # exactly-once hammer (also across two gateways) and the kill -9 crash test; a play
 # and a chat message traced across the processes into an OTLP receiver.
 set -euo pipefail
@@ -19,6 +19,7 @@ fi
 python3 Tests/grpc/contracts.py
 python3 Tests/grpc/social_contracts.py
 python3 Tests/grpc/accounts.py
+python3 Tests/grpc/library.py
 python3 Tests/grpc/split.py
 python3 Tests/grpc/social.py
 python3 Tests/grpc/subscription.py

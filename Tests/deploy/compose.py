@@ -71,11 +71,11 @@ check(published == ["gateway", "grafana", "jaeger", "musit"],
       "nothing published but Musit's public port, Grafana and Jaeger's UI (%s)" % published)
 musit_services = [n for n, s in spec["services"].items() if "services" in s.get("profiles", [])
                   and str(s.get("image", "")).startswith("${MUSIT_IMAGE")]
-check(set(musit_services) == {"keys", "gateway", "accounts", "social", "stats"}, "profile services runs Musit as %s" % musit_services)
+check(set(musit_services) == {"keys", "gateway", "accounts", "library", "social", "stats"}, "profile services runs Musit as %s" % musit_services)
 shared = [n for n, s in spec["services"].items() if set(s.get("profiles", [])) == {"all-in-one", "services"}]
 check({"postgres", "otel-collector", "jaeger", "loki", "prometheus", "grafana"} <= set(shared),
       "PostgreSQL and the telemetry stack belong to both profiles")
-for name in ("musit", "gateway", "accounts", "social", "stats"):
+for name in ("musit", "gateway", "accounts", "library", "social", "stats"):
     s = spec["services"][name]
     check(s.get("init") is True and s.get("healthcheck") and "service_healthy" in json.dumps(s.get("depends_on")),
           "%s: init, a health check, and waits for a healthy database" % name)
@@ -89,6 +89,7 @@ SPANS, RECORDS, lock = collector.spans, collector.records, collector.lock
 gw_port, grpc_port, stats_port, prom_port = free_port(), free_port(), free_port(), free_port()
 social_grpc, social_port = free_port(), free_port()
 accounts_grpc, accounts_port = free_port(), free_port()
+library_grpc, library_port = free_port(), free_port()
 work = tempfile.mkdtemp(prefix="musit-compose-")
 test = {"services": {}, "volumes": {}}
 for name in musit_services:
@@ -117,10 +118,14 @@ for name in musit_services:
         env["MUSIT_STATS_ADDR"] = "127.0.0.1:%d" % grpc_port
         env["MUSIT_SOCIAL_ADDR"] = "127.0.0.1:%d" % social_grpc
         env["MUSIT_ACCOUNTS_ADDR"] = "127.0.0.1:%d" % accounts_grpc
+        env["MUSIT_LIBRARY_ADDR"] = "127.0.0.1:%d" % library_grpc
     if name == "accounts":
         env["MUSIT_GRPC_PORT"] = str(accounts_grpc)
         env["MUSIT_PORT"] = str(accounts_port)
         env["MUSIT_ADMIN"] = "admin"
+    if name == "library":
+        env["MUSIT_GRPC_PORT"] = str(library_grpc)
+        env["MUSIT_PORT"] = str(library_port)
     if name == "stats":
         env["MUSIT_GRPC_PORT"] = str(grpc_port)
         env["MUSIT_PORT"] = str(stats_port)
@@ -153,11 +158,11 @@ t_up = time.time()
 try:
     run(*compose, "up", "-d", timeout=180)
     deadline = time.time() + 60
-    ports = (gw_port, accounts_port, stats_port, social_port)
+    ports = (gw_port, accounts_port, library_port, stats_port, social_port)
     while time.time() < deadline and not all(healthy(p) for p in ports):
         time.sleep(0.2)
     check(all(healthy(p) for p in ports),
-          "podman-compose starts the gateway, Accounts, Social and Stats on PostgreSQL (%.1f s)" % (time.time() - t_up))
+          "podman-compose starts the gateway, Accounts, Library, Social and Stats on PostgreSQL (%.1f s)" % (time.time() - t_up))
     key = run("podman", "run", "--rm", "-v", "%s_keys:/keys:ro" % PROJECT, "--entrypoint", "/bin/sh", IMAGE, "-c",
               "stat -c '%a %u' /keys/jwt; wc -c < /keys/jwt", check_rc=False).stdout.split()
     check(key[:2] == ["600", "10001"] and int(key[2]) >= 32,
@@ -170,7 +175,8 @@ try:
     prom["global"]["evaluation_interval"] = "1s"
     prom["rule_files"] = [os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")]
     targets = {"gateway:8080": "127.0.0.1:%d" % gw_port, "stats:9102": "127.0.0.1:%d" % stats_port,
-               "social:9104": "127.0.0.1:%d" % social_port, "accounts:9106": "127.0.0.1:%d" % accounts_port}
+               "social:9104": "127.0.0.1:%d" % social_port, "accounts:9106": "127.0.0.1:%d" % accounts_port,
+               "library:9108": "127.0.0.1:%d" % library_port}
     for job in prom["scrape_configs"]:
         for sc in job["static_configs"]:
             sc["targets"] = [targets[t] for t in sc["targets"] if t in targets]
@@ -256,7 +262,7 @@ try:
                for t in p.get("targets", [])]
     check(len(queries) >= 18, "the dashboard has %d PromQL queries" % len(queries))
     exported = set()
-    for port in (gw_port, stats_port, social_port, accounts_port):
+    for port in (gw_port, stats_port, social_port, accounts_port, library_port):
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
         exported |= set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", text, re.M))
     unknown = []
@@ -300,7 +306,8 @@ try:
     health = [r["health"] for g in rules["data"]["groups"] for r in g["rules"]]
     check(health and all(h == "ok" for h in health), "Prometheus evaluates every alert rule (%s)" % health)
 finally:
-    gateway_log, stats_log, social_log, accounts_log = logs("gateway"), logs("stats"), logs("social"), logs("accounts")
+    gateway_log, stats_log, social_log, accounts_log, library_log = (logs("gateway"), logs("stats"), logs("social"),
+                                                                     logs("accounts"), logs("library"))
     t_down = time.time()
     run(*compose, "down", "-v", "-t", "10", check_rc=False, timeout=180)
     down = time.time() - t_down
@@ -313,7 +320,8 @@ check(down < 30, "podman-compose down stops and removes it all in %.1f s" % down
 
 # 5. The logs.
 parsed = {}
-for service, text in (("gateway", gateway_log), ("stats", stats_log), ("social", social_log), ("accounts", accounts_log)):
+for service, text in (("gateway", gateway_log), ("stats", stats_log), ("social", social_log), ("accounts", accounts_log),
+                      ("library", library_log)):
     lines = [l for l in text.splitlines() if l.strip()]
     good = []
     for l in lines:
@@ -335,14 +343,15 @@ st = [o for o in parsed["stats"] if o.get("trace_id") == trace_id and o.get("spa
 check(g and st, "one request's trace_id is in the gateway's lines (%d) and in Stats' (%d)" % (len(g), len(st)))
 chat_lines = [o for o in parsed["social"] if o.get("message") == "RPC" and o.get("grpc.method") == "musit.social.v1.Social/SendMessage"]
 check(chat_lines and all(o.get("trace_id") for o in chat_lines), "Social's access lines for the chat carry their trace ids")
-both = "\n".join((gateway_log, stats_log, social_log, accounts_log))
+both = "\n".join((gateway_log, stats_log, social_log, accounts_log, library_log))
 check("correct horse" not in both and not re.search(r"Bearer [A-Za-z0-9_\-.]{20,}", both) and admin not in both,
       "no password or token in any line")
 with lock:
     span_services = {svc for svc, sp in SPANS if sp.trace_id.hex() == trace_id}
     record_services = {svc for svc, r in RECORDS if r.trace_id.hex() == trace_id}
-# (A signed-in request may also ask Accounts who its user is: its spans join the trace.)
-check({"musit-gateway", "musit-stats"} <= span_services <= {"musit-gateway", "musit-stats", "musit-accounts"}
+# (A signed-in request may also ask Accounts who its user is, and the play asks Library for
+# its song: their spans join the trace.)
+check({"musit-gateway", "musit-stats"} <= span_services <= {"musit-gateway", "musit-stats", "musit-accounts", "musit-library"}
       and {"musit-gateway", "musit-stats"} <= record_services,
       "the collector got the play's spans (%s) and log records (%s) from both" % (sorted(span_services), sorted(record_services)))
 finish("compose stack")

@@ -9,16 +9,13 @@ import NIOCore
 public enum ServerRole: String, Sendable, CaseIterable {
     case all, gateway, accounts, library, social, stats
 
-    /// The roles that are a service of their own today; see `ServiceName.separable`.
+    /// The roles that serve one service alone.
     public var isService: Bool { ServiceName(rawValue: rawValue) != nil }
 }
 
 /// The services behind the gateway.
 public enum ServiceName: String, Sendable, CaseIterable, Hashable {
     case accounts, library, social, stats
-
-    /// The services that run in a process of their own: every one.
-    public static let separable: Set<ServiceName> = [.accounts, .library, .social, .stats]
 
     /// The gRPC service it serves, as health checks name it.
     var grpcName: String {
@@ -42,7 +39,7 @@ public struct ServiceTopology: Sendable, Equatable {
     public var addresses: [ServiceName: String] = [:]
     /// The budget of each call the gateway makes for a request (sent as `grpc-timeout`).
     public var callTimeout: Duration = .seconds(5)
-    /// All-in-one with the split's path: the separable services served over HTTP/2 on
+    /// All-in-one with the split's path: every service served over HTTP/2 on
     /// loopback ports of this process, and the gateway reaching them as it reaches
     /// services elsewhere. For the server suite (`MUSIT_TEST_SPLIT=1`): the same tests
     /// over both paths, in one process.
@@ -58,20 +55,12 @@ public struct ServiceTopology: Sendable, Equatable {
                 throw TopologyError("--accounts, --library, --social and --stats are for --role gateway")
             }
         case .gateway:
-            for name in ServiceName.allCases where !ServiceName.separable.contains(name) && addresses[name] != nil {
-                throw TopologyError("--\(name.rawValue): \(name.title) runs in the gateway for now; the separate services are "
-                                    + "--accounts, --social and --stats")
-            }
             if addresses.isEmpty {
                 throw TopologyError("--role gateway needs the services it reaches over gRPC: --accounts host:port, --library host:port, "
                                     + "--social host:port, --stats host:port (or MUSIT_ACCOUNTS_ADDR, MUSIT_LIBRARY_ADDR, "
                                     + "MUSIT_SOCIAL_ADDR, MUSIT_STATS_ADDR)")
             }
         case .accounts, .library, .social, .stats:
-            guard let name = ServiceName(rawValue: role.rawValue), ServiceName.separable.contains(name) else {
-                throw TopologyError("--role \(role.rawValue): \(role.rawValue.capitalized) runs in the gateway for now; "
-                                    + "the separate services are: \(ServiceName.separable.map(\.rawValue).sorted().joined(separator: ", "))")
-            }
             guard grpcPort != nil else { throw TopologyError("--role \(role.rawValue) needs --grpc-port (or MUSIT_GRPC_PORT)") }
             if !addresses.isEmpty { throw TopologyError("--accounts, --library, --social and --stats are for --role gateway") }
         }
