@@ -57,7 +57,7 @@ struct MusitCommand: ParsableCommand {
                                valueName: "dir"))
     var media: String?
 
-    @Option(help: ArgumentHelp("--serve: what this process runs: all (default), gateway, or a service: stats (or MUSIT_ROLE).",
+    @Option(help: ArgumentHelp("--serve: what this process runs: all (default), gateway, or a service: accounts, library, social, stats (or MUSIT_ROLE).",
                                valueName: "role"))
     var role: String?
 
