@@ -172,7 +172,8 @@ extension Musit_Library_V1_Library {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Songs after an id, in id order, matching a query in title, artist or album. Idempotent.
+        /// > Songs after an id, in id order, matching a query in title, artist or album, without
+        /// > their HLS index. Idempotent.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Musit_Library_V1_ListSongsRequest` messages.
@@ -279,7 +280,8 @@ extension Musit_Library_V1_Library {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Songs after an id, in id order, matching a query in title, artist or album. Idempotent.
+        /// > Songs after an id, in id order, matching a query in title, artist or album, without
+        /// > their HLS index. Idempotent.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Musit_Library_V1_ListSongsRequest` message.
@@ -384,7 +386,8 @@ extension Musit_Library_V1_Library {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Songs after an id, in id order, matching a query in title, artist or album. Idempotent.
+        /// > Songs after an id, in id order, matching a query in title, artist or album, without
+        /// > their HLS index. Idempotent.
         ///
         /// - Parameters:
         ///   - request: A `Musit_Library_V1_ListSongsRequest` message.
@@ -693,7 +696,8 @@ extension Musit_Library_V1_Library {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Songs after an id, in id order, matching a query in title, artist or album. Idempotent.
+        /// > Songs after an id, in id order, matching a query in title, artist or album, without
+        /// > their HLS index. Idempotent.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Musit_Library_V1_ListSongsRequest` message.
@@ -855,7 +859,8 @@ extension Musit_Library_V1_Library {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Songs after an id, in id order, matching a query in title, artist or album. Idempotent.
+        /// > Songs after an id, in id order, matching a query in title, artist or album, without
+        /// > their HLS index. Idempotent.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Musit_Library_V1_ListSongsRequest` message.
@@ -1028,7 +1033,8 @@ extension Musit_Library_V1_Library.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Songs after an id, in id order, matching a query in title, artist or album. Idempotent.
+    /// > Songs after an id, in id order, matching a query in title, artist or album, without
+    /// > their HLS index. Idempotent.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Musit_Library_V1_ListSongsRequest` message.
@@ -1193,7 +1199,8 @@ extension Musit_Library_V1_Library.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Songs after an id, in id order, matching a query in title, artist or album. Idempotent.
+    /// > Songs after an id, in id order, matching a query in title, artist or album, without
+    /// > their HLS index. Idempotent.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -33,109 +33,138 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-public nonisolated struct Musit_Library_V1_Song: Sendable {
+public nonisolated struct Musit_Library_V1_Song: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var id: Int64 = 0
+  public var id: Int64 {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
-  public var ownerID: Int64 = 0
+  public var ownerID: Int64 {
+    get {_storage._ownerID}
+    set {_uniqueStorage()._ownerID = newValue}
+  }
 
   /// Of the file's bytes, lowercase hex.
-  public var sha256: String = String()
+  public var sha256: String {
+    get {_storage._sha256}
+    set {_uniqueStorage()._sha256 = newValue}
+  }
 
-  public var title: String = String()
+  public var title: String {
+    get {_storage._title}
+    set {_uniqueStorage()._title = newValue}
+  }
 
   public var artist: String {
-    get {_artist ?? String()}
-    set {_artist = newValue}
+    get {_storage._artist ?? String()}
+    set {_uniqueStorage()._artist = newValue}
   }
   /// Returns true if `artist` has been explicitly set.
-  public var hasArtist: Bool {self._artist != nil}
+  public var hasArtist: Bool {_storage._artist != nil}
   /// Clears the value of `artist`. Subsequent reads from it will return its default value.
-  public mutating func clearArtist() {self._artist = nil}
+  public mutating func clearArtist() {_uniqueStorage()._artist = nil}
 
   public var album: String {
-    get {_album ?? String()}
-    set {_album = newValue}
+    get {_storage._album ?? String()}
+    set {_uniqueStorage()._album = newValue}
   }
   /// Returns true if `album` has been explicitly set.
-  public var hasAlbum: Bool {self._album != nil}
+  public var hasAlbum: Bool {_storage._album != nil}
   /// Clears the value of `album`. Subsequent reads from it will return its default value.
-  public mutating func clearAlbum() {self._album = nil}
+  public mutating func clearAlbum() {_uniqueStorage()._album = nil}
 
   public var trackNumber: Int32 {
-    get {_trackNumber ?? 0}
-    set {_trackNumber = newValue}
+    get {_storage._trackNumber ?? 0}
+    set {_uniqueStorage()._trackNumber = newValue}
   }
   /// Returns true if `trackNumber` has been explicitly set.
-  public var hasTrackNumber: Bool {self._trackNumber != nil}
+  public var hasTrackNumber: Bool {_storage._trackNumber != nil}
   /// Clears the value of `trackNumber`. Subsequent reads from it will return its default value.
-  public mutating func clearTrackNumber() {self._trackNumber = nil}
+  public mutating func clearTrackNumber() {_uniqueStorage()._trackNumber = nil}
 
   public var year: Int32 {
-    get {_year ?? 0}
-    set {_year = newValue}
+    get {_storage._year ?? 0}
+    set {_uniqueStorage()._year = newValue}
   }
   /// Returns true if `year` has been explicitly set.
-  public var hasYear: Bool {self._year != nil}
+  public var hasYear: Bool {_storage._year != nil}
   /// Clears the value of `year`. Subsequent reads from it will return its default value.
-  public mutating func clearYear() {self._year = nil}
+  public mutating func clearYear() {_uniqueStorage()._year = nil}
 
   /// Seconds of audio, exact (from the decoder or the frame walk).
-  public var duration: Double = 0
+  public var duration: Double {
+    get {_storage._duration}
+    set {_uniqueStorage()._duration = newValue}
+  }
 
-  public var bytes: Int64 = 0
+  public var bytes: Int64 {
+    get {_storage._bytes}
+    set {_uniqueStorage()._bytes = newValue}
+  }
 
   /// The type of the stored cover, when there is one.
   public var coverMime: String {
-    get {_coverMime ?? String()}
-    set {_coverMime = newValue}
+    get {_storage._coverMime ?? String()}
+    set {_uniqueStorage()._coverMime = newValue}
   }
   /// Returns true if `coverMime` has been explicitly set.
-  public var hasCoverMime: Bool {self._coverMime != nil}
+  public var hasCoverMime: Bool {_storage._coverMime != nil}
   /// Clears the value of `coverMime`. Subsequent reads from it will return its default value.
-  public mutating func clearCoverMime() {self._coverMime = nil}
+  public mutating func clearCoverMime() {_uniqueStorage()._coverMime = nil}
 
   /// The HLS index as Library stores it (JSON): segment offsets, lengths and samples.
-  public var hlsIndexJson: Data = Data()
+  /// Empty in ListSongs: a FLAC's index lists every frame (tens of KB a song), and a page of
+  /// 200 would pass a message's size limit; GetSong has it.
+  public var hlsIndexJson: Data {
+    get {_storage._hlsIndexJson}
+    set {_uniqueStorage()._hlsIndexJson = newValue}
+  }
 
   /// Milliseconds since the Unix epoch.
-  public var createdAtMs: Int64 = 0
+  public var createdAtMs: Int64 {
+    get {_storage._createdAtMs}
+    set {_uniqueStorage()._createdAtMs = newValue}
+  }
 
   /// "mp3", "flac", "vorbis" or "opus": what the bytes are.
-  public var format: String = String()
+  public var format: String {
+    get {_storage._format}
+    set {_uniqueStorage()._format = newValue}
+  }
 
   public var channels: Int32 {
-    get {_channels ?? 0}
-    set {_channels = newValue}
+    get {_storage._channels ?? 0}
+    set {_uniqueStorage()._channels = newValue}
   }
   /// Returns true if `channels` has been explicitly set.
-  public var hasChannels: Bool {self._channels != nil}
+  public var hasChannels: Bool {_storage._channels != nil}
   /// Clears the value of `channels`. Subsequent reads from it will return its default value.
-  public mutating func clearChannels() {self._channels = nil}
+  public mutating func clearChannels() {_uniqueStorage()._channels = nil}
 
   public var bitDepth: Int32 {
-    get {_bitDepth ?? 0}
-    set {_bitDepth = newValue}
+    get {_storage._bitDepth ?? 0}
+    set {_uniqueStorage()._bitDepth = newValue}
   }
   /// Returns true if `bitDepth` has been explicitly set.
-  public var hasBitDepth: Bool {self._bitDepth != nil}
+  public var hasBitDepth: Bool {_storage._bitDepth != nil}
   /// Clears the value of `bitDepth`. Subsequent reads from it will return its default value.
-  public mutating func clearBitDepth() {self._bitDepth = nil}
+  public mutating func clearBitDepth() {_uniqueStorage()._bitDepth = nil}
+
+  /// Of the decoded audio (also in the index).
+  public var sampleRate: Int32 {
+    get {_storage._sampleRate}
+    set {_uniqueStorage()._sampleRate = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _artist: String? = nil
-  fileprivate var _album: String? = nil
-  fileprivate var _trackNumber: Int32? = nil
-  fileprivate var _year: Int32? = nil
-  fileprivate var _coverMime: String? = nil
-  fileprivate var _channels: Int32? = nil
-  fileprivate var _bitDepth: Int32? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// An event as committed to a user's log (musit.social.v1.CommittedEvent's shape).
@@ -171,30 +200,27 @@ public nonisolated struct Musit_Library_V1_AddSongRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Musit_Library_V1_AddSongResponse: @unchecked Sendable {
+public nonisolated struct Musit_Library_V1_AddSongResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var song: Musit_Library_V1_Song {
-    get {_storage._song ?? Musit_Library_V1_Song()}
-    set {_uniqueStorage()._song = newValue}
+    get {_song ?? Musit_Library_V1_Song()}
+    set {_song = newValue}
   }
   /// Returns true if `song` has been explicitly set.
-  public var hasSong: Bool {_storage._song != nil}
+  public var hasSong: Bool {self._song != nil}
   /// Clears the value of `song`. Subsequent reads from it will return its default value.
-  public mutating func clearSong() {_uniqueStorage()._song = nil}
+  public mutating func clearSong() {self._song = nil}
 
-  public var events: [Musit_Library_V1_CommittedEvent] {
-    get {_storage._events}
-    set {_uniqueStorage()._events = newValue}
-  }
+  public var events: [Musit_Library_V1_CommittedEvent] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _song: Musit_Library_V1_Song? = nil
 }
 
 public nonisolated struct Musit_Library_V1_GetSongRequest: Sendable {
@@ -209,30 +235,27 @@ public nonisolated struct Musit_Library_V1_GetSongRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Musit_Library_V1_SongResponse: @unchecked Sendable {
+public nonisolated struct Musit_Library_V1_SongResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var found: Bool {
-    get {_storage._found}
-    set {_uniqueStorage()._found = newValue}
-  }
+  public var found: Bool = false
 
   public var song: Musit_Library_V1_Song {
-    get {_storage._song ?? Musit_Library_V1_Song()}
-    set {_uniqueStorage()._song = newValue}
+    get {_song ?? Musit_Library_V1_Song()}
+    set {_song = newValue}
   }
   /// Returns true if `song` has been explicitly set.
-  public var hasSong: Bool {_storage._song != nil}
+  public var hasSong: Bool {self._song != nil}
   /// Clears the value of `song`. Subsequent reads from it will return its default value.
-  public mutating func clearSong() {_uniqueStorage()._song = nil}
+  public mutating func clearSong() {self._song = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _song: Musit_Library_V1_Song? = nil
 }
 
 public nonisolated struct Musit_Library_V1_ListSongsRequest: Sendable {
@@ -328,108 +351,181 @@ fileprivate nonisolated let _protobuf_package = "musit.library.v1"
 
 nonisolated extension Musit_Library_V1_Song: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Song"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}owner_id\0\u{1}sha256\0\u{1}title\0\u{1}artist\0\u{1}album\0\u{3}track_number\0\u{1}year\0\u{1}duration\0\u{1}bytes\0\u{3}cover_mime\0\u{3}hls_index_json\0\u{3}created_at_ms\0\u{1}format\0\u{1}channels\0\u{3}bit_depth\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}owner_id\0\u{1}sha256\0\u{1}title\0\u{1}artist\0\u{1}album\0\u{3}track_number\0\u{1}year\0\u{1}duration\0\u{1}bytes\0\u{3}cover_mime\0\u{3}hls_index_json\0\u{3}created_at_ms\0\u{1}format\0\u{1}channels\0\u{3}bit_depth\0\u{3}sample_rate\0")
+
+  fileprivate class _StorageClass {
+    var _id: Int64 = 0
+    var _ownerID: Int64 = 0
+    var _sha256: String = String()
+    var _title: String = String()
+    var _artist: String? = nil
+    var _album: String? = nil
+    var _trackNumber: Int32? = nil
+    var _year: Int32? = nil
+    var _duration: Double = 0
+    var _bytes: Int64 = 0
+    var _coverMime: String? = nil
+    var _hlsIndexJson: Data = Data()
+    var _createdAtMs: Int64 = 0
+    var _format: String = String()
+    var _channels: Int32? = nil
+    var _bitDepth: Int32? = nil
+    var _sampleRate: Int32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _ownerID = source._ownerID
+      _sha256 = source._sha256
+      _title = source._title
+      _artist = source._artist
+      _album = source._album
+      _trackNumber = source._trackNumber
+      _year = source._year
+      _duration = source._duration
+      _bytes = source._bytes
+      _coverMime = source._coverMime
+      _hlsIndexJson = source._hlsIndexJson
+      _createdAtMs = source._createdAtMs
+      _format = source._format
+      _channels = source._channels
+      _bitDepth = source._bitDepth
+      _sampleRate = source._sampleRate
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.ownerID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.title) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self._artist) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self._album) }()
-      case 7: try { try decoder.decodeSingularInt32Field(value: &self._trackNumber) }()
-      case 8: try { try decoder.decodeSingularInt32Field(value: &self._year) }()
-      case 9: try { try decoder.decodeSingularDoubleField(value: &self.duration) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.bytes) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self._coverMime) }()
-      case 12: try { try decoder.decodeSingularBytesField(value: &self.hlsIndexJson) }()
-      case 13: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
-      case 14: try { try decoder.decodeSingularStringField(value: &self.format) }()
-      case 15: try { try decoder.decodeSingularInt32Field(value: &self._channels) }()
-      case 16: try { try decoder.decodeSingularInt32Field(value: &self._bitDepth) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._ownerID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._sha256) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._title) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._artist) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._album) }()
+        case 7: try { try decoder.decodeSingularInt32Field(value: &_storage._trackNumber) }()
+        case 8: try { try decoder.decodeSingularInt32Field(value: &_storage._year) }()
+        case 9: try { try decoder.decodeSingularDoubleField(value: &_storage._duration) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._bytes) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._coverMime) }()
+        case 12: try { try decoder.decodeSingularBytesField(value: &_storage._hlsIndexJson) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAtMs) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._format) }()
+        case 15: try { try decoder.decodeSingularInt32Field(value: &_storage._channels) }()
+        case 16: try { try decoder.decodeSingularInt32Field(value: &_storage._bitDepth) }()
+        case 17: try { try decoder.decodeSingularInt32Field(value: &_storage._sampleRate) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.id != 0 {
-      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._id != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._id, fieldNumber: 1)
+      }
+      if _storage._ownerID != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._ownerID, fieldNumber: 2)
+      }
+      if !_storage._sha256.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sha256, fieldNumber: 3)
+      }
+      if !_storage._title.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._title, fieldNumber: 4)
+      }
+      try { if let v = _storage._artist {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._album {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._trackNumber {
+        try visitor.visitSingularInt32Field(value: v, fieldNumber: 7)
+      } }()
+      try { if let v = _storage._year {
+        try visitor.visitSingularInt32Field(value: v, fieldNumber: 8)
+      } }()
+      if _storage._duration.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._duration, fieldNumber: 9)
+      }
+      if _storage._bytes != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._bytes, fieldNumber: 10)
+      }
+      try { if let v = _storage._coverMime {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 11)
+      } }()
+      if !_storage._hlsIndexJson.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._hlsIndexJson, fieldNumber: 12)
+      }
+      if _storage._createdAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._createdAtMs, fieldNumber: 13)
+      }
+      if !_storage._format.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._format, fieldNumber: 14)
+      }
+      try { if let v = _storage._channels {
+        try visitor.visitSingularInt32Field(value: v, fieldNumber: 15)
+      } }()
+      try { if let v = _storage._bitDepth {
+        try visitor.visitSingularInt32Field(value: v, fieldNumber: 16)
+      } }()
+      if _storage._sampleRate != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._sampleRate, fieldNumber: 17)
+      }
     }
-    if self.ownerID != 0 {
-      try visitor.visitSingularInt64Field(value: self.ownerID, fieldNumber: 2)
-    }
-    if !self.sha256.isEmpty {
-      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 3)
-    }
-    if !self.title.isEmpty {
-      try visitor.visitSingularStringField(value: self.title, fieldNumber: 4)
-    }
-    try { if let v = self._artist {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._album {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 6)
-    } }()
-    try { if let v = self._trackNumber {
-      try visitor.visitSingularInt32Field(value: v, fieldNumber: 7)
-    } }()
-    try { if let v = self._year {
-      try visitor.visitSingularInt32Field(value: v, fieldNumber: 8)
-    } }()
-    if self.duration.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.duration, fieldNumber: 9)
-    }
-    if self.bytes != 0 {
-      try visitor.visitSingularInt64Field(value: self.bytes, fieldNumber: 10)
-    }
-    try { if let v = self._coverMime {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 11)
-    } }()
-    if !self.hlsIndexJson.isEmpty {
-      try visitor.visitSingularBytesField(value: self.hlsIndexJson, fieldNumber: 12)
-    }
-    if self.createdAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.createdAtMs, fieldNumber: 13)
-    }
-    if !self.format.isEmpty {
-      try visitor.visitSingularStringField(value: self.format, fieldNumber: 14)
-    }
-    try { if let v = self._channels {
-      try visitor.visitSingularInt32Field(value: v, fieldNumber: 15)
-    } }()
-    try { if let v = self._bitDepth {
-      try visitor.visitSingularInt32Field(value: v, fieldNumber: 16)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Musit_Library_V1_Song, rhs: Musit_Library_V1_Song) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.ownerID != rhs.ownerID {return false}
-    if lhs.sha256 != rhs.sha256 {return false}
-    if lhs.title != rhs.title {return false}
-    if lhs._artist != rhs._artist {return false}
-    if lhs._album != rhs._album {return false}
-    if lhs._trackNumber != rhs._trackNumber {return false}
-    if lhs._year != rhs._year {return false}
-    if lhs.duration != rhs.duration {return false}
-    if lhs.bytes != rhs.bytes {return false}
-    if lhs._coverMime != rhs._coverMime {return false}
-    if lhs.hlsIndexJson != rhs.hlsIndexJson {return false}
-    if lhs.createdAtMs != rhs.createdAtMs {return false}
-    if lhs.format != rhs.format {return false}
-    if lhs._channels != rhs._channels {return false}
-    if lhs._bitDepth != rhs._bitDepth {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._ownerID != rhs_storage._ownerID {return false}
+        if _storage._sha256 != rhs_storage._sha256 {return false}
+        if _storage._title != rhs_storage._title {return false}
+        if _storage._artist != rhs_storage._artist {return false}
+        if _storage._album != rhs_storage._album {return false}
+        if _storage._trackNumber != rhs_storage._trackNumber {return false}
+        if _storage._year != rhs_storage._year {return false}
+        if _storage._duration != rhs_storage._duration {return false}
+        if _storage._bytes != rhs_storage._bytes {return false}
+        if _storage._coverMime != rhs_storage._coverMime {return false}
+        if _storage._hlsIndexJson != rhs_storage._hlsIndexJson {return false}
+        if _storage._createdAtMs != rhs_storage._createdAtMs {return false}
+        if _storage._format != rhs_storage._format {return false}
+        if _storage._channels != rhs_storage._channels {return false}
+        if _storage._bitDepth != rhs_storage._bitDepth {return false}
+        if _storage._sampleRate != rhs_storage._sampleRate {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -514,74 +610,36 @@ nonisolated extension Musit_Library_V1_AddSongResponse: SwiftProtobuf.Message, S
   public static let protoMessageName: String = _protobuf_package + ".AddSongResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}song\0\u{1}events\0")
 
-  fileprivate class _StorageClass {
-    var _song: Musit_Library_V1_Song? = nil
-    var _events: [Musit_Library_V1_CommittedEvent] = []
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _song = source._song
-      _events = source._events
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._song) }()
-        case 2: try { try decoder.decodeRepeatedMessageField(value: &_storage._events) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._song) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      try { if let v = _storage._song {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-      } }()
-      if !_storage._events.isEmpty {
-        try visitor.visitRepeatedMessageField(value: _storage._events, fieldNumber: 2)
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._song {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.events.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 2)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Musit_Library_V1_AddSongResponse, rhs: Musit_Library_V1_AddSongResponse) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._song != rhs_storage._song {return false}
-        if _storage._events != rhs_storage._events {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs._song != rhs._song {return false}
+    if lhs.events != rhs.events {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -621,74 +679,36 @@ nonisolated extension Musit_Library_V1_SongResponse: SwiftProtobuf.Message, Swif
   public static let protoMessageName: String = _protobuf_package + ".SongResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{1}song\0")
 
-  fileprivate class _StorageClass {
-    var _found: Bool = false
-    var _song: Musit_Library_V1_Song? = nil
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _found = source._found
-      _song = source._song
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularBoolField(value: &_storage._found) }()
-        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._song) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.found) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._song) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._found != false {
-        try visitor.visitSingularBoolField(value: _storage._found, fieldNumber: 1)
-      }
-      try { if let v = _storage._song {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-      } }()
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.found != false {
+      try visitor.visitSingularBoolField(value: self.found, fieldNumber: 1)
     }
+    try { if let v = self._song {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Musit_Library_V1_SongResponse, rhs: Musit_Library_V1_SongResponse) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._found != rhs_storage._found {return false}
-        if _storage._song != rhs_storage._song {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.found != rhs.found {return false}
+    if lhs._song != rhs._song {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

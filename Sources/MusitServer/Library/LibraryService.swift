@@ -47,7 +47,7 @@ struct LibraryService: Musit_Library_V1_Library.SimpleServiceProtocol {
         let songs = try await RPCProblems.mapped {
             try await library.songs(after: request.after, limit: Int(request.limit), query: request.query.isEmpty ? nil : request.query)
         }
-        return try .with { $0.songs = try songs.map(LibraryWire.song) }
+        return try .with { $0.songs = try songs.map { try LibraryWire.song($0, index: false) } }
     }
 
     func deleteSong(request: Musit_Library_V1_DeleteSongRequest, context: ServerContext) async throws
@@ -72,8 +72,9 @@ struct LibraryService: Musit_Library_V1_Library.SimpleServiceProtocol {
 
 /// The messages of `musit.library.v1` to and from the server's own types.
 enum LibraryWire {
-    static func song(_ s: StoredSong) throws -> Musit_Library_V1_Song {
-        let index = try JSONEncoder().encode(s.hls)
+    /// `index` false leaves the HLS index out (a page of songs; see the contract).
+    static func song(_ s: StoredSong, index withIndex: Bool = true) throws -> Musit_Library_V1_Song {
+        let index = withIndex ? try JSONEncoder().encode(s.hls) : Data()
         return .with {
             $0.id = s.id
             $0.ownerID = s.ownerID
@@ -91,17 +92,31 @@ enum LibraryWire {
             $0.format = s.format.rawValue
             if let channels = s.channels { $0.channels = Int32(clamping: channels) }
             if let depth = s.bitDepth { $0.bitDepth = Int32(clamping: depth) }
+            $0.sampleRate = Int32(clamping: s.hls.sampleRate)
         }
     }
 
+    /// A song as Library sent it; a message this gateway cannot read (another version's) is
+    /// Library failing, 502, not the client's request.
     static func song(_ m: Musit_Library_V1_Song) throws -> StoredSong {
-        StoredSong(id: m.id, ownerID: m.ownerID, sha256: m.sha256, title: m.title, artist: m.hasArtist ? m.artist : nil,
+        let index: HLSSegmenter.Index
+        do {
+            index = m.hlsIndexJson.isEmpty
+                ? HLSSegmenter.Index(sampleRate: Int(m.sampleRate), segments: [], audioOffset: 0, audioLength: Int(m.bytes))
+                : try JSONDecoder().decode(HLSSegmenter.Index.self, from: m.hlsIndexJson)
+        } catch {
+            throw HTTPError(.badGateway, message: "Library sent a song this gateway cannot read")
+        }
+        guard let format = AudioFiles.Kind(rawValue: m.format) else {
+            throw HTTPError(.badGateway, message: "Library sent a song of a format this gateway does not know: \(m.format)")
+        }
+        return StoredSong(id: m.id, ownerID: m.ownerID, sha256: m.sha256, title: m.title, artist: m.hasArtist ? m.artist : nil,
                    album: m.hasAlbum ? m.album : nil, trackNumber: m.hasTrackNumber ? Int(m.trackNumber) : nil,
                    year: m.hasYear ? Int(m.year) : nil, duration: m.duration, bytes: m.bytes,
                    coverMime: m.hasCoverMime ? m.coverMime : nil,
-                   hls: try JSONDecoder().decode(HLSSegmenter.Index.self, from: m.hlsIndexJson),
+                   hls: index,
                    createdAt: Date(timeIntervalSince1970: Double(m.createdAtMs) / 1000),
-                   format: AudioFiles.Kind(rawValue: m.format) ?? .mp3,
+                   format: format,
                    channels: m.hasChannels ? Int(m.channels) : nil, bitDepth: m.hasBitDepth ? Int(m.bitDepth) : nil)
     }
 
