@@ -1,9 +1,10 @@
 """One upload of a 7 MB MP3 (stream to disk, SHA-256, frame walk, tags, HLS index, fsync,
 commit) by curl, as audio/mpeg and as a form, timed over loopback, beside what the bytes cost elsewhere on this machine: the
-mpg123 command decoding the whole file, and sha256sum reading it. With a second binary
-(a baseline build) both are timed in the same run.
+mpg123 command decoding the whole file, and sha256sum reading it. With more binaries (a
+baseline build; `BINARY@split`, the split deployment, where the gateway hands the file to
+Library over gRPC and Library reads it again) all are timed in the same run.
 
-usage: upload.py FILE.mp3 BINARY [BASELINE_BINARY]"""
+usage: upload.py FILE.mp3 [LABEL=]BINARY[@split] ..."""
 import os
 import statistics
 import subprocess
@@ -62,11 +63,12 @@ def main():
     sha = min(cpu_seconds(["sha256sum", path]) for _ in range(3))
     print("== one upload of a %.1f MB MP3 (%d rounds; median, best)" % (len(data) / 1e6, ROUNDS))
     print("  peers on the same bytes: mpg123 decodes it all in %.3f s of CPU, sha256sum reads it in %.3f s" % (decode, sha))
-    for label, binary in zip(["this tree", "baseline"], binaries):
+    named = [b.split("=", 1) if "=" in b else [label, b] for label, b in zip(["this tree", "baseline"] + [""] * 8, binaries)]
+    for label, binary in named:
         for form in (False, True):
             t = uploads(binary, data, form)
             med = statistics.median(t)
-            print("  %-9s %-10s upload: median %.3f s, best %.3f s  (%.2f× mpg123's full decode; target ≤ 0.300 s)"
+            print("  %-11s %-10s upload: median %.3f s, best %.3f s  (%.2f× mpg123's full decode; target ≤ 0.300 s)"
                   % (label, "multipart" if form else "audio/mpeg", med, min(t), med / decode))
 
 

@@ -8,10 +8,12 @@ with Accounts, Library, Social and Stats apart) on one data directory and media 
   again 409 naming the song, a file that does not play 422 with the reason, listing and
   search, the bytes streamed back by Range from the shared media directory, deletion by
   another user 403 and by the owner 204 with the files gone;
-- kill -9 of Library while four clients upload: uploads answer 503 with Retry-After while
-  it is down and the library still lists; restarted, uploads work within 2 s; at the end
-  every acknowledged song is stored once with its file, no row lacks its file, no file
-  lacks its row, and no partial upload is left.
+- kill -9 of Library while four clients upload, and a second gateway started meanwhile
+  (its start sweeps abandoned uploads): uploads answer 503 while Library is down, and
+  nothing else but 201 or 409 (the same bytes stored by a call whose answer the kill cut);
+  restarted, uploads work within 2 s; at the end every acknowledged song is stored once
+  with its file, no row lacks its file, no file lacks its row, and no partial upload or
+  lock is left.
 """
 import glob
 import hashlib
@@ -119,6 +121,9 @@ try:
     got = stub.GetSong(pb.GetSongRequest(id=sid), timeout=5)
     check(got.found and got.song.sha256 == song["sha256"] and got.song.format == "mp3" and len(got.song.hls_index_json) > 10,
           "GetSong: the row with its HLS index")
+    listed = stub.ListSongs(pb.ListSongsRequest(limit=10), timeout=5).songs
+    check([s.id for s in listed] == [sid] and not listed[0].hls_index_json and listed[0].sample_rate == 44100,
+          "ListSongs: the rows without their index (a page of FLACs would pass the size limit), with the sample rate")
     check(stub.GetTotals(pb.GetTotalsRequest(), timeout=5).bytes == len(tone), "GetTotals: its bytes")
     st, _ = Client(gw, bob).request("DELETE", "/api/v1/songs/%d" % sid)
     check(st == 403, "bob deletes ann's song: 403 (%s)" % st)
@@ -171,6 +176,12 @@ try:
     downs, backs, lists = [], [], []
     for round_ in range(4):
         time.sleep(random.uniform(0.3, 1.2))
+        # Another gateway on the same media directory starts (and sweeps the uploads no live
+        # process holds) while these are being written.
+        other = Server(data=data, log_name="gateway2.log",
+                       args=["--role", "gateway"] + sum((["--" + s, "127.0.0.1:%d" % p] for s, p in ports.items()), []))
+        other.start()
+        other.stop()
         library.kill9()
         took = wait_for(lambda: upload(gw, tokens[people[0]], b"x" * 10)[0] == 503, 5)
         downs.append(took if took is not None else 99)
@@ -184,6 +195,9 @@ try:
     stop.set()
     for w in workers:
         w.join(timeout=60)
+    check(not any(w.is_alive() for w in workers), "the uploaders finished")
+    check(set(refused) <= {201, 409, 503}, "uploads answered 201, 409 (stored by a call cut by the kill) or 503 only: %s"
+          % refused)
     check(max(downs) < 2, "Library killed 4 times: uploads answer 503 within %.2f s" % max(downs))
     check(lists == [503] * 4, "while Library is down, the library's list answers 503, at once (%s)" % lists)
     check(max(backs) < 2, "restarted, uploads work again within %.2f s" % max(backs))
@@ -200,8 +214,10 @@ try:
     files = {int(os.path.basename(p).split(".")[0]) for p in glob.glob(os.path.join(media, "*.mp3"))}
     check(files == set(rows), "rows and files match: %d rows, %d files (files without a row %s, rows without a file %s)"
           % (len(rows), len(files), sorted(files - set(rows))[:5], sorted(set(rows) - files)[:5]))
-    parts = glob.glob(os.path.join(media, "uploads", "*.part"))
-    check(not parts, "no partial upload left (%d)" % len(parts))
+    covers = {int(os.path.basename(p).split(".")[0]) for p in glob.glob(os.path.join(media, "*.cover"))}
+    check(covers <= set(rows), "no cover without its song (%s)" % sorted(covers - set(rows))[:5])
+    left = glob.glob(os.path.join(media, "uploads", "*"))
+    check(not left, "no partial upload or lock left (%s)" % [os.path.basename(p) for p in left[:5]])
 finally:
     for s in [gateway] + [services[n] for n in reversed(names)]:
         s.stop()

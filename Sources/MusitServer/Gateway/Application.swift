@@ -244,7 +244,7 @@ public enum MusitBackend {
         links.services = loopbackServices + links.services
         let relay = OutboxRelay(outbox: store, stats: links.stats, logger: log)
         // Songs: the Library service when it runs apart.
-        let localLibrary = links.library == nil ? LocalLibrary(config, songs: store, deleted: { relay.poke() }) : nil
+        let localLibrary = links.library == nil ? LocalLibrary(config, songs: store) : nil
         let library: any LibraryAPI = links.library.map { RemoteLibrary(link: $0) } ?? localLibrary!
         // Friendships, chat and the event logs: the Social service when it runs apart.
         let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store

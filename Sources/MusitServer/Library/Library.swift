@@ -36,20 +36,18 @@ struct LocalLibrary: LibraryAPI {
     let media: String
     let quota: Int64
     let uploadLimit: Int
-    /// Called after a deletion committed its outbox message (the outbox relay's poke, where
-    /// it runs in this process).
-    let deleted: @Sendable () -> Void
 
-    init(songs: any SongRepository, media: String, quota: Int64, uploadLimit: Int, deleted: @escaping @Sendable () -> Void = {}) {
+    init(songs: any SongRepository, media: String, quota: Int64, uploadLimit: Int) {
         self.songs = songs
         self.media = media
         self.quota = quota
         self.uploadLimit = uploadLimit
-        self.deleted = deleted
     }
 
-    init(_ config: ServerConfiguration, songs: any SongRepository, deleted: @escaping @Sendable () -> Void = {}) {
-        self.init(songs: songs, media: config.media, quota: config.quota, uploadLimit: config.uploadLimit, deleted: deleted)
+    /// Deletions write their outbox message for Stats in their transaction; the gateway that
+    /// asked pokes its relay (`OutboxRelay`), and every relay checks every 2 s.
+    init(_ config: ServerConfiguration, songs: any SongRepository) {
+        self.init(songs: songs, media: config.media, quota: config.quota, uploadLimit: config.uploadLimit)
     }
 
     /// Before the first request, in the process that owns the library: repairs the media
@@ -64,7 +62,6 @@ struct LocalLibrary: LibraryAPI {
                 "covers_forgotten": "\(repair.coversForgotten)",
                 "files_without_song_removed": "\(repair.filesWithoutRow)",
             ])
-            if !repair.rowsWithoutFile.isEmpty { deleted() }
         }
         try await rescan(logger: logger)
         return repair.events
@@ -127,13 +124,16 @@ struct LocalLibrary: LibraryAPI {
             var buffer = ByteBufferAllocator().buffer(capacity: 256 << 10)
             while true {
                 buffer.clear()
+                var failed = false
                 let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 256 << 10) { out -> Int in
                     while true {
                         let r = read(fd, out.baseAddress!, out.count)
                         if r < 0 && errno == EINTR { continue }
+                        failed = r < 0
                         return max(r, 0)
                     }
                 }
+                if failed { throw Problem(status: 500, title: "Internal Server Error", detail: "The upload could not be read") }
                 if n == 0 { break }
                 try meter.add(buffer)
             }
@@ -260,12 +260,14 @@ struct LocalLibrary: LibraryAPI {
         case .forbidden:
             throw Problem(status: 403, title: "Forbidden", detail: "Only the owner or an admin deletes a song")
         case .deleted(let events):
-            deleted()
             // After the commit: a crash in between leaves files without a row, which the
             // next start removes; never a row without its file. Ids are not reused, so
             // no later song can own these names. Open streams read the unlinked file on.
-            try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
-            try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
+            let media = media
+            _ = try? await SongRoutes.runBlocking {
+                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
+                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
+            }
             return events
         }
     }
@@ -287,7 +289,7 @@ final class UploadClaim: Sendable {
         let lockPath = UploadClaim.lockPath(of: path)
         self.lockPath = lockPath
         fd = try await SongRoutes.runBlocking {
-            // A repair may find the file between its creation and the lock and remove it:
+            // A sweep may find the file between its creation and the lock and remove it:
             // then the lock is on a name no one sees, and it is taken again.
             for _ in 0..<3 {
                 let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -302,25 +304,50 @@ final class UploadClaim: Sendable {
         }
     }
 
-    /// Lets go: the lock file goes first, then the lock (removing a file of a name is
-    /// not blocking work worth a hop).
-    func release() {
-        unlink(lockPath)
-        close(fd)
+    /// Lets go, on the thread pool: the lock file goes while the lock is held, so that a
+    /// process that opened it meanwhile finds it gone and makes its own (`init`).
+    func release() async {
+        let (path, fd) = (lockPath, fd)
+        _ = try? await SongRoutes.runBlocking {
+            unlink(path)
+            close(fd)
+        }
     }
 
     static func lockPath(of part: String) -> String { String(part.dropLast(".part".count)) + ".lock" }
 
-    /// Whether a live process holds the upload of `part` (call on the thread pool). An
-    /// upload without a lock file, or with one no process holds, is abandoned.
-    static func isHeld(part: String) -> Bool {
-        let fd = open(lockPath(of: part), O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
-            flock(fd, LOCK_UN)
-            return false
+    /// Whether any upload in `uploads/` is held by a live process now (call on the thread pool).
+    static func anyHeld(in uploads: String) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []
+        return names.contains { name in
+            guard name.hasSuffix(".lock") else { return false }
+            let fd = open(uploads + "/" + name, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return errno != ENOENT }
+            defer { close(fd) }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+                flock(fd, LOCK_UN)
+                return false
+            }
+            return true
         }
-        return errno == EWOULDBLOCK
+    }
+
+    /// Removes the upload `<uploads>/<stem>.part` and its lock file when no live process
+    /// holds it; true when it was abandoned and is gone (call on the thread pool). Both go
+    /// while the lock is held here, as in `release`. Anything but "no lock file" or "the
+    /// lock taken" (another user's file, a file system without locks) counts as held:
+    /// an upload is never removed on a guess.
+    static func removeIfAbandoned(stem: String) -> Bool {
+        let lock = stem + ".lock"
+        let fd = open(lock, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            guard errno == ENOENT else { return false }
+            return unlink(stem + ".part") == 0
+        }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
+        let removed = unlink(stem + ".part") == 0
+        unlink(lock)
+        return removed
     }
 }

@@ -77,6 +77,11 @@ extension PostgresStore: SongRepository {
 
     public func repairMedia(directory: String, event: ServerEvent) async throws -> MediaRepair {
         try await write { conn in
+            // Another process may be placing a song's files inside its insert (instances or
+            // a Library sharing the media directory): this waits for every insert in flight
+            // to commit and holds new ones back, so a file placed by one is never taken for
+            // a file without a row. (SQLite's single writer orders them the same way.)
+            try await conn.query("LOCK TABLE song IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
             var rows: [(Int64, Bool)] = []
             for try await (id, cover) in try await conn.query("SELECT id, coverMime FROM song", logger: self.logger)
                 .decode((Int64, String?).self) {

@@ -235,18 +235,13 @@ enum MediaFiles {
     /// process sharing the directory is writing (`UploadClaim`); returns how many. Run by
     /// Library at its start and by a gateway at its own (it wrote them).
     static func sweepUploads(directory: String) -> Int {
-        let fm = FileManager.default
         let uploads = directory + "/uploads"
-        let names = (try? fm.contentsOfDirectory(atPath: uploads)) ?? []
-        var removed = 0
-        for name in names where name.hasSuffix(".part") && !UploadClaim.isHeld(part: uploads + "/" + name) {
-            try? fm.removeItem(atPath: uploads + "/" + name)
-            removed += 1
-        }
-        for name in names where name.hasSuffix(".lock") && !UploadClaim.isHeld(part: uploads + "/" + name.dropLast(5) + ".part") {
-            try? fm.removeItem(atPath: uploads + "/" + name)
-        }
-        return removed
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []
+        let stems = Set(names.compactMap { name -> String? in
+            guard name.hasSuffix(".part") || name.hasSuffix(".lock") else { return nil }
+            return uploads + "/" + name.dropLast(5)
+        })
+        return stems.filter(UploadClaim.removeIfAbandoned).count
     }
 
     static func reconcile(directory: String, rows: [(id: Int64, hasCover: Bool)]) -> (MediaRepair, coversMissing: [Int64]) {

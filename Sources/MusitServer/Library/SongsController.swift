@@ -47,7 +47,6 @@ struct SongsController: Sendable {
             // Held until Library has taken the file or refused it: a Library starting
             // meanwhile removes the partial uploads an unclean stop left, not this one.
             let claim = try await UploadClaim(path: temp)
-            defer { claim.release() }
             do {
                 // Streamed to disk, hashed and counted on the way; never held in memory whole.
                 if let boundary {
@@ -57,13 +56,15 @@ struct SongsController: Sendable {
                     try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
                 }
                 let (stored, events) = try await library.addSong(upload: upload, owner: me, measured: meter)
+                await claim.release()
                 await s.announceOwn(events)
                 MetricsSetup.uploads.increment()
                 MetricsSetup.uploadBytes.increment(by: Int64(meter.count))
                 return EditedResponse(status: .created, response: SongRoutes.song(stored, owner: me.username))
             } catch {
                 // A refused, broken or abandoned upload leaves nothing behind.
-                try? FileManager.default.removeItem(atPath: temp)
+                _ = try? await SongRoutes.runBlocking { try? FileManager.default.removeItem(atPath: temp) }
+                await claim.release()
                 // The file system wraps what the body threw; answer with the body's own problem.
                 if let refusal = meter.refusal { throw refusal }
                 throw error
@@ -92,6 +93,8 @@ struct SongsController: Sendable {
             let me = try context.requireUser()
             guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("No such song") }
             let events = try await library.deleteSong(id: id, by: me)
+            // Its outbox message for Stats is committed: deliver it now, not at the next check.
+            s.outbox.poke()
             s.mediaCache.forget(song: id)
             await s.announceOwn(events)
             return Response(status: .noContent)
