@@ -145,6 +145,19 @@ public enum Musit_Social_V1_Social: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ApplyLibraryChanges" metadata.
+        public enum ApplyLibraryChanges: Sendable {
+            /// Request type for "ApplyLibraryChanges".
+            public typealias Input = Musit_Social_V1_LibraryChangesRequest
+            /// Response type for "ApplyLibraryChanges".
+            public typealias Output = Musit_Social_V1_ChangeResponse
+            /// Descriptor for "ApplyLibraryChanges".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.social.v1.Social"),
+                method: "ApplyLibraryChanges",
+                type: .unary
+            )
+        }
         /// Namespace for "Events" metadata.
         public enum Events: Sendable {
             /// Request type for "Events".
@@ -195,6 +208,7 @@ public enum Musit_Social_V1_Social: Sendable {
             Messages.descriptor,
             MarkRead.descriptor,
             AppendEvent.descriptor,
+            ApplyLibraryChanges.descriptor,
             Events.descriptor,
             Subscribe.descriptor,
             Announce.descriptor
@@ -381,6 +395,26 @@ extension Musit_Social_V1_Social {
         /// - Returns: A streaming response of `Musit_Social_V1_ChangeResponse` messages.
         func appendEvent(
             request: GRPCCore.StreamingServerRequest<Musit_Social_V1_AppendEventRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse>
+
+        /// Handle the "ApplyLibraryChanges" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Library's outbox messages (library.changed): an event in every user's log for each one
+        /// > not applied before, recorded in the same transaction. Idempotent: a redelivery appends
+        /// > nothing, so the effect is once per message however often it is delivered.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Musit_Social_V1_LibraryChangesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Musit_Social_V1_ChangeResponse` messages.
+        func applyLibraryChanges(
+            request: GRPCCore.StreamingServerRequest<Musit_Social_V1_LibraryChangesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse>
 
@@ -616,6 +650,26 @@ extension Musit_Social_V1_Social {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>
 
+        /// Handle the "ApplyLibraryChanges" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Library's outbox messages (library.changed): an event in every user's log for each one
+        /// > not applied before, recorded in the same transaction. Idempotent: a redelivery appends
+        /// > nothing, so the effect is once per message however often it is delivered.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_LibraryChangesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Musit_Social_V1_ChangeResponse` message.
+        func applyLibraryChanges(
+            request: GRPCCore.ServerRequest<Musit_Social_V1_LibraryChangesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>
+
         /// Handle the "Events" method.
         ///
         /// > Source IDL Documentation:
@@ -846,6 +900,26 @@ extension Musit_Social_V1_Social {
             context: GRPCCore.ServerContext
         ) async throws -> Musit_Social_V1_ChangeResponse
 
+        /// Handle the "ApplyLibraryChanges" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Library's outbox messages (library.changed): an event in every user's log for each one
+        /// > not applied before, recorded in the same transaction. Idempotent: a redelivery appends
+        /// > nothing, so the effect is once per message however often it is delivered.
+        ///
+        /// - Parameters:
+        ///   - request: A `Musit_Social_V1_LibraryChangesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Musit_Social_V1_ChangeResponse` to respond with.
+        func applyLibraryChanges(
+            request: Musit_Social_V1_LibraryChangesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Musit_Social_V1_ChangeResponse
+
         /// Handle the "Events" method.
         ///
         /// > Source IDL Documentation:
@@ -1016,6 +1090,17 @@ extension Musit_Social_V1_Social.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Musit_Social_V1_Social.Method.ApplyLibraryChanges.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_LibraryChangesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_ChangeResponse>(),
+            handler: { request, context in
+                try await self.applyLibraryChanges(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Musit_Social_V1_Social.Method.Events.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_EventsRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_EventsResponse>(),
@@ -1147,6 +1232,17 @@ extension Musit_Social_V1_Social.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse> {
         let response = try await self.appendEvent(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func applyLibraryChanges(
+        request: GRPCCore.StreamingServerRequest<Musit_Social_V1_LibraryChangesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse> {
+        let response = try await self.applyLibraryChanges(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1300,6 +1396,19 @@ extension Musit_Social_V1_Social.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse> {
         return GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>(
             message: try await self.appendEvent(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func applyLibraryChanges(
+        request: GRPCCore.ServerRequest<Musit_Social_V1_LibraryChangesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse> {
+        return GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>(
+            message: try await self.applyLibraryChanges(
                 request: request.message,
                 context: context
             ),
@@ -1560,6 +1669,31 @@ extension Musit_Social_V1_Social {
         func appendEvent<Result>(
             request: GRPCCore.ClientRequest<Musit_Social_V1_AppendEventRequest>,
             serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_AppendEventRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ApplyLibraryChanges" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Library's outbox messages (library.changed): an event in every user's log for each one
+        /// > not applied before, recorded in the same transaction. Idempotent: a redelivery appends
+        /// > nothing, so the effect is once per message however often it is delivered.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_LibraryChangesRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_LibraryChangesRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func applyLibraryChanges<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_LibraryChangesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_LibraryChangesRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result
@@ -1964,6 +2098,42 @@ extension Musit_Social_V1_Social {
             )
         }
 
+        /// Call the "ApplyLibraryChanges" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Library's outbox messages (library.changed): an event in every user's log for each one
+        /// > not applied before, recorded in the same transaction. Idempotent: a redelivery appends
+        /// > nothing, so the effect is once per message however often it is delivered.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_LibraryChangesRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_LibraryChangesRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func applyLibraryChanges<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_LibraryChangesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_LibraryChangesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Musit_Social_V1_Social.Method.ApplyLibraryChanges.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Events" method.
         ///
         /// > Source IDL Documentation:
@@ -2331,6 +2501,37 @@ extension Musit_Social_V1_Social.ClientProtocol {
         try await self.appendEvent(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_AppendEventRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ChangeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ApplyLibraryChanges" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Library's outbox messages (library.changed): an event in every user's log for each one
+    /// > not applied before, recorded in the same transaction. Idempotent: a redelivery appends
+    /// > nothing, so the effect is once per message however often it is delivered.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Musit_Social_V1_LibraryChangesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applyLibraryChanges<Result>(
+        request: GRPCCore.ClientRequest<Musit_Social_V1_LibraryChangesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.applyLibraryChanges(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_LibraryChangesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ChangeResponse>(),
             options: options,
             onResponse: handleResponse
@@ -2724,6 +2925,41 @@ extension Musit_Social_V1_Social.ClientProtocol {
             metadata: metadata
         )
         return try await self.appendEvent(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ApplyLibraryChanges" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Library's outbox messages (library.changed): an event in every user's log for each one
+    /// > not applied before, recorded in the same transaction. Idempotent: a redelivery appends
+    /// > nothing, so the effect is once per message however often it is delivered.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applyLibraryChanges<Result>(
+        _ message: Musit_Social_V1_LibraryChangesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Musit_Social_V1_LibraryChangesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.applyLibraryChanges(
             request: request,
             options: options,
             onResponse: handleResponse

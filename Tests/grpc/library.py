@@ -13,7 +13,11 @@ with Accounts, Library, Social and Stats apart) on one data directory and media 
   nothing else but 201 or 409 (the same bytes stored by a call whose answer the kill cut);
   restarted, uploads work within 2 s; at the end every acknowledged song is stored once
   with its file, no row lacks its file, no file lacks its row, and no partial upload or
-  lock is left.
+  lock is left;
+- kill -9 of Social while clients upload and delete: each stored or deleted song's
+  library.changed travels from Library's outbox to Social, which appends it to every log:
+  at the end a watcher's log holds exactly one library.changed per change (none lost while
+  Social was down, none doubled by a redelivery after the kill).
 """
 import glob
 import hashlib
@@ -46,6 +50,18 @@ def make_mp3(directory, seconds=8):
     subprocess.run(["lame", "--quiet", "-b", "128", "--tt", "Tone", "--ta", "Sine", wav, path], check=True)
     with open(path, "rb") as f:
         return f.read()
+
+
+def library_changes(port, token, cursor):
+    """The library.changed events in a user's log after `cursor`, and the new cursor."""
+    n = 0
+    while True:
+        st, page = Client(port, token).request("GET", "/api/v1/events?cursor=%d&timeout=0" % cursor)
+        assert st == 200, (st, page)
+        if not page["events"]:
+            return n, cursor
+        n += sum(1 for e in page["events"] if e["kind"] == "library.changed")
+        cursor = page["cursor"]
 
 
 def upload(port, token, data, timeout=30):
@@ -214,6 +230,53 @@ try:
     files = {int(os.path.basename(p).split(".")[0]) for p in glob.glob(os.path.join(media, "*.mp3"))}
     check(files == set(rows), "rows and files match: %d rows, %d files (files without a row %s, rows without a file %s)"
           % (len(rows), len(files), sorted(files - set(rows))[:5], sorted(set(rows) - files)[:5]))
+    # Social killed while songs are stored and deleted: library.changed exactly once each.
+    watcher = register(gw, "watcher")
+    _, cursor = library_changes(gw, watcher, 0)
+    changes = {"stored": 0, "deleted": 0}
+    stop.clear()
+
+    def changer(person):
+        while not stop.is_set():
+            with lock:
+                n = next(counter)
+            body = variant(tone, n, prefix="s" + person)
+            for attempt in range(100):
+                st, song = upload(gw, tokens[person], body, timeout=20)
+                if st in (201, 409):
+                    break
+                time.sleep(0.05)
+            if st != 201:
+                continue
+            with lock:
+                changes["stored"] += 1
+            if n % 3 == 0:
+                st, _ = Client(gw, tokens[person]).request("DELETE", "/api/v1/songs/%d" % song["id"])
+                if st == 204:
+                    with lock:
+                        changes["deleted"] += 1
+
+    social = services["social"]
+    workers = [threading.Thread(target=changer, args=(p,)) for p in people]
+    for w in workers:
+        w.start()
+    for _ in range(3):
+        time.sleep(random.uniform(0.5, 1.5))
+        social.kill9()
+        time.sleep(random.uniform(0.2, 1.0))
+        social.start()
+    time.sleep(1)
+    stop.set()
+    for w in workers:
+        w.join(timeout=60)
+    expected = changes["stored"] + changes["deleted"]
+    took = wait_for(lambda: library_changes(gw, watcher, cursor)[0] >= expected, 10)
+    time.sleep(2.5)  # past the relay's check: a redelivery would show now
+    got, _ = library_changes(gw, watcher, cursor)
+    check(expected > 10 and got == expected,
+          "Social killed 3 times under %d uploads and %d deletions: the watcher's log holds %d library.changed (%s)"
+          % (changes["stored"], changes["deleted"], got, "arrived in %.2f s" % took if took is not None else "not all arrived"))
+
     covers = {int(os.path.basename(p).split(".")[0]) for p in glob.glob(os.path.join(media, "*.cover"))}
     check(covers <= set(rows), "no cover without its song (%s)" % sorted(covers - set(rows))[:5])
     left = glob.glob(os.path.join(media, "uploads", "*"))

@@ -127,6 +127,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerOutboxMigration(&m)
         registerEventLogOwnerMigration(&m)
         registerFormatMigration(&m)
+        registerLibraryOutboxMigration(&m)
         return m
     }
 

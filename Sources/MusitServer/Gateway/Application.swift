@@ -242,12 +242,12 @@ public enum MusitBackend {
         var links = try RPCWiring.gatewayLinks(reached, plays: store)
         // The services first: they start before the gateway's clients and stop after them.
         links.services = loopbackServices + links.services
-        let relay = OutboxRelay(outbox: store, stats: links.stats, logger: log)
+        // Friendships, chat and the event logs: the Social service when it runs apart.
+        let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store
+        let relay = OutboxRelay(outbox: store, stats: links.stats, social: social, announce: { await bus.announce($0) }, logger: log)
         // Songs: the Library service when it runs apart.
         let localLibrary = links.library == nil ? LocalLibrary(config, songs: store) : nil
         let library: any LibraryAPI = links.library.map { RemoteLibrary(link: $0) } ?? localLibrary!
-        // Friendships, chat and the event logs: the Social service when it runs apart.
-        let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store
         // Sign-in, tokens and profiles: the Accounts service when it runs apart.
         let accounts: any AccountsAPI = links.accounts.map { RemoteAccounts(link: $0) }
             ?? Self.localAccounts(config, store: store, tokens: tokens)

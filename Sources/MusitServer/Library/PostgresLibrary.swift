@@ -44,9 +44,10 @@ extension PostgresStore: SongRepository {
                     """).first!
                 var stored = song
                 stored.id = id
-                let events = try await self.appendEvent(conn, event, to: try await self.allUsers(conn))
+                // Social tells everyone (`library.changed`), from the outbox, once it commits.
+                try await self.enqueue(conn, .libraryChanged, [id], payload: event.user)
                 try place(id)
-                return (stored, events)
+                return (stored, [])
             }
         } catch where Self.isUniqueViolation(error) {
             // Two identical uploads by different users at once: the other one committed first.
@@ -70,8 +71,9 @@ extension PostgresStore: SongRepository {
             guard owner == user.id || user.role == .admin else { return .forbidden }
             try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger)
             try await self.enqueue(conn, .songDeleted, [id])
+            try await self.enqueue(conn, .libraryChanged, [id], payload: event.user)
             try await self.notify(conn, ["s:\(id)"])
-            return .deleted(try await self.appendEvent(conn, event, to: try await self.allUsers(conn)))
+            return .deleted([])
         }
     }
 
@@ -91,8 +93,8 @@ extension PostgresStore: SongRepository {
             for id in repair.rowsWithoutFile { try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger) }
             try await self.enqueue(conn, .songDeleted, repair.rowsWithoutFile)
             for id in coversMissing { try await conn.query("UPDATE song SET coverMime = NULL WHERE id = \(id)", logger: self.logger) }
-            if !repair.rowsWithoutFile.isEmpty {
-                repair.events = try await self.appendEvent(conn, event, to: try await self.allUsers(conn))
+            if let first = repair.rowsWithoutFile.first {
+                try await self.enqueue(conn, .libraryChanged, [first], payload: event.user)
             }
             return repair
         }

@@ -40,7 +40,8 @@ public enum SongDeletion: Sendable, Equatable {
 }
 
 public protocol SongRepository: Sendable {
-    /// Stores `song` with `event` for every user in one transaction. `place` puts the song's
+    /// Stores `song` with its outbox message (`library.changed`, from `event`'s user) in one
+    /// transaction; the events are Social's to append, so none are returned. `place` puts the song's
     /// files where its id says, inside that transaction: if it throws, or the process dies
     /// before the commit, there is no row (and `repairMedia` removes what was placed).
     /// Throws `SongStorageError` for a duplicate or an exceeded quota.
@@ -152,10 +153,11 @@ extension SQLiteStore: SongRepository {
                                  song.channels, song.bitDepth])
             var stored = song
             stored.id = db.lastInsertedRowID
-            let events = try Self.appendEvent(db, event, to: try Self.allUsers(db))
+            // Social tells everyone (`library.changed`), from the outbox, once it commits.
+            try Self.enqueue(db, .libraryChanged, [stored.id], payload: event.user)
             // Last, so nothing after it can fail: the files are in place before the row commits.
             try place(stored.id)
-            return (stored, events)
+            return (stored, [])
         }
     }
 
@@ -173,7 +175,8 @@ extension SQLiteStore: SongRepository {
             guard owner == user.id || user.role == .admin else { return .forbidden }
             try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id])
             try Self.enqueue(db, .songDeleted, [id])
-            return .deleted(try Self.appendEvent(db, event, to: try Self.allUsers(db)))
+            try Self.enqueue(db, .libraryChanged, [id], payload: event.user)
+            return .deleted([])
         }
     }
 
@@ -186,9 +189,7 @@ extension SQLiteStore: SongRepository {
             for id in repair.rowsWithoutFile { try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id]) }
             try Self.enqueue(db, .songDeleted, repair.rowsWithoutFile)
             for id in coversMissing { try db.execute(sql: "UPDATE song SET coverMime = NULL WHERE id = ?", arguments: [id]) }
-            if !repair.rowsWithoutFile.isEmpty {
-                repair.events = try Self.appendEvent(db, event, to: try Self.allUsers(db))
-            }
+            if let first = repair.rowsWithoutFile.first { try Self.enqueue(db, .libraryChanged, [first], payload: event.user) }
             return repair
         }
     }

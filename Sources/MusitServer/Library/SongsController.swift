@@ -58,6 +58,8 @@ struct SongsController: Sendable {
                 let (stored, events) = try await library.addSong(upload: upload, owner: me, measured: meter)
                 await claim.release()
                 await s.announceOwn(events)
+                // Its library.changed: from the outbox through Social into every log.
+                await s.outbox.deliverNow()
                 MetricsSetup.uploads.increment()
                 MetricsSetup.uploadBytes.increment(by: Int64(meter.count))
                 return EditedResponse(status: .created, response: SongRoutes.song(stored, owner: me.username))
@@ -93,8 +95,9 @@ struct SongsController: Sendable {
             let me = try context.requireUser()
             guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("No such song") }
             let events = try await library.deleteSong(id: id, by: me)
-            // Its outbox message for Stats is committed: deliver it now, not at the next check.
-            s.outbox.poke()
+            // Its outbox messages (Stats forgets its plays, Social tells everyone) are
+            // committed: delivered now, not at the next check.
+            await s.outbox.deliverNow()
             s.mediaCache.forget(song: id)
             await s.announceOwn(events)
             return Response(status: .noContent)

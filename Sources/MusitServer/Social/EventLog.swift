@@ -168,10 +168,35 @@ extension SQLiteStore {
                 return rows.count
             }
             total += n
-            if n < Self.pruneBatch { return total }
+            if n < Self.pruneBatch {
+                // The outbox messages applied as long ago: none is delivered again so late.
+                try await write { db in try db.execute(sql: "DELETE FROM consumedOutbox WHERE at < ?", arguments: [date]) }
+                return total
+            }
         }
     }
 
     /// Events one pruning transaction drops at most.
     static let pruneBatch = 5000
+}
+
+extension SQLiteStore: LibraryChangeConsumer {
+    public func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
+        let changes = messages.filter { $0.topic == .libraryChanged }
+        guard !changes.isEmpty else { return [] }
+        return try await write { db in
+            let users = try Self.allUsers(db)
+            var out: [CommittedEvent] = []
+            let now = Date()
+            for message in changes {
+                // Applied before (a redelivery): nothing to do. Recorded with the events it
+                // appends, so the two commit together.
+                try db.execute(sql: "INSERT INTO consumedOutbox (source, id, at) VALUES ('library', ?, ?) ON CONFLICT DO NOTHING",
+                               arguments: [message.id, now])
+                guard db.changesCount > 0 else { continue }
+                out += try Self.appendEvent(db, .draft(.libraryChanged, user: message.payload), to: users)
+            }
+            return out
+        }
+    }
 }

@@ -56,7 +56,13 @@ extension PostgresStore: SocialRepository {
                     """).first ?? 0
             }
             total += Int(n)
-            if n < batch { return total }
+            if n < batch {
+                // The outbox messages applied as long ago: none is delivered again so late.
+                try await write { conn in
+                    try await conn.query("DELETE FROM consumedOutbox WHERE at < \(date)", logger: self.logger)
+                }
+                return total
+            }
         }
     }
 
@@ -183,6 +189,30 @@ extension PostgresStore: SocialRepository {
                 RETURNING 1
                 """) > 0 else { return [] }
             return try await self.appendEvent(conn, .draft(.messageRead, user: reader.username, readUpTo: upTo), to: [from.id])
+        }
+    }
+}
+
+extension PostgresStore: LibraryChangeConsumer {
+    public func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
+        let changes = messages.filter { $0.topic == .libraryChanged }
+        guard !changes.isEmpty else { return [] }
+        return try await write { conn in
+            // Applied before (a redelivery, or another deliverer's at the same moment: its
+            // insert waits for this one's commit and then finds the row): skipped. Recorded
+            // with the events it appends, so the two commit together.
+            var fresh: Set<Int64> = []
+            for try await id in try await conn.query("""
+                INSERT INTO consumedOutbox (source, id, at) SELECT 'library', unnest(\(changes.map(\.id))::BIGINT[]), \(Date())
+                ON CONFLICT DO NOTHING RETURNING id
+                """, logger: self.logger).decode(Int64.self) { fresh.insert(id) }
+            guard !fresh.isEmpty else { return [] }
+            let users = try await self.allUsers(conn)
+            var out: [CommittedEvent] = []
+            for message in changes where fresh.contains(message.id) {
+                out += try await self.appendEvent(conn, .draft(.libraryChanged, user: message.payload), to: users)
+            }
+            return out
         }
     }
 }

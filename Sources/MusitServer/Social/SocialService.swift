@@ -120,6 +120,17 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
         return try SocialWire.change(told(try await Self.mapped { try await social.appendEvent(event, to: request.userIds) }))
     }
 
+    func applyLibraryChanges(request: Musit_Social_V1_LibraryChangesRequest, context: ServerContext) async throws
+        -> Musit_Social_V1_ChangeResponse {
+        guard request.changes.count <= 1000, request.changes.allSatisfy({ $0.outboxID > 0 && $0.user.utf8.count <= 256 }) else {
+            throw RPCError(code: .invalidArgument, message: "changes: at most 1,000, each with an outbox_id above 0 and a user of at most 256 bytes")
+        }
+        let messages = request.changes.map {
+            OutboxMessage(id: $0.outboxID, topic: .libraryChanged, subject: 0, payload: $0.user.isEmpty ? nil : $0.user)
+        }
+        return try SocialWire.change(told(try await Self.mapped { try await social.applyLibraryChanges(messages) }))
+    }
+
     func events(request: Musit_Social_V1_EventsRequest, context: ServerContext) async throws -> Musit_Social_V1_EventsResponse {
         try Self.id(request.userID, "user_id")
         guard request.after >= 0, (1...1000).contains(request.limit) else {
@@ -354,6 +365,21 @@ struct RemoteSocial: SocialRepository {
         }
         // Not retried: each call appends anew.
         return try Self.events(try await link.call { try await $0.appendEvent(request, options: $1) }) ?? []
+    }
+
+    func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
+        let changes = messages.filter { $0.topic == .libraryChanged }
+        guard !changes.isEmpty else { return [] }
+        let request = Musit_Social_V1_LibraryChangesRequest.with {
+            $0.changes = changes.map { m in
+                .with {
+                    $0.outboxID = m.id
+                    $0.user = m.payload ?? ""
+                }
+            }
+        }
+        // Idempotent (Social records what it applied): retried while the budget lasts.
+        return try Self.events(try await link.call(idempotent: true) { try await $0.applyLibraryChanges(request, options: $1) }) ?? []
     }
 
     func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice {

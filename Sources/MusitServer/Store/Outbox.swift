@@ -11,12 +11,34 @@ public struct OutboxMessage: Sendable, Equatable {
         case userDeleted = "user.deleted"
         /// A song was deleted (by its owner, with its owner, or found without its file).
         case songDeleted = "song.deleted"
+        /// Library changed (a song stored or deleted): Social tells every user
+        /// (`library.changed` in each log). The payload is the name of who changed it.
+        case libraryChanged = "library.changed"
+
+        /// Stats consumes these; Social the rest.
+        var isStats: Bool { self == .userDeleted || self == .songDeleted }
     }
 
     public var id: Int64
     public var topic: Topic
     /// The user's or song's id.
     public var subject: Int64
+    public var payload: String?
+
+    public init(id: Int64, topic: Topic, subject: Int64, payload: String? = nil) {
+        self.id = id
+        self.topic = topic
+        self.subject = subject
+        self.payload = payload
+    }
+}
+
+/// Social's side of the outbox: `library.changed` messages become an event in every user's
+/// log, once per message whatever the number of deliveries (the ids it applied are kept,
+/// in the transaction that appends, for as long as the logs keep events).
+public protocol LibraryChangeConsumer: Sendable {
+    /// Applies what was not applied before; the events committed now (none for a redelivery).
+    func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent]
 }
 
 public protocol OutboxRepository: Sendable {
@@ -52,20 +74,35 @@ extension SQLiteStore: OutboxRepository {
         }
     }
 
+    /// Library's changes travel to Social through the outbox too: a payload (who changed
+    /// it), and Social's record of the messages it applied.
+    static func registerLibraryOutboxMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v11-library-outbox") { db in
+            try db.execute(sql: """
+                ALTER TABLE outbox ADD COLUMN payload TEXT;
+                CREATE TABLE consumedOutbox (
+                  source TEXT NOT NULL, id INTEGER NOT NULL, at DATETIME NOT NULL, PRIMARY KEY (source, id));
+                CREATE INDEX consumedOutbox_at ON consumedOutbox (at);
+                """)
+        }
+    }
+
     /// Adds messages inside the caller's transaction.
-    static func enqueue(_ db: Database, _ topic: OutboxMessage.Topic, _ subjects: [Int64]) throws {
+    static func enqueue(_ db: Database, _ topic: OutboxMessage.Topic, _ subjects: [Int64], payload: String? = nil) throws {
         let now = Date()
         for subject in subjects {
-            try db.execute(sql: "INSERT INTO outbox (topic, subject, createdAt) VALUES (?, ?, ?)",
-                           arguments: [topic.rawValue, subject, now])
+            try db.execute(sql: "INSERT INTO outbox (topic, subject, payload, createdAt) VALUES (?, ?, ?, ?)",
+                           arguments: [topic.rawValue, subject, payload, now])
         }
     }
 
     public func pendingOutbox(limit: Int) async throws -> [OutboxMessage] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT id, topic, subject FROM outbox ORDER BY id LIMIT ?", arguments: [limit])
+            try Row.fetchAll(db, sql: "SELECT id, topic, subject, payload FROM outbox ORDER BY id LIMIT ?", arguments: [limit])
                 .compactMap { row in
-                    OutboxMessage.Topic(rawValue: row["topic"]).map { OutboxMessage(id: row["id"], topic: $0, subject: row["subject"]) }
+                    OutboxMessage.Topic(rawValue: row["topic"]).map {
+                        OutboxMessage(id: row["id"], topic: $0, subject: row["subject"], payload: row["payload"])
+                    }
                 }
         }
     }
@@ -79,20 +116,23 @@ extension SQLiteStore: OutboxRepository {
 }
 
 extension PostgresStore: OutboxRepository {
-    func enqueue(_ conn: PostgresConnection, _ topic: OutboxMessage.Topic, _ subjects: [Int64]) async throws {
+    func enqueue(_ conn: PostgresConnection, _ topic: OutboxMessage.Topic, _ subjects: [Int64], payload: String? = nil) async throws {
         guard !subjects.isEmpty else { return }
         try await conn.query("""
-            INSERT INTO outbox (topic, subject, createdAt) SELECT \(topic.rawValue), unnest(\(subjects)::BIGINT[]), \(Date())
+            INSERT INTO outbox (topic, subject, payload, createdAt)
+            SELECT \(topic.rawValue), unnest(\(subjects)::BIGINT[]), \(payload), \(Date())
             """, logger: logger)
     }
 
     public func pendingOutbox(limit: Int) async throws -> [OutboxMessage] {
         try await read { conn in
             var out: [OutboxMessage] = []
-            for try await (id, topic, subject) in try await conn.query(
-                "SELECT id, topic, subject FROM outbox ORDER BY id LIMIT \(limit)", logger: self.logger)
-                .decode((Int64, String, Int64).self) {
-                if let t = OutboxMessage.Topic(rawValue: topic) { out.append(OutboxMessage(id: id, topic: t, subject: subject)) }
+            for try await (id, topic, subject, payload) in try await conn.query(
+                "SELECT id, topic, subject, payload FROM outbox ORDER BY id LIMIT \(limit)", logger: self.logger)
+                .decode((Int64, String, Int64, String?).self) {
+                if let t = OutboxMessage.Topic(rawValue: topic) {
+                    out.append(OutboxMessage(id: id, topic: t, subject: subject, payload: payload))
+                }
             }
             return out
         }

@@ -4,7 +4,8 @@ import MusitRPC
 import ServiceLifecycle
 import Synchronization
 
-/// Delivers the outbox to its consumer (Stats' `Forget`) and removes what was delivered.
+/// Delivers the outbox to its consumers (deletions to Stats' `Forget`, Library's changes
+/// to Social, which tells every user) and removes what was delivered.
 ///
 /// Delivery is at least once: a message is removed only after the consumer answered, so a
 /// crash of either side between the two sends it again, and the consumer's idempotence
@@ -15,16 +16,35 @@ import Synchronization
 final class OutboxRelay: Service, Sendable {
     let outbox: any OutboxRepository
     let stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>
+    let social: any LibraryChangeConsumer
+    /// Wakes this process's polls with the events Social committed (other gateways hear of
+    /// them through Social's subscription).
+    let announce: @Sendable ([CommittedEvent]) async -> Void
     let logger: Logger
     private let signal = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((true, nil))
 
     static let batch = StatsService.forgetLimit
     static let idleCheck: Duration = .seconds(2)
 
-    init(outbox: any OutboxRepository, stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>, logger: Logger) {
+    init(outbox: any OutboxRepository, stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>,
+         social: any LibraryChangeConsumer, announce: @escaping @Sendable ([CommittedEvent]) async -> Void, logger: Logger) {
         self.outbox = outbox
         self.stats = stats
+        self.social = social
+        self.announce = announce
         self.logger = logger
+    }
+
+    /// Delivers what is pending in the caller's task: a song stored or deleted is in every
+    /// user's log when its request is answered, as it was when the change wrote the events
+    /// itself. A failure (a consumer down) is left to the relay's loop, which retries.
+    func deliverNow() async {
+        do {
+            try await deliverAll()
+        } catch {
+            logger.debug("outbox delivery failed; the relay retries", metadata: ["error": "\(error)"])
+            poke()
+        }
     }
 
     /// Something was added: deliver now rather than at the next check.
@@ -58,17 +78,40 @@ final class OutboxRelay: Service, Sendable {
         }
     }
 
-    /// Delivers until the outbox is empty.
+    /// Delivers until the outbox is empty. Each consumer's part of a batch is removed once
+    /// that consumer answered, so one that is down holds back only its own messages (a
+    /// batch of them; the next is read when it is back).
     func deliverAll() async throws {
         while true {
             signal.withLock { $0.pending = false }
             let messages = try await outbox.pendingOutbox(limit: Self.batch)
             if messages.isEmpty { return }
-            var request = Musit_Stats_V1_ForgetRequest()
-            request.userIds = messages.filter { $0.topic == .userDeleted }.map(\.subject)
-            request.songIds = messages.filter { $0.topic == .songDeleted }.map(\.subject)
-            _ = try await stats.call(idempotent: true) { try await $0.forget(request, options: $1) }
-            try await outbox.removeOutbox(ids: messages.map(\.id))
+            var delivered: [Int64] = []
+            var failure: (any Error)?
+            let forStats = messages.filter(\.topic.isStats)
+            if !forStats.isEmpty {
+                var request = Musit_Stats_V1_ForgetRequest()
+                request.userIds = forStats.filter { $0.topic == .userDeleted }.map(\.subject)
+                request.songIds = forStats.filter { $0.topic == .songDeleted }.map(\.subject)
+                do {
+                    _ = try await stats.call(idempotent: true) { try await $0.forget(request, options: $1) }
+                    delivered += forStats.map(\.id)
+                } catch {
+                    failure = error
+                }
+            }
+            let forSocial = messages.filter { !$0.topic.isStats }
+            if !forSocial.isEmpty {
+                do {
+                    let events = try await social.applyLibraryChanges(forSocial)
+                    delivered += forSocial.map(\.id)
+                    await announce(events)
+                } catch {
+                    failure = error
+                }
+            }
+            try await outbox.removeOutbox(ids: delivered)
+            if let failure { throw failure }
         }
     }
 

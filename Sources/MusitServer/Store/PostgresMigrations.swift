@@ -164,6 +164,16 @@ extension PostgresStore {
             "ALTER TABLE song ADD COLUMN channels INTEGER",
             "ALTER TABLE song ADD COLUMN bitDepth INTEGER",
         ]),
+        // Library's changes reach Social through the outbox: who changed it, and Social's
+        // record of the messages it applied.
+        (7, [
+            "ALTER TABLE outbox ADD COLUMN payload TEXT",
+            """
+            CREATE TABLE consumedOutbox (
+              source TEXT NOT NULL, id BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, id))
+            """,
+            "CREATE INDEX consumedOutbox_at ON consumedOutbox (at)",
+        ]),
     ]
 
     /// The advisory lock key of the migrations ("musit" in ASCII).
