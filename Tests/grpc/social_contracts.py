@@ -88,6 +88,16 @@ try:
                                                user_ids=[ids["ann"], ids["bob"]]), timeout=5)
     check(len(r.events) == 2, "AppendEvent: one event in each log")
     told(r)
+    # Library's outbox messages: once each, however often delivered.
+    change = pb.LibraryChangesRequest(changes=[pb.LibraryChange(outbox_id=987654, user="ann")])
+    r = told(stub.ApplyLibraryChanges(change, timeout=5))
+    again = stub.ApplyLibraryChanges(change, timeout=5)
+    check(set(ids.values()) < {x.user_id for x in r.events} and len(r.events) == 3   # ann, bob and cyd
+          and all(json.loads(x.event_json)["kind"] == "library.changed" for x in r.events)
+          and len(again.events) == 0, "ApplyLibraryChanges: an event in each of the 3 logs (%d), and nothing for a redelivery (%d)"
+          % (len(r.events), len(again.events)))
+    check(code_of(lambda: stub.ApplyLibraryChanges(pb.LibraryChangesRequest(changes=[pb.LibraryChange(outbox_id=0)]), timeout=5))
+          == grpc.StatusCode.INVALID_ARGUMENT, "ApplyLibraryChanges of no message: INVALID_ARGUMENT")
     r = told(stub.RemoveFriend(pb.PairRequest(**{"from": bob, "to": ann}), timeout=5))
     check(r.found, "RemoveFriend: found")
 
