@@ -23,7 +23,7 @@ test-audio: deps
 # The API fuzzing, the event log's hammer and crash tests, the HTTP checks, the services
 # over gRPC (a Python client, the split deployment), the release binary's smoke run and
 # the container image built from it (podman) come first; the test suite follows, the server
-# suite again over the split's path (Social and Stats over gRPC on loopback ports), the
+# suite again over the split's path (every service over gRPC on loopback ports), the
 # kitty graphics check in a pseudo-terminal, then the server suite (both ways) and the
 # hammer again on a throwaway PostgreSQL.
 test: deps test-audio
