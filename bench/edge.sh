@@ -8,7 +8,7 @@
 #     with the NIO floor (bench/niofloor: SwiftNIO alone, from memory and with sendfile)
 # MUSIT_BASELINE_BINS="name=path,name=path": release builds of other revisions (for one:
 # git worktree add /tmp/prev REV && cd /tmp/prev && swift build -c release --static-swift-stdlib);
-# a path ending in @split runs that binary as the split deployment (gateway + Accounts, Social and Stats).
+# a path ending in @split runs that binary as the split deployment (gateway + Accounts, Library, Social and Stats).
 # EDGE_POLLS (default "1000 10000"; 0 leaves the polls out), LONGPOLL_ROUNDS (default 3), EDGE_SECONDS (default 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
