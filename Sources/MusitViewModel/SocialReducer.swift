@@ -62,7 +62,13 @@ extension Reducer {
             s.message = "friend request sent to \(to)"
             return []
         case .friendAccepted(let by):
-            s.social.updateFriend(by) { $0.relation = .friend }
+            // The acceptance can overtake our own request's answer (they accepted at once):
+            // they are a friend already, and the answer, when it comes, says nothing.
+            if s.social.friends.contains(where: { $0.username == by }) {
+                s.social.updateFriend(by) { $0.relation = .friend }
+            } else {
+                s.social.friends.append(Friend(username: by, displayName: by, relation: .friend))
+            }
             s.social.sortFriends()
             s.message = "\(by) is now a friend"
             return []

@@ -177,6 +177,10 @@ struct SocialTests {
         s.session(.friendAccepted(by: "fay"), .friendRequestSent(to: "fay"))
         #expect(s.state.social.friends.first { $0.username == "fay" }?.relation == .friend)
         #expect(s.text.contains("fay is now a friend") && !s.text.contains("friend request sent to fay"), "\(s.text)")
+        // Out of order before any reload knew of them: the acceptance came first.
+        s.session(.friendAccepted(by: "gus"), .friendRequestSent(to: "gus"))
+        #expect(s.state.social.friends.first { $0.username == "gus" }?.relation == .friend)
+        #expect(s.text.contains("gus is now a friend") && !s.text.contains("friend request sent to gus"), "\(s.text)")
     }
 
     @Test("compose: full UTF-8 editing by grapheme, Enter sends exactly the text, delivery marks follow the server")
