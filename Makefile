@@ -34,8 +34,8 @@ test: deps test-audio
 	scripts/grpc-tests.sh
 	scripts/release-smoke.sh $(TEST_AUDIO)
 	scripts/deploy-check.sh
-	MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --no-parallel
-	MUSIT_TEST_SPLIT=1 MUSIT_TEST_AUDIO=$(TEST_AUDIO) $(SWIFT) test --skip-build --no-parallel --filter MusitServerTests
+	MUSIT_TEST_AUDIO=$(TEST_AUDIO) SWIFT=$(SWIFT) scripts/swift-test.sh --no-parallel
+	MUSIT_TEST_SPLIT=1 MUSIT_TEST_AUDIO=$(TEST_AUDIO) SWIFT=$(SWIFT) scripts/swift-test.sh --skip-build --no-parallel --filter MusitServerTests
 	python3 Tests/look/kitty.py .build/debug/musit-tui $(TEST_AUDIO)
 	MUSIT_TEST_AUDIO=$(TEST_AUDIO) scripts/postgres-tests.sh
 

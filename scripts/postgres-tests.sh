@@ -12,9 +12,9 @@ cd "$root"
 export MUSIT_TEST_AUDIO=${MUSIT_TEST_AUDIO:-$root/.build/test-audio}
 scripts/with-postgres.sh bash -c '
     set -euo pipefail
-    swift test --skip-build --no-parallel --filter MusitServerTests
+    scripts/swift-test.sh --skip-build --no-parallel --filter MusitServerTests
     # Again with Social and Stats behind gRPC on loopback ports: the split'"'"'s path.
-    MUSIT_TEST_SPLIT=1 swift test --skip-build --no-parallel --filter MusitServerTests
+    MUSIT_TEST_SPLIT=1 scripts/swift-test.sh --skip-build --no-parallel --filter MusitServerTests
     cd Tests/sync
     export MUSIT_DATABASE_URL=$MUSIT_TEST_POSTGRES_URL
     export MUSIT_JWT_SECRET=a-test-signing-key-that-is-long-enough-0123456789
@@ -45,5 +45,5 @@ scripts/with-postgres.sh bash -c '
     scripts/cluster.sh down
     unset MUSIT_CLUSTER_DIR
     # scripts/cluster.sh (its own PostgreSQL, two instances, nginx) under two players in tmux.
-    MUSIT_TEST_CLUSTER=1 swift test --skip-build --no-parallel --filter ClusterTests
+    MUSIT_TEST_CLUSTER=1 scripts/swift-test.sh --skip-build --no-parallel --filter ClusterTests
 '

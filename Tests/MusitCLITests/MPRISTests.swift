@@ -26,11 +26,19 @@ final class SessionBus: @unchecked Sendable {
         #expect(FileManager.default.fileExists(atPath: socket), "dbus-daemon listens")
     }
 
-    deinit {
-        monitor?.terminate()
-        daemon.terminate()
+    /// Ends the daemon and the monitor and waits for them. Called by each test's `defer`:
+    /// the bus must not outlive its test even when something still holds the object.
+    func close() {
+        // SIGKILL: the children inherit the signal mask of the thread that spawned them, and
+        // the test runner's threads block SIGTERM, so terminate() would go unheard.
+        for p in [monitor, daemon].compactMap({ $0 }) where p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
+
+    deinit { close() }
 
     var environment: [String: String] { ["DBUS_SESSION_BUS_ADDRESS": address] }
 
@@ -101,6 +109,7 @@ struct MPRISTests {
     @Test("status, exact length and tags; pause and play each announced once; no Position or Seeked while playing; one Seeked per seek")
     func headlessOverTheBus() throws {
         let bus = try SessionBus()
+        defer { bus.close() }
         try bus.startMonitor()
         let musit = try Background(["--headless", "--pace", "--device", "testnull"] + Self.queue, environment: bus.environment)
         #expect(bus.waitFor { (try? bus.ctl("-p", "musit", "status")) == "Playing" }, "playing on the bus: \(musit.stderr)")
@@ -177,6 +186,7 @@ struct MPRISTests {
     @Test("a second player takes an instance name; --no-mpris stays off the bus; no bus is not worth a line")
     func namesAndNoBus() throws {
         let bus = try SessionBus()
+        defer { bus.close() }
         let first = try Background(["--headless", "--pace", "--device", "testnull", Self.queue[0]], environment: bus.environment)
         #expect(bus.waitFor { (try? bus.ctl("-l")) == "musit" }, "\(first.stderr)")
         let second = try Background(["--headless", "--pace", "--device", "testnull", Self.queue[0]], environment: bus.environment)
@@ -197,6 +207,7 @@ struct MPRISTests {
     @Test("in the TUI: playerctl pauses, plays, skips and sets the volume, and the screen shows it")
     func drivesTheTUI() throws {
         let bus = try SessionBus()
+        defer { bus.close() }
         let tmux = try TmuxSession(command: [Binary.path, "--offline", "--device", "testnull", "--pace"] + Self.queue,
                                    width: 100, height: 30,
                                    environment: ["ALSA_CONFIG_PATH": Fixtures.alsaConfig,
