@@ -20,6 +20,7 @@ python3 Tests/grpc/contracts.py
 python3 Tests/grpc/social_contracts.py
 python3 Tests/grpc/accounts.py
 python3 Tests/grpc/library.py
+python3 Tests/grpc/account_deletion.py
 python3 Tests/grpc/split.py
 python3 Tests/grpc/social.py
 python3 Tests/grpc/subscription.py

@@ -275,8 +275,9 @@ extension Musit_Accounts_V1_Accounts {
         /// > Source IDL Documentation:
         /// >
         /// > Deletes an account, given its password again (throttled like a login: PERMISSION_DENIED
-        /// > for a wrong one), with everything that is the user's. Answers the events committed for
-        /// > those left and the ids of the songs that went, whose files the gateway removes.
+        /// > for a wrong one), with its tokens. What other services keep of the user (songs,
+        /// > friendships, messages, plays) goes through the outbox: `user.deleted` to each of them,
+        /// > committed with the account's deletion.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Musit_Accounts_V1_DeleteAccountRequest` messages.
@@ -469,8 +470,9 @@ extension Musit_Accounts_V1_Accounts {
         /// > Source IDL Documentation:
         /// >
         /// > Deletes an account, given its password again (throttled like a login: PERMISSION_DENIED
-        /// > for a wrong one), with everything that is the user's. Answers the events committed for
-        /// > those left and the ids of the songs that went, whose files the gateway removes.
+        /// > for a wrong one), with its tokens. What other services keep of the user (songs,
+        /// > friendships, messages, plays) goes through the outbox: `user.deleted` to each of them,
+        /// > committed with the account's deletion.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Musit_Accounts_V1_DeleteAccountRequest` message.
@@ -661,8 +663,9 @@ extension Musit_Accounts_V1_Accounts {
         /// > Source IDL Documentation:
         /// >
         /// > Deletes an account, given its password again (throttled like a login: PERMISSION_DENIED
-        /// > for a wrong one), with everything that is the user's. Answers the events committed for
-        /// > those left and the ids of the songs that went, whose files the gateway removes.
+        /// > for a wrong one), with its tokens. What other services keep of the user (songs,
+        /// > friendships, messages, plays) goes through the outbox: `user.deleted` to each of them,
+        /// > committed with the account's deletion.
         ///
         /// - Parameters:
         ///   - request: A `Musit_Accounts_V1_DeleteAccountRequest` message.
@@ -1242,8 +1245,9 @@ extension Musit_Accounts_V1_Accounts {
         /// > Source IDL Documentation:
         /// >
         /// > Deletes an account, given its password again (throttled like a login: PERMISSION_DENIED
-        /// > for a wrong one), with everything that is the user's. Answers the events committed for
-        /// > those left and the ids of the songs that went, whose files the gateway removes.
+        /// > for a wrong one), with its tokens. What other services keep of the user (songs,
+        /// > friendships, messages, plays) goes through the outbox: `user.deleted` to each of them,
+        /// > committed with the account's deletion.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Musit_Accounts_V1_DeleteAccountRequest` message.
@@ -1538,8 +1542,9 @@ extension Musit_Accounts_V1_Accounts {
         /// > Source IDL Documentation:
         /// >
         /// > Deletes an account, given its password again (throttled like a login: PERMISSION_DENIED
-        /// > for a wrong one), with everything that is the user's. Answers the events committed for
-        /// > those left and the ids of the songs that went, whose files the gateway removes.
+        /// > for a wrong one), with its tokens. What other services keep of the user (songs,
+        /// > friendships, messages, plays) goes through the outbox: `user.deleted` to each of them,
+        /// > committed with the account's deletion.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Musit_Accounts_V1_DeleteAccountRequest` message.
@@ -1868,8 +1873,9 @@ extension Musit_Accounts_V1_Accounts.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Deletes an account, given its password again (throttled like a login: PERMISSION_DENIED
-    /// > for a wrong one), with everything that is the user's. Answers the events committed for
-    /// > those left and the ids of the songs that went, whose files the gateway removes.
+    /// > for a wrong one), with its tokens. What other services keep of the user (songs,
+    /// > friendships, messages, plays) goes through the outbox: `user.deleted` to each of them,
+    /// > committed with the account's deletion.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Musit_Accounts_V1_DeleteAccountRequest` message.
@@ -2183,8 +2189,9 @@ extension Musit_Accounts_V1_Accounts.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Deletes an account, given its password again (throttled like a login: PERMISSION_DENIED
-    /// > for a wrong one), with everything that is the user's. Answers the events committed for
-    /// > those left and the ids of the songs that went, whose files the gateway removes.
+    /// > for a wrong one), with its tokens. What other services keep of the user (songs,
+    /// > friendships, messages, plays) goes through the outbox: `user.deleted` to each of them,
+    /// > committed with the account's deletion.
     ///
     /// - Parameters:
     ///   - message: request message to send.

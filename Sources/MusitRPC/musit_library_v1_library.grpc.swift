@@ -93,13 +93,27 @@ public enum Musit_Library_V1_Library: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "DeleteOwnerSongs" metadata.
+        public enum DeleteOwnerSongs: Sendable {
+            /// Request type for "DeleteOwnerSongs".
+            public typealias Input = Musit_Library_V1_DeleteOwnerSongsRequest
+            /// Response type for "DeleteOwnerSongs".
+            public typealias Output = Musit_Library_V1_DeleteOwnerSongsResponse
+            /// Descriptor for "DeleteOwnerSongs".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.library.v1.Library"),
+                method: "DeleteOwnerSongs",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "musit.library.v1.Library" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             AddSong.descriptor,
             GetSong.descriptor,
             ListSongs.descriptor,
             DeleteSong.descriptor,
-            GetTotals.descriptor
+            GetTotals.descriptor,
+            DeleteOwnerSongs.descriptor
         ]
     }
 }
@@ -224,6 +238,25 @@ extension Musit_Library_V1_Library {
             request: GRPCCore.StreamingServerRequest<Musit_Library_V1_GetTotalsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Library_V1_TotalsResponse>
+
+        /// Handle the "DeleteOwnerSongs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An account was deleted (its `user.deleted` outbox message): deletes every song it owned,
+        /// > then their files; answers their ids. Idempotent: the songs are gone the second time.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Musit_Library_V1_DeleteOwnerSongsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Musit_Library_V1_DeleteOwnerSongsResponse` messages.
+        func deleteOwnerSongs(
+            request: GRPCCore.StreamingServerRequest<Musit_Library_V1_DeleteOwnerSongsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Library_V1_DeleteOwnerSongsResponse>
     }
 
     /// Service protocol for the "musit.library.v1.Library" service.
@@ -332,6 +365,25 @@ extension Musit_Library_V1_Library {
             request: GRPCCore.ServerRequest<Musit_Library_V1_GetTotalsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Musit_Library_V1_TotalsResponse>
+
+        /// Handle the "DeleteOwnerSongs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An account was deleted (its `user.deleted` outbox message): deletes every song it owned,
+        /// > then their files; answers their ids. Idempotent: the songs are gone the second time.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Library_V1_DeleteOwnerSongsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Musit_Library_V1_DeleteOwnerSongsResponse` message.
+        func deleteOwnerSongs(
+            request: GRPCCore.ServerRequest<Musit_Library_V1_DeleteOwnerSongsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Musit_Library_V1_DeleteOwnerSongsResponse>
     }
 
     /// Simple service protocol for the "musit.library.v1.Library" service.
@@ -438,6 +490,25 @@ extension Musit_Library_V1_Library {
             request: Musit_Library_V1_GetTotalsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Musit_Library_V1_TotalsResponse
+
+        /// Handle the "DeleteOwnerSongs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An account was deleted (its `user.deleted` outbox message): deletes every song it owned,
+        /// > then their files; answers their ids. Idempotent: the songs are gone the second time.
+        ///
+        /// - Parameters:
+        ///   - request: A `Musit_Library_V1_DeleteOwnerSongsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Musit_Library_V1_DeleteOwnerSongsResponse` to respond with.
+        func deleteOwnerSongs(
+            request: Musit_Library_V1_DeleteOwnerSongsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Musit_Library_V1_DeleteOwnerSongsResponse
     }
 }
 
@@ -500,6 +571,17 @@ extension Musit_Library_V1_Library.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Musit_Library_V1_Library.Method.DeleteOwnerSongs.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Library_V1_DeleteOwnerSongsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Library_V1_DeleteOwnerSongsResponse>(),
+            handler: { request, context in
+                try await self.deleteOwnerSongs(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -555,6 +637,17 @@ extension Musit_Library_V1_Library.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Musit_Library_V1_TotalsResponse> {
         let response = try await self.getTotals(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func deleteOwnerSongs(
+        request: GRPCCore.StreamingServerRequest<Musit_Library_V1_DeleteOwnerSongsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Library_V1_DeleteOwnerSongsResponse> {
+        let response = try await self.deleteOwnerSongs(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -623,6 +716,19 @@ extension Musit_Library_V1_Library.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Musit_Library_V1_TotalsResponse> {
         return GRPCCore.ServerResponse<Musit_Library_V1_TotalsResponse>(
             message: try await self.getTotals(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func deleteOwnerSongs(
+        request: GRPCCore.ServerRequest<Musit_Library_V1_DeleteOwnerSongsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Musit_Library_V1_DeleteOwnerSongsResponse> {
+        return GRPCCore.ServerResponse<Musit_Library_V1_DeleteOwnerSongsResponse>(
+            message: try await self.deleteOwnerSongs(
                 request: request.message,
                 context: context
             ),
@@ -762,6 +868,30 @@ extension Musit_Library_V1_Library {
             deserializer: some GRPCCore.MessageDeserializer<Musit_Library_V1_TotalsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Library_V1_TotalsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DeleteOwnerSongs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An account was deleted (its `user.deleted` outbox message): deletes every song it owned,
+        /// > then their files; answers their ids. Idempotent: the songs are gone the second time.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Library_V1_DeleteOwnerSongsRequest` message.
+        ///   - serializer: A serializer for `Musit_Library_V1_DeleteOwnerSongsRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Library_V1_DeleteOwnerSongsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func deleteOwnerSongs<Result>(
+            request: GRPCCore.ClientRequest<Musit_Library_V1_DeleteOwnerSongsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Library_V1_DeleteOwnerSongsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Library_V1_DeleteOwnerSongsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Library_V1_DeleteOwnerSongsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -959,6 +1089,41 @@ extension Musit_Library_V1_Library {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "DeleteOwnerSongs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An account was deleted (its `user.deleted` outbox message): deletes every song it owned,
+        /// > then their files; answers their ids. Idempotent: the songs are gone the second time.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Library_V1_DeleteOwnerSongsRequest` message.
+        ///   - serializer: A serializer for `Musit_Library_V1_DeleteOwnerSongsRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Library_V1_DeleteOwnerSongsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func deleteOwnerSongs<Result>(
+            request: GRPCCore.ClientRequest<Musit_Library_V1_DeleteOwnerSongsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Library_V1_DeleteOwnerSongsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Library_V1_DeleteOwnerSongsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Library_V1_DeleteOwnerSongsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Musit_Library_V1_Library.Method.DeleteOwnerSongs.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1114,6 +1279,36 @@ extension Musit_Library_V1_Library.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Library_V1_GetTotalsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Library_V1_TotalsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteOwnerSongs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An account was deleted (its `user.deleted` outbox message): deletes every song it owned,
+    /// > then their files; answers their ids. Idempotent: the songs are gone the second time.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Musit_Library_V1_DeleteOwnerSongsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteOwnerSongs<Result>(
+        request: GRPCCore.ClientRequest<Musit_Library_V1_DeleteOwnerSongsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Library_V1_DeleteOwnerSongsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.deleteOwnerSongs(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Library_V1_DeleteOwnerSongsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Library_V1_DeleteOwnerSongsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1291,6 +1486,40 @@ extension Musit_Library_V1_Library.ClientProtocol {
             metadata: metadata
         )
         return try await self.getTotals(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteOwnerSongs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An account was deleted (its `user.deleted` outbox message): deletes every song it owned,
+    /// > then their files; answers their ids. Idempotent: the songs are gone the second time.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteOwnerSongs<Result>(
+        _ message: Musit_Library_V1_DeleteOwnerSongsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Library_V1_DeleteOwnerSongsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Musit_Library_V1_DeleteOwnerSongsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.deleteOwnerSongs(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -331,6 +331,33 @@ public nonisolated struct Musit_Library_V1_GetTotalsRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct Musit_Library_V1_DeleteOwnerSongsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var ownerID: Int64 = 0
+
+  /// For the event ("user" of library.changed).
+  public var ownerName: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Musit_Library_V1_DeleteOwnerSongsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var songIds: [Int64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Musit_Library_V1_TotalsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -873,6 +900,71 @@ nonisolated extension Musit_Library_V1_GetTotalsRequest: SwiftProtobuf.Message, 
   }
 
   public static func ==(lhs: Musit_Library_V1_GetTotalsRequest, rhs: Musit_Library_V1_GetTotalsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Musit_Library_V1_DeleteOwnerSongsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteOwnerSongsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}owner_id\0\u{3}owner_name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.ownerID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.ownerName) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.ownerID != 0 {
+      try visitor.visitSingularInt64Field(value: self.ownerID, fieldNumber: 1)
+    }
+    if !self.ownerName.isEmpty {
+      try visitor.visitSingularStringField(value: self.ownerName, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Musit_Library_V1_DeleteOwnerSongsRequest, rhs: Musit_Library_V1_DeleteOwnerSongsRequest) -> Bool {
+    if lhs.ownerID != rhs.ownerID {return false}
+    if lhs.ownerName != rhs.ownerName {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Musit_Library_V1_DeleteOwnerSongsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteOwnerSongsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}song_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedInt64Field(value: &self.songIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.songIds.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.songIds, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Musit_Library_V1_DeleteOwnerSongsResponse, rhs: Musit_Library_V1_DeleteOwnerSongsResponse) -> Bool {
+    if lhs.songIds != rhs.songIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -158,6 +158,19 @@ public enum Musit_Social_V1_Social: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ForgetUsers" metadata.
+        public enum ForgetUsers: Sendable {
+            /// Request type for "ForgetUsers".
+            public typealias Input = Musit_Social_V1_ForgetUsersRequest
+            /// Response type for "ForgetUsers".
+            public typealias Output = Musit_Social_V1_ChangeResponse
+            /// Descriptor for "ForgetUsers".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.social.v1.Social"),
+                method: "ForgetUsers",
+                type: .unary
+            )
+        }
         /// Namespace for "Events" metadata.
         public enum Events: Sendable {
             /// Request type for "Events".
@@ -209,6 +222,7 @@ public enum Musit_Social_V1_Social: Sendable {
             MarkRead.descriptor,
             AppendEvent.descriptor,
             ApplyLibraryChanges.descriptor,
+            ForgetUsers.descriptor,
             Events.descriptor,
             Subscribe.descriptor,
             Announce.descriptor
@@ -415,6 +429,26 @@ extension Musit_Social_V1_Social {
         /// - Returns: A streaming response of `Musit_Social_V1_ChangeResponse` messages.
         func applyLibraryChanges(
             request: GRPCCore.StreamingServerRequest<Musit_Social_V1_LibraryChangesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse>
+
+        /// Handle the "ForgetUsers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.deleted): the user's friendships, requests, messages,
+        /// > presence and event log go, and each friend or asker left gets friend_removed, in one
+        /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Musit_Social_V1_ForgetUsersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Musit_Social_V1_ChangeResponse` messages.
+        func forgetUsers(
+            request: GRPCCore.StreamingServerRequest<Musit_Social_V1_ForgetUsersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse>
 
@@ -670,6 +704,26 @@ extension Musit_Social_V1_Social {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>
 
+        /// Handle the "ForgetUsers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.deleted): the user's friendships, requests, messages,
+        /// > presence and event log go, and each friend or asker left gets friend_removed, in one
+        /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Musit_Social_V1_ChangeResponse` message.
+        func forgetUsers(
+            request: GRPCCore.ServerRequest<Musit_Social_V1_ForgetUsersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>
+
         /// Handle the "Events" method.
         ///
         /// > Source IDL Documentation:
@@ -920,6 +974,26 @@ extension Musit_Social_V1_Social {
             context: GRPCCore.ServerContext
         ) async throws -> Musit_Social_V1_ChangeResponse
 
+        /// Handle the "ForgetUsers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.deleted): the user's friendships, requests, messages,
+        /// > presence and event log go, and each friend or asker left gets friend_removed, in one
+        /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
+        ///
+        /// - Parameters:
+        ///   - request: A `Musit_Social_V1_ForgetUsersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Musit_Social_V1_ChangeResponse` to respond with.
+        func forgetUsers(
+            request: Musit_Social_V1_ForgetUsersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Musit_Social_V1_ChangeResponse
+
         /// Handle the "Events" method.
         ///
         /// > Source IDL Documentation:
@@ -1101,6 +1175,17 @@ extension Musit_Social_V1_Social.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Musit_Social_V1_Social.Method.ForgetUsers.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ForgetUsersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_ChangeResponse>(),
+            handler: { request, context in
+                try await self.forgetUsers(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Musit_Social_V1_Social.Method.Events.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_EventsRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_EventsResponse>(),
@@ -1243,6 +1328,17 @@ extension Musit_Social_V1_Social.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse> {
         let response = try await self.applyLibraryChanges(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func forgetUsers(
+        request: GRPCCore.StreamingServerRequest<Musit_Social_V1_ForgetUsersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse> {
+        let response = try await self.forgetUsers(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1409,6 +1505,19 @@ extension Musit_Social_V1_Social.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse> {
         return GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>(
             message: try await self.applyLibraryChanges(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func forgetUsers(
+        request: GRPCCore.ServerRequest<Musit_Social_V1_ForgetUsersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse> {
+        return GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>(
+            message: try await self.forgetUsers(
                 request: request.message,
                 context: context
             ),
@@ -1694,6 +1803,31 @@ extension Musit_Social_V1_Social {
         func applyLibraryChanges<Result>(
             request: GRPCCore.ClientRequest<Musit_Social_V1_LibraryChangesRequest>,
             serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_LibraryChangesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ForgetUsers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.deleted): the user's friendships, requests, messages,
+        /// > presence and event log go, and each friend or asker left gets friend_removed, in one
+        /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_ForgetUsersRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func forgetUsers<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_ForgetUsersRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result
@@ -2134,6 +2268,42 @@ extension Musit_Social_V1_Social {
             )
         }
 
+        /// Call the "ForgetUsers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.deleted): the user's friendships, requests, messages,
+        /// > presence and event log go, and each friend or asker left gets friend_removed, in one
+        /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_ForgetUsersRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func forgetUsers<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_ForgetUsersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Musit_Social_V1_Social.Method.ForgetUsers.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Events" method.
         ///
         /// > Source IDL Documentation:
@@ -2532,6 +2702,37 @@ extension Musit_Social_V1_Social.ClientProtocol {
         try await self.applyLibraryChanges(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_LibraryChangesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ChangeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ForgetUsers" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Accounts' outbox messages (user.deleted): the user's friendships, requests, messages,
+    /// > presence and event log go, and each friend or asker left gets friend_removed, in one
+    /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func forgetUsers<Result>(
+        request: GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.forgetUsers(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_ForgetUsersRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ChangeResponse>(),
             options: options,
             onResponse: handleResponse
@@ -2960,6 +3161,41 @@ extension Musit_Social_V1_Social.ClientProtocol {
             metadata: metadata
         )
         return try await self.applyLibraryChanges(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ForgetUsers" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Accounts' outbox messages (user.deleted): the user's friendships, requests, messages,
+    /// > presence and event log go, and each friend or asker left gets friend_removed, in one
+    /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func forgetUsers<Result>(
+        _ message: Musit_Social_V1_ForgetUsersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.forgetUsers(
             request: request,
             options: options,
             onResponse: handleResponse

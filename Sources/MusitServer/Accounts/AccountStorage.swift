@@ -46,11 +46,10 @@ public protocol UserRepository: UserDirectory {
     /// Creates a user; the first user ever becomes admin when `firstIsAdmin`.
     func createUser(username: String, displayName: String, passwordHash: String, role: Role,
                     firstIsAdmin: Bool) async throws -> User
-    /// Deletes the user and, by cascade, everything theirs: tokens, friendships, messages,
-    /// events, plays and songs. Returns the events for those left (a friend or a pending
-    /// request ended; the library changed when they had songs) and the ids of their songs,
-    /// whose files are removed after the commit.
-    func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64])
+    /// Deletes the user and their refresh tokens, and writes `user.deleted` to the outbox for
+    /// each service that keeps something of theirs (Stats, Social, Library), in one
+    /// transaction. False when there was no such user.
+    func deleteUser(_ user: User) async throws -> Bool
     /// Sets what is given of the profile; the user as now stored, nil when there is none.
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
 }
@@ -128,6 +127,7 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         registerEventLogOwnerMigration(&m)
         registerFormatMigration(&m)
         registerLibraryOutboxMigration(&m)
+        registerServicesOwnTheirRowsMigration(&m)
         return m
     }
 
@@ -183,6 +183,15 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
 
     public func userCount() async throws -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0 }
+    }
+
+    public func deleteUser(_ user: User) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM user WHERE id = ?", arguments: [user.id])
+            guard db.changesCount > 0 else { return false }
+            try Self.enqueueUserDeleted(db, user)
+            return true
+        }
     }
 
     public func insertRefreshToken(hash: String, userID: Int64, family: String, expiresAt: Date) async throws {

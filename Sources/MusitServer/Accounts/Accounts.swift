@@ -13,9 +13,8 @@ protocol AccountsAPI: Sendable {
     func refresh(_ refreshToken: String) async throws -> TokenPair
     func logout(_ refreshToken: String) async throws
     /// Deletes the account of `userID` when `password` is its password (throttled like a
-    /// login); the events committed for those left and the ids of the songs that went.
+    /// login). What the other services keep of the user goes through the outbox.
     func deleteAccount(userID: Int64, password: String, address: String) async throws
-        -> (events: [CommittedEvent], songs: [Int64])
     /// The user as now stored; nil when there is none.
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
 }
@@ -104,7 +103,7 @@ struct LocalAccounts: AccountsAPI {
 
     // Deleting an account asks for its password again, throttled like a login: a stolen
     // access token alone must not be enough to destroy it.
-    func deleteAccount(userID: Int64, password: String, address: String) async throws -> (events: [CommittedEvent], songs: [Int64]) {
+    func deleteAccount(userID: Int64, password: String, address: String) async throws {
         guard let me = try await users.user(id: userID) else { throw Problem.unauthorized("No such user") }
         if let wait = try await throttle.begin(account: me.username, address: address) {
             throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(wait)],
@@ -114,7 +113,7 @@ struct LocalAccounts: AccountsAPI {
             throw Problem(status: 403, title: "Forbidden", detail: "Wrong password: the account was not deleted")
         }
         try await throttle.succeeded(account: me.username, address: address)
-        return try await users.deleteUser(me)
+        _ = try await users.deleteUser(me)
     }
 
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {

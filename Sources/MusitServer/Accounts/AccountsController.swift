@@ -53,20 +53,17 @@ struct AccountsController: Sendable {
         signedIn.delete("me") { request, context in
             let me = try context.requireUser()
             let body = try await request.decode(as: DeleteAccountRequest.self, context: context)
-            let (events, songs) = try await accounts.deleteAccount(userID: me.id, password: body.password,
-                                                                   address: context.clientAddress(request, trusting: s.config.trustedProxies))
-            s.outbox.poke()
-            // Everything cached for the user goes with the row: media tokens they were
-            // given stop at once, and their songs' rows, open files and bytes are dropped.
+            try await accounts.deleteAccount(userID: me.id, password: body.password,
+                                             address: context.clientAddress(request, trusting: s.config.trustedProxies))
+            // Library deletes the user's songs and files, Social their friendships, messages
+            // and log (telling each friend), Stats their plays: from the outbox, delivered
+            // here before the answer, so all of it is done when the client hears 204 (or,
+            // with a service down, as soon as it is back).
+            await s.outbox.deliverNow()
+            // Media tokens the user was given stop at once.
             s.mediaCache.forget(user: me.id)
-            for id in songs {
-                s.mediaCache.forget(song: id)
-                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(s.config.media, id))
-                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(s.config.media, id))
-            }
             await s.presence.remove(userID: me.id)
             await s.bus.remove(user: me.id)
-            await s.announceOwn(events)
             return Response(status: .noContent)
         }
     }

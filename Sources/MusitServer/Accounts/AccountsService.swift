@@ -43,19 +43,10 @@ struct AccountsService: Musit_Accounts_V1_Accounts.SimpleServiceProtocol {
         guard request.password.utf8.count <= APILimits.passwordMaxLength else {
             throw RPCError(code: .invalidArgument, message: "password is at most \(APILimits.passwordMaxLength) bytes")
         }
-        let (events, songs) = try await Self.mapped {
+        try await Self.mapped {
             try await accounts.deleteAccount(userID: request.userID, password: request.password, address: request.clientAddress)
         }
-        let encoder = JSONEncoder()
-        return try .with {
-            $0.events = try events.map { c in
-                try .with {
-                    $0.userID = c.userID
-                    $0.eventJson = try encoder.encode(c.event)
-                }
-            }
-            $0.songIds = songs
-        }
+        return .init()
     }
 
     func updateProfile(request: Musit_Accounts_V1_UpdateProfileRequest, context: ServerContext) async throws
@@ -230,21 +221,14 @@ final class RemoteAccounts: AccountsAPI, UserDirectory {
         _ = try await link.call(idempotent: true) { try await $0.logout(request, options: $1) }
     }
 
-    func deleteAccount(userID: Int64, password: String, address: String) async throws -> (events: [CommittedEvent], songs: [Int64]) {
+    func deleteAccount(userID: Int64, password: String, address: String) async throws {
         let request = Musit_Accounts_V1_DeleteAccountRequest.with {
             $0.userID = userID
             $0.password = password
             $0.clientAddress = address
         }
-        let answer = try await link.call { try await $0.deleteAccount(request, options: $1) }
+        _ = try await link.call { try await $0.deleteAccount(request, options: $1) }
         forget(userID)
-        // Done: an event that does not decode is dropped (its poll reads storage at its
-        // timeout), not a failure of what has been deleted.
-        let decoder = JSONDecoder()
-        let events = answer.events.compactMap { e in
-            (try? decoder.decode(ServerEvent.self, from: e.eventJson)).map { CommittedEvent(userID: e.userID, event: $0) }
-        }
-        return (events, answer.songIds)
     }
 
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {

@@ -138,22 +138,14 @@ extension PostgresStore: UserRepository {
         try await read { conn in Int(try await self.int64s(conn, #"SELECT COUNT(*) FROM "user""#).first ?? 0) }
     }
 
-    public func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64]) {
+    public func deleteUser(_ user: User) async throws -> Bool {
         try await write { conn in
-            let songs = try await self.int64s(conn, "SELECT id FROM song WHERE ownerID = \(user.id) ORDER BY id")
-            let others = try await self.int64s(conn, """
-                SELECT addresseeID FROM friendship WHERE requesterID = \(user.id)
-                UNION SELECT requesterID FROM friendship WHERE addresseeID = \(user.id)
-                """)
-            guard try await self.rowCount(conn, #"DELETE FROM "user" WHERE id = \#(user.id) RETURNING 1"#) > 0 else { return ([], []) }
-            try await self.notify(conn, ["u:\(user.id)"] + songs.map { "s:\($0)" })
+            guard try await self.rowCount(conn, #"DELETE FROM "user" WHERE id = \#(user.id) RETURNING 1"#) > 0 else { return false }
+            try await self.notify(conn, ["u:\(user.id)"])
             try await self.enqueue(conn, .userDeleted, [user.id])
-            try await self.enqueue(conn, .songDeleted, songs)
-            var events = try await self.appendEvent(conn, .draft(.friendRemoved, user: user.username), to: others)
-            if !songs.isEmpty {
-                events += try await self.appendEvent(conn, .draft(.libraryChanged, user: user.username), to: try await self.allUsers(conn))
-            }
-            return (events, songs)
+            try await self.enqueue(conn, .userDeletedSocial, [user.id], payload: user.username)
+            try await self.enqueue(conn, .userDeletedLibrary, [user.id], payload: user.username)
+            return true
         }
     }
 }

@@ -120,7 +120,7 @@ struct Services: Sendable {
     let presence: any PresenceRepository
     /// Tells Stats of deleted users and songs (the outbox written with the deletion).
     let outbox: OutboxRelay
-    let mediaCache = MediaCache()
+    let mediaCache: MediaCache
     let pages = EncodedPages()
     let bus: EventBus
     let config: ServerConfiguration
@@ -244,17 +244,20 @@ public enum MusitBackend {
         links.services = loopbackServices + links.services
         // Friendships, chat and the event logs: the Social service when it runs apart.
         let social: any SocialRepository = links.social.map { RemoteSocial(link: $0) } ?? store
-        let relay = OutboxRelay(outbox: store, stats: links.stats, social: social, announce: { await bus.announce($0) }, logger: log)
         // Songs: the Library service when it runs apart.
         let localLibrary = links.library == nil ? LocalLibrary(config, songs: store) : nil
         let library: any LibraryAPI = links.library.map { RemoteLibrary(link: $0) } ?? localLibrary!
+        let mediaCache = MediaCache()
+        let relay = OutboxRelay(outbox: store, stats: links.stats, social: social, library: library,
+                                songsGone: { ids in for id in ids { mediaCache.forget(song: id) } },
+                                announce: { await bus.announce($0) }, logger: log)
         // Sign-in, tokens and profiles: the Accounts service when it runs apart.
         let accounts: any AccountsAPI = links.accounts.map { RemoteAccounts(link: $0) }
             ?? Self.localAccounts(config, store: store, tokens: tokens)
         let services = Services(
             accounts: accounts, tokens: tokens, social: social, library: library, routes: RouteCounter(),
             presence: (store as? PostgresStore).map { PostgresPresence(store: $0, window: config.onlineWindow) as any PresenceRepository }
-                ?? PresenceTracker(window: config.onlineWindow), outbox: relay, bus: bus, config: config, logger: log)
+                ?? PresenceTracker(window: config.onlineWindow), outbox: relay, mediaCache: mediaCache, bus: bus, config: config, logger: log)
         if let postgres = store as? PostgresStore {
             await bus.attach(PostgresEventRelay(store: postgres, bus: bus, cache: services.mediaCache,
                                                 accounts: accounts as? RemoteAccounts, logger: log))

@@ -28,6 +28,9 @@ protocol LibraryAPI: Sendable {
     func deleteSong(id: Int64, by user: User) async throws -> [CommittedEvent]
     /// Songs in the library and their bytes, for the admin statistics.
     func totals() async throws -> (songs: Int, bytes: Int64)
+    /// An account was deleted (`user.deleted/library`): deletes the songs it owned, then
+    /// their files, and refuses its uploads from then on. The ids deleted; none the second time.
+    func deleteSongs(ownedBy owner: Int64, name: String) async throws -> [Int64]
 }
 
 /// Library over the store and the media directory.
@@ -233,6 +236,7 @@ struct LocalLibrary: LibraryAPI {
             switch error {
             case .duplicate(let id): throw Problem.duplicate(id)
             case .quota: throw Problem.quota(quota)
+            case .ownerGone: throw Problem.unauthorized("No such user: the account was deleted")
             }
         } catch {
             // The transaction failed after the files were placed (a failed commit): take
@@ -270,6 +274,21 @@ struct LocalLibrary: LibraryAPI {
             }
             return events
         }
+    }
+
+    func deleteSongs(ownedBy owner: Int64, name: String) async throws -> [Int64] {
+        let ids = try await songs.deleteSongs(ownedBy: owner, event: .draft(.libraryChanged, user: name.isEmpty ? nil : name))
+        guard !ids.isEmpty else { return [] }
+        // After the commit, as for one song: a crash in between leaves files without a row,
+        // which the next start removes.
+        let media = media
+        _ = try? await SongRoutes.runBlocking {
+            for id in ids {
+                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
+                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
+            }
+        }
+        return ids
     }
 
     func totals() async throws -> (songs: Int, bytes: Int64) { try await songs.libraryTotals() }

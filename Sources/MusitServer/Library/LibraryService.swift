@@ -61,6 +61,15 @@ struct LibraryService: Musit_Library_V1_Library.SimpleServiceProtocol {
         return try .with { $0.events = try LibraryWire.events(events) }
     }
 
+    func deleteOwnerSongs(request: Musit_Library_V1_DeleteOwnerSongsRequest, context: ServerContext) async throws
+        -> Musit_Library_V1_DeleteOwnerSongsResponse {
+        guard request.ownerID > 0, request.ownerName.isEmpty || TextRules.isValidUsername(request.ownerName) else {
+            throw RPCError(code: .invalidArgument, message: "owner_id is an id above 0, owner_name a username")
+        }
+        let ids = try await RPCProblems.mapped { try await library.deleteSongs(ownedBy: request.ownerID, name: request.ownerName) }
+        return .with { $0.songIds = ids }
+    }
+
     func getTotals(request: Musit_Library_V1_GetTotalsRequest, context: ServerContext) async throws -> Musit_Library_V1_TotalsResponse {
         let totals = try await RPCProblems.mapped { try await library.totals() }
         return .with {
@@ -183,6 +192,15 @@ struct RemoteLibrary: LibraryAPI {
             $0.username = user.username
         }
         return LibraryWire.events(try await link.call { try await $0.deleteSong(request, options: $1) }.events)
+    }
+
+    func deleteSongs(ownedBy owner: Int64, name: String) async throws -> [Int64] {
+        let request = Musit_Library_V1_DeleteOwnerSongsRequest.with {
+            $0.ownerID = owner
+            $0.ownerName = name
+        }
+        // Idempotent: the songs are gone the second time.
+        return try await link.call(idempotent: true) { try await $0.deleteOwnerSongs(request, options: $1) }.songIds
     }
 
     func totals() async throws -> (songs: Int, bytes: Int64) {

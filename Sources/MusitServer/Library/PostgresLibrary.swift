@@ -32,6 +32,9 @@ extension PostgresStore: SongRepository {
                 if let id = try await self.int64s(conn, "SELECT id FROM song WHERE sha256 = \(song.sha256)").first {
                     throw SongStorageError.duplicate(id)
                 }
+                if try await !self.int64s(conn, "SELECT ownerID FROM songOwnerForgotten WHERE ownerID = \(song.ownerID)").isEmpty {
+                    throw SongStorageError.ownerGone
+                }
                 let used = try await self.int64s(conn, "SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM song WHERE ownerID = \(song.ownerID)").first ?? 0
                 guard used + song.bytes <= quota else { throw SongStorageError.quota }
                 let track = song.trackNumber.map(Int64.init), year = song.year.map(Int64.init)
@@ -74,6 +77,24 @@ extension PostgresStore: SongRepository {
             try await self.enqueue(conn, .libraryChanged, [id], payload: event.user)
             try await self.notify(conn, ["s:\(id)"])
             return .deleted([])
+        }
+    }
+
+    public func deleteSongs(ownedBy owner: Int64, event: ServerEvent) async throws -> [Int64] {
+        try await write { conn in
+            // The owner's uploads' lock (insertSong): one in flight commits first or, after
+            // this, finds the owner forgotten and is refused.
+            try await conn.query("SELECT pg_advisory_xact_lock(\(Int32(0x6D75)), \(Int32(truncatingIfNeeded: owner)))",
+                                 logger: self.logger)
+            try await conn.query("INSERT INTO songOwnerForgotten (ownerID) VALUES (\(owner)) ON CONFLICT DO NOTHING",
+                                 logger: self.logger)
+            let ids = try await self.int64s(conn, "DELETE FROM song WHERE ownerID = \(owner) RETURNING id")
+            guard !ids.isEmpty else { return [] }
+            try await self.enqueue(conn, .songDeleted, ids)
+            // One change for everyone, however many songs went.
+            try await self.enqueue(conn, .libraryChanged, [ids.min()!], payload: event.user)
+            try await self.notify(conn, ids.map { "s:\($0)" })
+            return ids.sorted()
         }
     }
 

@@ -30,6 +30,8 @@ public enum SongStorageError: Error, Equatable {
     case duplicate(Int64)
     /// The owner's quota would be exceeded.
     case quota
+    /// The owner's account was deleted.
+    case ownerGone
 }
 
 /// What deleting a song did.
@@ -52,6 +54,10 @@ public protocol SongRepository: Sendable {
     func discardFiles(of id: Int64, remove: @escaping @Sendable () -> Void) async throws
     /// Deletes a song of `user`'s (any song for an admin) with `event` for every user.
     func deleteSong(id: Int64, by user: User, event: ServerEvent) async throws -> SongDeletion
+    /// An account was deleted: deletes every song it owned, with their `song.deleted` and one
+    /// `library.changed` (`event`'s user) in the outbox, and refuses the owner's uploads from
+    /// then on. The ids deleted, whose files the caller removes; none the second time.
+    func deleteSongs(ownedBy owner: Int64, event: ServerEvent) async throws -> [Int64]
     /// At start-up: drops rows whose audio file is gone, forgets covers whose file is gone,
     /// and removes files without a row and leftover partial uploads. Returns what it did.
     func repairMedia(directory: String, event: ServerEvent) async throws -> MediaRepair
@@ -141,6 +147,9 @@ extension SQLiteStore: SongRepository {
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM song WHERE sha256 = ?", arguments: [song.sha256]) {
                 throw SongStorageError.duplicate(id)
             }
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM songOwnerForgotten WHERE ownerID = ?", arguments: [song.ownerID]) != nil {
+                throw SongStorageError.ownerGone
+            }
             let used = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM song WHERE ownerID = ?",
                                           arguments: [song.ownerID]) ?? 0
             guard used + song.bytes <= quota else { throw SongStorageError.quota }
@@ -177,6 +186,21 @@ extension SQLiteStore: SongRepository {
             try Self.enqueue(db, .songDeleted, [id])
             try Self.enqueue(db, .libraryChanged, [id], payload: event.user)
             return .deleted([])
+        }
+    }
+
+    public func deleteSongs(ownedBy owner: Int64, event: ServerEvent) async throws -> [Int64] {
+        try await write { db in
+            // Refused from now on: an upload of the owner's still in flight cannot store a
+            // song for an account that is gone (SQLite's single writer orders the two).
+            try db.execute(sql: "INSERT INTO songOwnerForgotten (ownerID) VALUES (?) ON CONFLICT DO NOTHING", arguments: [owner])
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM song WHERE ownerID = ? ORDER BY id", arguments: [owner])
+            guard !ids.isEmpty else { return [] }
+            try db.execute(sql: "DELETE FROM song WHERE ownerID = ?", arguments: [owner])
+            try Self.enqueue(db, .songDeleted, ids)
+            // One change for everyone, however many songs went.
+            try Self.enqueue(db, .libraryChanged, [ids[0]], payload: event.user)
+            return ids
         }
     }
 

@@ -199,4 +199,31 @@ extension SQLiteStore: LibraryChangeConsumer {
             return out
         }
     }
+    public func forgetUsers(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
+        let deletions = messages.filter { $0.topic == .userDeletedSocial }
+        guard !deletions.isEmpty else { return [] }
+        return try await write { db in
+            var out: [CommittedEvent] = []
+            let now = Date()
+            for message in deletions {
+                try db.execute(sql: "INSERT INTO consumedOutbox (source, id, at) VALUES ('accounts', ?, ?) ON CONFLICT DO NOTHING",
+                               arguments: [message.id, now])
+                guard db.changesCount > 0 else { continue }
+                let user = message.subject
+                // Whoever is left on the other side of a friendship or request. One who was
+                // deleted too and forgotten first has no row with this user any more.
+                let others = try Int64.fetchAll(db, sql: """
+                    SELECT addresseeID FROM friendship WHERE requesterID = ? UNION SELECT requesterID FROM friendship WHERE addresseeID = ?
+                    """, arguments: [user, user])
+                try db.execute(sql: "DELETE FROM friendship WHERE requesterID = ? OR addresseeID = ?", arguments: [user, user])
+                try db.execute(sql: "DELETE FROM message WHERE fromID = ? OR toID = ?", arguments: [user, user])
+                try db.execute(sql: "DELETE FROM presence WHERE userID = ?", arguments: [user])
+                try db.execute(sql: "DELETE FROM userEvent WHERE userID = ?", arguments: [user])
+                try db.execute(sql: "DELETE FROM eventHorizon WHERE userID = ?", arguments: [user])
+                try db.execute(sql: "DELETE FROM eventLog WHERE userID = ?", arguments: [user])
+                out += try Self.appendEvent(db, .draft(.friendRemoved, user: message.payload), to: others)
+            }
+            return out
+        }
+    }
 }

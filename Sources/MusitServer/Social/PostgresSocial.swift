@@ -215,4 +215,32 @@ extension PostgresStore: LibraryChangeConsumer {
             return out
         }
     }
+    public func forgetUsers(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
+        let deletions = messages.filter { $0.topic == .userDeletedSocial }
+        guard !deletions.isEmpty else { return [] }
+        return try await write { conn in
+            var fresh: Set<Int64> = []
+            for try await id in try await conn.query("""
+                INSERT INTO consumedOutbox (source, id, at) SELECT 'accounts', unnest(\(deletions.map(\.id))::BIGINT[]), \(Date())
+                ON CONFLICT DO NOTHING RETURNING id
+                """, logger: self.logger).decode(Int64.self) { fresh.insert(id) }
+            var out: [CommittedEvent] = []
+            for message in deletions where fresh.contains(message.id) {
+                let user = message.subject
+                // Whoever is left on the other side of a friendship or request. One who was
+                // deleted too and forgotten first has no row with this user any more.
+                let others = try await self.int64s(conn, """
+                    SELECT addresseeID FROM friendship WHERE requesterID = \(user)
+                    UNION SELECT requesterID FROM friendship WHERE addresseeID = \(user)
+                    """)
+                try await conn.query("DELETE FROM friendship WHERE requesterID = \(user) OR addresseeID = \(user)", logger: self.logger)
+                try await conn.query("DELETE FROM message WHERE fromID = \(user) OR toID = \(user)", logger: self.logger)
+                try await conn.query("DELETE FROM presence WHERE userID = \(user)", logger: self.logger)
+                // The log's events and horizon go with it (their foreign keys to eventLog).
+                try await conn.query("DELETE FROM eventLog WHERE userID = \(user)", logger: self.logger)
+                out += try await self.appendEvent(conn, .draft(.friendRemoved, user: message.payload), to: others)
+            }
+            return out
+        }
+    }
 }

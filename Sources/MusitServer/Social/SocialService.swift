@@ -131,6 +131,19 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
         return try SocialWire.change(told(try await Self.mapped { try await social.applyLibraryChanges(messages) }))
     }
 
+    func forgetUsers(request: Musit_Social_V1_ForgetUsersRequest, context: ServerContext) async throws
+        -> Musit_Social_V1_ChangeResponse {
+        guard request.deletions.count <= 1000,
+              request.deletions.allSatisfy({ $0.outboxID > 0 && $0.userID > 0 && $0.username.utf8.count <= 256 }) else {
+            throw RPCError(code: .invalidArgument,
+                           message: "deletions: at most 1,000, each with an outbox_id and a user_id above 0 and a username of at most 256 bytes")
+        }
+        let messages = request.deletions.map {
+            OutboxMessage(id: $0.outboxID, topic: .userDeletedSocial, subject: $0.userID, payload: $0.username)
+        }
+        return try SocialWire.change(told(try await Self.mapped { try await social.forgetUsers(messages) }))
+    }
+
     func events(request: Musit_Social_V1_EventsRequest, context: ServerContext) async throws -> Musit_Social_V1_EventsResponse {
         try Self.id(request.userID, "user_id")
         guard request.after >= 0, (1...1000).contains(request.limit) else {
@@ -380,6 +393,22 @@ struct RemoteSocial: SocialRepository {
         }
         // Idempotent (Social records what it applied): retried while the budget lasts.
         return try Self.events(try await link.call(idempotent: true) { try await $0.applyLibraryChanges(request, options: $1) }) ?? []
+    }
+
+    func forgetUsers(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
+        let deletions = messages.filter { $0.topic == .userDeletedSocial }
+        guard !deletions.isEmpty else { return [] }
+        let request = Musit_Social_V1_ForgetUsersRequest.with {
+            $0.deletions = deletions.map { m in
+                .with {
+                    $0.outboxID = m.id
+                    $0.userID = m.subject
+                    $0.username = m.payload ?? ""
+                }
+            }
+        }
+        // Idempotent (Social records what it applied): retried while the budget lasts.
+        return try Self.events(try await link.call(idempotent: true) { try await $0.forgetUsers(request, options: $1) }) ?? []
     }
 
     func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice {

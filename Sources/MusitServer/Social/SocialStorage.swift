@@ -195,25 +195,6 @@ extension SQLiteStore: SocialRepository {
         }
     }
 
-    public func deleteUser(_ user: User) async throws -> (events: [CommittedEvent], songs: [Int64]) {
-        try await write { db in
-            let songs = try Int64.fetchAll(db, sql: "SELECT id FROM song WHERE ownerID = ? ORDER BY id", arguments: [user.id])
-            let others = try Int64.fetchAll(db, sql: """
-                SELECT addresseeID FROM friendship WHERE requesterID = ?
-                UNION SELECT requesterID FROM friendship WHERE addresseeID = ?
-                """, arguments: [user.id, user.id])
-            try db.execute(sql: "DELETE FROM user WHERE id = ?", arguments: [user.id])
-            guard db.changesCount > 0 else { return ([], []) }
-            try Self.enqueue(db, .userDeleted, [user.id])
-            try Self.enqueue(db, .songDeleted, songs)
-            var events = try Self.appendEvent(db, .draft(.friendRemoved, user: user.username), to: others)
-            if !songs.isEmpty {
-                events += try Self.appendEvent(db, .draft(.libraryChanged, user: user.username), to: try Self.allUsers(db))
-            }
-            return (events, songs)
-        }
-    }
-
     public func friends(of user: Int64) async throws -> FriendIDs {
         try await read { db in
             var ids = FriendIDs()

@@ -9,15 +9,30 @@ public struct OutboxMessage: Sendable, Equatable {
     public enum Topic: String, Sendable {
         /// An account was deleted: Stats forgets its plays.
         case userDeleted = "user.deleted"
+        /// The same deletion for Social: the user's friendships, messages, presence and log
+        /// go. The payload is the user's name (for the friends' `friend_removed`).
+        case userDeletedSocial = "user.deleted/social"
+        /// The same deletion for Library: the songs the user owned go. The payload is the
+        /// user's name (for `library.changed`).
+        case userDeletedLibrary = "user.deleted/library"
         /// A song was deleted (by its owner, with its owner, or found without its file).
         case songDeleted = "song.deleted"
         /// Library changed (a song stored or deleted): Social tells every user
         /// (`library.changed` in each log). The payload is the name of who changed it.
         case libraryChanged = "library.changed"
 
-        /// Stats consumes these; Social the rest.
-        var isStats: Bool { self == .userDeleted || self == .songDeleted }
+        /// Who consumes the message. A change several services must see is one message per
+        /// consumer, so that each is removed when its consumer answered.
+        var consumer: Consumer {
+            switch self {
+            case .userDeleted, .songDeleted: .stats
+            case .userDeletedSocial, .libraryChanged: .social
+            case .userDeletedLibrary: .library
+            }
+        }
     }
+
+    public enum Consumer: Sendable { case stats, social, library }
 
     public var id: Int64
     public var topic: Topic
@@ -34,11 +49,16 @@ public struct OutboxMessage: Sendable, Equatable {
 }
 
 /// Social's side of the outbox: `library.changed` messages become an event in every user's
-/// log, once per message whatever the number of deliveries (the ids it applied are kept,
-/// in the transaction that appends, for as long as the logs keep events).
+/// log, and `user.deleted/social` messages remove what Social keeps of the user, once per
+/// message whatever the number of deliveries (the ids it applied are kept, in the
+/// transaction that applies them, for as long as the logs keep events).
 public protocol LibraryChangeConsumer: Sendable {
     /// Applies what was not applied before; the events committed now (none for a redelivery).
     func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent]
+    /// Forgets the users of `user.deleted/social` messages not applied before: their
+    /// friendships and requests (each other side gets `friend_removed`), messages, presence
+    /// and event log. The events committed now.
+    func forgetUsers(_ messages: [OutboxMessage]) async throws -> [CommittedEvent]
 }
 
 public protocol OutboxRepository: Sendable {
@@ -87,6 +107,51 @@ extension SQLiteStore: OutboxRepository {
         }
     }
 
+    /// Accounts' rows no longer cascade into the other services' tables: an account's
+    /// deletion reaches Library and Social as `user.deleted` outbox messages, which they
+    /// apply themselves (and the tables could live in other databases). SQLite cannot drop
+    /// a foreign key, so each table that refers to `user` is made again from its own
+    /// definition without that clause, with its rows, indexes and AUTOINCREMENT sequence
+    /// (ids are never reused: Stats forgets songs by id). Library also keeps the owners it
+    /// forgot, whose uploads it refuses from then on.
+    static func registerServicesOwnTheirRowsMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v12-no-cascade-from-accounts") { db in
+            let reference = try NSRegularExpression(
+                pattern: #"\s+REFERENCES\s+"?user"?\s*\(\s*"?id"?\s*\)\s+ON\s+DELETE\s+CASCADE"#, options: [.caseInsensitive])
+            let tables = try Row.fetchAll(db, sql: """
+                SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT IN ('user', 'refreshToken')
+                ORDER BY name
+                """).filter { row in
+                let sql: String = row["sql"]
+                return reference.firstMatch(in: sql, range: NSRange(sql.startIndex..., in: sql)) != nil
+            }
+            for row in tables {
+                let name: String = row["name"], sql: String = row["sql"]
+                let indexes = try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                                                  arguments: [name])
+                let sequence = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [name])
+                let bare = reference.stringByReplacingMatches(in: sql, range: NSRange(sql.startIndex..., in: sql), withTemplate: "")
+                let header = try NSRegularExpression(pattern: #"^CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?("?)\#(name)\2"#,
+                                                     options: [.caseInsensitive])
+                let made = header.stringByReplacingMatches(in: bare, range: NSRange(bare.startIndex..., in: bare),
+                                                           withTemplate: "CREATE TABLE \"\(name)_v12\"")
+                guard made != bare else { throw DatabaseError(message: "v12: cannot read the definition of \(name)") }
+                try db.execute(sql: made)
+                try db.execute(sql: "INSERT INTO \"\(name)_v12\" SELECT * FROM \"\(name)\"")
+                try db.execute(sql: "DROP TABLE \"\(name)\"")
+                try db.execute(sql: "ALTER TABLE \"\(name)_v12\" RENAME TO \"\(name)\"")
+                for index in indexes { try db.execute(sql: index) }
+                if let sequence {
+                    try db.execute(sql: "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", arguments: [sequence, name])
+                    if db.changesCount == 0 {
+                        try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", arguments: [name, sequence])
+                    }
+                }
+            }
+            try db.execute(sql: "CREATE TABLE songOwnerForgotten (ownerID INTEGER PRIMARY KEY)")
+        }
+    }
+
     /// Adds messages inside the caller's transaction.
     static func enqueue(_ db: Database, _ topic: OutboxMessage.Topic, _ subjects: [Int64], payload: String? = nil) throws {
         let now = Date()
@@ -94,6 +159,13 @@ extension SQLiteStore: OutboxRepository {
             try db.execute(sql: "INSERT INTO outbox (topic, subject, payload, createdAt) VALUES (?, ?, ?, ?)",
                            arguments: [topic.rawValue, subject, payload, now])
         }
+    }
+
+    /// An account's deletion, for every service that keeps something of the user.
+    static func enqueueUserDeleted(_ db: Database, _ user: User) throws {
+        try enqueue(db, .userDeleted, [user.id])
+        try enqueue(db, .userDeletedSocial, [user.id], payload: user.username)
+        try enqueue(db, .userDeletedLibrary, [user.id], payload: user.username)
     }
 
     public func pendingOutbox(limit: Int) async throws -> [OutboxMessage] {

@@ -5,7 +5,9 @@ import ServiceLifecycle
 import Synchronization
 
 /// Delivers the outbox to its consumers (deletions to Stats' `Forget`, Library's changes
-/// to Social, which tells every user) and removes what was delivered.
+/// to Social, which tells every user; an account's deletion to Library, which deletes its
+/// songs, and to Social, which forgets its friendships, messages and log) and removes what
+/// was delivered.
 ///
 /// Delivery is at least once: a message is removed only after the consumer answered, so a
 /// crash of either side between the two sends it again, and the consumer's idempotence
@@ -17,6 +19,10 @@ final class OutboxRelay: Service, Sendable {
     let outbox: any OutboxRepository
     let stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>
     let social: any LibraryChangeConsumer
+    /// Deletes a deleted account's songs (`user.deleted/library`).
+    let library: any LibraryAPI
+    /// The songs Library deleted here: this process's media cache forgets them.
+    let songsGone: @Sendable ([Int64]) -> Void
     /// Wakes this process's polls with the events Social committed (other gateways hear of
     /// them through Social's subscription).
     let announce: @Sendable ([CommittedEvent]) async -> Void
@@ -27,10 +33,13 @@ final class OutboxRelay: Service, Sendable {
     static let idleCheck: Duration = .seconds(2)
 
     init(outbox: any OutboxRepository, stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>,
-         social: any LibraryChangeConsumer, announce: @escaping @Sendable ([CommittedEvent]) async -> Void, logger: Logger) {
+         social: any LibraryChangeConsumer, library: any LibraryAPI, songsGone: @escaping @Sendable ([Int64]) -> Void,
+         announce: @escaping @Sendable ([CommittedEvent]) async -> Void, logger: Logger) {
         self.outbox = outbox
         self.stats = stats
         self.social = social
+        self.library = library
+        self.songsGone = songsGone
         self.announce = announce
         self.logger = logger
     }
@@ -88,7 +97,7 @@ final class OutboxRelay: Service, Sendable {
             if messages.isEmpty { return }
             var delivered: [Int64] = []
             var failure: (any Error)?
-            let forStats = messages.filter(\.topic.isStats)
+            let forStats = messages.filter { $0.topic.consumer == .stats }
             if !forStats.isEmpty {
                 var request = Musit_Stats_V1_ForgetRequest()
                 request.userIds = forStats.filter { $0.topic == .userDeleted }.map(\.subject)
@@ -100,14 +109,27 @@ final class OutboxRelay: Service, Sendable {
                     failure = error
                 }
             }
-            let forSocial = messages.filter { !$0.topic.isStats }
+            let forSocial = messages.filter { $0.topic.consumer == .social }
             if !forSocial.isEmpty {
                 do {
-                    let events = try await social.applyLibraryChanges(forSocial)
+                    var events = try await social.applyLibraryChanges(forSocial.filter { $0.topic == .libraryChanged })
+                    events += try await social.forgetUsers(forSocial.filter { $0.topic == .userDeletedSocial })
                     delivered += forSocial.map(\.id)
                     await announce(events)
                 } catch {
                     failure = error
+                }
+            }
+            // One owner at a time: each call deletes that owner's songs in one transaction
+            // and writes their `song.deleted` and `library.changed` to the outbox, which the
+            // next round of this loop delivers.
+            for message in messages where message.topic.consumer == .library {
+                do {
+                    songsGone(try await library.deleteSongs(ownedBy: message.subject, name: message.payload ?? ""))
+                    delivered.append(message.id)
+                } catch {
+                    failure = error
+                    break
                 }
             }
             try await outbox.removeOutbox(ids: delivered)

@@ -174,6 +174,24 @@ extension PostgresStore {
             """,
             "CREATE INDEX consumedOutbox_at ON consumedOutbox (at)",
         ]),
+        // Accounts' rows no longer cascade into the other services' tables: an account's
+        // deletion reaches Library and Social as `user.deleted` outbox messages. Every
+        // foreign key to "user" but the refresh tokens' (Accounts' own) goes; Library keeps
+        // the owners it forgot, whose uploads it refuses from then on.
+        (8, [
+            """
+            DO $$
+            DECLARE r record;
+            BEGIN
+              FOR r IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
+                       WHERE contype = 'f' AND confrelid = '"user"'::regclass AND conrelid <> 'refreshtoken'::regclass
+              LOOP
+                EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.tbl, r.conname);
+              END LOOP;
+            END $$
+            """,
+            "CREATE TABLE songOwnerForgotten (ownerID BIGINT PRIMARY KEY)",
+        ]),
     ]
 
     /// The advisory lock key of the migrations ("musit" in ASCII).
