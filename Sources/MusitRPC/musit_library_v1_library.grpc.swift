@@ -145,8 +145,9 @@ extension Musit_Library_V1_Library {
         /// > Source IDL Documentation:
         /// >
         /// > Validates and stores an upload the gateway wrote to uploads/ in the media directory.
-        /// > The row, its library.changed event and the file at its final name commit together or
-        /// > not at all; a failure leaves the upload where it was, for the gateway to remove.
+        /// > The row, its library.changed outbox message and the file at its final name commit
+        /// > together or not at all; a failure leaves the upload where it was, for the gateway to
+        /// > remove. UNAUTHENTICATED for an owner whose account was deleted.
         /// > ALREADY_EXISTS for bytes already stored (the message names the song),
         /// > INVALID_ARGUMENT for a file that does not play (the message says why),
         /// > RESOURCE_EXHAUSTED for a quota exceeded; the public API's status travels in the
@@ -272,8 +273,9 @@ extension Musit_Library_V1_Library {
         /// > Source IDL Documentation:
         /// >
         /// > Validates and stores an upload the gateway wrote to uploads/ in the media directory.
-        /// > The row, its library.changed event and the file at its final name commit together or
-        /// > not at all; a failure leaves the upload where it was, for the gateway to remove.
+        /// > The row, its library.changed outbox message and the file at its final name commit
+        /// > together or not at all; a failure leaves the upload where it was, for the gateway to
+        /// > remove. UNAUTHENTICATED for an owner whose account was deleted.
         /// > ALREADY_EXISTS for bytes already stored (the message names the song),
         /// > INVALID_ARGUMENT for a file that does not play (the message says why),
         /// > RESOURCE_EXHAUSTED for a quota exceeded; the public API's status travels in the
@@ -397,8 +399,9 @@ extension Musit_Library_V1_Library {
         /// > Source IDL Documentation:
         /// >
         /// > Validates and stores an upload the gateway wrote to uploads/ in the media directory.
-        /// > The row, its library.changed event and the file at its final name commit together or
-        /// > not at all; a failure leaves the upload where it was, for the gateway to remove.
+        /// > The row, its library.changed outbox message and the file at its final name commit
+        /// > together or not at all; a failure leaves the upload where it was, for the gateway to
+        /// > remove. UNAUTHENTICATED for an owner whose account was deleted.
         /// > ALREADY_EXISTS for bytes already stored (the message names the song),
         /// > INVALID_ARGUMENT for a file that does not play (the message says why),
         /// > RESOURCE_EXHAUSTED for a quota exceeded; the public API's status travels in the
@@ -751,8 +754,9 @@ extension Musit_Library_V1_Library {
         /// > Source IDL Documentation:
         /// >
         /// > Validates and stores an upload the gateway wrote to uploads/ in the media directory.
-        /// > The row, its library.changed event and the file at its final name commit together or
-        /// > not at all; a failure leaves the upload where it was, for the gateway to remove.
+        /// > The row, its library.changed outbox message and the file at its final name commit
+        /// > together or not at all; a failure leaves the upload where it was, for the gateway to
+        /// > remove. UNAUTHENTICATED for an owner whose account was deleted.
         /// > ALREADY_EXISTS for bytes already stored (the message names the song),
         /// > INVALID_ARGUMENT for a file that does not play (the message says why),
         /// > RESOURCE_EXHAUSTED for a quota exceeded; the public API's status travels in the
@@ -916,8 +920,9 @@ extension Musit_Library_V1_Library {
         /// > Source IDL Documentation:
         /// >
         /// > Validates and stores an upload the gateway wrote to uploads/ in the media directory.
-        /// > The row, its library.changed event and the file at its final name commit together or
-        /// > not at all; a failure leaves the upload where it was, for the gateway to remove.
+        /// > The row, its library.changed outbox message and the file at its final name commit
+        /// > together or not at all; a failure leaves the upload where it was, for the gateway to
+        /// > remove. UNAUTHENTICATED for an owner whose account was deleted.
         /// > ALREADY_EXISTS for bytes already stored (the message names the song),
         /// > INVALID_ARGUMENT for a file that does not play (the message says why),
         /// > RESOURCE_EXHAUSTED for a quota exceeded; the public API's status travels in the
@@ -1135,8 +1140,9 @@ extension Musit_Library_V1_Library.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Validates and stores an upload the gateway wrote to uploads/ in the media directory.
-    /// > The row, its library.changed event and the file at its final name commit together or
-    /// > not at all; a failure leaves the upload where it was, for the gateway to remove.
+    /// > The row, its library.changed outbox message and the file at its final name commit
+    /// > together or not at all; a failure leaves the upload where it was, for the gateway to
+    /// > remove. UNAUTHENTICATED for an owner whose account was deleted.
     /// > ALREADY_EXISTS for bytes already stored (the message names the song),
     /// > INVALID_ARGUMENT for a file that does not play (the message says why),
     /// > RESOURCE_EXHAUSTED for a quota exceeded; the public API's status travels in the
@@ -1323,8 +1329,9 @@ extension Musit_Library_V1_Library.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Validates and stores an upload the gateway wrote to uploads/ in the media directory.
-    /// > The row, its library.changed event and the file at its final name commit together or
-    /// > not at all; a failure leaves the upload where it was, for the gateway to remove.
+    /// > The row, its library.changed outbox message and the file at its final name commit
+    /// > together or not at all; a failure leaves the upload where it was, for the gateway to
+    /// > remove. UNAUTHENTICATED for an owner whose account was deleted.
     /// > ALREADY_EXISTS for bytes already stored (the message names the song),
     /// > INVALID_ARGUMENT for a file that does not play (the message says why),
     /// > RESOURCE_EXHAUSTED for a quota exceeded; the public API's status travels in the

@@ -167,21 +167,6 @@ public nonisolated struct Musit_Library_V1_Song: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-/// An event as committed to a user's log (musit.social.v1.CommittedEvent's shape).
-public nonisolated struct Musit_Library_V1_CommittedEvent: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var userID: Int64 = 0
-
-  public var eventJson: Data = Data()
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
 public nonisolated struct Musit_Library_V1_AddSongRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -213,8 +198,6 @@ public nonisolated struct Musit_Library_V1_AddSongResponse: Sendable {
   public var hasSong: Bool {self._song != nil}
   /// Clears the value of `song`. Subsequent reads from it will return its default value.
   public mutating func clearSong() {self._song = nil}
-
-  public var events: [Musit_Library_V1_CommittedEvent] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -313,8 +296,6 @@ public nonisolated struct Musit_Library_V1_DeleteSongResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
-
-  public var events: [Musit_Library_V1_CommittedEvent] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -558,41 +539,6 @@ nonisolated extension Musit_Library_V1_Song: SwiftProtobuf.Message, SwiftProtobu
   }
 }
 
-nonisolated extension Musit_Library_V1_CommittedEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CommittedEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}event_json\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self.userID) }()
-      case 2: try { try decoder.decodeSingularBytesField(value: &self.eventJson) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.userID != 0 {
-      try visitor.visitSingularInt64Field(value: self.userID, fieldNumber: 1)
-    }
-    if !self.eventJson.isEmpty {
-      try visitor.visitSingularBytesField(value: self.eventJson, fieldNumber: 2)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Musit_Library_V1_CommittedEvent, rhs: Musit_Library_V1_CommittedEvent) -> Bool {
-    if lhs.userID != rhs.userID {return false}
-    if lhs.eventJson != rhs.eventJson {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Musit_Library_V1_AddSongRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AddSongRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}upload\0\u{3}owner_id\0\u{3}owner_name\0")
@@ -635,7 +581,7 @@ nonisolated extension Musit_Library_V1_AddSongRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Musit_Library_V1_AddSongResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AddSongResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}song\0\u{1}events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}song\0\u{c}\u{2}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -644,7 +590,6 @@ nonisolated extension Musit_Library_V1_AddSongResponse: SwiftProtobuf.Message, S
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._song) }()
-      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
       default: break
       }
     }
@@ -658,15 +603,11 @@ nonisolated extension Musit_Library_V1_AddSongResponse: SwiftProtobuf.Message, S
     try { if let v = self._song {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
-    if !self.events.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 2)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Musit_Library_V1_AddSongResponse, rhs: Musit_Library_V1_AddSongResponse) -> Bool {
     if lhs._song != rhs._song {return false}
-    if lhs.events != rhs.events {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -858,29 +799,18 @@ nonisolated extension Musit_Library_V1_DeleteSongRequest: SwiftProtobuf.Message,
 
 nonisolated extension Musit_Library_V1_DeleteSongResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeleteSongResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{c}\u{1}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
-      default: break
-      }
-    }
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.events.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 1)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Musit_Library_V1_DeleteSongResponse, rhs: Musit_Library_V1_DeleteSongResponse) -> Bool {
-    if lhs.events != rhs.events {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

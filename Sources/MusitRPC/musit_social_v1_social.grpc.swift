@@ -197,19 +197,6 @@ public enum Musit_Social_V1_Social: Sendable {
                 type: .serverStreaming
             )
         }
-        /// Namespace for "Announce" metadata.
-        public enum Announce: Sendable {
-            /// Request type for "Announce".
-            public typealias Input = Musit_Social_V1_AnnounceRequest
-            /// Response type for "Announce".
-            public typealias Output = Musit_Social_V1_AnnounceResponse
-            /// Descriptor for "Announce".
-            public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.social.v1.Social"),
-                method: "Announce",
-                type: .unary
-            )
-        }
         /// Descriptors for all methods in the "musit.social.v1.Social" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             RequestFriend.descriptor,
@@ -224,8 +211,7 @@ public enum Musit_Social_V1_Social: Sendable {
             ApplyLibraryChanges.descriptor,
             ForgetUsers.descriptor,
             Events.descriptor,
-            Subscribe.descriptor,
-            Announce.descriptor
+            Subscribe.descriptor
         ]
     }
 }
@@ -494,26 +480,6 @@ extension Musit_Social_V1_Social {
             request: GRPCCore.StreamingServerRequest<Musit_Social_V1_SubscribeRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_Notice>
-
-        /// Handle the "Announce" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Logs that grew by a commit Social did not make — the library's changes and an
-        /// > account's deletion, which append to the logs in their own transactions — so that
-        /// > Social's subscribers hear of them too. Idempotent (a head already told changes nothing).
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Musit_Social_V1_AnnounceRequest` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A streaming response of `Musit_Social_V1_AnnounceResponse` messages.
-        func announce(
-            request: GRPCCore.StreamingServerRequest<Musit_Social_V1_AnnounceRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_AnnounceResponse>
     }
 
     /// Service protocol for the "musit.social.v1.Social" service.
@@ -766,26 +732,6 @@ extension Musit_Social_V1_Social {
             request: GRPCCore.ServerRequest<Musit_Social_V1_SubscribeRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_Notice>
-
-        /// Handle the "Announce" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Logs that grew by a commit Social did not make — the library's changes and an
-        /// > account's deletion, which append to the logs in their own transactions — so that
-        /// > Social's subscribers hear of them too. Idempotent (a head already told changes nothing).
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Musit_Social_V1_AnnounceRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A response containing a single `Musit_Social_V1_AnnounceResponse` message.
-        func announce(
-            request: GRPCCore.ServerRequest<Musit_Social_V1_AnnounceRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_AnnounceResponse>
     }
 
     /// Simple service protocol for the "musit.social.v1.Social" service.
@@ -1037,26 +983,6 @@ extension Musit_Social_V1_Social {
             response: GRPCCore.RPCWriter<Musit_Social_V1_Notice>,
             context: GRPCCore.ServerContext
         ) async throws
-
-        /// Handle the "Announce" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Logs that grew by a commit Social did not make — the library's changes and an
-        /// > account's deletion, which append to the logs in their own transactions — so that
-        /// > Social's subscribers hear of them too. Idempotent (a head already told changes nothing).
-        ///
-        /// - Parameters:
-        ///   - request: A `Musit_Social_V1_AnnounceRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A `Musit_Social_V1_AnnounceResponse` to respond with.
-        func announce(
-            request: Musit_Social_V1_AnnounceRequest,
-            context: GRPCCore.ServerContext
-        ) async throws -> Musit_Social_V1_AnnounceResponse
     }
 }
 
@@ -1202,17 +1128,6 @@ extension Musit_Social_V1_Social.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_Notice>(),
             handler: { request, context in
                 try await self.subscribe(
-                    request: request,
-                    context: context
-                )
-            }
-        )
-        router.registerHandler(
-            forMethod: Musit_Social_V1_Social.Method.Announce.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_AnnounceRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_AnnounceResponse>(),
-            handler: { request, context in
-                try await self.announce(
                     request: request,
                     context: context
                 )
@@ -1365,17 +1280,6 @@ extension Musit_Social_V1_Social.ServiceProtocol {
             context: context
         )
         return response
-    }
-
-    public func announce(
-        request: GRPCCore.StreamingServerRequest<Musit_Social_V1_AnnounceRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_AnnounceResponse> {
-        let response = try await self.announce(
-            request: GRPCCore.ServerRequest(stream: request),
-            context: context
-        )
-        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -1552,19 +1456,6 @@ extension Musit_Social_V1_Social.SimpleServiceProtocol {
                 )
                 return [:]
             }
-        )
-    }
-
-    public func announce(
-        request: GRPCCore.ServerRequest<Musit_Social_V1_AnnounceRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_AnnounceResponse> {
-        return GRPCCore.ServerResponse<Musit_Social_V1_AnnounceResponse>(
-            message: try await self.announce(
-                request: request.message,
-                context: context
-            ),
-            metadata: [:]
         )
     }
 }
@@ -1884,31 +1775,6 @@ extension Musit_Social_V1_Social {
             deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_Notice>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Musit_Social_V1_Notice>) async throws -> Result
-        ) async throws -> Result where Result: Sendable
-
-        /// Call the "Announce" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Logs that grew by a commit Social did not make — the library's changes and an
-        /// > account's deletion, which append to the logs in their own transactions — so that
-        /// > Social's subscribers hear of them too. Idempotent (a head already told changes nothing).
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Musit_Social_V1_AnnounceRequest` message.
-        ///   - serializer: A serializer for `Musit_Social_V1_AnnounceRequest` messages.
-        ///   - deserializer: A deserializer for `Musit_Social_V1_AnnounceResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        func announce<Result>(
-            request: GRPCCore.ClientRequest<Musit_Social_V1_AnnounceRequest>,
-            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_AnnounceRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_AnnounceResponse>,
-            options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_AnnounceResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2376,42 +2242,6 @@ extension Musit_Social_V1_Social {
                 onResponse: handleResponse
             )
         }
-
-        /// Call the "Announce" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Logs that grew by a commit Social did not make — the library's changes and an
-        /// > account's deletion, which append to the logs in their own transactions — so that
-        /// > Social's subscribers hear of them too. Idempotent (a head already told changes nothing).
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Musit_Social_V1_AnnounceRequest` message.
-        ///   - serializer: A serializer for `Musit_Social_V1_AnnounceRequest` messages.
-        ///   - deserializer: A deserializer for `Musit_Social_V1_AnnounceResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        public func announce<Result>(
-            request: GRPCCore.ClientRequest<Musit_Social_V1_AnnounceRequest>,
-            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_AnnounceRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_AnnounceResponse>,
-            options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_AnnounceResponse>) async throws -> Result = { response in
-                try response.message
-            }
-        ) async throws -> Result where Result: Sendable {
-            try await self.client.unary(
-                request: request,
-                descriptor: Musit_Social_V1_Social.Method.Announce.descriptor,
-                serializer: serializer,
-                deserializer: deserializer,
-                options: options,
-                onResponse: handleResponse
-            )
-        }
     }
 }
 
@@ -2797,37 +2627,6 @@ extension Musit_Social_V1_Social.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_SubscribeRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_Notice>(),
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "Announce" method.
-    ///
-    /// > Source IDL Documentation:
-    /// >
-    /// > Logs that grew by a commit Social did not make — the library's changes and an
-    /// > account's deletion, which append to the logs in their own transactions — so that
-    /// > Social's subscribers hear of them too. Idempotent (a head already told changes nothing).
-    ///
-    /// - Parameters:
-    ///   - request: A request containing a single `Musit_Social_V1_AnnounceRequest` message.
-    ///   - options: Options to apply to this RPC.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func announce<Result>(
-        request: GRPCCore.ClientRequest<Musit_Social_V1_AnnounceRequest>,
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_AnnounceResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        try await self.announce(
-            request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_AnnounceRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_AnnounceResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3267,41 +3066,6 @@ extension Musit_Social_V1_Social.ClientProtocol {
             metadata: metadata
         )
         return try await self.subscribe(
-            request: request,
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "Announce" method.
-    ///
-    /// > Source IDL Documentation:
-    /// >
-    /// > Logs that grew by a commit Social did not make — the library's changes and an
-    /// > account's deletion, which append to the logs in their own transactions — so that
-    /// > Social's subscribers hear of them too. Idempotent (a head already told changes nothing).
-    ///
-    /// - Parameters:
-    ///   - message: request message to send.
-    ///   - metadata: Additional metadata to send, defaults to empty.
-    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func announce<Result>(
-        _ message: Musit_Social_V1_AnnounceRequest,
-        metadata: GRPCCore.Metadata = [:],
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_AnnounceResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<Musit_Social_V1_AnnounceRequest>(
-            message: message,
-            metadata: metadata
-        )
-        return try await self.announce(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -125,14 +125,6 @@ struct Services: Sendable {
     let bus: EventBus
     let config: ServerConfiguration
     let logger: Logger
-
-    /// Events the gateway committed to the logs itself (the library's changes; an account's
-    /// deletion): its own polls hear of them at once and, with Social apart, the other
-    /// gateways' through Social's subscription.
-    func announceOwn(_ events: [CommittedEvent]) async {
-        await bus.announce(events)
-        (social as? RemoteSocial)?.announce(events, logger: logger)
-    }
 }
 
 /// Everything the backend keeps, behind one value: `SQLiteStore` or `PostgresStore`.
@@ -289,7 +281,7 @@ public enum MusitBackend {
                                 serverName: Self.serverName, media: MediaFastPath(cache: services.mediaCache))
         // The process that owns the library repairs the media directory before any request.
         if let owner = localLibrary ?? (topology.loopback ? LocalLibrary(config, songs: store) : nil) {
-            await services.announceOwn(try await owner.prepare(logger: log))
+            try await owner.prepare(logger: log)
         } else {
             // Library apart repairs its rows and files; the uploads this gateway's last run
             // left half-written are this gateway's to remove.

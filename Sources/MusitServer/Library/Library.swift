@@ -19,13 +19,14 @@ protocol LibraryAPI: Sendable {
     /// that a library in the same process need not read the file again; without it the
     /// file is read here. On success the file has moved to the song's name; on failure it
     /// is where it was.
-    func addSong(upload: String, owner: User, measured: UploadMeter?) async throws -> (StoredSong, [CommittedEvent])
+    func addSong(upload: String, owner: User, measured: UploadMeter?) async throws -> StoredSong
     func song(id: Int64) async throws -> StoredSong?
     /// Songs with id greater than `after`, in id order, matching `query` in title/artist/album.
     func songs(after: Int64, limit: Int, query: String?) async throws -> [StoredSong]
-    /// Deletes a song of `user`'s (any song for an admin), then its files; the events
-    /// committed with it. 404 when there is no such song, 403 when it is someone else's.
-    func deleteSong(id: Int64, by user: User) async throws -> [CommittedEvent]
+    /// Deletes a song of `user`'s (any song for an admin), then its files. 404 when there is
+    /// no such song, 403 when it is someone else's. Its `library.changed` and `song.deleted`
+    /// are in the outbox, committed with it.
+    func deleteSong(id: Int64, by user: User) async throws
     /// Songs in the library and their bytes, for the admin statistics.
     func totals() async throws -> (songs: Int, bytes: Int64)
     /// An account was deleted (`user.deleted/library`): deletes the songs it owned, then
@@ -55,8 +56,8 @@ struct LocalLibrary: LibraryAPI {
 
     /// Before the first request, in the process that owns the library: repairs the media
     /// directory against the rows after an unclean stop, and rescans songs stored before
-    /// durations came from the frame walk. Returns the events the repair committed.
-    func prepare(logger: Logger) async throws -> [CommittedEvent] {
+    /// durations came from the frame walk.
+    func prepare(logger: Logger) async throws {
         let repair = try await songs.repairMedia(directory: media, event: .draft(.libraryChanged))
         if !repair.isEmpty {
             logger.warning("repaired the media directory after an unclean stop", metadata: [
@@ -67,7 +68,6 @@ struct LocalLibrary: LibraryAPI {
             ])
         }
         try await rescan(logger: logger)
-        return repair.events
     }
 
     /// Songs stored before durations came from the frame walk get their true duration and
@@ -99,7 +99,7 @@ struct LocalLibrary: LibraryAPI {
 
     func uploadPath(_ name: String) -> String { media + "/uploads/" + name }
 
-    func addSong(upload: String, owner: User, measured: UploadMeter?) async throws -> (StoredSong, [CommittedEvent]) {
+    func addSong(upload: String, owner: User, measured: UploadMeter?) async throws -> StoredSong {
         guard Self.isUploadName(upload) else { throw Problem.badRequest("An upload is named by a UUID and .part") }
         let temp = uploadPath(upload)
         let meter: UploadMeter
@@ -145,9 +145,9 @@ struct LocalLibrary: LibraryAPI {
     }
 
     /// Validates an upload (MP3: its frame walk and libmpg123; FLAC, Vorbis, Opus: decoded
-    /// whole), reads its tags, and stores it: the row, its event and its files in place
+    /// whole), reads its tags, and stores it: the row, its outbox message and its files in place
     /// commit together or not at all.
-    func accept(temp: String, meter: UploadMeter, owner: User) async throws -> (StoredSong, [CommittedEvent]) {
+    func accept(temp: String, meter: UploadMeter, owner: User) async throws -> StoredSong {
         let hash = meter.digest
         // Early answers for the common cases; the transaction below decides.
         if let existing = try await songs.song(sha256: hash) {
@@ -257,13 +257,13 @@ struct LocalLibrary: LibraryAPI {
         try await songs.songs(after: after, limit: limit, query: query)
     }
 
-    func deleteSong(id: Int64, by user: User) async throws -> [CommittedEvent] {
+    func deleteSong(id: Int64, by user: User) async throws {
         switch try await songs.deleteSong(id: id, by: user, event: .draft(.libraryChanged, user: user.username)) {
         case .notFound:
             throw Problem.notFound("No such song")
         case .forbidden:
             throw Problem(status: 403, title: "Forbidden", detail: "Only the owner or an admin deletes a song")
-        case .deleted(let events):
+        case .deleted:
             // After the commit: a crash in between leaves files without a row, which the
             // next start removes; never a row without its file. Ids are not reused, so
             // no later song can own these names. Open streams read the unlinked file on.
@@ -272,7 +272,6 @@ struct LocalLibrary: LibraryAPI {
                 try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
                 try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
             }
-            return events
         }
     }
 

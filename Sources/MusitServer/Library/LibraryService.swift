@@ -20,13 +20,10 @@ struct LibraryService: Musit_Library_V1_Library.SimpleServiceProtocol {
         }
         let owner = User(id: request.ownerID, username: request.ownerName, displayName: request.ownerName, passwordHash: "",
                          role: .user, bio: "")
-        let (song, events) = try await RPCProblems.mapped {
+        let song = try await RPCProblems.mapped {
             try await library.addSong(upload: request.upload, owner: owner, measured: nil)
         }
-        return try .with {
-            $0.song = try LibraryWire.song(song)
-            $0.events = try LibraryWire.events(events)
-        }
+        return try .with { $0.song = try LibraryWire.song(song) }
     }
 
     func getSong(request: Musit_Library_V1_GetSongRequest, context: ServerContext) async throws -> Musit_Library_V1_SongResponse {
@@ -57,8 +54,8 @@ struct LibraryService: Musit_Library_V1_Library.SimpleServiceProtocol {
         }
         let user = User(id: request.userID, username: request.username, displayName: request.username, passwordHash: "",
                         role: request.admin ? .admin : .user, bio: "")
-        let events = try await RPCProblems.mapped { try await library.deleteSong(id: request.id, by: user) }
-        return try .with { $0.events = try LibraryWire.events(events) }
+        try await RPCProblems.mapped { try await library.deleteSong(id: request.id, by: user) }
+        return .init()
     }
 
     func deleteOwnerSongs(request: Musit_Library_V1_DeleteOwnerSongsRequest, context: ServerContext) async throws
@@ -128,25 +125,6 @@ enum LibraryWire {
                    format: format,
                    channels: m.hasChannels ? Int(m.channels) : nil, bitDepth: m.hasBitDepth ? Int(m.bitDepth) : nil)
     }
-
-    static func events(_ events: [CommittedEvent]) throws -> [Musit_Library_V1_CommittedEvent] {
-        let encoder = JSONEncoder()
-        return try events.map { c in
-            try .with {
-                $0.userID = c.userID
-                $0.eventJson = try encoder.encode(c.event)
-            }
-        }
-    }
-
-    /// Events as committed; one that does not decode is dropped (its poll reads storage at
-    /// its timeout), not a failure of what was done.
-    static func events(_ events: [Musit_Library_V1_CommittedEvent]) -> [CommittedEvent] {
-        let decoder = JSONDecoder()
-        return events.compactMap { e in
-            (try? decoder.decode(ServerEvent.self, from: e.eventJson)).map { CommittedEvent(userID: e.userID, event: $0) }
-        }
-    }
 }
 
 /// Library reached over gRPC: the `LibraryAPI` the gateway uses when `--library` names the
@@ -158,14 +136,14 @@ struct RemoteLibrary: LibraryAPI {
     /// An upload's validation decodes the whole file: up to a few seconds for the largest.
     static let addBudget: Duration = .seconds(120)
 
-    func addSong(upload: String, owner: User, measured: UploadMeter?) async throws -> (StoredSong, [CommittedEvent]) {
+    func addSong(upload: String, owner: User, measured: UploadMeter?) async throws -> StoredSong {
         let request = Musit_Library_V1_AddSongRequest.with {
             $0.upload = upload
             $0.ownerID = owner.id
             $0.ownerName = owner.username
         }
         let answer = try await link.call(budget: Self.addBudget) { try await $0.addSong(request, options: $1) }
-        return (try LibraryWire.song(answer.song), LibraryWire.events(answer.events))
+        return try LibraryWire.song(answer.song)
     }
 
     func song(id: Int64) async throws -> StoredSong? {
@@ -184,14 +162,14 @@ struct RemoteLibrary: LibraryAPI {
         return try await link.call(idempotent: true) { try await $0.listSongs(request, options: $1) }.songs.map(LibraryWire.song)
     }
 
-    func deleteSong(id: Int64, by user: User) async throws -> [CommittedEvent] {
+    func deleteSong(id: Int64, by user: User) async throws {
         let request = Musit_Library_V1_DeleteSongRequest.with {
             $0.id = id
             $0.userID = user.id
             $0.admin = user.role == .admin
             $0.username = user.username
         }
-        return LibraryWire.events(try await link.call { try await $0.deleteSong(request, options: $1) }.events)
+        _ = try await link.call { try await $0.deleteSong(request, options: $1) }
     }
 
     func deleteSongs(ownedBy owner: Int64, name: String) async throws -> [Int64] {

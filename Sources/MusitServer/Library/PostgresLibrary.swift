@@ -22,7 +22,7 @@ extension PostgresStore: SongRepository {
     }
 
     public func insertSong(_ song: StoredSong, quota: Int64, event: ServerEvent,
-                           place: @escaping @Sendable (Int64) throws -> Void) async throws -> (StoredSong, [CommittedEvent]) {
+                           place: @escaping @Sendable (Int64) throws -> Void) async throws -> StoredSong {
         let hls = String(decoding: try JSONEncoder().encode(song.hls), as: UTF8.self)
         do {
             return try await write { conn in
@@ -50,7 +50,7 @@ extension PostgresStore: SongRepository {
                 // Social tells everyone (`library.changed`), from the outbox, once it commits.
                 try await self.enqueue(conn, .libraryChanged, [id], payload: event.user)
                 try place(id)
-                return (stored, [])
+                return stored
             }
         } catch where Self.isUniqueViolation(error) {
             // Two identical uploads by different users at once: the other one committed first.
@@ -76,7 +76,7 @@ extension PostgresStore: SongRepository {
             try await self.enqueue(conn, .songDeleted, [id])
             try await self.enqueue(conn, .libraryChanged, [id], payload: event.user)
             try await self.notify(conn, ["s:\(id)"])
-            return .deleted([])
+            return .deleted
         }
     }
 
@@ -110,7 +110,7 @@ extension PostgresStore: SongRepository {
                 .decode((Int64, String?).self) {
                 rows.append((id, cover != nil))
             }
-            var (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
+            let (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
             for id in repair.rowsWithoutFile { try await conn.query("DELETE FROM song WHERE id = \(id)", logger: self.logger) }
             try await self.enqueue(conn, .songDeleted, repair.rowsWithoutFile)
             for id in coversMissing { try await conn.query("UPDATE song SET coverMime = NULL WHERE id = \(id)", logger: self.logger) }

@@ -36,7 +36,7 @@ public enum SongStorageError: Error, Equatable {
 
 /// What deleting a song did.
 public enum SongDeletion: Sendable, Equatable {
-    case deleted([CommittedEvent])
+    case deleted
     case notFound
     case forbidden
 }
@@ -48,7 +48,7 @@ public protocol SongRepository: Sendable {
     /// before the commit, there is no row (and `repairMedia` removes what was placed).
     /// Throws `SongStorageError` for a duplicate or an exceeded quota.
     func insertSong(_ song: StoredSong, quota: Int64, event: ServerEvent,
-                    place: @escaping @Sendable (Int64) throws -> Void) async throws -> (StoredSong, [CommittedEvent])
+                    place: @escaping @Sendable (Int64) throws -> Void) async throws -> StoredSong
     /// Removes the files of a song whose row was not committed, under the writer's lock so
     /// that no other upload can meanwhile be given the same id.
     func discardFiles(of id: Int64, remove: @escaping @Sendable () -> Void) async throws
@@ -140,7 +140,7 @@ extension SQLiteStore: SongRepository {
     }
 
     public func insertSong(_ song: StoredSong, quota: Int64, event: ServerEvent,
-                           place: @escaping @Sendable (Int64) throws -> Void) async throws -> (StoredSong, [CommittedEvent]) {
+                           place: @escaping @Sendable (Int64) throws -> Void) async throws -> StoredSong {
         let hls = try JSONEncoder().encode(song.hls)
         return try await write { db in
             // Checked in the writer's transaction: two identical uploads at once are one 201 and one 409.
@@ -166,7 +166,7 @@ extension SQLiteStore: SongRepository {
             try Self.enqueue(db, .libraryChanged, [stored.id], payload: event.user)
             // Last, so nothing after it can fail: the files are in place before the row commits.
             try place(stored.id)
-            return (stored, [])
+            return stored
         }
     }
 
@@ -185,7 +185,7 @@ extension SQLiteStore: SongRepository {
             try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id])
             try Self.enqueue(db, .songDeleted, [id])
             try Self.enqueue(db, .libraryChanged, [id], payload: event.user)
-            return .deleted([])
+            return .deleted
         }
     }
 
@@ -209,7 +209,7 @@ extension SQLiteStore: SongRepository {
             let rows = try Row.fetchAll(db, sql: "SELECT id, coverMime FROM song").map { row -> (Int64, Bool) in
                 (row["id"], (row["coverMime"] as String?) != nil)
             }
-            var (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
+            let (repair, coversMissing) = MediaFiles.reconcile(directory: directory, rows: rows)
             for id in repair.rowsWithoutFile { try db.execute(sql: "DELETE FROM song WHERE id = ?", arguments: [id]) }
             try Self.enqueue(db, .songDeleted, repair.rowsWithoutFile)
             for id in coversMissing { try db.execute(sql: "UPDATE song SET coverMime = NULL WHERE id = ?", arguments: [id]) }
@@ -310,7 +310,6 @@ public struct MediaRepair: Sendable, Equatable {
     public var rowsWithoutFile: [Int64] = []
     public var coversForgotten = 0
     public var filesWithoutRow = 0
-    public var events: [CommittedEvent] = []
 
     public var isEmpty: Bool { partialUploads == 0 && rowsWithoutFile.isEmpty && coversForgotten == 0 && filesWithoutRow == 0 }
 }

@@ -55,9 +55,8 @@ struct SongsController: Sendable {
                 } else {
                     try await fileIO.writeFile(contents: MeteredBody(base: request.body, meter: meter), path: temp, context: context)
                 }
-                let (stored, events) = try await library.addSong(upload: upload, owner: me, measured: meter)
+                let stored = try await library.addSong(upload: upload, owner: me, measured: meter)
                 await claim.release()
-                await s.announceOwn(events)
                 // Its library.changed: from the outbox through Social into every log.
                 await s.outbox.deliverNow()
                 MetricsSetup.uploads.increment()
@@ -94,12 +93,11 @@ struct SongsController: Sendable {
         signedIn.delete("songs/:id") { _, context in
             let me = try context.requireUser()
             guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("No such song") }
-            let events = try await library.deleteSong(id: id, by: me)
+            try await library.deleteSong(id: id, by: me)
             // Its outbox messages (Stats forgets its plays, Social tells everyone) are
             // committed: delivered now, not at the next check.
             await s.outbox.deliverNow()
             s.mediaCache.forget(song: id)
-            await s.announceOwn(events)
             return Response(status: .noContent)
         }
 

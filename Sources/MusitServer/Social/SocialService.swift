@@ -1,11 +1,9 @@
 import Foundation
-import GRDB
 import GRPCCore
 import Hummingbird
 import Logging
 import MusitAPI
 import MusitRPC
-import PostgresNIO
 import ServiceLifecycle
 
 /// The Social service, `musit.social.v1.Social`: friendships, chat and the event logs, over
@@ -191,14 +189,6 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
 
     static let heartbeat = Duration.seconds(10)
 
-    func announce(request: Musit_Social_V1_AnnounceRequest, context: ServerContext) async throws -> Musit_Social_V1_AnnounceResponse {
-        guard request.heads.count <= Self.fanOutLimit, request.heads.allSatisfy({ $0.userID > 0 && $0.eventID > 0 }) else {
-            throw RPCError(code: .invalidArgument, message: "heads: at most \(Self.fanOutLimit), each a user and an event id above 0")
-        }
-        feed.announceRemote(request.heads.map { ($0.userID, $0.eventID) })
-        return .init()
-    }
-
     /// Users one event may go to in a call (the gateway's fan-outs are friends' lists).
     static let fanOutLimit = 100_000
 
@@ -227,10 +217,6 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
             default: .internalError
             }
             throw RPCError(code: code, message: problem.detail ?? problem.title)
-        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
-            throw RPCError(code: .notFound, message: "No such user")
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23503" {
-            throw RPCError(code: .notFound, message: "No such user")
         }
     }
 }
@@ -425,27 +411,6 @@ struct RemoteSocial: SocialRepository {
 
     /// Pruning is the Social service's own work, not the gateway's.
     func pruneEvents(before date: Date) async throws -> Int { 0 }
-
-    /// Events this gateway committed to the logs itself (the library's, an account's
-    /// deletion): Social tells every gateway. Best effort, in the background: a gateway
-    /// that does not hear of them answers its polls at their timeout, from storage.
-    func announce(_ events: [CommittedEvent], logger: Logger) {
-        guard !events.isEmpty else { return }
-        let request = Musit_Social_V1_AnnounceRequest.with {
-            $0.heads = events.map { e in .with {
-                $0.userID = e.userID
-                $0.eventID = e.event.id
-            } }
-        }
-        let link = self.link
-        Task {
-            do {
-                _ = try await link.call(idempotent: true) { try await $0.announce(request, options: $1) }
-            } catch {
-                logger.warning("could not tell Social of the gateway's own events", metadata: ["error": "\(error)"])
-            }
-        }
-    }
 
     static func pair(_ a: User, _ b: User) -> Musit_Social_V1_PairRequest {
         .with {
