@@ -92,6 +92,12 @@ extension PostgresStore: SocialRepository {
                                      logger: self.logger)
                 return (.accepted, try await self.appendEvent(conn, .draft(.friendAccepted, user: from.username), to: [to.id]))
             case .none:
+                // Social's own record of who exists: a log, made with the account and removed
+                // when Social forgets a deleted one. Locked (key share) so that a forgetting
+                // in flight is ordered with this insert.
+                guard try await self.int64s(conn, """
+                    SELECT userID FROM eventLog WHERE userID IN (\(from.id), \(to.id)) FOR KEY SHARE
+                    """).count == 2 else { throw Problem.notFound("No such user") }
                 try await conn.query("""
                     INSERT INTO friendship (requesterID, addresseeID, accepted, createdAt) VALUES (\(from.id), \(to.id), FALSE, \(Date()))
                     """, logger: self.logger)

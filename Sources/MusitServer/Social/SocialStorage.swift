@@ -159,6 +159,10 @@ extension SQLiteStore: SocialRepository {
                                arguments: [to.id, from.id])
                 return (.accepted, try Self.appendEvent(db, .draft(.friendAccepted, user: from.username), to: [to.id]))
             case .none:
+                // Social's own record of who exists: a log, made with the account and removed
+                // when Social forgets a deleted one.
+                guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM eventLog WHERE userID IN (?, ?)",
+                                       arguments: [from.id, to.id]) == 2 else { throw Problem.notFound("No such user") }
                 try db.execute(sql: "INSERT INTO friendship (requesterID, addresseeID, accepted, createdAt) VALUES (?, ?, 0, ?)",
                                arguments: [from.id, to.id, Date()])
                 return (.requested, try Self.appendEvent(db, .draft(.friendRequest, user: from.username), to: [to.id]))
