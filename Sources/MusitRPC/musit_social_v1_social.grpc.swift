@@ -161,13 +161,26 @@ public enum Musit_Social_V1_Social: Sendable {
         /// Namespace for "ForgetUsers" metadata.
         public enum ForgetUsers: Sendable {
             /// Request type for "ForgetUsers".
-            public typealias Input = Musit_Social_V1_ForgetUsersRequest
+            public typealias Input = Musit_Social_V1_AccountChangesRequest
             /// Response type for "ForgetUsers".
             public typealias Output = Musit_Social_V1_ChangeResponse
             /// Descriptor for "ForgetUsers".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.social.v1.Social"),
                 method: "ForgetUsers",
+                type: .unary
+            )
+        }
+        /// Namespace for "StartLogs" metadata.
+        public enum StartLogs: Sendable {
+            /// Request type for "StartLogs".
+            public typealias Input = Musit_Social_V1_AccountChangesRequest
+            /// Response type for "StartLogs".
+            public typealias Output = Musit_Social_V1_ChangeResponse
+            /// Descriptor for "StartLogs".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "musit.social.v1.Social"),
+                method: "StartLogs",
                 type: .unary
             )
         }
@@ -210,6 +223,7 @@ public enum Musit_Social_V1_Social: Sendable {
             AppendEvent.descriptor,
             ApplyLibraryChanges.descriptor,
             ForgetUsers.descriptor,
+            StartLogs.descriptor,
             Events.descriptor,
             Subscribe.descriptor
         ]
@@ -427,14 +441,34 @@ extension Musit_Social_V1_Social {
         /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
         ///
         /// - Parameters:
-        ///   - request: A streaming request of `Musit_Social_V1_ForgetUsersRequest` messages.
+        ///   - request: A streaming request of `Musit_Social_V1_AccountChangesRequest` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
         /// - Returns: A streaming response of `Musit_Social_V1_ChangeResponse` messages.
         func forgetUsers(
-            request: GRPCCore.StreamingServerRequest<Musit_Social_V1_ForgetUsersRequest>,
+            request: GRPCCore.StreamingServerRequest<Musit_Social_V1_AccountChangesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse>
+
+        /// Handle the "StartLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.created): each new user's event log starts, empty, so
+        /// > that events for everyone reach them from then on. Idempotent like ApplyLibraryChanges
+        /// > (a redelivery after the user was forgotten makes no log).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Musit_Social_V1_AccountChangesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Musit_Social_V1_ChangeResponse` messages.
+        func startLogs(
+            request: GRPCCore.StreamingServerRequest<Musit_Social_V1_AccountChangesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse>
 
@@ -679,14 +713,34 @@ extension Musit_Social_V1_Social {
         /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
+        ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
         /// - Returns: A response containing a single `Musit_Social_V1_ChangeResponse` message.
         func forgetUsers(
-            request: GRPCCore.ServerRequest<Musit_Social_V1_ForgetUsersRequest>,
+            request: GRPCCore.ServerRequest<Musit_Social_V1_AccountChangesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>
+
+        /// Handle the "StartLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.created): each new user's event log starts, empty, so
+        /// > that events for everyone reach them from then on. Idempotent like ApplyLibraryChanges
+        /// > (a redelivery after the user was forgotten makes no log).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Musit_Social_V1_ChangeResponse` message.
+        func startLogs(
+            request: GRPCCore.ServerRequest<Musit_Social_V1_AccountChangesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>
 
@@ -929,14 +983,34 @@ extension Musit_Social_V1_Social {
         /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
         ///
         /// - Parameters:
-        ///   - request: A `Musit_Social_V1_ForgetUsersRequest` message.
+        ///   - request: A `Musit_Social_V1_AccountChangesRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
         /// - Returns: A `Musit_Social_V1_ChangeResponse` to respond with.
         func forgetUsers(
-            request: Musit_Social_V1_ForgetUsersRequest,
+            request: Musit_Social_V1_AccountChangesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Musit_Social_V1_ChangeResponse
+
+        /// Handle the "StartLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.created): each new user's event log starts, empty, so
+        /// > that events for everyone reach them from then on. Idempotent like ApplyLibraryChanges
+        /// > (a redelivery after the user was forgotten makes no log).
+        ///
+        /// - Parameters:
+        ///   - request: A `Musit_Social_V1_AccountChangesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Musit_Social_V1_ChangeResponse` to respond with.
+        func startLogs(
+            request: Musit_Social_V1_AccountChangesRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Musit_Social_V1_ChangeResponse
 
@@ -1102,10 +1176,21 @@ extension Musit_Social_V1_Social.StreamingServiceProtocol {
         )
         router.registerHandler(
             forMethod: Musit_Social_V1_Social.Method.ForgetUsers.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ForgetUsersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_AccountChangesRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_ChangeResponse>(),
             handler: { request, context in
                 try await self.forgetUsers(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Musit_Social_V1_Social.Method.StartLogs.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_AccountChangesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_ChangeResponse>(),
+            handler: { request, context in
+                try await self.startLogs(
                     request: request,
                     context: context
                 )
@@ -1250,10 +1335,21 @@ extension Musit_Social_V1_Social.ServiceProtocol {
     }
 
     public func forgetUsers(
-        request: GRPCCore.StreamingServerRequest<Musit_Social_V1_ForgetUsersRequest>,
+        request: GRPCCore.StreamingServerRequest<Musit_Social_V1_AccountChangesRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse> {
         let response = try await self.forgetUsers(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func startLogs(
+        request: GRPCCore.StreamingServerRequest<Musit_Social_V1_AccountChangesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Musit_Social_V1_ChangeResponse> {
+        let response = try await self.startLogs(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1417,11 +1513,24 @@ extension Musit_Social_V1_Social.SimpleServiceProtocol {
     }
 
     public func forgetUsers(
-        request: GRPCCore.ServerRequest<Musit_Social_V1_ForgetUsersRequest>,
+        request: GRPCCore.ServerRequest<Musit_Social_V1_AccountChangesRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse> {
         return GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>(
             message: try await self.forgetUsers(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func startLogs(
+        request: GRPCCore.ServerRequest<Musit_Social_V1_AccountChangesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse> {
+        return GRPCCore.ServerResponse<Musit_Social_V1_ChangeResponse>(
+            message: try await self.startLogs(
                 request: request.message,
                 context: context
             ),
@@ -1708,8 +1817,8 @@ extension Musit_Social_V1_Social {
         /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
-        ///   - serializer: A serializer for `Musit_Social_V1_ForgetUsersRequest` messages.
+        ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_AccountChangesRequest` messages.
         ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
@@ -1717,8 +1826,33 @@ extension Musit_Social_V1_Social {
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func forgetUsers<Result>(
-            request: GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>,
-            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_ForgetUsersRequest>,
+            request: GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_AccountChangesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "StartLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.created): each new user's event log starts, empty, so
+        /// > that events for everyone reach them from then on. Idempotent like ApplyLibraryChanges
+        /// > (a redelivery after the user was forgotten makes no log).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_AccountChangesRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func startLogs<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_AccountChangesRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result
@@ -2143,8 +2277,8 @@ extension Musit_Social_V1_Social {
         /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
-        ///   - serializer: A serializer for `Musit_Social_V1_ForgetUsersRequest` messages.
+        ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_AccountChangesRequest` messages.
         ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
@@ -2152,8 +2286,8 @@ extension Musit_Social_V1_Social {
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         public func forgetUsers<Result>(
-            request: GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>,
-            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_ForgetUsersRequest>,
+            request: GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_AccountChangesRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
             options: GRPCCore.CallOptions = .defaults,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
@@ -2163,6 +2297,42 @@ extension Musit_Social_V1_Social {
             try await self.client.unary(
                 request: request,
                 descriptor: Musit_Social_V1_Social.Method.ForgetUsers.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "StartLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Accounts' outbox messages (user.created): each new user's event log starts, empty, so
+        /// > that events for everyone reach them from then on. Idempotent like ApplyLibraryChanges
+        /// > (a redelivery after the user was forgotten makes no log).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
+        ///   - serializer: A serializer for `Musit_Social_V1_AccountChangesRequest` messages.
+        ///   - deserializer: A deserializer for `Musit_Social_V1_ChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func startLogs<Result>(
+            request: GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Musit_Social_V1_AccountChangesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Musit_Social_V1_ChangeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Musit_Social_V1_Social.Method.StartLogs.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2547,14 +2717,14 @@ extension Musit_Social_V1_Social.ClientProtocol {
     /// > transaction with the record of the message. Idempotent like ApplyLibraryChanges.
     ///
     /// - Parameters:
-    ///   - request: A request containing a single `Musit_Social_V1_ForgetUsersRequest` message.
+    ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
     ///   - options: Options to apply to this RPC.
     ///   - handleResponse: A closure which handles the response and returns its result to
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func forgetUsers<Result>(
-        request: GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>,
+        request: GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
             try response.message
@@ -2562,7 +2732,38 @@ extension Musit_Social_V1_Social.ClientProtocol {
     ) async throws -> Result where Result: Sendable {
         try await self.forgetUsers(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_ForgetUsersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_AccountChangesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ChangeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "StartLogs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Accounts' outbox messages (user.created): each new user's event log starts, empty, so
+    /// > that events for everyone reach them from then on. Idempotent like ApplyLibraryChanges
+    /// > (a redelivery after the user was forgotten makes no log).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Musit_Social_V1_AccountChangesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func startLogs<Result>(
+        request: GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.startLogs(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Musit_Social_V1_AccountChangesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Musit_Social_V1_ChangeResponse>(),
             options: options,
             onResponse: handleResponse
@@ -2983,18 +3184,53 @@ extension Musit_Social_V1_Social.ClientProtocol {
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func forgetUsers<Result>(
-        _ message: Musit_Social_V1_ForgetUsersRequest,
+        _ message: Musit_Social_V1_AccountChangesRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<Musit_Social_V1_ForgetUsersRequest>(
+        let request = GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>(
             message: message,
             metadata: metadata
         )
         return try await self.forgetUsers(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "StartLogs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Accounts' outbox messages (user.created): each new user's event log starts, empty, so
+    /// > that events for everyone reach them from then on. Idempotent like ApplyLibraryChanges
+    /// > (a redelivery after the user was forgotten makes no log).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func startLogs<Result>(
+        _ message: Musit_Social_V1_AccountChangesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Musit_Social_V1_ChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Musit_Social_V1_AccountChangesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.startLogs(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -173,7 +173,8 @@ public nonisolated struct Musit_Social_V1_LibraryChange: Sendable {
   public init() {}
 }
 
-public nonisolated struct Musit_Social_V1_UserDeletion: Sendable {
+/// An account made or deleted, as Accounts' outbox tells it.
+public nonisolated struct Musit_Social_V1_AccountChange: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -190,13 +191,13 @@ public nonisolated struct Musit_Social_V1_UserDeletion: Sendable {
   public init() {}
 }
 
-public nonisolated struct Musit_Social_V1_ForgetUsersRequest: Sendable {
+public nonisolated struct Musit_Social_V1_AccountChangesRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// At most 1,000.
-  public var deletions: [Musit_Social_V1_UserDeletion] = []
+  public var changes: [Musit_Social_V1_AccountChange] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -706,8 +707,8 @@ nonisolated extension Musit_Social_V1_LibraryChange: SwiftProtobuf.Message, Swif
   }
 }
 
-nonisolated extension Musit_Social_V1_UserDeletion: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".UserDeletion"
+nonisolated extension Musit_Social_V1_AccountChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AccountChange"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}outbox_id\0\u{3}user_id\0\u{1}username\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
@@ -737,7 +738,7 @@ nonisolated extension Musit_Social_V1_UserDeletion: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Musit_Social_V1_UserDeletion, rhs: Musit_Social_V1_UserDeletion) -> Bool {
+  public static func ==(lhs: Musit_Social_V1_AccountChange, rhs: Musit_Social_V1_AccountChange) -> Bool {
     if lhs.outboxID != rhs.outboxID {return false}
     if lhs.userID != rhs.userID {return false}
     if lhs.username != rhs.username {return false}
@@ -746,9 +747,9 @@ nonisolated extension Musit_Social_V1_UserDeletion: SwiftProtobuf.Message, Swift
   }
 }
 
-nonisolated extension Musit_Social_V1_ForgetUsersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".ForgetUsersRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deletions\0")
+nonisolated extension Musit_Social_V1_AccountChangesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AccountChangesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -756,21 +757,21 @@ nonisolated extension Musit_Social_V1_ForgetUsersRequest: SwiftProtobuf.Message,
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.deletions) }()
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.changes) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.deletions.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.deletions, fieldNumber: 1)
+    if !self.changes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.changes, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Musit_Social_V1_ForgetUsersRequest, rhs: Musit_Social_V1_ForgetUsersRequest) -> Bool {
-    if lhs.deletions != rhs.deletions {return false}
+  public static func ==(lhs: Musit_Social_V1_AccountChangesRequest, rhs: Musit_Social_V1_AccountChangesRequest) -> Bool {
+    if lhs.changes != rhs.changes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

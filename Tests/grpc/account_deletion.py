@@ -1,10 +1,11 @@
-"""An account's deletion crosses services through the outbox, exactly once, across kill -9.
+"""An account's making and deletion cross services through the outbox, exactly once, across kill -9.
 
 Five processes from one binary (Accounts, Library, Social, Stats and a gateway, whose relay
 delivers the outbox). Accounts deletes only its own rows and writes `user.deleted` for
 each other service; Library deletes the user's songs and files, Social their friendships,
 requests, messages and log, telling each friend or asker left once.
 
+- With Social stopped, registering answers 201; the user's log starts when Social is back.
 - With Library and Social stopped, a deletion answers 204 (the account is gone); their
   songs and friendships go when the services are back.
 - Twenty accounts deleted from four threads while Library, Social and the gateway are
@@ -111,6 +112,21 @@ try:
     for n in survivors:
         survivors[n] = register(gw, n)
     watcher = register(gw, "watcher")
+
+    # 0. An account made while Social is down: 201 at once; its log starts when Social is back
+    #    (`user.created` through the outbox), and from then on events reach it.
+    services["social"].stop()
+    st, late = Client(gw).request("POST", "/api/v1/auth/register", {"username": "late", "password": "correct horse"})
+    check(st == 201, "with Social down, registering answers 201 (%s)" % st)
+    services["social"].start()
+    started = wait_for(lambda: rows(db, "SELECT COUNT(*) FROM eventLog WHERE userID = (SELECT id FROM user WHERE username = 'late')")[0][0] == 1
+                       and not rows(db, "SELECT COUNT(*) FROM outbox")[0][0], 10)
+    check(started is not None, "back up, Social starts the new user's log within %s s" % (started and "%.2f" % started))
+    st, _ = retry(lambda: Client(gw, survivors["keep0"]).request("POST", "/api/v1/friends/requests", {"username": "late"}), (201,))
+    heard = events(gw, late["accessToken"])
+    check(st == 201 and ("friend.request", "keep0") in heard, "and a friend request reaches it (%s, %s)" % (st, heard))
+    check(rows(db, "SELECT COUNT(*) FROM consumedOutbox WHERE source = 'accounts'")[0][0] >= 1,
+          "Social recorded the message it applied")
 
     # 1. The consumers down: the deletion is Accounts' alone, and the rest follows them back.
     token, ids, friends = make_victim("early", survivors)

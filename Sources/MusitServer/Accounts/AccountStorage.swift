@@ -153,7 +153,8 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
                 INSERT INTO user (username, displayName, passwordHash, role, bio, createdAt) VALUES (?, ?, ?, ?, '', ?)
                 """, arguments: [username, displayName, passwordHash, effective.rawValue, Date()])
             let id = db.lastInsertedRowID
-            try Self.startLog(db, user: id)
+            // Social starts the user's log from the outbox (`user.created`).
+            try Self.enqueue(db, .userCreated, [id], payload: username)
             return User(id: id, username: username, displayName: displayName,
                         passwordHash: passwordHash, role: effective, bio: "")
         }

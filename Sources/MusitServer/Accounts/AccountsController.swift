@@ -19,8 +19,12 @@ struct AccountsController: Sendable {
         let accounts = s.accounts
         auth.post("register") { request, context in
             let body = try await request.decode(as: RegisterRequest.self, context: context)
-            return EditedResponse(status: .created, response: try await accounts.register(username: body.username, password: body.password,
-                                                                                          displayName: body.displayName))
+            let session = try await accounts.register(username: body.username, password: body.password, displayName: body.displayName)
+            // The user's event log starts in Social, from the outbox: delivered before the
+            // answer, so every event for everyone reaches them from their first request
+            // (with Social down, from its return).
+            await s.outbox.deliverNow()
+            return EditedResponse(status: .created, response: session)
         }
 
         auth.post("login") { request, context in

@@ -107,8 +107,8 @@ extension PostgresStore: UserRepository {
                     INSERT INTO "user" (username, displayName, passwordHash, role, bio, createdAt)
                     VALUES (\#(username), \#(displayName), \#(passwordHash), \#(effective.rawValue), '', \#(Date())) RETURNING id
                     """#).first!
-                // The user's event log starts with the account (Social's table).
-                try await conn.query("INSERT INTO eventLog (userID, head) VALUES (\(id), 0) ON CONFLICT (userID) DO NOTHING", logger: self.logger)
+                // Social starts the user's log from the outbox (`user.created`).
+                try await self.enqueue(conn, .userCreated, [id], payload: username)
                 return User(id: id, username: username, displayName: displayName, passwordHash: passwordHash, role: effective, bio: "")
             }
         } catch where Self.isUniqueViolation(error) {

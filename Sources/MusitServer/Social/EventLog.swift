@@ -88,8 +88,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Starts `user`'s log, in the transaction that makes the account: from then on every
-    /// event for everyone reaches them.
+    /// Starts `user`'s log (`user.created` from Accounts' outbox): from then on every event
+    /// for everyone reaches them.
     static func startLog(_ db: Database, user: Int64) throws {
         try db.execute(sql: "INSERT INTO eventLog (userID, head) VALUES (?, 0) ON CONFLICT(userID) DO NOTHING", arguments: [user])
     }
@@ -180,7 +180,7 @@ extension SQLiteStore {
     static let pruneBatch = 5000
 }
 
-extension SQLiteStore: LibraryChangeConsumer {
+extension SQLiteStore: SocialOutboxConsumer {
     public func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
         let changes = messages.filter { $0.topic == .libraryChanged }
         guard !changes.isEmpty else { return [] }
@@ -199,6 +199,20 @@ extension SQLiteStore: LibraryChangeConsumer {
             return out
         }
     }
+    public func startLogs(_ messages: [OutboxMessage]) async throws {
+        let created = messages.filter { $0.topic == .userCreated }
+        guard !created.isEmpty else { return }
+        try await write { db in
+            let now = Date()
+            for message in created {
+                try db.execute(sql: "INSERT INTO consumedOutbox (source, id, at) VALUES ('accounts', ?, ?) ON CONFLICT DO NOTHING",
+                               arguments: [message.id, now])
+                guard db.changesCount > 0 else { continue }
+                try Self.startLog(db, user: message.subject)
+            }
+        }
+    }
+
     public func forgetUsers(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
         let deletions = messages.filter { $0.topic == .userDeletedSocial }
         guard !deletions.isEmpty else { return [] }

@@ -199,7 +199,7 @@ extension PostgresStore: SocialRepository {
     }
 }
 
-extension PostgresStore: LibraryChangeConsumer {
+extension PostgresStore: SocialOutboxConsumer {
     public func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
         let changes = messages.filter { $0.topic == .libraryChanged }
         guard !changes.isEmpty else { return [] }
@@ -221,6 +221,23 @@ extension PostgresStore: LibraryChangeConsumer {
             return out
         }
     }
+    public func startLogs(_ messages: [OutboxMessage]) async throws {
+        let created = messages.filter { $0.topic == .userCreated }
+        guard !created.isEmpty else { return }
+        _ = try await write { conn in
+            var fresh: Set<Int64> = []
+            for try await id in try await conn.query("""
+                INSERT INTO consumedOutbox (source, id, at) SELECT 'accounts', unnest(\(created.map(\.id))::BIGINT[]), \(Date())
+                ON CONFLICT DO NOTHING RETURNING id
+                """, logger: self.logger).decode(Int64.self) { fresh.insert(id) }
+            let users = created.filter { fresh.contains($0.id) }.map(\.subject)
+            guard !users.isEmpty else { return }
+            try await conn.query("""
+                INSERT INTO eventLog (userID, head) SELECT unnest(\(users)::BIGINT[]), 0 ON CONFLICT (userID) DO NOTHING
+                """, logger: self.logger)
+        }
+    }
+
     public func forgetUsers(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
         let deletions = messages.filter { $0.topic == .userDeletedSocial }
         guard !deletions.isEmpty else { return [] }

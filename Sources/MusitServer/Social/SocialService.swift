@@ -129,17 +129,26 @@ struct SocialService: Musit_Social_V1_Social.SimpleServiceProtocol {
         return try SocialWire.change(told(try await Self.mapped { try await social.applyLibraryChanges(messages) }))
     }
 
-    func forgetUsers(request: Musit_Social_V1_ForgetUsersRequest, context: ServerContext) async throws
+    func forgetUsers(request: Musit_Social_V1_AccountChangesRequest, context: ServerContext) async throws
         -> Musit_Social_V1_ChangeResponse {
-        guard request.deletions.count <= 1000,
-              request.deletions.allSatisfy({ $0.outboxID > 0 && $0.userID > 0 && $0.username.utf8.count <= 256 }) else {
-            throw RPCError(code: .invalidArgument,
-                           message: "deletions: at most 1,000, each with an outbox_id and a user_id above 0 and a username of at most 256 bytes")
-        }
-        let messages = request.deletions.map {
-            OutboxMessage(id: $0.outboxID, topic: .userDeletedSocial, subject: $0.userID, payload: $0.username)
-        }
+        let messages = try Self.accountChanges(request, .userDeletedSocial)
         return try SocialWire.change(told(try await Self.mapped { try await social.forgetUsers(messages) }))
+    }
+
+    func startLogs(request: Musit_Social_V1_AccountChangesRequest, context: ServerContext) async throws
+        -> Musit_Social_V1_ChangeResponse {
+        let messages = try Self.accountChanges(request, .userCreated)
+        try await Self.mapped { try await social.startLogs(messages) }
+        return .init()
+    }
+
+    static func accountChanges(_ request: Musit_Social_V1_AccountChangesRequest, _ topic: OutboxMessage.Topic) throws -> [OutboxMessage] {
+        guard request.changes.count <= 1000,
+              request.changes.allSatisfy({ $0.outboxID > 0 && $0.userID > 0 && $0.username.utf8.count <= 256 }) else {
+            throw RPCError(code: .invalidArgument,
+                           message: "changes: at most 1,000, each with an outbox_id and a user_id above 0 and a username of at most 256 bytes")
+        }
+        return request.changes.map { OutboxMessage(id: $0.outboxID, topic: topic, subject: $0.userID, payload: $0.username) }
     }
 
     func events(request: Musit_Social_V1_EventsRequest, context: ServerContext) async throws -> Musit_Social_V1_EventsResponse {
@@ -382,10 +391,22 @@ struct RemoteSocial: SocialRepository {
     }
 
     func forgetUsers(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
-        let deletions = messages.filter { $0.topic == .userDeletedSocial }
-        guard !deletions.isEmpty else { return [] }
-        let request = Musit_Social_V1_ForgetUsersRequest.with {
-            $0.deletions = deletions.map { m in
+        guard let request = Self.accountChanges(messages, .userDeletedSocial) else { return [] }
+        // Idempotent (Social records what it applied): retried while the budget lasts.
+        return try Self.events(try await link.call(idempotent: true) { try await $0.forgetUsers(request, options: $1) }) ?? []
+    }
+
+    func startLogs(_ messages: [OutboxMessage]) async throws {
+        guard let request = Self.accountChanges(messages, .userCreated) else { return }
+        // Idempotent (Social records what it applied): retried while the budget lasts.
+        _ = try await link.call(idempotent: true) { try await $0.startLogs(request, options: $1) }
+    }
+
+    static func accountChanges(_ messages: [OutboxMessage], _ topic: OutboxMessage.Topic) -> Musit_Social_V1_AccountChangesRequest? {
+        let changes = messages.filter { $0.topic == topic }
+        guard !changes.isEmpty else { return nil }
+        return .with {
+            $0.changes = changes.map { m in
                 .with {
                     $0.outboxID = m.id
                     $0.userID = m.subject
@@ -393,8 +414,6 @@ struct RemoteSocial: SocialRepository {
                 }
             }
         }
-        // Idempotent (Social records what it applied): retried while the budget lasts.
-        return try Self.events(try await link.call(idempotent: true) { try await $0.forgetUsers(request, options: $1) }) ?? []
     }
 
     func events(for user: Int64, after cursor: Int64, limit: Int) async throws -> EventSlice {

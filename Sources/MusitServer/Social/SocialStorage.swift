@@ -72,7 +72,7 @@ public protocol EventRepository: Sendable {
 
 /// Friendships and chat. Every change is one transaction with the events that
 /// report it, so no change is stored without its events, nor events without their change.
-public protocol SocialRepository: EventRepository, LibraryChangeConsumer {
+public protocol SocialRepository: EventRepository, SocialOutboxConsumer {
     func requestFriend(from: User, to: User) async throws -> (FriendRequestOutcome, [CommittedEvent])
     /// `to` accepts `from`'s request; nil when there was none.
     func acceptFriend(from: User, to: User) async throws -> [CommittedEvent]?

@@ -7,6 +7,8 @@ import PostgresNIO
 /// at all. `OutboxRelay` delivers and then removes it; the consumer is idempotent.
 public struct OutboxMessage: Sendable, Equatable {
     public enum Topic: String, Sendable {
+        /// An account was made: Social starts its event log. The payload is the user's name.
+        case userCreated = "user.created"
         /// An account was deleted: Stats forgets its plays.
         case userDeleted = "user.deleted"
         /// The same deletion for Social: the user's friendships, messages, presence and log
@@ -26,7 +28,7 @@ public struct OutboxMessage: Sendable, Equatable {
         var consumer: Consumer {
             switch self {
             case .userDeleted, .songDeleted: .stats
-            case .userDeletedSocial, .libraryChanged: .social
+            case .userCreated, .userDeletedSocial, .libraryChanged: .social
             case .userDeletedLibrary: .library
             }
         }
@@ -48,13 +50,17 @@ public struct OutboxMessage: Sendable, Equatable {
     }
 }
 
-/// Social's side of the outbox: `library.changed` messages become an event in every user's
-/// log, and `user.deleted/social` messages remove what Social keeps of the user, once per
+/// Social's side of the outbox: `user.created` messages start a user's log, `library.changed`
+/// messages become an event in every user's log, and `user.deleted/social` messages remove
+/// what Social keeps of the user, once per
 /// message whatever the number of deliveries (the ids it applied are kept, in the
 /// transaction that applies them, for as long as the logs keep events).
-public protocol LibraryChangeConsumer: Sendable {
+public protocol SocialOutboxConsumer: Sendable {
     /// Applies what was not applied before; the events committed now (none for a redelivery).
     func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent]
+    /// Starts the event logs of the users of `user.created` messages not applied before (a
+    /// redelivery after the user was forgotten starts none).
+    func startLogs(_ messages: [OutboxMessage]) async throws
     /// Forgets the users of `user.deleted/social` messages not applied before: their
     /// friendships and requests (each other side gets `friend_removed`), messages, presence
     /// and event log. The events committed now.

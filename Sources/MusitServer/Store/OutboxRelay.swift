@@ -18,7 +18,7 @@ import Synchronization
 final class OutboxRelay: Service, Sendable {
     let outbox: any OutboxRepository
     let stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>
-    let social: any LibraryChangeConsumer
+    let social: any SocialOutboxConsumer
     /// Deletes a deleted account's songs (`user.deleted/library`).
     let library: any LibraryAPI
     /// The songs Library deleted here: this process's media cache forgets them.
@@ -33,7 +33,7 @@ final class OutboxRelay: Service, Sendable {
     static let idleCheck: Duration = .seconds(2)
 
     init(outbox: any OutboxRepository, stats: ServiceLink<any Musit_Stats_V1_Stats.ClientProtocol>,
-         social: any LibraryChangeConsumer, library: any LibraryAPI, songsGone: @escaping @Sendable ([Int64]) -> Void,
+         social: any SocialOutboxConsumer, library: any LibraryAPI, songsGone: @escaping @Sendable ([Int64]) -> Void,
          announce: @escaping @Sendable ([CommittedEvent]) async -> Void, logger: Logger) {
         self.outbox = outbox
         self.stats = stats
@@ -112,6 +112,9 @@ final class OutboxRelay: Service, Sendable {
             let forSocial = messages.filter { $0.topic.consumer == .social }
             if !forSocial.isEmpty {
                 do {
+                    // In the order they were written: a user's log starts before anything is
+                    // told to everyone, and is forgotten last.
+                    try await social.startLogs(forSocial.filter { $0.topic == .userCreated })
                     var events = try await social.applyLibraryChanges(forSocial.filter { $0.topic == .libraryChanged })
                     events += try await social.forgetUsers(forSocial.filter { $0.topic == .userDeletedSocial })
                     delivered += forSocial.map(\.id)

@@ -72,6 +72,8 @@ struct PollHandlerTests {
             let tokens = await TokenService(secret: Array(repeating: 7, count: 32), accessLifetime: 900, refreshLifetime: 3600)
             let user = try await store.createUser(username: "alice", displayName: "Alice", passwordHash: "x", role: .user,
                                                   firstIsAdmin: false)
+            // Her log starts from the outbox, as the relay would start it.
+            try await store.startLogs(try await store.pendingOutbox(limit: 10))
             let logger = Logger(label: "test")
             let events = EventsController(social: store, presence: PresenceTracker(), poll: LongPoll(store: store, bus: bus),
                                           pages: EncodedPages())
