@@ -100,16 +100,15 @@ struct ServeCommand {
         }
         let provider = telemetry == nil ? nil : Telemetry.loggingMetadataProvider
         let exported = telemetry?.logHandler
-        if format == "json" || provider != nil {
-            // Lines on stderr as chosen, and the same records to the collector when exporting.
-            LoggingSystem.bootstrap({ label, provider in
-                let local: any LogHandler = format == "json"
-                    ? JSONLogHandler(label: label, service: service, metadataProvider: provider)
-                    : StreamLogHandler.standardError(label: label, metadataProvider: provider)
-                guard let exported else { return local }
-                return MultiplexLogHandler([local, exported(label)])
-            }, metadataProvider: provider)
-        }
+        // Lines on stderr as chosen, written in batches (`LogSink`: a request's line is not a
+        // system call of its own), and the same records to the collector when exporting.
+        LoggingSystem.bootstrap({ label, provider in
+            let local = SinkLogHandler(format == "json"
+                ? JSONLogHandler(label: label, service: service, metadataProvider: provider)
+                : StreamLogHandler(label: label, stream: LogSink.standardError, metadataProvider: provider))
+            guard let exported else { return local }
+            return MultiplexLogHandler([local, exported(label)])
+        }, metadataProvider: provider)
         // Each log line's timestamp goes through glibc's localtime_r, which stats
         // /etc/localtime on every call while TZ is unset: a syscall per request.
         if environment["TZ"] == nil { setenv("TZ", ":/etc/localtime", 0) }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 
-/// One JSON object per line on stderr, for people and for Loki: `time` (RFC 3339, UTC, with
+/// One JSON object per line on stderr (through `LogSink`), for people and for Loki: `time` (RFC 3339, UTC, with
 /// milliseconds), `level`, `message`, `service` (`musit-<role>`, or `OTEL_SERVICE_NAME`),
 /// `logger`, then the metadata: the request id (`hb.request.id`) and, inside a span,
 /// `trace_id` and `span_id`. Secrets never reach it (`RequestMiddleware.redacted`).
@@ -33,7 +33,7 @@ public struct JSONLogHandler: LogHandler {
         all.merge(event.metadata ?? [:], uniquingKeysWith: { $1 })
         for (k, v) in all where object[k] == nil { object[k] = Self.plain(v) }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        FileHandle.standardError.write(data + Data("\n".utf8))
+        LogSink.standardError.append(data + [UInt8(ascii: "\n")])
     }
 
     static func plain(_ v: Logger.MetadataValue) -> Any {
