@@ -3,6 +3,63 @@ import MusitAPI
 import MusitCodecs
 import PostgresNIO
 
+/// The event logs' statements inside a caller's transaction.
+extension PostgresStore {
+    /// Appends `event` to the logs of `users` inside the caller's transaction; ascending ids.
+    func appendEvent(_ conn: PostgresConnection, _ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
+        guard !users.isEmpty else { return [] }
+        let now = Date()
+        let created = now.ISO8601Format()
+        let payload = String(decoding: try event.storedPayload(), as: UTF8.self)
+        let kind = event.kind.rawValue
+        // Three statements, whatever the number of users (an event for everyone is not two
+        // per user). The first locks the user rows in ascending id order (its row locks are
+        // taken above the sort), so writers cannot deadlock on each other; the UPDATE then
+        // moves heads it already holds. The lock is the UPDATE's own, FOR NO KEY UPDATE:
+        // FOR UPDATE would also block the key-share locks that inserting a message or a
+        // log row takes on its user, and under the hammer that deadlocked thousands of times.
+        let ids = Set(users).sorted()
+        try await conn.query("SELECT userID FROM eventLog WHERE userID = ANY(\(ids)) ORDER BY userID FOR NO KEY UPDATE", logger: logger)
+        var heads: [(Int64, Int64)] = []
+        for try await r in try await conn.query("""
+            UPDATE eventLog SET head = head + 1 WHERE userID = ANY(\(ids)) RETURNING userID, head
+            """, logger: logger).decode((Int64, Int64).self) { heads.append(r) }
+        heads.sort { $0.0 < $1.0 }
+        try await conn.query("""
+            INSERT INTO userEvent (userID, seq, kind, payload, createdAt)
+            SELECT t.u, t.s, \(kind), \(payload), \(now) FROM unnest(\(heads.map(\.0)), \(heads.map(\.1))) AS t(u, s)
+            """, logger: logger)
+        let out = heads.map { id, seq in
+            var e = event
+            e.id = seq
+            e.createdAt = created
+            return CommittedEvent(userID: id, event: e)
+        }
+        var told = event
+        told.createdAt = created
+        try await notify(conn, event: told, heads: heads)
+        return out
+    }
+
+    /// Tells every instance of an event at commit (see `PostgresEventRelay`): with the event
+    /// itself when it is small, so their polls answer from memory instead of each reading
+    /// its log; else only the heads, and they read.
+    func notify(_ conn: PostgresConnection, event: ServerEvent, heads: [(Int64, Int64)]) async throws {
+        let items = heads.map { "\($0.0):\($0.1)" }
+        let payloads = (try? JSONEncoder().encode(event)).flatMap { json in
+            PostgresEventRelay.eventPayloads(items, event: String(decoding: json, as: UTF8.self), instance: instance)
+        } ?? PostgresEventRelay.payloads(items, instance: instance)
+        for payload in payloads {
+            try await conn.query("SELECT pg_notify(\(PostgresEventRelay.channel), \(payload))", logger: logger)
+        }
+    }
+
+    /// Every user with a log, for events that concern everyone (the library changed).
+    func allUsers(_ conn: PostgresConnection) async throws -> [Int64] {
+        try await int64s(conn, "SELECT userID FROM eventLog")
+    }
+}
+
 extension PostgresStore: SocialRepository {
     public func appendEvent(_ event: ServerEvent, to users: [Int64]) async throws -> [CommittedEvent] {
         guard !users.isEmpty else { return [] }

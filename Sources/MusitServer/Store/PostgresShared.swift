@@ -187,3 +187,26 @@ final class PostgresPresence: PresenceRepository {
         }
     }
 }
+
+/// Statements every repository on PostgreSQL uses.
+extension PostgresStore {
+    func int64s(_ conn: PostgresConnection, _ query: PostgresQuery) async throws -> [Int64] {
+        var out: [Int64] = []
+        for try await v in try await conn.query(query, logger: logger).decode(Int64.self) { out.append(v) }
+        return out
+    }
+
+    func rowCount(_ conn: PostgresConnection, _ query: PostgresQuery) async throws -> Int {
+        // "RETURNING 1" rows stand for the rows a statement changed.
+        var n = 0
+        for try await _ in try await conn.query(query, logger: logger) { n += 1 }
+        return n
+    }
+
+    /// Tells every instance at commit, or never (see `PostgresEventRelay`).
+    func notify(_ conn: PostgresConnection, _ items: [String]) async throws {
+        for payload in PostgresEventRelay.payloads(items, instance: instance) {
+            try await conn.query("SELECT pg_notify(\(PostgresEventRelay.channel), \(payload))", logger: logger)
+        }
+    }
+}
