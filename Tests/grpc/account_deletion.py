@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, check, finish, free_port, register, variant, wait_for  # noqa: E402
+from common import SERVICES, Client, check, finish, register, start_split, variant, wait_for  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AUDIO = os.environ.get("MUSIT_TEST_AUDIO", os.path.join(ROOT, ".build", "test-audio"))
@@ -67,17 +67,9 @@ def rows(db, sql, args=()):
         c.close()
 
 
-names = ("accounts", "library", "social", "stats")
-ports = {s: free_port() for s in names}
-first = Server(args=["--role", "accounts", "--grpc-port", str(ports["accounts"])], log_name="accounts.log")
-data = first.data
-services = {"accounts": first}
-for s in names[1:]:
-    services[s] = Server(data=data, args=["--role", s, "--grpc-port", str(ports[s])], log_name=s + ".log")
-gateway = Server(data=data, log_name="gateway.log",
-                 args=["--role", "gateway"] + sum((["--" + s, "127.0.0.1:%d" % p] for s, p in ports.items()), []))
-for s in list(services.values()) + [gateway]:
-    s.start()
+names = SERVICES
+services, ports, gateway = start_split()
+data = gateway.data
 gw = gateway.port
 db = os.path.join(data, "musit.sqlite")
 media = os.path.join(data, "media")

@@ -34,7 +34,7 @@ import grpc
 from grpc_health.v1 import health_pb2 as std_health, health_pb2_grpc as std_health_grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sync"))
-from common import Client, Server, check, finish, free_port, register, variant, wait_for  # noqa: E402
+from common import SERVICES, Client, Server, check, finish, register, start_split, variant, wait_for  # noqa: E402
 import stubs  # noqa: E402
 from stubs import code_of  # noqa: E402
 
@@ -68,17 +68,9 @@ def upload(port, token, data, timeout=30):
     return Client(port, token, timeout=timeout).request("POST", "/api/v1/songs", data, headers={"Content-Type": "audio/mpeg"})
 
 
-names = ("accounts", "library", "social", "stats")
-ports = {s: free_port() for s in names}
-first = Server(args=["--role", "accounts", "--grpc-port", str(ports["accounts"])], log_name="accounts.log")
-data = first.data
-services = {"accounts": first}
-for s in names[1:]:
-    services[s] = Server(data=data, args=["--role", s, "--grpc-port", str(ports[s])], log_name=s + ".log")
-gateway = Server(data=data, log_name="gateway.log",
-                 args=["--role", "gateway"] + sum((["--" + s, "127.0.0.1:%d" % p] for s, p in ports.items()), []))
-for s in list(services.values()) + [gateway]:
-    s.start()
+names = SERVICES
+services, ports, gateway = start_split()
+data = gateway.data
 library = services["library"]
 channel = grpc.insecure_channel("127.0.0.1:%d" % ports["library"])
 stub = pb_grpc.LibraryStub(channel)

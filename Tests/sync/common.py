@@ -144,6 +144,25 @@ class Client:
             self.conn = None
 
 
+SERVICES = ("accounts", "library", "social", "stats")
+
+
+def start_split():
+    """The five processes on one data directory, started: each service alone (`--role`) on a
+    gRPC port of its own, and a gateway naming them. Returns (services by name, their gRPC
+    ports, the gateway); each can be stopped, killed and started again on its own."""
+    ports = {s: free_port() for s in SERVICES}
+    first = Server(args=["--role", "accounts", "--grpc-port", str(ports["accounts"])], log_name="accounts.log")
+    services = {"accounts": first}
+    for s in SERVICES[1:]:
+        services[s] = Server(data=first.data, args=["--role", s, "--grpc-port", str(ports[s])], log_name=s + ".log")
+    gateway = Server(data=first.data, log_name="gateway.log",
+                     args=["--role", "gateway"] + sum((["--" + s, "127.0.0.1:%d" % p] for s, p in ports.items()), []))
+    for s in list(services.values()) + [gateway]:
+        s.start()
+    return services, ports, gateway
+
+
 def register(port, name, password="correct horse"):
     status, body = Client(port).request("POST", "/api/v1/auth/register", {"username": name, "password": password})
     assert status == 201, (status, body)
