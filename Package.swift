@@ -159,6 +159,7 @@ let package = Package(
         .testTarget(name: "MusitViewModelTests", dependencies: ["MusitArt", "MusitImage", "MusitViewModel", "MusitRender", "MusitLibrary", "MusitTestSupport"]),
         .testTarget(name: "MusitServerTests", dependencies: [
             "MusitServer", "MusitAPI", "MusitCodecs", "MusitTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
