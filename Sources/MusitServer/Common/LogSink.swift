@@ -7,7 +7,7 @@ import Synchronization
 /// all that waits, so a busy server does not make a system call per request. A line that
 /// fills the buffer is written by its caller at once; the rest by a thread of the sink's
 /// own, never by the event loops or the cooperative pool. Whatever waits is written at
-/// exit and at shutdown (`flush`); a kill -9 loses at most `interval` of lines.
+/// exit; a kill -9 loses at most `interval` of lines.
 public final class LogSink: TextOutputStream, Sendable {
     public static let standardError = LogSink(descriptor: 2)
 
@@ -73,8 +73,9 @@ public final class LogSink: TextOutputStream, Sendable {
     }
 }
 
-/// A handler writing through `LogSink`, with warnings and worse written at once (and what
-/// waited before them): a problem is on stderr when it happens, not 100 ms later.
+/// A handler writing through `LogSink`, with notices and worse written at once (and what
+/// waited before them): what is worth noting (a migration applied, a cap reached, a
+/// problem) is on stderr when it happens, not 100 ms later; the request lines (info) wait.
 public struct SinkLogHandler: LogHandler {
     private var inner: any LogHandler
 
@@ -84,7 +85,7 @@ public struct SinkLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         inner.log(event: event)
-        if event.level >= .warning { LogSink.standardError.flush() }
+        if event.level >= .notice { LogSink.standardError.flush() }
     }
 
     public var logLevel: Logger.Level {
