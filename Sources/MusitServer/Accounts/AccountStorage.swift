@@ -48,8 +48,8 @@ public protocol UserRepository: UserDirectory {
                     firstIsAdmin: Bool) async throws -> User
     /// Deletes the user and their refresh tokens, and writes `user.deleted` to the outbox for
     /// each service that keeps something of theirs (Stats, Social, Library), in one
-    /// transaction. False when there was no such user.
-    func deleteUser(_ user: User) async throws -> Bool
+    /// transaction; nothing when there is no such user.
+    func deleteUser(_ user: User) async throws
     /// Sets what is given of the profile; the user as now stored, nil when there is none.
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User?
 }
@@ -186,12 +186,11 @@ public final class SQLiteStore: UserRepository, RefreshTokenRepository {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user") ?? 0 }
     }
 
-    public func deleteUser(_ user: User) async throws -> Bool {
+    public func deleteUser(_ user: User) async throws {
         try await write { db in
             try db.execute(sql: "DELETE FROM user WHERE id = ?", arguments: [user.id])
-            guard db.changesCount > 0 else { return false }
-            try Self.enqueueUserDeleted(db, user)
-            return true
+            guard db.changesCount > 0 else { return }
+            for topic in OutboxMessage.Topic.accountDeletion { try Self.enqueue(db, topic, [user.id], payload: user.username) }
         }
     }
 

@@ -113,7 +113,7 @@ struct LocalAccounts: AccountsAPI {
             throw Problem(status: 403, title: "Forbidden", detail: "Wrong password: the account was not deleted")
         }
         try await throttle.succeeded(account: me.username, address: address)
-        _ = try await users.deleteUser(me)
+        try await users.deleteUser(me)
     }
 
     func updateProfile(userID: Int64, displayName: String?, bio: String?) async throws -> User? {

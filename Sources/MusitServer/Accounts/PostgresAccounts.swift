@@ -64,14 +64,11 @@ extension PostgresStore: UserRepository {
         try await read { conn in Int(try await self.int64s(conn, #"SELECT COUNT(*) FROM "user""#).first ?? 0) }
     }
 
-    public func deleteUser(_ user: User) async throws -> Bool {
+    public func deleteUser(_ user: User) async throws {
         try await write { conn in
-            guard try await self.rowCount(conn, #"DELETE FROM "user" WHERE id = \#(user.id) RETURNING 1"#) > 0 else { return false }
+            guard try await self.rowCount(conn, #"DELETE FROM "user" WHERE id = \#(user.id) RETURNING 1"#) > 0 else { return }
             try await self.notify(conn, ["u:\(user.id)"])
-            try await self.enqueue(conn, .userDeleted, [user.id])
-            try await self.enqueue(conn, .userDeletedSocial, [user.id], payload: user.username)
-            try await self.enqueue(conn, .userDeletedLibrary, [user.id], payload: user.username)
-            return true
+            for topic in OutboxMessage.Topic.accountDeletion { try await self.enqueue(conn, topic, [user.id], payload: user.username) }
         }
     }
 }

@@ -242,10 +242,7 @@ struct LocalLibrary: LibraryAPI {
             // The transaction failed after the files were placed (a failed commit): take
             // them back, unless the id has since become another upload's.
             if let id = placed.id.withLock({ $0 }) {
-                try? await songs.discardFiles(of: id) {
-                    try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
-                    try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
-                }
+                try? await songs.discardFiles(of: id) { Self.removeFiles(of: [id], in: media) }
             }
             throw error
         }
@@ -268,10 +265,7 @@ struct LocalLibrary: LibraryAPI {
             // next start removes; never a row without its file. Ids are not reused, so
             // no later song can own these names. Open streams read the unlinked file on.
             let media = media
-            _ = try? await SongRoutes.runBlocking {
-                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
-                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
-            }
+            _ = try? await SongRoutes.runBlocking { Self.removeFiles(of: [id], in: media) }
         }
     }
 
@@ -281,13 +275,17 @@ struct LocalLibrary: LibraryAPI {
         // After the commit, as for one song: a crash in between leaves files without a row,
         // which the next start removes.
         let media = media
-        _ = try? await SongRoutes.runBlocking {
-            for id in ids {
-                try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
-                try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
-            }
-        }
+        _ = try? await SongRoutes.runBlocking { Self.removeFiles(of: ids, in: media) }
         return ids
+    }
+
+    /// Removes the songs' audio and cover files (blocking: off the pool). A file already
+    /// gone is no error.
+    static func removeFiles(of ids: [Int64], in media: String) {
+        for id in ids {
+            try? FileManager.default.removeItem(atPath: SongRoutes.audioPath(media, id))
+            try? FileManager.default.removeItem(atPath: SongRoutes.coverPath(media, id))
+        }
     }
 
     func totals() async throws -> (songs: Int, bytes: Int64) { try await songs.libraryTotals() }

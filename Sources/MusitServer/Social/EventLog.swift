@@ -181,33 +181,36 @@ extension SQLiteStore {
 }
 
 extension SQLiteStore: SocialOutboxConsumer {
+    /// Records an outbox message as applied, in the transaction that applies it; false when
+    /// it was applied before (a redelivery), which then changes nothing.
+    static func firstDelivery(_ db: Database, source: String, id: Int64) throws -> Bool {
+        try db.execute(sql: "INSERT INTO consumedOutbox (source, id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                       arguments: [source, id, Date()])
+        return db.changesCount > 0
+    }
+
     public func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
         let changes = messages.filter { $0.topic == .libraryChanged }
         guard !changes.isEmpty else { return [] }
         return try await write { db in
             let users = try Self.allUsers(db)
             var out: [CommittedEvent] = []
-            let now = Date()
             for message in changes {
                 // Applied before (a redelivery): nothing to do. Recorded with the events it
                 // appends, so the two commit together.
-                try db.execute(sql: "INSERT INTO consumedOutbox (source, id, at) VALUES ('library', ?, ?) ON CONFLICT DO NOTHING",
-                               arguments: [message.id, now])
-                guard db.changesCount > 0 else { continue }
+                guard try Self.firstDelivery(db, source: "library", id: message.id) else { continue }
                 out += try Self.appendEvent(db, .draft(.libraryChanged, user: message.payload), to: users)
             }
             return out
         }
     }
+
     public func startLogs(_ messages: [OutboxMessage]) async throws {
         let created = messages.filter { $0.topic == .userCreated }
         guard !created.isEmpty else { return }
         try await write { db in
-            let now = Date()
             for message in created {
-                try db.execute(sql: "INSERT INTO consumedOutbox (source, id, at) VALUES ('accounts', ?, ?) ON CONFLICT DO NOTHING",
-                               arguments: [message.id, now])
-                guard db.changesCount > 0 else { continue }
+                guard try Self.firstDelivery(db, source: "accounts", id: message.id) else { continue }
                 try Self.startLog(db, user: message.subject)
             }
         }
@@ -218,11 +221,8 @@ extension SQLiteStore: SocialOutboxConsumer {
         guard !deletions.isEmpty else { return [] }
         return try await write { db in
             var out: [CommittedEvent] = []
-            let now = Date()
             for message in deletions {
-                try db.execute(sql: "INSERT INTO consumedOutbox (source, id, at) VALUES ('accounts', ?, ?) ON CONFLICT DO NOTHING",
-                               arguments: [message.id, now])
-                guard db.changesCount > 0 else { continue }
+                guard try Self.firstDelivery(db, source: "accounts", id: message.id) else { continue }
                 let user = message.subject
                 // Whoever is left on the other side of a friendship or request. One who was
                 // deleted too and forgotten first has no row with this user any more.

@@ -257,6 +257,18 @@ extension PostgresStore: SocialRepository {
 }
 
 extension PostgresStore: SocialOutboxConsumer {
+    /// Records outbox messages as applied, in the transaction that applies them; the ids not
+    /// applied before. Another deliverer's insert of the same id at the same moment waits for
+    /// this one's commit and then finds the row.
+    func firstDeliveries(_ conn: PostgresConnection, source: String, ids: [Int64]) async throws -> Set<Int64> {
+        var fresh: Set<Int64> = []
+        for try await id in try await conn.query("""
+            INSERT INTO consumedOutbox (source, id, at) SELECT \(source), unnest(\(ids)::BIGINT[]), \(Date())
+            ON CONFLICT DO NOTHING RETURNING id
+            """, logger: logger).decode(Int64.self) { fresh.insert(id) }
+        return fresh
+    }
+
     public func applyLibraryChanges(_ messages: [OutboxMessage]) async throws -> [CommittedEvent] {
         let changes = messages.filter { $0.topic == .libraryChanged }
         guard !changes.isEmpty else { return [] }
@@ -264,11 +276,7 @@ extension PostgresStore: SocialOutboxConsumer {
             // Applied before (a redelivery, or another deliverer's at the same moment: its
             // insert waits for this one's commit and then finds the row): skipped. Recorded
             // with the events it appends, so the two commit together.
-            var fresh: Set<Int64> = []
-            for try await id in try await conn.query("""
-                INSERT INTO consumedOutbox (source, id, at) SELECT 'library', unnest(\(changes.map(\.id))::BIGINT[]), \(Date())
-                ON CONFLICT DO NOTHING RETURNING id
-                """, logger: self.logger).decode(Int64.self) { fresh.insert(id) }
+            let fresh = try await self.firstDeliveries(conn, source: "library", ids: changes.map(\.id))
             guard !fresh.isEmpty else { return [] }
             let users = try await self.allUsers(conn)
             var out: [CommittedEvent] = []
@@ -282,11 +290,7 @@ extension PostgresStore: SocialOutboxConsumer {
         let created = messages.filter { $0.topic == .userCreated }
         guard !created.isEmpty else { return }
         _ = try await write { conn in
-            var fresh: Set<Int64> = []
-            for try await id in try await conn.query("""
-                INSERT INTO consumedOutbox (source, id, at) SELECT 'accounts', unnest(\(created.map(\.id))::BIGINT[]), \(Date())
-                ON CONFLICT DO NOTHING RETURNING id
-                """, logger: self.logger).decode(Int64.self) { fresh.insert(id) }
+            let fresh = try await self.firstDeliveries(conn, source: "accounts", ids: created.map(\.id))
             let users = created.filter { fresh.contains($0.id) }.map(\.subject)
             guard !users.isEmpty else { return }
             try await conn.query("""
@@ -299,11 +303,7 @@ extension PostgresStore: SocialOutboxConsumer {
         let deletions = messages.filter { $0.topic == .userDeletedSocial }
         guard !deletions.isEmpty else { return [] }
         return try await write { conn in
-            var fresh: Set<Int64> = []
-            for try await id in try await conn.query("""
-                INSERT INTO consumedOutbox (source, id, at) SELECT 'accounts', unnest(\(deletions.map(\.id))::BIGINT[]), \(Date())
-                ON CONFLICT DO NOTHING RETURNING id
-                """, logger: self.logger).decode(Int64.self) { fresh.insert(id) }
+            let fresh = try await self.firstDeliveries(conn, source: "accounts", ids: deletions.map(\.id))
             var out: [CommittedEvent] = []
             for message in deletions where fresh.contains(message.id) {
                 let user = message.subject

@@ -23,6 +23,10 @@ public struct OutboxMessage: Sendable, Equatable {
         /// (`library.changed` in each log). The payload is the name of who changed it.
         case libraryChanged = "library.changed"
 
+        /// An account's deletion: one message for each service that keeps something of the
+        /// user, with the user's name.
+        static let accountDeletion: [Topic] = [.userDeleted, .userDeletedSocial, .userDeletedLibrary]
+
         /// Who consumes the message. A change several services must see is one message per
         /// consumer, so that each is removed when its consumer answered.
         var consumer: Consumer {
@@ -165,13 +169,6 @@ extension SQLiteStore: OutboxRepository {
             try db.execute(sql: "INSERT INTO outbox (topic, subject, payload, createdAt) VALUES (?, ?, ?, ?)",
                            arguments: [topic.rawValue, subject, payload, now])
         }
-    }
-
-    /// An account's deletion, for every service that keeps something of the user.
-    static func enqueueUserDeleted(_ db: Database, _ user: User) throws {
-        try enqueue(db, .userDeleted, [user.id])
-        try enqueue(db, .userDeletedSocial, [user.id], payload: user.username)
-        try enqueue(db, .userDeletedLibrary, [user.id], payload: user.username)
     }
 
     public func pendingOutbox(limit: Int) async throws -> [OutboxMessage] {
